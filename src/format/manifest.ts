@@ -1,0 +1,209 @@
+import { StrataError } from '../errors.js';
+import type { Store, StoreNamespace } from '../store/store.js';
+import { MAGIC_MANIFEST, RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, decodeHead, encodeRecord } from './record.js';
+
+/**
+ * The volume manifest: which layers exist, how they stack, which one is active, and the named
+ * snapshots. It lives in two slots (`manifest.0`, `manifest.1`); each commit writes the next
+ * generation into the slot not holding the current one and flushes it, so a torn commit leaves
+ * the previous generation intact and opening picks the newest valid slot. No rename or backend
+ * transaction is needed, so the same scheme works on raw devices, OPFS and IndexedDB.
+ */
+export const MANIFEST_FORMAT = 'stratadisk-volume';
+export const MANIFEST_VERSION = 1;
+export const MANIFEST_SLOTS = ['manifest.0', 'manifest.1'] as const;
+/** Manifests are small (a few hundred bytes per layer); anything larger is not ours. */
+export const MAX_MANIFEST_BYTES = 16 << 20;
+const KIND_MANIFEST = 2;
+
+export interface LayerRecord {
+  id: string;
+  parent: string | null;
+  sealed: boolean;
+  /** content ID of a sealed layer (null while active) */
+  contentId: string | null;
+  created: string;
+}
+
+export interface SnapshotRecord {
+  name: string;
+  layer: string;
+  created: string;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  version: number;
+  uuid: string;
+  size: number;
+  blockSize: number;
+  layers: LayerRecord[];
+  active: string;
+  snapshots: SnapshotRecord[];
+  nextLayer: number;
+}
+
+export const MIN_BLOCK_SIZE = 4096;
+export const MAX_BLOCK_SIZE = 1 << 20;
+/** Block indices are u32 in the bitmap kernels. */
+export const MAX_BLOCKS = 2 ** 32;
+export const LAYER_ID = /^L[0-9]{6,12}$/;
+export const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$/;
+
+export function layerId(n: number): string {
+  return `L${String(n).padStart(6, '0')}`;
+}
+
+export function checkBlockSize(blockSize: number): void {
+  if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || (blockSize & (blockSize - 1)) !== 0) {
+    throw new StrataError('invalid-argument', `Block size ${blockSize} is not allowed: use a power of two from 4K to 1M (default 64K).`);
+  }
+}
+
+export function checkVolumeSize(size: number, blockSize: number): void {
+  if (!Number.isSafeInteger(size) || size < 0) throw new StrataError('invalid-argument', `Volume size ${size} is not a whole number of bytes.`);
+  if (Math.ceil(size / blockSize) > MAX_BLOCKS) {
+    throw new StrataError('invalid-argument', `Volume size ${size} needs more than 2^32 blocks of ${blockSize} bytes; use a larger block size.`);
+  }
+}
+
+/** Throws `corrupt` unless `m` is a well-formed manifest (every reference resolves, no cycles). */
+export function validateManifest(m: unknown, what = 'The volume manifest'): asserts m is Manifest {
+  const bad = (d: string): never => {
+    throw corrupt(what, d);
+  };
+  if (typeof m !== 'object' || m === null) bad('not an object');
+  const x = m as Record<string, unknown>;
+  if (x.format !== MANIFEST_FORMAT) bad('wrong format tag');
+  if (x.version !== MANIFEST_VERSION) {
+    throw new StrataError('unsupported', `${what} has format version ${String(x.version)}; this stratadisk reads version ${MANIFEST_VERSION}. Upgrade stratadisk.`);
+  }
+  if (typeof x.uuid !== 'string' || x.uuid.length > 64) bad('bad uuid');
+  if (typeof x.blockSize !== 'number' || typeof x.size !== 'number') bad('bad size');
+  try {
+    checkBlockSize(x.blockSize as number);
+    checkVolumeSize(x.size as number, x.blockSize as number);
+  } catch {
+    bad('size or block size out of range');
+  }
+  if (!Array.isArray(x.layers) || !Array.isArray(x.snapshots)) bad('missing lists');
+  if (typeof x.nextLayer !== 'number' || !Number.isSafeInteger(x.nextLayer)) bad('bad layer counter');
+  const layers = new Map<string, LayerRecord>();
+  for (const l of x.layers as unknown[]) {
+    const r = l as LayerRecord;
+    if (typeof r !== 'object' || r === null || typeof r.id !== 'string' || !LAYER_ID.test(r.id) || layers.has(r.id)) bad('bad layer entry');
+    if (!(r.parent === null || (typeof r.parent === 'string' && LAYER_ID.test(r.parent)))) bad(`bad parent of ${r.id}`);
+    if (typeof r.sealed !== 'boolean' || !(r.contentId === null || typeof r.contentId === 'string')) bad(`bad flags of ${r.id}`);
+    if (Number(r.id.slice(1)) >= (x.nextLayer as number)) bad(`layer ${r.id} is newer than the layer counter`);
+    layers.set(r.id, r);
+  }
+  for (const r of layers.values()) {
+    if (r.parent !== null && !layers.has(r.parent)) bad(`layer ${r.id} has a missing parent ${r.parent}`);
+    // Walk up; a chain longer than the number of layers has a cycle.
+    let p: string | null = r.parent;
+    for (let steps = 0; p !== null; steps++) {
+      if (steps > layers.size) bad('the layer tree has a cycle');
+      p = layers.get(p)!.parent;
+    }
+  }
+  const active = layers.get(x.active as string);
+  if (!active || active.sealed) bad('the active layer is missing or sealed');
+  const names = new Set<string>();
+  for (const s of x.snapshots as unknown[]) {
+    const r = s as SnapshotRecord;
+    if (typeof r !== 'object' || r === null || typeof r.name !== 'string' || !SNAPSHOT_NAME.test(r.name) || names.has(r.name)) bad('bad snapshot entry');
+    const l = layers.get(r.layer);
+    if (!l || !l.sealed) bad(`snapshot ${r.name} points at a missing or unsealed layer`);
+    names.add(r.name);
+  }
+}
+
+export class ManifestStore {
+  private constructor(
+    private readonly ns: StoreNamespace,
+    public generation: number,
+    public manifest: Manifest,
+  ) {}
+
+  /** Write generation 1 of a new volume. Fails with `exists` if a manifest is already there. */
+  static async create(ns: StoreNamespace, manifest: Manifest): Promise<ManifestStore> {
+    for (const name of MANIFEST_SLOTS) {
+      if (await ns.exists(name)) throw new StrataError('exists', `A volume already exists here (${name} found); open it, or choose an empty directory.`);
+    }
+    validateManifest(manifest);
+    // Both slots exist from the start, so "no manifest here" is never confused with a torn first commit.
+    for (const name of MANIFEST_SLOTS) {
+      const s = await ns.open(name, { create: true });
+      await s.flush();
+      await s.close();
+    }
+    await ns.sync();
+    const ms = new ManifestStore(ns, 0, manifest);
+    await ms.commit(manifest);
+    return ms;
+  }
+
+  /** Read both slots and take the newest valid generation. */
+  static async open(ns: StoreNamespace): Promise<ManifestStore> {
+    let best: { gen: number; m: Manifest } | null = null;
+    let found = 0;
+    let lastError: unknown = null;
+    for (const name of MANIFEST_SLOTS) {
+      if (!(await ns.exists(name))) continue;
+      found++;
+      const store = await ns.open(name, { readOnly: true });
+      try {
+        const got = await readSlot(store, name);
+        if (got && (!best || got.gen > best.gen)) best = got;
+      } catch (e) {
+        lastError = e;
+      } finally {
+        await store.close();
+      }
+    }
+    if (found === 0) throw new StrataError('not-found', 'No stratadisk volume here (no manifest). Create one with `stratadisk create DIR --size 1G`.');
+    if (!best) {
+      if (lastError instanceof StrataError && lastError.code === 'unsupported') throw lastError;
+      throw corrupt('The volume manifest', 'neither manifest slot holds a valid generation');
+    }
+    return new ManifestStore(ns, best.gen, best.m);
+  }
+
+  /** Make `next` the current manifest: write generation+1 into the other slot and flush it. */
+  async commit(next: Manifest): Promise<void> {
+    validateManifest(next, 'The new manifest');
+    const gen = this.generation + 1;
+    const payload = new TextEncoder().encode(JSON.stringify(next));
+    if (payload.length > MAX_MANIFEST_BYTES) throw new StrataError('quota', `The manifest would be ${payload.length} bytes; delete some snapshots first.`);
+    const rec = encodeRecord({ magic: MAGIC_MANIFEST, kind: KIND_MANIFEST, version: MANIFEST_VERSION, seq: gen, length: payload.length }, payload);
+    const store = await this.ns.open(MANIFEST_SLOTS[gen % 2]!, { create: true });
+    try {
+      await store.write(0, rec);
+      await store.flush();
+    } finally {
+      await store.close();
+    }
+    this.generation = gen;
+    this.manifest = next;
+  }
+}
+
+async function readSlot(store: Store, name: string): Promise<{ gen: number; m: Manifest } | null> {
+  if (store.size < RECORD_OVERHEAD) return null;
+  const head = decodeHead(await store.read(0, RECORD_HEADER), MAGIC_MANIFEST, MAX_MANIFEST_BYTES);
+  if (!head || head.kind !== KIND_MANIFEST) return null;
+  if (head.version !== MANIFEST_VERSION) {
+    throw new StrataError('unsupported', `${name} has format version ${head.version}; this stratadisk reads version ${MANIFEST_VERSION}. Upgrade stratadisk.`);
+  }
+  if (RECORD_OVERHEAD + head.length > store.size) return null;
+  const whole = await store.read(0, RECORD_OVERHEAD + head.length);
+  if (!checksumOk(whole, head.length)) return null;
+  let m: unknown;
+  try {
+    m = JSON.parse(new TextDecoder().decode(whole.subarray(RECORD_HEADER, RECORD_HEADER + head.length)));
+  } catch {
+    return null;
+  }
+  validateManifest(m, name);
+  return { gen: head.seq, m };
+}

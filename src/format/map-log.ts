@@ -1,0 +1,199 @@
+import { StrataError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { MAGIC_MAP, RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, decodeHead, encodeRecord } from './record.js';
+
+/**
+ * The block map of one layer, kept as an append-only log of checksummed records on its own
+ * store (`<layer>.map`). The first record names the layer and its block size; each later record
+ * carries a batch of entries, written in one call by one flush, so a crash can tear only the
+ * last record and recovery drops exactly the batch that was never acknowledged.
+ *
+ * Entry (28 bytes): block index (u64 LE), slot (i32 LE: >= 0 data slot, -2 known zero,
+ * -1 absent), XXH3-128 of the block's data (16 bytes, zero for non-data entries).
+ */
+export const ENTRY_SIZE = 28;
+export const SLOT_ABSENT = -1;
+export const SLOT_ZERO = -2;
+export const MAP_FORMAT_VERSION = 1;
+const KIND_HEADER = 0;
+const KIND_ENTRIES = 1;
+/** Largest payload we ever write; anything claiming more is not ours and is never allocated. */
+export const MAX_MAP_PAYLOAD = 1 << 20;
+const ENTRIES_PER_RECORD = Math.floor(MAX_MAP_PAYLOAD / ENTRY_SIZE);
+const READ_CHUNK = 4 << 20;
+
+export interface MapHeader {
+  layer: string;
+  blockSize: number;
+}
+
+/** Pending entries, packed, waiting for the next flush. */
+export class EntryBuffer {
+  bytes = new Uint8Array(ENTRY_SIZE * 64);
+  count = 0;
+
+  push(block: number, slot: number, hash: Uint8Array | null, hashOffset = 0): void {
+    const at = this.count * ENTRY_SIZE;
+    if (at + ENTRY_SIZE > this.bytes.length) {
+      const next = new Uint8Array(this.bytes.length * 2);
+      next.set(this.bytes);
+      this.bytes = next;
+    }
+    const v = new DataView(this.bytes.buffer, this.bytes.byteOffset + at, ENTRY_SIZE);
+    v.setUint32(0, block % 2 ** 32, true);
+    v.setUint32(4, Math.floor(block / 2 ** 32), true);
+    v.setInt32(8, slot, true);
+    if (hash) this.bytes.set(hash.subarray(hashOffset, hashOffset + 16), at + 12);
+    else this.bytes.fill(0, at + 12, at + 28);
+    this.count++;
+  }
+
+  clear(): void {
+    this.count = 0;
+  }
+}
+
+export type EntrySink = (packed: Uint8Array, count: number) => void;
+
+export class MapLog {
+  /** byte offset where the next record goes */
+  end: number;
+  /** sequence number of the last valid record */
+  seq: number;
+
+  private constructor(readonly store: Store, end: number, seq: number, readonly header: MapHeader) {
+    this.end = end;
+    this.seq = seq;
+  }
+
+  /** Write a fresh log holding only its header record, and flush it. */
+  static async create(store: Store, header: MapHeader): Promise<MapLog> {
+    const payload = new TextEncoder().encode(JSON.stringify({ layer: header.layer, blockSize: header.blockSize }));
+    const rec = encodeRecord({ magic: MAGIC_MAP, kind: KIND_HEADER, version: MAP_FORMAT_VERSION, seq: 0, length: payload.length }, payload);
+    if (store.size !== 0) await store.truncate(0);
+    await store.write(0, rec);
+    await store.flush();
+    return new MapLog(store, rec.length, 0, header);
+  }
+
+  /**
+   * Read the whole log, handing each batch of entries to `sink`. A bad record followed by no
+   * valid later record is a torn tail (the last flush never completed) and is cut off when the
+   * store is writable; a bad record followed by a valid one is corruption and throws `corrupt`.
+   */
+  static async open(store: Store, expect: MapHeader, sink: EntrySink, what: string): Promise<MapLog> {
+    const reader = new ChunkReader(store);
+    const first = await readRecord(reader, 0, -1);
+    if (!first || first.kind !== KIND_HEADER) throw corrupt(what, 'the map header record is missing or unreadable');
+    let header: MapHeader;
+    try {
+      header = JSON.parse(new TextDecoder().decode(first.payload)) as MapHeader;
+    } catch {
+      throw corrupt(what, 'the map header is not valid JSON');
+    }
+    if (header.layer !== expect.layer || header.blockSize !== expect.blockSize) {
+      throw corrupt(what, `the map belongs to layer ${String(header.layer)} with block size ${String(header.blockSize)}, expected ${expect.layer}/${expect.blockSize}`);
+    }
+    let at = first.next;
+    let seq = 0;
+    for (;;) {
+      if (at >= store.size) break;
+      const rec = await readRecord(reader, at, seq);
+      if (!rec) {
+        if (await anyValidAfter(reader, at + 1, seq)) throw corrupt(what, `a record at byte ${at} is damaged but later records exist`);
+        break;
+      }
+      if (rec.kind !== KIND_ENTRIES || rec.payload.length % ENTRY_SIZE !== 0) throw corrupt(what, `unexpected record kind ${rec.kind} at byte ${at}`);
+      sink(rec.payload, rec.payload.length / ENTRY_SIZE);
+      seq = rec.seq;
+      at = rec.next;
+    }
+    const log = new MapLog(store, at, seq, header);
+    if (!store.readOnly && store.size > at) {
+      // Cut the torn tail so stale bytes can never be mistaken for records later.
+      await store.truncate(at);
+      await store.flush();
+    }
+    return log;
+  }
+
+  /** Append the entries as records in one write. The caller flushes data first and the log after. */
+  async append(entries: EntryBuffer): Promise<void> {
+    if (entries.count === 0) return;
+    const records = Math.ceil(entries.count / ENTRIES_PER_RECORD);
+    const out = new Uint8Array(entries.count * ENTRY_SIZE + records * RECORD_OVERHEAD);
+    let pos = 0;
+    let seq = this.seq;
+    for (let i = 0; i < entries.count; i += ENTRIES_PER_RECORD) {
+      const n = Math.min(ENTRIES_PER_RECORD, entries.count - i);
+      const payload = entries.bytes.subarray(i * ENTRY_SIZE, (i + n) * ENTRY_SIZE);
+      seq++;
+      encodeRecord({ magic: MAGIC_MAP, kind: KIND_ENTRIES, version: MAP_FORMAT_VERSION, seq, length: payload.length }, payload, out, pos);
+      pos += RECORD_OVERHEAD + payload.length;
+    }
+    await this.store.write(this.end, out);
+    this.end += out.length;
+    this.seq = seq;
+  }
+
+  async flush(): Promise<void> {
+    await this.store.flush();
+  }
+}
+
+/** Sequential reads in large chunks, so replaying a log costs few store calls. */
+class ChunkReader {
+  private buf = new Uint8Array(0);
+  private bufAt = 0;
+  constructor(readonly store: Store) {}
+
+  /** Bytes [at, at+len), or null when the store ends first. `len` is bounded by the caller. */
+  async get(at: number, len: number): Promise<Uint8Array | null> {
+    if (at + len > this.store.size) return null;
+    if (at >= this.bufAt && at + len <= this.bufAt + this.buf.length) return this.buf.subarray(at - this.bufAt, at - this.bufAt + len);
+    const n = Math.min(this.store.size - at, Math.max(len, READ_CHUNK));
+    this.buf = await this.store.read(at, n);
+    this.bufAt = at;
+    return this.buf.subarray(0, len);
+  }
+}
+
+interface ReadRecord {
+  kind: number;
+  seq: number;
+  payload: Uint8Array;
+  next: number;
+}
+
+async function readRecord(reader: ChunkReader, at: number, prevSeq: number): Promise<ReadRecord | null> {
+  const headBytes = await reader.get(at, RECORD_HEADER);
+  if (!headBytes) return null;
+  const head = decodeHead(headBytes, MAGIC_MAP, MAX_MAP_PAYLOAD);
+  if (!head || head.version !== MAP_FORMAT_VERSION) return null;
+  if (prevSeq >= 0 && head.seq !== prevSeq + 1) return null;
+  const whole = await reader.get(at, RECORD_OVERHEAD + head.length);
+  if (!whole || !checksumOk(whole, head.length)) return null;
+  return { kind: head.kind, seq: head.seq, payload: whole.subarray(RECORD_HEADER, RECORD_HEADER + head.length).slice(), next: at + RECORD_OVERHEAD + head.length };
+}
+
+/** Is there any valid record with a later sequence number at or after `from`? (Corruption vs torn tail.) */
+async function anyValidAfter(reader: ChunkReader, from: number, seq: number): Promise<boolean> {
+  const size = reader.store.size;
+  const magic = new Uint8Array(4);
+  new DataView(magic.buffer).setUint32(0, MAGIC_MAP, true);
+  for (let at = from; at + RECORD_OVERHEAD <= size; ) {
+    const n = Math.min(READ_CHUNK, size - at);
+    const chunk = await reader.store.read(at, n);
+    for (let i = 0; i + 4 <= chunk.length; i++) {
+      if (chunk[i] !== magic[0] || chunk[i + 1] !== magic[1] || chunk[i + 2] !== magic[2] || chunk[i + 3] !== magic[3]) continue;
+      const rec = await readRecord(reader, at + i, -1);
+      if (rec && rec.seq > seq) return true;
+    }
+    at += Math.max(1, n - 3);
+  }
+  return false;
+}
+
+export function assertEntryBlock(block: number, what: string): void {
+  if (!Number.isSafeInteger(block) || block < 0) throw new StrataError('corrupt', `${what}: bad block index ${block}.`);
+}
