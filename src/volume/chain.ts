@@ -1,0 +1,63 @@
+import { resolveRuns, type SparseBitmap } from '../wasm/index.js';
+import type { Layer } from './layer.js';
+
+export const NO_OWNER = 0xffff;
+
+/**
+ * A read path through a stack of layers (index 0 = topmost). One kernel call finds the owner
+ * of every block in the range as runs; each run is then read from its owner with consecutive
+ * slots coalesced into one store read, and all reads are in flight together.
+ */
+export class Chain {
+  readonly bitmaps: SparseBitmap[];
+
+  constructor(
+    readonly layers: Layer[],
+    readonly blockSize: number,
+  ) {
+    this.bitmaps = layers.map((l) => l.owned);
+  }
+
+  /** Fill `target` with the bytes at `offset` (the caller has checked the range). */
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    if (target.length === 0) return;
+    const bs = this.blockSize;
+    const end = offset + target.length;
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    const runs = resolveRuns(this.bitmaps, first, last - first + 1);
+    const ios: Promise<void>[] = [];
+    for (let r = 0; r < runs.length; r += 3) {
+      const runStart = runs[r]!;
+      const runEnd = runStart + runs[r + 1]!;
+      const owner = runs[r + 2]!;
+      if (owner === NO_OWNER) {
+        target.fill(0, Math.max(offset, runStart * bs) - offset, Math.min(end, runEnd * bs) - offset);
+        continue;
+      }
+      const layer = this.layers[owner]!;
+      let b = runStart;
+      while (b < runEnd) {
+        const s = layer.slot(b);
+        let e = b + 1;
+        if (s < 0) {
+          while (e < runEnd && layer.slot(e) < 0) e++;
+          target.fill(0, Math.max(offset, b * bs) - offset, Math.min(end, e * bs) - offset);
+        } else {
+          while (e < runEnd && layer.slot(e) === s + (e - b)) e++;
+          const from = Math.max(offset, b * bs);
+          const to = Math.min(end, e * bs);
+          ios.push(layer.data.readInto(s * bs + (from - b * bs), target.subarray(from - offset, to - offset)));
+        }
+        b = e;
+      }
+    }
+    if (ios.length === 1) await ios[0];
+    else if (ios.length > 1) await Promise.all(ios);
+  }
+
+  /** Owner runs for [first, first+count): flat [start, length, ownerIndex]*. */
+  runs(first: number, count: number): Uint32Array {
+    return resolveRuns(this.bitmaps, first, count);
+  }
+}

@@ -1,0 +1,271 @@
+import { StrataError } from '../errors.js';
+import { ENTRY_SIZE, EntryBuffer, MapLog, SLOT_ABSENT, SLOT_ZERO } from '../format/map-log.js';
+import { corrupt } from '../format/record.js';
+import type { Store, StoreNamespace } from '../store/store.js';
+import { SparseBitmap } from '../wasm/index.js';
+import { ContentAccumulator, ItemBuffer, STATE_DATA, STATE_ZERO } from './content-id.js';
+
+export { SLOT_ABSENT, SLOT_ZERO };
+
+/** Entries per page of the in-memory slot/hash maps: small pages keep sparse maps small. */
+const PAGE_BITS = 9;
+const PAGE = 1 << PAGE_BITS;
+const MASK = PAGE - 1;
+
+export function dataName(id: string): string {
+  return `${id}.data`;
+}
+export function mapName(id: string): string {
+  return `${id}.map`;
+}
+
+/**
+ * One layer of a volume: a map from block index to a data slot in `<id>.data` (or to "known
+ * zero"), kept as an append-only log in `<id>.map`. In memory it holds an ownership bitmap (in
+ * WASM memory, for whole-range resolves), the slot of each owned block and the XXH3-128 of each
+ * data block (for `check`, content IDs and transfer).
+ *
+ * Crash safety: a block is always written to a slot that no durable map entry references
+ * (a new slot, or one allocated since the last flush), and the data store is flushed before
+ * the map records that point into it. Slots freed by an overwrite become reusable only after
+ * the flush that made the new mapping durable.
+ */
+export class Layer {
+  readonly owned = new SparseBitmap();
+  readonly content = new ContentAccumulator();
+  /** number of blocks with a data slot */
+  dataBlocks = 0;
+  /** number of blocks recorded as known-zero */
+  zeroBlocks = 0;
+  slotCount: number;
+
+  private readonly slotPages = new Map<number, Int32Array>();
+  private readonly hashPages = new Map<number, Uint8Array>();
+  /** free slots, kept sorted descending so pop() yields the lowest */
+  private free: number[] = [];
+  private readonly fresh = new Set<number>();
+  private pendingFree: number[] = [];
+  private readonly pending = new EntryBuffer();
+  private readonly adds = new ItemBuffer();
+  private readonly removes = new ItemBuffer();
+  private disposed = false;
+
+  private constructor(
+    readonly id: string,
+    readonly blockSize: number,
+    readonly data: Store,
+    readonly map: MapLog,
+  ) {
+    this.slotCount = Math.ceil(data.size / blockSize);
+  }
+
+  static async create(ns: StoreNamespace, id: string, blockSize: number): Promise<Layer> {
+    const data = await ns.open(dataName(id), { create: true });
+    if (data.size !== 0) await data.truncate(0);
+    await data.flush();
+    const mapStore = await ns.open(mapName(id), { create: true });
+    const map = await MapLog.create(mapStore, { layer: id, blockSize });
+    return new Layer(id, blockSize, data, map);
+  }
+
+  static async open(ns: StoreNamespace, id: string, blockSize: number, readOnly: boolean): Promise<Layer> {
+    let data: Store;
+    let mapStore: Store;
+    try {
+      data = await ns.open(dataName(id), { readOnly });
+      mapStore = await ns.open(mapName(id), { readOnly });
+    } catch (e) {
+      if (e instanceof StrataError && e.code === 'not-found') throw corrupt(`Layer ${id}`, 'its files are missing');
+      throw e;
+    }
+    let layer: Layer | null = null;
+    const replay: { bytes: Uint8Array; count: number }[] = [];
+    const map = await MapLog.open(mapStore, { layer: id, blockSize }, (packed, count) => replay.push({ bytes: packed, count }), `Layer ${id}`);
+    layer = new Layer(id, blockSize, data, map);
+    for (const r of replay) layer.replay(r.bytes, r.count);
+    layer.finishReplay();
+    return layer;
+  }
+
+  private replay(packed: Uint8Array, count: number): void {
+    const v = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+    for (let i = 0; i < count; i++) {
+      const at = i * ENTRY_SIZE;
+      const block = v.getUint32(at, true) + v.getUint32(at + 4, true) * 2 ** 32;
+      const slot = v.getInt32(at + 8, true);
+      if (block >= 2 ** 32 || slot < SLOT_ZERO) throw corrupt(`Layer ${this.id}`, `entry ${i} has block ${block}, slot ${slot}`);
+      if (slot >= 0 && slot >= this.slotCount) throw corrupt(`Layer ${this.id}`, `block ${block} points past the end of its data (slot ${slot})`);
+      this.setRaw(block, slot, packed, at + 12);
+    }
+  }
+
+  private finishReplay(): void {
+    const used = new Uint8Array(this.slotCount);
+    for (const [page, slots] of this.slotPages) {
+      const hashes = this.hashPages.get(page)!;
+      for (let i = 0; i < PAGE; i++) {
+        const s = slots[i]!;
+        if (s === SLOT_ABSENT) continue;
+        const block = page * PAGE + i;
+        if (s >= 0) {
+          if (used[s]) throw corrupt(`Layer ${this.id}`, `slot ${s} is used by two blocks`);
+          used[s] = 1;
+          this.adds.push(block, STATE_DATA, hashes, i * 16);
+        } else {
+          this.adds.push(block, STATE_ZERO, null);
+        }
+      }
+    }
+    this.content.apply(this.adds, this.removes);
+    this.adds.clear();
+    for (let s = this.slotCount - 1; s >= 0; s--) if (!used[s]) this.free.push(s);
+  }
+
+  /** Set an entry without logging it (replay and internal use). */
+  private setRaw(block: number, slot: number, hashSrc: Uint8Array | null, hashOffset: number): void {
+    const page = block >>> PAGE_BITS;
+    let slots = this.slotPages.get(page);
+    let hashes = this.hashPages.get(page);
+    if (!slots) {
+      if (slot === SLOT_ABSENT) return;
+      slots = new Int32Array(PAGE).fill(SLOT_ABSENT);
+      hashes = new Uint8Array(PAGE * 16);
+      this.slotPages.set(page, slots);
+      this.hashPages.set(page, hashes);
+    }
+    const i = block & MASK;
+    const old = slots[i]!;
+    if (old >= 0) this.dataBlocks--;
+    else if (old === SLOT_ZERO) this.zeroBlocks--;
+    slots[i] = slot;
+    if (slot >= 0) {
+      this.dataBlocks++;
+      if (hashSrc) hashes!.set(hashSrc.subarray(hashOffset, hashOffset + 16), i * 16);
+      if (old < 0) this.owned.set(block, 1);
+    } else if (slot === SLOT_ZERO) {
+      this.zeroBlocks++;
+      hashes!.fill(0, i * 16, i * 16 + 16);
+      if (old === SLOT_ABSENT) this.owned.set(block, 1);
+    } else {
+      hashes!.fill(0, i * 16, i * 16 + 16);
+      if (old !== SLOT_ABSENT) this.owned.clear(block, 1);
+    }
+  }
+
+  /** Slot of `block`: >= 0 data, SLOT_ZERO, or SLOT_ABSENT. */
+  slot(block: number): number {
+    const slots = this.slotPages.get(block >>> PAGE_BITS);
+    return slots ? slots[block & MASK]! : SLOT_ABSENT;
+  }
+
+  /** The stored XXH3-128 of a data block (a view; copy it to keep it). */
+  hash(block: number): Uint8Array | null {
+    const hashes = this.hashPages.get(block >>> PAGE_BITS);
+    if (!hashes) return null;
+    const i = (block & MASK) * 16;
+    return hashes.subarray(i, i + 16);
+  }
+
+  /** Every (block, slot) this layer holds, in no particular order (for check, merge, map). */
+  *entries(): Generator<[block: number, slot: number]> {
+    for (const [page, slots] of this.slotPages) {
+      for (let i = 0; i < PAGE; i++) {
+        const s = slots[i]!;
+        if (s !== SLOT_ABSENT) yield [page * PAGE + i, s];
+      }
+    }
+  }
+
+  /** Is `slot` safe to overwrite in place (allocated since the last flush, so no durable entry points at it)? */
+  isFresh(slot: number): boolean {
+    return this.fresh.has(slot);
+  }
+
+  /** Allocate `n` slots: the lowest free ones first, then new ones appended to the data store. */
+  allocate(n: number, out: number[]): void {
+    for (let k = 0; k < n; k++) {
+      const s = this.free.length > 0 ? this.free.pop()! : this.slotCount++;
+      this.fresh.add(s);
+      out.push(s);
+    }
+  }
+
+  /** Give back slots allocated for a write that failed before being mapped. */
+  unallocate(slots: number[]): void {
+    for (const s of slots) {
+      this.fresh.delete(s);
+      this.releaseSlot(s);
+    }
+  }
+
+  private releaseSlot(s: number): void {
+    // keep descending order: most releases are of recent (high) slots, so insertion is near the end
+    let i = this.free.length;
+    while (i > 0 && this.free[i - 1]! < s) i--;
+    this.free.splice(i, 0, s);
+  }
+
+  /**
+   * Record new entries for blocks (in memory now, in the log at the next flush). `hashes` holds
+   * 16 bytes per block for data entries (at hashIndex[k] * 16).
+   */
+  setEntries(blocks: ArrayLike<number>, slots: ArrayLike<number>, count: number, hashes: Uint8Array | null, hashIndex?: ArrayLike<number>): void {
+    for (let k = 0; k < count; k++) {
+      const block = blocks[k]!;
+      const slot = slots[k]!;
+      const old = this.slot(block);
+      if (old === slot && slot === SLOT_ZERO) continue;
+      if (old >= 0) {
+        this.removes.push(block, STATE_DATA, this.hash(block), 0);
+        if (old !== slot) {
+          if (this.fresh.delete(old)) this.releaseSlot(old);
+          else this.pendingFree.push(old);
+        }
+      } else if (old === SLOT_ZERO) {
+        this.removes.push(block, STATE_ZERO, null);
+      }
+      const hOff = hashIndex ? hashIndex[k]! * 16 : k * 16;
+      this.setRaw(block, slot, hashes, hOff);
+      if (slot >= 0) this.adds.push(block, STATE_DATA, hashes, hOff);
+      else if (slot === SLOT_ZERO) this.adds.push(block, STATE_ZERO, null);
+      this.pending.push(block, slot, slot >= 0 ? hashes : null, hOff);
+    }
+    this.content.apply(this.adds, this.removes);
+    this.adds.clear();
+    this.removes.clear();
+  }
+
+  get dirty(): boolean {
+    return this.pending.count > 0;
+  }
+
+  /** Durability barrier for this layer: data first, then the map records that point into it. */
+  async flush(): Promise<void> {
+    await this.data.flush();
+    if (this.pending.count > 0) {
+      await this.map.append(this.pending);
+      this.pending.clear();
+      await this.map.flush();
+    }
+    this.fresh.clear();
+    for (const s of this.pendingFree) this.releaseSlot(s);
+    this.pendingFree = [];
+  }
+
+  contentId(): string {
+    return this.content.id(this.blockSize);
+  }
+
+  /** Bytes of metadata this layer holds in memory (maps, hashes, bitmap pages). */
+  get memoryBytes(): number {
+    return this.slotPages.size * PAGE * (4 + 16) + this.owned.allocatedPages * 8192 + this.free.length * 8;
+  }
+
+  async close(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.owned.dispose();
+    await this.data.close();
+    await this.map.store.close();
+  }
+}

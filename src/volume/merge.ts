@@ -1,0 +1,118 @@
+import type { Manifest } from '../format/manifest.js';
+import type { StoreNamespace } from '../store/store.js';
+import { Layer, SLOT_ZERO } from './layer.js';
+import { children, cloneManifest, isReferenced, layerRecord } from './tree.js';
+
+export interface MergeContext {
+  ns: StoreNamespace;
+  blockSize: number;
+  layers: Map<string, Layer>;
+  manifest(): Manifest;
+  commit(m: Manifest): Promise<void>;
+  dropLayerFiles(id: string): Promise<void>;
+}
+
+/** Blocks copied per batch during a merge: bounds memory, keeps reads coalesced. */
+const MERGE_BATCH_BYTES = 8 << 20;
+
+/**
+ * Remove layers nobody needs any more. A sealed layer that is neither a snapshot nor active
+ * is dropped when it has no children, and merged with its child when it has exactly one
+ * (with two or more it stays, shared by both branches). Each step is crash-safe: the names were
+ * already removed by a committed manifest, and a merge only ever changes layers in ways that
+ * leave the child's view unchanged, so an interrupted run is simply repeated at the next open.
+ */
+export async function collectGarbage(ctx: MergeContext): Promise<void> {
+  for (;;) {
+    const m = ctx.manifest();
+    const victim = m.layers.find((l) => l.sealed && !isReferenced(m, l.id) && children(m, l.id).length <= 1);
+    if (!victim) return;
+    const kids = children(m, victim.id);
+    if (kids.length === 0) {
+      const next = cloneManifest(m);
+      next.layers = next.layers.filter((l) => l.id !== victim.id);
+      await ctx.commit(next);
+      await ctx.dropLayerFiles(victim.id);
+    } else {
+      await mergeIntoChild(ctx, victim.id, kids[0]!.id);
+    }
+  }
+}
+
+/**
+ * Merge layer `x` into its only child `c` so that c's view is unchanged and x disappears.
+ * Copies the smaller side: either x's blocks that c lacks go up into c, or c's blocks go down
+ * into x, which then takes c's place (its snapshots, its children, the active role).
+ */
+async function mergeIntoChild(ctx: MergeContext, xId: string, cId: string): Promise<void> {
+  const x = ctx.layers.get(xId)!;
+  const c = ctx.layers.get(cId)!;
+  await c.flush();
+  const upCost = x.dataBlocks + x.zeroBlocks;
+  const downCost = c.dataBlocks + c.zeroBlocks;
+  if (upCost <= downCost) {
+    await copyEntries(ctx.blockSize, x, c, (block) => c.slot(block) === -1);
+    const next = cloneManifest(ctx.manifest());
+    const rc = layerRecord(next, cId);
+    rc.parent = layerRecord(next, xId).parent;
+    if (rc.sealed) rc.contentId = c.contentId();
+    next.layers = next.layers.filter((l) => l.id !== xId);
+    await ctx.commit(next);
+    await ctx.dropLayerFiles(xId);
+  } else {
+    await copyEntries(ctx.blockSize, c, x, () => true);
+    const next = cloneManifest(ctx.manifest());
+    const rx = layerRecord(next, xId);
+    const rc = layerRecord(next, cId);
+    rx.sealed = rc.sealed;
+    rx.contentId = rc.sealed ? x.contentId() : null;
+    for (const s of next.snapshots) if (s.layer === cId) s.layer = xId;
+    for (const l of next.layers) if (l.parent === cId) l.parent = xId;
+    if (next.active === cId) next.active = xId;
+    next.layers = next.layers.filter((l) => l.id !== cId);
+    await ctx.commit(next);
+    await ctx.dropLayerFiles(cId);
+  }
+}
+
+/** Copy `src`'s entries that pass `want` into `dst` (dst wins nothing: entries overwrite), then flush dst. */
+async function copyEntries(blockSize: number, src: Layer, dst: Layer, want: (block: number) => boolean): Promise<void> {
+  const all: number[] = [];
+  for (const [block] of src.entries()) if (want(block)) all.push(block);
+  all.sort((a, b) => a - b);
+  const perBatch = Math.max(1, Math.floor(MERGE_BATCH_BYTES / blockSize));
+  const buf = new Uint8Array(perBatch * blockSize);
+  const hashes = new Uint8Array(perBatch * 16);
+  for (let i = 0; i < all.length; i += perBatch) {
+    const batch = all.slice(i, i + perBatch);
+    const blocks: number[] = [];
+    const slots: number[] = [];
+    const reads: Promise<void>[] = [];
+    const dataIdx: number[] = [];
+    for (let k = 0; k < batch.length; k++) {
+      const block = batch[k]!;
+      const s = src.slot(block);
+      blocks.push(block);
+      if (s === SLOT_ZERO) {
+        slots.push(SLOT_ZERO);
+        continue;
+      }
+      slots.push(-1);
+      dataIdx.push(k);
+      hashes.set(src.hash(block)!, k * 16);
+      reads.push(src.data.readInto(s * blockSize, buf.subarray(k * blockSize, (k + 1) * blockSize)));
+    }
+    await Promise.all(reads);
+    const fresh: number[] = [];
+    dst.allocate(dataIdx.length, fresh);
+    const writes: Promise<void>[] = [];
+    for (let j = 0; j < dataIdx.length; j++) {
+      const k = dataIdx[j]!;
+      slots[k] = fresh[j]!;
+      writes.push(dst.data.write(fresh[j]! * blockSize, buf.subarray(k * blockSize, (k + 1) * blockSize)));
+    }
+    await Promise.all(writes);
+    dst.setEntries(blocks, slots, blocks.length, hashes);
+  }
+  await dst.flush();
+}

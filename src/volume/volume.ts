@@ -1,0 +1,526 @@
+import { StrataError } from '../errors.js';
+import {
+  ManifestStore,
+  checkBlockSize,
+  checkVolumeSize,
+  layerId,
+  SNAPSHOT_NAME,
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  MANIFEST_SLOTS,
+  type Manifest,
+  type SnapshotRecord,
+} from '../format/manifest.js';
+import { checkRange, type StoreNamespace } from '../store/store.js';
+import { RwLock } from '../util/rwlock.js';
+import { loadKernels, resolve, scanBlocks } from '../wasm/index.js';
+import { Chain, NO_OWNER } from './chain.js';
+import { Layer, SLOT_ZERO, dataName, mapName } from './layer.js';
+import { collectGarbage } from './merge.js';
+import { chainIds, cloneManifest, layerRecord } from './tree.js';
+import { extents, type Extent } from './map.js';
+import { checkVolume, type CheckReport } from './check.js';
+
+export const DEFAULT_BLOCK_SIZE = 64 * 1024;
+const LAYER_FILE = /^L[0-9]{6,12}\.(data|map)$/;
+/** Writes are processed in batches of at most this many bytes, bounding scratch memory. */
+const WRITE_BATCH = 8 << 20;
+
+export interface CreateVolumeOptions {
+  size: number;
+  blockSize?: number;
+}
+
+export interface OpenVolumeOptions {
+  readOnly?: boolean;
+}
+
+export interface SnapshotInfo {
+  name: string;
+  layer: string;
+  created: string;
+  contentId: string | null;
+  /** depth of the snapshot's layer in the tree (0 = base) */
+  depth: number;
+}
+
+export interface VolumeInfo {
+  uuid: string;
+  size: number;
+  blockSize: number;
+  readOnly: boolean;
+  generation: number;
+  active: { layer: string; contentId: string; dataBlocks: number; zeroBlocks: number };
+  chain: string[];
+  layers: { id: string; parent: string | null; sealed: boolean; contentId: string | null; dataBlocks: number; zeroBlocks: number; dataBytes: number }[];
+  snapshots: SnapshotInfo[];
+  allocatedBytes: number;
+  metadataMemoryBytes: number;
+}
+
+/** Something you can read blocks of: the live volume or one of its snapshots. */
+export interface VolumeReader {
+  readonly size: number;
+  readonly blockSize: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  readInto(offset: number, target: Uint8Array): Promise<void>;
+  map(): Promise<Extent[]>;
+}
+
+/**
+ * A virtual disk: a tree of layers in one namespace of stores, read through the chain from the
+ * active layer down, written by redirect-on-write into the active layer. Snapshots seal the
+ * active layer and stack a new one (O(1)); deleting a snapshot merges its layer so that no other
+ * snapshot changes.
+ */
+export class Volume implements VolumeReader {
+  private readonly lock = new RwLock();
+  private layers = new Map<string, Layer>();
+  private chain!: Chain;
+  private closed = false;
+
+  private constructor(
+    readonly ns: StoreNamespace,
+    private readonly manifestStore: ManifestStore,
+    readonly readOnly: boolean,
+  ) {}
+
+  get manifest(): Manifest {
+    return this.manifestStore.manifest;
+  }
+  get size(): number {
+    return this.manifest.size;
+  }
+  get blockSize(): number {
+    return this.manifest.blockSize;
+  }
+  get active(): Layer {
+    return this.layers.get(this.manifest.active)!;
+  }
+
+  /** Create a new, empty volume in `ns` (which must not already hold one). */
+  static async create(ns: StoreNamespace, options: CreateVolumeOptions): Promise<Volume> {
+    await loadKernels();
+    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    checkBlockSize(blockSize);
+    checkVolumeSize(options.size, blockSize);
+    if (ns.readOnly) throw new StrataError('read-only', 'Cannot create a volume in a read-only namespace.');
+    for (const name of MANIFEST_SLOTS) {
+      if (await ns.exists(name)) throw new StrataError('exists', 'A volume already exists here; open it, or choose an empty directory.');
+    }
+    const base = layerId(1);
+    const layer = await Layer.create(ns, base, blockSize);
+    await layer.close();
+    const manifest: Manifest = {
+      format: MANIFEST_FORMAT,
+      version: MANIFEST_VERSION,
+      uuid: randomUuid(),
+      size: options.size,
+      blockSize,
+      layers: [{ id: base, parent: null, sealed: false, contentId: null, created: new Date().toISOString() }],
+      active: base,
+      snapshots: [],
+      nextLayer: 2,
+    };
+    await ManifestStore.create(ns, manifest);
+    return Volume.open(ns);
+  }
+
+  /** Open the volume in `ns`. Writable opens finish any interrupted snapshot deletion and drop orphan files. */
+  static async open(ns: StoreNamespace, options: OpenVolumeOptions = {}): Promise<Volume> {
+    await loadKernels();
+    const readOnly = options.readOnly ?? ns.readOnly;
+    const ms = await ManifestStore.open(ns);
+    const v = new Volume(ns, ms, readOnly);
+    try {
+      for (const l of ms.manifest.layers) {
+        // Sealed layers are never written by I/O; only merges (writable opens) touch them.
+        v.layers.set(l.id, await Layer.open(ns, l.id, ms.manifest.blockSize, readOnly));
+      }
+      v.rebuildChain();
+      if (!readOnly) {
+        await v.removeOrphans();
+        await collectGarbage(v.mergeContext());
+        v.rebuildChain();
+      }
+    } catch (e) {
+      await v.closeLayers();
+      throw e;
+    }
+    return v;
+  }
+
+  private rebuildChain(): void {
+    this.chain = this.chainFor(this.manifest.active);
+  }
+
+  private chainFor(top: string): Chain {
+    return new Chain(
+      chainIds(this.manifest, top).map((id) => this.layers.get(id)!),
+      this.blockSize,
+    );
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StrataError('closed', 'The volume is closed; open it again to use it.');
+  }
+
+  private assertWritable(): void {
+    this.assertOpen();
+    if (this.readOnly) throw new StrataError('read-only', 'The volume is open read-only; open it without --read-only (or readOnly: false) to change it.');
+  }
+
+  private checkIo(offset: number, length: number): void {
+    checkRange(offset, length);
+    if (offset + length > this.size) {
+      throw new StrataError('out-of-range', `The range ${offset}+${length} is past the end of the volume (${this.size} bytes).`);
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const target = new Uint8Array(length);
+    await this.readInto(offset, target);
+    return target;
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    this.assertOpen();
+    this.checkIo(offset, target.length);
+    await this.lock.read(() => this.chain.readInto(offset, target));
+  }
+
+  /** Write `data` at `offset`. Durable after the next `flush()`. */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.assertWritable();
+    this.checkIo(offset, data.length);
+    if (data.length === 0) return;
+    await this.lock.write(() => this.writeLocked(offset, data));
+  }
+
+  /** Make a range read as zeros, storing no data (whole blocks become known-zero). */
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.assertWritable();
+    this.checkIo(offset, length);
+    if (length === 0) return;
+    const chunk = new Uint8Array(Math.min(length, WRITE_BATCH));
+    await this.lock.write(async () => {
+      for (let at = 0; at < length; at += chunk.length) {
+        const n = Math.min(chunk.length, length - at);
+        await this.writeLocked(offset + at, chunk.subarray(0, n));
+      }
+    });
+  }
+
+  private async writeLocked(offset: number, data: Uint8Array): Promise<void> {
+    const bs = this.blockSize;
+    const end = offset + data.length;
+    let at = offset;
+    // Head: a partial first block is copied up (old content + new bytes) and written whole.
+    if (at % bs !== 0 || end - at < bs) {
+      const block = Math.floor(at / bs);
+      const blockEnd = Math.min((block + 1) * bs, end);
+      await this.writePartial(block, at - block * bs, data.subarray(0, blockEnd - offset));
+      at = blockEnd;
+    }
+    // Middle: whole blocks straight from the caller's buffer, in bounded batches.
+    const wholeEnd = Math.floor(end / bs) * bs;
+    while (at < wholeEnd) {
+      const n = Math.min(WRITE_BATCH, wholeEnd - at);
+      await this.writeBlocks(at / bs, data.subarray(at - offset, at - offset + n));
+      at += n;
+    }
+    // Tail.
+    if (at < end) {
+      const block = at / bs;
+      await this.writePartial(block, 0, data.subarray(at - offset));
+    }
+  }
+
+  private async writePartial(block: number, within: number, bytes: Uint8Array): Promise<void> {
+    const bs = this.blockSize;
+    const buf = new Uint8Array(bs);
+    const start = block * bs;
+    const readable = Math.min(bs, this.size - start);
+    await this.chain.readInto(start, buf.subarray(0, readable));
+    buf.set(bytes, within);
+    await this.writeBlocks(block, buf);
+  }
+
+  private owners = new Uint16Array(0);
+
+  /** Redirect-on-write of whole blocks into the active layer. */
+  private async writeBlocks(first: number, buf: Uint8Array): Promise<void> {
+    const bs = this.blockSize;
+    const n = buf.length / bs;
+    const active = this.active;
+    const scan = scanBlocks(buf, bs);
+    let anyZero = false;
+    for (let i = 0; i < n; i++) if (scan.zero[i]) { anyZero = true; break; }
+    if (anyZero) {
+      if (this.owners.length < n) this.owners = new Uint16Array(Math.max(n, 256));
+      resolve(this.chain.bitmaps, first, n, this.owners);
+    }
+    const blocks: number[] = [];
+    const slots: number[] = [];
+    const hashIndex: number[] = [];
+    const needSlot: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const block = first + i;
+      const cur = active.slot(block);
+      if (scan.zero[i]) {
+        // A zero block needs no data: record "known zero" only if something would show through.
+        if (this.owners[i] === NO_OWNER || cur === SLOT_ZERO) continue;
+        blocks.push(block);
+        slots.push(SLOT_ZERO);
+        hashIndex.push(i);
+        continue;
+      }
+      blocks.push(block);
+      hashIndex.push(i);
+      if (cur >= 0 && active.isFresh(cur)) slots.push(cur);
+      else {
+        slots.push(-1);
+        needSlot.push(slots.length - 1);
+      }
+    }
+    const fresh: number[] = [];
+    active.allocate(needSlot.length, fresh);
+    for (let k = 0; k < needSlot.length; k++) slots[needSlot[k]!] = fresh[k]!;
+    // Coalesce runs of consecutive blocks with consecutive slots into one store write.
+    const ios: Promise<void>[] = [];
+    for (let k = 0; k < blocks.length; ) {
+      const s = slots[k]!;
+      if (s < 0) { k++; continue; }
+      let e = k + 1;
+      while (e < blocks.length && slots[e] === s + (e - k) && hashIndex[e] === hashIndex[k]! + (e - k)) e++;
+      const i0 = hashIndex[k]!;
+      ios.push(active.data.write(s * bs, buf.subarray(i0 * bs, (i0 + (e - k)) * bs)));
+      k = e;
+    }
+    try {
+      await Promise.all(ios);
+    } catch (e) {
+      active.unallocate(fresh);
+      throw e;
+    }
+    active.setEntries(blocks, slots, blocks.length, scan.hashes, hashIndex);
+  }
+
+  /** The durability barrier: every write that completed before this call is durable when it resolves. */
+  async flush(): Promise<void> {
+    this.assertOpen();
+    if (this.readOnly) return;
+    await this.lock.write(() => this.active.flush());
+  }
+
+  // ---- snapshots ----
+
+  /** Seal the active layer as snapshot `name` and stack a new active layer on it. O(1). */
+  async snapshot(name: string): Promise<SnapshotInfo> {
+    this.assertWritable();
+    if (!SNAPSHOT_NAME.test(name)) throw new StrataError('invalid-argument', `Snapshot name "${name}" is not allowed: use letters, digits and . _ + : - (up to 128).`);
+    return this.lock.write(async () => {
+      if (this.manifest.snapshots.some((s) => s.name === name)) throw new StrataError('exists', `A snapshot named "${name}" already exists; pick another name or delete it first.`);
+      const old = this.active;
+      await old.flush();
+      const m = cloneManifest(this.manifest);
+      const id = layerId(m.nextLayer);
+      const fresh = await Layer.create(this.ns, id, this.blockSize);
+      await this.ns.sync();
+      const rec = layerRecord(m, old.id);
+      rec.sealed = true;
+      rec.contentId = old.contentId();
+      const created = new Date().toISOString();
+      m.layers.push({ id, parent: old.id, sealed: false, contentId: null, created });
+      m.active = id;
+      m.nextLayer++;
+      const snap: SnapshotRecord = { name, layer: old.id, created };
+      m.snapshots.push(snap);
+      try {
+        await this.manifestStore.commit(m);
+      } catch (e) {
+        await fresh.close();
+        throw e;
+      }
+      this.layers.set(id, fresh);
+      this.rebuildChain();
+      return this.snapshotInfo(snap);
+    });
+  }
+
+  snapshots(): SnapshotInfo[] {
+    this.assertOpen();
+    return this.manifest.snapshots.map((s) => this.snapshotInfo(s));
+  }
+
+  private snapshotInfo(s: SnapshotRecord): SnapshotInfo {
+    return { name: s.name, layer: s.layer, created: s.created, contentId: layerRecord(this.manifest, s.layer).contentId, depth: chainIds(this.manifest, s.layer).length - 1 };
+  }
+
+  private findSnapshot(name: string): SnapshotRecord {
+    const s = this.manifest.snapshots.find((x) => x.name === name);
+    if (!s) throw new StrataError('not-found', `No snapshot named "${name}". List them with \`stratadisk snapshots DIR\`.`);
+    return s;
+  }
+
+  /** A read-only view of snapshot `name`. It follows the snapshot through merges; it fails with `not-found` once the snapshot is deleted. */
+  openSnapshot(name: string): VolumeReader {
+    this.assertOpen();
+    this.findSnapshot(name);
+    const self = this;
+    const chainNow = () => self.chainFor(self.findSnapshot(name).layer);
+    return {
+      size: this.size,
+      blockSize: this.blockSize,
+      async read(offset: number, length: number) {
+        const t = new Uint8Array(length);
+        await this.readInto(offset, t);
+        return t;
+      },
+      async readInto(offset: number, target: Uint8Array) {
+        self.assertOpen();
+        self.checkIo(offset, target.length);
+        await self.lock.read(() => chainNow().readInto(offset, target));
+      },
+      async map() {
+        self.assertOpen();
+        return self.lock.read(async () => extents(chainNow(), self.size));
+      },
+    };
+  }
+
+  /** Throw away the active layer's changes and continue from snapshot `name` (which is kept). */
+  async revert(name: string): Promise<void> {
+    this.assertWritable();
+    await this.lock.write(async () => {
+      const snap = this.findSnapshot(name);
+      const m = cloneManifest(this.manifest);
+      const id = layerId(m.nextLayer);
+      const fresh = await Layer.create(this.ns, id, this.blockSize);
+      await this.ns.sync();
+      const oldActive = m.active;
+      m.layers = m.layers.filter((l) => l.id !== oldActive);
+      m.layers.push({ id, parent: snap.layer, sealed: false, contentId: null, created: new Date().toISOString() });
+      m.active = id;
+      m.nextLayer++;
+      try {
+        await this.manifestStore.commit(m);
+      } catch (e) {
+        await fresh.close();
+        throw e;
+      }
+      this.layers.set(id, fresh);
+      await this.dropLayerFiles(oldActive);
+      await collectGarbage(this.mergeContext());
+      this.rebuildChain();
+    });
+  }
+
+  /** Delete snapshot `name`. Its layer is merged into its child (or dropped), so no other snapshot changes. */
+  async deleteSnapshot(name: string): Promise<void> {
+    this.assertWritable();
+    await this.lock.write(async () => {
+      this.findSnapshot(name);
+      const m = cloneManifest(this.manifest);
+      m.snapshots = m.snapshots.filter((s) => s.name !== name);
+      await this.manifestStore.commit(m);
+      await collectGarbage(this.mergeContext());
+      this.rebuildChain();
+    });
+  }
+
+  private mergeContext() {
+    return {
+      ns: this.ns,
+      blockSize: this.blockSize,
+      layers: this.layers,
+      manifest: () => this.manifest,
+      commit: (m: Manifest) => this.manifestStore.commit(m),
+      dropLayerFiles: (id: string) => this.dropLayerFiles(id),
+    };
+  }
+
+  /** Close a layer that the committed manifest no longer names, and delete its files. */
+  private async dropLayerFiles(id: string): Promise<void> {
+    const layer = this.layers.get(id);
+    if (layer) {
+      this.layers.delete(id);
+      await layer.close();
+    }
+    for (const f of [dataName(id), mapName(id)]) if (await this.ns.exists(f)) await this.ns.delete(f);
+    await this.ns.sync();
+  }
+
+  /** Layer files the manifest does not name were left by a crash between creating them and committing. */
+  private async removeOrphans(): Promise<void> {
+    const known = new Set(this.manifest.layers.flatMap((l) => [dataName(l.id), mapName(l.id)]));
+    let removed = false;
+    for (const f of await this.ns.list()) {
+      if (LAYER_FILE.test(f) && !known.has(f)) {
+        await this.ns.delete(f);
+        removed = true;
+      }
+    }
+    if (removed) await this.ns.sync();
+  }
+
+  // ---- inspection ----
+
+  /** Extents of the live volume, like `qemu-img map --output=json`. */
+  async map(): Promise<Extent[]> {
+    this.assertOpen();
+    return this.lock.read(async () => extents(this.chain, this.size));
+  }
+
+  /** Verify every layer: map integrity (done at open) and every data block against its checksum. */
+  async check(onProgress?: (done: number, total: number) => void): Promise<CheckReport> {
+    this.assertOpen();
+    return this.lock.read(() => checkVolume(this.manifest, this.layers, this.blockSize, onProgress));
+  }
+
+  info(): VolumeInfo {
+    this.assertOpen();
+    const m = this.manifest;
+    const active = this.active;
+    let allocated = 0;
+    let mem = 0;
+    const layers = m.layers.map((r) => {
+      const l = this.layers.get(r.id)!;
+      allocated += l.data.size;
+      mem += l.memoryBytes;
+      return { id: r.id, parent: r.parent, sealed: r.sealed, contentId: r.sealed ? r.contentId : l.contentId(), dataBlocks: l.dataBlocks, zeroBlocks: l.zeroBlocks, dataBytes: l.data.size };
+    });
+    return {
+      uuid: m.uuid,
+      size: m.size,
+      blockSize: m.blockSize,
+      readOnly: this.readOnly,
+      generation: this.manifestStore.generation,
+      active: { layer: active.id, contentId: active.contentId(), dataBlocks: active.dataBlocks, zeroBlocks: active.zeroBlocks },
+      chain: chainIds(m, m.active),
+      layers,
+      snapshots: this.snapshots(),
+      allocatedBytes: allocated,
+      metadataMemoryBytes: mem,
+    };
+  }
+
+  /** Flush (when writable) and release every store. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.lock.write(async () => {
+      if (!this.readOnly) await this.active.flush();
+    });
+    this.closed = true;
+    await this.closeLayers();
+  }
+
+  private async closeLayers(): Promise<void> {
+    for (const l of this.layers.values()) await l.close();
+    this.layers.clear();
+  }
+}
+
+function randomUuid(): string {
+  return globalThis.crypto.randomUUID();
+}
