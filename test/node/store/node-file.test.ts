@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeError, NodeFileStore, type NodeIoMode } from '../../../src/store/node-file.js';
-import { errorCode, pattern, storeConformance } from './conformance.js';
+import { equalBytes, errorCode, pattern, storeConformance } from './conformance.js';
 
 let root: string;
 beforeAll(async () => {
@@ -48,7 +48,7 @@ describe('NodeFileStore specifics', () => {
     const s = await NodeFileStore.open(path);
     try {
       expect(s.size).toBe(12_345);
-      expect(await s.read(0, s.size)).toEqual(data);
+      equalBytes(await s.read(0, s.size), data, 'contents');
     } finally {
       await s.close();
     }
@@ -105,7 +105,7 @@ describe('NodeFileStore specifics', () => {
     try {
       const data = pattern(3 * 2 ** 20 + 17, 2);
       await s.write(11, data);
-      expect(await s.read(11, data.length)).toEqual(data);
+      equalBytes(await s.read(11, data.length), data, 'contents');
     } finally {
       await s.close();
     }
