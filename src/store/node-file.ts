@@ -1,5 +1,5 @@
 import { constants as fsConstants, readSync, writeSync } from 'node:fs';
-import { open as fsOpen, readFile, realpath, type FileHandle } from 'node:fs/promises';
+import { open as fsOpen, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { StrataError } from '../errors.js';
 import { BaseStore } from './store.js';
@@ -64,6 +64,12 @@ export class NodeFileStore extends BaseStore {
     const readOnly = options.readOnly ?? false;
     // O_CREAT is fine with O_RDONLY: `create` + `readOnly` gives an empty, read-only store.
     const flags = (readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR) | (options.create ? fsConstants.O_CREAT : 0);
+    // Look before opening: open() of a FIFO blocks until a writer appears, which would hang us.
+    const before = await stat(path).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT' && options.create) return undefined;
+      throw nodeError(e, `open ${path}`, false);
+    });
+    if (before && !before.isFile() && !before.isBlockDevice()) throw notFileOrDevice(path);
     let handle: FileHandle;
     try {
       handle = await fsOpen(path, flags, 0o666);
@@ -79,7 +85,7 @@ export class NodeFileStore extends BaseStore {
       } else if (st.isFile()) {
         size = Number(st.size);
       } else {
-        throw new StrataError('unsupported', `${path} is neither a regular file nor a block device; give the path of a disk image file or a device such as /dev/sdb.`);
+        throw notFileOrDevice(path);
       }
       const io = options.io ?? (blockDevice ? 'async' : 'sync');
       return new NodeFileStore(path, handle, size, blockDevice, readOnly, io);
@@ -159,6 +165,10 @@ export class NodeFileStore extends BaseStore {
       throw nodeError(e, `close ${this.label}`, false);
     }
   }
+}
+
+function notFileOrDevice(path: string): StrataError {
+  return new StrataError('unsupported', `${path} is neither a regular file nor a block device; give the path of a disk image file or a device such as /dev/sdb.`);
 }
 
 /**

@@ -64,7 +64,7 @@ describe('NodeDirNamespace specifics', () => {
     await symlink(join(dir, 'disk'), join(dir, 'link'));
     expect(await ns.list()).toEqual(['disk']);
     expect(await ns.exists('subdir')).toBe(false);
-    expect(await errorCode(ns.open('subdir'))).toBe('io');
+    expect(await errorCode(ns.open('subdir'))).toBe('unsupported');
     expect(await errorCode(ns.delete('subdir'))).toBe('io');
   });
 

@@ -1,4 +1,5 @@
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,8 +66,14 @@ describe('NodeFileStore specifics', () => {
   it('a directory is refused with a clear error', async () => {
     const dir = join(root, 'a-dir');
     await mkdir(dir);
-    expect(await errorCode(NodeFileStore.open(dir))).toBe('io');
+    expect(await errorCode(NodeFileStore.open(dir))).toBe('unsupported');
     expect(await errorCode(NodeFileStore.open(dir, { readOnly: true }))).toBe('unsupported');
+  });
+
+  it.skipIf(process.platform === 'win32')('a FIFO is refused at once instead of blocking in open()', async () => {
+    const fifo = join(root, 'a-fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(await errorCode(NodeFileStore.open(fifo, { readOnly: true }))).toBe('unsupported');
   });
 
   it('create + readOnly makes an empty read-only store', async () => {
