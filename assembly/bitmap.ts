@@ -133,12 +133,20 @@ export function bits_op(dst: usize, src: usize, from: u32, to: u32, op: u32): vo
 // Resolve: which layer owns each block. `table` holds `n` (pagePtr: u32, layerIndex: u32) pairs,
 // topmost first, for the layers whose page is present; absent layers are simply left out.
 
-const BIT_LANES: v128 = i16x8(1, 2, 4, 8, 16, 32, 64, 128);
+/** MASKS + 16*b: eight u16 lanes, lane j all-ones when bit j of byte b is set (built on first use). */
+const MASKS: usize = memory.data(4096, 16);
+let masksReady = false;
 
-/** Expands the low 8 bits of `bits` into eight u16 lanes of all-ones / zero. */
+function buildMasks(): void {
+  for (let b: u32 = 0; b < 256; b++) {
+    for (let j: u32 = 0; j < 8; j++) store<u16>(MASKS + (<usize>b << 4) + (<usize>j << 1), ((b >>> j) & 1) != 0 ? 0xFFFF : 0);
+  }
+  masksReady = true;
+}
+
 // @ts-ignore: decorator
 @inline function laneMask(bits: u32): v128 {
-  return i16x8.ne(v128.and(i16x8.splat(<i16>bits), BIT_LANES), i16x8.splat(0));
+  return v128.load(MASKS + (<usize>(bits & 0xFF) << 4));
 }
 
 /** Owner of bit `b` (scalar path for the ragged edges of a range). */
@@ -150,36 +158,43 @@ function ownerOf(table: usize, n: u32, b: u32): u16 {
   return 0xFFFF;
 }
 
+// @ts-ignore: decorator
+@inline function fill32(out: usize, v: v128): void {
+  v128.store(out, v); v128.store(out, v, 16); v128.store(out, v, 32); v128.store(out, v, 48);
+}
+
 /** Owners of the 32 bits of word `w`, written as 32 u16 at `out`. */
 function resolveWord(table: usize, n: u32, w: u32, out: usize): void {
-  let rem: u32 = <u32>-1;
   const wo = <usize>w << 2;
-  // Fast path: walking down the layers, the first one whose word covers all remaining bits owns them.
-  let l: u32 = 0;
-  let mixed = false;
-  for (; l < n; l++) {
-    const e = table + (<usize>l << 3);
-    const x = load<u32>(<usize>load<u32>(e) + wo);
-    if (x == 0) continue;
-    if (x == <u32>-1) break;
-    mixed = true;
-    break;
-  }
-  if (!mixed) {
-    const v = i16x8.splat(l < n ? <i16>load<u32>(table + (<usize>l << 3), 4) : <i16>-1);
-    v128.store(out, v); v128.store(out, v, 16); v128.store(out, v, 32); v128.store(out, v, 48);
-    return;
-  }
-  // General path: bottom-up select, so the topmost owner is written last and wins.
-  let r0 = i16x8.splat(-1), r1 = r0, r2 = r0, r3 = r0;
-  let ll = <i32>n - 1;
-  // Find the lowest layer that matters: below the first full word nothing is visible.
+  // Walk down the layers until every bit has an owner; `low` is the lowest layer still visible.
+  let rem: u32 = <u32>-1;
+  let low: i32 = -1;
+  let single = true;  // so far, one layer owns all bits seen
   for (let k: u32 = 0; k < n; k++) {
     const x = load<u32>(<usize>load<u32>(table + (<usize>k << 3)) + wo);
+    if (x == 0) continue;
+    if ((x & rem) != rem) single = false;
+    if (single && (x & rem) == rem) { low = <i32>k; rem = 0; break; }
     rem &= ~x;
-    if (rem == 0) { ll = <i32>k; break; }
+    low = <i32>k;
+    if (rem == 0) break;
   }
-  for (let k = ll; k >= 0; k--) {
+  if (single) {
+    // One owner for the whole word (or none): four splat stores.
+    fill32(out, i16x8.splat(low < 0 ? <i16>-1 : <i16>load<u32>(table + (<usize>low << 3), 4)));
+    return;
+  }
+  // Bottom-up select from the lowest visible layer, so the topmost owner is written last and wins.
+  let start = low;
+  let base = i16x8.splat(-1);
+  if (rem == 0) {
+    const e = table + (<usize>low << 3);
+    // The lowest visible layer owns every bit not taken above it: start from its splat.
+    base = i16x8.splat(<i16>load<u32>(e, 4));
+    start = low - 1;
+  }
+  let r0 = base, r1 = base, r2 = base, r3 = base;
+  for (let k = start; k >= 0; k--) {
     const e = table + (<usize>k << 3);
     const x = load<u32>(<usize>load<u32>(e) + wo);
     if (x == 0) continue;
@@ -192,12 +207,40 @@ function resolveWord(table: usize, n: u32, w: u32, out: usize): void {
   v128.store(out, r0); v128.store(out, r1, 16); v128.store(out, r2, 32); v128.store(out, r3, 48);
 }
 
+/** Owners of 128 bits from word `w` (a multiple of 4): one v128 per layer decides the common uniform case. */
+function resolve128(table: usize, n: u32, w: u32, out: usize): void {
+  const wo = <usize>w << 2;
+  let k: u32 = 0;
+  for (; k < n; k++) {
+    const x = v128.load(<usize>load<u32>(table + (<usize>k << 3)) + wo);
+    if (!v128.any_true(x)) continue;
+    if (!v128.any_true(v128.not(x))) break;
+    // Mixed: word by word.
+    resolveWord(table, n, w, out);
+    resolveWord(table, n, w + 1, out + 64);
+    resolveWord(table, n, w + 2, out + 128);
+    resolveWord(table, n, w + 3, out + 192);
+    return;
+  }
+  const v = i16x8.splat(k < n ? <i16>load<u32>(table + (<usize>k << 3), 4) : <i16>-1);
+  fill32(out, v); fill32(out + 64, v); fill32(out + 128, v); fill32(out + 192, v);
+}
+
 /** out[i] (u16) = owner of bit from + i, for i in [0, to - from); 0xFFFF where no layer has the bit. */
 export function resolve_page(table: usize, n: u32, from: u32, to: u32, out: usize): void {
+  if (!masksReady) buildMasks();
   let b = from;
-  // Ragged head up to a word boundary.
+  // Ragged head up to a word boundary, words up to a 128-bit boundary, then 128 bits at a time.
   while (b < to && (b & 31) != 0) { store<u16>(out + (<usize>(b - from) << 1), ownerOf(table, n, b)); b++; }
-  const wordsEnd = to & ~31;
+  const wordsEnd = to & ~31, chunksEnd = to & ~127;
+  while (b < wordsEnd && (b & 127) != 0) {
+    resolveWord(table, n, b >>> 5, out + (<usize>(b - from) << 1));
+    b += 32;
+  }
+  while (b < chunksEnd) {
+    resolve128(table, n, b >>> 5, out + (<usize>(b - from) << 1));
+    b += 128;
+  }
   while (b < wordsEnd) {
     resolveWord(table, n, b >>> 5, out + (<usize>(b - from) << 1));
     b += 32;
