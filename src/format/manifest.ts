@@ -150,8 +150,8 @@ export class ManifestStore {
     let lastError: unknown = null;
     for (const name of MANIFEST_SLOTS) {
       if (!(await ns.exists(name))) continue;
-      found++;
       const store = await ns.open(name, { readOnly: true });
+      if (store.size > 0) found++;
       try {
         const got = await readSlot(store, name);
         if (got && (!best || got.gen > best.gen)) best = got;
@@ -161,7 +161,7 @@ export class ManifestStore {
         await store.close();
       }
     }
-    if (found === 0) throw new StrataError('not-found', 'No stratadisk volume here (no manifest). Create one with `stratadisk create DIR --size 1G`.');
+    if (found === 0) throw new StrataError('not-found', 'No stratadisk volume here (no manifest, or its creation never completed). Create one with `stratadisk create DIR --size 1G`.');
     if (!best) {
       if (lastError instanceof StrataError && lastError.code === 'unsupported') throw lastError;
       throw corrupt('The volume manifest', 'neither manifest slot holds a valid generation');

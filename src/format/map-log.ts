@@ -143,7 +143,7 @@ export class MapLog {
 
 /** Sequential reads in large chunks, so replaying a log costs few store calls. */
 class ChunkReader {
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   private bufAt = 0;
   constructor(readonly store: Store) {}
 

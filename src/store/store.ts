@@ -96,6 +96,12 @@ export abstract class BaseStore implements Store {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
+    // Check before allocating: a length from untrusted input must never size a buffer unchecked.
+    this.assertOpen();
+    checkRange(offset, length, 'read');
+    if (offset + length > this.size) {
+      throw new StrataError('out-of-range', `Read of ${length} bytes at ${offset} is past the end of ${this.label} (${this.size} bytes).`);
+    }
     const target = new Uint8Array(length);
     await this.readInto(offset, target);
     return target;

@@ -34,7 +34,9 @@ export async function checkVolume(
   let total = 0;
   for (const r of manifest.layers) total += layers.get(r.id)!.dataBlocks;
   let done = 0;
-  const perBatch = Math.max(1, Math.floor(BATCH_BYTES / blockSize));
+  let largest = 0;
+  for (const r of manifest.layers) largest = Math.max(largest, layers.get(r.id)!.dataBlocks);
+  const perBatch = Math.max(1, Math.min(largest, Math.floor(BATCH_BYTES / blockSize)));
   const buf = new Uint8Array(perBatch * blockSize);
   for (const r of manifest.layers) {
     const layer = layers.get(r.id)!;

@@ -50,7 +50,16 @@ async function mergeIntoChild(ctx: MergeContext, xId: string, cId: string): Prom
   await c.flush();
   const upCost = x.dataBlocks + x.zeroBlocks;
   const downCost = c.dataBlocks + c.zeroBlocks;
-  if (upCost <= downCost) {
+  const up = upCost <= downCost;
+  // The layer being written loses its recorded content ID first: until the merge commits, its
+  // content is in flux (an open after a crash here finishes the merge and records the new ID).
+  const target = layerRecord(ctx.manifest(), up ? cId : xId);
+  if (target.contentId !== null) {
+    const pre = cloneManifest(ctx.manifest());
+    layerRecord(pre, target.id).contentId = null;
+    await ctx.commit(pre);
+  }
+  if (up) {
     await copyEntries(ctx.blockSize, x, c, (block) => c.slot(block) === -1);
     const next = cloneManifest(ctx.manifest());
     const rc = layerRecord(next, cId);
@@ -80,7 +89,7 @@ async function copyEntries(blockSize: number, src: Layer, dst: Layer, want: (blo
   const all: number[] = [];
   for (const [block] of src.entries()) if (want(block)) all.push(block);
   all.sort((a, b) => a - b);
-  const perBatch = Math.max(1, Math.floor(MERGE_BATCH_BYTES / blockSize));
+  const perBatch = Math.max(1, Math.min(all.length, Math.floor(MERGE_BATCH_BYTES / blockSize)));
   const buf = new Uint8Array(perBatch * blockSize);
   const hashes = new Uint8Array(perBatch * 16);
   for (let i = 0; i < all.length; i += perBatch) {

@@ -25,5 +25,5 @@ export function isReferenced(m: Manifest, id: string): boolean {
 }
 
 export function cloneManifest(m: Manifest): Manifest {
-  return structuredClone(m);
+  return { ...m, layers: m.layers.map((l) => ({ ...l })), snapshots: m.snapshots.map((s) => ({ ...s })) };
 }

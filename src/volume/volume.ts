@@ -11,6 +11,7 @@ import {
   type Manifest,
   type SnapshotRecord,
 } from '../format/manifest.js';
+import { corrupt } from '../format/record.js';
 import { checkRange, type StoreNamespace } from '../store/store.js';
 import { RwLock } from '../util/rwlock.js';
 import { loadKernels, resolve, scanBlocks } from '../wasm/index.js';
@@ -135,7 +136,13 @@ export class Volume implements VolumeReader {
     try {
       for (const l of ms.manifest.layers) {
         // Sealed layers are never written by I/O; only merges (writable opens) touch them.
-        v.layers.set(l.id, await Layer.open(ns, l.id, ms.manifest.blockSize, readOnly));
+        const layer = await Layer.open(ns, l.id, ms.manifest.blockSize, readOnly);
+        v.layers.set(l.id, layer);
+        // A sealed layer never changes except by a merge that records its new ID, so a
+        // mismatch means its map lost or gained records.
+        if (l.sealed && l.contentId !== null && l.contentId !== layer.contentId()) {
+          throw corrupt(`Layer ${l.id}`, 'its content no longer matches the content ID recorded when it was sealed');
+        }
       }
       v.rebuildChain();
       if (!readOnly) {
@@ -421,6 +428,8 @@ export class Volume implements VolumeReader {
     this.assertWritable();
     await this.lock.write(async () => {
       this.findSnapshot(name);
+      // Snapshot operations are durability points, like creating one.
+      await this.active.flush();
       const m = cloneManifest(this.manifest);
       m.snapshots = m.snapshots.filter((s) => s.name !== name);
       await this.manifestStore.commit(m);
