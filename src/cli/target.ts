@@ -1,0 +1,102 @@
+import { existsSync, statSync } from 'node:fs';
+import { StrataError } from '../errors.js';
+import { SNAPSHOT_NAME } from '../format/manifest.js';
+import { NodeDirNamespace } from '../store/node-dir.js';
+import { NodeFileStore } from '../store/node-file.js';
+import { Volume, type VolumeReader } from '../volume/volume.js';
+import { UsageError } from './io.js';
+
+/** A volume directory, optionally naming one of its snapshots (`DIR@NAME`). */
+export interface Target {
+  dir: string;
+  snapshot?: string;
+}
+
+/**
+ * Splits `DIR@NAME`. A path may itself contain `@`, so the split happens only when the whole
+ * text is not an existing path and what follows the last `@` is a valid snapshot name.
+ */
+export function parseTarget(spec: string, allowSnapshot: boolean, command: string): Target {
+  if (spec === '') throw new UsageError('the volume directory is empty', command);
+  const at = spec.lastIndexOf('@');
+  if (at > 0 && !existsSync(spec)) {
+    const name = spec.slice(at + 1);
+    if (SNAPSHOT_NAME.test(name)) {
+      if (!allowSnapshot) throw new UsageError(`${spec} names a snapshot, which is read-only; \`${command}\` needs the volume itself (DIR)`, command);
+      return { dir: spec.slice(0, at), snapshot: name };
+    }
+  }
+  return { dir: spec };
+}
+
+/**
+ * Opens the volume in `dir` with messages that speak CLI. Read-only opens never write (no
+ * repair, no garbage collection), so they work on read-only media and on a volume being inspected.
+ */
+export async function openVolume(dir: string, readOnly: boolean): Promise<Volume> {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new StrataError('not-found', `No volume at ${dir}: the directory does not exist. Create one with \`stratadisk create ${dir} --size 1G\`.`);
+  }
+  if (!st.isDirectory()) throw new StrataError('invalid-argument', `${dir} is not a directory; a volume is a directory (create one with \`stratadisk create DIR --size 1G\`).`);
+  const ns = new NodeDirNamespace(dir, { readOnly });
+  try {
+    return await Volume.open(ns, { readOnly });
+  } catch (e) {
+    if (e instanceof StrataError && e.code === 'not-found' && e.message.startsWith('No stratadisk volume here')) {
+      throw new StrataError('not-found', `No stratadisk volume in ${dir} (no manifest, or its creation never completed). Create one with \`stratadisk create ${dir} --size 1G\`.`, { cause: e });
+    }
+    throw e;
+  }
+}
+
+/** Open, run `fn`, and always close (a writable close flushes). */
+export async function withVolume<T>(dir: string, readOnly: boolean, fn: (v: Volume) => Promise<T>): Promise<T> {
+  const v = await openVolume(dir, readOnly);
+  try {
+    return await fn(v);
+  } finally {
+    await v.close();
+  }
+}
+
+/** A readable view for `export`, `map` and `compare`: a volume, a snapshot, or (for compare) a raw file. */
+export interface Source {
+  label: string;
+  size: number;
+  readInto(offset: number, target: Uint8Array): Promise<void>;
+  /** Present for volumes and snapshots. */
+  reader?: VolumeReader;
+  close(): Promise<void>;
+}
+
+/** Opens `DIR` or `DIR@NAME` read-only. */
+export async function openVolumeSource(spec: string, command: string): Promise<Source & { reader: VolumeReader }> {
+  const t = parseTarget(spec, true, command);
+  const v = await openVolume(t.dir, true);
+  try {
+    const reader = t.snapshot === undefined ? v : v.openSnapshot(t.snapshot);
+    return { label: spec, size: reader.size, readInto: (o, b) => reader.readInto(o, b), reader, close: () => v.close() };
+  } catch (e) {
+    await v.close();
+    throw e;
+  }
+}
+
+/** Opens a volume (`DIR`, `DIR@NAME`) or a raw image file / block device, read-only. */
+export async function openAnySource(spec: string, command: string): Promise<Source> {
+  let st;
+  try {
+    st = statSync(spec);
+  } catch {
+    st = undefined;
+  }
+  if (st && (st.isFile() || st.isBlockDevice())) {
+    const store = await NodeFileStore.open(spec, { readOnly: true, io: 'async' });
+    return { label: spec, size: store.size, readInto: (o, b) => store.readInto(o, b), close: () => store.close() };
+  }
+  if (!st && !spec.includes('@')) throw new StrataError('not-found', `${spec} does not exist; give a volume directory, DIR@SNAPSHOT, or a raw image file.`);
+  return openVolumeSource(spec, command);
+}
