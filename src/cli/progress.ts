@@ -10,7 +10,7 @@ const BAR_WIDTH = 24;
  * Draws nothing at all when disabled (stderr is not a terminal), so logs and pipes stay clean.
  */
 export class Progress {
-  private readonly started = performance.now();
+  private readonly started: number;
   private lastDraw = 0;
   private drawn = false;
   private done = 0;
@@ -21,7 +21,9 @@ export class Progress {
     private readonly total: number,
     private readonly enabled: boolean,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.started = now();
+  }
 
   /** Record that `done` bytes of `total` are finished; redraws if enough time passed. */
   update(done: number): void {

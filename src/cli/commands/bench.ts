@@ -1,7 +1,7 @@
 import type { BenchResult } from '../../bench/result.js';
 import { StrataError } from '../../errors.js';
 import { JSON_OPTION, type Command } from '../command.js';
-import { line, table, type RunBenchmarks } from '../io.js';
+import { line, table, UsageError, type RunBenchmarks } from '../io.js';
 
 /** Not a literal, so tsc neither needs the module to exist nor pulls it into the CLI's own graph. */
 const BENCH_MODULE = '../../bench/index.js';
@@ -19,8 +19,15 @@ export const bench: Command = {
   options: { ...JSON_OPTION, quick: { type: 'boolean' }, only: { type: 'string' } },
   positionals: { min: 0, max: 0 },
   async run({ io, values }) {
-    const run = io.runBenchmarks ?? (await loadRunBenchmarks());
     const only = typeof values.only === 'string' ? values.only.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined;
+    let run = io.runBenchmarks;
+    if (!run) {
+      const mod = await loadBenchModule();
+      const known = mod.BENCH_GROUPS;
+      const unknown = known ? only?.find((g) => !known.includes(g)) : undefined;
+      if (unknown !== undefined) throw new UsageError(`--only: unknown benchmark "${unknown}" (known: ${known!.join(', ')})`, 'bench');
+      run = mod.runBenchmarks;
+    }
     const json = values.json === true;
     const results = await run({
       ...(values.quick ? { quick: true } : {}),
@@ -32,15 +39,20 @@ export const bench: Command = {
   },
 };
 
-async function loadRunBenchmarks(): Promise<RunBenchmarks> {
-  let mod: { runBenchmarks?: RunBenchmarks };
+interface BenchModule {
+  runBenchmarks: RunBenchmarks;
+  BENCH_GROUPS?: readonly string[];
+}
+
+async function loadBenchModule(): Promise<BenchModule> {
+  let mod: Partial<BenchModule>;
   try {
-    mod = (await import(BENCH_MODULE)) as { runBenchmarks?: RunBenchmarks };
+    mod = (await import(BENCH_MODULE)) as Partial<BenchModule>;
   } catch (e) {
     throw new StrataError('unsupported', `The benchmarks are not available in this build (${BENCH_MODULE} did not load: ${(e as Error).message.split('\n')[0]}).`, { cause: e });
   }
   if (typeof mod.runBenchmarks !== 'function') throw new StrataError('unsupported', `The benchmarks module has no runBenchmarks function.`);
-  return mod.runBenchmarks;
+  return mod as BenchModule;
 }
 
 /** The human-readable table of `bench` (exported for tests). */
