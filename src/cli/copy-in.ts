@@ -56,6 +56,7 @@ export function inputFileSize(path: string): number {
   try {
     st = statSync(path);
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StrataError('not-found', `${path} does not exist; check the path of the input file.`, { cause: e });
     throw nodeError(e, `read ${path}`, false);
   }
   if (!st.isFile()) throw new StrataError('invalid-argument', `${path} is not a regular file; give a raw image file (or - for standard input, with \`write\`).`);
