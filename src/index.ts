@@ -1,0 +1,12 @@
+/**
+ * stratadisk: the neutral entry point (browser, workers, edge, Node). Node-only stores and the
+ * CLI live in `stratadisk/node`.
+ */
+export { StrataError, isStrataError, type ErrorCode } from './errors.js';
+export { BaseStore, checkName, type Store, type StoreNamespace, type OpenOptions } from './store/store.js';
+export { MemoryStore, MemoryNamespace, MemoryBacking } from './store/memory.js';
+export { FaultController, FaultNamespace, FaultStore, type FaultPlan, type CrashMode, type TearMode } from './store/fault.js';
+export { Volume, DEFAULT_BLOCK_SIZE, type CreateVolumeOptions, type OpenVolumeOptions, type SnapshotInfo, type VolumeInfo, type VolumeReader } from './volume/volume.js';
+export type { Extent } from './volume/map.js';
+export type { CheckReport, CheckProblem } from './volume/check.js';
+export { loadKernels } from './wasm/index.js';

@@ -1,0 +1,4 @@
+/** stratadisk for Node: everything in `stratadisk`, plus file/raw-device stores and directory namespaces. */
+export * from './index.js';
+export { NodeFileStore } from './store/node-file.js';
+export { NodeDirNamespace } from './store/node-dir.js';
