@@ -23,6 +23,8 @@ export interface LayerRecord {
   /** content ID of a sealed layer (null while active) */
   contentId: string | null;
   created: string;
+  /** generation of the layer's map log (absent = 0); bumped by each compaction */
+  mapGen?: number;
 }
 
 export interface SnapshotRecord {
@@ -95,6 +97,7 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
     if (!(r.parent === null || (typeof r.parent === 'string' && LAYER_ID.test(r.parent)))) bad(`bad parent of ${r.id}`);
     if (typeof r.sealed !== 'boolean' || !(r.contentId === null || typeof r.contentId === 'string')) bad(`bad flags of ${r.id}`);
     if (Number(r.id.slice(1)) >= (x.nextLayer as number)) bad(`layer ${r.id} is newer than the layer counter`);
+    if (r.mapGen !== undefined && !(Number.isInteger(r.mapGen) && r.mapGen >= 0 && r.mapGen < 1e9)) bad(`bad map generation of ${r.id}`);
     layers.set(r.id, r);
   }
   for (const r of layers.values()) {

@@ -15,9 +15,13 @@ const MASK = PAGE - 1;
 export function dataName(id: string): string {
   return `${id}.data`;
 }
-export function mapName(id: string): string {
-  return `${id}.map`;
+/** The map log of a layer; compaction writes generation n+1 beside generation n. */
+export function mapName(id: string, gen = 0): string {
+  return gen === 0 ? `${id}.map` : `${id}.${gen}.map`;
 }
+
+/** Compact a layer's map log when it is this many times larger than its live entries. */
+const COMPACT_FACTOR = 4;
 
 /**
  * One layer of a volume: a map from block index to a data slot in `<id>.data` (or to "known
@@ -49,12 +53,15 @@ export class Layer {
   private readonly adds = new ItemBuffer();
   private readonly removes = new ItemBuffer();
   private disposed = false;
+  /** data written since the last flush (so an idle flush costs no sync) */
+  private dataDirty = false;
 
   private constructor(
     readonly id: string,
     readonly blockSize: number,
     readonly data: Store,
-    readonly map: MapLog,
+    public map: MapLog,
+    public mapGen: number,
   ) {
     this.slotCount = Math.ceil(data.size / blockSize);
   }
@@ -65,15 +72,15 @@ export class Layer {
     await data.flush();
     const mapStore = await ns.open(mapName(id), { create: true });
     const map = await MapLog.create(mapStore, { layer: id, blockSize });
-    return new Layer(id, blockSize, data, map);
+    return new Layer(id, blockSize, data, map, 0);
   }
 
-  static async open(ns: StoreNamespace, id: string, blockSize: number, readOnly: boolean): Promise<Layer> {
+  static async open(ns: StoreNamespace, id: string, blockSize: number, readOnly: boolean, mapGen = 0): Promise<Layer> {
     let data: Store;
     let mapStore: Store;
     try {
       data = await ns.open(dataName(id), { readOnly });
-      mapStore = await ns.open(mapName(id), { readOnly });
+      mapStore = await ns.open(mapName(id, mapGen), { readOnly });
     } catch (e) {
       if (e instanceof StrataError && e.code === 'not-found') throw corrupt(`Layer ${id}`, 'its files are missing');
       throw e;
@@ -81,7 +88,7 @@ export class Layer {
     let layer: Layer | null = null;
     const replay: { bytes: Uint8Array; count: number }[] = [];
     const map = await MapLog.open(mapStore, { layer: id, blockSize }, (packed, count) => replay.push({ bytes: packed, count }), `Layer ${id}`);
-    layer = new Layer(id, blockSize, data, map);
+    layer = new Layer(id, blockSize, data, map, mapGen);
     for (const r of replay) layer.replay(r.bytes, r.count);
     layer.finishReplay();
     return layer;
@@ -239,9 +246,17 @@ export class Layer {
     return this.pending.count > 0;
   }
 
+  /** Note that data was written to this layer's data store (by the volume or a merge). */
+  markDataWritten(): void {
+    this.dataDirty = true;
+  }
+
   /** Durability barrier for this layer: data first, then the map records that point into it. */
   async flush(): Promise<void> {
-    await this.data.flush();
+    if (this.dataDirty) {
+      await this.data.flush();
+      this.dataDirty = false;
+    }
     if (this.pending.count > 0) {
       await this.map.append(this.pending);
       this.pending.clear();
@@ -250,6 +265,42 @@ export class Layer {
     this.fresh.clear();
     for (const s of this.pendingFree) this.releaseSlot(s);
     this.pendingFree = [];
+  }
+
+  /** Is the map log so much larger than the live entries that rewriting it pays off? */
+  wantsCompaction(minBytes: number): boolean {
+    const live = (this.dataBlocks + this.zeroBlocks) * ENTRY_SIZE;
+    return this.pending.count === 0 && this.map.end > minBytes && this.map.end > COMPACT_FACTOR * (live + 1024);
+  }
+
+  /**
+   * Write every live entry into a fresh map log of the next generation and flush it. The
+   * caller commits a manifest naming the new generation, then calls `adoptCompacted`; until
+   * then the old log stays authoritative, so a crash at any point loses nothing.
+   */
+  async writeCompacted(ns: StoreNamespace): Promise<MapLog> {
+    const gen = this.mapGen + 1;
+    const store = await ns.open(mapName(this.id, gen), { create: true });
+    const log = await MapLog.create(store, { layer: this.id, blockSize: this.blockSize });
+    const all = new EntryBuffer();
+    for (const [page, slots] of this.slotPages) {
+      const hashes = this.hashPages.get(page)!;
+      for (let i = 0; i < PAGE; i++) {
+        const s = slots[i]!;
+        if (s !== SLOT_ABSENT) all.push(page * PAGE + i, s, s >= 0 ? hashes : null, i * 16);
+      }
+    }
+    await log.append(all);
+    await log.flush();
+    return log;
+  }
+
+  /** Switch to a compacted log whose generation the manifest now names; returns the old store to delete. */
+  adoptCompacted(log: MapLog): Store {
+    const old = this.map.store;
+    this.map = log;
+    this.mapGen++;
+    return old;
   }
 
   contentId(): string {

@@ -118,6 +118,7 @@ async function copyEntries(blockSize: number, src: Layer, dst: Layer, want: (blo
     for (let j = 0; j < dataIdx.length; j++) {
       const k = dataIdx[j]!;
       slots[k] = fresh[j]!;
+      dst.markDataWritten();
       writes.push(dst.data.write(fresh[j]! * blockSize, buf.subarray(k * blockSize, (k + 1) * blockSize)));
     }
     await Promise.all(writes);

@@ -23,17 +23,19 @@ import { extents, type Extent } from './map.js';
 import { checkVolume, type CheckReport } from './check.js';
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
-const LAYER_FILE = /^L[0-9]{6,12}\.(data|map)$/;
+const LAYER_FILE = /^L[0-9]{6,12}\.(data|map|[0-9]{1,9}\.map)$/;
 /** Writes are processed in batches of at most this many bytes, bounding scratch memory. */
 const WRITE_BATCH = 8 << 20;
 
-export interface CreateVolumeOptions {
+export interface CreateVolumeOptions extends OpenVolumeOptions {
   size: number;
   blockSize?: number;
 }
 
 export interface OpenVolumeOptions {
   readOnly?: boolean;
+  /** Rewrite a layer's map log at flush once it exceeds this size and 4x its live entries (default 1 MiB). */
+  compactMapBytes?: number;
 }
 
 export interface SnapshotInfo {
@@ -79,6 +81,7 @@ export class Volume implements VolumeReader {
   private layers = new Map<string, Layer>();
   private chain!: Chain;
   private closed = false;
+  private compactMapBytes = 1 << 20;
 
   private constructor(
     readonly ns: StoreNamespace,
@@ -124,7 +127,7 @@ export class Volume implements VolumeReader {
       nextLayer: 2,
     };
     await ManifestStore.create(ns, manifest);
-    return Volume.open(ns);
+    return Volume.open(ns, { compactMapBytes: options.compactMapBytes });
   }
 
   /** Open the volume in `ns`. Writable opens finish any interrupted snapshot deletion and drop orphan files. */
@@ -133,10 +136,11 @@ export class Volume implements VolumeReader {
     const readOnly = options.readOnly ?? ns.readOnly;
     const ms = await ManifestStore.open(ns);
     const v = new Volume(ns, ms, readOnly);
+    if (options.compactMapBytes !== undefined) v.compactMapBytes = options.compactMapBytes;
     try {
       for (const l of ms.manifest.layers) {
         // Sealed layers are never written by I/O; only merges (writable opens) touch them.
-        const layer = await Layer.open(ns, l.id, ms.manifest.blockSize, readOnly);
+        const layer = await Layer.open(ns, l.id, ms.manifest.blockSize, readOnly, l.mapGen ?? 0);
         v.layers.set(l.id, layer);
         // A sealed layer never changes except by a merge that records its new ID, so a
         // mismatch means its map lost or gained records.
@@ -301,6 +305,7 @@ export class Volume implements VolumeReader {
       let e = k + 1;
       while (e < blocks.length && slots[e] === s + (e - k) && hashIndex[e] === hashIndex[k]! + (e - k)) e++;
       const i0 = hashIndex[k]!;
+      active.markDataWritten();
       ios.push(active.data.write(s * bs, buf.subarray(i0 * bs, (i0 + (e - k)) * bs)));
       k = e;
     }
@@ -317,7 +322,29 @@ export class Volume implements VolumeReader {
   async flush(): Promise<void> {
     this.assertOpen();
     if (this.readOnly) return;
-    await this.lock.write(() => this.active.flush());
+    await this.lock.write(async () => {
+      await this.active.flush();
+      if (this.active.wantsCompaction(this.compactMapBytes)) await this.compact(this.active);
+    });
+  }
+
+  /** Rewrite a layer's map log without its overwritten history (amortised O(1) per entry). */
+  private async compact(layer: Layer): Promise<void> {
+    const log = await layer.writeCompacted(this.ns);
+    await this.ns.sync();
+    const m = cloneManifest(this.manifest);
+    layerRecord(m, layer.id).mapGen = layer.mapGen + 1;
+    try {
+      await this.manifestStore.commit(m);
+    } catch (e) {
+      await log.store.close();
+      throw e;
+    }
+    const oldGen = layer.mapGen;
+    const old = layer.adoptCompacted(log);
+    await old.close();
+    await this.ns.delete(mapName(layer.id, oldGen));
+    await this.ns.sync();
   }
 
   // ---- snapshots ----
@@ -456,13 +483,14 @@ export class Volume implements VolumeReader {
       this.layers.delete(id);
       await layer.close();
     }
-    for (const f of [dataName(id), mapName(id)]) if (await this.ns.exists(f)) await this.ns.delete(f);
+    const gen = layer?.mapGen ?? 0;
+    for (const f of [dataName(id), mapName(id, gen)]) if (await this.ns.exists(f)) await this.ns.delete(f);
     await this.ns.sync();
   }
 
   /** Layer files the manifest does not name were left by a crash between creating them and committing. */
   private async removeOrphans(): Promise<void> {
-    const known = new Set(this.manifest.layers.flatMap((l) => [dataName(l.id), mapName(l.id)]));
+    const known = new Set(this.manifest.layers.flatMap((l) => [dataName(l.id), mapName(l.id, l.mapGen ?? 0)]));
     let removed = false;
     for (const f of await this.ns.list()) {
       if (LAYER_FILE.test(f) && !known.has(f)) {

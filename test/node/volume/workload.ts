@@ -44,7 +44,8 @@ export async function runWorkload(ns: StoreNamespace, seed: number, steps: numbe
   let vol: Volume;
   try {
     pending = cloneState(current);
-    vol = await Volume.create(ns, { size: SIZE, blockSize: BS });
+    // A tiny compaction threshold, so the sweep also crashes inside map compactions.
+    vol = await Volume.create(ns, { size: SIZE, blockSize: BS, compactMapBytes: 2048 });
     committed = pending;
     pending = null;
   } catch {
