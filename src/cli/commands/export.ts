@@ -30,21 +30,32 @@ export const exportCommand: Command = {
         const toWrite = extents.filter((e) => e.data || out.isBlockDevice);
         const total = toWrite.reduce((n, e) => n + e.length, 0);
         if (!out.isBlockDevice) await out.truncate(0);
-        const buf = new Uint8Array(Math.min(BATCH, Math.max(total, 1)));
+        // Two buffers: the next piece is read from the volume while the last one is written.
+        const pieces: [at: number, length: number, data: boolean][] = [];
+        for (const e of toWrite) {
+          for (let at = e.start; at < e.start + e.length; at += BATCH) pieces.push([at, Math.min(BATCH, e.start + e.length - at), e.data]);
+        }
+        const bufs = [new Uint8Array(Math.min(BATCH, total)), new Uint8Array(Math.min(BATCH, total))];
+        const load = async (k: number): Promise<Uint8Array> => {
+          const [at, length, data] = pieces[k]!;
+          const chunk = bufs[k % 2]!.subarray(0, length);
+          if (data) await src.readInto(at, chunk);
+          else chunk.fill(0);
+          return chunk;
+        };
         const bar = progress('export', total);
         let done = 0;
         try {
-          for (const e of toWrite) {
-            for (let at = e.start; at < e.start + e.length; ) {
-              throwIfAborted(signal);
-              const chunk = buf.subarray(0, Math.min(buf.length, e.start + e.length - at));
-              if (e.data) await src.readInto(at, chunk);
-              else chunk.fill(0);
-              await out.write(at, chunk);
-              at += chunk.length;
-              done += chunk.length;
-              bar.update(done);
-            }
+          let next = pieces.length > 0 ? load(0) : undefined;
+          for (let k = 0; k < pieces.length; k++) {
+            const chunk = await next!;
+            throwIfAborted(signal);
+            next = k + 1 < pieces.length ? load(k + 1) : undefined;
+            // Keep a failed read-ahead from becoming an unhandled rejection if this write throws.
+            next?.catch(() => {});
+            await out.write(pieces[k]![0], chunk);
+            done += chunk.length;
+            bar.update(done);
           }
         } finally {
           bar.finish();
