@@ -136,9 +136,11 @@ export async function benchChain(opts: VolumeBenchOptions = {}): Promise<BenchRe
     const rawPath = join(dir, 'state.raw');
     const ns = new NodeDirNamespace(join(dir, 'vol'), { create: true });
     const vol = await Volume.create(ns, { size, blockSize: BLOCK });
+    let fdToClose = -1;
     try {
       // Base: every block random; the raw file holds the same bytes.
       const fd = openSync(rawPath, 'w+');
+      fdToClose = fd;
       const chunk = new Uint8Array(8 * MiB);
       for (let at = 0; at < size; at += chunk.length) {
         randomFillSync(chunk);
@@ -186,6 +188,7 @@ export async function benchChain(opts: VolumeBenchOptions = {}): Promise<BenchRe
         }
       }
       closeSync(fd);
+      fdToClose = -1;
       const setupSec = (performance.now() - setup0) / 1000;
       const { stdout: mapOut } = await run('qemu-img', ['info', '--backing-chain', '-f', 'qcow2', top]);
       const chainLen = (mapOut.match(/^image:/gm) ?? []).length;
@@ -239,6 +242,7 @@ export async function benchChain(opts: VolumeBenchOptions = {}): Promise<BenchRe
           `a 4 KiB write into a block not yet in the top layer copies the 64 KiB block up on both sides; ours serialises writes (one writer lock)`));
       }
     } finally {
+      if (fdToClose >= 0) closeSync(fdToClose);
       await vol.close();
     }
   } finally {
