@@ -12,6 +12,8 @@ export interface NodeDirOptions {
   create?: boolean;
   /** I/O mode of the stores it opens (see {@link NodeIoMode}). */
   io?: NodeIoMode;
+  /** Largest blocking transfer in `'sync'` mode (see NodeFileOpenOptions.syncMaxBytes). */
+  syncMaxBytes?: number;
 }
 
 /**
@@ -64,6 +66,7 @@ export class NodeDirNamespace implements StoreNamespace {
       create: !this.readOnly && (options.create ?? false),
       readOnly: this.readOnly || (options.readOnly ?? false),
       ...(this.options.io ? { io: this.options.io } : {}),
+      ...(this.options.syncMaxBytes !== undefined ? { syncMaxBytes: this.options.syncMaxBytes } : {}),
     }).catch((e: unknown) => {
       if (e instanceof StrataError && e.code === 'not-found') {
         throw new StrataError('not-found', `No store named "${name}" in ${this.dir}; pass { create: true } to create it.`, { cause: e });

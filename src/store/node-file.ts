@@ -21,8 +21,12 @@ import { BaseStore } from './store.js';
  */
 export type NodeIoMode = 'async' | 'sync';
 
-/** In `'sync'` mode, transfers up to this size use blocking calls; larger ones use the thread pool. */
-export const SYNC_IO_MAX_BYTES = 256 * 1024;
+/**
+ * In `'sync'` mode, transfers up to this size use blocking calls; larger ones use the thread
+ * pool. 1 MiB from the page cache blocks for well under 0.1 ms, and it is the chunk size of
+ * sequential volume reads, which then avoid the thread-pool hop (about 25% of their cost).
+ */
+export const SYNC_IO_MAX_BYTES = 1024 * 1024;
 
 /** Options of {@link NodeFileStore.open}. */
 export interface NodeFileOpenOptions {
@@ -32,6 +36,8 @@ export interface NodeFileOpenOptions {
   readOnly?: boolean;
   /** See {@link NodeIoMode}. Default: `'sync'` for regular files, `'async'` for block devices. */
   io?: NodeIoMode;
+  /** In `'sync'` mode, the largest transfer done with a blocking call (default {@link SYNC_IO_MAX_BYTES}). */
+  syncMaxBytes?: number;
 }
 
 /**
@@ -46,6 +52,7 @@ export class NodeFileStore extends BaseStore {
   readonly resizable: boolean;
   readonly isBlockDevice: boolean;
   readonly io: NodeIoMode;
+  syncMaxBytes = SYNC_IO_MAX_BYTES;
   private readonly handle: FileHandle;
   private _size: number;
 
@@ -88,7 +95,9 @@ export class NodeFileStore extends BaseStore {
         throw notFileOrDevice(path);
       }
       const io = options.io ?? (blockDevice ? 'async' : 'sync');
-      return new NodeFileStore(path, handle, size, blockDevice, readOnly, io);
+      const store = new NodeFileStore(path, handle, size, blockDevice, readOnly, io);
+      if (options.syncMaxBytes !== undefined) store.syncMaxBytes = options.syncMaxBytes;
+      return store;
     } catch (e) {
       await handle.close().catch(() => {});
       throw e instanceof StrataError ? e : nodeError(e, `inspect ${path}`, false);
@@ -100,7 +109,7 @@ export class NodeFileStore extends BaseStore {
   }
 
   protected async _readInto(offset: number, target: Uint8Array): Promise<void> {
-    const sync = this.io === 'sync' && target.length <= SYNC_IO_MAX_BYTES;
+    const sync = this.io === 'sync' && target.length <= this.syncMaxBytes;
     let done = 0;
     try {
       while (done < target.length) {
@@ -121,7 +130,7 @@ export class NodeFileStore extends BaseStore {
   }
 
   protected async _write(offset: number, data: Uint8Array): Promise<void> {
-    const sync = this.io === 'sync' && data.length <= SYNC_IO_MAX_BYTES;
+    const sync = this.io === 'sync' && data.length <= this.syncMaxBytes;
     let done = 0;
     try {
       while (done < data.length) {
