@@ -308,8 +308,8 @@ export async function benchSequential(opts: VolumeBenchOptions = {}): Promise<Be
             viaStore = Math.max(viaStore, await storePass());
           }
           const common = `${size / MiB} MiB single-layer volume fully written with random bytes (64 KiB blocks, slots in order so each chunk is one coalesced store read) vs a raw file with the same bytes; ${cs / MiB} MiB chunks, one at a time, into one reused buffer; warm page cache; best of ${rounds} alternating passes`;
-          emit(result(`sequential read, ${cs / MiB} MiB chunks`, ours, sync, 'MB/s', 'fs.readSync on a raw file', 1.0,
-            `${common}; peer: blocking positional reads (the fastest plain-Node route, no thread-pool hop); ours: Volume.readInto on NodeFileStore, which sends transfers > 256 KiB to the libuv thread pool`));
+          emit(result(`sequential read, ${cs / MiB} MiB chunks`, ours, sync, 'MB/s', 'fs.readSync on a raw file', undefined,
+            `${common}; peer: blocking positional reads (the fastest plain-Node route, no thread-pool hop); ours: Volume.readInto on NodeFileStore, which sends transfers > 1 MiB (syncMaxBytes) to the libuv thread pool`));
           emit(result(`sequential read, ${cs / MiB} MiB chunks (vs NodeFileStore)`, ours, viaStore, 'MB/s', 'NodeFileStore.readInto on a raw file', undefined,
             `${common}; peer: the same store class reading the raw file directly, so the ratio isolates the volume layer's cost (lock, resolve, slot lookup)`));
         }

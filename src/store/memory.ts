@@ -1,5 +1,8 @@
 import { StrataError } from '../errors.js';
-import { BaseStore, checkName, type OpenOptions, type Store, type StoreNamespace } from './store.js';
+import { BaseStore, checkName, type NamespaceLock, type OpenOptions, type Store, type StoreNamespace } from './store.js';
+
+/** Writer locks of memory namespaces, keyed by their shared file map. */
+const memoryLocks = new WeakSet<Map<string, MemoryBacking>>();
 
 /** The bytes behind a memory store; shared by every store opened on the same namespace name. */
 export class MemoryBacking {
@@ -107,4 +110,16 @@ export class MemoryNamespace implements StoreNamespace {
   }
 
   async sync(): Promise<void> {}
+
+  async lock(): Promise<NamespaceLock> {
+    if (memoryLocks.has(this.files)) throw new StrataError('locked', 'This memory volume is already open for writing; close it first or open it read-only.');
+    memoryLocks.add(this.files);
+    let held = true;
+    return {
+      release: async () => {
+        if (held) memoryLocks.delete(this.files);
+        held = false;
+      },
+    };
+  }
 }

@@ -45,6 +45,16 @@ export interface StoreNamespace {
   delete(name: string): Promise<void>;
   /** Make creations/deletions of names durable (fsync of a directory). No-op where meaningless. */
   sync(): Promise<void>;
+  /**
+   * Take the namespace's writer lock, or throw `locked` when another writer holds it. A volume
+   * opened for writing holds it until closed, so two writers never interleave their records.
+   * Optional: a namespace without it offers no protection between writers.
+   */
+  lock?(): Promise<NamespaceLock>;
+}
+
+export interface NamespaceLock {
+  release(): Promise<void>;
 }
 
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -1,3 +1,4 @@
+import { StrataError } from '../errors.js';
 import type { Manifest } from '../format/manifest.js';
 import { scanBlocks } from '../wasm/index.js';
 import type { Layer } from './layer.js';
@@ -29,6 +30,7 @@ export async function checkVolume(
   layers: Map<string, Layer>,
   blockSize: number,
   onProgress?: (done: number, total: number) => void,
+  signal?: AbortSignal,
 ): Promise<CheckReport> {
   const problems: CheckProblem[] = [];
   let total = 0;
@@ -47,6 +49,7 @@ export async function checkVolume(
       problems.push({ layer: r.id, code: 'corrupt', message: `content ID ${layer.contentId()} differs from the recorded ${r.contentId}` });
     }
     for (let i = 0; i < bySlot.length; i += perBatch) {
+      if (signal?.aborted) throw new StrataError('aborted', 'The check was cancelled; run it again to check everything.');
       const batch = bySlot.slice(i, i + perBatch);
       const reads: Promise<void>[] = [];
       for (let k = 0; k < batch.length; ) {

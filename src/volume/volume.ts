@@ -12,7 +12,7 @@ import {
   type SnapshotRecord,
 } from '../format/manifest.js';
 import { corrupt } from '../format/record.js';
-import { checkRange, type StoreNamespace } from '../store/store.js';
+import { checkRange, type NamespaceLock, type StoreNamespace } from '../store/store.js';
 import { RwLock } from '../util/rwlock.js';
 import { loadKernels, resolve, scanBlocks } from '../wasm/index.js';
 import { Chain, NO_OWNER } from './chain.js';
@@ -82,6 +82,7 @@ export class Volume implements VolumeReader {
   private chain!: Chain;
   private closed = false;
   private compactMapBytes = 1 << 20;
+  private writerLock: NamespaceLock | undefined;
 
   private constructor(
     readonly ns: StoreNamespace,
@@ -134,8 +135,16 @@ export class Volume implements VolumeReader {
   static async open(ns: StoreNamespace, options: OpenVolumeOptions = {}): Promise<Volume> {
     await loadKernels();
     const readOnly = options.readOnly ?? ns.readOnly;
-    const ms = await ManifestStore.open(ns);
+    const lock = readOnly ? undefined : await ns.lock?.();
+    let ms: ManifestStore;
+    try {
+      ms = await ManifestStore.open(ns);
+    } catch (e) {
+      await lock?.release();
+      throw e;
+    }
     const v = new Volume(ns, ms, readOnly);
+    v.writerLock = lock;
     if (options.compactMapBytes !== undefined) v.compactMapBytes = options.compactMapBytes;
     try {
       for (const l of ms.manifest.layers) {
@@ -156,6 +165,7 @@ export class Volume implements VolumeReader {
       }
     } catch (e) {
       await v.closeLayers();
+      await lock?.release();
       throw e;
     }
     return v;
@@ -519,9 +529,9 @@ export class Volume implements VolumeReader {
   }
 
   /** Verify every layer: map integrity (done at open) and every data block against its checksum. */
-  async check(onProgress?: (done: number, total: number) => void): Promise<CheckReport> {
+  async check(onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<CheckReport> {
     this.assertOpen();
-    return this.lock.read(() => checkVolume(this.manifest, this.layers, this.blockSize, onProgress));
+    return this.lock.read(() => checkVolume(this.manifest, this.layers, this.blockSize, onProgress, signal));
   }
 
   info(): VolumeInfo {
@@ -558,7 +568,11 @@ export class Volume implements VolumeReader {
       if (!this.readOnly) await this.active.flush();
     });
     this.closed = true;
-    await this.closeLayers();
+    try {
+      await this.closeLayers();
+    } finally {
+      await this.writerLock?.release();
+    }
   }
 
   private async closeLayers(): Promise<void> {

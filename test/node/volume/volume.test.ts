@@ -241,3 +241,16 @@ describe('map log compaction', () => {
     await again.close();
   });
 });
+
+describe('one writer per volume', () => {
+  it('a second writable open gets `locked`; read-only opens and a reopen after close work', async () => {
+    const ns = new MemoryNamespace();
+    const vol = await Volume.create(ns, { size: MiB, blockSize: 4096 });
+    await expectCode(Volume.open(new MemoryNamespace({ files: ns.files })), 'locked');
+    const ro = await Volume.open(ns, { readOnly: true });
+    await ro.close();
+    await vol.close();
+    const again = await Volume.open(ns);
+    await again.close();
+  });
+});
