@@ -376,27 +376,14 @@ export class Volume implements VolumeReader {
       if (this.manifest.snapshots.some((s) => s.name === name)) throw new StrataError('exists', `A snapshot named "${name}" already exists; pick another name or delete it first.`);
       const old = this.active;
       await old.flush();
-      const m = cloneManifest(this.manifest);
-      const id = layerId(m.nextLayer);
-      const fresh = await Layer.create(this.ns, id, this.blockSize);
-      await this.ns.sync();
-      const rec = layerRecord(m, old.id);
-      rec.sealed = true;
-      rec.contentId = old.contentId();
       const created = new Date().toISOString();
-      m.layers.push({ id, parent: old.id, sealed: false, contentId: null, created });
-      m.active = id;
-      m.nextLayer++;
       const snap: SnapshotRecord = { name, layer: old.id, created };
-      m.snapshots.push(snap);
-      try {
-        await this.manifestStore.commit(m);
-      } catch (e) {
-        await fresh.close();
-        throw e;
-      }
-      this.layers.set(id, fresh);
-      this.rebuildChain();
+      await this.stackActiveLayer(old.id, (m) => {
+        const rec = layerRecord(m, old.id);
+        rec.sealed = true;
+        rec.contentId = old.contentId();
+        m.snapshots.push(snap);
+      });
       return this.snapshotInfo(snap);
     });
   }
@@ -442,27 +429,40 @@ export class Volume implements VolumeReader {
     };
   }
 
+  /**
+   * Create an empty layer on `parent`, commit a manifest making it the active layer (after
+   * `change` edits the rest of that manifest), and switch to it. The layer's files are created
+   * and synced before the commit; if the commit fails they are orphans, removed at next open.
+   */
+  private async stackActiveLayer(parent: string, change: (m: Manifest) => void): Promise<Layer> {
+    const m = cloneManifest(this.manifest);
+    const id = layerId(m.nextLayer);
+    const fresh = await Layer.create(this.ns, id, this.blockSize);
+    await this.ns.sync();
+    change(m);
+    m.layers.push({ id, parent, sealed: false, contentId: null, created: new Date().toISOString() });
+    m.active = id;
+    m.nextLayer++;
+    try {
+      await this.manifestStore.commit(m);
+    } catch (e) {
+      await fresh.close();
+      throw e;
+    }
+    this.layers.set(id, fresh);
+    this.rebuildChain();
+    return fresh;
+  }
+
   /** Throw away the active layer's changes and continue from snapshot `name` (which is kept). */
   async revert(name: string): Promise<void> {
     this.assertWritable();
     await this.lock.write(async () => {
       const snap = this.findSnapshot(name);
-      const m = cloneManifest(this.manifest);
-      const id = layerId(m.nextLayer);
-      const fresh = await Layer.create(this.ns, id, this.blockSize);
-      await this.ns.sync();
-      const oldActive = m.active;
-      m.layers = m.layers.filter((l) => l.id !== oldActive);
-      m.layers.push({ id, parent: snap.layer, sealed: false, contentId: null, created: new Date().toISOString() });
-      m.active = id;
-      m.nextLayer++;
-      try {
-        await this.manifestStore.commit(m);
-      } catch (e) {
-        await fresh.close();
-        throw e;
-      }
-      this.layers.set(id, fresh);
+      const oldActive = this.manifest.active;
+      await this.stackActiveLayer(snap.layer, (m) => {
+        m.layers = m.layers.filter((l) => l.id !== oldActive);
+      });
       await this.dropLayerFiles(oldActive);
       await collectGarbage(this.mergeContext());
       this.rebuildChain();
