@@ -1,20 +1,47 @@
-import { defineConfig } from 'vitest/config';
+import { playwright } from '@vitest/browser-playwright';
+import { defineConfig, mergeConfig } from 'vitest/config';
+import viteConfig from './vite.config.ts';
 
 const long = process.env.STRATADISK_LONG === '1';
 
-export default defineConfig({
-  test: {
-    projects: [
-      {
-        test: {
-          name: 'node',
-          environment: 'node',
-          include: ['test/node/**/*.test.ts'],
-          testTimeout: long ? 3_600_000 : 120_000,
-          hookTimeout: 120_000,
-          pool: 'forks',
+/** Debian's Chromium (installed by .ci/setup-system.sh); Playwright downloads nothing here. */
+export const chromiumLaunch = {
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+};
+
+export default mergeConfig(
+  { ...viteConfig, root: '.' },
+  defineConfig({
+    test: {
+      projects: [
+        {
+          extends: true,
+          test: {
+            name: 'node',
+            environment: 'node',
+            include: ['test/node/**/*.test.ts'],
+            testTimeout: long ? 3_600_000 : 120_000,
+            hookTimeout: 120_000,
+            pool: 'forks',
+          },
         },
-      },
-    ],
-  },
-});
+        {
+          extends: true,
+          test: {
+            name: 'browser',
+            include: ['test/browser/**/*.test.ts'],
+            testTimeout: long ? 3_600_000 : 120_000,
+            hookTimeout: 120_000,
+            browser: {
+              enabled: true,
+              headless: true,
+              provider: playwright({ launchOptions: chromiumLaunch }),
+              instances: [{ browser: 'chromium' }],
+            },
+          },
+        },
+      ],
+    },
+  }),
+);
