@@ -1,0 +1,282 @@
+/**
+ * `stratadisk/client`: the page side of the worker host. Everything is async; bytes move by
+ * transfer; errors arrive as StrataError with the worker's `code`.
+ *
+ * ```ts
+ * const worker = new Worker(new URL('stratadisk/worker', import.meta.url), { type: 'module' });
+ * const client = StrataClient.connect(worker);
+ * const vol = await client.createVolume({ backend: 'opfs', path: 'disks/a' }, { size: 1 << 30 });
+ * await vol.write(0, bytes); // bytes.buffer is transferred (detached) when bytes spans it
+ * await vol.flush();
+ * ```
+ */
+import { proxy, releaseProxy, wrap, type Endpoint, type Remote } from 'comlink';
+import { StrataError } from '../errors.js';
+import type { CheckReport } from '../volume/check.js';
+import type { Extent } from '../volume/map.js';
+import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
+import { transfer } from 'comlink';
+import { registerErrorTransfer } from './errors.js';
+import { isNodeMessageTarget, nodeEndpoint } from './node-endpoint.js';
+import type { BackendSpec, EngineApi, HandleId, OpenedHandle, ProgressEvent, StorageReport } from './protocol.js';
+
+export type { BackendSpec, BackendName, ProgressEvent, StorageReport } from './protocol.js';
+export type { Extent } from '../volume/map.js';
+export type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
+export type { CheckReport, CheckProblem } from '../volume/check.js';
+export { StrataError, isStrataError, type ErrorCode } from '../errors.js';
+
+/** A connection to one worker host. Several clients may share a worker; each closes only what it opened. */
+export class StrataClient {
+  private readonly open = new Set<RemoteReader & { readonly handle: HandleId }>();
+  private released = false;
+
+  private constructor(private readonly engine: Remote<EngineApi>) {}
+
+  /**
+   * Talk to a worker running `stratadisk/worker`: a Web Worker, any comlink Endpoint (a
+   * MessagePort, ...), or a Node `worker_threads` Worker (wrapped in an endpoint adapter).
+   */
+  static connect(worker: Worker | Endpoint): StrataClient {
+    registerErrorTransfer();
+    const ep: Endpoint = isNodeMessageTarget(worker) ? nodeEndpoint(worker) : (worker as Endpoint);
+    return new StrataClient(wrap<EngineApi>(ep));
+  }
+
+  /** Create a volume (the namespace must not hold one: `exists`). */
+  async createVolume(spec: BackendSpec, options: { size: number; blockSize?: number }): Promise<RemoteVolume> {
+    const h = await this.api().createVolume(spec, { size: options.size, blockSize: options.blockSize });
+    return this.track(new RemoteVolume(this.engine, h, (v) => this.open.delete(v)));
+  }
+
+  /**
+   * Open an existing volume. Writable opens take the volume's writer lock (`locked` if another
+   * writer holds it); `readOnly: true` never takes it.
+   */
+  async openVolume(spec: BackendSpec, options: { readOnly?: boolean } = {}): Promise<RemoteVolume> {
+    const h = await this.api().openVolume(spec, { readOnly: options.readOnly ?? false });
+    return this.track(new RemoteVolume(this.engine, h, (v) => this.open.delete(v)));
+  }
+
+  /**
+   * Delete every store of the volume at `spec` (a missing volume is not an error). Fails with
+   * `locked` while it is open, in this worker or by another writer.
+   */
+  deleteVolume(spec: BackendSpec): Promise<void> {
+    return this.api().deleteVolume(spec);
+  }
+
+  /** Names of volumes under `parentPath` (memory and node-dir backends; others: `unsupported`). */
+  listVolumes(backend: BackendSpec['backend'], parentPath?: string): Promise<string[]> {
+    return this.api().listVolumes(backend, parentPath);
+  }
+
+  /** Usage and quota of the origin's storage as the worker sees it (zeros under Node). */
+  storage(): Promise<StorageReport> {
+    return this.api().storage();
+  }
+
+  /**
+   * Ask for persistent storage. Browsers offer `navigator.storage.persist()` only to pages, so
+   * from a worker this answers whether storage is already persistent; on a page, call
+   * `navigator.storage.persist()` yourself after a user gesture for the real request.
+   */
+  persist(): Promise<boolean> {
+    return this.api().persist();
+  }
+
+  /** Close every volume and snapshot view this client opened, then release the proxy. The worker keeps running. */
+  async close(): Promise<void> {
+    if (this.released) return;
+    const results = await Promise.allSettled([...this.open].map((r) => r.close()));
+    this.released = true;
+    this.engine[releaseProxy]();
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  private api(): Remote<EngineApi> {
+    if (this.released) throw new StrataError('closed', 'This StrataClient is closed; connect again.');
+    return this.engine;
+  }
+
+  private track<T extends RemoteReader & { readonly handle: HandleId }>(r: T): T {
+    this.open.add(r);
+    if (r instanceof RemoteVolume) r.onSnapshotOpened = (s) => this.open.add(s);
+    return r;
+  }
+}
+
+/** What you can read: a volume, or a snapshot of one. */
+export interface RemoteReader {
+  readonly size: number;
+  readonly blockSize: number;
+  /** `length` bytes at `offset`; the buffer arrives by transfer (no copy). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  map(): Promise<Extent[]>;
+  close(): Promise<void>;
+}
+
+type Forget = (r: RemoteReader & { readonly handle: HandleId }) => void;
+
+/** A read-only view of one snapshot, served by the worker. Closed with its volume. */
+export class RemoteSnapshot implements RemoteReader {
+  readonly size: number;
+  readonly blockSize: number;
+  readonly name: string;
+  /** @internal */
+  readonly handle: HandleId;
+  private closed = false;
+
+  /** @internal */
+  constructor(private readonly engine: Remote<EngineApi>, h: OpenedHandle, private readonly forget: Forget) {
+    this.handle = h.handle;
+    this.size = h.size;
+    this.blockSize = h.blockSize;
+    this.name = h.kind === 'snapshot' ? h.name : '';
+  }
+
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return this.engine.read(this.handle, offset, length);
+  }
+
+  map(): Promise<Extent[]> {
+    return this.engine.map(this.handle);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.forget(this);
+    await this.engine.close(this.handle);
+  }
+}
+
+/**
+ * A volume open in the worker: the Volume API, all async. (The in-process Volume answers
+ * `info()` and `snapshots()` synchronously; here they are promises like everything else.)
+ */
+export class RemoteVolume implements RemoteReader {
+  readonly size: number;
+  readonly blockSize: number;
+  readonly readOnly: boolean;
+  /** @internal */
+  readonly handle: HandleId;
+  /** @internal */
+  onSnapshotOpened: ((s: RemoteSnapshot) => void) | undefined;
+  private readonly views = new Set<RemoteSnapshot>();
+  private closed = false;
+
+  /** @internal */
+  constructor(private readonly engine: Remote<EngineApi>, h: OpenedHandle, private readonly forget: Forget) {
+    this.handle = h.handle;
+    this.size = h.size;
+    this.blockSize = h.blockSize;
+    this.readOnly = h.readOnly;
+  }
+
+  /** `length` bytes at `offset`; the buffer arrives by transfer (no copy). */
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return this.engine.read(this.handle, offset, length);
+  }
+
+  /**
+   * Write `data` at `offset` (durable after the next `flush()`). Zero-copy: when `data` spans its
+   * whole ArrayBuffer, that buffer is TRANSFERRED to the worker and `data` is detached (length 0)
+   * once this returns — copy first (`data.slice()`) if you still need it. A view of part of a
+   * buffer (or of a SharedArrayBuffer) is copied once into a fresh buffer, which is transferred.
+   */
+  write(offset: number, data: Uint8Array): Promise<void> {
+    const whole = data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    const bytes = whole ? data : data.slice();
+    return this.engine.write(this.handle, offset, transfer(bytes, [bytes.buffer as ArrayBuffer]));
+  }
+
+  /** Make a range read as zeros without storing data for whole blocks. */
+  writeZeroes(offset: number, length: number): Promise<void> {
+    return this.engine.writeZeroes(this.handle, offset, length);
+  }
+
+  /** The durability barrier: every write that resolved before this call is durable when it resolves. */
+  flush(): Promise<void> {
+    return this.engine.flush(this.handle);
+  }
+
+  /** Seal the current state as snapshot `name` (O(1); also a durability point). */
+  snapshot(name: string): Promise<SnapshotInfo> {
+    return this.engine.snapshot(this.handle, name);
+  }
+
+  /** The volume's snapshots (a promise here; synchronous on the in-process Volume). */
+  snapshots(): Promise<SnapshotInfo[]> {
+    return this.engine.snapshots(this.handle);
+  }
+
+  /** A read-only view of snapshot `name`; it is closed when this volume closes. */
+  async openSnapshot(name: string): Promise<RemoteReader> {
+    const h = await this.engine.openSnapshot(this.handle, name);
+    const view: RemoteSnapshot = new RemoteSnapshot(this.engine, h, (s) => {
+      this.views.delete(view);
+      this.forget(s);
+    });
+    this.views.add(view);
+    this.onSnapshotOpened?.(view);
+    return view;
+  }
+
+  /** Throw away changes since snapshot `name` and continue from it (the snapshot is kept). */
+  revert(name: string): Promise<void> {
+    return this.engine.revert(this.handle, name);
+  }
+
+  /** Delete snapshot `name`; no other snapshot's content changes. */
+  deleteSnapshot(name: string): Promise<void> {
+    return this.engine.deleteSnapshot(this.handle, name);
+  }
+
+  /** Extents of the live volume (like `qemu-img map`). */
+  map(): Promise<Extent[]> {
+    return this.engine.map(this.handle);
+  }
+
+  /** Layers, chain, snapshots and sizes (a promise here; synchronous on the in-process Volume). */
+  info(): Promise<VolumeInfo> {
+    return this.engine.info(this.handle);
+  }
+
+  /**
+   * Verify every data block against its checksum. `onProgress` receives `{ done, total }` blocks
+   * after each batch; aborting `signal` cancels the check in the worker (rejects with `aborted`).
+   */
+  async check(options: { onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal } = {}): Promise<CheckReport> {
+    const { onProgress, signal } = options;
+    if (signal?.aborted) throw new StrataError('aborted', 'The check was cancelled before it started.');
+    const op = randomId();
+    const callback = onProgress ? proxy((e: ProgressEvent) => onProgress(e)) : undefined;
+    const onAbort = () => {
+      this.engine.cancel(op).catch(() => {});
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.engine.check(this.handle, op, callback);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Flush and close the volume and its snapshot views in the worker. Closing twice is a no-op. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const v of this.views) this.forget(v);
+    this.views.clear();
+    this.forget(this);
+    await this.engine.close(this.handle);
+  }
+}
+
+function randomId(): string {
+  const c = (globalThis as { crypto?: Crypto }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}

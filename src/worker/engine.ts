@@ -1,0 +1,340 @@
+/**
+ * The worker side: a table of open volumes and snapshot views by handle id, behind the methods
+ * of {@link EngineApi}. One engine (one worker) serves any number of volumes. Comlink exposes
+ * it (host.ts); nothing here knows about messages except `transfer` for the bytes of `read`.
+ *
+ * Order: each method reaches the Volume synchronously (no `await` before the Volume call), so
+ * calls run in the order their messages arrive, and the Volume's FIFO lock keeps them in that
+ * order: a `flush` that resolves covers every write sent before it.
+ */
+import { releaseProxy, transfer } from 'comlink';
+import { StrataError } from '../errors.js';
+import { checkRange, type StoreNamespace } from '../store/store.js';
+import { Volume, type SnapshotInfo, type VolumeInfo, type VolumeReader } from '../volume/volume.js';
+import type { CheckReport } from '../volume/check.js';
+import type { Extent } from '../volume/map.js';
+import { browserBackends, type Backend, type BackendTable } from './backends.js';
+import type {
+  BackendName,
+  BackendSpec,
+  CreateOptions,
+  EngineApi,
+  HandleId,
+  OpId,
+  OpenOptions,
+  OpenedHandle,
+  ProgressEvent,
+  StorageReport,
+} from './protocol.js';
+
+type Entry =
+  | { kind: 'volume'; volume: Volume; ns: StoreNamespace; key: string; views: Set<HandleId> }
+  | { kind: 'snapshot'; reader: VolumeReader; parent: HandleId; name: string };
+
+export interface EngineOptions {
+  /** Backends by name; default: memory, opfs, idb (Node's entry adds node-dir). */
+  backends?: BackendTable;
+}
+
+export class Engine implements EngineApi {
+  private readonly backends: BackendTable;
+  private readonly handles = new Map<HandleId, Entry>();
+  private readonly ops = new Map<OpId, AbortController>();
+  private nextHandle = 1;
+
+  constructor(options: EngineOptions = {}) {
+    this.backends = options.backends ?? browserBackends();
+  }
+
+  // ---- volumes ----
+
+  async createVolume(spec: BackendSpec, options: CreateOptions): Promise<OpenedHandle> {
+    const backend = this.backend(spec);
+    const ns = await backend.open(spec.path, { create: true, readOnly: false });
+    let volume: Volume;
+    try {
+      volume = await Volume.create(ns, { size: options.size, blockSize: options.blockSize });
+    } catch (e) {
+      await closeNamespace(ns);
+      throw e;
+    }
+    return this.add(spec, ns, volume);
+  }
+
+  async openVolume(spec: BackendSpec, options: OpenOptions = {}): Promise<OpenedHandle> {
+    const backend = this.backend(spec);
+    const readOnly = options.readOnly ?? false;
+    const ns = await backend.open(spec.path, { create: false, readOnly });
+    let volume: Volume;
+    try {
+      volume = await Volume.open(ns, { readOnly });
+    } catch (e) {
+      await closeNamespace(ns);
+      throw e;
+    }
+    return this.add(spec, ns, volume);
+  }
+
+  /**
+   * Remove every store of the volume at `spec`, then the namespace itself where the backend can.
+   * Idempotent: a missing volume is not an error. Throws `locked` while any handle (of this worker)
+   * has it open, or while another writer holds its lock.
+   */
+  async deleteVolume(spec: BackendSpec): Promise<void> {
+    const backend = this.backend(spec);
+    const key = specKey(spec);
+    for (const e of this.handles.values()) {
+      if (e.kind === 'volume' && e.key === key) throw new StrataError('locked', `The volume at ${spec.backend}:${spec.path} is open in this worker; close it before deleting it.`);
+    }
+    let ns: StoreNamespace;
+    try {
+      ns = await backend.open(spec.path, { create: false, readOnly: false });
+    } catch (e) {
+      if (e instanceof StrataError && e.code === 'not-found') return;
+      throw e;
+    }
+    try {
+      const lock = await ns.lock?.();
+      try {
+        for (const name of await ns.list()) await ns.delete(name);
+        await ns.sync();
+      } finally {
+        await lock?.release();
+      }
+    } finally {
+      await closeNamespace(ns);
+    }
+    await backend.remove?.(spec.path);
+  }
+
+  async listVolumes(backend: BackendName, parentPath?: string): Promise<string[]> {
+    const b = this.backend({ backend, path: '' });
+    if (!b.list) throw new StrataError('unsupported', `Listing volumes is not supported for the ${backend} backend; keep your own list of paths.`);
+    return b.list(parentPath);
+  }
+
+  // ---- I/O ----
+
+  read(h: HandleId, offset: number, length: number): Promise<Uint8Array> {
+    return settle(() => this.readNow(h, offset, length));
+  }
+
+  private readNow(h: HandleId, offset: number, length: number): Promise<Uint8Array> {
+    const reader = this.reader(h);
+    // Validate before allocating: `length` comes from the other side.
+    checkRange(offset, length);
+    if (offset + length > reader.size) {
+      throw new StrataError('out-of-range', `The range ${offset}+${length} is past the end of the volume (${reader.size} bytes).`);
+    }
+    const bytes = new Uint8Array(length);
+    return reader.readInto(offset, bytes).then(() => transfer(bytes, [bytes.buffer]));
+  }
+
+  write(h: HandleId, offset: number, data: Uint8Array): Promise<void> {
+    return settle(() => this.volume(h).write(offset, data));
+  }
+
+  writeZeroes(h: HandleId, offset: number, length: number): Promise<void> {
+    return settle(() => this.volume(h).writeZeroes(offset, length));
+  }
+
+  flush(h: HandleId): Promise<void> {
+    return settle(() => this.volume(h).flush());
+  }
+
+  // ---- snapshots ----
+
+  snapshot(h: HandleId, name: string): Promise<SnapshotInfo> {
+    return settle(() => this.volume(h).snapshot(name));
+  }
+
+  async snapshots(h: HandleId): Promise<SnapshotInfo[]> {
+    return this.volume(h).snapshots();
+  }
+
+  async openSnapshot(h: HandleId, name: string): Promise<OpenedHandle> {
+    const entry = this.volumeEntry(h);
+    const reader = entry.volume.openSnapshot(name);
+    const handle = this.nextHandle++;
+    this.handles.set(handle, { kind: 'snapshot', reader, parent: h, name });
+    entry.views.add(handle);
+    return { kind: 'snapshot', handle, size: reader.size, blockSize: reader.blockSize, readOnly: true, name, volume: h };
+  }
+
+  revert(h: HandleId, name: string): Promise<void> {
+    return settle(() => this.volume(h).revert(name));
+  }
+
+  deleteSnapshot(h: HandleId, name: string): Promise<void> {
+    return settle(() => this.volume(h).deleteSnapshot(name));
+  }
+
+  // ---- inspection ----
+
+  map(h: HandleId): Promise<Extent[]> {
+    return settle(() => this.reader(h).map());
+  }
+
+  async info(h: HandleId): Promise<VolumeInfo> {
+    return this.volume(h).info();
+  }
+
+  /**
+   * Verify every data block. `onProgress` (a Comlink.proxy on the caller's side) is called after
+   * each batch without waiting for it; `op` names the operation for {@link cancel}.
+   */
+  async check(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void): Promise<CheckReport> {
+    const volume = this.volume(h);
+    const ctrl = new AbortController();
+    if (op !== undefined) {
+      if (this.ops.has(op)) throw new StrataError('invalid-argument', `Operation id ${op} is already in use.`);
+      this.ops.set(op, ctrl);
+    }
+    // Progress is sent without waiting for each answer (the check never stalls on the page), but
+    // the last one is awaited before the result, so no progress event arrives after it.
+    let delivered: Promise<unknown> = Promise.resolve();
+    const progress = onProgress
+      ? (done: number, total: number) => {
+          delivered = Promise.resolve(onProgress({ done, total })).catch(() => {});
+        }
+      : undefined;
+    try {
+      const report = await volume.check(progress, ctrl.signal);
+      await delivered;
+      return report;
+    } finally {
+      if (op !== undefined) this.ops.delete(op);
+      // A Comlink proxy holds a port open on the caller's side until released.
+      const release = (onProgress as { [releaseProxy]?: unknown } | undefined)?.[releaseProxy];
+      if (typeof release === 'function') release.call(onProgress);
+    }
+  }
+
+  /** Abort the running operation `op`. Resolves true when there was one to abort. */
+  async cancel(op: OpId): Promise<boolean> {
+    const ctrl = this.ops.get(op);
+    if (!ctrl) return false;
+    ctrl.abort();
+    return true;
+  }
+
+  /** Close a volume (flushing it, and closing its snapshot views) or a snapshot view. Closing twice is a no-op. */
+  async close(h: HandleId): Promise<void> {
+    const entry = this.handles.get(h);
+    if (!entry) return;
+    this.handles.delete(h);
+    if (entry.kind === 'snapshot') {
+      const parent = this.handles.get(entry.parent);
+      if (parent?.kind === 'volume') parent.views.delete(h);
+      return;
+    }
+    for (const v of entry.views) this.handles.delete(v);
+    try {
+      await entry.volume.close();
+    } finally {
+      await closeNamespace(entry.ns);
+    }
+  }
+
+  /** Close everything this engine has open. */
+  async closeAll(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const [h, e] of [...this.handles]) {
+      if (e.kind !== 'volume') continue;
+      try {
+        await this.close(h);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+
+  // ---- storage ----
+
+  async storage(): Promise<StorageReport> {
+    const storage = browserStorage();
+    if (!storage?.estimate) return { usage: 0, quota: 0, persisted: false };
+    const est = await storage.estimate();
+    const persisted = typeof storage.persisted === 'function' ? await storage.persisted() : false;
+    return { usage: est.usage ?? 0, quota: est.quota ?? 0, persisted };
+  }
+
+  /**
+   * Ask for persistent storage. `navigator.storage.persist` exists only on pages (Window), so in a
+   * worker this reports the current state: call `persist()` on the page, after a user gesture.
+   */
+  async persist(): Promise<boolean> {
+    const storage = browserStorage();
+    if (!storage) return false;
+    const s = storage as StorageManager & { persist?: () => Promise<boolean> };
+    if (typeof s.persist === 'function') return s.persist();
+    return typeof storage.persisted === 'function' ? storage.persisted() : false;
+  }
+
+  // ---- table ----
+
+  private backend(spec: BackendSpec): Backend {
+    if (typeof spec !== 'object' || spec === null || typeof spec.path !== 'string') {
+      throw new StrataError('invalid-argument', 'A backend spec is { backend, path } with a string path.');
+    }
+    const b = this.backends[spec.backend];
+    if (!b) {
+      const known = Object.keys(this.backends).join(', ');
+      throw new StrataError('unsupported', `Backend "${String(spec.backend)}" is not available in this worker (available: ${known}).${spec.backend === 'node-dir' ? ' node-dir runs only under Node worker_threads.' : ''}`);
+    }
+    if (!b.isAvailable()) throw new StrataError('unsupported', `Backend "${spec.backend}" is not available in this context (OPFS sync access needs a dedicated worker; IndexedDB needs a browser).`);
+    return b;
+  }
+
+  private add(spec: BackendSpec, ns: StoreNamespace, volume: Volume): OpenedHandle {
+    const handle = this.nextHandle++;
+    this.handles.set(handle, { kind: 'volume', volume, ns, key: specKey(spec), views: new Set() });
+    return { kind: 'volume', handle, size: volume.size, blockSize: volume.blockSize, readOnly: volume.readOnly };
+  }
+
+  private entry(h: HandleId): Entry {
+    const e = this.handles.get(h);
+    if (!e) throw new StrataError('closed', `Handle ${h} is closed (or was never opened in this worker); open the volume again.`);
+    return e;
+  }
+
+  private volumeEntry(h: HandleId): Extract<Entry, { kind: 'volume' }> {
+    const e = this.entry(h);
+    if (e.kind !== 'volume') throw new StrataError('invalid-argument', `Handle ${h} is a snapshot view, not a volume.`);
+    return e;
+  }
+
+  private volume(h: HandleId): Volume {
+    return this.volumeEntry(h).volume;
+  }
+
+  private reader(h: HandleId): VolumeReader {
+    const e = this.entry(h);
+    return e.kind === 'volume' ? e.volume : e.reader;
+  }
+}
+
+/** Run `fn` now (keeping message order) and turn a synchronous throw into a rejection. */
+function settle<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function specKey(spec: BackendSpec): string {
+  return `${spec.backend}:${spec.path}`;
+}
+
+/** Some namespaces (IndexedDB) hold a connection; release it when the last user is done. */
+async function closeNamespace(ns: StoreNamespace): Promise<void> {
+  const closable = ns as StoreNamespace & { close?: () => Promise<void> | void };
+  if (typeof closable.close === 'function') await closable.close();
+}
+
+function browserStorage(): StorageManager | undefined {
+  const nav = (globalThis as { navigator?: Navigator }).navigator;
+  return nav?.storage;
+}

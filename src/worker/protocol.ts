@@ -1,0 +1,98 @@
+/**
+ * Wire types between a page (or Node thread) and the stratadisk worker host. Comlink carries the
+ * calls; these types say what crosses the boundary. Everything here is structured-cloneable:
+ * byte buffers move by transfer, errors by the `throw` transfer handler in ./errors.ts, progress
+ * by a Comlink.proxy callback.
+ */
+import type { ErrorCode } from '../errors.js';
+import type { CheckReport } from '../volume/check.js';
+import type { Extent } from '../volume/map.js';
+import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
+
+/** Where a volume lives. */
+export type BackendName = 'memory' | 'opfs' | 'idb' | 'node-dir';
+
+/**
+ * A volume's namespace of stores:
+ * - `memory`: a namespace kept in the worker, by `path`, for the worker's lifetime;
+ * - `opfs`: a directory path under the origin's OPFS root (dedicated workers only);
+ * - `idb`: an IndexedDB database name;
+ * - `node-dir`: a directory (Node worker_threads only).
+ */
+export interface BackendSpec {
+  backend: BackendName;
+  path: string;
+}
+
+/** Progress of a long operation: `done` of `total` units (blocks, for `check`). */
+export interface ProgressEvent {
+  done: number;
+  total: number;
+}
+
+/** Id of an open volume or snapshot view in one worker. Never reused within a worker's life. */
+export type HandleId = number;
+
+/** Id of a cancellable operation, chosen by the caller (unique per worker: use a random UUID). */
+export type OpId = string;
+
+/** What the worker answers when it opens something. */
+export type OpenedHandle =
+  | { kind: 'volume'; handle: HandleId; size: number; blockSize: number; readOnly: boolean }
+  | { kind: 'snapshot'; handle: HandleId; size: number; blockSize: number; readOnly: true; name: string; volume: HandleId };
+
+export interface StorageReport {
+  /** bytes used by this origin (0 where unknown, e.g. Node) */
+  usage: number;
+  /** bytes this origin may use (0 where unknown) */
+  quota: number;
+  /** true when the browser will not evict this origin's storage under pressure */
+  persisted: boolean;
+}
+
+/** An error as it crosses the boundary. `code` is set for StrataError (and kept on others that have a string code). */
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: ErrorCode | string;
+  stack?: string;
+}
+
+/** What comlink's `throw` handler carries: an Error (serialised), or any other thrown value (cloned). */
+export type ThrownValue = { isError: true; value: SerializedError } | { isError: false; value: unknown };
+
+export interface CreateOptions {
+  size: number;
+  blockSize?: number;
+}
+
+export interface OpenOptions {
+  readOnly?: boolean;
+}
+
+/**
+ * The methods the worker exposes (see engine.ts). Every method is async across the boundary.
+ * `read` answers with a buffer transferred to the caller; `write` expects its buffer transferred.
+ */
+export interface EngineApi {
+  createVolume(spec: BackendSpec, options: CreateOptions): Promise<OpenedHandle>;
+  openVolume(spec: BackendSpec, options?: OpenOptions): Promise<OpenedHandle>;
+  deleteVolume(spec: BackendSpec): Promise<void>;
+  listVolumes(backend: BackendName, parentPath?: string): Promise<string[]>;
+  read(h: HandleId, offset: number, length: number): Promise<Uint8Array>;
+  write(h: HandleId, offset: number, data: Uint8Array): Promise<void>;
+  writeZeroes(h: HandleId, offset: number, length: number): Promise<void>;
+  flush(h: HandleId): Promise<void>;
+  snapshot(h: HandleId, name: string): Promise<SnapshotInfo>;
+  snapshots(h: HandleId): Promise<SnapshotInfo[]>;
+  openSnapshot(h: HandleId, name: string): Promise<OpenedHandle>;
+  revert(h: HandleId, name: string): Promise<void>;
+  deleteSnapshot(h: HandleId, name: string): Promise<void>;
+  map(h: HandleId): Promise<Extent[]>;
+  info(h: HandleId): Promise<VolumeInfo>;
+  check(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void): Promise<CheckReport>;
+  cancel(op: OpId): Promise<boolean>;
+  close(h: HandleId): Promise<void>;
+  storage(): Promise<StorageReport>;
+  persist(): Promise<boolean>;
+}
