@@ -27,6 +27,19 @@ export default mergeConfig(
           },
         },
         {
+          // Playwright drives Debian's Chromium against the demo served by vite (test/e2e/harness.ts).
+          extends: true,
+          test: {
+            name: 'e2e',
+            environment: 'node',
+            include: ['test/e2e/**/*.test.ts'],
+            testTimeout: 180_000,
+            hookTimeout: 180_000,
+            pool: 'forks',
+            fileParallelism: false,
+          },
+        },
+        {
           extends: true,
           test: {
             name: 'browser',

@@ -1,0 +1,125 @@
+/**
+ * The block map: one canvas cell per block (or per group of blocks on big volumes), coloured by
+ * the layer that owns it. A grouped cell takes the colour of whatever holds most of its bytes.
+ */
+import type { Extent, VolumeInfo } from '../src/index.js';
+import { escapeHtml, formatBytes } from './format.js';
+
+/** Distinct, readable colours for layers; the base gets the first. */
+const PALETTE = ['#2f6fde', '#e8833a', '#2aa876', '#b84fc9', '#d9434e', '#1fa3b8', '#8a6d3b', '#6f7cf0', '#c2b11f', '#e05fa0'];
+export const ZERO_COLOUR = '#b9c0cc';
+export const EMPTY_COLOUR = '#eef0f3';
+const GRID_COLOUR = '#ffffff';
+
+/** At most this many cells; bigger volumes group blocks per cell. */
+const MAX_CELLS = 4096;
+const COLUMNS = 128;
+
+export interface MapLegendEntry {
+  key: string;
+  label: string;
+  colour: string;
+  blocks: number;
+}
+
+export interface DrawnMap {
+  cells: number;
+  blocksPerCell: number;
+  legend: MapLegendEntry[];
+}
+
+/** Colour of a layer: by its place among all of the volume's layers (stable across redraws). */
+export function layerColour(info: VolumeInfo, layer: string): string {
+  const ids = info.layers.map((l) => l.id).sort();
+  const i = ids.indexOf(layer);
+  return PALETTE[(i < 0 ? ids.length : i) % PALETTE.length]!;
+}
+
+export function drawBlockMap(canvas: HTMLCanvasElement, info: VolumeInfo, extents: Extent[]): DrawnMap {
+  const blocks = Math.ceil(info.size / info.blockSize);
+  const blocksPerCell = Math.max(1, Math.ceil(blocks / MAX_CELLS));
+  const cells = Math.ceil(blocks / blocksPerCell);
+  const cellBytes = blocksPerCell * info.blockSize;
+
+  // Bytes per owner key in each cell; keys: layer id, 'zero', 'empty'.
+  const weights: Map<string, number>[] = Array.from({ length: cells }, () => new Map());
+  const blocksByKey = new Map<string, number>();
+  for (const e of extents) {
+    const key = !e.present ? 'empty' : e.zero ? 'zero' : (e.layer ?? 'empty');
+    blocksByKey.set(key, (blocksByKey.get(key) ?? 0) + e.length / info.blockSize);
+    const end = e.start + e.length;
+    for (let c = Math.floor(e.start / cellBytes); c < cells && c * cellBytes < end; c++) {
+      const overlap = Math.min(end, (c + 1) * cellBytes) - Math.max(e.start, c * cellBytes);
+      const w = weights[c]!;
+      w.set(key, (w.get(key) ?? 0) + overlap);
+    }
+  }
+
+  const columns = Math.min(COLUMNS, cells);
+  const rows = Math.ceil(cells / columns);
+  const cssWidth = canvas.clientWidth || 960;
+  const cell = Math.max(3, Math.min(24, Math.floor(cssWidth / columns)));
+  const dpr = globalThis.devicePixelRatio || 1;
+  canvas.width = Math.round(columns * cell * dpr);
+  canvas.height = Math.round(rows * cell * dpr);
+  canvas.style.aspectRatio = `${columns} / ${rows}`;
+  const ctx = canvas.getContext('2d')!;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.fillStyle = GRID_COLOUR;
+  ctx.fillRect(0, 0, columns * cell, rows * cell);
+  const gap = cell >= 6 ? 1 : 0;
+  for (let c = 0; c < cells; c++) {
+    let best = 'empty';
+    let bestWeight = -1;
+    for (const [key, weight] of weights[c]!) {
+      // Prefer data over zero over empty on ties, so a single written block stays visible.
+      const rank = weight + (key === 'empty' ? 0 : key === 'zero' ? 0.25 : 0.5);
+      if (rank > bestWeight) {
+        best = key;
+        bestWeight = rank;
+      }
+    }
+    ctx.fillStyle = best === 'empty' ? EMPTY_COLOUR : best === 'zero' ? ZERO_COLOUR : layerColour(info, best);
+    ctx.fillRect((c % columns) * cell, Math.floor(c / columns) * cell, cell - gap, cell - gap);
+  }
+
+  const snapshotsByLayer = new Map<string, string[]>();
+  for (const s of info.snapshots) snapshotsByLayer.set(s.layer, [...(snapshotsByLayer.get(s.layer) ?? []), s.name]);
+  const legend: MapLegendEntry[] = [];
+  // Chain is listed active first or base first depending on the engine; show base -> active.
+  const chain = [...info.chain];
+  if (chain[0] === info.active.layer) chain.reverse();
+  for (const id of chain) {
+    const names = snapshotsByLayer.get(id);
+    const role = id === info.active.layer ? 'active' : names ? `snapshot ${names.join(', ')}` : 'sealed';
+    legend.push({ key: id, label: `${id} (${role})`, colour: layerColour(info, id), blocks: blocksByKey.get(id) ?? 0 });
+  }
+  legend.push({ key: 'zero', label: 'zero', colour: ZERO_COLOUR, blocks: blocksByKey.get('zero') ?? 0 });
+  legend.push({ key: 'empty', label: 'unallocated', colour: EMPTY_COLOUR, blocks: blocksByKey.get('empty') ?? 0 });
+  return { cells, blocksPerCell, legend };
+}
+
+export function renderLegend(list: HTMLElement, map: DrawnMap, blockSize: number): void {
+  list.innerHTML = map.legend
+    .map(
+      (e) =>
+        `<li data-key="${escapeHtml(e.key)}"><span class="swatch" style="background:${e.colour}"></span>${escapeHtml(e.label)}` +
+        `<span class="muted">${e.blocks} blocks · ${formatBytes(e.blocks * blockSize)}</span></li>`,
+    )
+    .join('');
+}
+
+/** Clears the canvas to the "no volume" look. */
+export function clearBlockMap(canvas: HTMLCanvasElement, legend: HTMLElement): void {
+  canvas.width = 960;
+  canvas.height = 120;
+  canvas.style.aspectRatio = '8 / 1';
+  const ctx = canvas.getContext('2d')!;
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = '#9aa3b5';
+  ctx.font = '16px system-ui, sans-serif';
+  ctx.textAlign = 'center';
+  ctx.fillText('open or create a volume to see its block map', canvas.width / 2, canvas.height / 2);
+  legend.innerHTML = '';
+}

@@ -1,0 +1,174 @@
+/**
+ * Click-through of the demo in real Chromium: create a volume, write, snapshot, write again,
+ * compare, revert, delete a snapshot, check; the UI must show each state, and the screenshot's
+ * block map must not be blank. Once on OPFS, once on IndexedDB.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { act, canvasColours, chooseVolume, launchBrowser, openDemo, pageProblems, serveDemo, status, TMP, type DemoServer } from './harness.js';
+
+let server: DemoServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  server = await serveDemo();
+  browser = await launchBrowser();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function writePattern(page: Page, pattern: 'random' | 'stamp' | 'fill' | 'zero', fields: Record<string, string>): Promise<string> {
+  await page.selectOption('#pattern', pattern);
+  for (const [id, value] of Object.entries(fields)) await page.fill(`#p-${id}`, value);
+  const s = await act(page, '#btn-write');
+  expect(s.kind, s.text).toBe('ok');
+  return s.text;
+}
+
+async function snapshotNames(page: Page): Promise<string[]> {
+  return page.locator('#snap-list tr[data-snapshot]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.snapshot!));
+}
+
+async function legend(page: Page): Promise<string[]> {
+  return page.locator('#legend li').allTextContents();
+}
+
+describe.each(['opfs', 'idb'] as const)('demo click-through on %s', (backend) => {
+  let context: BrowserContext;
+  let page: Page;
+
+  beforeAll(async () => {
+    context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    page = await openDemo(context, server.url);
+  });
+  afterAll(async () => {
+    await context?.close();
+  });
+
+  it('creates a volume and writes patterns', async () => {
+    expect(await page.locator('#badge-isolated').textContent()).toBe('cross-origin isolated');
+    await chooseVolume(page, backend, `tour-${backend}`, '64M', 65536);
+    let s = await act(page, '#btn-create');
+    expect(s.kind, s.text).toBe('ok');
+    expect(s.text).toContain(`Created tour-${backend} (${backend})`);
+    expect(await page.locator('#known li').first().textContent()).toContain(`tour-${backend}`);
+
+    expect(await writePattern(page, 'random', { count: '40' })).toContain('Wrote 40 random blocks');
+    expect(await writePattern(page, 'stamp', { offset: '0', text: 'BEFORE' })).toContain('Stamped "BEFORE');
+    s = await act(page, '#btn-flush');
+    expect(s.text).toContain('Flushed');
+    const base = await legend(page);
+    expect(base.some((l) => l.includes('(active)') && /40 blocks|41 blocks/.test(l))).toBe(true);
+  });
+
+  it('takes snapshots, writes again and compares a snapshot with live', async () => {
+    await page.fill('#snap-name', 'snap1');
+    let s = await act(page, '#btn-snapshot');
+    expect(s.text).toMatch(/^Snapshot snap1 taken/);
+    expect(await snapshotNames(page)).toEqual(['snap1']);
+    expect(await page.inputValue('#snap-name')).toBe('snap2');
+
+    await writePattern(page, 'fill', { offset: '4M', length: '3M', byte: '0x5a' });
+    await writePattern(page, 'stamp', { offset: '0', text: 'AFTER' });
+    s = await act(page, '#btn-snapshot');
+    expect(s.text).toMatch(/^Snapshot snap2 taken/);
+    await writePattern(page, 'random', { count: '12' });
+    expect(await snapshotNames(page)).toEqual(['snap1', 'snap2']);
+
+    const l = await legend(page);
+    expect(l.filter((x) => x.includes('snapshot snap1'))).toHaveLength(1);
+    expect(l.filter((x) => x.includes('snapshot snap2'))).toHaveLength(1);
+    expect(l.filter((x) => x.includes('(active)'))).toHaveLength(1);
+
+    await page.selectOption('#cmp-snap', 'snap1');
+    await page.fill('#cmp-offset', '0');
+    await page.fill('#cmp-length', '64');
+    s = await act(page, '#btn-compare');
+    expect(s.text).toContain('live and snap1 differ');
+    expect(await page.locator('#cmp-live').textContent()).toContain('AFTER');
+    expect(await page.locator('#cmp-snapshot').textContent()).toContain('BEFORE');
+    expect(await page.locator('#cmp-live .diff').count()).toBeGreaterThan(0);
+  });
+
+  it('reverts to a snapshot and deletes another', async () => {
+    let s = await act(page, '#snap-list tr[data-snapshot="snap1"] button[data-act="revert"]');
+    expect(s.kind, s.text).toBe('ok');
+    expect(s.text).toContain('Reverted to snap1');
+    const l = await legend(page);
+    expect(l.find((x) => x.includes('(active)'))).toMatch(/ 0 blocks/);
+
+    // Live now reads what snap1 holds.
+    await page.selectOption('#cmp-snap', 'snap1');
+    s = await act(page, '#btn-compare');
+    expect(s.text).toContain('live and snap1 are the same');
+    expect(await page.locator('#cmp-live').textContent()).toContain('BEFORE');
+
+    s = await act(page, '#snap-list tr[data-snapshot="snap2"] button[data-act="delete"]');
+    expect(s.kind, s.text).toBe('ok');
+    expect(s.text).toContain('Deleted snapshot snap2');
+    expect(await snapshotNames(page)).toEqual(['snap1']);
+
+    // Some new work on top of snap1, so the map shows a base layer, an active layer and zeros.
+    await writePattern(page, 'random', { count: '20' });
+    await writePattern(page, 'zero', { offset: '16M', length: '2M' });
+    await writePattern(page, 'fill', { offset: '32M', length: '1M', byte: '0x11' });
+  });
+
+  it('checks the volume with progress, and the screenshot is not blank', async () => {
+    const s = await act(page, '#btn-check');
+    expect(s.kind, s.text).toBe('ok');
+    expect(s.text).toMatch(/^Check clean/);
+    expect(await page.locator('#check-result').textContent()).toMatch(/^clean: 2 layers/);
+    expect(await page.locator('#check-progress').evaluate((p) => (p as HTMLProgressElement).position)).toBe(1);
+
+    const l = await legend(page);
+    expect(l.some((x) => x.includes('snapshot snap1'))).toBe(true);
+    expect(l.some((x) => x.includes('(active)'))).toBe(true);
+    expect(l.some((x) => x.startsWith('zero') && !x.includes(' 0 blocks'))).toBe(true);
+    expect(l.some((x) => x.startsWith('unallocated'))).toBe(true);
+
+    const info = await page.locator('#usage-text').textContent();
+    expect(info).toMatch(/used of/);
+
+    // A block map with two layers, zeros and unallocated cells plus the grid: well over 3 colours.
+    expect(await canvasColours(page)).toBeGreaterThanOrEqual(5);
+    const file = join(TMP, backend === 'opfs' ? 'demo.png' : 'demo-idb.png');
+    await page.screenshot({ path: file, fullPage: true });
+    expect((await stat(file)).size).toBeGreaterThan(20_000);
+    expect(pageProblems.get(page)).toEqual([]);
+  });
+
+  it('writes a picked file with a progress bar', async () => {
+    const bytes = Buffer.alloc(5 * 1024 * 1024 + 123);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 13 + (i >> 12)) & 255;
+    await page.setInputFiles('#file', { name: 'blob.bin', mimeType: 'application/octet-stream', buffer: bytes });
+    await page.fill('#file-offset', '40M');
+    const s = await act(page, '#btn-file');
+    expect(s.kind, s.text).toBe('ok');
+    expect(s.text).toContain('Wrote blob.bin (5.0 MiB) at 41943040 and flushed');
+    expect(await page.locator('#file-progress').evaluate((p) => (p as HTMLProgressElement).position)).toBe(1);
+    const same = await page.evaluate(async (len) => {
+      const v = window.__strata!.volume!;
+      const back = await v.read(40 * 1024 * 1024, len);
+      for (let i = 0; i < len; i++) if (back[i] !== ((i * 13 + (i >> 12)) & 255)) return i;
+      return -1;
+    }, bytes.length);
+    expect(same).toBe(-1);
+  });
+
+  it('closes and deletes the volume', async () => {
+    let s = await act(page, '#btn-close');
+    expect(s.text).toContain(`Closed tour-${backend}`);
+    s = await act(page, '#btn-delete');
+    expect(s.kind, s.text).toBe('ok');
+    s = await act(page, '#btn-open');
+    expect(s.kind).toBe('error');
+    expect(s.code).toBe('not-found');
+    expect((await status(page)).text).toContain('not-found');
+  });
+});
