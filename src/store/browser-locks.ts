@@ -18,21 +18,24 @@ export async function takeWebLock(name: string, busyMessage: string): Promise<Na
   }
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
+  let request!: Promise<unknown>;
   const granted = await new Promise<boolean>((resolve, reject) => {
-    locks
-      .request(name, { ifAvailable: true }, (lock) => {
-        resolve(lock !== null);
-        return lock ? held : undefined;
-      })
-      .catch((e: unknown) => reject(browserError(e, `take the lock ${name}`)));
+    request = locks.request(name, { ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      return lock ? held : undefined;
+    });
+    request.catch((e: unknown) => reject(browserError(e, `take the lock ${name}`)));
   });
   if (!granted) throw new StrataError('locked', busyMessage);
   let done = false;
   return {
+    // Resolves once the browser has actually let go (request() settles after the callback's
+    // promise does), so a release followed at once by another lock() succeeds.
     release: async () => {
       if (done) return;
       done = true;
       release();
+      await request.catch(() => {});
     },
   };
 }

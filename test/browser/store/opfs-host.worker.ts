@@ -5,6 +5,7 @@
  */
 import { expose, transfer } from 'comlink';
 import { StrataError } from '../../../src/errors.js';
+import { IdbNamespace } from '../../../src/store/idb.js';
 import { OpfsNamespace } from '../../../src/store/opfs.js';
 import type { NamespaceLock, Store } from '../../../src/store/store.js';
 import { registerErrorTransfer } from '../../../src/worker/errors.js';
@@ -165,6 +166,27 @@ const api = {
       }
     }
     return out;
+  },
+  /** Take the writer lock of an IndexedDB namespace in this worker. */
+  async idbLock(dbName: string): Promise<number> {
+    const l = await (await IdbNamespace.open(dbName)).lock();
+    const id = nextId++;
+    locks.set(id, l);
+    return id;
+  },
+  /** IndexedDB from a worker: write, flush, read back; returns what was read. */
+  async idbRoundTrip(dbName: string, data: Uint8Array): Promise<Uint8Array> {
+    const n = await IdbNamespace.open(dbName);
+    try {
+      const s = await n.open('disk', { create: true });
+      await s.write(1, data);
+      await s.flush();
+      const back = await s.read(1, data.length);
+      await s.close();
+      return back;
+    } finally {
+      n.close();
+    }
   },
   /** Volume smoke test on OPFS, run entirely in this worker. */
   async volumeSmoke(path: string) {
