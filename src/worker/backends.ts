@@ -45,36 +45,47 @@ export function memoryBackend(): Backend {
   };
 }
 
-/** OPFS directories; sync access handles exist only in dedicated workers. */
+/**
+ * OPFS directories; sync access handles exist only in dedicated workers. Imported on first use,
+ * so a worker that never touches OPFS never loads it.
+ */
 export function opfsBackend(): Backend {
   return {
     isAvailable: () => typeof navigator !== 'undefined' && typeof navigator.storage?.getDirectory === 'function',
     async open(path, { create, readOnly }) {
-      const { OpfsNamespace } = (await importStore('opfs')) as { OpfsNamespace: { open(path: string, o: { create?: boolean; readOnly?: boolean }): Promise<StoreNamespace> } };
+      const { OpfsNamespace } = await import('../store/opfs.js');
       return OpfsNamespace.open(path, { create, readOnly });
+    },
+    async remove(path) {
+      const { OpfsNamespace } = await import('../store/opfs.js');
+      await OpfsNamespace.destroy(path);
     },
   };
 }
 
-/** IndexedDB databases (idb-keyval chunk records). */
+/** IndexedDB databases (chunk records), one database per volume. */
 export function idbBackend(): Backend {
   return {
     isAvailable: () => typeof indexedDB !== 'undefined',
-    async open(path, { readOnly }) {
-      const { IdbNamespace } = (await importStore('idb')) as { IdbNamespace: { open(name: string, o: { readOnly?: boolean }): Promise<StoreNamespace> } };
+    async open(path, { create, readOnly }) {
+      // Opening a database creates it: look first, so opening a missing volume leaves nothing behind.
+      if (!create && typeof indexedDB.databases === 'function') {
+        const dbs = await indexedDB.databases();
+        if (!dbs.some((d) => d.name === path)) throw new StrataError('not-found', `No IndexedDB volume "${path}"; create it first.`);
+      }
+      const { IdbNamespace } = await import('../store/idb.js');
       return IdbNamespace.open(path, { readOnly });
     },
+    async remove(path) {
+      const { IdbNamespace } = await import('../store/idb.js');
+      await IdbNamespace.destroy(path);
+    },
+    async list(parent) {
+      if (typeof indexedDB.databases !== 'function') throw new StrataError('unsupported', 'This browser cannot list IndexedDB databases.');
+      const prefix = parent ?? '';
+      return (await indexedDB.databases()).map((d) => d.name ?? '').filter((n) => n !== '' && n.startsWith(prefix)).sort();
+    },
   };
-}
-
-/** TEMPORARY until src/store/opfs.ts and idb.ts land: hidden from tsc and bundlers. */
-async function importStore(name: 'opfs' | 'idb'): Promise<unknown> {
-  const spec = `../store/${name}.js`;
-  try {
-    return await import(/* @vite-ignore */ spec);
-  } catch (e) {
-    throw new StrataError('unsupported', `The ${name} store is not available in this build (${String(e)}).`, { cause: e });
-  }
 }
 
 export function browserBackends(): BackendTable {

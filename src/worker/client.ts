@@ -17,7 +17,7 @@ import type { Extent } from '../volume/map.js';
 import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 import { transfer } from 'comlink';
 import { registerErrorTransfer } from './errors.js';
-import { isNodeMessageTarget, nodeEndpoint } from './node-endpoint.js';
+import { isNodeMessageTarget, nodeEndpoint, type NodeMessageTarget } from './node-endpoint.js';
 import type { BackendSpec, EngineApi, HandleId, OpenedHandle, ProgressEvent, StorageReport } from './protocol.js';
 
 export type { BackendSpec, BackendName, ProgressEvent, StorageReport } from './protocol.js';
@@ -37,7 +37,7 @@ export class StrataClient {
    * Talk to a worker running `stratadisk/worker`: a Web Worker, any comlink Endpoint (a
    * MessagePort, ...), or a Node `worker_threads` Worker (wrapped in an endpoint adapter).
    */
-  static connect(worker: Worker | Endpoint): StrataClient {
+  static connect(worker: Worker | Endpoint | NodeMessageTarget): StrataClient {
     registerErrorTransfer();
     const ep: Endpoint = isNodeMessageTarget(worker) ? nodeEndpoint(worker) : (worker as Endpoint);
     return new StrataClient(wrap<EngineApi>(ep));
