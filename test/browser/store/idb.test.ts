@@ -116,3 +116,22 @@ describe('IdbNamespace specifics', () => {
     expect(await errorCode(s.write(0, new Uint8Array([2])))).toMatch(/closed|locked/);
   });
 });
+
+describe('Volume on IndexedDB (on the page)', () => {
+  it('write, snapshot, read back, reopen, check', async () => {
+    const { volumeSmoke } = await import('./volume-smoke.js');
+    const dbName = uniqueName('idb-volume');
+    const opened: IdbNamespace[] = [];
+    try {
+      const report = await volumeSmoke(async () => {
+        const ns = await IdbNamespace.open(dbName);
+        opened.push(ns);
+        return ns;
+      });
+      expect(report).toEqual({ snapshots: ['s1'], size: 8 * 2 ** 20, checkProblems: 0 });
+    } finally {
+      for (const ns of opened) ns.close();
+      await IdbNamespace.destroy(dbName);
+    }
+  });
+});
