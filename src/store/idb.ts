@@ -126,6 +126,11 @@ export class IdbStore extends BaseStore {
     this.currentSize = meta.size;
   }
 
+  /**
+   * The size as of this store's last committed call. A read-only store sees the size at open:
+   * IndexedDB cannot be asked synchronously, so growth by a writer in another tab shows after
+   * reopening (Volume readers reopen per snapshot/manifest generation anyway).
+   */
   get size(): number {
     return this.currentSize;
   }

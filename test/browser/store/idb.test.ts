@@ -25,6 +25,8 @@ for (const chunkSize of [65_536, 4096]) {
       reopen: async () => (await IdbNamespace.open(dbName)).open('disk'),
       openReadOnly: () => ns.open('disk', { readOnly: true }),
       cleanup,
+      // Absent chunks read as zeros, so a 5 GiB offset stores one chunk, not 5 GiB.
+      largeOffsets: true,
     };
   });
 }
@@ -101,6 +103,22 @@ describe('IdbNamespace specifics', () => {
       }
       expect(transactions).toBe(1);
       equalBytes(await s.read(1000, 100_000), pattern(100_000, 2), 'read back');
+      await s.close();
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('flush waits for every write started before it', async () => {
+    const { ns, cleanup } = await freshNamespace({ chunkSize: 4096 });
+    try {
+      const s = await ns.open('disk', { create: true });
+      const settled: number[] = [];
+      const writes = Array.from({ length: 20 }, (_, i) => s.write(i * 10_000, pattern(10_000, i)).then(() => settled.push(i)));
+      await s.flush();
+      expect(settled).toHaveLength(20);
+      await Promise.all(writes);
+      expect(s.size).toBe(200_000);
       await s.close();
     } finally {
       await cleanup();

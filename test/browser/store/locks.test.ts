@@ -139,6 +139,33 @@ describe('IndexedDB writer lock: page and worker', () => {
     }
   });
 
+  it('a closed tab (here: a removed same-origin frame) releases the lock it held', async () => {
+    const dbName = uniqueName('idb-frame-lock');
+    const ns = await IdbNamespace.open(dbName);
+    const frame = document.createElement('iframe');
+    try {
+      frame.srcdoc = '<!doctype html><p>holder</p>';
+      document.body.append(frame);
+      await new Promise((r) => frame.addEventListener('load', r, { once: true }));
+      const frameLocks = (frame.contentWindow as Window).navigator.locks;
+      // The frame holds the namespace's lock forever, as a writer in another tab would.
+      await new Promise<void>((granted) => {
+        void frameLocks.request(`stratadisk:idb:${dbName}`, () => {
+          granted();
+          return new Promise(() => {});
+        });
+      });
+      expect(await errorCode(ns.lock())).toBe('locked');
+      frame.remove();
+      const lock = await eventually(() => ns.lock());
+      await lock.release();
+    } finally {
+      frame.remove();
+      ns.close();
+      await IdbNamespace.destroy(dbName);
+    }
+  });
+
   it('a second writable Volume.open gets locked; a read-only open works meanwhile', async () => {
     const dbName = uniqueName('idb-vol-lock');
     const ns = await IdbNamespace.open(dbName);
