@@ -18,7 +18,7 @@ import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 import { transfer } from 'comlink';
 import { registerErrorTransfer } from './errors.js';
 import { isNodeMessageTarget, nodeEndpoint, type NodeMessageTarget } from './node-endpoint.js';
-import type { BackendSpec, EngineApi, HandleId, OpenedHandle, ProgressEvent, StorageReport } from './protocol.js';
+import type { BackendSpec, EngineApi, HandleId, HostMessage, OpenedHandle, ProgressEvent, StorageReport } from './protocol.js';
 
 export type { BackendSpec, BackendName, ProgressEvent, StorageReport } from './protocol.js';
 export type { Extent } from '../volume/map.js';
@@ -26,7 +26,10 @@ export type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 export type { CheckReport, CheckProblem } from '../volume/check.js';
 export { StrataError, isStrataError, type ErrorCode } from '../errors.js';
 
-/** A connection to one worker host. Several clients may share a worker; each closes only what it opened. */
+/**
+ * A connection to one worker host, over a MessageChannel of its own. Several clients may share a
+ * worker; each closes only what it opened, and closing one leaves the worker serving the others.
+ */
 export class StrataClient {
   private readonly open = new Set<RemoteReader & { readonly handle: HandleId }>();
   private released = false;
@@ -40,7 +43,12 @@ export class StrataClient {
   static connect(worker: Worker | Endpoint | NodeMessageTarget): StrataClient {
     registerErrorTransfer();
     const ep: Endpoint = isNodeMessageTarget(worker) ? nodeEndpoint(worker) : (worker as Endpoint);
-    return new StrataClient(wrap<EngineApi>(ep));
+    // A channel of our own (see HostMessage): usable at once, since a port queues messages
+    // until the worker starts listening on the other end.
+    const { port1, port2 } = new MessageChannel();
+    const hello: HostMessage = { type: 'stratadisk:connect', port: port2 };
+    ep.postMessage(hello, [port2]);
+    return new StrataClient(wrap<EngineApi>(port1));
   }
 
   /** Create a volume (the namespace must not hold one: `exists`). */
@@ -62,17 +70,17 @@ export class StrataClient {
    * Delete every store of the volume at `spec` (a missing volume is not an error). Fails with
    * `locked` while it is open, in this worker or by another writer.
    */
-  deleteVolume(spec: BackendSpec): Promise<void> {
+  async deleteVolume(spec: BackendSpec): Promise<void> {
     return this.api().deleteVolume(spec);
   }
 
   /** Names of volumes under `parentPath` (memory and node-dir backends; others: `unsupported`). */
-  listVolumes(backend: BackendSpec['backend'], parentPath?: string): Promise<string[]> {
+  async listVolumes(backend: BackendSpec['backend'], parentPath?: string): Promise<string[]> {
     return this.api().listVolumes(backend, parentPath);
   }
 
   /** Usage and quota of the origin's storage as the worker sees it (zeros under Node). */
-  storage(): Promise<StorageReport> {
+  async storage(): Promise<StorageReport> {
     return this.api().storage();
   }
 
@@ -81,11 +89,15 @@ export class StrataClient {
    * from a worker this answers whether storage is already persistent; on a page, call
    * `navigator.storage.persist()` yourself after a user gesture for the real request.
    */
-  persist(): Promise<boolean> {
+  async persist(): Promise<boolean> {
     return this.api().persist();
   }
 
-  /** Close every volume and snapshot view this client opened, then release the proxy. The worker keeps running. */
+  /**
+   * Close every volume and snapshot view this client opened, then release the proxy (and its
+   * channel). The worker keeps running and serving other clients; terminate it yourself.
+   * Calls to a worker that was terminated never settle: do not await them.
+   */
   async close(): Promise<void> {
     if (this.released) return;
     const results = await Promise.allSettled([...this.open].map((r) => r.close()));
@@ -136,12 +148,12 @@ export class RemoteSnapshot implements RemoteReader {
     this.name = h.kind === 'snapshot' ? h.name : '';
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
-    return this.engine.read(this.handle, offset, length);
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    return this.closed ? closedError('snapshot view') : this.engine.read(this.handle, offset, length);
   }
 
-  map(): Promise<Extent[]> {
-    return this.engine.map(this.handle);
+  async map(): Promise<Extent[]> {
+    return this.closed ? closedError('snapshot view') : this.engine.map(this.handle);
   }
 
   async close(): Promise<void> {
@@ -149,6 +161,11 @@ export class RemoteSnapshot implements RemoteReader {
     this.closed = true;
     this.forget(this);
     await this.engine.close(this.handle);
+  }
+
+  /** @internal closed with its volume (the worker closes it there) */
+  markClosed(): void {
+    this.closed = true;
   }
 }
 
@@ -175,9 +192,15 @@ export class RemoteVolume implements RemoteReader {
     this.readOnly = h.readOnly;
   }
 
+  /** The engine, or a `closed` error (a rejection, like every other failure) once closed. */
+  private api(): Remote<EngineApi> {
+    if (this.closed) throw new StrataError('closed', 'The volume is closed; open it again to use it.');
+    return this.engine;
+  }
+
   /** `length` bytes at `offset`; the buffer arrives by transfer (no copy). */
-  read(offset: number, length: number): Promise<Uint8Array> {
-    return this.engine.read(this.handle, offset, length);
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    return this.api().read(this.handle, offset, length);
   }
 
   /**
@@ -186,35 +209,35 @@ export class RemoteVolume implements RemoteReader {
    * once this returns — copy first (`data.slice()`) if you still need it. A view of part of a
    * buffer (or of a SharedArrayBuffer) is copied once into a fresh buffer, which is transferred.
    */
-  write(offset: number, data: Uint8Array): Promise<void> {
+  async write(offset: number, data: Uint8Array): Promise<void> {
     const whole = data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
     const bytes = whole ? data : data.slice();
-    return this.engine.write(this.handle, offset, transfer(bytes, [bytes.buffer as ArrayBuffer]));
+    return this.api().write(this.handle, offset, transfer(bytes, [bytes.buffer as ArrayBuffer]));
   }
 
   /** Make a range read as zeros without storing data for whole blocks. */
-  writeZeroes(offset: number, length: number): Promise<void> {
-    return this.engine.writeZeroes(this.handle, offset, length);
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    return this.api().writeZeroes(this.handle, offset, length);
   }
 
   /** The durability barrier: every write that resolved before this call is durable when it resolves. */
-  flush(): Promise<void> {
-    return this.engine.flush(this.handle);
+  async flush(): Promise<void> {
+    return this.api().flush(this.handle);
   }
 
   /** Seal the current state as snapshot `name` (O(1); also a durability point). */
-  snapshot(name: string): Promise<SnapshotInfo> {
-    return this.engine.snapshot(this.handle, name);
+  async snapshot(name: string): Promise<SnapshotInfo> {
+    return this.api().snapshot(this.handle, name);
   }
 
   /** The volume's snapshots (a promise here; synchronous on the in-process Volume). */
-  snapshots(): Promise<SnapshotInfo[]> {
-    return this.engine.snapshots(this.handle);
+  async snapshots(): Promise<SnapshotInfo[]> {
+    return this.api().snapshots(this.handle);
   }
 
   /** A read-only view of snapshot `name`; it is closed when this volume closes. */
   async openSnapshot(name: string): Promise<RemoteReader> {
-    const h = await this.engine.openSnapshot(this.handle, name);
+    const h = await this.api().openSnapshot(this.handle, name);
     const view: RemoteSnapshot = new RemoteSnapshot(this.engine, h, (s) => {
       this.views.delete(view);
       this.forget(s);
@@ -225,23 +248,23 @@ export class RemoteVolume implements RemoteReader {
   }
 
   /** Throw away changes since snapshot `name` and continue from it (the snapshot is kept). */
-  revert(name: string): Promise<void> {
-    return this.engine.revert(this.handle, name);
+  async revert(name: string): Promise<void> {
+    return this.api().revert(this.handle, name);
   }
 
   /** Delete snapshot `name`; no other snapshot's content changes. */
-  deleteSnapshot(name: string): Promise<void> {
-    return this.engine.deleteSnapshot(this.handle, name);
+  async deleteSnapshot(name: string): Promise<void> {
+    return this.api().deleteSnapshot(this.handle, name);
   }
 
   /** Extents of the live volume (like `qemu-img map`). */
-  map(): Promise<Extent[]> {
-    return this.engine.map(this.handle);
+  async map(): Promise<Extent[]> {
+    return this.api().map(this.handle);
   }
 
   /** Layers, chain, snapshots and sizes (a promise here; synchronous on the in-process Volume). */
-  info(): Promise<VolumeInfo> {
-    return this.engine.info(this.handle);
+  async info(): Promise<VolumeInfo> {
+    return this.api().info(this.handle);
   }
 
   /**
@@ -258,7 +281,7 @@ export class RemoteVolume implements RemoteReader {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await this.engine.check(this.handle, op, callback);
+      return await this.api().check(this.handle, op, callback);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -268,11 +291,18 @@ export class RemoteVolume implements RemoteReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const v of this.views) this.forget(v);
+    for (const v of this.views) {
+      v.markClosed();
+      this.forget(v);
+    }
     this.views.clear();
     this.forget(this);
     await this.engine.close(this.handle);
   }
+}
+
+function closedError(what: string): Promise<never> {
+  return Promise.reject(new StrataError('closed', `The ${what} is closed; open it again to use it.`));
 }
 
 function randomId(): string {

@@ -9,6 +9,19 @@ import type { CheckReport } from '../volume/check.js';
 import type { Extent } from '../volume/map.js';
 import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 
+/**
+ * Messages of our own on the worker's main endpoint (everything else there is comlink's).
+ * `connect`: a client hands the worker one end of a fresh MessageChannel; the worker serves the
+ * engine on it. Each client thus has its own channel, and releasing it (StrataClient.close)
+ * leaves the worker serving everyone else.
+ */
+export type HostMessage = { type: 'stratadisk:connect'; port: MessagePort };
+
+export function isHostMessage(data: unknown): data is HostMessage {
+  const m = data as Partial<HostMessage> | null;
+  return typeof m === 'object' && m !== null && m.type === 'stratadisk:connect' && typeof m.port === 'object' && m.port !== null;
+}
+
 /** Where a volume lives. */
 export type BackendName = 'memory' | 'opfs' | 'idb' | 'node-dir';
 

@@ -267,4 +267,22 @@ describe.skipIf(!built)('worker host under worker_threads', () => {
     expect(await c.persist()).toBe(false);
     await c.close();
   });
+
+  it('lets several clients share a worker; closing one leaves the others served', async () => {
+    const w = new Worker(entryNode);
+    workers.push(w);
+    const a = StrataClient.connect(w);
+    const b = StrataClient.connect(w);
+    const va = await a.createVolume({ backend: 'memory', path: 'shared-a' }, { size: MiB });
+    const vb = await b.createVolume({ backend: 'memory', path: 'shared-b' }, { size: MiB });
+    await va.write(0, pattern(4 * KiB, 1));
+    await a.close();
+    await rejectsWithCode(va.read(0, 1), 'closed');
+    await vb.write(0, pattern(4 * KiB, 2));
+    expect(await vb.read(0, 4 * KiB)).toEqual(pattern(4 * KiB, 2));
+    // a's volume was closed in the worker (its lock is free); memory volumes outlive handles
+    const c = StrataClient.connect(w);
+    expect(await (await c.openVolume({ backend: 'memory', path: 'shared-a' })).read(0, 4 * KiB)).toEqual(pattern(4 * KiB, 1));
+    await Promise.all([b.close(), c.close()]);
+  });
 });
