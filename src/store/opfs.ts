@@ -1,4 +1,5 @@
 import { StrataError } from '../errors.js';
+import './browser-dom.js';
 import { browserError } from './browser-errors.js';
 import { takeWebLock } from './browser-locks.js';
 import { BaseStore, checkName, NAME_PATTERN, type NamespaceLock, type OpenOptions, type Store, type StoreNamespace } from './store.js';
@@ -18,7 +19,8 @@ import { BaseStore, checkName, NAME_PATTERN, type NamespaceLock, type OpenOption
  * handle mode. Browsers without the `mode` option ignore it and give an exclusive handle; a
  * second opener then gets `locked`, which is safe, only less capable.
  */
-export const OPFS_HANDLE_MODE: FileSystemSyncAccessHandleMode = 'readwrite-unsafe';
+export type OpfsHandleMode = NonNullable<FileSystemCreateSyncAccessHandleOptions['mode']>;
+export const OPFS_HANDLE_MODE: OpfsHandleMode = 'readwrite-unsafe';
 
 /** Options of {@link OpfsStore}. */
 export interface OpfsStoreOptions {

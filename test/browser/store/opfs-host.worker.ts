@@ -6,7 +6,7 @@
 import { expose, transfer } from 'comlink';
 import { StrataError } from '../../../src/errors.js';
 import { IdbNamespace } from '../../../src/store/idb.js';
-import { OpfsNamespace } from '../../../src/store/opfs.js';
+import { OpfsNamespace, type OpfsHandleMode } from '../../../src/store/opfs.js';
 import type { NamespaceLock, Store } from '../../../src/store/store.js';
 import { registerErrorTransfer } from '../../../src/worker/errors.js';
 import { volumeSmoke } from './volume-smoke.js';
@@ -149,7 +149,7 @@ const api = {
   async probeModes(path: string): Promise<Record<string, string>> {
     const dir = (await OpfsNamespace.open(path, { create: true })).directory;
     const file = await dir.getFileHandle('probe', { create: true });
-    const modes: FileSystemSyncAccessHandleMode[] = ['readwrite', 'read-only', 'readwrite-unsafe'];
+    const modes: OpfsHandleMode[] = ['readwrite', 'read-only', 'readwrite-unsafe'];
     const out: Record<string, string> = {};
     for (const a of modes) {
       for (const b of modes) {
