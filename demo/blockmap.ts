@@ -103,7 +103,7 @@ export function renderLegend(list: HTMLElement, map: DrawnMap, blockSize: number
   list.innerHTML = map.legend
     .map(
       (e) =>
-        `<li data-key="${escapeHtml(e.key)}"><span class="swatch" style="background:${e.colour}"></span>${escapeHtml(e.label)}` +
+        `<li data-key="${escapeHtml(e.key)}"><span class="swatch" style="background:${e.colour}"></span>${escapeHtml(e.label)} ` +
         `<span class="muted">${e.blocks} blocks · ${formatBytes(e.blocks * blockSize)}</span></li>`,
     )
     .join('');

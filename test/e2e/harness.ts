@@ -74,9 +74,14 @@ export async function openDemo(context: BrowserContext, url: string): Promise<Pa
   const page = await context.newPage();
   const problems: string[] = [];
   pageProblems.set(page, problems);
+  page.setDefaultTimeout(20_000);
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    // Failed loads are reported with their URL by the response handler below.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
   });
   await page.setViewportSize({ width: 1280, height: 1000 });
   await page.goto(url);
