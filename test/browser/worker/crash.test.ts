@@ -94,7 +94,11 @@ interface Outcome {
   inFlight: number;
 }
 
-type Kill = { afterAcks: number } | { afterMs: number };
+type Kill =
+  | { afterAcks: number }
+  | { afterMs: number }
+  /** `delayMs` after sending the `nth` (1-based) op of `kind`: lands inside a flush or snapshot */
+  | { afterSending: 'flush' | 'snapshot'; nth: number; delayMs: number };
 
 /** Run `ops` with up to WINDOW in flight and terminate the worker at `kill` (or at the end). */
 function runAndKill(worker: Worker, v: RemoteVolume, ops: Op[], kill: Kill): Promise<Outcome> {
@@ -104,6 +108,7 @@ function runAndKill(worker: Worker, v: RemoteVolume, ops: Op[], kill: Kill): Pro
     let durable = -1;
     let dead = false;
     const acked = new Set<number>();
+    const sent = { flush: 0, snapshot: 0 };
     const stop = () => {
       if (dead) return;
       dead = true;
@@ -115,6 +120,7 @@ function runAndKill(worker: Worker, v: RemoteVolume, ops: Op[], kill: Kill): Pro
         const id = next++;
         const op = ops[id]!;
         inFlight++;
+        if ('afterSending' in kill && op.kind === kill.afterSending && ++sent[op.kind] === kill.nth) setTimeout(stop, kill.delayMs);
         issue(v, op, id).then(
           () => {
             if (dead) return;
@@ -207,6 +213,8 @@ const KILLS: { name: string; seed: number; kill: Kill }[] = [
   { name: 'after 118 acks', seed: 33, kill: { afterAcks: 118 } },
   { name: 'after 201 acks', seed: 44, kill: { afterAcks: 201 } },
   { name: 'after 150 ms', seed: 55, kill: { afterMs: 150 } },
+  { name: '1 ms into the 3rd snapshot', seed: 66, kill: { afterSending: 'snapshot', nth: 3, delayMs: 1 } },
+  { name: '2 ms into the 12th flush', seed: 77, kill: { afterSending: 'flush', nth: 12, delayMs: 2 } },
 ];
 
 describe('worker crash: terminate mid-workload, reopen in a new worker', () => {
@@ -253,7 +261,7 @@ describe('worker crash: terminate mid-workload, reopen in a new worker', () => {
             `[crash ${backend} ${name}] sent ${out.issued}/${ops.length} ops, in flight at kill ${out.inFlight}, ` +
               `durable through op ${out.durable}, unflushed blocks kept ${unflushedKept}, snapshots ${listed.size}, checked ${report.blocksChecked} blocks`,
           );
-          if ('afterAcks' in kill) {
+          if (!('afterMs' in kill)) {
             expect(out.inFlight).toBeGreaterThan(0); // really mid-workload
             expect(out.issued).toBeLessThan(ops.length);
           }
