@@ -27,14 +27,16 @@ export function formatBytes(n: number): string {
   return `${v >= 100 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
 }
 
-/** Hex dump of `bytes` starting at volume offset `base`, 16 bytes a line, with printable text; bytes differing from `other` are marked. */
+/** Hex dump of `bytes` starting at volume offset `base`, 8 bytes a line (fits a card), with printable text; bytes differing from `other` are marked. */
+const ROW = 8;
+
 export function hexdump(bytes: Uint8Array, base: number, other?: Uint8Array): string {
   const lines: string[] = [];
-  for (let i = 0; i < bytes.length; i += 16) {
-    const row = bytes.subarray(i, Math.min(i + 16, bytes.length));
+  for (let i = 0; i < bytes.length; i += ROW) {
+    const row = bytes.subarray(i, Math.min(i + ROW, bytes.length));
     let hex = '';
     let text = '';
-    for (let j = 0; j < 16; j++) {
+    for (let j = 0; j < ROW; j++) {
       if (j < row.length) {
         const b = row[j]!;
         const differs = other !== undefined && other[i + j] !== b;
@@ -45,7 +47,6 @@ export function hexdump(bytes: Uint8Array, base: number, other?: Uint8Array): st
       } else {
         hex += '   ';
       }
-      if (j === 7) hex += ' ';
     }
     lines.push(`${(base + i).toString(16).padStart(8, '0')}  ${hex} ${text}`);
   }
@@ -60,4 +61,17 @@ export function escapeHtml(s: string): string {
 export function formatTime(iso: string): string {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleTimeString();
+}
+
+/** The bytes as text: printable ASCII kept, runs of anything else shown as one '·', trailing zeros dropped. */
+export function asText(bytes: Uint8Array, max = 60): string {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  let out = '';
+  for (let i = 0; i < end && out.length < max; i++) {
+    const b = bytes[i]!;
+    if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
+    else if (!out.endsWith('·')) out += '·';
+  }
+  return out.length >= max ? `${out}…` : out;
 }

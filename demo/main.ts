@@ -5,7 +5,7 @@
 import type { Extent, SnapshotInfo, VolumeInfo } from '../src/index.js';
 import { StrataClient, type BackendSpec, type RemoteVolume } from '../src/worker/client.js';
 import { clearBlockMap, drawBlockMap, layerColour, renderLegend } from './blockmap.js';
-import { escapeHtml, formatBytes, formatTime, hexdump, parseSize } from './format.js';
+import { asText, escapeHtml, formatBytes, formatTime, hexdump, parseSize } from './format.js';
 import { checkVolumeName, forgetVolume, loadKnown, rememberVolume, volumePath, type DemoBackend, type KnownVolume } from './known.js';
 import { chunks, parseByte, randomBlockIndexes, randomBytes } from './patterns.js';
 import { $, errorCode, errorMessage, inputValue, setProgress, setStatus } from './ui.js';
@@ -308,6 +308,8 @@ async function compare(): Promise<string> {
     }
   }
   $('cmp-live').innerHTML = hexdump(live, offset, snap);
+  $('cmp-live-text').textContent = asText(live);
+  $('cmp-snapshot-text').textContent = snap ? asText(snap) : '';
   $('cmp-snap-title').textContent = name ? `snapshot ${name}` : 'snapshot (none)';
   $('cmp-snapshot').innerHTML = snap ? hexdump(snap, offset, live) : '–';
   const differ = snap ? live.some((b, i) => b !== snap![i]) : false;

@@ -87,11 +87,11 @@ describe.each(['opfs', 'idb'] as const)('demo click-through on %s', (backend) =>
 
     await page.selectOption('#cmp-snap', 'snap1');
     await page.fill('#cmp-offset', '0');
-    await page.fill('#cmp-length', '64');
+    await page.fill('#cmp-length', '48');
     s = await act(page, '#btn-compare');
     expect(s.text).toContain('live and snap1 differ');
-    expect(await page.locator('#cmp-live').textContent()).toContain('AFTER');
-    expect(await page.locator('#cmp-snapshot').textContent()).toContain('BEFORE');
+    expect(await page.locator('#cmp-live-text').textContent()).toContain('AFTER');
+    expect(await page.locator('#cmp-snapshot-text').textContent()).toContain('BEFORE');
     expect(await page.locator('#cmp-live .diff').count()).toBeGreaterThan(0);
   });
 
@@ -106,7 +106,7 @@ describe.each(['opfs', 'idb'] as const)('demo click-through on %s', (backend) =>
     await page.selectOption('#cmp-snap', 'snap1');
     s = await act(page, '#btn-compare');
     expect(s.text).toContain('live and snap1 are the same');
-    expect(await page.locator('#cmp-live').textContent()).toContain('BEFORE');
+    expect(await page.locator('#cmp-live-text').textContent()).toContain('BEFORE');
 
     s = await act(page, '#snap-list tr[data-snapshot="snap2"] button[data-act="delete"]');
     expect(s.kind, s.text).toBe('ok');

@@ -58,7 +58,7 @@ describe.each(['opfs', 'idb'] as const)('lock race between two pages on %s', (ba
     await b.fill('#cmp-length', '32');
     s = await act(b, '#btn-compare');
     expect(s.kind, s.text).toBe('ok');
-    expect(await b.locator('#cmp-live').textContent()).toContain('WRITTEN BY A');
+    expect(await b.locator('#cmp-live-text').textContent()).toContain('WRITTEN BY A');
 
     // A is not disturbed by B.
     await a.fill('#p-offset', '65536');
@@ -80,7 +80,7 @@ describe.each(['opfs', 'idb'] as const)('lock race between two pages on %s', (ba
     expect(await b.locator('#vol-info').textContent()).not.toContain('read-only');
     await b.fill('#cmp-offset', '65536');
     s = await act(b, '#btn-compare');
-    expect(await b.locator('#cmp-live').textContent()).toContain('A AGAIN');
+    expect(await b.locator('#cmp-live-text').textContent()).toContain('A AGAIN');
     await b.selectOption('#pattern', 'random');
     await b.fill('#p-count', '4');
     s = await act(b, '#btn-write');
