@@ -1,6 +1,7 @@
 /**
  * The block map: one canvas cell per block (or per group of blocks on big volumes), coloured by
- * the layer that owns it. A grouped cell takes the colour of whatever holds most of its bytes.
+ * the layer that owns it. A grouped cell shows the layer holding most of its data (paler when
+ * the cell is only partly written), else zero, else unallocated.
  */
 import type { Extent, VolumeInfo } from '../src/index.js';
 import { escapeHtml, formatBytes } from './format.js';
@@ -57,30 +58,54 @@ export function drawBlockMap(canvas: HTMLCanvasElement, info: VolumeInfo, extent
 
   const columns = Math.min(COLUMNS, cells);
   const rows = Math.ceil(cells / columns);
-  const cssWidth = canvas.clientWidth || 960;
-  const cell = Math.max(3, Math.min(24, Math.floor(cssWidth / columns)));
+  // Fit the card's width exactly (no CSS stretching, which blurs the grid); cells at most 24 px.
+  canvas.style.aspectRatio = '';
+  canvas.style.width = '100%';
+  const available = canvas.clientWidth || 960;
+  const cellCss = Math.max(2, Math.min(24, available / columns));
   const dpr = globalThis.devicePixelRatio || 1;
-  canvas.width = Math.round(columns * cell * dpr);
-  canvas.height = Math.round(rows * cell * dpr);
-  canvas.style.aspectRatio = `${columns} / ${rows}`;
+  canvas.style.width = `${cellCss * columns}px`;
+  canvas.style.height = `${cellCss * rows}px`;
+  canvas.width = Math.round(cellCss * columns * dpr);
+  canvas.height = Math.round(cellCss * rows * dpr);
+  const cell = cellCss * dpr; // device pixels, fractional: edges are rounded per cell
   const ctx = canvas.getContext('2d')!;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = GRID_COLOUR;
-  ctx.fillRect(0, 0, columns * cell, rows * cell);
-  const gap = cell >= 6 ? 1 : 0;
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const gap = cellCss >= 6 ? Math.max(1, Math.round(dpr)) : 0;
+  const edge = (i: number) => Math.round(i * cell);
   for (let c = 0; c < cells; c++) {
+    // Any data wins (so a single written block in a big group stays visible): the layer holding
+    // most of the cell's data bytes; else zero if any; else unallocated. Paler = partly filled.
     let best = 'empty';
-    let bestWeight = -1;
+    let bestWeight = 0;
+    let dataBytes = 0;
+    let zeroBytes = 0;
     for (const [key, weight] of weights[c]!) {
-      // Prefer data over zero over empty on ties, so a single written block stays visible.
-      const rank = weight + (key === 'empty' ? 0 : key === 'zero' ? 0.25 : 0.5);
-      if (rank > bestWeight) {
-        best = key;
-        bestWeight = rank;
+      if (key === 'zero') zeroBytes += weight;
+      else if (key !== 'empty') {
+        dataBytes += weight;
+        if (weight > bestWeight) {
+          best = key;
+          bestWeight = weight;
+        }
       }
     }
-    ctx.fillStyle = best === 'empty' ? EMPTY_COLOUR : best === 'zero' ? ZERO_COLOUR : layerColour(info, best);
-    ctx.fillRect((c % columns) * cell, Math.floor(c / columns) * cell, cell - gap, cell - gap);
+    const col = c % columns;
+    const row = Math.floor(c / columns);
+    const x = edge(col);
+    const y = edge(row);
+    const w = edge(col + 1) - x - gap;
+    const h = edge(row + 1) - y - gap;
+    ctx.fillStyle = EMPTY_COLOUR;
+    ctx.fillRect(x, y, w, h);
+    if (dataBytes === 0 && zeroBytes === 0) continue;
+    const filled = dataBytes > 0 ? dataBytes : zeroBytes;
+    ctx.globalAlpha = blocksPerCell === 1 ? 1 : 0.45 + 0.55 * Math.min(1, filled / cellBytes);
+    ctx.fillStyle = dataBytes > 0 ? layerColour(info, best) : ZERO_COLOUR;
+    ctx.fillRect(x, y, w, h);
+    ctx.globalAlpha = 1;
   }
 
   const snapshotsByLayer = new Map<string, string[]>();
@@ -104,16 +129,18 @@ export function renderLegend(list: HTMLElement, map: DrawnMap, blockSize: number
     .map(
       (e) =>
         `<li data-key="${escapeHtml(e.key)}"><span class="swatch" style="background:${e.colour}"></span>${escapeHtml(e.label)} ` +
-        `<span class="muted">${e.blocks} blocks · ${formatBytes(e.blocks * blockSize)}</span></li>`,
+        `<span class="muted">${Math.ceil(e.blocks)} block${Math.ceil(e.blocks) === 1 ? '' : 's'} · ${formatBytes(Math.ceil(e.blocks * blockSize))}</span></li>`,
     )
     .join('');
 }
 
 /** Clears the canvas to the "no volume" look. */
 export function clearBlockMap(canvas: HTMLCanvasElement, legend: HTMLElement): void {
+  canvas.style.width = '100%';
+  canvas.style.height = '';
+  canvas.style.aspectRatio = '8 / 1';
   canvas.width = 960;
   canvas.height = 120;
-  canvas.style.aspectRatio = '8 / 1';
   const ctx = canvas.getContext('2d')!;
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(0, 0, canvas.width, canvas.height);

@@ -402,6 +402,7 @@ function drawMap(info: VolumeInfo, extents: Extent[]): void {
   const drawn = drawBlockMap($<HTMLCanvasElement>('blockmap'), info, extents);
   renderLegend($('legend'), drawn, info.blockSize);
   $('map-scale').textContent = `${drawn.cells} cells · ${drawn.blocksPerCell === 1 ? 'one block' : `${drawn.blocksPerCell} blocks`} per cell`;
+  $('map-scale').title = drawn.blocksPerCell === 1 ? '' : 'a cell shows the layer with most data in it; paler cells are partly written';
 }
 
 window.addEventListener('resize', () => {

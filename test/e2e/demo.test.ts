@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { act, canvasColours, chooseVolume, launchBrowser, openDemo, pageProblems, serveDemo, status, TMP, type DemoServer } from './harness.js';
+import { act, canvasColours, chooseVolume, idle, launchBrowser, openDemo, pageProblems, serveDemo, status, TMP, type DemoServer } from './harness.js';
 
 let server: DemoServer;
 let browser: Browser;
@@ -170,5 +170,53 @@ describe.each(['opfs', 'idb'] as const)('demo click-through on %s', (backend) =>
     expect(s.kind).toBe('error');
     expect(s.code).toBe('not-found');
     expect((await status(page)).text).toContain('not-found');
+  });
+});
+
+describe('demo on bigger volumes', () => {
+  let context: BrowserContext;
+  let page: Page;
+
+  beforeAll(async () => {
+    context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    page = await openDemo(context, server.url);
+  });
+  afterAll(async () => {
+    await context?.close();
+  });
+
+  it('groups blocks per cell on a 1 TiB volume', async () => {
+    await chooseVolume(page, 'memory', 'huge', '1T', 65536);
+    const s = await act(page, '#btn-create');
+    expect(s.kind, s.text).toBe('ok');
+    expect(s.text).toContain('1 TiB, 64 KiB blocks');
+    await writePattern(page, 'random', { count: '64' });
+    expect(await page.locator('#map-scale').textContent()).toBe('4096 cells · 4096 blocks per cell');
+    const l = await legend(page);
+    expect(l.find((x) => x.includes('(active)'))).toMatch(/ 64 blocks/);
+    expect(l.find((x) => x.startsWith('unallocated'))).toMatch(/ 16777152 blocks/);
+    // Grid, unallocated and the active layer's colour at least.
+    expect(await canvasColours(page)).toBeGreaterThanOrEqual(3);
+    await page.locator('#card-map').screenshot({ path: join(TMP, 'demo-1tib-map.png') });
+    // Memory volumes are not remembered: they end with the worker.
+    expect(await page.locator('#known').textContent()).not.toContain('huge');
+  });
+
+  it('cancels a running check', async () => {
+    await chooseVolume(page, 'idb', 'cancel-me', '256M', 65536);
+    expect((await act(page, '#btn-create')).kind).toBe('ok');
+    await writePattern(page, 'fill', { offset: '0', length: '160M', byte: '0x77' });
+    await page.locator('#btn-check').click();
+    await page.locator('#check-result', { hasText: /checking… [1-9]/ }).waitFor({ timeout: 30_000 });
+    await page.locator('#btn-check-cancel').click();
+    await idle(page);
+    const s = await status(page);
+    expect(s.kind).toBe('error');
+    expect(s.code).toBe('aborted');
+    expect(await page.locator('#check-result').textContent()).toBe('check cancelled');
+    expect(await page.locator('#btn-check-cancel').isDisabled()).toBe(true);
+    // A full check afterwards is clean.
+    const again = await act(page, '#btn-check');
+    expect(again.text).toMatch(/^Check clean/);
   });
 });

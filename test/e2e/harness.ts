@@ -120,7 +120,7 @@ export async function status(page: Page): Promise<Status> {
 }
 
 /** Selects backend and name (and optionally size/block size) in the volume card. */
-export async function chooseVolume(page: Page, backend: 'opfs' | 'idb', name: string, size?: string, blockSize?: number): Promise<void> {
+export async function chooseVolume(page: Page, backend: 'opfs' | 'idb' | 'memory', name: string, size?: string, blockSize?: number): Promise<void> {
   await page.selectOption('#backend', backend);
   await page.fill('#vol-name', name);
   if (size !== undefined) await page.fill('#vol-size', size);
