@@ -170,6 +170,12 @@ function showPatternFields(): void {
 }
 $('pattern').addEventListener('change', showPatternFields);
 
+/** Progress of a pattern write: `done` of `total` units of `unit` bytes. */
+function writeProgress(done: number, total: number, unit: number): void {
+  setProgress('write-progress', done, total);
+  $('write-status').textContent = `${formatBytes(done * unit)} of ${formatBytes(total * unit)}`;
+}
+
 $('btn-write').addEventListener('click', () =>
   action('Write pattern', async () => {
     const v = requireWritable();
@@ -178,7 +184,10 @@ $('btn-write').addEventListener('click', () =>
       const count = Number(inputValue('p-count'));
       if (!Number.isInteger(count) || count < 1) throw new Error('blocks: give a whole number ≥ 1');
       const indexes = randomBlockIndexes(Math.floor(v.size / v.blockSize), count);
-      for (const i of indexes) await v.write(i * v.blockSize, randomBytes(v.blockSize));
+      for (const [n, i] of indexes.entries()) {
+        await v.write(i * v.blockSize, randomBytes(v.blockSize));
+        writeProgress(n + 1, indexes.length, v.blockSize);
+      }
       return `Wrote ${indexes.length} random blocks (${formatBytes(indexes.length * v.blockSize)})`;
     }
     const offset = parseSize(inputValue('p-offset'), 'offset');
@@ -196,7 +205,10 @@ $('btn-write').addEventListener('click', () =>
       return `Zeroed ${formatBytes(length)} at ${offset}`;
     }
     const byte = parseByte(inputValue('p-byte'));
-    for (const c of chunks(offset, length, WRITE_CHUNK)) await v.write(c.offset, new Uint8Array(c.length).fill(byte));
+    for (const c of chunks(offset, length, WRITE_CHUNK)) {
+      await v.write(c.offset, new Uint8Array(c.length).fill(byte));
+      writeProgress(c.offset + c.length - offset, length, 1);
+    }
     return `Filled ${formatBytes(length)} at ${offset} with 0x${byte.toString(16).padStart(2, '0')}`;
   }),
 );
@@ -216,16 +228,16 @@ $('btn-file').addEventListener('click', () =>
     const offset = parseSize(inputValue('file-offset'), 'offset');
     inRange(v, offset, file.size);
     const started = performance.now();
-    setProgress('file-progress', 0, file.size);
+    setProgress('write-progress', 0, file.size);
     for (const c of chunks(0, file.size, WRITE_CHUNK)) {
       const data = new Uint8Array(await file.slice(c.offset, c.offset + c.length).arrayBuffer());
       await v.write(offset + c.offset, data);
-      setProgress('file-progress', c.offset + c.length, file.size);
-      $('file-status').textContent = `${formatBytes(c.offset + c.length)} of ${formatBytes(file.size)}`;
+      setProgress('write-progress', c.offset + c.length, file.size);
+      $('write-status').textContent = `${formatBytes(c.offset + c.length)} of ${formatBytes(file.size)}`;
     }
     await v.flush();
     const seconds = (performance.now() - started) / 1000;
-    $('file-status').textContent = `${file.name}: ${formatBytes(file.size)} at ${offset} in ${seconds.toFixed(2)} s`;
+    $('write-status').textContent = `${file.name}: ${formatBytes(file.size)} at ${offset} in ${seconds.toFixed(2)} s`;
     return `Wrote ${file.name} (${formatBytes(file.size)}) at ${offset} and flushed`;
   }),
 );
