@@ -16,6 +16,9 @@ const BACKEND_LABEL: Record<DemoBackend, string> = { opfs: 'OPFS', idb: 'Indexed
 
 const worker = new Worker(new URL('../src/worker/entry.ts', import.meta.url), { type: 'module' });
 const client = StrataClient.connect(worker);
+worker.addEventListener('error', (e) => {
+  setStatus('error', `The worker failed: ${e.message || 'it could not start or crashed'}; reload the page.`, 'worker');
+});
 
 interface Current {
   backend: DemoBackend;
