@@ -31,14 +31,21 @@ export interface DemoServer {
   close(): Promise<void>;
 }
 
-/** Builds the demo into a private directory and serves it; `close` stops the server and removes the build. */
-export async function serveDemo(): Promise<DemoServer> {
+/**
+ * Builds the demo into a private directory and serves it; `close` stops the server and removes
+ * the build. With `isolated: false` it is served without COOP/COEP (no vite.config.ts), as a
+ * page on an ordinary host would be.
+ */
+export async function serveDemo(options: { isolated?: boolean } = {}): Promise<DemoServer> {
   await mkdir(TMP, { recursive: true });
   const outDir = await mkdtemp(join(TMP, 'e2e-demo-'));
-  const configFile = join(ROOT, 'vite.config.ts');
-  await build({ configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  const isolated = options.isolated ?? true;
+  const configFile = isolated ? join(ROOT, 'vite.config.ts') : false;
+  const plain = isolated ? {} : { root: join(ROOT, 'demo'), base: './', worker: { format: 'es' as const } };
+  await build({ ...plain, configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   const port = await freePort();
   const server: PreviewServer = await preview({
+    ...plain,
     configFile,
     logLevel: 'warn',
     build: { outDir },
