@@ -10,3 +10,7 @@ export { Volume, DEFAULT_BLOCK_SIZE, type CreateVolumeOptions, type OpenVolumeOp
 export type { Extent } from './volume/map.js';
 export type { CheckReport, CheckProblem } from './volume/check.js';
 export { loadKernels } from './wasm/index.js';
+// Browser stores: safe to import anywhere (they touch browser APIs only when used).
+export { OpfsNamespace, OpfsStore, OPFS_HANDLE_MODE, type OpfsHandleMode, type OpfsNamespaceOptions } from './store/opfs.js';
+export { IdbNamespace, IdbStore, DEFAULT_IDB_CHUNK_SIZE, type IdbNamespaceOptions } from './store/idb.js';
+export { requestPersistence, storageEstimate, type StorageEstimate } from './store/browser-storage.js';
