@@ -1,30 +1,14 @@
 /** Small parsing and formatting helpers for the demo's inputs and read-outs. */
 
-const UNITS: Record<string, number> = { '': 1, B: 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
-const SIZE = /^(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:I?B)?|B)?$/;
+import { formatBytes, parseSize as parseBytes } from '../src/util/size.js';
 
-/** `4096`, `64K`, `1.5M`, `0x1000` -> bytes (powers of 1024). Throws a readable Error otherwise. */
+export { formatBytes };
+
+/** `4096`, `64K`, `1.5M` (powers of 1024, as the CLI takes them) or `0x1000` -> bytes. */
 export function parseSize(text: string, what: string): number {
   const t = text.trim();
   if (/^0x[0-9a-f]+$/i.test(t)) return Number.parseInt(t, 16);
-  const m = SIZE.exec(t.toUpperCase());
-  if (!m) throw new Error(`${what} "${text}" is not a size: give bytes or a number with K, M, G (e.g. 64K, 1M).`);
-  const bytes = Math.round(Number(m[1]) * UNITS[m[2] ?? '']!);
-  if (!Number.isSafeInteger(bytes)) throw new Error(`${what} "${text}" is too large.`);
-  return bytes;
-}
-
-/** `0 B`, `512 B`, `64 KiB`, `1.5 GiB`. */
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let u = -1;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v >= 100 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
+  return parseBytes(t, what);
 }
 
 /** Hex dump of `bytes` starting at volume offset `base`, 8 bytes a line (fits a card), with printable text; bytes differing from `other` are marked. */
