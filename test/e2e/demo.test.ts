@@ -155,7 +155,7 @@ describe.each(['opfs', 'idb'] as const)('demo click-through on %s', (backend) =>
     await page.fill('#file-offset', '40M');
     const s = await act(page, '#btn-file');
     expect(s.kind, s.text).toBe('ok');
-    expect(s.text).toContain('Wrote blob.bin (5.0 MiB) at 41943040 and flushed');
+    expect(s.text).toContain('Wrote blob.bin (5 MiB) at 41943040 and flushed');
     expect(await page.locator('#write-progress').evaluate((p) => (p as HTMLProgressElement).position)).toBe(1);
     const same = await page.evaluate(async (len) => {
       const v = window.__strata!.volume!;
