@@ -16,14 +16,18 @@ export interface Extent {
   layer?: string;
 }
 
-/** Walk the owner runs of the whole view (one kernel call per window) and merge equal neighbours. */
-export function extents(chain: Chain, size: number): Extent[] {
+/**
+ * Walk the owner runs of the view (one kernel call per window) and merge equal neighbours.
+ * With `from`/`to` (bytes), only that range is described; extents are clipped to it.
+ */
+export function extents(chain: Chain, size: number, from = 0, to = size): Extent[] {
   const bs = chain.blockSize;
-  const blocks = Math.ceil(size / bs);
+  const firstBlock = Math.floor(from / bs);
+  const blocks = to > from ? Math.ceil(to / bs) : firstBlock;
   const out: Extent[] = [];
   const push = (startBlock: number, endBlock: number, depth: number, zero: boolean, data: boolean) => {
-    const start = startBlock * bs;
-    const end = Math.min(size, endBlock * bs);
+    const start = Math.max(from, startBlock * bs);
+    const end = Math.min(to, size, endBlock * bs);
     if (end <= start) return;
     const last = out[out.length - 1];
     if (last && last.depth === depth && last.zero === zero && last.data === data && last.start + last.length === start) {
@@ -35,7 +39,7 @@ export function extents(chain: Chain, size: number): Extent[] {
     out.push(e);
   };
   const WINDOW = 1 << 24;
-  for (let w = 0; w < blocks; w += WINDOW) {
+  for (let w = firstBlock; w < blocks; w += WINDOW) {
     const runs = chain.runs(w, Math.min(WINDOW, blocks - w));
     for (let r = 0; r < runs.length; r += 3) {
       const s = runs[r]!;

@@ -67,7 +67,8 @@ export interface VolumeReader {
   readonly blockSize: number;
   read(offset: number, length: number): Promise<Uint8Array>;
   readInto(offset: number, target: Uint8Array): Promise<void>;
-  map(): Promise<Extent[]>;
+  /** Extents of the whole view, or of [offset, offset+length) when given. */
+  map(offset?: number, length?: number): Promise<Extent[]>;
 }
 
 /**
@@ -422,9 +423,10 @@ export class Volume implements VolumeReader {
         self.checkIo(offset, target.length);
         await self.lock.read(() => chainNow().readInto(offset, target));
       },
-      async map() {
+      async map(offset?: number, length?: number) {
         self.assertOpen();
-        return self.lock.read(async () => extents(chainNow(), self.size));
+        const [from, to] = self.mapRange(offset, length);
+        return self.lock.read(async () => extents(chainNow(), self.size, from, to));
       },
     };
   }
@@ -522,10 +524,60 @@ export class Volume implements VolumeReader {
 
   // ---- inspection ----
 
-  /** Extents of the live volume, like `qemu-img map --output=json`. */
-  async map(): Promise<Extent[]> {
+  /** Extents of the live volume (or of a byte range of it), like `qemu-img map --output=json`. */
+  async map(offset?: number, length?: number): Promise<Extent[]> {
     this.assertOpen();
-    return this.lock.read(async () => extents(this.chain, this.size));
+    const [from, to] = this.mapRange(offset, length);
+    return this.lock.read(async () => extents(this.chain, this.size, from, to));
+  }
+
+  private mapRange(offset?: number, length?: number): [number, number] {
+    if (offset === undefined && length === undefined) return [0, this.size];
+    const from = offset ?? 0;
+    const len = length ?? this.size - from;
+    this.checkIo(from, len);
+    return [from, from + len];
+  }
+
+  /** Layer ids of a view, top first: the live volume's chain, or snapshot `name`'s. */
+  layerChain(name?: string): string[] {
+    this.assertOpen();
+    return chainIds(this.manifest, name === undefined ? this.manifest.active : this.findSnapshot(name).layer);
+  }
+
+  /**
+   * One layer on its own, for exporting layer by layer: reads give its own blocks (known-zero
+   * blocks and blocks it does not hold read as zeros) and `map()` marks what it holds as present
+   * (data or zero) and everything else as absent. Fails with `not-found` once the layer is gone.
+   */
+  openLayer(id: string): VolumeReader {
+    this.assertOpen();
+    const self = this;
+    const chainNow = () => {
+      const layer = self.layers.get(id);
+      if (!layer) throw new StrataError('not-found', `Layer ${id} is no longer part of the volume.`);
+      return new Chain([layer], self.blockSize);
+    };
+    chainNow();
+    return {
+      size: this.size,
+      blockSize: this.blockSize,
+      async read(offset: number, length: number) {
+        const t = new Uint8Array(length);
+        await this.readInto(offset, t);
+        return t;
+      },
+      async readInto(offset: number, target: Uint8Array) {
+        self.assertOpen();
+        self.checkIo(offset, target.length);
+        await self.lock.read(() => chainNow().readInto(offset, target));
+      },
+      async map(offset?: number, length?: number) {
+        self.assertOpen();
+        const [from, to] = self.mapRange(offset, length);
+        return self.lock.read(async () => extents(chainNow(), self.size, from, to));
+      },
+    };
   }
 
   /** Verify every layer: map integrity (done at open) and every data block against its checksum. */

@@ -254,3 +254,35 @@ describe('one writer per volume', () => {
     await again.close();
   });
 });
+
+describe('views for exporters and servers', () => {
+  it('map(offset, length) describes exactly that range; layerChain and openLayer expose single layers', async () => {
+    const ns = new MemoryNamespace();
+    const bs = 4096;
+    const vol = await Volume.create(ns, { size: 64 * bs, blockSize: bs });
+    await vol.write(0, new Uint8Array(8 * bs).fill(1));
+    await vol.snapshot('base');
+    await vol.write(2 * bs, new Uint8Array(bs).fill(2));
+    await vol.writeZeroes(4 * bs, bs);
+    const whole = await vol.map();
+    const part = await vol.map(bs + 100, 5 * bs);
+    expect(part[0]!.start).toBe(bs + 100);
+    expect(part.reduce((a, e) => a + e.length, 0)).toBe(5 * bs);
+    for (const e of part) {
+      const w = whole.find((x) => x.start <= e.start && e.start + e.length <= x.start + x.length)!;
+      expect([w.depth, w.zero, w.data]).toEqual([e.depth, e.zero, e.data]);
+    }
+    const chain = vol.layerChain();
+    expect(chain.length).toBe(2);
+    expect(vol.layerChain('base')).toEqual([chain[1]]);
+    const top = vol.openLayer(chain[0]!);
+    const topMap = await top.map();
+    expect(topMap.filter((e) => e.present).map((e) => [e.start / bs, e.length / bs, e.zero])).toEqual([[2, 1, false], [4, 1, true]]);
+    expect((await top.read(0, 1))[0]).toBe(0);
+    expect((await top.read(2 * bs, 1))[0]).toBe(2);
+    const base = vol.openLayer(chain[1]!);
+    expect((await base.read(2 * bs, 1))[0]).toBe(1);
+    await expectCode(vol.map(63 * bs, 2 * bs), 'out-of-range');
+    await vol.close();
+  });
+});
