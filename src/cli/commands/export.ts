@@ -1,22 +1,38 @@
 import { StrataError } from '../../errors.js';
+import { exportQcow2 } from '../../interop/qcow2/export.js';
 import { NodeFileStore } from '../../store/node-file.js';
-import type { Command } from '../command.js';
+import type { Command, Context } from '../command.js';
 import { BATCH } from '../copy-in.js';
-import { line, throwIfAborted } from '../io.js';
-import { formatBytes } from '../size.js';
-import { openVolumeSource } from '../target.js';
+import { line, throwIfAborted, UsageError } from '../io.js';
+import type { Progress } from '../progress.js';
+import { formatBytes, parseSize } from '../size.js';
+import { openVolume, openVolumeSource, parseTarget } from '../target.js';
 
 export const exportCommand: Command = {
   name: 'export',
-  summary: 'write the volume (or a snapshot) to a sparse raw image file',
-  usage: 'export DIR[@NAME] FILE',
+  summary: 'write the volume (or a snapshot) to a sparse raw or qcow2 image file',
+  usage: 'export DIR[@NAME] FILE [--format raw|qcow2] [--chain] [--cluster-size SIZE]',
   details: [
-    'Only extents that hold data are written; the file is then sized to the volume, so zero',
-    'ranges are holes. An existing FILE is replaced. FILE may be a block device at least as',
-    'large as the volume (zero ranges are then written as zeros).',
+    'raw (the default): only extents that hold data are written; the file is then sized to the',
+    'volume, so zero ranges are holes. An existing FILE is replaced. FILE may be a block device',
+    'at least as large as the volume (zero ranges are then written as zeros).',
+    'qcow2 (--format qcow2, or a FILE ending in .qcow2 when --format is not given): a qcow2 v3',
+    'image; data blocks become clusters, known-zero blocks zero clusters, the rest unallocated.',
+    '  --chain              one qcow2 per layer of the view: FILE is the top, each layer below is',
+    '                       FILE-STEM.LAYER.qcow2 beside it, backed by the next one down',
+    '  --cluster-size SIZE  512 to 2M (default: the block size, at least 4K); a chain export',
+    '                       needs it equal to the block size',
   ].join('\n'),
+  options: { format: { type: 'string' }, chain: { type: 'boolean' }, 'cluster-size': { type: 'string' } },
   positionals: { min: 2, max: 2 },
-  async run({ io, args, signal, progress }) {
+  async run(ctx) {
+    const { io, args, signal, progress, values } = ctx;
+    const format = (values.format as string | undefined) ?? (/\.qcow2$/i.test(args[1]!) ? 'qcow2' : 'raw');
+    if (format !== 'raw' && format !== 'qcow2') throw new UsageError(`--format must be raw or qcow2, not ${format}`, 'export');
+    if (format === 'raw' && (values.chain || values['cluster-size'] !== undefined)) {
+      throw new UsageError('--chain and --cluster-size apply to qcow2 exports (add --format qcow2)', 'export');
+    }
+    if (format === 'qcow2') return runQcow2(ctx);
     const src = await openVolumeSource(args[0]!, 'export');
     try {
       const file = args[1]!;
@@ -72,3 +88,33 @@ export const exportCommand: Command = {
     }
   },
 };
+
+async function runQcow2({ io, args, signal, progress, values }: Context): Promise<number> {
+  const clusterSize = values['cluster-size'] === undefined ? undefined : parseSize(values['cluster-size'] as string, '--cluster-size');
+  const t = parseTarget(args[0]!, true, 'export');
+  const v = await openVolume(t.dir, true);
+  let bar: Progress | undefined;
+  try {
+    const r = await exportQcow2(v, args[1]!, {
+      ...(t.snapshot !== undefined ? { snapshot: t.snapshot } : {}),
+      chain: values.chain === true,
+      ...(clusterSize !== undefined ? { clusterSize } : {}),
+      signal,
+      onProgress: (done, total) => {
+        bar ??= progress('export', total);
+        bar.update(done);
+      },
+    });
+    bar?.finish();
+    for (const img of r.images) {
+      const backing = img.backingFile ? `, backed by ${img.backingFile}` : '';
+      const layer = img.layer ? ` (layer ${img.layer})` : '';
+      line(io.stdout, `Wrote ${img.file}${layer}: ${formatBytes(img.stats.dataClusters * img.stats.clusterSize)} of data, ${img.stats.zeroClusters} zero clusters${backing}.`);
+    }
+    line(io.stdout, `Exported ${args[0]} to ${args[1]} as qcow2 (${formatBytes(v.size)} virtual, ${r.images.length} file${r.images.length === 1 ? '' : 's'}).`);
+    return 0;
+  } finally {
+    bar?.finish();
+    await v.close();
+  }
+}
