@@ -9,6 +9,7 @@ import { importCommand } from './import.js';
 import { info } from './info.js';
 import { map } from './map.js';
 import { revert } from './revert.js';
+import { serveNbdCommand } from './serve-nbd.js';
 import { snapshot } from './snapshot.js';
 import { snapshots } from './snapshots.js';
 import { tour } from './tour.js';
@@ -28,6 +29,7 @@ export const COMMANDS: readonly Command[] = [
   map,
   check,
   compare,
+  serveNbdCommand,
   bench,
   tour,
 ];

@@ -1,0 +1,73 @@
+import type { Volume, VolumeReader } from '../../volume/volume.js';
+
+/** One NBD export: a view of the volume that clients attach to by name. */
+export interface NbdExport {
+  /** the canonical name (what NBD_OPT_LIST shows) */
+  name: string;
+  description: string;
+  size: number;
+  /** the volume's block size: advertised as the preferred I/O size */
+  blockSize: number;
+  reader: VolumeReader;
+  /** present when writes are allowed (the live volume, opened writable, served without --read-only) */
+  writer?: Volume;
+}
+
+/**
+ * The exports of one served volume. The default export ('') is the served view: the live
+ * volume, or the snapshot of DIR@NAME. The live volume is also exported under `volumeName`
+ * (the directory's base name), and every snapshot under its own name, read-only; snapshots are
+ * looked up when a client asks, so one taken while serving appears. A snapshot whose name equals
+ * `volumeName` is shadowed by the live volume's export.
+ */
+export class ExportRegistry {
+  constructor(
+    private readonly volume: Volume,
+    private readonly volumeName: string,
+    /** the snapshot served as the default export, if any */
+    private readonly defaultSnapshot: string | undefined,
+    private readonly readOnly: boolean,
+  ) {}
+
+  /** The export named `name`, or undefined. */
+  lookup(name: string): NbdExport | undefined {
+    if (name === '') return this.defaultSnapshot === undefined ? this.live() : this.snapshot(this.defaultSnapshot);
+    if (name === this.volumeName && this.defaultSnapshot === undefined) return this.live();
+    if (this.volume.snapshots().some((s) => s.name === name)) return this.snapshot(name);
+    return undefined;
+  }
+
+  /** Every export with its canonical name: the default first. */
+  list(): NbdExport[] {
+    const out: NbdExport[] = [];
+    const def = this.lookup('')!;
+    out.push({ ...def, name: '' });
+    if (this.defaultSnapshot === undefined) out.push(this.live());
+    for (const s of this.volume.snapshots()) {
+      if (s.name !== this.volumeName || this.defaultSnapshot !== undefined) out.push(this.snapshot(s.name));
+    }
+    return out;
+  }
+
+  private live(): NbdExport {
+    const writable = !this.readOnly && !this.volume.readOnly;
+    return {
+      name: this.volumeName,
+      description: `stratadisk volume ${this.volumeName}${writable ? '' : ' (read-only)'}`,
+      size: this.volume.size,
+      blockSize: this.volume.blockSize,
+      reader: this.volume,
+      ...(writable ? { writer: this.volume } : {}),
+    };
+  }
+
+  private snapshot(name: string): NbdExport {
+    return {
+      name,
+      description: `snapshot ${name} of ${this.volumeName} (read-only)`,
+      size: this.volume.size,
+      blockSize: this.volume.blockSize,
+      reader: this.volume.openSnapshot(name),
+    };
+  }
+}

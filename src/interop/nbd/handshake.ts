@@ -1,0 +1,219 @@
+import type { Socket } from 'node:net';
+import type { ExportRegistry, NbdExport } from './exports.js';
+import {
+  BASE_ALLOCATION,
+  FLAG_C_FIXED_NEWSTYLE,
+  FLAG_C_NO_ZEROES,
+  IHAVEOPT,
+  INFO,
+  MAX_OPTION_LENGTH,
+  MAX_PAYLOAD,
+  OPT,
+  PayloadReader,
+  REP,
+  TFLAG,
+  greeting,
+  optionError,
+  optionReply,
+} from './protocol.js';
+import type { SocketReader } from './socket-reader.js';
+
+/** What option haggling settled: the export, and the extensions the client turned on. */
+export interface Session {
+  export: NbdExport;
+  /** transmission flags sent to the client */
+  flags: number;
+  structuredReplies: boolean;
+  /** the id of base:allocation when the client selected it for this export, else 0 */
+  baseAllocationId: number;
+}
+
+/** A client that haggles forever is cut off after this many options. */
+const MAX_OPTIONS = 256;
+/** The context id we hand out for base:allocation (any nonzero value would do). */
+const BASE_ALLOCATION_ID = 1;
+
+/** The protocol was broken in a way that leaves no way to answer: close the connection. */
+export class ProtocolViolation extends Error {
+  override name = 'ProtocolViolation';
+}
+
+/** Transmission flags for an export, given what was negotiated. */
+export function transmissionFlags(e: NbdExport, structured: boolean): number {
+  // CAN_MULTI_CONN: every connection goes through the same Volume object in this process, so a
+  // flush on one connection makes every write completed on any connection durable.
+  let f = TFLAG.HAS_FLAGS | TFLAG.SEND_FLUSH | TFLAG.CAN_MULTI_CONN;
+  if (e.writer) f |= TFLAG.SEND_FUA | TFLAG.SEND_TRIM | TFLAG.SEND_WRITE_ZEROES;
+  else f |= TFLAG.READ_ONLY;
+  if (structured) f |= TFLAG.SEND_DF;
+  return f;
+}
+
+/**
+ * Fixed newstyle handshake and option haggling. Resolves with the session once the client
+ * enters transmission (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), or null when it aborted. Throws
+ * ProtocolViolation (or ConnectionEnded) when the connection must simply be closed.
+ */
+export async function negotiate(socket: Socket, reader: SocketReader, registry: ExportRegistry, isClosing: () => boolean): Promise<Session | null> {
+  socket.write(greeting());
+  const clientFlags = (await reader.read(4)).readUInt32BE(0);
+  if ((clientFlags & ~(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES)) !== 0) throw new ProtocolViolation(`unknown client flags 0x${clientFlags.toString(16)}`);
+  const noZeroes = (clientFlags & FLAG_C_NO_ZEROES) !== 0;
+  let structured = false;
+  let meta: { exportName: string; id: number } | null = null;
+
+  const lookup = (name: string): NbdExport | undefined => {
+    try {
+      return registry.lookup(name);
+    } catch {
+      return undefined; // e.g. the default snapshot was deleted meanwhile
+    }
+  };
+
+  for (let n = 0; n < MAX_OPTIONS; n++) {
+    const head = await reader.read(16);
+    if (head.readBigUInt64BE(0) !== IHAVEOPT) throw new ProtocolViolation('bad option magic');
+    const option = head.readUInt32BE(8);
+    const length = head.readUInt32BE(12);
+    if (length > MAX_OPTION_LENGTH) throw new ProtocolViolation(`option ${option} has an absurd length ${length}`);
+    const data = await reader.read(length);
+    const reply = (type: number, payload?: Uint8Array) => socket.write(optionReply(option, type, payload));
+    const fail = (type: number, message: string) => socket.write(optionError(option, type, message));
+
+    if (option === OPT.EXPORT_NAME) {
+      // No way to say no: an unknown export ends the session (as the spec requires).
+      const name = data.toString('utf8');
+      const e = lookup(name);
+      if (!e || isClosing()) throw new ProtocolViolation('NBD_OPT_EXPORT_NAME for an unknown export');
+      const flags = transmissionFlags(e, structured);
+      const b = Buffer.alloc(noZeroes ? 10 : 134);
+      b.writeBigUInt64BE(BigInt(e.size), 0);
+      b.writeUInt16BE(flags, 8);
+      socket.write(b);
+      return { export: e, flags, structuredReplies: structured, baseAllocationId: meta && meta.exportName === name ? meta.id : 0 };
+    }
+    if (option === OPT.ABORT) {
+      reply(REP.ACK);
+      return null;
+    }
+    if (isClosing()) {
+      fail(REP.ERR_SHUTDOWN, 'the server is shutting down');
+      continue;
+    }
+    switch (option) {
+      case OPT.LIST: {
+        if (length !== 0) {
+          fail(REP.ERR_INVALID, 'NBD_OPT_LIST takes no data');
+          break;
+        }
+        for (const e of registry.list()) {
+          const name = Buffer.from(e.name, 'utf8');
+          const desc = Buffer.from(e.description, 'utf8');
+          const p = Buffer.allocUnsafe(4 + name.length + desc.length);
+          p.writeUInt32BE(name.length, 0);
+          name.copy(p, 4);
+          desc.copy(p, 4 + name.length);
+          reply(REP.SERVER, p);
+        }
+        reply(REP.ACK);
+        break;
+      }
+      case OPT.INFO:
+      case OPT.GO: {
+        const r = new PayloadReader(data);
+        const name = r.lengthString();
+        const count = r.u16();
+        if (name === null || count === null || r.remaining !== count * 2) {
+          fail(REP.ERR_INVALID, 'malformed NBD_OPT_INFO/GO payload');
+          break;
+        }
+        const wanted = new Set<number>();
+        for (let i = 0; i < count; i++) wanted.add(r.u16()!);
+        const e = lookup(name);
+        if (!e) {
+          fail(REP.ERR_UNKNOWN, `no export named "${name}"`);
+          break;
+        }
+        const flags = transmissionFlags(e, structured);
+        const info = Buffer.alloc(12);
+        info.writeUInt16BE(INFO.EXPORT, 0);
+        info.writeBigUInt64BE(BigInt(e.size), 2);
+        info.writeUInt16BE(flags, 10);
+        reply(REP.INFO, info);
+        if (wanted.has(INFO.NAME)) reply(REP.INFO, infoString(INFO.NAME, name));
+        if (wanted.has(INFO.DESCRIPTION)) reply(REP.INFO, infoString(INFO.DESCRIPTION, e.description));
+        // Sent whether asked or not: it only tells the client what we accept anyway.
+        const bs = Buffer.alloc(14);
+        bs.writeUInt16BE(INFO.BLOCK_SIZE, 0);
+        bs.writeUInt32BE(1, 2);
+        bs.writeUInt32BE(Math.min(Math.max(e.blockSize, 4096), 1 << 21), 6);
+        bs.writeUInt32BE(MAX_PAYLOAD, 10);
+        reply(REP.INFO, bs);
+        reply(REP.ACK);
+        if (option === OPT.GO) {
+          return { export: e, flags, structuredReplies: structured, baseAllocationId: meta && meta.exportName === name ? meta.id : 0 };
+        }
+        break;
+      }
+      case OPT.STRUCTURED_REPLY:
+        if (length !== 0) fail(REP.ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
+        else {
+          structured = true;
+          reply(REP.ACK);
+        }
+        break;
+      case OPT.LIST_META_CONTEXT:
+      case OPT.SET_META_CONTEXT: {
+        const set = option === OPT.SET_META_CONTEXT;
+        if (set) meta = null; // a SET replaces the selection even when it fails
+        if (!structured) {
+          fail(REP.ERR_INVALID, 'negotiate NBD_OPT_STRUCTURED_REPLY first');
+          break;
+        }
+        const r = new PayloadReader(data);
+        const name = r.lengthString();
+        const count = r.u32();
+        const queries: string[] = [];
+        let ok = name !== null && count !== null;
+        for (let i = 0; ok && i < count!; i++) {
+          const q = r.lengthString();
+          if (q === null) ok = false;
+          else queries.push(q);
+        }
+        if (!ok || r.remaining !== 0) {
+          fail(REP.ERR_INVALID, 'malformed meta context payload');
+          break;
+        }
+        if (!lookup(name!)) {
+          fail(REP.ERR_UNKNOWN, `no export named "${name}"`);
+          break;
+        }
+        // LIST with no query lists everything; "base:" lists the namespace; SET needs the exact name.
+        const match = set
+          ? queries.includes(BASE_ALLOCATION)
+          : queries.length === 0 || queries.some((q) => q === BASE_ALLOCATION || q === 'base:');
+        if (match) {
+          const p = Buffer.allocUnsafe(4 + BASE_ALLOCATION.length);
+          p.writeUInt32BE(set ? BASE_ALLOCATION_ID : 0, 0);
+          p.write(BASE_ALLOCATION, 4, 'utf8');
+          reply(REP.META_CONTEXT, p);
+          if (set) meta = { exportName: name!, id: BASE_ALLOCATION_ID };
+        }
+        reply(REP.ACK);
+        break;
+      }
+      default:
+        // STARTTLS included: this server does not do TLS (loopback and Unix sockets are its use).
+        fail(REP.ERR_UNSUP, `option ${option} is not supported by stratadisk`);
+    }
+  }
+  throw new ProtocolViolation('too many options');
+}
+
+function infoString(type: number, s: string): Buffer {
+  const t = Buffer.from(s, 'utf8');
+  const b = Buffer.allocUnsafe(2 + t.length);
+  b.writeUInt16BE(type, 0);
+  t.copy(b, 2);
+  return b;
+}

@@ -1,0 +1,170 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { unlink } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { StrataError } from '../../errors.js';
+import { NodeDirNamespace } from '../../store/node-dir.js';
+import { Volume } from '../../volume/volume.js';
+import { ExportRegistry } from './exports.js';
+import { negotiate } from './handshake.js';
+import { SocketReader } from './socket-reader.js';
+import { Transmission } from './transmission.js';
+
+/** What to serve: an open volume, or a volume directory (optionally one of its snapshots). */
+export type NbdSource = Volume | { dir: string; snapshot?: string };
+
+export interface ServeNbdOptions {
+  /** TCP port; 0 (the default) picks a free one. Ignored with `socket`. */
+  port?: number;
+  /** TCP address to listen on; default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** Listen on this Unix socket path instead of TCP. */
+  socket?: string;
+  /** Serve every export read-only (the volume is then opened read-only too). */
+  readOnly?: boolean;
+  /** Name of the live volume's export besides '' (default: the directory's base name, or 'volume'). */
+  name?: string;
+  /** With a Volume passed in: leave it open on close() (it is still flushed). Default false. */
+  keepOpen?: boolean;
+  /** Called with each connection-level failure (bad magic, client gone); for logging. */
+  onConnectionError?: (e: Error) => void;
+}
+
+export interface NbdServer {
+  /** nbd://127.0.0.1:PORT/ or nbd+unix:///?socket=PATH */
+  uri: string;
+  /** the TCP port (0 for a Unix socket) */
+  port: number;
+  /** the served volume (live), for inspection */
+  volume: Volume;
+  /** connections currently open */
+  readonly connections: number;
+  /** Stop accepting, let in-flight requests finish, drop every connection, flush and close the volume. */
+  close(): Promise<void>;
+}
+
+/** Time a closing server waits for in-flight requests before dropping connections anyway. */
+const CLOSE_GRACE_MS = 10_000;
+
+/**
+ * Serve a volume over NBD (fixed newstyle; see src/interop/nbd/README.md for what is supported).
+ * Several clients may connect at once; each has its own negotiation and request stream, and all
+ * share the one Volume, which orders writes.
+ */
+export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {}): Promise<NbdServer> {
+  let volume: Volume;
+  let ownsVolume: boolean;
+  let snapshot: string | undefined;
+  let name = options.name;
+  if (source instanceof Volume) {
+    volume = source;
+    ownsVolume = !options.keepOpen;
+    const ns = volume.ns;
+    name ??= ns instanceof NodeDirNamespace ? basename(resolve(ns.dir)) : 'volume';
+  } else {
+    snapshot = source.snapshot;
+    // A snapshot is read-only, so serving one needs no writer lock on the volume.
+    const readOnly = options.readOnly === true || snapshot !== undefined;
+    volume = await Volume.open(new NodeDirNamespace(source.dir, { readOnly }), { readOnly });
+    ownsVolume = true;
+    name ??= basename(resolve(source.dir));
+    if (snapshot !== undefined && !volume.snapshots().some((s) => s.name === snapshot)) {
+      await volume.close();
+      throw new StrataError('not-found', `No snapshot named "${snapshot}" in ${source.dir}. List them with \`stratadisk snapshots ${source.dir}\`.`);
+    }
+  }
+  const registry = new ExportRegistry(volume, name, snapshot, options.readOnly === true);
+  const sockets = new Set<Socket>();
+  const sessions = new Set<Transmission>();
+  const pending = new Set<Promise<void>>();
+  let closing = false;
+
+  const handle = async (socket: Socket): Promise<void> => {
+    socket.setNoDelay(true);
+    const reader = new SocketReader(socket);
+    try {
+      const session = await negotiate(socket, reader, registry, () => closing);
+      if (!session) {
+        socket.end();
+        return;
+      }
+      const t = new Transmission(socket, reader, session);
+      sessions.add(t);
+      try {
+        await t.run();
+        await t.idle();
+      } finally {
+        sessions.delete(t);
+      }
+      socket.end();
+    } catch (e) {
+      // Bad magic, absurd lengths, a vanished client: this connection ends, nothing else does.
+      if (!(e instanceof Error && e.name === 'ConnectionEnded')) options.onConnectionError?.(e as Error);
+      socket.destroy();
+    }
+  };
+
+  const server: Server = createServer((socket) => {
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.on('error', () => {}); // reported through the reader; never crash the process
+    const p = handle(socket).finally(() => {
+      sockets.delete(socket);
+      pending.delete(p);
+    });
+    pending.add(p);
+  });
+
+  try {
+    await new Promise<void>((resolvePromise, reject) => {
+      server.once('error', reject);
+      if (options.socket !== undefined) server.listen(options.socket, () => resolvePromise());
+      else server.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' }, () => resolvePromise());
+    });
+  } catch (e) {
+    if (ownsVolume) await volume.close();
+    const err = e as NodeJS.ErrnoException;
+    const where = options.socket ?? `${options.host ?? '127.0.0.1'}:${options.port ?? 0}`;
+    throw new StrataError(err.code === 'EADDRINUSE' ? 'exists' : 'io', `Cannot listen on ${where}: ${err.message}`, { cause: e });
+  }
+
+  let uri: string;
+  let port = 0;
+  if (options.socket !== undefined) {
+    uri = `nbd+unix:///?socket=${options.socket}`;
+  } else {
+    const a = server.address() as AddressInfo;
+    port = a.port;
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    uri = `nbd://${host}:${port}/`;
+  }
+
+  let closed: Promise<void> | undefined;
+  return {
+    uri,
+    port,
+    volume,
+    get connections() {
+      return sockets.size;
+    },
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        const stopped = new Promise<void>((r) => server.close(() => r()));
+        for (const t of sessions) t.stop();
+        // Let requests already read finish, then hang up on everyone.
+        const grace = new Promise<void>((r) => setTimeout(r, CLOSE_GRACE_MS).unref());
+        await Promise.race([Promise.allSettled([...sessions].map((t) => t.idle())), grace]);
+        for (const s of sockets) s.destroy();
+        await Promise.race([Promise.allSettled([...pending]), grace]);
+        await stopped;
+        if (options.socket !== undefined) await unlink(options.socket).catch(() => {});
+        if (!volume.readOnly) await volume.flush();
+        if (ownsVolume) await volume.close();
+      })();
+      return closed;
+    },
+  };
+}

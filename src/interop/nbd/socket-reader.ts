@@ -1,0 +1,79 @@
+import type { Socket } from 'node:net';
+
+/** The peer closed the connection (or it was destroyed) before the bytes asked for arrived. */
+export class ConnectionEnded extends Error {
+  override name = 'ConnectionEnded';
+}
+
+/** Buffered bytes beyond which the socket is paused until someone reads (the largest request is read whole). */
+const HIGH_WATER = 4 << 20;
+
+/**
+ * Exact-length reads from a socket: `read(n)` resolves with the next n bytes. The socket is
+ * paused while enough is buffered and nobody waits, so a client that floods us is throttled by
+ * TCP instead of growing our memory.
+ */
+export class SocketReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private waiter: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
+  private ended = false;
+
+  constructor(private readonly socket: Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.chunks.push(d);
+      this.buffered += d.length;
+      this.serve();
+      if (this.buffered > HIGH_WATER && !this.waiter) socket.pause();
+    });
+    const end = () => {
+      this.ended = true;
+      const w = this.waiter;
+      this.waiter = null;
+      w?.reject(new ConnectionEnded('the client closed the connection'));
+    };
+    socket.on('end', end);
+    socket.on('close', end);
+    socket.on('error', end);
+  }
+
+  /** The next `n` bytes; rejects with ConnectionEnded if the stream ends first. */
+  read(n: number): Promise<Buffer> {
+    if (this.waiter) return Promise.reject(new Error('SocketReader: one read at a time'));
+    if (this.buffered >= n) return Promise.resolve(this.take(n));
+    if (this.ended) return Promise.reject(new ConnectionEnded('the client closed the connection'));
+    return new Promise((resolve, reject) => {
+      this.waiter = { n, resolve, reject };
+      this.socket.resume();
+    });
+  }
+
+  private serve(): void {
+    const w = this.waiter;
+    if (w && this.buffered >= w.n) {
+      this.waiter = null;
+      w.resolve(this.take(w.n));
+    }
+  }
+
+  private take(n: number): Buffer {
+    this.buffered -= n;
+    const first = this.chunks[0];
+    if (first && first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length, n - at);
+      c.copy(out, at, 0, k);
+      at += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,254 @@
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { isStrataError } from '../../errors.js';
+import type { Extent } from '../../volume/map.js';
+import { ProtocolViolation, type Session } from './handshake.js';
+import {
+  CMD,
+  CMD_FLAG,
+  MAX_PAYLOAD,
+  NBD_ERR,
+  REPLY_FLAG_DONE,
+  REPLY_TYPE,
+  REQUEST_HEADER,
+  SIMPLE_REPLY_HEADER,
+  STATE_HOLE,
+  STATE_ZERO,
+  blockStatusChunk,
+  chunk,
+  dataChunk,
+  decodeRequest,
+  errorChunk,
+  holeChunk,
+  simpleReply,
+  type Request,
+} from './protocol.js';
+import type { SocketReader } from './socket-reader.js';
+
+/** Requests being served at once per connection; the next request is read when one finishes. */
+const MAX_INFLIGHT = 64;
+/** Reply bytes queued on the socket beyond which we stop reading requests until it drains. */
+const WRITE_HIGH_WATER = 64 << 20;
+/** At most this many extents in one BLOCK_STATUS reply (the spec lets us answer less than asked). */
+const MAX_DESCRIPTORS = 1 << 16;
+
+/** A request that failed with an NBD error value and a message for the client. */
+class NbdError extends Error {
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The transmission phase of one connection: reads requests, serves several at once (replies go
+ * out as each finishes, so a slow write does not hold up reads), and answers in simple or
+ * structured replies as negotiated. Writes to one volume are serialised by the Volume itself.
+ */
+export class Transmission {
+  private readonly inflight = new Set<Promise<void>>();
+  private stopping = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly reader: SocketReader,
+    private readonly session: Session,
+  ) {}
+
+  /** Serve requests until NBD_CMD_DISC, the end of the stream, or `stop()`. Throws ProtocolViolation to have the connection closed. */
+  async run(): Promise<void> {
+    while (!this.stopping) {
+      while (this.inflight.size >= MAX_INFLIGHT || this.socket.writableLength > WRITE_HIGH_WATER) {
+        if (this.inflight.size > 0) await Promise.race(this.inflight);
+        else await Promise.race([once(this.socket, 'drain'), once(this.socket, 'close')]);
+        if (this.socket.destroyed) return;
+      }
+      const req = decodeRequest(await this.reader.read(REQUEST_HEADER));
+      if (!req) throw new ProtocolViolation('bad request magic');
+      let payload: Buffer | undefined;
+      if (req.type === CMD.WRITE) {
+        // The payload has to be consumed to stay in step; beyond the bound we refuse to buffer it.
+        if (req.length > MAX_PAYLOAD) throw new ProtocolViolation(`write of ${req.length} bytes exceeds the ${MAX_PAYLOAD}-byte limit`);
+        payload = await this.reader.read(req.length);
+      }
+      if (req.type === CMD.DISC) {
+        await this.idle();
+        return;
+      }
+      const p: Promise<void> = this.serve(req, payload).finally(() => this.inflight.delete(p));
+      this.inflight.add(p);
+    }
+  }
+
+  /** Stop reading requests (the run loop ends at its next read). */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** Resolves when every request read so far has been answered. */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  private send(b: Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(b);
+  }
+
+  /** Serve one request; never rejects (errors become error replies). */
+  private async serve(req: Request, payload: Buffer | undefined): Promise<void> {
+    try {
+      await this.dispatch(req, payload);
+    } catch (e) {
+      const err = toNbdError(e, req.type === CMD.WRITE || req.type === CMD.WRITE_ZEROES);
+      if (this.session.structuredReplies) this.send(errorChunk(req.cookie, err.errno, err.message));
+      else this.send(simpleReply(req.cookie, err.errno));
+    }
+  }
+
+  private ok(req: Request): void {
+    if (this.session.structuredReplies) this.send(chunk(req.cookie, REPLY_FLAG_DONE, REPLY_TYPE.NONE, 0));
+    else this.send(simpleReply(req.cookie, 0));
+  }
+
+  private async dispatch(req: Request, payload: Buffer | undefined): Promise<void> {
+    const e = this.session.export;
+    switch (req.type) {
+      case CMD.READ: {
+        const offset = this.range(req, false);
+        if (req.length > MAX_PAYLOAD) throw new NbdError(NBD_ERR.EINVAL, `reads are limited to ${MAX_PAYLOAD} bytes`);
+        if (this.session.structuredReplies) return this.readStructured(req, offset);
+        const reply = simpleReply(req.cookie, 0, req.length);
+        await e.reader.readInto(offset, reply.subarray(SIMPLE_REPLY_HEADER));
+        this.send(reply);
+        return;
+      }
+      case CMD.WRITE: {
+        const offset = this.range(req, true);
+        const w = this.writer();
+        await w.write(offset, payload!);
+        if (req.flags & CMD_FLAG.FUA) await w.flush();
+        return this.ok(req);
+      }
+      case CMD.FLUSH:
+        await e.writer?.flush();
+        return this.ok(req);
+      case CMD.TRIM:
+      case CMD.WRITE_ZEROES: {
+        // TRIM is served as write-zeroes: the range stores no data and reads back as zeros (the
+        // spec lets a trimmed range read as anything; zeros are the least surprising). NO_HOLE is
+        // ignored: a zero range never allocates data here, whatever the client prefers.
+        const offset = this.range(req, req.type === CMD.WRITE_ZEROES);
+        const w = this.writer();
+        await w.writeZeroes(offset, req.length);
+        if (req.flags & CMD_FLAG.FUA) await w.flush();
+        return this.ok(req);
+      }
+      case CMD.BLOCK_STATUS:
+        return this.blockStatus(req);
+      default:
+        throw new NbdError(NBD_ERR.EINVAL, `command ${req.type} is not supported`);
+    }
+  }
+
+  private writer() {
+    const w = this.session.export.writer;
+    if (!w) throw new NbdError(NBD_ERR.EPERM, 'this export is read-only');
+    return w;
+  }
+
+  /** The request's offset as a number, after checking the range lies within the export. */
+  private range(req: Request, write: boolean): number {
+    const size = this.session.export.size;
+    if (req.offset > BigInt(size) || Number(req.offset) + req.length > size) {
+      // The spec's advice: ENOSPC for writes past the end, EINVAL for everything else.
+      throw new NbdError(write ? NBD_ERR.ENOSPC : NBD_ERR.EINVAL, `range ${req.offset}+${req.length} is past the end of the export (${size} bytes)`);
+    }
+    return Number(req.offset);
+  }
+
+  /**
+   * A structured read: zero ranges go out as OFFSET_HOLE chunks (no bytes on the wire), data as
+   * OFFSET_DATA; one data chunk for the whole request when there are no zero ranges or the client
+   * asked for DF.
+   */
+  private async readStructured(req: Request, offset: number): Promise<void> {
+    const { reader } = this.session.export;
+    if (req.length === 0) return this.ok(req);
+    const extents = req.flags & CMD_FLAG.DF ? null : await reader.map(offset, req.length);
+    if (!extents || extents.every((x) => !x.zero)) {
+      const b = dataChunk(req.cookie, REPLY_FLAG_DONE, offset, req.length);
+      await reader.readInto(offset, b.subarray(28));
+      this.send(b);
+      return;
+    }
+    const pieces = mergeExtents(extents);
+    for (let i = 0; i < pieces.length; i++) {
+      const [start, length, zero] = pieces[i]!;
+      const flags = i === pieces.length - 1 ? REPLY_FLAG_DONE : 0;
+      if (zero) {
+        this.send(holeChunk(req.cookie, flags, start, length));
+      } else {
+        const b = dataChunk(req.cookie, flags, start, length);
+        // A failure here is answered by an error chunk (with DONE) after the chunks already sent.
+        await reader.readInto(start, b.subarray(28));
+        this.send(b);
+      }
+    }
+  }
+
+  /** base:allocation from the volume map: data → 0; zero (known-zero or unallocated) → HOLE|ZERO. */
+  private async blockStatus(req: Request): Promise<void> {
+    const id = this.session.baseAllocationId;
+    if (!this.session.structuredReplies || id === 0) throw new NbdError(NBD_ERR.EINVAL, 'select base:allocation with NBD_OPT_SET_META_CONTEXT first');
+    if (req.length === 0) throw new NbdError(NBD_ERR.EINVAL, 'block status of an empty range');
+    const offset = this.range(req, false);
+    const extents = await this.session.export.reader.map(offset, req.length);
+    const descriptors: [number, number][] = [];
+    for (const [, length, zero] of mergeExtents(extents)) {
+      descriptors.push([length, zero ? STATE_HOLE | STATE_ZERO : 0]);
+      if (descriptors.length >= MAX_DESCRIPTORS || req.flags & CMD_FLAG.REQ_ONE) break;
+    }
+    this.send(blockStatusChunk(req.cookie, id, descriptors));
+  }
+}
+
+/** Extents reduced to [start, length, zero] runs, neighbours of the same kind merged. */
+function mergeExtents(extents: readonly Extent[]): [number, number, boolean][] {
+  const out: [number, number, boolean][] = [];
+  for (const x of extents) {
+    const last = out[out.length - 1];
+    if (last && last[2] === x.zero && last[0] + last[1] === x.start) last[1] += x.length;
+    else out.push([x.start, x.length, x.zero]);
+  }
+  return out;
+}
+
+/** A StrataError (or anything else) as the NBD error value a client understands. */
+function toNbdError(e: unknown, write: boolean): NbdError {
+  if (e instanceof NbdError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  if (isStrataError(e)) {
+    switch (e.code) {
+      case 'out-of-range':
+        return new NbdError(write ? NBD_ERR.ENOSPC : NBD_ERR.EINVAL, message);
+      case 'invalid-argument':
+        return new NbdError(NBD_ERR.EINVAL, message);
+      case 'quota':
+        return new NbdError(NBD_ERR.ENOSPC, message);
+      case 'read-only':
+      case 'frozen':
+      case 'locked':
+        return new NbdError(NBD_ERR.EPERM, message);
+      case 'unsupported':
+        return new NbdError(NBD_ERR.ENOTSUP, message);
+      case 'closed':
+      case 'aborted':
+        return new NbdError(NBD_ERR.ESHUTDOWN, message);
+      default:
+        return new NbdError(NBD_ERR.EIO, message);
+    }
+  }
+  return new NbdError(NBD_ERR.EIO, message);
+}
