@@ -130,3 +130,28 @@ describe.skipIf(!haveQemu())('qcow2 reader', () => {
     }
   });
 });
+
+describe.skipIf(!haveQemu())('stratadisk import DIR FILE.qcow2', () => {
+  it('creates the volume, lists layers and snapshots, refuses a size mismatch', async () => {
+    const d = join(work, 'cli');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(d);
+    qemuImg('create', '-q', '-f', 'qcow2', join(d, 'b.qcow2'), '2M');
+    qemuIo(join(d, 'b.qcow2'), 'write -P 0x61 0 64k');
+    qemuImg('create', '-q', '-f', 'qcow2', '-b', 'b.qcow2', '-F', 'qcow2', join(d, 't.qcow2'));
+    qemuIo(join(d, 't.qcow2'), 'write -P 0x62 32k 64k');
+    qemuImg('snapshot', '-c', 'mine', join(d, 't.qcow2'));
+    const vol = join(d, 'vol');
+    const out = await ok(['import', vol, join(d, 't.qcow2')]);
+    expect(out).toMatch(/created/);
+    expect(out).toMatch(/snapshot b\.qcow2/);
+    expect(out).toMatch(/mine/);
+    await expectSame(vol, join(d, 't.qcow2'));
+    await expectSame(`${vol}@mine`, join(d, 't.qcow2'), 'mine');
+    const { cli } = await import('../cli/harness.js');
+    qemuImg('create', '-q', '-f', 'qcow2', join(d, 'other.qcow2'), '3M');
+    const r = await cli(['import', vol, join(d, 'other.qcow2')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/virtual size/);
+  });
+});
