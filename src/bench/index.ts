@@ -1,21 +1,22 @@
 /**
- * Entry point of the benchmarks: WASM kernels (vs hash-wasm, xxhash-wasm, TypedArray.set, TS loops)
- * and volume I/O (vs qemu-img bench on a qcow2 chain, and vs positional reads of a raw file).
+ * Entry point of the benchmarks: WASM kernels (vs hash-wasm, xxhash-wasm, TypedArray.set, TS loops),
+ * volume I/O (vs qemu-img bench on a qcow2 chain, and vs positional reads of a raw file), qcow2
+ * import/export (vs qemu-img convert) and NBD serving (vs nbdkit file).
  * Every result carries our figure, the peer's figure from the same run and their ratio.
  */
-import type { BenchResult } from './result.js';
+import { result, type BenchResult } from './result.js';
 
 export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
   /** small sizes, short timings: a smoke run that finishes in seconds */
   quick?: boolean;
-  /** run only these groups ('kernels', 'chain', 'sequential'); all when absent or empty */
+  /** run only these groups (see {@link BENCH_GROUPS}); all when absent or empty */
   only?: string[];
   /** called for each result as soon as it is produced */
   onResult?: (r: BenchResult) => void;
@@ -49,5 +50,37 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
     const { benchSequential } = await import('./volume-io.js');
     await benchSequential({ quick, onResult: emit });
   }
+  if (want('qcow2')) {
+    const imp = await optionalModule<{ benchQcow2Import(o: { quick?: boolean }): Promise<BenchResult[]> }>('./qcow2-import.js');
+    if (imp) for (const r of await imp.benchQcow2Import({ quick })) emit(r);
+    else emit(missing('qcow2 import', 'qemu-img convert', 1.0, 'src/bench/qcow2-import.ts'));
+    const { benchQcow2Export } = await import('./qcow2-export.js');
+    for (const r of await benchQcow2Export({ quick })) emit(r);
+  }
+  if (want('nbd')) {
+    const nbd = await optionalModule<{ benchNbd(o: { quick?: boolean }): Promise<BenchResult[]> }>('./nbd.js');
+    if (nbd) for (const r of await nbd.benchNbd({ quick })) emit(r);
+    else emit(missing('nbd', 'nbdkit file', 0.8, 'src/bench/nbd.ts'));
+  }
   return out;
+}
+
+/**
+ * Import a benchmark module that may not exist yet in this checkout (groups are built by
+ * different people): undefined when the module itself is missing; any other error propagates.
+ * The specifier is a variable so that TypeScript does not require the file at compile time.
+ */
+async function optionalModule<T>(specifier: string): Promise<T | undefined> {
+  try {
+    return (await import(specifier)) as T;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const msg = e instanceof Error ? e.message : String(e);
+    if ((code === 'ERR_MODULE_NOT_FOUND' || /Cannot find module|Failed to load url|does the file exist/i.test(msg)) && msg.includes(specifier.replace(/^\.\//, '').replace(/\.js$/, ''))) return undefined;
+    throw e;
+  }
+}
+
+function missing(name: string, peerName: string, target: number, file: string): BenchResult {
+  return result(`${name} (skipped)`, 0, 0, 'MB/s', peerName, target, `${file} is not in this build yet`);
 }
