@@ -223,12 +223,19 @@ export class Qcow2Reader {
     if (h.nbSnapshots > 0) {
       if (h.nbSnapshots > MAX_SNAPSHOTS) bad(`nb_snapshots ${h.nbSnapshots} is above ${MAX_SNAPSHOTS}`);
       if (h.snapshotsOffset % cs !== 0 || h.snapshotsOffset < cs || h.snapshotsOffset >= fileSize) bad(`snapshots_offset ${h.snapshotsOffset} is not a cluster inside the file`);
+      // Read the table in growing windows, so a small table in a large file costs little.
       const tableMax = Math.min(MAX_SNAPSHOT_TABLE_BYTES, fileSize - h.snapshotsOffset);
-      const table = await store.read(h.snapshotsOffset, tableMax);
-      const tv = new DataView(table.buffer, table.byteOffset, table.length);
+      let table = await store.read(h.snapshotsOffset, Math.min(tableMax, 64 << 10));
+      let tv = new DataView(table.buffer, table.byteOffset, table.length);
+      const need = async (end: number) => {
+        if (end <= table.length || table.length >= tableMax) return;
+        table = await store.read(h.snapshotsOffset, Math.min(tableMax, Math.max(end, table.length * 2)));
+        tv = new DataView(table.buffer, table.byteOffset, table.length);
+      };
       let at = 0;
       const seenNames = new Set<string>();
       for (let i = 0; i < h.nbSnapshots; i++) {
+        await need(at + 40);
         if (at + 40 > table.length) bad(`the snapshot table is cut short at entry ${i}`);
         const l1Offset = tv.getBigUint64(at);
         const l1Size = tv.getUint32(at + 8);
@@ -239,6 +246,7 @@ export class Qcow2Reader {
         if (extra > MAX_SNAPSHOT_EXTRA) bad(`snapshot ${i} has ${extra} bytes of extra data (at most ${MAX_SNAPSHOT_EXTRA})`);
         if (version === 3 && extra < 16) bad(`snapshot ${i} lacks the virtual size that version 3 requires`);
         const entryLen = 40 + extra + idLen + nameLen;
+        await need(at + entryLen);
         if (at + entryLen > table.length) bad(`snapshot ${i} runs past the end of the snapshot table`);
         let snapSize = size;
         let vmState = vm32;
