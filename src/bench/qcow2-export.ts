@@ -68,7 +68,7 @@ export async function benchQcow2Export(opts: Qcow2ExportBenchOptions = {}): Prom
     return [result('qcow2 export', 0, 0, 'MB/s', 'qemu-img convert', 1.0, 'skipped: qemu-img is not installed (bash .ci/setup-system.sh)')];
   }
   const size = opts.quick ? 64 * MiB : 1024 * MiB;
-  const rounds = opts.quick ? 1 : 3;
+  const rounds = 3;
   const dir = await mkdtemp(join(tmpdir(), 'stratadisk-bench-qcow2x-'));
   try {
     // The same bytes three ways: a volume, a sparse raw file, and (from it) a qcow2.

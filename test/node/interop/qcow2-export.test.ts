@@ -1,7 +1,7 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chainFileNames } from '../../../src/interop/qcow2/export.js';
+import { chainFileNames, exportQcow2 } from '../../../src/interop/qcow2/export.js';
 import { NodeDirNamespace } from '../../../src/store/node-dir.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { cli, ok, pattern, tempDir } from '../cli/harness.js';
@@ -157,6 +157,36 @@ describe.skipIf(!qemuImgAvailable())('qcow2 export, judged by qemu-img', () => {
       expect(info['virtual-size']).toBe(1024 ** 4);
       expectIdentical(q, raw);
     }
+  });
+
+  it('cancel and errors delete the files written so far; progress reaches the total', async () => {
+    const dir = join(tmp.dir, 'vol-cancel');
+    const v = await buildVolume(dir, 64 * KiB, 40 * 64 * KiB);
+    try {
+      const file = join(tmp.dir, 'cancel.qcow2');
+      const names = chainFileNames(file, v.layerChain());
+      const ac = new AbortController();
+      let calls = 0;
+      const p = exportQcow2(v, file, { chain: true, signal: ac.signal, onProgress: () => ++calls > 2 && ac.abort() });
+      await expect(p).rejects.toMatchObject({ code: 'aborted' });
+      for (const f of names) expect(existsSync(f), f).toBe(false);
+      let last: [number, number] = [0, -1];
+      const r = await exportQcow2(v, file, { chain: true, onProgress: (d, t) => (last = [d, t]) });
+      expect(last[0]).toBe(last[1]);
+      expect(last[1]).toBe(r.dataBytes);
+      expect(r.images.map((i) => i.file)).toEqual([...names].reverse());
+    } finally {
+      await v.close();
+    }
+  });
+
+  it('export options: --format raw refuses --chain; an unknown format is a usage error', async () => {
+    const dir = join(tmp.dir, 'vol-empty');
+    expect((await cli(['export', dir, join(tmp.dir, 'x.img'), '--format', 'raw', '--chain'])).code).toBe(2);
+    expect((await cli(['export', dir, join(tmp.dir, 'x.img'), '--format', 'vmdk'])).code).toBe(2);
+    // The suffix picks qcow2 when --format is absent; --format qcow2 works with any name.
+    await ok(['export', dir, join(tmp.dir, 'named.disk'), '--format', 'qcow2']);
+    expectCheckClean(join(tmp.dir, 'named.disk'));
   });
 
   it('chain file names', () => {
