@@ -37,6 +37,11 @@ export class SocketReader {
     socket.on('error', end);
   }
 
+  /** The next `n` bytes if they are already buffered (no promise, no turn of the event loop), else null. */
+  tryRead(n: number): Buffer | null {
+    return !this.waiter && this.buffered >= n ? this.take(n) : null;
+  }
+
   /** The next `n` bytes; rejects with ConnectionEnded if the stream ends first. */
   read(n: number): Promise<Buffer> {
     if (this.waiter) return Promise.reject(new Error('SocketReader: one read at a time'));

@@ -32,6 +32,12 @@ const WRITE_HIGH_WATER = 64 << 20;
 /** At most this many extents in one BLOCK_STATUS reply (the spec lets us answer less than asked). */
 const MAX_DESCRIPTORS = 1 << 16;
 
+/** Only replies smaller than this are corked; big ones gain nothing from batching and go out at once. */
+const CORK_MAX = 64 << 10;
+
+/** Reads at least this long are answered with hole chunks for their zero ranges. */
+const HOLE_SCAN_MIN = 128 << 10;
+
 /** A request that failed with an NBD error value and a message for the client. */
 class NbdError extends Error {
   constructor(
@@ -65,13 +71,13 @@ export class Transmission {
         else await Promise.race([once(this.socket, 'drain'), once(this.socket, 'close')]);
         if (this.socket.destroyed) return;
       }
-      const req = decodeRequest(await this.reader.read(REQUEST_HEADER));
+      const req = decodeRequest(this.reader.tryRead(REQUEST_HEADER) ?? (await this.reader.read(REQUEST_HEADER)));
       if (!req) throw new ProtocolViolation('bad request magic');
       let payload: Buffer | undefined;
       if (req.type === CMD.WRITE) {
         // The payload has to be consumed to stay in step; beyond the bound we refuse to buffer it.
         if (req.length > MAX_PAYLOAD) throw new ProtocolViolation(`write of ${req.length} bytes exceeds the ${MAX_PAYLOAD}-byte limit`);
-        payload = await this.reader.read(req.length);
+        payload = this.reader.tryRead(req.length) ?? (await this.reader.read(req.length));
       }
       if (req.type === CMD.DISC) {
         await this.idle();
@@ -92,8 +98,23 @@ export class Transmission {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
+  private corked = false;
+
+  /**
+   * Queue a reply. Replies finished in the same turn of the event loop are corked together and
+   * leave in one writev: with many small reads in flight that saves a syscall per reply.
+   */
   private send(b: Buffer): void {
-    if (!this.socket.destroyed) this.socket.write(b);
+    if (this.socket.destroyed) return;
+    if (!this.corked && b.length < CORK_MAX) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(b);
   }
 
   /** Serve one request; never rejects (errors become error replies). */
@@ -176,7 +197,9 @@ export class Transmission {
   private async readStructured(req: Request, offset: number): Promise<void> {
     const { reader } = this.session.export;
     if (req.length === 0) return this.ok(req);
-    const extents = req.flags & CMD_FLAG.DF ? null : await reader.map(offset, req.length);
+    // Small reads go out as data without a look at the map: a hole chunk saves little there, and
+    // the map lookup would cost as much as the read.
+    const extents = req.flags & CMD_FLAG.DF || req.length < HOLE_SCAN_MIN ? null : await reader.map(offset, req.length);
     if (!extents || extents.every((x) => !x.zero)) {
       const b = dataChunk(req.cookie, REPLY_FLAG_DONE, offset, req.length);
       await reader.readInto(offset, b.subarray(28));
