@@ -51,16 +51,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-/** Best of `n` runs (seconds): the least disturbed by whatever else the machine does. */
-async function best(n: number, fn: () => Promise<unknown>, before?: () => Promise<unknown>): Promise<number> {
-  let min = Infinity;
-  for (let i = 0; i < n; i++) {
-    await before?.();
-    min = Math.min(min, await timed(fn));
-  }
-  return min;
-}
-
 export async function benchQcow2Export(opts: Qcow2ExportBenchOptions = {}): Promise<BenchResult[]> {
   try {
     await run('qemu-img', ['--version']);
@@ -68,7 +58,7 @@ export async function benchQcow2Export(opts: Qcow2ExportBenchOptions = {}): Prom
     return [result('qcow2 export', 0, 0, 'MB/s', 'qemu-img convert', 1.0, 'skipped: qemu-img is not installed (bash .ci/setup-system.sh)')];
   }
   const size = opts.quick ? 64 * MiB : 1024 * MiB;
-  const rounds = 3;
+  const rounds = opts.quick ? 3 : 5;
   const dir = await mkdtemp(join(tmpdir(), 'stratadisk-bench-qcow2x-'));
   try {
     // The same bytes three ways: a volume, a sparse raw file, and (from it) a qcow2.
@@ -97,14 +87,23 @@ export async function benchQcow2Export(opts: Qcow2ExportBenchOptions = {}): Prom
 
     const ours = join(dir, 'ours.qcow2');
     const peer = join(dir, 'peer.qcow2');
-    const clear = (f: string) => () => unlink(f).catch(() => {});
-    const tOurs = await best(rounds, () => exportQcow2(v, ours), clear(ours));
-    const tRaw = await best(rounds, () => run('qemu-img', ['convert', '-t', 'writeback', '-f', 'raw', '-O', 'qcow2', raw, peer]), clear(peer));
-    const tQcow2 = await best(rounds, () => run('qemu-img', ['convert', '-t', 'writeback', '-f', 'qcow2', '-O', 'qcow2', srcQcow2, peer]), clear(peer));
+    const clear = (f: string) => unlink(f).catch(() => {});
+    // Rounds interleave the three contenders, so a burst of load elsewhere on the machine hits
+    // all of them alike; each side keeps its best round.
+    const t = { ours: Infinity, raw: Infinity, qcow2: Infinity };
+    for (let i = 0; i < rounds; i++) {
+      await clear(ours);
+      t.ours = Math.min(t.ours, await timed(() => exportQcow2(v, ours)));
+      await clear(peer);
+      t.raw = Math.min(t.raw, await timed(() => run('qemu-img', ['convert', '-t', 'writeback', '-f', 'raw', '-O', 'qcow2', raw, peer])));
+      await clear(peer);
+      t.qcow2 = Math.min(t.qcow2, await timed(() => run('qemu-img', ['convert', '-t', 'writeback', '-f', 'qcow2', '-O', 'qcow2', srcQcow2, peer])));
+    }
+    const [tOurs, tRaw, tQcow2] = [t.ours, t.raw, t.qcow2];
     await v.close();
 
     const mbps = (s: number) => size / 1e6 / s;
-    const label = `${size / MiB} MiB, half allocated, 64 KiB blocks/clusters`;
+    const label = `${size / MiB} MiB, half allocated, 64 KiB blocks/clusters; best of ${rounds} interleaved rounds; both sides fdatasync`;
     return [
       result('qcow2 export vs convert from raw', mbps(tOurs), mbps(tRaw), 'MB/s', 'qemu-img convert -f raw -O qcow2 (sparse raw)', 1.0, label),
       result('qcow2 export vs convert qcow2->qcow2', mbps(tOurs), mbps(tQcow2), 'MB/s', 'qemu-img convert -f qcow2 -O qcow2', 1.0, label),
