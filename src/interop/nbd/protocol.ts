@@ -134,6 +134,23 @@ export function decodeRequest(b: Uint8Array): Request | null {
   return { flags: v.getUint16(4), type: v.getUint16(6), cookie: v.getBigUint64(8), offset: v.getBigUint64(16), length: v.getUint32(24) };
 }
 
+/** Writes a simple reply header into the first 16 bytes of `b`. */
+export function simpleReplyHeader(b: Buffer, cookie: bigint, error: number): void {
+  b.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
+  b.writeUInt32BE(error, 4);
+  b.writeBigUInt64BE(cookie, 8);
+}
+
+/** Writes an OFFSET_DATA chunk header (28 bytes) for `length` data bytes into `b`. */
+export function dataChunkHeader(b: Buffer, cookie: bigint, flags: number, offset: number, length: number): void {
+  b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
+  b.writeUInt16BE(flags, 4);
+  b.writeUInt16BE(REPLY_TYPE.OFFSET_DATA, 6);
+  b.writeBigUInt64BE(cookie, 8);
+  b.writeUInt32BE(8 + length, 16);
+  b.writeBigUInt64BE(BigInt(offset), 20);
+}
+
 /** A simple reply header, with room for `dataLength` bytes after it (filled by the caller). */
 export function simpleReply(cookie: bigint, error: number, dataLength = 0): Buffer {
   const b = Buffer.allocUnsafe(SIMPLE_REPLY_HEADER + dataLength);

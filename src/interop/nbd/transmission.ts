@@ -17,10 +17,12 @@ import {
   blockStatusChunk,
   chunk,
   dataChunk,
+  dataChunkHeader,
   decodeRequest,
   errorChunk,
   holeChunk,
   simpleReply,
+  simpleReplyHeader,
   type Request,
 } from './protocol.js';
 import type { SocketReader } from './socket-reader.js';
@@ -34,6 +36,9 @@ const MAX_DESCRIPTORS = 1 << 16;
 
 /** Only replies smaller than this are corked; big ones gain nothing from batching and go out at once. */
 const CORK_MAX = 64 << 10;
+
+/** Bytes of idle reply buffers a connection keeps for reuse. */
+const POOL_BYTES = 16 << 20;
 
 /** Reads at least this long are answered with hole chunks for their zero ranges. */
 const HOLE_SCAN_MIN = 128 << 10;
@@ -99,13 +104,19 @@ export class Transmission {
   }
 
   private corked = false;
+  private readonly pool = new BufferPool();
 
   /**
    * Queue a reply. Replies finished in the same turn of the event loop are corked together and
    * leave in one writev: with many small reads in flight that saves a syscall per reply.
    */
-  private send(b: Buffer): void {
+  private send(b: Buffer, recycle = false): void {
     if (this.socket.destroyed) return;
+    if (recycle) {
+      // Large replies: the buffer comes back to the pool once the kernel has taken its bytes.
+      this.socket.write(b, () => this.pool.put(b));
+      return;
+    }
     if (!this.corked && b.length < CORK_MAX) {
       this.corked = true;
       this.socket.cork();
@@ -140,9 +151,15 @@ export class Transmission {
         const offset = this.range(req, false);
         if (req.length > MAX_PAYLOAD) throw new NbdError(NBD_ERR.EINVAL, `reads are limited to ${MAX_PAYLOAD} bytes`);
         if (this.session.structuredReplies) return this.readStructured(req, offset);
-        const reply = simpleReply(req.cookie, 0, req.length);
-        await e.reader.readInto(offset, reply.subarray(SIMPLE_REPLY_HEADER));
-        this.send(reply);
+        const reply = this.pool.take(SIMPLE_REPLY_HEADER + req.length);
+        simpleReplyHeader(reply, req.cookie, 0);
+        try {
+          await e.reader.readInto(offset, reply.subarray(SIMPLE_REPLY_HEADER));
+        } catch (err) {
+          this.pool.put(reply);
+          throw err;
+        }
+        this.send(reply, reply.length >= CORK_MAX);
         return;
       }
       case CMD.WRITE: {
@@ -201,9 +218,15 @@ export class Transmission {
     // the map lookup would cost as much as the read.
     const extents = req.flags & CMD_FLAG.DF || req.length < HOLE_SCAN_MIN ? null : await reader.map(offset, req.length);
     if (!extents || extents.every((x) => !x.zero)) {
-      const b = dataChunk(req.cookie, REPLY_FLAG_DONE, offset, req.length);
-      await reader.readInto(offset, b.subarray(28));
-      this.send(b);
+      const b = this.pool.take(28 + req.length);
+      dataChunkHeader(b, req.cookie, REPLY_FLAG_DONE, offset, req.length);
+      try {
+        await reader.readInto(offset, b.subarray(28));
+      } catch (e) {
+        this.pool.put(b);
+        throw e;
+      }
+      this.send(b, b.length >= CORK_MAX);
       return;
     }
     const pieces = mergeExtents(extents);
@@ -234,6 +257,30 @@ export class Transmission {
       if (descriptors.length >= MAX_DESCRIPTORS || req.flags & CMD_FLAG.REQ_ONE) break;
     }
     this.send(blockStatusChunk(req.cookie, id, descriptors));
+  }
+}
+
+/**
+ * Reply buffers of large reads, kept for reuse: allocating (and later collecting) a fresh
+ * 256 KiB buffer per request is a large share of the cost of serving sequential reads.
+ */
+class BufferPool {
+  private readonly free = new Map<number, Buffer[]>();
+  private held = 0;
+  take(size: number): Buffer {
+    const b = this.free.get(size)?.pop();
+    if (b) {
+      this.held -= b.length;
+      return b;
+    }
+    return Buffer.allocUnsafe(size);
+  }
+  put(b: Buffer): void {
+    if (b.length < CORK_MAX || this.held + b.length > POOL_BYTES) return;
+    let list = this.free.get(b.length);
+    if (!list) this.free.set(b.length, (list = []));
+    list.push(b);
+    this.held += b.length;
   }
 }
 
