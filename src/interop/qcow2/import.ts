@@ -222,7 +222,9 @@ async function countData(reader: Qcow2Reader, l1: L1Table, against: L1Table | un
 class Copier {
   copied = 0;
   image = '';
-  private readonly buf: Uint8Array;
+  private buf: Uint8Array;
+  private spare: Uint8Array;
+  private inFlight: Promise<void> | null = null;
   private batchStart = -1;
   private batchLen = 0;
   private zeroStart = -1;
@@ -237,6 +239,7 @@ class Copier {
     fresh: boolean,
   ) {
     this.buf = new Uint8Array(BATCH);
+    this.spare = new Uint8Array(BATCH);
     this.emptyBelow = fresh;
   }
 
@@ -252,17 +255,28 @@ class Copier {
   private async append(at: number, len: number, fill: (target: Uint8Array) => Promise<void>): Promise<void> {
     if (len > BATCH) throw new Error('internal: a piece larger than a batch');
     await this.flushZeros();
-    if (this.batchStart >= 0 && (this.batchStart + this.batchLen !== at || this.batchLen + len > BATCH)) await this.flushBatch();
+    if (this.batchStart >= 0) {
+      const end = this.batchStart + this.batchLen;
+      if (end !== at || this.batchLen + len > BATCH) await this.flushBatch();
+    }
     if (this.batchStart < 0) this.batchStart = at;
     await fill(this.buf.subarray(this.batchLen, this.batchLen + len));
     this.batchLen += len;
+    this.copied += len;
   }
 
+  /**
+   * Hand the batch to the volume and return at once: the next batch is read into the other
+   * buffer while this one is written. At most one write is in flight.
+   */
   private async flushBatch(): Promise<void> {
     if (this.batchStart < 0) return;
     this.checkAbort();
-    await this.volume.write(this.batchStart, this.buf.subarray(0, this.batchLen));
-    this.copied += this.batchLen;
+    await this.settle();
+    const data = this.buf.subarray(0, this.batchLen);
+    this.inFlight = this.volume.write(this.batchStart, data);
+    this.inFlight.catch(() => {}); // observed by settle()
+    [this.buf, this.spare] = [this.spare, this.buf];
     this.batchStart = -1;
     this.batchLen = 0;
     this.progress();
@@ -286,15 +300,23 @@ class Copier {
     const to = this.zeroEnd;
     this.zeroStart = this.zeroEnd = -1;
     await this.flushBatch();
+    await this.settle();
     this.checkAbort();
     for (const e of await this.volume.map(from, to - from)) {
       if (e.data) await this.volume.writeZeroes(e.start, e.length);
     }
   }
 
+  private async settle(): Promise<void> {
+    const w = this.inFlight;
+    this.inFlight = null;
+    if (w) await w;
+  }
+
   private async finish(): Promise<void> {
     await this.flushBatch();
     await this.flushZeros();
+    await this.settle();
   }
 
   /**
