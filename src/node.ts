@@ -2,3 +2,5 @@
 export * from './index.js';
 export { NodeFileStore } from './store/node-file.js';
 export { NodeDirNamespace } from './store/node-dir.js';
+export { serveNbd } from './interop/nbd/index.js';
+export { exportQcow2 } from './interop/qcow2/export.js';
