@@ -25,6 +25,10 @@ import { Qcow2Reader, isQcow2Magic, type L1Table, type Qcow2Extent } from './rea
 export const MAX_CHAIN_DEPTH = 64;
 /** Bytes per Volume.write: large enough to amortise, bounded in memory. */
 const BATCH = 8 << 20;
+/** Extents looked at ahead of the one being copied, to plan reads. */
+const LOOKAHEAD = 512;
+/** Host gaps up to this size are read through rather than split into two reads. */
+const READ_GAP = 128 << 10;
 
 export interface ImportQcow2Progress {
   phase: 'validate' | 'copy';
@@ -225,6 +229,10 @@ class Copier {
   private buf: Uint8Array;
   private spare: Uint8Array;
   private inFlight: Promise<void> | null = null;
+  /** read-ahead window of the image file (see readAhead) */
+  private readonly window = new Uint8Array(BATCH);
+  private windowStart = 0;
+  private windowEnd = 0;
   private batchStart = -1;
   private batchLen = 0;
   private zeroStart = -1;
@@ -328,16 +336,57 @@ class Copier {
     const cs = reader.clusterSize;
     const limit = Math.min(size, this.volume.size);
     const belowView: VolumeReader | null = below ? this.volume.openSnapshot(below) : null;
+    // The window holds bytes of the previous view's image: forget it.
+    this.windowStart = this.windowEnd = 0;
+    const pending: Qcow2Extent[] = [];
+    let done = false;
+    const drain = async () => {
+      for (let i = 0; i < pending.length && !done; i++) {
+        const e = pending[i]!;
+        const from = e.cluster * cs;
+        if (from >= limit) {
+          done = true;
+          break;
+        }
+        const to = Math.min(limit, (e.cluster + e.count) * cs);
+        if (e.kind === 'data') await this.readAhead(reader, pending, i);
+        await this.extent(reader, e, from, to, against !== undefined, isBase, belowView);
+      }
+      pending.length = 0;
+    };
     for await (const e of reader.extents(l1, against, this.options.signal)) {
-      const from = e.cluster * cs;
-      if (from >= limit) break;
-      const to = Math.min(limit, (e.cluster + e.count) * cs);
-      await this.extent(reader, e, from, to, against !== undefined, isBase, belowView);
+      pending.push(e);
+      if (pending.length >= LOOKAHEAD) await drain();
+      if (done) break;
     }
+    await drain();
     // Past the view's size everything reads as zeros.
     if (limit < this.volume.size) await this.zero(limit, this.volume.size);
     await this.finish();
     this.emptyBelow = false;
+  }
+
+  /**
+   * Data clusters that sit close together on the host (qemu lays them out in guest order, with
+   * the unallocated guest gaps taking no host space) are read in one window of up to 8 MiB, so a
+   * half-allocated image costs a few large reads rather than one small read per run.
+   */
+  private async readAhead(reader: Qcow2Reader, pending: Qcow2Extent[], i: number): Promise<void> {
+    const cs = reader.clusterSize;
+    const e = pending[i]!;
+    if (e.host >= this.windowStart && e.host + e.count * cs <= this.windowEnd) return;
+    const start = e.host;
+    let end = start + e.count * cs;
+    for (let k = i + 1; k < pending.length; k++) {
+      const x = pending[k]!;
+      if (x.kind !== 'data') continue;
+      const xEnd = x.host + x.count * cs;
+      if (x.host < end || x.host - end > READ_GAP || xEnd - start > BATCH) break;
+      end = xEnd;
+    }
+    await reader.store.readInto(start, this.window.subarray(0, end - start));
+    this.windowStart = start;
+    this.windowEnd = end;
   }
 
   private async extent(reader: Qcow2Reader, e: Qcow2Extent, from: number, to: number, diff: boolean, isBase: boolean, below: VolumeReader | null): Promise<void> {
@@ -345,7 +394,10 @@ class Copier {
       case 'data':
       case 'compressed': {
         // Data extents are at most 8 MiB (the reader caps runs), so one fill covers one extent.
-        await this.append(from, to - from, (t) => reader.readClusters(e, t));
+        await this.append(from, to - from, async (t) => {
+          if (e.kind === 'data' && e.host >= this.windowStart && e.host + t.length <= this.windowEnd) t.set(this.window.subarray(e.host - this.windowStart, e.host - this.windowStart + t.length));
+          else await reader.readClusters(e, t);
+        });
         return;
       }
       case 'zero':
@@ -391,7 +443,7 @@ async function openChain(imagePath: string, options: ImportQcow2Options): Promis
       if (depth >= MAX_CHAIN_DEPTH) throw new StrataError('unsupported', `The backing chain of ${imagePath} is deeper than ${MAX_CHAIN_DEPTH} images.`);
       if (seen.has(real)) throw new StrataError('corrupt', `The backing chain of ${imagePath} loops: ${path} is already part of it${real === topReal && depth === 1 ? ' (the image names itself as its backing file)' : ''}.`);
       seen.add(real);
-      const store = await NodeFileStore.open(real, { readOnly: true });
+      const store = await NodeFileStore.open(real, { readOnly: true, syncMaxBytes: BATCH });
       const img: ChainImage = { path, format: 'qcow2', store, reader: null, size: store.size };
       chain.push(img);
       const magic = store.size >= 4 && isQcow2Magic(await store.read(0, 4));

@@ -155,3 +155,36 @@ describe.skipIf(!haveQemu())('stratadisk import DIR FILE.qcow2', () => {
     expect(r.stderr).toMatch(/virtual size/);
   });
 });
+
+describe.skipIf(!haveQemu())('qcow2 import: raw backing, cancellation, progress', () => {
+  it('a raw backing file becomes the base layer', async () => {
+    const d = join(work, 'rawback');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    mkdirSync(d);
+    const base = new Uint8Array(3 << 20);
+    base.fill(0x77, 4096, 300_000);
+    writeFileSync(join(d, 'base.img'), base);
+    qemuImg('create', '-q', '-f', 'qcow2', '-b', 'base.img', '-F', 'raw', join(d, 'top.qcow2'), '4M');
+    qemuIo(join(d, 'top.qcow2'), 'write -P 0x78 64k 64k', 'write -z 128k 64k', 'write -P 0x79 3M 64k');
+    const vol = join(d, 'vol');
+    const r = await importQcow2(vol, join(d, 'top.qcow2'));
+    expect(r.chain.map((c) => c.format)).toEqual(['raw', 'qcow2']);
+    await expectSame(vol, join(d, 'top.qcow2'));
+  });
+
+  it('progress events, and an abort removes the volume it created', async () => {
+    const img = join(work, 'abort.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', img, '64M');
+    qemuIo(img, 'write -P 0x01 0 20M', 'write -P 0x02 32M 20M');
+    const seen: number[] = [];
+    const dir1 = fresh('progress');
+    await importQcow2(dir1, img, { onProgress: (p) => p.phase === 'copy' && seen.push(p.done) });
+    expect(seen.at(-1)).toBe(40 << 20);
+    const ac = new AbortController();
+    const dir2 = fresh('abort');
+    const err = await importQcow2(dir2, img, { signal: ac.signal, onProgress: (p) => p.phase === 'copy' && ac.abort() }).catch((e) => e);
+    expect(err.code).toBe('aborted');
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(dir2)).toBe(false);
+  });
+});
