@@ -408,8 +408,12 @@ export class Volume implements VolumeReader {
   openSnapshot(name: string): VolumeReader {
     this.assertOpen();
     this.findSnapshot(name);
+    return this.viewReader(() => this.chainFor(this.findSnapshot(name).layer));
+  }
+
+  /** A read-only VolumeReader over whatever chain `chainNow` gives at the time of each call. */
+  private viewReader(chainNow: () => Chain): VolumeReader {
     const self = this;
-    const chainNow = () => self.chainFor(self.findSnapshot(name).layer);
     return {
       size: this.size,
       blockSize: this.blockSize,
@@ -552,32 +556,13 @@ export class Volume implements VolumeReader {
    */
   openLayer(id: string): VolumeReader {
     this.assertOpen();
-    const self = this;
     const chainNow = () => {
-      const layer = self.layers.get(id);
+      const layer = this.layers.get(id);
       if (!layer) throw new StrataError('not-found', `Layer ${id} is no longer part of the volume.`);
-      return new Chain([layer], self.blockSize);
+      return new Chain([layer], this.blockSize);
     };
     chainNow();
-    return {
-      size: this.size,
-      blockSize: this.blockSize,
-      async read(offset: number, length: number) {
-        const t = new Uint8Array(length);
-        await this.readInto(offset, t);
-        return t;
-      },
-      async readInto(offset: number, target: Uint8Array) {
-        self.assertOpen();
-        self.checkIo(offset, target.length);
-        await self.lock.read(() => chainNow().readInto(offset, target));
-      },
-      async map(offset?: number, length?: number) {
-        self.assertOpen();
-        const [from, to] = self.mapRange(offset, length);
-        return self.lock.read(async () => extents(chainNow(), self.size, from, to));
-      },
-    };
+    return this.viewReader(chainNow);
   }
 
   /** Verify every layer: map integrity (done at open) and every data block against its checksum. */
