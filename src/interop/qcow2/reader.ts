@@ -117,7 +117,9 @@ export class Qcow2Reader {
     this.clusterBits = header.clusterBits;
     this.clusterSize = 2 ** header.clusterBits;
     this.l2Entries = this.clusterSize / 8;
-    this.size = header.size;
+    // qemu counts a qcow2's virtual size in whole 512-byte sectors, rounding down; so do we,
+    // or an odd-sized image would import one partial sector qemu never shows.
+    this.size = Math.floor(header.size / 512) * 512;
     this.fileSize = store.size;
     this.backingFile = init.backingFile;
     this.backingFormat = init.backingFormat;

@@ -188,3 +188,29 @@ describe.skipIf(!haveQemu())('qcow2 import: raw backing, cancellation, progress'
     expect(existsSync(dir2)).toBe(false);
   });
 });
+
+describe.skipIf(!haveQemu())('qcow2 virtual sizes that are not whole sectors', () => {
+  // Found by the long fuzz run (case 41372): qemu rounds a qcow2's size down to 512 bytes.
+  for (const odd of [511, 1000, (1 << 20) + 77]) {
+    it(`size ${odd} imports as qemu sees it (${Math.floor(odd / 512) * 512} bytes)`, async () => {
+      const img = join(work, `odd-${odd}.qcow2`);
+      qemuImg('create', '-q', '-f', 'qcow2', img, '2M');
+      qemuIo(img, 'write -P 0x5a 0 64k');
+      const { openSync, writeSync, closeSync } = await import('node:fs');
+      const fd = openSync(img, 'r+');
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64BE(BigInt(odd));
+      writeSync(fd, b, 0, 8, 24);
+      closeSync(fd);
+      const dir = fresh(`odd-${odd}`);
+      if (odd < 512) {
+        // qemu sees 0 bytes; an empty image is refused with a code (nothing to import)
+        await expect(importQcow2(dir, img)).rejects.toMatchObject({ code: 'invalid-argument' });
+        return;
+      }
+      const r = await importQcow2(dir, img);
+      expect(r.size).toBe(Math.floor(odd / 512) * 512);
+      await expectSame(dir, img);
+    });
+  }
+});
