@@ -142,13 +142,13 @@ export function simpleReplyHeader(b: Buffer, cookie: bigint, error: number): voi
 }
 
 /** Writes an OFFSET_DATA chunk header (28 bytes) for `length` data bytes into `b`. */
-export function dataChunkHeader(b: Buffer, cookie: bigint, flags: number, offset: number, length: number): void {
+export function dataChunkHeader(b: Buffer, cookie: bigint, flags: number, offset: bigint, length: number): void {
   b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, 0);
   b.writeUInt16BE(flags, 4);
   b.writeUInt16BE(REPLY_TYPE.OFFSET_DATA, 6);
   b.writeBigUInt64BE(cookie, 8);
   b.writeUInt32BE(8 + length, 16);
-  b.writeBigUInt64BE(BigInt(offset), 20);
+  b.writeBigUInt64BE(offset, 20);
 }
 
 /** A simple reply header, with room for `dataLength` bytes after it (filled by the caller). */

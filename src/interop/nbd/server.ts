@@ -7,7 +7,7 @@ import { Volume } from '../../volume/volume.js';
 import { ExportRegistry } from './exports.js';
 import { negotiate } from './handshake.js';
 import { SocketReader } from './socket-reader.js';
-import { Transmission } from './transmission.js';
+import { BufferPool, Transmission } from './transmission.js';
 
 /** What to serve: an open volume, or a volume directory (optionally one of its snapshots). */
 export type NbdSource = Volume | { dir: string; snapshot?: string };
@@ -76,6 +76,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
   const sockets = new Set<Socket>();
   const sessions = new Set<Transmission>();
   const pending = new Set<Promise<void>>();
+  const pool = new BufferPool();
   let closing = false;
 
   const handle = async (socket: Socket): Promise<void> => {
@@ -87,7 +88,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
         socket.end();
         return;
       }
-      const t = new Transmission(socket, reader, session);
+      const t = new Transmission(socket, reader, session, pool);
       sessions.add(t);
       try {
         await t.run();
