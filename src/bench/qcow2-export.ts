@@ -23,6 +23,7 @@ import { exportQcow2 } from '../interop/qcow2/export.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { Volume } from '../volume/volume.js';
 import { result, type BenchResult } from './result.js';
+import { prng } from './prng.js';
 
 const run = promisify(execFile);
 const KiB = 1024;
@@ -35,15 +36,6 @@ export interface Qcow2ExportBenchOptions {
   keep?: boolean;
 }
 
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();

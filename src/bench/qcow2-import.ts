@@ -15,19 +15,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { importQcow2 } from '../interop/qcow2/import.js';
 import { result, type BenchResult } from './result.js';
+import { prng } from './prng.js';
 
 const run = promisify(execFile);
 const CLUSTER = 64 * 1024;
 
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 export async function benchQcow2Import(opts: { quick?: boolean } = {}): Promise<BenchResult[]> {
   const size = opts.quick ? 64 << 20 : 1 << 30;

@@ -21,6 +21,7 @@ import { NodeDirNamespace } from '../store/node-dir.js';
 import { NodeFileStore } from '../store/node-file.js';
 import { Volume } from '../volume/volume.js';
 import { result, type BenchResult } from './result.js';
+import { prng } from './prng.js';
 
 const run = promisify(execFile);
 
@@ -38,13 +39,6 @@ export interface VolumeBenchOptions {
 }
 
 /** Seeded xorshift32 in [0, 1). */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 /** Is a usable qemu-img (with `bench`) on the PATH? Returns its version line, or null. */
 export async function qemuImgVersion(): Promise<string | null> {

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ok } from '../cli/harness.js';
 import { attempt, makeSeed, write, type Seed } from './fixtures/hostile.js';
 import { haveQemu, qemuToRaw, sameRaw } from './fixtures/qemu.js';
+import { prng } from '../../../src/bench/prng.js';
 
 const LONG = process.env.STRATADISK_LONG === '1';
 const CASES = LONG ? 100_000 : 300;
@@ -19,15 +20,6 @@ const COMPARE_EVERY = 50;
 const work = mkdtempSync(join(tmpdir(), 'stratadisk-qcow2-fuzz-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 const BOUNDARY = [0n, 1n, 0x1ffn, 0x200n, 0xfffn, 0x1000n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, 1n << 55n, 1n << 62n, 1n << 63n, 0xffffffffffffffffn];
 
