@@ -14,3 +14,5 @@ export { loadKernels } from './wasm/index.js';
 export { OpfsNamespace, OpfsStore, OPFS_HANDLE_MODE, type OpfsHandleMode, type OpfsNamespaceOptions } from './store/opfs.js';
 export { IdbNamespace, IdbStore, DEFAULT_IDB_CHUNK_SIZE, type IdbNamespaceOptions } from './store/idb.js';
 export { requestPersistence, storageEstimate, type StorageEstimate } from './store/browser-storage.js';
+// Consistency groups: freeze/flush/thaw across workers, tabs and processes.
+export * from './consistency/index.js';

@@ -4,3 +4,6 @@ export { NodeFileStore } from './store/node-file.js';
 export { NodeDirNamespace } from './store/node-dir.js';
 export { serveNbd } from './interop/nbd/index.js';
 export { exportQcow2 } from './interop/qcow2/export.js';
+export { listenGroup, connectGroup, socketLink } from './consistency/node-socket.js';
+export { attachWorker, joinFromParent, type GroupPortMessage } from './consistency/worker-threads.js';
+export { encodeFrame, FrameReader } from './consistency/framing.js';
