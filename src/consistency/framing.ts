@@ -106,16 +106,18 @@ export class FrameReader {
     }
     if (!consume) return result;
     let left = n;
+    let drop = 0;
     while (left > 0) {
-      const c = this.chunks[0]!;
+      const c = this.chunks[drop]!;
       if (c.length <= left) {
-        this.chunks.shift();
+        drop++;
         left -= c.length;
       } else {
-        this.chunks[0] = c.subarray(left);
+        this.chunks[drop] = c.subarray(left);
         left = 0;
       }
     }
+    this.chunks.splice(0, drop);
     this.buffered -= n;
     return result;
   }
