@@ -54,10 +54,10 @@ interface Replay {
   totalMs: number;
 }
 
-export async function benchProvision(opts: { quick?: boolean } = {}): Promise<BenchResult[]> {
+export async function benchProvision(opts: { quick?: boolean; reads?: number; imageSize?: number } = {}): Promise<BenchResult[]> {
   const quick = opts.quick === true;
-  const imageSize = quick ? 32 * MiB : 256 * MiB;
-  const reads = quick ? 1500 : 6000;
+  const imageSize = opts.imageSize ?? (quick ? 32 * MiB : 256 * MiB);
+  const reads = opts.reads ?? (quick ? 1500 : 6000);
   const delayMs = 2;
   const image = new Uint8Array(imageSize);
   const rnd = prng(3);
