@@ -54,6 +54,11 @@ const MAX_BACKOFF_MS = 5_000;
 const MAX_VALIDATOR = 1024;
 /** Ranges address the stored bytes: ask for no transfer coding (browsers drop this forbidden header and do not compress ranges anyway). */
 const IDENTITY = { 'Accept-Encoding': 'identity' };
+/**
+ * Requests bypass the browser's HTTP cache: fetched blocks are kept in the volume's cache layer
+ * anyway, and a cached answer would hide a changed image until it expires.
+ */
+const NO_STORE = { cache: 'no-store' } as const;
 const CONTENT_RANGE = /^bytes (\d{1,16})-(\d{1,16})\/(\d{1,16}|\*)$/;
 
 interface Pending {
@@ -233,7 +238,7 @@ export class HttpStore extends BaseStore {
     this.opts.onRequest?.(offset, into.length);
     let res: Response;
     try {
-      res = await this.fetchFn(this.pin.url, { headers: { ...this.opts.headers, ...IDENTITY, Range: `bytes=${offset}-${last}` }, signal });
+      res = await this.fetchFn(this.pin.url, { headers: { ...this.opts.headers, ...IDENTITY, Range: `bytes=${offset}-${last}` }, signal, ...NO_STORE });
     } catch (e) {
       throw this.networkError(e, signal);
     }
@@ -313,7 +318,7 @@ export class HttpStore extends BaseStore {
       try {
         let res: Response;
         try {
-          res = await this.fetchFn(url, { headers: { ...this.opts.headers, ...IDENTITY, Range: 'bytes=0-0' }, signal });
+          res = await this.fetchFn(url, { headers: { ...this.opts.headers, ...IDENTITY, Range: 'bytes=0-0' }, signal, ...NO_STORE });
         } catch (e) {
           throw this.networkError(e, signal);
         }
