@@ -14,3 +14,7 @@ export { loadKernels } from './wasm/index.js';
 export { OpfsNamespace, OpfsStore, OPFS_HANDLE_MODE, type OpfsHandleMode, type OpfsNamespaceOptions } from './store/opfs.js';
 export { IdbNamespace, IdbStore, DEFAULT_IDB_CHUNK_SIZE, type IdbNamespaceOptions } from './store/idb.js';
 export { requestPersistence, storageEstimate, type StorageEstimate } from './store/browser-storage.js';
+// Copy-on-read volumes on a remote image (HTTP range requests) and the stream job.
+export { HttpStore, type HttpStoreOptions, type HttpStats, type ImagePin } from './store/http.js';
+export { RemoteBase, type RemoteOptions, type ProvisioningInfo, type CreateRemoteVolumeOptions } from './volume/remote-base.js';
+export { StreamJob, streamVolume, type StreamJobOptions } from './jobs/stream.js';

@@ -1,4 +1,5 @@
 import type { Store } from '../store/store.js';
+import { RwLock } from '../util/rwlock.js';
 import { scanBlocks } from '../wasm/index.js';
 import { SLOT_ABSENT, SLOT_ZERO, type Layer } from './layer.js';
 
@@ -37,13 +38,15 @@ interface Fetched {
  * for the first. Sequential misses read ahead (2, 4, 8 ... blocks, up to `maxReadAhead`); the
  * blocks read ahead go into the cache too, so they are not wasted.
  *
- * The cache layer is written under the volume's read lock (reads are concurrent, writes to the
- * overlay exclusive) and flushed only under its write lock, so a flush never records an entry
- * whose data write is still in flight. Cache entries become durable after their data
- * (Layer.flush): a crash loses at most fetched-clean blocks, which are simply fetched again.
+ * Writes into the cache layer hold `cacheLock` shared; flushing the cache holds it exclusively,
+ * so a flush never records an entry whose data write is still in flight, and reads served
+ * locally never wait for a flush. Cache entries become durable after their data (Layer.flush):
+ * a crash loses at most fetched-clean blocks, which are simply fetched again.
  */
 export class CopyOnReadStore {
   readonly stats: CopyOnReadStats = { fetches: 0, fetchedBlocks: 0, readAheadBlocks: 0 };
+  /** shared by cache writes, exclusive for cache flushes */
+  readonly cacheLock = new RwLock();
   /** blocks in the image (the last may be partial) */
   readonly blocks: number;
   private readonly inflight: Fetch[] = [];
@@ -154,7 +157,7 @@ export class CopyOnReadStore {
       const srcEnd = Math.min(end * bs, this.imageSize);
       this.stats.fetches++;
       await this.source.readInto(start * bs, buf.subarray(0, srcEnd - start * bs));
-      await this.store(start, buf);
+      await this.cacheLock.read(() => this.store(start, buf));
       this.stats.fetchedBlocks += end - start;
       return { start, end, buf };
     })();

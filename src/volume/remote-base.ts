@@ -183,12 +183,15 @@ export class RemoteBase {
     return this.ctx.layers.get(this.record.cache)!;
   }
 
-  /** Make fetched blocks durable (data first, then their map entries). Caller holds the write lock. */
+  /**
+   * Make fetched blocks durable (data first, then their map entries). Holds the cache lock
+   * exclusively (no cache write half done); reads served locally go on meanwhile.
+   */
   async flushCache(): Promise<void> {
     if (this.ctx.readOnly) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.cache.flush();
+    await this.cor.cacheLock.write(() => this.cache.flush());
   }
 
   private scheduleFlush(): void {
@@ -196,8 +199,8 @@ export class RemoteBase {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.closed) return;
-      // Flushing takes the write lock: no cache write is then half done.
-      this.ctx.lock.write(() => (this.closed ? Promise.resolve() : this.cache.flush())).catch(() => {
+      // The volume's read lock keeps reset, refresh and close out; flushCache takes the cache lock.
+      this.ctx.lock.read(() => (this.closed ? Promise.resolve() : this.flushCache())).catch(() => {
         // The next flush (or close) reports the error to someone who can act on it.
       });
     }, this.options.cacheFlushMs ?? 2000);
@@ -301,9 +304,9 @@ export class RemoteBase {
     });
   }
 
-  /** Flush fetched blocks now (under the write lock). */
+  /** Flush fetched blocks now. */
   flushNow(): Promise<void> {
-    return this.ctx.lock.write(() => this.flushCache());
+    return this.ctx.lock.read(() => this.flushCache());
   }
 
   /** Drop every block the live volume changed: it reads as the image again (fetched blocks stay). Snapshots are kept. */

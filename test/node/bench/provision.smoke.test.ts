@@ -14,7 +14,7 @@ describe('provision benchmark (small)', () => {
 
   it('reports requests, bytes and times against both peers; copy on read sends far fewer requests', async () => {
     const r = await benchProvision({ reads: 300, imageSize: 8 << 20 });
-    expect(r.map((x) => x.name)).toHaveLength(6);
+    expect(r.map((x) => x.name)).toHaveLength(7);
     const req = r[0]!;
     expect(req.peer).toBe(300);
     expect(req.ours).toBeLessThan(req.peer / 3);
