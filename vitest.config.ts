@@ -44,6 +44,8 @@ export default mergeConfig(
           test: {
             name: 'browser',
             include: ['test/browser/**/*.test.ts'],
+            // Local image servers for the copy-on-read tests (test/browser/remote).
+            globalSetup: ['test/browser/remote/servers.global.ts'],
             testTimeout: long ? 3_600_000 : 120_000,
             hookTimeout: 120_000,
             browser: {

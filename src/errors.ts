@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'not-found'
   | 'exists'
   | 'closed'
-  | 'io';
+  | 'io'
+  /** a remote image (HTTP base of a volume) is no longer the version the volume was pinned to */
+  | 'image-changed';
 
 export class StrataError extends Error {
   override name = 'StrataError';

@@ -16,3 +16,7 @@ export { IdbNamespace, IdbStore, DEFAULT_IDB_CHUNK_SIZE, type IdbNamespaceOption
 export { requestPersistence, storageEstimate, type StorageEstimate } from './store/browser-storage.js';
 // Consistency groups: freeze/flush/thaw across workers, tabs and processes.
 export * from './consistency/index.js';
+// Copy-on-read volumes on a remote image (HTTP range requests) and the stream job.
+export { HttpStore, type HttpStoreOptions, type HttpStats, type ImagePin } from './store/http.js';
+export { RemoteBase, type RemoteOptions, type ProvisioningInfo, type CreateRemoteVolumeOptions } from './volume/remote-base.js';
+export { StreamJob, streamVolume, type StreamJobOptions } from './jobs/stream.js';

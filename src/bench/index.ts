@@ -1,7 +1,8 @@
 /**
  * Entry point of the benchmarks: WASM kernels (vs hash-wasm, xxhash-wasm, TypedArray.set, TS loops),
  * volume I/O (vs qemu-img bench on a qcow2 chain, and vs positional reads of a raw file), qcow2
- * import/export (vs qemu-img convert) and NBD serving (vs nbdkit file).
+ * import/export (vs qemu-img convert), NBD serving (vs nbdkit file) and provisioning from an image
+ * server (vs one request per read).
  * Every result carries our figure, the peer's figure from the same run and their ratio.
  */
 import { result, type BenchResult } from './result.js';
@@ -10,7 +11,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -61,6 +62,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
     const nbd = await optionalModule<{ benchNbd(o: { quick?: boolean }): Promise<BenchResult[]> }>('./nbd.js');
     if (nbd) for (const r of await nbd.benchNbd({ quick })) emit(r);
     else emit(missing('nbd', 'nbdkit file', 0.8, 'src/bench/nbd.ts'));
+  }
+  if (want('provision')) {
+    const { benchProvision } = await import('./provision.js');
+    for (const r of await benchProvision({ quick })) emit(r);
   }
   return out;
 }

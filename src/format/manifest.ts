@@ -11,6 +11,11 @@ import { MAGIC_MANIFEST, RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, de
  */
 export const MANIFEST_FORMAT = 'stratadisk-volume';
 export const MANIFEST_VERSION = 1;
+/**
+ * Version of the manifest JSON of a volume with a remote base: a stratadisk that does not know
+ * remote bases refuses it (`unsupported`) instead of reading the image's blocks as zeros.
+ */
+export const MANIFEST_VERSION_REMOTE = 2;
 export const MANIFEST_SLOTS = ['manifest.0', 'manifest.1'] as const;
 /** Manifests are small (a few hundred bytes per layer); anything larger is not ours. */
 export const MAX_MANIFEST_BYTES = 16 << 20;
@@ -33,6 +38,20 @@ export interface SnapshotRecord {
   created: string;
 }
 
+/**
+ * The remote image a copy-on-read volume is built on (src/volume/remote-base.ts): where it is,
+ * the version it is pinned to, and the layer caching the blocks fetched from it (the root of the
+ * layer tree; layers above it hold the blocks the user changed).
+ */
+export interface RemoteRecord {
+  url: string;
+  size: number;
+  etag?: string;
+  lastModified?: string;
+  /** id of the cache layer (parent null): blocks fetched clean from the image */
+  cache: string;
+}
+
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   version: number;
@@ -43,6 +62,8 @@ export interface Manifest {
   active: string;
   snapshots: SnapshotRecord[];
   nextLayer: number;
+  /** present when the volume's base is a remote image (then `version` is MANIFEST_VERSION_REMOTE) */
+  remote?: RemoteRecord;
 }
 
 export const MIN_BLOCK_SIZE = 4096;
@@ -77,7 +98,7 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
   if (typeof m !== 'object' || m === null) bad('not an object');
   const x = m as Record<string, unknown>;
   if (x.format !== MANIFEST_FORMAT) bad('wrong format tag');
-  if (x.version !== MANIFEST_VERSION) {
+  if (x.version !== MANIFEST_VERSION && x.version !== MANIFEST_VERSION_REMOTE) {
     throw new StrataError('unsupported', `${what} has format version ${String(x.version)}; this stratadisk reads version ${MANIFEST_VERSION}. Upgrade stratadisk.`);
   }
   if (typeof x.uuid !== 'string' || x.uuid.length > 64) bad('bad uuid');
@@ -108,6 +129,15 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
       if (steps > layers.size) bad('the layer tree has a cycle');
       p = layers.get(p)!.parent;
     }
+  }
+  if ((x.version === MANIFEST_VERSION_REMOTE) !== (x.remote !== undefined)) bad('the remote base and the format version disagree');
+  if (x.remote !== undefined) {
+    const r = x.remote as RemoteRecord;
+    if (typeof r !== 'object' || r === null || typeof r.url !== 'string' || r.url.length > 8192 || !/^https?:\/\//i.test(r.url)) bad('bad remote URL');
+    if (typeof r.size !== 'number' || !Number.isSafeInteger(r.size) || r.size < 0) bad('bad remote size');
+    for (const v of [r.etag, r.lastModified]) if (v !== undefined && (typeof v !== 'string' || v.length > 1024)) bad('bad remote validator');
+    const cache = typeof r.cache === 'string' ? layers.get(r.cache) : undefined;
+    if (!cache || cache.parent !== null || cache.sealed) bad('the remote cache layer is missing, sealed or not the root');
   }
   const active = layers.get(x.active as string);
   if (!active || active.sealed) bad('the active layer is missing or sealed');

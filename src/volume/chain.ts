@@ -1,7 +1,19 @@
 import { resolveRuns, type SparseBitmap } from '../wasm/index.js';
-import { SLOT_ABSENT, type Layer } from './layer.js';
+import { SLOT_ABSENT } from './layer.js';
 
 export const NO_OWNER = 0xffff;
+
+/**
+ * What a chain needs of a layer: its ownership bitmap, the slot of a block (>= 0 data, negative
+ * = known zero or absent) and a store to read slots from. A `Layer` is one; so is the remote
+ * base of a copy-on-read volume (src/volume/remote-base.ts), whose slot of block b is b.
+ */
+export interface ChainLayer {
+  readonly id: string;
+  readonly owned: SparseBitmap;
+  slot(block: number): number;
+  readonly data: { readInto(offset: number, target: Uint8Array): Promise<void> };
+}
 
 /**
  * A read path through a stack of layers (index 0 = topmost). One kernel call finds the owner
@@ -12,7 +24,7 @@ export class Chain {
   readonly bitmaps: SparseBitmap[];
 
   constructor(
-    readonly layers: Layer[],
+    readonly layers: ChainLayer[],
     readonly blockSize: number,
   ) {
     this.bitmaps = layers.map((l) => l.owned);

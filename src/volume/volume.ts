@@ -15,12 +15,13 @@ import { corrupt } from '../format/record.js';
 import { checkRange, type NamespaceLock, type StoreNamespace } from '../store/store.js';
 import { RwLock } from '../util/rwlock.js';
 import { loadKernels, resolve, scanBlocks } from '../wasm/index.js';
-import { Chain, NO_OWNER } from './chain.js';
+import { Chain, NO_OWNER, type ChainLayer } from './chain.js';
 import { Layer, SLOT_ZERO, dataName, mapName } from './layer.js';
 import { collectGarbage } from './merge.js';
 import { chainIds, cloneManifest, layerRecord } from './tree.js';
 import { extents, type Extent } from './map.js';
 import { checkVolume, type CheckReport } from './check.js';
+import { RemoteBase, createRemoteVolumeFiles, type CreateRemoteVolumeOptions, type ProvisioningInfo, type RemoteContext, type RemoteOptions } from './remote-base.js';
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
 const LAYER_FILE = /^L[0-9]{6,12}\.(data|map|[0-9]{1,9}\.map)$/;
@@ -36,6 +37,8 @@ export interface OpenVolumeOptions {
   readOnly?: boolean;
   /** Rewrite a layer's map log at flush once it exceeds this size and 4x its live entries (default 1 MiB). */
   compactMapBytes?: number;
+  /** How to reach the image of a copy-on-read volume (timeouts, retries, read-ahead, fetch). */
+  remote?: RemoteOptions;
 }
 
 export interface SnapshotInfo {
@@ -59,6 +62,8 @@ export interface VolumeInfo {
   snapshots: SnapshotInfo[];
   allocatedBytes: number;
   metadataMemoryBytes: number;
+  /** for a volume on a remote image: how much of it is local */
+  remote?: ProvisioningInfo;
 }
 
 /** Something you can read blocks of: the live volume or one of its snapshots. */
@@ -84,6 +89,7 @@ export class Volume implements VolumeReader {
   private closed = false;
   private compactMapBytes = 1 << 20;
   private writerLock: NamespaceLock | undefined;
+  private remoteBase: RemoteBase | undefined;
 
   private constructor(
     readonly ns: StoreNamespace,
@@ -132,6 +138,16 @@ export class Volume implements VolumeReader {
     return Volume.open(ns, { compactMapBytes: options.compactMapBytes });
   }
 
+  /**
+   * Create a volume whose base is the raw image at `url`, read with HTTP range requests and
+   * pinned to its current version: blocks read are fetched once and kept (copy on read), writes
+   * stay local (copy on write). See {@link RemoteBase}.
+   */
+  static async createFromImage(ns: StoreNamespace, url: string, options: CreateRemoteVolumeOptions & OpenVolumeOptions = {}): Promise<Volume> {
+    await createRemoteVolumeFiles(ns, url, options);
+    return Volume.open(ns, { compactMapBytes: options.compactMapBytes, remote: options.remote });
+  }
+
   /** Open the volume in `ns`. Writable opens finish any interrupted snapshot deletion and drop orphan files. */
   static async open(ns: StoreNamespace, options: OpenVolumeOptions = {}): Promise<Volume> {
     await loadKernels();
@@ -158,6 +174,7 @@ export class Volume implements VolumeReader {
           throw corrupt(`Layer ${l.id}`, 'its content no longer matches the content ID recorded when it was sealed');
         }
       }
+      if (ms.manifest.remote) v.remoteBase = new RemoteBase(v.remoteContext(), options.remote);
       v.rebuildChain();
       if (!readOnly) {
         await v.removeOrphans();
@@ -165,6 +182,7 @@ export class Volume implements VolumeReader {
         v.rebuildChain();
       }
     } catch (e) {
+      await v.remoteBase?.close();
       await v.closeLayers();
       await lock?.release();
       throw e;
@@ -177,10 +195,9 @@ export class Volume implements VolumeReader {
   }
 
   private chainFor(top: string): Chain {
-    return new Chain(
-      chainIds(this.manifest, top).map((id) => this.layers.get(id)!),
-      this.blockSize,
-    );
+    const layers: ChainLayer[] = chainIds(this.manifest, top).map((id) => this.layers.get(id)!);
+    if (this.remoteBase) layers.push(this.remoteBase.layer);
+    return new Chain(layers, this.blockSize);
   }
 
   private assertOpen(): void {
@@ -344,6 +361,7 @@ export class Volume implements VolumeReader {
     if (this.readOnly) return;
     await this.lock.write(async () => {
       await this.active.flush();
+      await this.remoteBase?.flushCache();
       if (this.active.wantsCompaction(this.compactMapBytes)) await this.compact(this.active);
     });
   }
@@ -463,16 +481,48 @@ export class Volume implements VolumeReader {
   /** Throw away the active layer's changes and continue from snapshot `name` (which is kept). */
   async revert(name: string): Promise<void> {
     this.assertWritable();
-    await this.lock.write(async () => {
-      const snap = this.findSnapshot(name);
-      const oldActive = this.manifest.active;
-      await this.stackActiveLayer(snap.layer, (m) => {
-        m.layers = m.layers.filter((l) => l.id !== oldActive);
-      });
-      await this.dropLayerFiles(oldActive);
-      await collectGarbage(this.mergeContext());
-      this.rebuildChain();
+    await this.lock.write(() => this.revertToLayer(this.findSnapshot(name).layer));
+  }
+
+  private async revertToLayer(parent: string): Promise<void> {
+    const oldActive = this.manifest.active;
+    await this.stackActiveLayer(parent, (m) => {
+      m.layers = m.layers.filter((l) => l.id !== oldActive);
     });
+    await this.dropLayerFiles(oldActive);
+    await collectGarbage(this.mergeContext());
+    this.rebuildChain();
+  }
+
+  // ---- remote base (copy on read) ----
+
+  /** The remote image this volume is built on, if any (provisioning figures, stream batches, refresh). */
+  get remote(): RemoteBase | undefined {
+    return this.remoteBase;
+  }
+
+  /** Drop every block the live volume changed so that it reads as its image again (fetched blocks are kept). */
+  async reset(): Promise<void> {
+    this.assertWritable();
+    if (!this.remoteBase) throw new StrataError('unsupported', 'This volume has no remote image to reset to; revert to a snapshot instead.');
+    await this.remoteBase.reset();
+  }
+
+  private remoteContext(): RemoteContext {
+    return {
+      ns: this.ns,
+      blockSize: this.blockSize,
+      size: this.size,
+      readOnly: this.readOnly,
+      lock: this.lock,
+      layers: this.layers,
+      manifest: () => this.manifest,
+      commit: (m) => this.manifestStore.commit(m),
+      dropLayerFiles: (id) => this.dropLayerFiles(id),
+      liveChain: () => this.chain,
+      rebuildChain: () => this.rebuildChain(),
+      revertToLayer: (parent) => this.revertToLayer(parent),
+    };
   }
 
   /** Delete snapshot `name`. Its layer is merged into its child (or dropped), so no other snapshot changes. */
@@ -595,6 +645,7 @@ export class Volume implements VolumeReader {
       snapshots: this.snapshots(),
       allocatedBytes: allocated,
       metadataMemoryBytes: mem,
+      ...(this.remoteBase ? { remote: this.remoteBase.provisioning() } : {}),
     };
   }
 
@@ -602,10 +653,14 @@ export class Volume implements VolumeReader {
   async close(): Promise<void> {
     if (this.closed) return;
     await this.lock.write(async () => {
-      if (!this.readOnly) await this.active.flush();
+      if (!this.readOnly) {
+        await this.active.flush();
+        await this.remoteBase?.flushCache();
+      }
     });
     this.closed = true;
     try {
+      await this.remoteBase?.close();
       await this.closeLayers();
     } finally {
       await this.writerLock?.release();

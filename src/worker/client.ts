@@ -52,8 +52,9 @@ export class StrataClient {
   }
 
   /** Create a volume (the namespace must not hold one: `exists`). */
-  async createVolume(spec: BackendSpec, options: { size: number; blockSize?: number }): Promise<RemoteVolume> {
-    const h = await this.api().createVolume(spec, { size: options.size, blockSize: options.blockSize });
+  async createVolume(spec: BackendSpec, options: { size: number; blockSize?: number } | { backing: string; size?: number; blockSize?: number }): Promise<RemoteVolume> {
+    const backing = 'backing' in options ? { backing: options.backing } : {};
+    const h = await this.api().createVolume(spec, { size: options.size ?? 0, blockSize: options.blockSize, ...backing });
     return this.track(new RemoteVolume(this.engine, h, (v) => this.open.delete(v)));
   }
 
@@ -285,6 +286,37 @@ export class RemoteVolume implements RemoteReader {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * For a volume on a remote image: fetch every block not local yet, so that it works offline.
+   * `onProgress` gets `{ done, total }` in bytes; aborting `signal` stops it (rejects with
+   * `aborted`; what was fetched is kept).
+   */
+  async stream(options: { onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal; rateLimit?: number } = {}): Promise<void> {
+    const { onProgress, signal } = options;
+    if (signal?.aborted) throw new StrataError('aborted', 'The stream was cancelled before it started.');
+    const op = randomId();
+    const callback = onProgress ? proxy((e: ProgressEvent) => onProgress(e)) : undefined;
+    const onAbort = () => {
+      this.engine.cancel(op).catch(() => {});
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.api().stream(this.handle, op, callback, options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit });
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** For a volume on a remote image: drop the live volume's changes (it reads as the image again). */
+  async reset(): Promise<void> {
+    return this.api().reset(this.handle);
+  }
+
+  /** For a volume on a remote image: re-pin it (to `url`), dropping fetched blocks if it changed. */
+  async refreshImage(url?: string): Promise<boolean> {
+    return this.api().refreshImage(this.handle, url);
   }
 
   /** Flush and close the volume and its snapshot views in the worker. Closing twice is a no-op. */

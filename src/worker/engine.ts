@@ -25,7 +25,9 @@ import type {
   OpenedHandle,
   ProgressEvent,
   StorageReport,
+  StreamOptions,
 } from './protocol.js';
+import { StreamJob } from '../jobs/stream.js';
 
 type Entry =
   | { kind: 'volume'; volume: Volume; ns: StoreNamespace; key: string; views: Set<HandleId> }
@@ -53,7 +55,9 @@ export class Engine implements EngineApi {
     const ns = await backend.open(spec.path, { create: true, readOnly: false });
     let volume: Volume;
     try {
-      volume = await Volume.create(ns, { size: options.size, blockSize: options.blockSize });
+      volume = options.backing !== undefined
+        ? await Volume.createFromImage(ns, options.backing, { size: options.size || undefined, blockSize: options.blockSize })
+        : await Volume.create(ns, { size: options.size, blockSize: options.blockSize });
     } catch (e) {
       await closeNamespace(ns);
       throw e;
@@ -208,6 +212,39 @@ export class Engine implements EngineApi {
       const release = (onProgress as { [releaseProxy]?: unknown } | undefined)?.[releaseProxy];
       if (typeof release === 'function') release.call(onProgress);
     }
+  }
+
+  /** Run a stream job on a copy-on-read volume; `op` cancels it like a check. */
+  async stream(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void, options: StreamOptions = {}): Promise<void> {
+    const volume = this.volume(h);
+    const ctrl = new AbortController();
+    if (op !== undefined) {
+      if (this.ops.has(op)) throw new StrataError('invalid-argument', `Operation id ${op} is already in use.`);
+      this.ops.set(op, ctrl);
+    }
+    let delivered: Promise<unknown> = Promise.resolve();
+    try {
+      const job = new StreamJob(volume, { signal: ctrl.signal, rateLimit: options.rateLimit });
+      if (onProgress) job.on((e) => (delivered = Promise.resolve(onProgress({ done: e.info.progress.done, total: e.info.progress.total })).catch(() => {})));
+      await job.start().done;
+      await delivered;
+    } finally {
+      if (op !== undefined) this.ops.delete(op);
+      const release = (onProgress as { [releaseProxy]?: unknown } | undefined)?.[releaseProxy];
+      if (typeof release === 'function') release.call(onProgress);
+    }
+  }
+
+  reset(h: HandleId): Promise<void> {
+    return settle(() => this.volume(h).reset());
+  }
+
+  refreshImage(h: HandleId, url?: string): Promise<boolean> {
+    return settle(() => {
+      const remote = this.volume(h).remote;
+      if (!remote) throw new StrataError('unsupported', 'This volume has no remote image; only volumes created with a backing URL do.');
+      return remote.refresh(url);
+    });
   }
 
   /** Abort the running operation `op`. Resolves true when there was one to abort. */

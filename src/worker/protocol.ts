@@ -75,8 +75,17 @@ export interface SerializedError {
 export type ThrownValue = { isError: true; value: SerializedError } | { isError: false; value: unknown };
 
 export interface CreateOptions {
+  /** Virtual size; optional (default: the image's size) when `backing` is given. */
   size: number;
   blockSize?: number;
+  /** Base the volume on the raw image at this http(s) URL: copy on read, pinned by ETag/Last-Modified. */
+  backing?: string;
+}
+
+/** Options of a stream job (fetching the rest of a volume's remote image). */
+export interface StreamOptions {
+  /** bytes per second; absent = unlimited */
+  rateLimit?: number;
 }
 
 export interface OpenOptions {
@@ -104,6 +113,12 @@ export interface EngineApi {
   map(h: HandleId): Promise<Extent[]>;
   info(h: HandleId): Promise<VolumeInfo>;
   check(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void): Promise<CheckReport>;
+  /** Fetch the rest of a copy-on-read volume's image (progress in bytes); cancel with `op`. */
+  stream(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void, options?: StreamOptions): Promise<void>;
+  /** Drop the live volume's changes: it reads as its image again. */
+  reset(h: HandleId): Promise<void>;
+  /** Re-pin the image (to `url` when given), dropping fetched blocks when it changed; true when it did. */
+  refreshImage(h: HandleId, url?: string): Promise<boolean>;
   cancel(op: OpId): Promise<boolean>;
   close(h: HandleId): Promise<void>;
   storage(): Promise<StorageReport>;

@@ -7,19 +7,32 @@ import { formatBytes, parseSize } from '../size.js';
 export const create: Command = {
   name: 'create',
   summary: 'create an empty volume in a directory',
-  usage: 'create DIR --size SIZE [--block-size SIZE]',
+  usage: 'create DIR --size SIZE [--block-size SIZE] | create DIR --backing URL [--size SIZE] [--block-size SIZE]',
   details: [
     'Creates DIR (and its parents) if needed. Nothing proportional to SIZE is allocated.',
     '  --size SIZE         virtual size: bytes or K/M/G/T (powers of 1024), e.g. 1G',
     '  --block-size SIZE   a power of two from 4K to 1M (default 64K)',
+    '  --backing URL       base the volume on the raw image at URL (http/https, range requests):',
+    '                      blocks are fetched when first read and kept (copy on read), writes stay',
+    '                      local. The image is pinned by its ETag/Last-Modified and size; SIZE',
+    '                      defaults to the image\'s. See `stream`, `reset` and `info`.',
   ].join('\n'),
-  options: { size: { type: 'string' }, 'block-size': { type: 'string' } },
+  options: { size: { type: 'string' }, 'block-size': { type: 'string' }, backing: { type: 'string' } },
   positionals: { min: 1, max: 1 },
-  async run({ io, args, values }) {
-    if (values.size === undefined) throw new UsageError('--size is required, e.g. --size 1G', 'create');
-    const size = parseSize(values.size as string, '--size');
+  async run({ io, args, values, signal }) {
     const blockSize = values['block-size'] === undefined ? DEFAULT_BLOCK_SIZE : parseSize(values['block-size'] as string, '--block-size');
     const dir = args[0]!;
+    if (values.backing !== undefined) {
+      const size = values.size === undefined ? undefined : parseSize(values.size as string, '--size');
+      const v = await Volume.createFromImage(new NodeDirNamespace(dir, { create: true }), values.backing as string, { size, blockSize, remote: { signal } });
+      const r = v.manifest.remote!;
+      await v.close();
+      const pin = r.etag !== undefined ? `ETag ${r.etag}` : r.lastModified !== undefined ? `Last-Modified ${r.lastModified}` : 'size only (the server sends no validator)';
+      line(io.stdout, `Created ${dir}: ${formatBytes(v.size)} on ${r.url} (${formatBytes(r.size)} image, pinned by ${pin}), ${formatBytes(blockSize)} blocks; nothing fetched yet.`);
+      return 0;
+    }
+    if (values.size === undefined) throw new UsageError('--size is required, e.g. --size 1G (or --backing URL)', 'create');
+    const size = parseSize(values.size as string, '--size');
     const v = await Volume.create(new NodeDirNamespace(dir, { create: true }), { size, blockSize });
     await v.close();
     line(io.stdout, `Created ${dir}: ${formatBytes(size)} (${size} bytes), ${formatBytes(blockSize)} blocks.`);

@@ -8,10 +8,12 @@ import { exportCommand } from './export.js';
 import { importCommand } from './import.js';
 import { info } from './info.js';
 import { map } from './map.js';
+import { reset } from './reset.js';
 import { revert } from './revert.js';
 import { serveNbdCommand } from './serve-nbd.js';
 import { snapshot } from './snapshot.js';
 import { snapshots } from './snapshots.js';
+import { stream } from './stream.js';
 import { tour } from './tour.js';
 import { write } from './write.js';
 
@@ -25,6 +27,8 @@ export const COMMANDS: readonly Command[] = [
   snapshot,
   snapshots,
   revert,
+  stream,
+  reset,
   deleteSnapshot,
   map,
   check,

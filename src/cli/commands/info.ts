@@ -27,6 +27,13 @@ export const info: Command = {
       out('layers', `${i.layers.length}; chain from the active layer down: ${i.chain.join(' -> ')}`);
       out('content ID', `${i.active.contentId} (active layer)`);
       out('snapshots', i.snapshots.length === 0 ? 'none' : i.snapshots.map((s) => s.name).join(', '));
+      if (i.remote) {
+        const r = i.remote;
+        const pct = r.imageBytes > 0 ? ` (${((r.localBytes / r.imageBytes) * 100).toFixed(1)}% local)` : '';
+        out('image', `${r.url} (${formatBytes(r.imageBytes)}, ${r.etag !== null ? `ETag ${r.etag}` : r.lastModified !== null ? `Last-Modified ${r.lastModified}` : 'no validator'})`);
+        out('local', `${formatBytes(r.localBytes)} (${r.localBytes} bytes)${pct}: ${r.cleanBlocks} blocks fetched clean, ${r.modifiedBlocks} modified`);
+        out('remote', `${formatBytes(r.remoteBytes)} (${r.remoteBytes} bytes) still on the server${r.remoteBytes > 0 ? ' (`stratadisk stream` fetches it)' : ': works offline'}`);
+      }
       line(io.stdout);
       line(
         io.stdout,

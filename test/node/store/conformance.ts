@@ -606,3 +606,100 @@ export function namespaceConformance(label: string, setup: () => Promise<Namespa
     });
   });
 }
+
+/** What a read-only backend (an HTTP image, a published chunk) gives the read-side suite. */
+export interface ReadOnlyStoreSetup {
+  /** Opens a store whose bytes are exactly `contents`. */
+  open(): Promise<Store>;
+  contents: Uint8Array;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * The read side of the Store contract, for stores that cannot be written (HttpStore): the cases
+ * of `storeConformance` that only read, run against known contents. What does not apply: every
+ * case that writes, truncates, grows or reopens after a flush — such a store must refuse those
+ * with `read-only`, which the last case checks.
+ */
+export function readOnlyStoreConformance(label: string, setup: () => Promise<ReadOnlyStoreSetup>): void {
+  async function withStore(fn: (store: Store, bytes: Uint8Array) => Promise<void>): Promise<void> {
+    const env = await setup();
+    try {
+      const store = await env.open();
+      try {
+        await fn(store, env.contents);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await env.cleanup();
+    }
+  }
+
+  describe(`Store conformance (read side): ${label}`, () => {
+    it('reports its size and capabilities', () =>
+      withStore(async (s, bytes) => {
+        expect(s.readOnly).toBe(true);
+        expect(s.resizable).toBe(false);
+        expect(s.size).toBe(bytes.length);
+      }));
+
+    it('reads at offsets, including unaligned ones, and readInto fills exactly its view', () =>
+      withStore(async (s, bytes) => {
+        for (const [off, len] of [[0, bytes.length], [1, 511], [4095, 4097], [bytes.length - 1, 1], [12_345, 1]] as const) {
+          equalBytes(await s.read(off, len), bytes.subarray(off, off + len), `read(${off}, ${len})`);
+        }
+        const big = new Uint8Array(3000).fill(0xee);
+        await s.readInto(100, big.subarray(1000, 2000));
+        expect(allBytes(big.subarray(0, 1000), 0xee) && allBytes(big.subarray(2000), 0xee)).toBe(true);
+        equalBytes(big.subarray(1000, 2000), bytes.subarray(100, 1100), 'readInto view');
+      }));
+
+    it('matches the contents over 150 seeded random reads, some in flight together', () =>
+      withStore(async (s, bytes) => {
+        const rnd = prng(77);
+        for (let round = 0; round < 15; round++) {
+          const reads = Array.from({ length: 10 }, () => {
+            const off = Math.floor(rnd() * bytes.length);
+            const len = Math.floor(rnd() * Math.min(70_000, bytes.length - off));
+            return [off, len] as const;
+          });
+          const got = await Promise.all(reads.map(([o, l]) => s.read(o, l)));
+          got.forEach((g, i) => equalBytes(g, bytes.subarray(reads[i]![0], reads[i]![0] + reads[i]![1]), `random read ${round}.${i}`));
+        }
+      }));
+
+    it('refuses reads past the end with out-of-range and reads nothing; zero-length reads work', () =>
+      withStore(async (s) => {
+        const size = s.size;
+        for (const [off, len] of [[size, 1], [size - 10, 11], [size + 4096, 4096], [0, size + 1]] as const) {
+          const target = new Uint8Array(len).fill(0xaa);
+          expect(await codeOf(() => s.readInto(off, target)), `readInto(${off}, ${len})`).toBe('out-of-range');
+          expect(allBytes(target, 0xaa)).toBe(true);
+        }
+        expect((await s.read(0, 0)).length).toBe(0);
+        expect((await s.read(size, 0)).length).toBe(0);
+      }));
+
+    it('rejects invalid offsets and lengths with invalid-argument, before allocating', () =>
+      withStore(async (s) => {
+        for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
+          expect(await codeOf(() => s.read(bad, 1)), `read(${bad})`).toBe('invalid-argument');
+          expect(await codeOf(() => s.read(0, bad)), `read(0, ${bad})`).toBe('invalid-argument');
+        }
+        expect(await codeOf(() => s.read(0, 2 ** 40))).toBe('out-of-range');
+      }));
+
+    it('refuses write and truncate with read-only; flush is allowed; after close every call throws closed', () =>
+      withStore(async (s) => {
+        expect(await codeOf(() => s.write(0, new Uint8Array([1])))).toBe('read-only');
+        expect(await codeOf(() => s.truncate(0))).toBe('read-only');
+        await s.flush();
+        await s.close();
+        await s.close();
+        expect(await codeOf(() => s.read(0, 1))).toBe('closed');
+        expect(await codeOf(() => s.write(0, new Uint8Array(1)))).toBe('closed');
+        expect(await codeOf(() => s.flush())).toBe('closed');
+      }));
+  });
+}

@@ -1,0 +1,38 @@
+import { StreamJob } from '../../jobs/stream.js';
+import type { Command } from '../command.js';
+import { line } from '../io.js';
+import { formatBytes, parseSize } from '../size.js';
+import { parseTarget, withVolume } from '../target.js';
+
+export const stream: Command = {
+  name: 'stream',
+  summary: 'fetch the rest of a volume\'s remote image so that it works offline',
+  usage: 'stream DIR [--rate SIZE]',
+  details: [
+    'For a volume created with --backing URL: fetches every block of the image that is not local',
+    'yet into its cache (blocks the volume has overwritten are skipped while it has no snapshots).',
+    'Ctrl-C stops after the current batch; what was fetched is kept, and a later `stream` fetches',
+    'only the rest (exit 130).',
+    '  --rate SIZE   at most SIZE bytes per second (K/M/G suffixes), e.g. --rate 10M',
+  ].join('\n'),
+  options: { rate: { type: 'string' } },
+  positionals: { min: 1, max: 1 },
+  async run({ io, args, values, signal, progress }) {
+    const { dir } = parseTarget(args[0]!, false, 'stream');
+    const rateLimit = values.rate === undefined ? undefined : parseSize(values.rate as string, '--rate');
+    return withVolume(dir, false, async (v) => {
+      const job = new StreamJob(v, { signal, rateLimit });
+      const bar = progress('stream', job.info().progress.total);
+      job.on((e) => bar.update(e.info.progress.done));
+      job.start();
+      try {
+        await job.done;
+      } finally {
+        bar.finish();
+      }
+      const p = v.info().remote!;
+      line(io.stdout, `Streamed ${formatBytes(job.info().progress.done)} of ${p.url} into ${dir}; ${formatBytes(p.localBytes)} of ${formatBytes(p.imageBytes)} local, ${p.remoteBytes === 0 ? 'works offline' : `${formatBytes(p.remoteBytes)} still remote`}.`);
+      return 0;
+    });
+  },
+};
