@@ -59,9 +59,11 @@ interface NodePortLike {
   off(t: 'message', fn: (m: unknown) => void): unknown;
 }
 interface IpcLike {
-  send(m: unknown): unknown;
-  on(t: 'message', fn: (m: unknown) => void): unknown;
-  off(t: 'message', fn: (m: unknown) => void): unknown;
+  send?(m: unknown): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Node's `process` types its listeners loosely
+  on(t: 'message', fn: (m: any, ...rest: any[]) => void): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  off(t: 'message', fn: (m: any, ...rest: any[]) => void): unknown;
 }
 
 /**
@@ -96,7 +98,7 @@ export function toEndpoint(target: DomLike | NodePortLike | IpcLike | ShadowEndp
   if (typeof t.send === 'function' && typeof t.on === 'function') {
     const c = target as IpcLike;
     return {
-      post: (m) => void c.send(m),
+      post: (m) => void c.send!(m),
       listen: (fn) => {
         c.on('message', fn);
         return () => void c.off('message', fn);

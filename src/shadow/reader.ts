@@ -46,6 +46,10 @@ interface RemoteArea {
   bits: SparseBitmap | null;
   index: BlockIndex;
   loading: Promise<void> | null;
+  /** a reopen in progress (the store grew past what our handle knows) */
+  reopening: Promise<void> | null;
+  /** handles replaced by a reopen; closed with the area (reads may still be using them) */
+  retired: Store[];
 }
 
 export class ShadowReader {
@@ -172,7 +176,7 @@ class RemoteView implements ChainView {
           slot: e.slot, id: e.id, name: e.name, storeName: e.store, state: e.state, store: null,
           words: this.shared && e.bits ? new Int32Array(e.bits) : null,
           bits: this.shared ? null : new SparseBitmap(),
-          index: new BlockIndex(), loading: null,
+          index: new BlockIndex(), loading: null, reopening: null, retired: [],
         };
         this.bySlot.set(e.slot, a);
         a.loading = this.load(a, e.end);
@@ -204,7 +208,8 @@ class RemoteView implements ChainView {
   private drop(a: RemoteArea): void {
     this.bySlot.delete(a.slot);
     a.bits?.dispose();
-    void a.store?.close().catch(() => {});
+    for (const s of [a.store, ...a.retired]) void s?.close().catch(() => {});
+    a.retired = [];
   }
 
   ready(): Promise<void> | undefined {
@@ -227,9 +232,12 @@ class RemoteView implements ChainView {
     if (a.loading) await a.loading;
     if (offset + target.length > a.store!.size) {
       // The writer grew the area since we opened it (a Node file store caches its size).
-      const old = a.store!;
-      a.store = await this.options.areas.open(a.storeName, { readOnly: true });
-      void old.close().catch(() => {});
+      a.reopening ??= this.options.areas.open(a.storeName, { readOnly: true }).then((s) => {
+        a.retired.push(a.store!);
+        a.store = s;
+        a.reopening = null;
+      });
+      await a.reopening;
     }
     await a.store!.readInto(offset, target);
   }

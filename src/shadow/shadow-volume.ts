@@ -109,6 +109,7 @@ export class ShadowVolume {
   /**
    * Open the shadow storage of `volume` kept in `namespace` (created on first use). Takes the
    * namespace's writer lock; the volume must keep the size it had when shadow storage was set up.
+   * The ShadowVolume owns `volume` from now on and closes it with itself.
    */
   static async open(volume: Store, namespace: StoreNamespace, options: ShadowVolumeOptions = {}): Promise<ShadowVolume> {
     await loadKernels();
@@ -555,6 +556,7 @@ export class ShadowVolume {
           await a.store.close().catch(() => {});
         }
         this.covered.dispose();
+        await this.volume.close().catch(() => {});
         await this.lock?.release();
       }
     });

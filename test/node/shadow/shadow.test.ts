@@ -20,6 +20,11 @@ function setup(size: number, seed = 1): { volume: MemoryStore; ns: MemoryNamespa
   return { volume: new MemoryStore(model.slice()), ns: new MemoryNamespace(), model };
 }
 
+/** A new handle on the same bytes (a ShadowVolume closes the store it was given). */
+function reopen(v: MemoryStore): MemoryStore {
+  return new MemoryStore(v.backing);
+}
+
 async function expectCopy(sv: ShadowVolume, name: string, want: Uint8Array): Promise<void> {
   const r = sv.openShadow(name);
   const got = await r.read(0, want.length);
@@ -31,7 +36,7 @@ describe('shadow copies (writer, in-process reads)', () => {
     const bs = 4096;
     const size = bs * 40 + 700; // a short last block
     const { volume, ns, model } = setup(size);
-    let sv = await ShadowVolume.open(volume, ns, { blockSize: bs });
+    let sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
     const rng = new Rng(7);
     const copies = new Map<string, Uint8Array>();
     let n = 0;
@@ -49,7 +54,7 @@ describe('shadow copies (writer, in-process reads)', () => {
         await expectCode(() => sv.openShadow(name), 'not-found');
       } else if (r < 0.12) {
         await sv.close();
-        sv = await ShadowVolume.open(volume, ns);
+        sv = await ShadowVolume.open(reopen(volume), ns);
       } else {
         const len = rng.pick([1, 511, bs, 3 * bs + 17, rng.int(8 * bs) + 1]);
         const off = rng.int(size - Math.min(len, size - 1));
@@ -68,7 +73,7 @@ describe('shadow copies (writer, in-process reads)', () => {
 
   it('creation is O(1): no volume bytes are copied until a block is overwritten', async () => {
     const { volume, ns } = setup(64 * 4096);
-    const sv = await ShadowVolume.open(volume, ns, { blockSize: 4096 });
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: 4096 });
     const info = await sv.createShadow({ name: 'a' });
     expect(info.preservedBlocks).toBe(0);
     expect((await ns.open('S000001.diff')).size).toBe(4096);
@@ -82,7 +87,7 @@ describe('shadow copies (writer, in-process reads)', () => {
   it('the newest copy receives; older ones read through newer diff areas', async () => {
     const bs = 512;
     const { volume, ns, model } = setup(bs * 8);
-    const sv = await ShadowVolume.open(volume, ns, { blockSize: bs });
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
     await sv.createShadow({ name: 'old' });
     const atOld = model.slice();
     await sv.write(0, new Uint8Array(bs).fill(1)); // preserved in old
@@ -108,7 +113,7 @@ describe('shadow copies (writer, in-process reads)', () => {
   it("diff area full, policy 'fail': the write is refused, nothing changes, the copy is kept", async () => {
     const bs = 4096;
     const { volume, ns, model } = setup(bs * 16);
-    const sv = await ShadowVolume.open(volume, ns, { blockSize: bs });
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
     await sv.createShadow({ name: 'f', onFull: 'fail', maxBytes: 4096 + 3 * 4096 });
     const snap = model.slice();
     await sv.write(0, new Uint8Array(bs).fill(9)); // 512 + 4096 bytes of log
@@ -119,7 +124,7 @@ describe('shadow copies (writer, in-process reads)', () => {
     await expectCopy(sv, 'f', snap);
     await sv.write(0, new Uint8Array(bs).fill(5)); // already preserved: goes through
     await sv.close();
-    const again = await ShadowVolume.open(volume, ns);
+    const again = await ShadowVolume.open(reopen(volume), ns);
     await expectCopy(again, 'f', snap);
     await again.close();
   });
@@ -127,7 +132,7 @@ describe('shadow copies (writer, in-process reads)', () => {
   it("diff area full, policy 'drop': writes go on, the copy is dropped, readers get a clear error, older copies survive", async () => {
     const bs = 4096;
     const { volume, ns, model } = setup(bs * 16);
-    const sv = await ShadowVolume.open(volume, ns, { blockSize: bs });
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
     await sv.createShadow({ name: 'older' });
     const atOlder = model.slice();
     await sv.createShadow({ name: 'small', onFull: 'drop', maxBytes: 4096 + 4608 });
@@ -142,7 +147,7 @@ describe('shadow copies (writer, in-process reads)', () => {
     await sv.write(bs * 9, new Uint8Array(bs).fill(3));
     await expectCopy(sv, 'older', atOlder);
     await sv.close();
-    const again = await ShadowVolume.open(volume, ns);
+    const again = await ShadowVolume.open(reopen(volume), ns);
     await expectCopy(again, 'older', atOlder);
     expect(again.lost().map((c) => c.name)).toEqual(['small']);
     await again.deleteShadow('small');
@@ -152,14 +157,14 @@ describe('shadow copies (writer, in-process reads)', () => {
 
   it('refuses a resized volume, bad names, duplicates; one writer at a time', async () => {
     const { volume, ns } = setup(4096 * 4);
-    const sv = await ShadowVolume.open(volume, ns, { blockSize: 4096 });
-    await expectCode(ShadowVolume.open(volume, ns), 'locked');
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: 4096 });
+    await expectCode(ShadowVolume.open(reopen(volume), ns), 'locked');
     await expectCode(sv.createShadow({ name: 'bad/name' }), 'invalid-argument');
     await sv.createShadow({ name: 'x' });
     await expectCode(sv.createShadow({ name: 'x' }), 'exists');
     await expectCode(sv.write(4096 * 4 - 1, new Uint8Array(2)), 'out-of-range');
     await sv.close();
-    await volume.truncate(4096 * 5);
-    await expectCode(ShadowVolume.open(volume, ns), 'invalid-argument');
+    await reopen(volume).truncate(4096 * 5);
+    await expectCode(ShadowVolume.open(reopen(volume), ns), 'invalid-argument');
   });
 });
