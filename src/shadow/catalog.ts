@@ -103,8 +103,16 @@ export class CatalogStore {
     public catalog: Catalog,
   ) {}
 
+  /** Does either slot hold anything? (Empty slots are a creation that never committed.) */
   static async exists(ns: StoreNamespace): Promise<boolean> {
-    return (await ns.exists(CATALOG_SLOTS[0])) || (await ns.exists(CATALOG_SLOTS[1]));
+    for (const name of CATALOG_SLOTS) {
+      if (!(await ns.exists(name))) continue;
+      const s = await ns.open(name, { readOnly: true });
+      const size = s.size;
+      await s.close();
+      if (size > 0) return true;
+    }
+    return false;
   }
 
   static async create(ns: StoreNamespace, catalog: Catalog): Promise<CatalogStore> {
@@ -122,9 +130,9 @@ export class CatalogStore {
     let found = false;
     for (const name of CATALOG_SLOTS) {
       if (!(await ns.exists(name))) continue;
-      found = true;
       const s = await ns.open(name, { readOnly: true });
       try {
+        if (s.size > 0) found = true;
         if (s.size < RECORD_OVERHEAD) continue;
         const head = decodeHead(await s.read(0, RECORD_HEADER), MAGIC_SHADOW_CATALOG, MAX_CATALOG_BYTES);
         if (!head || RECORD_OVERHEAD + head.length > s.size) continue;

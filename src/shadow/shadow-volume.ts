@@ -437,8 +437,8 @@ export class ShadowVolume {
   }
 
   /**
-   * Change the state of areas, commit, drop areas no live copy reads any more (all before the
-   * oldest live one), pick the receiver again and tell the readers.
+   * Change the state of areas, commit, drop areas no copy reads any more (all before the oldest
+   * copy not deleted), pick the receiver again and tell the readers.
    */
   private async setState(areas: Area[], state: 'deleted' | 'lost'): Promise<void> {
     const c = this.catalog.catalog;
@@ -449,8 +449,9 @@ export class ShadowVolume {
       if (state === 'lost') return { ...r, state: r.state === 'deleted' ? 'deleted' : 'lost', closed: true };
       return { ...r, state: 'deleted' };
     });
-    const firstLive = recs.findIndex((r) => r.state === 'live');
-    const keep = firstLive < 0 ? [] : recs.slice(firstLive);
+    // A lost copy stays (reported lost, its area kept) until it is deleted.
+    const first = recs.findIndex((r) => r.state !== 'deleted');
+    const keep = first < 0 ? [] : recs.slice(first);
     const gone = this.areas.filter((a) => !keep.some((r) => r.id === a.rec.id));
     await this.catalog.commit({ ...c, areas: keep });
     for (const a of this.areas) a.rec = keep.find((r) => r.id === a.rec.id) ?? a.rec;
