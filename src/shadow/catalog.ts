@@ -1,0 +1,174 @@
+/**
+ * The shadow catalog: which diff areas exist, oldest first, and the state of each shadow copy.
+ * Two slots (`shadows.0`, `shadows.1`) of one checksummed record each; a commit writes the next
+ * generation into the other slot and flushes it, so a torn commit leaves the previous one.
+ */
+import { StrataError } from '../errors.js';
+import { checksumOk, corrupt, decodeHead, encodeRecord, RECORD_HEADER, RECORD_OVERHEAD } from '../format/record.js';
+import type { StoreNamespace } from '../store/store.js';
+import { checkShadowBlockSize } from './diff-area.js';
+
+export const MAGIC_SHADOW_CATALOG = 0x43534453; // "SDSC"
+export const CATALOG_FORMAT = 'stratadisk-shadows';
+export const CATALOG_VERSION = 1;
+export const CATALOG_SLOTS = ['shadows.0', 'shadows.1'] as const;
+const MAX_CATALOG_BYTES = 4 << 20;
+/** VSS allows 64 shadow copies per volume; so do we (areas kept for older copies count too). */
+export const MAX_AREAS = 64;
+export const SHADOW_NAME = /^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$/;
+const AREA_ID = /^S[0-9]{6,12}$/;
+
+/** What happens when a shadow copy's diff area cannot take a preserved block. */
+export type OnFull = 'drop' | 'fail';
+/**
+ * live: listed and readable. deleted: no longer listed; its area stays while an older live copy
+ * reads through it. lost: dropped because its diff area was full; reading it is an error.
+ */
+export type AreaState = 'live' | 'deleted' | 'lost';
+
+export interface AreaRecord {
+  id: string;
+  name: string;
+  created: string;
+  state: AreaState;
+  onFull: OnFull;
+  /** size limit of the diff area in bytes, or null for none (the store's quota still applies) */
+  maxBytes: number | null;
+  /** the area stopped receiving preserved blocks (it filled up under policy 'drop') */
+  closed?: boolean;
+}
+
+export interface Catalog {
+  format: typeof CATALOG_FORMAT;
+  version: number;
+  blockSize: number;
+  volumeSize: number;
+  nextId: number;
+  /** oldest first */
+  areas: AreaRecord[];
+}
+
+export function areaId(n: number): string {
+  return `S${String(n).padStart(6, '0')}`;
+}
+
+export function areaStoreName(id: string): string {
+  return `${id}.diff`;
+}
+
+export function validateCatalog(c: unknown, what = 'The shadow catalog'): asserts c is Catalog {
+  const bad = (d: string): never => {
+    throw corrupt(what, d);
+  };
+  if (typeof c !== 'object' || c === null) bad('not an object');
+  const x = c as Record<string, unknown>;
+  if (x.format !== CATALOG_FORMAT) bad('wrong format tag');
+  if (x.version !== CATALOG_VERSION) throw new StrataError('unsupported', `${what} has format version ${String(x.version)}; this stratadisk reads version ${CATALOG_VERSION}. Upgrade stratadisk.`);
+  try {
+    checkShadowBlockSize(x.blockSize as number);
+  } catch {
+    bad('block size');
+  }
+  if (!Number.isSafeInteger(x.volumeSize) || (x.volumeSize as number) < 0) bad('volume size');
+  if (!Number.isSafeInteger(x.nextId) || (x.nextId as number) < 1) bad('id counter');
+  if (!Array.isArray(x.areas) || x.areas.length > MAX_AREAS) bad('area list');
+  const ids = new Set<string>();
+  const names = new Set<string>();
+  let prev = 0;
+  for (const a of x.areas as unknown[]) {
+    const r = a as AreaRecord;
+    if (typeof r !== 'object' || r === null || typeof r.id !== 'string' || !AREA_ID.test(r.id) || ids.has(r.id)) bad('bad area entry');
+    const n = Number(r.id.slice(1));
+    if (n <= prev || n >= (x.nextId as number)) bad(`area ${r.id} is out of order`);
+    prev = n;
+    if (typeof r.name !== 'string' || !SHADOW_NAME.test(r.name) || typeof r.created !== 'string') bad(`bad name of ${r.id}`);
+    if (r.state !== 'live' && r.state !== 'deleted' && r.state !== 'lost') bad(`bad state of ${r.id}`);
+    if (r.onFull !== 'drop' && r.onFull !== 'fail') bad(`bad policy of ${r.id}`);
+    if (r.closed !== undefined && typeof r.closed !== 'boolean') bad(`bad flags of ${r.id}`);
+    if (r.state === 'lost' && !r.closed) bad(`lost area ${r.id} is not closed`);
+    if (!(r.maxBytes === null || (Number.isSafeInteger(r.maxBytes) && r.maxBytes > 0))) bad(`bad size limit of ${r.id}`);
+    if (r.state === 'live') {
+      if (names.has(r.name)) bad(`two live shadow copies named ${r.name}`);
+      names.add(r.name);
+    }
+    ids.add(r.id);
+  }
+}
+
+/** The two catalog slots of a shadow namespace. */
+export class CatalogStore {
+  private constructor(
+    private readonly ns: StoreNamespace,
+    public generation: number,
+    public catalog: Catalog,
+  ) {}
+
+  /** Does either slot hold anything? (Empty slots are a creation that never committed.) */
+  static async exists(ns: StoreNamespace): Promise<boolean> {
+    for (const name of CATALOG_SLOTS) {
+      if (!(await ns.exists(name))) continue;
+      const s = await ns.open(name, { readOnly: true });
+      const size = s.size;
+      await s.close();
+      if (size > 0) return true;
+    }
+    return false;
+  }
+
+  static async create(ns: StoreNamespace, catalog: Catalog): Promise<CatalogStore> {
+    if (await CatalogStore.exists(ns)) throw new StrataError('exists', 'Shadow copies are already set up here; open them instead.');
+    for (const name of CATALOG_SLOTS) await (await ns.open(name, { create: true })).close();
+    await ns.sync();
+    const cs = new CatalogStore(ns, 0, catalog);
+    await cs.commit(catalog);
+    return cs;
+  }
+
+  static async open(ns: StoreNamespace): Promise<CatalogStore> {
+    let best: { gen: number; c: Catalog } | null = null;
+    let unsupported: unknown = null;
+    let found = false;
+    for (const name of CATALOG_SLOTS) {
+      if (!(await ns.exists(name))) continue;
+      const s = await ns.open(name, { readOnly: true });
+      try {
+        if (s.size > 0) found = true;
+        if (s.size < RECORD_OVERHEAD) continue;
+        const head = decodeHead(await s.read(0, RECORD_HEADER), MAGIC_SHADOW_CATALOG, MAX_CATALOG_BYTES);
+        if (!head || RECORD_OVERHEAD + head.length > s.size) continue;
+        const whole = await s.read(0, RECORD_OVERHEAD + head.length);
+        if (!checksumOk(whole, head.length)) continue;
+        let c: unknown;
+        try {
+          c = JSON.parse(new TextDecoder().decode(whole.subarray(RECORD_HEADER, RECORD_HEADER + head.length)));
+          validateCatalog(c, name);
+        } catch (e) {
+          if (e instanceof StrataError && e.code === 'unsupported') unsupported = e;
+          continue;
+        }
+        if (!best || head.seq > best.gen) best = { gen: head.seq, c };
+      } finally {
+        await s.close();
+      }
+    }
+    if (!found) throw new StrataError('not-found', 'No shadow copies here. Create one first (`stratadisk shadow create`).');
+    if (!best) throw unsupported ?? corrupt('The shadow catalog', 'neither slot holds a valid generation');
+    return new CatalogStore(ns, best.gen, best.c);
+  }
+
+  async commit(next: Catalog): Promise<void> {
+    validateCatalog(next, 'The new shadow catalog');
+    const gen = this.generation + 1;
+    const payload = new TextEncoder().encode(JSON.stringify(next));
+    const rec = encodeRecord({ magic: MAGIC_SHADOW_CATALOG, kind: 1, version: CATALOG_VERSION, seq: gen, length: payload.length }, payload);
+    const s = await this.ns.open(CATALOG_SLOTS[gen % 2]!, { create: true });
+    try {
+      await s.write(0, rec);
+      await s.flush();
+    } finally {
+      await s.close();
+    }
+    this.generation = gen;
+    this.catalog = next;
+  }
+}

@@ -1,0 +1,630 @@
+/**
+ * A volume whose data stays in place (a raw device, a file, an OPFS file, any Store) with
+ * shadow copies: point-in-time copies kept by copy-on-write into differential areas.
+ *
+ * Creating a copy is O(1) (flush the volume, write a diff-area header, commit the catalog).
+ * From then on, before a block is overwritten for the first time, its old content is appended
+ * to the newest area (the "receiver"), flushed, and its bit published (shared bitmap and/or
+ * messages); only then is the volume written. Reading copy i looks in area i, then each newer
+ * area, then the volume. Deleting a copy only changes the catalog: its area stays while an
+ * older live copy reads through it and is removed with the last such copy, so deletions in any
+ * order never change what the others read. When the receiver's area is full (its size limit,
+ * or `quota` from its store), its policy decides: 'fail' refuses the write (nothing changes),
+ * 'drop' marks that copy lost and hands over to the next older area, which may be full too.
+ */
+import { StrataError } from '../errors.js';
+import type { NamespaceLock, Store, StoreNamespace } from '../store/store.js';
+import { loadKernels, resolveRuns, SparseBitmap } from '../wasm/index.js';
+import { BlockIndex } from './block-index.js';
+import { areaId, areaStoreName, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type Catalog, type OnFull } from './catalog.js';
+import {
+  AREA_FORMAT, AREA_HEADER_BYTES, AREA_VERSION, batchHeadBytes, checkShadowBlockSize, decodeAreaHeader, encodeAreaHeader, encodeSeal,
+  MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, type AreaHeader,
+} from './diff-area.js';
+import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
+import { NO_OWNER, ShadowCopyReader, type ChainView } from './read-path.js';
+import { createControl, createSharedBits, CTL_GEN, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
+
+export interface ShadowVolumeOptions {
+  /** Copy-on-write granularity for new shadow storage (512 B .. 1 MiB, power of two). Default 64 KiB. */
+  blockSize?: number;
+  /** Publish bits in shared memory for readers in other threads (default: when available). */
+  sharedMemory?: boolean;
+}
+
+export interface CreateShadowOptions {
+  /** Default: the copy's id (S000001, ...). */
+  name?: string;
+  /** When the diff area is full: 'drop' the copy (writes go on) or 'fail' the write. Default 'drop'. */
+  onFull?: OnFull;
+  /** Size limit of the diff area in bytes (default none: only the store's quota limits it). */
+  maxBytes?: number | null;
+}
+
+export interface ShadowInfo {
+  id: string;
+  name: string;
+  created: string;
+  onFull: OnFull;
+  maxBytes: number | null;
+  /** blocks preserved in this copy's own diff area */
+  preservedBlocks: number;
+  /** bytes of log in the diff area */
+  diffBytes: number;
+}
+
+interface Area {
+  rec: AreaRecord;
+  header: AreaHeader;
+  store: Store;
+  bits: SparseBitmap;
+  index: BlockIndex;
+  end: number;
+  seq: number;
+  slot: number;
+  shared: SharedArrayBuffer | null;
+  words: Int32Array | null;
+}
+
+interface Reader {
+  ep: ShadowEndpoint;
+  shared: boolean;
+  stop: () => void;
+}
+
+function full(area: Area, why: string): StrataError {
+  return new StrataError('quota', `The diff area of shadow copy ${area.rec.name} is full (${why}).`);
+}
+
+/** The writer of an in-place volume with shadow copies. One per volume (it holds the shadow namespace's lock). */
+export class ShadowVolume {
+  readonly blockSize: number;
+  readonly size: number;
+  readonly blocks: number;
+  private areas: Area[] = [];
+  private receiver: Area | null = null;
+  /** blocks preserved in the receiver or any newer area: a write of these preserves nothing */
+  private covered: SparseBitmap;
+  private readonly readers = new Set<Reader>();
+  private readonly control: SharedArrayBuffer | null;
+  private gen = 0;
+  private nextSlot = 1;
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly volume: Store,
+    readonly namespace: StoreNamespace,
+    private readonly catalog: CatalogStore,
+    private readonly lock: NamespaceLock | null,
+    shared: boolean,
+  ) {
+    this.blockSize = catalog.catalog.blockSize;
+    this.size = catalog.catalog.volumeSize;
+    this.blocks = Math.ceil(this.size / this.blockSize);
+    this.covered = new SparseBitmap();
+    this.control = shared ? createControl() : null;
+  }
+
+  /**
+   * Open the shadow storage of `volume` kept in `namespace` (created on first use). Takes the
+   * namespace's writer lock; the volume must keep the size it had when shadow storage was set up.
+   * The ShadowVolume owns `volume` from now on and closes it with itself.
+   */
+  static async open(volume: Store, namespace: StoreNamespace, options: ShadowVolumeOptions = {}): Promise<ShadowVolume> {
+    await loadKernels();
+    if (volume.readOnly || namespace.readOnly) throw new StrataError('read-only', 'The shadow writer needs the volume and its shadow namespace writable; open a passive reader to only read.');
+    const lock = namespace.lock ? await namespace.lock() : null;
+    try {
+      let catalog: CatalogStore;
+      if (await CatalogStore.exists(namespace)) {
+        catalog = await CatalogStore.open(namespace);
+        if (catalog.catalog.volumeSize !== volume.size) {
+          throw new StrataError('invalid-argument', `The volume is ${volume.size} bytes but its shadow copies were taken of ${catalog.catalog.volumeSize} bytes; a resized volume cannot keep them: delete the shadow directory to start over.`);
+        }
+      } else {
+        const bs = options.blockSize ?? 65536;
+        checkShadowBlockSize(bs);
+        if (Math.ceil(volume.size / bs) > 2 ** 32) throw new StrataError('invalid-argument', `The volume needs more than 2^32 blocks of ${bs} bytes; use a larger block size.`);
+        catalog = await CatalogStore.create(namespace, { format: 'stratadisk-shadows', version: 1, blockSize: bs, volumeSize: volume.size, nextId: 1, areas: [] });
+      }
+      const sv = new ShadowVolume(volume, namespace, catalog, lock, options.sharedMemory ?? sharedMemoryAvailable());
+      await sv.load();
+      return sv;
+    } catch (e) {
+      await lock?.release();
+      throw e;
+    }
+  }
+
+  private async load(): Promise<void> {
+    const c = this.catalog.catalog;
+    const known = new Set(c.areas.map((a) => areaStoreName(a.id)));
+    // Areas the catalog does not name: a creation that never committed (no records: remove),
+    // or a deletion that committed before its files were removed (id below the counter).
+    for (const name of await this.namespace.list()) {
+      const m = /^S([0-9]{6,12})\.diff$/.exec(name);
+      if (!m || known.has(name)) continue;
+      if (Number(m[1]) >= c.nextId) {
+        if ((await this.countRecords(name)) > 0) {
+          throw new StrataError('corrupt', `Shadow diff area ${name} holds preserved blocks but the catalog does not list it: the catalog is damaged. Keep the directory and restore it from a copy.`);
+        }
+      }
+      await this.namespace.delete(name);
+    }
+    for (const rec of c.areas) this.areas.push(await this.openArea(rec));
+    this.pickReceiver();
+  }
+
+  /** Preserved runs in an area the catalog does not list (0 when it is unreadable: never used). */
+  private async countRecords(name: string): Promise<number> {
+    const s = await this.namespace.open(name, { readOnly: true });
+    try {
+      const h = decodeAreaHeader(await s.read(0, Math.min(AREA_HEADER_BYTES, s.size)), name);
+      let n = 0;
+      await replayArea(s, h, () => n++);
+      return n;
+    } catch {
+      return 0;
+    } finally {
+      await s.close();
+    }
+  }
+
+  private async openArea(rec: AreaRecord): Promise<Area> {
+    const name = areaStoreName(rec.id);
+    if (!(await this.namespace.exists(name))) throw new StrataError('corrupt', `Shadow copy ${rec.name} lists diff area ${name}, which is missing. Delete the shadow copy, or restore the shadow directory.`);
+    const store = await this.namespace.open(name);
+    try {
+      const header = decodeAreaHeader(await store.read(0, Math.min(AREA_HEADER_BYTES, store.size)), name);
+      if (header.id !== rec.id || header.blockSize !== this.blockSize || header.volumeSize !== this.size) throw new StrataError('corrupt', `Shadow diff area ${name} belongs to another volume or copy.`);
+      const bits = new SparseBitmap();
+      const index = new BlockIndex();
+      const r = await replayArea(store, header, (s, n, off) => {
+        bits.set(s, n);
+        index.setRun(s, n, off, this.blockSize);
+      });
+      return this.makeArea(rec, header, store, bits, index, r.end, r.seq);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+  }
+
+  private makeArea(rec: AreaRecord, header: AreaHeader, store: Store, bits: SparseBitmap, index: BlockIndex, end: number, seq: number): Area {
+    let shared: SharedArrayBuffer | null = null;
+    let words: Int32Array | null = null;
+    if (this.control) {
+      shared = createSharedBits(this.blocks);
+      words = new Int32Array(shared);
+      for (let b = bits.nextSet(0); b >= 0; ) {
+        const e = bits.nextClear(b);
+        const stop = e < 0 ? this.blocks : e;
+        publishRuns(words, Uint32Array.of(b, stop - b), 1);
+        b = stop >= this.blocks ? -1 : bits.nextSet(stop);
+      }
+    }
+    return { rec, header, store, bits, index, end, seq, slot: this.nextSlot++, shared, words };
+  }
+
+  /** The receiver is the newest area not lost; `covered` = union of it and every newer area. */
+  private pickReceiver(): void {
+    let r = -1;
+    for (let i = this.areas.length - 1; i >= 0; i--) {
+      if (!this.areas[i]!.rec.closed) {
+        r = i;
+        break;
+      }
+    }
+    this.receiver = r >= 0 ? this.areas[r]! : null;
+    this.covered.dispose();
+    this.covered = new SparseBitmap();
+    if (r >= 0) for (let i = r; i < this.areas.length; i++) this.covered.or(this.areas[i]!.bits, 0, Math.max(1, this.blocks));
+  }
+
+  /** Serialise every change (writes, creation, deletion): one writer at a time. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StrataError('closed', 'This shadow volume is closed; open it again.');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // the volume
+
+  /** Read the live volume (not a shadow copy). */
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.assertOpen();
+    return this.volume.read(offset, length);
+  }
+
+  /** Write the live volume: preserve first-time blocks, publish, then write. */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.assertOpen();
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.size) {
+      throw new StrataError('out-of-range', `Write of ${data.length} bytes at ${offset} is outside the volume (${this.size} bytes).`);
+    }
+    if (data.length === 0) return;
+    return this.exclusive(async () => {
+      this.assertOpen();
+      const bs = this.blockSize;
+      const first = Math.floor(offset / bs);
+      await this.preserve(first, Math.ceil((offset + data.length) / bs) - first);
+      await this.volume.write(offset, data);
+    });
+  }
+
+  async flush(): Promise<void> {
+    this.assertOpen();
+    return this.exclusive(() => this.volume.flush());
+  }
+
+  /** Preserve the blocks of [start, start+count) that the receiver chain does not hold yet. */
+  private async preserve(start: number, count: number): Promise<void> {
+    for (;;) {
+      const area = this.receiver;
+      if (!area) return;
+      const runs = this.uncovered(start, count);
+      if (runs.length === 0) return;
+      try {
+        await this.append(area, runs);
+        return;
+      } catch (e) {
+        if (!(e instanceof StrataError && e.code === 'quota')) throw e;
+        if (area.rec.onFull === 'fail') {
+          throw new StrataError('quota', `${e.message} Its policy is 'fail', so the write was refused and nothing changed. Delete older shadow copies, or create copies with a larger --max-size or --on-full drop.`, { cause: e });
+        }
+        await this.setState([area], 'lost');
+      }
+    }
+  }
+
+  /** Flat [start, count]* runs of blocks in [start, start+count) not yet covered. */
+  private uncovered(start: number, count: number): number[] {
+    const out: number[] = [];
+    const end = start + count;
+    let b = this.covered.nextClear(start, end);
+    while (b >= 0) {
+      const s = this.covered.nextSet(b, end);
+      const stop = s < 0 ? end : s;
+      out.push(b, stop - b);
+      b = stop >= end ? -1 : this.covered.nextClear(stop, end);
+    }
+    return out;
+  }
+
+  /** Append the old content of `runs` to `area` (one store write + flush per record), then publish. */
+  private async append(area: Area, runs: number[]): Promise<void> {
+    const bs = this.blockSize;
+    const perRecord = Math.max(1, Math.floor(MAX_RECORD_DATA / bs));
+    let i = 0;
+    while (i < runs.length) {
+      // Take runs (splitting the last) up to the record limits.
+      const chunk: number[] = [];
+      let blocks = 0;
+      while (i < runs.length && blocks < perRecord && chunk.length / 2 < MAX_RUNS) {
+        const take = Math.min(runs[i + 1]!, perRecord - blocks);
+        chunk.push(runs[i]!, take);
+        blocks += take;
+        if (take === runs[i + 1]) i += 2;
+        else {
+          runs[i] = runs[i]! + take;
+          runs[i + 1] = runs[i + 1]! - take;
+        }
+      }
+      await this.appendRecord(area, Uint32Array.from(chunk), blocks);
+    }
+  }
+
+  private async appendRecord(area: Area, runs: Uint32Array, blocks: number): Promise<void> {
+    const bs = this.blockSize;
+    const n = runs.length / 2;
+    const head = batchHeadBytes(n);
+    const total = head + blocks * bs;
+    const max = area.rec.maxBytes;
+    if (max !== null && area.end + total > max) throw full(area, `limit ${max} bytes`);
+    const buf = new Uint8Array(total);
+    const reads: Promise<void>[] = [];
+    let at = head;
+    for (let r = 0; r < n; r++) {
+      const from = runs[2 * r]! * bs;
+      const len = Math.min(runs[2 * r + 1]! * bs, this.size - from);
+      reads.push(this.volume.readInto(from, buf.subarray(at, at + len)));
+      at += runs[2 * r + 1]! * bs;
+    }
+    await Promise.all(reads);
+    sealBatch(buf, area.seq, area.header.salt, runs, n, blocks);
+    const s = area.store;
+    if (area.end + total > s.size && s.resizable) {
+      // Grow ahead in steps (readers elsewhere then rarely see a store shorter than a location).
+      let next = Math.max(area.end + total, s.size + Math.max(1 << 20, Math.floor(s.size / 4)));
+      next = Math.ceil(next / (1 << 20)) * (1 << 20);
+      if (max !== null) next = Math.min(next, max);
+      await s.truncate(next);
+    }
+    await s.write(area.end, buf);
+    await s.flush();
+    // Durable: now publish (private bitmap, shared bits, messages), and only then may the volume change.
+    const pub = new Float64Array(3 * n);
+    let off = area.end + head;
+    for (let r = 0; r < n; r++) {
+      const b = runs[2 * r]!, c = runs[2 * r + 1]!;
+      area.bits.set(b, c);
+      this.covered.set(b, c);
+      area.index.setRun(b, c, off, bs);
+      pub[3 * r] = b;
+      pub[3 * r + 1] = c;
+      pub[3 * r + 2] = off;
+      off += c * bs;
+    }
+    area.end += total;
+    area.seq++;
+    const msg: WriterMessage = { t: 'pub', slot: area.slot, runs: pub };
+    for (const rd of this.readers) rd.ep.post(msg);
+    if (area.words) publishRuns(area.words, runs, n);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // shadow copies
+
+  /** Take a shadow copy: O(1) in the volume's size. */
+  async createShadow(options: CreateShadowOptions = {}): Promise<ShadowInfo> {
+    this.assertOpen();
+    return this.exclusive(async () => {
+      const c = this.catalog.catalog;
+      const id = areaId(c.nextId);
+      const name = options.name ?? id;
+      if (!SHADOW_NAME.test(name)) throw new StrataError('invalid-argument', `Shadow copy name "${name}" is not allowed: use letters, digits and . _ + : - (up to 128).`);
+      if (c.areas.some((a) => a.state === 'live' && a.name === name)) throw new StrataError('exists', `A shadow copy named ${name} exists; choose another name or delete it first.`);
+      if (c.areas.length >= MAX_AREAS) throw new StrataError('quota', `At most ${MAX_AREAS} diff areas can exist; delete the oldest shadow copies first.`);
+      const maxBytes = options.maxBytes ?? null;
+      if (maxBytes !== null && (!Number.isSafeInteger(maxBytes) || maxBytes < AREA_HEADER_BYTES + 4096)) throw new StrataError('invalid-argument', `A diff area limit of ${maxBytes} bytes is too small (at least 8 KiB).`);
+      const onFull = options.onFull ?? 'drop';
+      if (onFull !== 'drop' && onFull !== 'fail') throw new StrataError('invalid-argument', `onFull must be 'drop' or 'fail', not ${String(onFull)}.`);
+      // What the copy shows is what the volume holds now: make that durable first.
+      await this.volume.flush();
+      const created = new Date().toISOString();
+      const header: AreaHeader = { format: AREA_FORMAT, version: AREA_VERSION, id, salt: newSalt(), blockSize: this.blockSize, volumeSize: this.size, created };
+      const storeName = areaStoreName(id);
+      const store = await this.namespace.open(storeName, { create: true });
+      try {
+        await store.truncate(0);
+        await store.write(0, encodeAreaHeader(header));
+        await store.flush();
+        await this.namespace.sync();
+        const rec: AreaRecord = { id, name, created, state: 'live', onFull, maxBytes };
+        await this.catalog.commit({ ...c, nextId: c.nextId + 1, areas: [...c.areas, rec] });
+        this.areas.push(this.makeArea(rec, header, store, new SparseBitmap(), new BlockIndex(), AREA_HEADER_BYTES, 1));
+      } catch (e) {
+        await store.close().catch(() => {});
+        await this.namespace.delete(storeName).catch(() => {});
+        throw e;
+      }
+      this.pickReceiver();
+      this.broadcastChain();
+      return this.info(this.areas[this.areas.length - 1]!);
+    });
+  }
+
+  /** Live shadow copies, oldest first. */
+  list(): ShadowInfo[] {
+    this.assertOpen();
+    return this.areas.filter((a) => a.rec.state === 'live').map((a) => this.info(a));
+  }
+
+  /** Copies dropped because their diff area filled up (kept in the catalog until deleted). */
+  lost(): ShadowInfo[] {
+    return this.areas.filter((a) => a.rec.state === 'lost').map((a) => this.info(a));
+  }
+
+  private info(a: Area): ShadowInfo {
+    const r = a.rec;
+    return { id: r.id, name: r.name, created: r.created, onFull: r.onFull, maxBytes: r.maxBytes, preservedBlocks: a.index.count, diffBytes: a.end };
+  }
+
+  /** Delete a shadow copy (live or lost). No other copy reads differently afterwards. */
+  async deleteShadow(name: string): Promise<void> {
+    this.assertOpen();
+    return this.exclusive(async () => {
+      const a = this.areas.find((x) => x.rec.name === name && x.rec.state !== 'deleted');
+      if (!a) throw new StrataError('not-found', `No shadow copy named ${name}; \`stratadisk shadow list\` shows them.`);
+      await this.setState([a], 'deleted');
+    });
+  }
+
+  /**
+   * Change the state of areas, commit, drop areas no copy reads any more (all before the oldest
+   * copy not deleted), pick the receiver again and tell the readers.
+   */
+  private async setState(areas: Area[], state: 'deleted' | 'lost'): Promise<void> {
+    const c = this.catalog.catalog;
+    const changed = new Set(areas.map((a) => a.rec.id));
+    // A dropped area stops receiving for good (closed); a deleted copy whose area was dropped stays closed.
+    const recs = c.areas.map((r): AreaRecord => {
+      if (!changed.has(r.id)) return r;
+      if (state === 'lost') return { ...r, state: r.state === 'deleted' ? 'deleted' : 'lost', closed: true };
+      return { ...r, state: 'deleted' };
+    });
+    // A lost copy stays (reported lost, its area kept) until it is deleted.
+    const first = recs.findIndex((r) => r.state !== 'deleted');
+    const keep = first < 0 ? [] : recs.slice(first);
+    const gone = this.areas.filter((a) => !keep.some((r) => r.id === a.rec.id));
+    await this.catalog.commit({ ...c, areas: keep });
+    for (const a of this.areas) a.rec = keep.find((r) => r.id === a.rec.id) ?? a.rec;
+    this.areas = this.areas.filter((a) => !gone.includes(a));
+    this.pickReceiver();
+    this.broadcastChain();
+    for (const a of gone) {
+      a.bits.dispose();
+      await a.store.close().catch(() => {});
+      await this.namespace.delete(areaStoreName(a.rec.id)).catch(() => {});
+    }
+    if (gone.length > 0) await this.namespace.sync();
+  }
+
+  /** Read a shadow copy in this process (same protocol as a passive reader, on the writer's own bitmaps). */
+  openShadow(name: string, options: { recheck?: boolean } = {}): ShadowCopyReader {
+    this.assertOpen();
+    const a = this.areas.find((x) => x.rec.name === name && x.rec.state !== 'deleted');
+    if (!a) throw new StrataError('not-found', `No shadow copy named ${name}; \`stratadisk shadow list\` shows them.`);
+    if (a.rec.state === 'lost') throw lostError(name);
+    return new ShadowCopyReader(new LocalView(this, a), name, async () => {}, options.recheck ?? true);
+  }
+
+  /** @internal for LocalView */
+  chainFrom(a: Area): Area[] | null {
+    const i = this.areas.indexOf(a);
+    return i < 0 ? null : this.areas.slice(i);
+  }
+
+  /** @internal */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // passive readers elsewhere
+
+  /**
+   * Serve passive readers over `target` (a MessagePort, Worker, worker_threads port or child
+   * process). The reader side is `ShadowReader.connect`. Returns a function that stops serving.
+   */
+  serve(target: Parameters<typeof toEndpoint>[0]): () => void {
+    this.assertOpen();
+    const ep = toEndpoint(target);
+    let reader: Reader | null = null;
+    const stop = ep.listen((raw) => {
+      const m = raw as ReaderMessage;
+      if (!m || typeof m !== 'object') return;
+      if (m.t === 'sync') {
+        ep.post({ t: 'synced', rid: m.rid } satisfies WriterMessage);
+      } else if (m.t === 'hello') {
+        const a = this.areas.find((x) => x.rec.name === m.copy && x.rec.state === 'live');
+        if (this.closed || !a) {
+          ep.post({ t: 'refused', rid: m.rid, code: this.closed ? 'closed' : 'not-found', message: this.closed ? 'The shadow writer is closed.' : `No shadow copy named ${m.copy}.` } satisfies WriterMessage);
+          return;
+        }
+        const shared = !!m.shared && this.control !== null;
+        if (!reader) {
+          reader = { ep, shared, stop: () => stop() };
+          this.readers.add(reader);
+        }
+        reader.shared ||= shared;
+        ep.post({ t: 'welcome', rid: m.rid, blockSize: this.blockSize, volumeSize: this.size, chain: this.chainEntries(shared), control: shared ? this.control : null, gen: this.gen } satisfies WriterMessage);
+      } else if (m.t === 'bye') {
+        if (reader) this.readers.delete(reader);
+        reader = null;
+      }
+    });
+    return () => {
+      if (reader) this.readers.delete(reader);
+      stop();
+    };
+  }
+
+  private chainEntries(shared: boolean): ChainEntry[] {
+    return this.areas.map((a) => ({ slot: a.slot, id: a.rec.id, name: a.rec.name, store: areaStoreName(a.rec.id), state: a.rec.state, end: a.end, bits: shared ? a.shared : null }));
+  }
+
+  private broadcastChain(): void {
+    this.gen++;
+    for (const r of this.readers) r.ep.post({ t: 'chain', chain: this.chainEntries(r.shared), gen: this.gen } satisfies WriterMessage);
+    if (this.control) Atomics.store(new Int32Array(this.control), CTL_GEN, this.gen);
+  }
+
+  /** Seal every diff area (a clean end for the next open), flush, release the lock. */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return this.exclusive(async () => {
+      if (this.closed) return;
+      this.closed = true;
+      for (const r of this.readers) r.ep.post({ t: 'closed' } satisfies WriterMessage);
+      if (this.control) Atomics.store(new Int32Array(this.control), CTL_GEN, ++this.gen);
+      this.readers.clear();
+      try {
+        await this.volume.flush();
+        for (const a of this.areas) {
+          await a.store.write(a.end, encodeSeal(a.seq, a.header.salt));
+          await a.store.flush();
+        }
+      } finally {
+        for (const a of this.areas) {
+          a.bits.dispose();
+          await a.store.close().catch(() => {});
+        }
+        this.covered.dispose();
+        await this.volume.close().catch(() => {});
+        await this.lock?.release();
+      }
+    });
+  }
+}
+
+/** The in-process view: the writer's own bitmaps and stores. */
+class LocalView implements ChainView {
+  constructor(
+    private readonly sv: ShadowVolume,
+    private readonly own: Area,
+  ) {}
+
+  get blockSize(): number {
+    return this.sv.blockSize;
+  }
+
+  get volumeSize(): number {
+    return this.sv.size;
+  }
+
+  get volume(): Store {
+    return this.sv.volume;
+  }
+
+  private chain(): Area[] {
+    const c = this.sv.chainFrom(this.own);
+    if (!c) throw this.gone();
+    return c;
+  }
+
+  private gone(): StrataError {
+    return new StrataError('not-found', `Shadow copy ${this.own.rec.name} was deleted.`);
+  }
+
+  runs(start: number, count: number): Uint32Array {
+    return resolveRuns(this.chain().map((a) => a.bits), start, count);
+  }
+
+  locate(k: number, b: number): number {
+    return this.chain()[k]?.index.get(b) ?? 0;
+  }
+
+  readArea(k: number, offset: number, target: Uint8Array): Promise<void> {
+    return this.chain()[k]!.store.readInto(offset, target);
+  }
+
+  async catchUp(): Promise<void> {}
+
+  ready(): undefined {
+    return undefined;
+  }
+
+  settle(): undefined {
+    return undefined;
+  }
+
+  check(): void {
+    if (this.sv.isClosed) throw new StrataError('closed', 'The shadow volume is closed.');
+    if (this.own.rec.state === 'lost') throw lostError(this.own.rec.name);
+    if (this.own.rec.state === 'deleted' || !this.sv.chainFrom(this.own)) throw this.gone();
+  }
+}
+
+export function lostError(name: string): StrataError {
+  return new StrataError('quota', `Shadow copy ${name} was dropped because its diff area filled up (policy 'drop'); its content is gone. Delete it, and give new copies a larger --max-size.`);
+}
+
+export { NO_OWNER };
+export type { Catalog };

@@ -1,0 +1,170 @@
+import { describe, expect, it } from 'vitest';
+import { isStrataError } from '../../../src/errors.js';
+import { ShadowVolume } from '../../../src/shadow/index.js';
+import { MemoryNamespace, MemoryStore } from '../../../src/store/memory.js';
+import { Rng, equalBytes } from '../helpers/random.js';
+
+async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<void> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    expect(isStrataError(e), String(e)).toBe(true);
+    expect((e as { code: string }).code).toBe(code);
+    return;
+  }
+  throw new Error(`expected error ${code}`);
+}
+
+function setup(size: number, seed = 1): { volume: MemoryStore; ns: MemoryNamespace; model: Uint8Array } {
+  const model = new Rng(seed).bytes(size);
+  return { volume: new MemoryStore(model.slice()), ns: new MemoryNamespace(), model };
+}
+
+/** A new handle on the same bytes (a ShadowVolume closes the store it was given). */
+function reopen(v: MemoryStore): MemoryStore {
+  return new MemoryStore(v.backing);
+}
+
+async function expectCopy(sv: ShadowVolume, name: string, want: Uint8Array): Promise<void> {
+  const r = sv.openShadow(name);
+  const got = await r.read(0, want.length);
+  expect(equalBytes(got, want), `copy ${name}`).toBe(true);
+}
+
+describe('shadow copies (writer, in-process reads)', () => {
+  it('random writes, creations and deletions in any order: every copy keeps its content, across reopen', async () => {
+    const bs = 4096;
+    const size = bs * 40 + 700; // a short last block
+    const { volume, ns, model } = setup(size);
+    let sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
+    const rng = new Rng(7);
+    const copies = new Map<string, Uint8Array>();
+    let n = 0;
+    for (let step = 0; step < 400; step++) {
+      const r = rng.next();
+      if (r < 0.06 && copies.size < 8) {
+        const name = `c${n++}`;
+        const info = await sv.createShadow({ name });
+        expect(info.name).toBe(name);
+        copies.set(name, model.slice());
+      } else if (r < 0.1 && copies.size > 0) {
+        const name = rng.pick([...copies.keys()]);
+        await sv.deleteShadow(name);
+        copies.delete(name);
+        await expectCode(() => sv.openShadow(name), 'not-found');
+      } else if (r < 0.12) {
+        await sv.close();
+        sv = await ShadowVolume.open(reopen(volume), ns);
+      } else {
+        const len = rng.pick([1, 511, bs, 3 * bs + 17, rng.int(8 * bs) + 1]);
+        const off = rng.int(size - Math.min(len, size - 1));
+        const data = rng.bytes(Math.min(len, size - off));
+        await sv.write(off, data);
+        model.set(data, off);
+      }
+      if (step % 25 === 0 || step === 399) {
+        expect(sv.list().map((c) => c.name).sort()).toEqual([...copies.keys()].sort());
+        for (const [name, want] of copies) await expectCopy(sv, name, want);
+        expect(equalBytes(await sv.read(0, size), model)).toBe(true);
+      }
+    }
+    await sv.close();
+  });
+
+  it('creation is O(1): no volume bytes are copied until a block is overwritten', async () => {
+    const { volume, ns } = setup(64 * 4096);
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: 4096 });
+    const info = await sv.createShadow({ name: 'a' });
+    expect(info.preservedBlocks).toBe(0);
+    expect((await ns.open('S000001.diff')).size).toBe(4096);
+    await sv.write(4096 * 3 + 5, new Uint8Array(10000));
+    expect(sv.list()[0]!.preservedBlocks).toBe(3);
+    await sv.write(4096 * 3, new Uint8Array(4096)); // not a first write: nothing more preserved
+    expect(sv.list()[0]!.preservedBlocks).toBe(3);
+    await sv.close();
+  });
+
+  it('the newest copy receives; older ones read through newer diff areas', async () => {
+    const bs = 512;
+    const { volume, ns, model } = setup(bs * 8);
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
+    await sv.createShadow({ name: 'old' });
+    const atOld = model.slice();
+    await sv.write(0, new Uint8Array(bs).fill(1)); // preserved in old
+    await sv.createShadow({ name: 'new' });
+    const atNew = atOld.slice();
+    atNew.fill(1, 0, bs);
+    await sv.write(bs, new Uint8Array(bs).fill(2)); // preserved in new only; old reads it there
+    await sv.write(0, new Uint8Array(bs).fill(3));
+    const [o, nw] = sv.list();
+    expect(o!.preservedBlocks).toBe(1);
+    expect(nw!.preservedBlocks).toBe(2);
+    await expectCopy(sv, 'old', atOld);
+    await expectCopy(sv, 'new', atNew);
+    await sv.deleteShadow('new'); // old still reads block 1 through the deleted area
+    await expectCopy(sv, 'old', atOld);
+    await sv.write(bs * 2, new Uint8Array(bs).fill(4)); // the deleted newest area still receives for old
+    await expectCopy(sv, 'old', atOld);
+    await sv.deleteShadow('old');
+    expect((await ns.list()).filter((x) => x.endsWith('.diff'))).toEqual([]);
+    await sv.close();
+  });
+
+  it("diff area full, policy 'fail': the write is refused, nothing changes, the copy is kept", async () => {
+    const bs = 4096;
+    const { volume, ns, model } = setup(bs * 16);
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
+    await sv.createShadow({ name: 'f', onFull: 'fail', maxBytes: 4096 + 3 * 4096 });
+    const snap = model.slice();
+    await sv.write(0, new Uint8Array(bs).fill(9)); // 512 + 4096 bytes of log
+    await sv.write(bs, new Uint8Array(bs).fill(9));
+    const before = await sv.read(0, bs * 16);
+    await expectCode(sv.write(bs * 5, new Uint8Array(bs * 2).fill(7)), 'quota');
+    expect(equalBytes(await sv.read(0, bs * 16), before)).toBe(true);
+    await expectCopy(sv, 'f', snap);
+    await sv.write(0, new Uint8Array(bs).fill(5)); // already preserved: goes through
+    await sv.close();
+    const again = await ShadowVolume.open(reopen(volume), ns);
+    await expectCopy(again, 'f', snap);
+    await again.close();
+  });
+
+  it("diff area full, policy 'drop': writes go on, the copy is dropped, readers get a clear error, older copies survive", async () => {
+    const bs = 4096;
+    const { volume, ns, model } = setup(bs * 16);
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
+    await sv.createShadow({ name: 'older' });
+    const atOlder = model.slice();
+    await sv.createShadow({ name: 'small', onFull: 'drop', maxBytes: 4096 + 4608 });
+    const reader = sv.openShadow('small');
+    await sv.write(0, new Uint8Array(bs).fill(1));
+    await sv.write(bs * 4, new Uint8Array(bs * 3).fill(2)); // does not fit: 'small' dropped, 'older' takes the blocks
+    expect(sv.list().map((c) => c.name)).toEqual(['older']);
+    expect(sv.lost().map((c) => c.name)).toEqual(['small']);
+    await expectCode(reader.read(0, bs), 'quota');
+    await expectCode(() => sv.openShadow('small'), 'quota');
+    await expectCopy(sv, 'older', atOlder);
+    await sv.write(bs * 9, new Uint8Array(bs).fill(3));
+    await expectCopy(sv, 'older', atOlder);
+    await sv.close();
+    const again = await ShadowVolume.open(reopen(volume), ns);
+    await expectCopy(again, 'older', atOlder);
+    expect(again.lost().map((c) => c.name)).toEqual(['small']);
+    await again.deleteShadow('small');
+    expect(again.lost()).toEqual([]);
+    await again.close();
+  });
+
+  it('refuses a resized volume, bad names, duplicates; one writer at a time', async () => {
+    const { volume, ns } = setup(4096 * 4);
+    const sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: 4096 });
+    await expectCode(ShadowVolume.open(reopen(volume), ns), 'locked');
+    await expectCode(sv.createShadow({ name: 'bad/name' }), 'invalid-argument');
+    await sv.createShadow({ name: 'x' });
+    await expectCode(sv.createShadow({ name: 'x' }), 'exists');
+    await expectCode(sv.write(4096 * 4 - 1, new Uint8Array(2)), 'out-of-range');
+    await sv.close();
+    await reopen(volume).truncate(4096 * 5);
+    await expectCode(ShadowVolume.open(reopen(volume), ns), 'invalid-argument');
+  });
+});
