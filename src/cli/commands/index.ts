@@ -1,12 +1,14 @@
 import type { Command } from '../command.js';
 import { bench } from './bench.js';
 import { check } from './check.js';
+import { commit } from './commit.js';
 import { compare } from './compare.js';
 import { create } from './create.js';
 import { deleteSnapshot } from './delete-snapshot.js';
 import { exportCommand } from './export.js';
 import { importCommand } from './import.js';
 import { info } from './info.js';
+import { jobs } from './jobs.js';
 import { map } from './map.js';
 import { revert } from './revert.js';
 import { serveNbdCommand } from './serve-nbd.js';
@@ -26,6 +28,8 @@ export const COMMANDS: readonly Command[] = [
   snapshots,
   revert,
   deleteSnapshot,
+  commit,
+  jobs,
   map,
   check,
   compare,
