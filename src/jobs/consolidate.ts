@@ -1,13 +1,14 @@
 import { StrataError } from '../errors.js';
 import type { Manifest } from '../format/manifest.js';
 import type { VolumeJobAccess } from '../volume/job-access.js';
-import { SLOT_ABSENT, SLOT_ZERO, type Layer } from '../volume/layer.js';
+import { SLOT_ABSENT, type Layer } from '../volume/layer.js';
 import { sameEntry } from '../volume/merge.js';
 import { children, cloneManifest, isReferenced, layerRecord } from '../volume/tree.js';
 import type { Volume } from '../volume/volume.js';
 import { LayerMirror } from '../volume/write-mirror.js';
 import { BaseJob, type JobOptions } from './job.js';
 import { JobJournal, type JobRecord } from './job-journal.js';
+import { copyPass, layerSource } from './copy-pass.js';
 
 /**
  * Online consolidation: collapse a layer nobody needs any more into its only child while the
@@ -53,7 +54,7 @@ export interface ConsolidateOptions extends JobOptions {
   direction?: 'auto' | Direction;
   /** keep a durable job record in the volume's namespace (default true) */
   journal?: boolean;
-  /** bytes copied between flushes of the target (default 64 MiB) */
+  /** bytes copied between flushes of the target (default 1 GiB; the switch-over flushes anyway) */
   flushEvery?: number;
   /** bytes copied per batch (default 8 MiB) */
   batchBytes?: number;
@@ -142,7 +143,7 @@ export class ConsolidateJob extends BaseJob {
     options: ConsolidateOptions,
   ) {
     super('consolidate', options);
-    this.flushEvery = options.flushEvery ?? 64 << 20;
+    this.flushEvery = options.flushEvery ?? 1 << 30;
     this.batchBytes = options.batchBytes ?? BATCH_BYTES;
     this.useJournal = options.journal ?? true;
   }
@@ -216,84 +217,26 @@ export class ConsolidateJob extends BaseJob {
   /** Copy `todo` blocks of src into dst in batches, never over a block written since the pass began. */
   private async pass(src: Layer, dst: Layer, todo: number[], mirror: LayerMirror | null): Promise<void> {
     const a = this.access;
-    const bs = a.blockSize;
-    const perBatch = Math.max(1, Math.floor(this.batchBytes / bs));
-    this.setTotal(todo.length * bs);
-    const buf = new Uint8Array(Math.min(perBatch, Math.max(1, todo.length)) * bs);
-    const hashes = new Uint8Array((buf.length / bs) * 16);
+    this.setTotal(todo.length * a.blockSize);
     const down = this.plan.direction === 'down';
     const activeIsDst = a.manifest().active === dst.id;
     let sinceFlush = 0;
-    for (let i = 0; i < todo.length; i += perBatch) {
-      await this.checkpoint();
-      if (mirror?.error) throw mirrorFailed(mirror.error);
-      const batch = todo.slice(i, i + perBatch);
-      const slots = new Array<number>(batch.length);
-      const dataIdx: number[] = [];
-      const reads: Promise<void>[] = [];
-      for (let k = 0; k < batch.length; ) {
-        const s = src.slot(batch[k]!);
-        if (s < 0) {
-          // absent here means the writer replaced it since the list was taken (mirror covers it)
-          slots[k] = s === SLOT_ZERO ? SLOT_ZERO : SLOT_ABSENT;
-          k++;
-          continue;
-        }
-        let e = k + 1;
-        while (e < batch.length && batch[e] === batch[k]! + (e - k) && src.slot(batch[e]!) === s + (e - k)) e++;
-        for (let q = k; q < e; q++) {
-          dataIdx.push(q);
-          hashes.set(src.hash(batch[q]!)!, q * 16);
-        }
-        reads.push(src.data.readInto(s * bs, buf.subarray(k * bs, e * bs)));
-        k = e;
-      }
-      await Promise.all(reads);
-      const fresh: number[] = [];
-      dst.allocate(dataIdx.length, fresh);
-      const writes: Promise<void>[] = [];
-      for (let j = 0; j < dataIdx.length; ) {
-        let e = j + 1;
-        while (e < dataIdx.length && dataIdx[e] === dataIdx[j]! + (e - j) && fresh[e] === fresh[j]! + (e - j)) e++;
-        for (let q = j; q < e; q++) slots[dataIdx[q]!] = fresh[q]!;
-        dst.markDataWritten();
-        writes.push(dst.data.write(fresh[j]! * bs, buf.subarray(dataIdx[j]! * bs, (dataIdx[e - 1]! + 1) * bs)));
-        j = e;
-      }
-      try {
-        await Promise.all(writes);
-      } catch (e) {
-        dst.unallocate(fresh);
-        throw e;
-      }
-      sinceFlush += dataIdx.length * bs;
-      const flushNow = sinceFlush >= this.flushEvery;
-      if (flushNow) sinceFlush = 0;
-      await a.exclusive(async () => {
-        // The check and the update are one synchronous step under the write lock: a block the
-        // writer (or the mirror) wrote after the pass began keeps its newer content.
-        const keepBlocks: number[] = [];
-        const keepSlots: number[] = [];
-        const keepHash: number[] = [];
-        const unused: number[] = [];
-        for (let k = 0; k < batch.length; k++) {
-          const b = batch[k]!;
-          const slot = slots[k]!;
-          const stale = slot === SLOT_ABSENT || (down ? mirror !== null && mirror.written.has(b) : dst.slot(b) !== SLOT_ABSENT);
-          if (stale) {
-            if (slot >= 0) unused.push(slot);
-            continue;
-          }
-          keepBlocks.push(b);
-          keepSlots.push(slot);
-          keepHash.push(k);
-        }
-        if (unused.length > 0) dst.unallocate(unused);
-        dst.setEntries(keepBlocks, keepSlots, keepBlocks.length, hashes, keepHash);
-        if (flushNow) await this.flushPair(dst, activeIsDst);
-      });
-      await this.step(batch.length * bs);
-    }
+    await copyPass(layerSource(src), dst, todo, {
+      batchBytes: this.batchBytes,
+      exclusive: (fn) => a.exclusive(fn),
+      // down: the mirror wrote it; up: the writer gave the child its own copy
+      stale: (b) => (down ? mirror !== null && mirror.written.has(b) : dst.slot(b) !== SLOT_ABSENT),
+      afterBatch: async (bytes) => {
+        sinceFlush += bytes;
+        if (sinceFlush < this.flushEvery) return;
+        sinceFlush = 0;
+        await this.flushPair(dst, activeIsDst);
+      },
+      step: async (bytes) => {
+        await this.step(bytes);
+        if (mirror?.error) throw mirrorFailed(mirror.error);
+      },
+    });
   }
 
   /**
