@@ -11,7 +11,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -66,6 +66,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
   if (want('provision')) {
     const { benchProvision } = await import('./provision.js');
     for (const r of await benchProvision({ quick })) emit(r);
+  }
+  if (want('commit')) {
+    const { benchCommit } = await import('./commit.js');
+    for (const r of await benchCommit({ quick })) emit(r);
   }
   return out;
 }

@@ -219,11 +219,12 @@ export abstract class BaseJob implements Job {
   /** Sleep, woken early by cancel. */
   protected sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
+      let t: ReturnType<typeof setTimeout> | undefined;
       const done = () => {
         clearTimeout(t);
         resolve();
       };
+      t = setTimeout(done, ms);
       this.resumeWaiters.push(done);
     });
   }

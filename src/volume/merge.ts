@@ -69,7 +69,8 @@ async function mergeIntoChild(ctx: MergeContext, xId: string, cId: string): Prom
     await ctx.commit(next);
     await ctx.dropLayerFiles(xId);
   } else {
-    await copyEntries(ctx.blockSize, c, x, () => true);
+    // Blocks an interrupted run (or an online consolidation) already copied are skipped.
+    await copyEntries(ctx.blockSize, c, x, (block) => !sameEntry(c, x, block));
     const next = cloneManifest(ctx.manifest());
     const rx = layerRecord(next, xId);
     const rc = layerRecord(next, cId);
@@ -82,6 +83,18 @@ async function mergeIntoChild(ctx: MergeContext, xId: string, cId: string): Prom
     await ctx.commit(next);
     await ctx.dropLayerFiles(cId);
   }
+}
+
+/** Does `dst` hold exactly `src`'s entry for `block` (both known-zero, or data with equal XXH3-128)? */
+export function sameEntry(src: Layer, dst: Layer, block: number): boolean {
+  const s = src.slot(block);
+  const d = dst.slot(block);
+  if (s === SLOT_ZERO || d === SLOT_ZERO) return s === d;
+  if (s < 0 || d < 0) return false;
+  const a = src.hash(block)!;
+  const b = dst.hash(block)!;
+  for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Copy `src`'s entries that pass `want` into `dst` (dst wins nothing: entries overwrite), then flush dst. */

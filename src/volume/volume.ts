@@ -22,6 +22,8 @@ import { chainIds, cloneManifest, layerRecord } from './tree.js';
 import { extents, type Extent } from './map.js';
 import { checkVolume, type CheckReport } from './check.js';
 import { RemoteBase, createRemoteVolumeFiles, type CreateRemoteVolumeOptions, type ProvisioningInfo, type RemoteContext, type RemoteOptions } from './remote-base.js';
+import type { VolumeJobAccess } from './job-access.js';
+import type { WriteMirror } from './write-mirror.js';
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
 const LAYER_FILE = /^L[0-9]{6,12}\.(data|map|[0-9]{1,9}\.map)$/;
@@ -39,6 +41,12 @@ export interface OpenVolumeOptions {
   compactMapBytes?: number;
   /** How to reach the image of a copy-on-read volume (timeouts, retries, read-ahead, fetch). */
   remote?: RemoteOptions;
+  /**
+   * Writable opens normally finish interrupted snapshot deletions (layer merges) before
+   * returning. With this set they are left for a consolidation job to finish online
+   * (`resumeJobs` in src/jobs); the volume reads the same either way.
+   */
+  deferMerges?: boolean;
 }
 
 export interface SnapshotInfo {
@@ -90,6 +98,9 @@ export class Volume implements VolumeReader {
   private compactMapBytes = 1 << 20;
   private writerLock: NamespaceLock | undefined;
   private remoteBase: RemoteBase | undefined;
+  /** the block job holding the volume's structure, if any (see beginJob) */
+  private job: string | null = null;
+  private mirror: WriteMirror | null = null;
 
   private constructor(
     readonly ns: StoreNamespace,
@@ -178,8 +189,10 @@ export class Volume implements VolumeReader {
       v.rebuildChain();
       if (!readOnly) {
         await v.removeOrphans();
-        await collectGarbage(v.mergeContext());
-        v.rebuildChain();
+        if (!options.deferMerges) {
+          await collectGarbage(v.mergeContext());
+          v.rebuildChain();
+        }
       }
     } catch (e) {
       await v.remoteBase?.close();
@@ -346,6 +359,7 @@ export class Volume implements VolumeReader {
       ios.push(active.data.write(s * bs, buf.subarray(i0 * bs, (i0 + (e - k)) * bs)));
       k = e;
     }
+    if (this.mirror && blocks.length > 0) ios.push(this.mirror.write({ blocks, slots, data: buf, dataIndex: hashIndex, hashes: scan.hashes }));
     try {
       await Promise.all(ios);
     } catch (e) {
@@ -390,6 +404,7 @@ export class Volume implements VolumeReader {
   /** Seal the active layer as snapshot `name` and stack a new active layer on it. O(1). */
   async snapshot(name: string): Promise<SnapshotInfo> {
     this.assertWritable();
+    this.assertNoJob('take a snapshot');
     if (!SNAPSHOT_NAME.test(name)) throw new StrataError('invalid-argument', `Snapshot name "${name}" is not allowed: use letters, digits and . _ + : - (up to 128).`);
     return this.lock.write(async () => {
       if (this.manifest.snapshots.some((s) => s.name === name)) throw new StrataError('exists', `A snapshot named "${name}" already exists; pick another name or delete it first.`);
@@ -481,6 +496,7 @@ export class Volume implements VolumeReader {
   /** Throw away the active layer's changes and continue from snapshot `name` (which is kept). */
   async revert(name: string): Promise<void> {
     this.assertWritable();
+    this.assertNoJob('revert');
     await this.lock.write(() => this.revertToLayer(this.findSnapshot(name).layer));
   }
 
@@ -528,6 +544,7 @@ export class Volume implements VolumeReader {
   /** Delete snapshot `name`. Its layer is merged into its child (or dropped), so no other snapshot changes. */
   async deleteSnapshot(name: string): Promise<void> {
     this.assertWritable();
+    this.assertNoJob('delete a snapshot');
     await this.lock.write(async () => {
       this.findSnapshot(name);
       // Snapshot operations are durability points, like creating one.
@@ -538,6 +555,62 @@ export class Volume implements VolumeReader {
       await collectGarbage(this.mergeContext());
       this.rebuildChain();
     });
+  }
+
+  private assertNoJob(what: string): void {
+    if (this.job !== null) throw new StrataError('locked', `Cannot ${what} while the ${this.job} job runs on this volume; wait for it or cancel it.`);
+  }
+
+  /** The running block job's kind, or null. */
+  get runningJob(): string | null {
+    return this.job;
+  }
+
+  /**
+   * For block jobs (src/jobs): hold the volume's structure for job `kind` while reads and writes
+   * go on. Fails with `locked` when another job holds it. See {@link VolumeJobAccess}.
+   */
+  beginJob(kind: string): VolumeJobAccess {
+    this.assertWritable();
+    this.assertNoJob(`start a ${kind} job`);
+    this.job = kind;
+    let held = true;
+    const check = () => {
+      if (!held) throw new StrataError('closed', `The ${kind} job no longer holds the volume.`);
+      this.assertOpen();
+    };
+    return {
+      ns: this.ns,
+      blockSize: this.blockSize,
+      manifest: () => this.manifest,
+      layer: (id) => {
+        check();
+        const l = this.layers.get(id);
+        if (!l) throw new StrataError('not-found', `Layer ${id} is no longer part of the volume.`);
+        return l;
+      },
+      exclusive: (fn) => {
+        check();
+        return this.lock.write(fn);
+      },
+      flushActive: () => this.active.flush(),
+      commit: async (m) => {
+        check();
+        await this.manifestStore.commit(m);
+        this.rebuildChain();
+      },
+      dropLayerFiles: (id) => this.dropLayerFiles(id),
+      setMirror: (mirror) => {
+        check();
+        this.mirror = mirror;
+      },
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.mirror = null;
+        this.job = null;
+      },
+    };
   }
 
   private mergeContext() {

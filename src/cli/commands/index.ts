@@ -1,12 +1,14 @@
 import type { Command } from '../command.js';
 import { bench } from './bench.js';
 import { check } from './check.js';
+import { commit } from './commit.js';
 import { compare } from './compare.js';
 import { create } from './create.js';
 import { deleteSnapshot } from './delete-snapshot.js';
 import { exportCommand } from './export.js';
 import { importCommand } from './import.js';
 import { info } from './info.js';
+import { jobs } from './jobs.js';
 import { map } from './map.js';
 import { reset } from './reset.js';
 import { revert } from './revert.js';
@@ -30,6 +32,8 @@ export const COMMANDS: readonly Command[] = [
   stream,
   reset,
   deleteSnapshot,
+  commit,
+  jobs,
   map,
   check,
   compare,

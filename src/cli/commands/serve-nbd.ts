@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { serveNbd } from '../../interop/nbd/index.js';
+import { serveControl, type ControlServer } from '../../jobs/control.js';
 import type { Command } from '../command.js';
 import { line, UsageError } from '../io.js';
 import { parseTarget } from '../target.js';
@@ -37,6 +38,16 @@ export const serveNbdCommand: Command = {
       onConnectionError: (e) => line(io.stderr, `stratadisk: serve-nbd: a connection was closed: ${e.message}`),
     });
     line(io.stdout, server.uri);
+    // A writable server also takes job requests (delete-snapshot, commit, jobs) from other
+    // `stratadisk` processes, through a control socket in the volume directory.
+    let control: ControlServer | undefined;
+    if (!server.volume.readOnly && target.snapshot === undefined) {
+      try {
+        control = await serveControl(server.volume, target.dir);
+      } catch (e) {
+        line(io.stderr, `stratadisk: serve-nbd: no control socket (${(e as Error).message}); online jobs are unavailable.`);
+      }
+    }
     // Ctrl-C arrives as `signal`; SIGTERM (service managers, kill) is handled here.
     const term = new AbortController();
     const onTerm = () => term.abort();
@@ -47,6 +58,7 @@ export const serveNbdCommand: Command = {
       }
     } finally {
       process.off('SIGTERM', onTerm);
+      await control?.close();
       await server.close();
     }
     line(io.stderr, 'stratadisk: serve-nbd: stopped; the volume was flushed and closed.');

@@ -1,0 +1,70 @@
+import { StrataError } from '../errors.js';
+import { consolidate, type ConsolidateRequest, type Direction } from '../jobs/consolidate.js';
+import { requestControl, type ControlRequest } from '../jobs/control.js';
+import type { Job, JobInfo } from '../jobs/job.js';
+import type { Context } from './command.js';
+import type { Progress } from './progress.js';
+import { openVolume } from './target.js';
+
+/** Draws a job's progress events as a bar on stderr (created once the total is known). */
+export function jobBar(ctx: Context, label: string): { update(info: JobInfo): void; finish(): void } {
+  let bar: Progress | null = null;
+  return {
+    update(info) {
+      if (!bar && info.progress.total > 0) bar = ctx.progress(label, info.progress.total);
+      bar?.update(info.progress.done);
+    },
+    finish() {
+      bar?.finish();
+    },
+  };
+}
+
+/** Wait for a local job, drawing its progress and cancelling it on Ctrl-C. */
+export async function followJob(ctx: Context, job: Job, label: string): Promise<JobInfo> {
+  const bar = jobBar(ctx, label);
+  const off = job.on((e) => bar.update(e.info));
+  const onAbort = () => job.cancel();
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await job.done;
+    return job.info();
+  } finally {
+    off();
+    ctx.signal.removeEventListener('abort', onAbort);
+    bar.finish();
+  }
+}
+
+/**
+ * Consolidate in `dir`: in this process when the volume can be opened for writing, otherwise
+ * through the control socket of the process holding it (online, while it serves I/O).
+ */
+export async function runConsolidation(ctx: Context, dir: string, req: ConsolidateRequest, direction: 'auto' | Direction = 'auto'): Promise<{ where: 'here' | 'remote'; info: JobInfo }> {
+  let v;
+  try {
+    v = await openVolume(dir, false);
+  } catch (e) {
+    if (!(e instanceof StrataError && e.code === 'locked')) throw e;
+    const remote: ControlRequest = req.op === 'delete-snapshot' ? { op: 'delete-snapshot', name: req.name, direction } : { op: 'commit', dropSnapshot: req.op === 'commit' && req.dropSnapshot === true };
+    const bar = jobBar(ctx, 'consolidate');
+    try {
+      const last = await requestControl(dir, remote, (m) => m.type === 'progress' && bar.update(m.info), ctx.signal);
+      if (last.type !== 'end') throw new StrataError('io', `Unexpected answer from the process serving ${dir}.`);
+      return { where: 'remote', info: last.info };
+    } catch (r) {
+      if (r instanceof StrataError && r.code === 'not-found') {
+        throw new StrataError('locked', `${e.message} It offers no control socket, so the job cannot run there; \`stratadisk serve-nbd\` does.`, { cause: e });
+      }
+      throw r;
+    } finally {
+      bar.finish();
+    }
+  }
+  try {
+    const job = consolidate(v, req, { direction, signal: ctx.signal });
+    return { where: 'here', info: await followJob(ctx, job, 'consolidate') };
+  } finally {
+    await v.close();
+  }
+}

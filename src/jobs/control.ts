@@ -1,0 +1,212 @@
+/**
+ * The control socket (Node): how `stratadisk delete-snapshot`, `commit` and `jobs` reach a
+ * volume that another process holds open for writing (volumes have one writer; `serve-nbd` is
+ * the usual long-lived one). The writer listens on a Unix socket `.stratadisk.sock` in the
+ * volume directory, where only users who can write the directory can reach it; each connection
+ * sends one JSON request line and gets JSON lines back: a job's progress while it runs, then its
+ * end. Disconnecting cancels a job the connection started (like Ctrl-C on a local job).
+ */
+import { unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { StrataError, type ErrorCode } from '../errors.js';
+import type { Volume } from '../volume/volume.js';
+import { consolidate, type Direction } from './consolidate.js';
+import type { Job, JobInfo } from './job.js';
+import { JobRegistry } from './registry.js';
+
+export const CONTROL_SOCKET = '.stratadisk.sock';
+/** One request is a short JSON line; anything longer is not ours. */
+const MAX_REQUEST = 64 * 1024;
+
+export type ControlRequest =
+  | { op: 'jobs' }
+  | { op: 'delete-snapshot'; name: string; direction?: 'auto' | Direction }
+  | { op: 'commit'; dropSnapshot?: boolean }
+  | { op: 'pause' | 'resume' | 'cancel'; id: string }
+  | { op: 'rate'; id: string; bytesPerSecond: number | null };
+
+export type ControlMessage =
+  | { type: 'jobs'; jobs: JobInfo[] }
+  | { type: 'progress'; info: JobInfo }
+  | { type: 'end'; info: JobInfo }
+  | { type: 'ok' }
+  | { type: 'error'; code: ErrorCode; message: string };
+
+export interface ControlServer {
+  readonly path: string;
+  readonly registry: JobRegistry;
+  /** Stop listening, cancel running jobs, remove the socket file. */
+  close(): Promise<void>;
+}
+
+/** Listen on `dir/.stratadisk.sock` for job requests on `volume` (which must be writable). */
+export async function serveControl(volume: Volume, dir: string, registry = new JobRegistry()): Promise<ControlServer> {
+  const path = join(dir, CONTROL_SOCKET);
+  if (await answering(path)) throw new StrataError('locked', `Another process already serves jobs for ${dir} (${path} answers).`);
+  try {
+    unlinkSync(path); // a socket file left by a process that died
+  } catch {
+    // none
+  }
+  const conns = new Set<Socket>();
+  const server: Server = createServer((sock) => {
+    conns.add(sock);
+    sock.on('close', () => conns.delete(sock));
+    handle(sock, volume, registry);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new StrataError('io', `Cannot open the control socket ${path}: ${e.message}`, { cause: e })));
+    server.listen(path, () => resolve());
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    path,
+    registry,
+    close() {
+      closed ??= (async () => {
+        const stopped = new Promise<void>((r) => server.close(() => r()));
+        await registry.cancelAll();
+        for (const c of conns) c.destroy();
+        await stopped;
+        try {
+          unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      })();
+      return closed;
+    },
+  };
+}
+
+function handle(sock: Socket, volume: Volume, registry: JobRegistry): void {
+  let buf = '';
+  let started = false;
+  const send = (m: ControlMessage) => {
+    if (!sock.destroyed) sock.write(JSON.stringify(m) + '\n');
+  };
+  const fail = (e: unknown) => {
+    const err = e instanceof StrataError ? e : new StrataError('io', String((e as Error)?.message ?? e));
+    send({ type: 'error', code: err.code, message: err.message });
+    sock.end();
+  };
+  sock.setEncoding('utf8');
+  sock.on('error', () => {});
+  sock.on('data', (chunk: string) => {
+    if (started) return;
+    buf += chunk;
+    if (buf.length > MAX_REQUEST) return fail(new StrataError('invalid-argument', 'The control request is too long.'));
+    const nl = buf.indexOf('\n');
+    if (nl < 0) return;
+    started = true;
+    let req: ControlRequest;
+    try {
+      req = JSON.parse(buf.slice(0, nl)) as ControlRequest;
+    } catch {
+      return fail(new StrataError('invalid-argument', 'The control request is not JSON.'));
+    }
+    try {
+      const job = dispatch(req, volume, registry, send);
+      if (!job) return void sock.end();
+      const off = job.on((ev) => send({ type: 'progress', info: ev.info }));
+      sock.on('close', () => job.cancel());
+      job.done.then(
+        () => {
+          off();
+          send({ type: 'end', info: job.info() });
+          sock.end();
+        },
+        (e) => {
+          off();
+          fail(e);
+        },
+      );
+    } catch (e) {
+      fail(e);
+    }
+  });
+}
+
+function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, send: (m: ControlMessage) => void): Job | null {
+  switch (req?.op) {
+    case 'jobs':
+      send({ type: 'jobs', jobs: registry.list() });
+      return null;
+    case 'delete-snapshot':
+      if (typeof req.name !== 'string') throw new StrataError('invalid-argument', 'delete-snapshot needs a snapshot name.');
+      return registry.add(consolidate(volume, { op: 'delete-snapshot', name: req.name }, { direction: req.direction ?? 'auto' }));
+    case 'commit':
+      return registry.add(consolidate(volume, { op: 'commit', dropSnapshot: req.dropSnapshot === true }));
+    case 'pause':
+    case 'resume':
+    case 'cancel':
+    case 'rate': {
+      const job = registry.get(String(req.id));
+      if (!job) throw new StrataError('not-found', `No running job ${String(req.id)}. List them with \`stratadisk jobs DIR\`.`);
+      if (req.op === 'pause') job.pause();
+      else if (req.op === 'resume') job.resume();
+      else if (req.op === 'cancel') job.cancel();
+      else if (req.op === 'rate') job.setRateLimit(req.bytesPerSecond ?? undefined);
+      send({ type: 'ok' });
+      return null;
+    }
+    default:
+      throw new StrataError('unsupported', `Unknown control request "${String((req as { op?: unknown })?.op)}".`);
+  }
+}
+
+/** Does something listen on `path`? */
+function answering(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Send `req` to the process serving `dir`, calling `onMessage` for each message; resolves with
+ * the last one (an `error` message rejects with its code). Rejects `not-found` when nothing
+ * listens there.
+ */
+export function requestControl(dir: string, req: ControlRequest, onMessage: (m: ControlMessage) => void = () => {}, signal?: AbortSignal): Promise<ControlMessage> {
+  const path = join(dir, CONTROL_SOCKET);
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(path);
+    let buf = '';
+    let last: ControlMessage | undefined;
+    const onAbort = () => sock.destroy();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    sock.setEncoding('utf8');
+    sock.once('connect', () => sock.write(JSON.stringify(req) + '\n'));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const lineText = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          last = JSON.parse(lineText) as ControlMessage;
+        } catch {
+          continue;
+        }
+        onMessage(last);
+      }
+    });
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new StrataError('not-found', `No process serves jobs for ${dir} (no control socket).`));
+      else reject(new StrataError('io', `Control socket ${path}: ${e.message}`, { cause: e }));
+    });
+    sock.once('close', () => {
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) return reject(new StrataError('aborted', 'Interrupted.'));
+      if (!last) return reject(new StrataError('io', `The process serving ${dir} closed the control connection without an answer.`));
+      if (last.type === 'error') return reject(new StrataError(last.code, last.message));
+      resolve(last);
+    });
+  });
+}

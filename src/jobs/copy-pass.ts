@@ -1,0 +1,146 @@
+import type { Layer } from '../volume/layer.js';
+import { SLOT_ABSENT, SLOT_ZERO } from '../volume/layer.js';
+import { scanBlocks } from '../wasm/index.js';
+import type { VolumeReader } from '../volume/volume.js';
+
+/** What one block of a batch turned out to be at the source. */
+export const KIND_SKIP = 0;
+export const KIND_DATA = 1;
+export const KIND_ZERO = 2;
+
+/** Where a copy pass reads from: a layer's own blocks, or a volume's view (flattened). */
+export interface BlockSource {
+  /**
+   * For each block of `batch` (ascending), set kinds[k]: KIND_DATA (bytes at buf[k*bs..], hash
+   * at hashes[k*16..]), KIND_ZERO (a known-zero entry to copy) or KIND_SKIP (nothing to copy).
+   */
+  read(batch: readonly number[], buf: Uint8Array, hashes: Uint8Array, kinds: Uint8Array): Promise<void>;
+}
+
+/** The entries of one layer, read from its data store with consecutive slots coalesced. */
+export function layerSource(src: Layer): BlockSource {
+  const bs = src.blockSize;
+  return {
+    async read(batch, buf, hashes, kinds) {
+      const reads: Promise<void>[] = [];
+      for (let k = 0; k < batch.length; ) {
+        const s = src.slot(batch[k]!);
+        if (s < 0) {
+          // absent: the writer replaced it since the list was taken (its mirror covers it)
+          kinds[k] = s === SLOT_ZERO ? KIND_ZERO : KIND_SKIP;
+          k++;
+          continue;
+        }
+        let e = k + 1;
+        while (e < batch.length && batch[e] === batch[k]! + (e - k) && src.slot(batch[e]!) === s + (e - k)) e++;
+        for (let q = k; q < e; q++) {
+          kinds[q] = KIND_DATA;
+          hashes.set(src.hash(batch[q]!)!, q * 16);
+        }
+        reads.push(src.data.readInto(s * bs, buf.subarray(k * bs, e * bs)));
+        k = e;
+      }
+      await Promise.all(reads);
+    },
+  };
+}
+
+/** A volume's view: runs of consecutive blocks read through the chain; zero blocks are skipped. */
+export function viewSource(view: VolumeReader): BlockSource {
+  const bs = view.blockSize;
+  return {
+    async read(batch, buf, hashes, kinds) {
+      const reads: Promise<void>[] = [];
+      for (let k = 0; k < batch.length; ) {
+        let e = k + 1;
+        while (e < batch.length && batch[e] === batch[k]! + (e - k)) e++;
+        const start = batch[k]! * bs;
+        const len = Math.min((e - k) * bs, view.size - start);
+        const target = buf.subarray(k * bs, e * bs);
+        if (len < target.length) target.fill(0, len);
+        reads.push(view.readInto(start, target.subarray(0, len)));
+        k = e;
+      }
+      await Promise.all(reads);
+      const scan = scanBlocks(buf.subarray(0, batch.length * bs), bs);
+      hashes.set(scan.hashes.subarray(0, batch.length * 16));
+      for (let k = 0; k < batch.length; k++) kinds[k] = scan.zero[k] ? KIND_SKIP : KIND_DATA;
+    },
+  };
+}
+
+export interface CopyPassOptions {
+  batchBytes: number;
+  /** run under the volume's write lock */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /** Under the write lock: has block `b` been written since the pass began (so the copy is stale)? */
+  stale(b: number): boolean;
+  /** Under the write lock, after each batch's entries are set. */
+  afterBatch?(copiedBytes: number): Promise<void>;
+  /** Called between batches with the bytes handled (progress, pause, cancel, rate limit); may throw. */
+  step(bytes: number): Promise<void>;
+}
+
+/** Bytes per store write: several writes in flight let the thread pool copy in parallel. */
+const WRITE_PIECE = 1 << 20;
+
+/**
+ * Copy blocks `todo` (ascending) from `source` into fresh slots of `dst`. The data is written
+ * without the lock; the entries are set under the write lock after checking `stale`, in one
+ * synchronous step, so a block written after the pass began is never overwritten by older data.
+ */
+export async function copyPass(source: BlockSource, dst: Layer, todo: readonly number[], o: CopyPassOptions): Promise<void> {
+  const bs = dst.blockSize;
+  const perBatch = Math.max(1, Math.min(Math.floor(o.batchBytes / bs), todo.length));
+  const buf = new Uint8Array(perBatch * bs);
+  const hashes = new Uint8Array(perBatch * 16);
+  const kinds = new Uint8Array(perBatch);
+  const piece = Math.max(1, Math.floor(WRITE_PIECE / bs));
+  for (let i = 0; i < todo.length; i += perBatch) {
+    const batch = todo.slice(i, i + perBatch);
+    kinds.fill(KIND_SKIP);
+    await source.read(batch, buf, hashes, kinds);
+    const dataIdx: number[] = [];
+    for (let k = 0; k < batch.length; k++) if (kinds[k] === KIND_DATA) dataIdx.push(k);
+    const slots = new Array<number>(batch.length).fill(SLOT_ABSENT);
+    for (let k = 0; k < batch.length; k++) if (kinds[k] === KIND_ZERO) slots[k] = SLOT_ZERO;
+    const fresh: number[] = [];
+    dst.allocate(dataIdx.length, fresh);
+    const writes: Promise<void>[] = [];
+    for (let j = 0; j < dataIdx.length; ) {
+      let e = j + 1;
+      while (e < dataIdx.length && e - j < piece && dataIdx[e] === dataIdx[j]! + (e - j) && fresh[e] === fresh[j]! + (e - j)) e++;
+      for (let q = j; q < e; q++) slots[dataIdx[q]!] = fresh[q]!;
+      dst.markDataWritten();
+      writes.push(dst.data.write(fresh[j]! * bs, buf.subarray(dataIdx[j]! * bs, (dataIdx[e - 1]! + 1) * bs)));
+      j = e;
+    }
+    try {
+      await Promise.all(writes);
+    } catch (e) {
+      dst.unallocate(fresh);
+      throw e;
+    }
+    await o.exclusive(async () => {
+      const keepBlocks: number[] = [];
+      const keepSlots: number[] = [];
+      const keepHash: number[] = [];
+      const unused: number[] = [];
+      for (let k = 0; k < batch.length; k++) {
+        const b = batch[k]!;
+        const slot = slots[k]!;
+        if (slot === SLOT_ABSENT || o.stale(b)) {
+          if (slot >= 0) unused.push(slot);
+          continue;
+        }
+        keepBlocks.push(b);
+        keepSlots.push(slot);
+        keepHash.push(k);
+      }
+      if (unused.length > 0) dst.unallocate(unused);
+      dst.setEntries(keepBlocks, keepSlots, keepBlocks.length, hashes, keepHash);
+      await o.afterBatch?.(dataIdx.length * bs);
+    });
+    await o.step(batch.length * bs);
+  }
+}

@@ -1,0 +1,117 @@
+import { StrataError } from '../errors.js';
+import { RECORD_HEADER, RECORD_OVERHEAD, checksumOk, decodeHead, encodeRecord } from '../format/record.js';
+import type { Store, StoreNamespace } from '../store/store.js';
+
+/**
+ * Durable records of the block jobs started on a volume, so that after a crash or a reload
+ * `stratadisk jobs DIR` can say what was interrupted, and the next writer can resume or abandon
+ * it. Same scheme as the manifest: two slots (`jobs.0`, `jobs.1`), each commit writes the next
+ * generation into the other slot and flushes it, so a torn commit leaves the previous one.
+ *
+ * A record is written before the job changes anything and removed after its last change is
+ * committed. A record whose job has no process behind it any more is "interrupted".
+ */
+export const JOURNAL_SLOTS = ['jobs.0', 'jobs.1'] as const;
+export const MAGIC_JOBS = 0x4a4a4453; // "SDJJ" little-endian
+const KIND_JOBS = 3;
+const JOURNAL_VERSION = 1;
+/** A journal holds a handful of records; anything larger is not ours and is never read. */
+const MAX_JOURNAL_BYTES = 1 << 20;
+const MAX_RECORDS = 256;
+
+export interface JobRecord {
+  id: string;
+  kind: string;
+  /** what the job was asked to do (enough to resume it) */
+  params: Record<string, string | number | boolean | null>;
+  started: string;
+  /** process that ran it, and its host (so a lister can tell a running job from an interrupted one) */
+  pid: number | null;
+  host: string | null;
+}
+
+export class JobJournal {
+  private constructor(
+    private readonly ns: StoreNamespace,
+    private generation: number,
+    private list: JobRecord[],
+  ) {}
+
+  /** Read the newest valid generation; an absent or unreadable journal is an empty one. */
+  static async open(ns: StoreNamespace): Promise<JobJournal> {
+    let best: { gen: number; records: JobRecord[] } | null = null;
+    for (const name of JOURNAL_SLOTS) {
+      if (!(await ns.exists(name))) continue;
+      const store = await ns.open(name, { readOnly: true });
+      try {
+        const got = await readSlot(store);
+        if (got && (!best || got.gen > best.gen)) best = got;
+      } finally {
+        await store.close();
+      }
+    }
+    return new JobJournal(ns, best?.gen ?? 0, best?.records ?? []);
+  }
+
+  records(): JobRecord[] {
+    return this.list.map((r) => ({ ...r, params: { ...r.params } }));
+  }
+
+  /** Add (or replace) a record and make it durable. */
+  async put(rec: JobRecord): Promise<void> {
+    const next = this.list.filter((r) => r.id !== rec.id);
+    next.push(rec);
+    if (next.length > MAX_RECORDS) throw new StrataError('quota', `The job journal holds ${MAX_RECORDS} records; run \`stratadisk jobs DIR --clear\` to drop interrupted ones.`);
+    await this.commit(next);
+  }
+
+  /** Remove a record (no-op when absent) and make that durable. */
+  async remove(id: string): Promise<void> {
+    if (!this.list.some((r) => r.id === id)) return;
+    await this.commit(this.list.filter((r) => r.id !== id));
+  }
+
+  private async commit(records: JobRecord[]): Promise<void> {
+    if (this.ns.readOnly) throw new StrataError('read-only', 'The job journal cannot be written: the volume is open read-only.');
+    const gen = this.generation + 1;
+    const payload = new TextEncoder().encode(JSON.stringify(records));
+    if (payload.length > MAX_JOURNAL_BYTES) throw new StrataError('quota', 'The job journal is full; drop interrupted jobs with `stratadisk jobs DIR --clear`.');
+    const rec = encodeRecord({ magic: MAGIC_JOBS, kind: KIND_JOBS, version: JOURNAL_VERSION, seq: gen, length: payload.length }, payload);
+    const name = JOURNAL_SLOTS[gen % 2]!;
+    const created = !(await this.ns.exists(name));
+    const store = await this.ns.open(name, { create: true });
+    try {
+      await store.write(0, rec);
+      if (store.size > rec.length && store.resizable) await store.truncate(rec.length);
+      await store.flush();
+    } finally {
+      await store.close();
+    }
+    if (created) await this.ns.sync();
+    this.generation = gen;
+    this.list = records;
+  }
+}
+
+async function readSlot(store: Store): Promise<{ gen: number; records: JobRecord[] } | null> {
+  if (store.size < RECORD_OVERHEAD) return null;
+  const head = decodeHead(await store.read(0, RECORD_HEADER), MAGIC_JOBS, MAX_JOURNAL_BYTES);
+  if (!head || head.kind !== KIND_JOBS || head.version !== JOURNAL_VERSION) return null;
+  if (RECORD_OVERHEAD + head.length > store.size) return null;
+  const whole = await store.read(0, RECORD_OVERHEAD + head.length);
+  if (!checksumOk(whole, head.length)) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(whole.subarray(RECORD_HEADER, RECORD_HEADER + head.length)));
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(parsed) || parsed.length > MAX_RECORDS) return null;
+  const records: JobRecord[] = [];
+  for (const r of parsed as unknown[]) {
+    const x = r as JobRecord;
+    if (typeof x !== 'object' || x === null || typeof x.id !== 'string' || typeof x.kind !== 'string' || typeof x.params !== 'object' || x.params === null) return null;
+    records.push({ id: x.id, kind: x.kind, params: x.params, started: String(x.started), pid: typeof x.pid === 'number' ? x.pid : null, host: typeof x.host === 'string' ? x.host : null });
+  }
+  return { gen: head.seq, records };
+}

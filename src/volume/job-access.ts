@@ -1,0 +1,28 @@
+import type { Manifest } from '../format/manifest.js';
+import type { StoreNamespace } from '../store/store.js';
+import type { Layer } from './layer.js';
+import type { WriteMirror } from './write-mirror.js';
+
+/**
+ * What a block job (src/jobs) may do to an open volume while reads and writes go on. One job at
+ * a time holds it; until `release()`, snapshot, revert and delete-snapshot fail with `locked`.
+ */
+export interface VolumeJobAccess {
+  readonly ns: StoreNamespace;
+  readonly blockSize: number;
+  manifest(): Manifest;
+  /** The open layer `id` (throws `not-found` once it is gone). */
+  layer(id: string): Layer;
+  /** Run `fn` with the volume's writes and flushes excluded (reads go on). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /** Inside `exclusive`: flush the active layer (the durability barrier of the volume). */
+  flushActive(): Promise<void>;
+  /** Inside `exclusive`: commit `m` as the new manifest and make reads and writes follow it. */
+  commit(m: Manifest): Promise<void>;
+  /** Inside `exclusive`, after a commit that no longer names `id`: close and delete its files. */
+  dropLayerFiles(id: string): Promise<void>;
+  /** Send every write of the active layer to `mirror` too (null removes it). */
+  setMirror(mirror: WriteMirror | null): void;
+  /** End the job's hold (also removes its mirror). Idempotent. */
+  release(): void;
+}
