@@ -3,7 +3,7 @@ import type { Volume } from '../volume/volume.js';
 import { BaseJob, type JobOptions } from './job.js';
 
 export interface StreamJobOptions extends JobOptions {
-  /** Bytes of the image fetched per batch (default 4 MiB): the unit of progress, pause and rate limit. */
+  /** Bytes of the image fetched per batch (default 1 MiB): the unit of progress, pause and rate limit. */
   batchBytes?: number;
   /** Make fetched blocks durable after this many bytes (default 64 MiB) and at the end. */
   flushBytes?: number;
@@ -29,7 +29,7 @@ export class StreamJob extends BaseJob {
     super('stream', options);
     if (!volume.remote) throw new StrataError('unsupported', 'This volume has no remote image to stream; only volumes created from an image URL (--backing) have one.');
     if (volume.readOnly) throw new StrataError('read-only', 'Cannot stream into a volume opened read-only.');
-    this.batchBytes = Math.max(volume.blockSize, options.batchBytes ?? 4 << 20);
+    this.batchBytes = Math.max(volume.blockSize, options.batchBytes ?? 1 << 20);
     this.flushBytes = options.flushBytes ?? 64 << 20;
     this.totalBytes = volume.remote.missingBytes();
     this.setTotal(this.totalBytes);

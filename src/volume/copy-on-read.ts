@@ -113,17 +113,7 @@ export class CopyOnReadStore {
         await Promise.all(waits);
         continue;
       }
-      const runs: number[] = [];
-      for (let b = b0; b < b1; ) {
-        if (cache.slot(b) !== SLOT_ABSENT) {
-          b++;
-          continue;
-        }
-        let e = b + 1;
-        while (e < b1 && cache.slot(e) === SLOT_ABSENT) e++;
-        runs.push(b, e);
-        b = e;
-      }
+      const runs = absentRuns(cache, b0, b1);
       if (runs.length === 0) {
         if (trackSequence) this.seqEnd = b1;
         return [];
@@ -249,3 +239,18 @@ export class CopyOnReadStore {
 }
 
 function noop(): void {}
+
+/** Runs of blocks in [from, to) that `layer` does not hold: flat [start, end) pairs. */
+export function absentRuns(layer: Layer, from: number, to: number, out: number[] = []): number[] {
+  for (let b = from; b < to; ) {
+    if (layer.slot(b) !== SLOT_ABSENT) {
+      b++;
+      continue;
+    }
+    let e = b + 1;
+    while (e < to && layer.slot(e) === SLOT_ABSENT) e++;
+    out.push(b, e);
+    b = e;
+  }
+  return out;
+}

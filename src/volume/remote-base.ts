@@ -15,7 +15,7 @@ import type { StoreNamespace } from '../store/store.js';
 import type { RwLock } from '../util/rwlock.js';
 import { SparseBitmap, loadKernels, resolveRuns } from '../wasm/index.js';
 import { NO_OWNER, type Chain, type ChainLayer } from './chain.js';
-import { CopyOnReadStore, type CopyOnReadStats } from './copy-on-read.js';
+import { CopyOnReadStore, absentRuns, type CopyOnReadStats } from './copy-on-read.js';
 import { Layer, SLOT_ABSENT } from './layer.js';
 import { cloneManifest } from './tree.js';
 
@@ -270,17 +270,7 @@ export class RemoteBase {
       }
       return out;
     }
-    for (let b = from; b < end; ) {
-      if (cache.slot(b) !== SLOT_ABSENT) {
-        b++;
-        continue;
-      }
-      let e = b + 1;
-      while (e < end && cache.slot(e) === SLOT_ABSENT) e++;
-      out.push(b, e);
-      b = e;
-    }
-    return out;
+    return absentRuns(cache, from, end, out);
   }
 
   /** Bytes of the image that `missingRuns` covers over the whole image. */

@@ -377,6 +377,8 @@ export class Volume implements VolumeReader {
       await this.active.flush();
       await this.remoteBase?.flushCache();
       if (this.active.wantsCompaction(this.compactMapBytes)) await this.compact(this.active);
+      const cache = this.remoteBase?.cache;
+      if (cache?.wantsCompaction(this.compactMapBytes)) await this.compact(cache);
     });
   }
 

@@ -273,8 +273,13 @@ export class RemoteVolume implements RemoteReader {
    * after each batch; aborting `signal` cancels the check in the worker (rejects with `aborted`).
    */
   async check(options: { onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal } = {}): Promise<CheckReport> {
+    return this.cancellable('check', options, (op, callback) => this.api().check(this.handle, op, callback));
+  }
+
+  /** Run `call` as operation `op` in the worker: progress through a proxy, cancelled by `signal`. */
+  private async cancellable<T>(what: string, options: { onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal }, call: (op: string, callback: ((e: ProgressEvent) => void) | undefined) => Promise<T>): Promise<T> {
     const { onProgress, signal } = options;
-    if (signal?.aborted) throw new StrataError('aborted', 'The check was cancelled before it started.');
+    if (signal?.aborted) throw new StrataError('aborted', `The ${what} was cancelled before it started.`);
     const op = randomId();
     const callback = onProgress ? proxy((e: ProgressEvent) => onProgress(e)) : undefined;
     const onAbort = () => {
@@ -282,7 +287,7 @@ export class RemoteVolume implements RemoteReader {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await this.api().check(this.handle, op, callback);
+      return await call(op, callback);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -294,19 +299,8 @@ export class RemoteVolume implements RemoteReader {
    * `aborted`; what was fetched is kept).
    */
   async stream(options: { onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal; rateLimit?: number } = {}): Promise<void> {
-    const { onProgress, signal } = options;
-    if (signal?.aborted) throw new StrataError('aborted', 'The stream was cancelled before it started.');
-    const op = randomId();
-    const callback = onProgress ? proxy((e: ProgressEvent) => onProgress(e)) : undefined;
-    const onAbort = () => {
-      this.engine.cancel(op).catch(() => {});
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await this.api().stream(this.handle, op, callback, options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit });
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+    const streamOptions = options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit };
+    return this.cancellable('stream', options, (op, callback) => this.api().stream(this.handle, op, callback, streamOptions));
   }
 
   /** For a volume on a remote image: drop the live volume's changes (it reads as the image again). */

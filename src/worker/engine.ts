@@ -189,47 +189,39 @@ export class Engine implements EngineApi {
    */
   async check(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void): Promise<CheckReport> {
     const volume = this.volume(h);
+    return this.runOp(op, onProgress, (signal, progress) => volume.check(onProgress ? progress : undefined, signal));
+  }
+
+  /** Run a stream job on a copy-on-read volume (progress in bytes); `op` cancels it like a check. */
+  async stream(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void, options: StreamOptions = {}): Promise<void> {
+    const volume = this.volume(h);
+    return this.runOp(op, onProgress, async (signal, progress) => {
+      const job = new StreamJob(volume, { signal, rateLimit: options.rateLimit });
+      job.on((e) => progress(e.info.progress.done, e.info.progress.total));
+      await job.start().done;
+    });
+  }
+
+  /** A cancellable operation named `op`, reporting to `onProgress` (a Comlink.proxy on the caller's side). */
+  private async runOp<T>(op: OpId | undefined, onProgress: ((e: ProgressEvent) => void) | undefined, fn: (signal: AbortSignal, progress: (done: number, total: number) => void) => Promise<T>): Promise<T> {
     const ctrl = new AbortController();
     if (op !== undefined) {
       if (this.ops.has(op)) throw new StrataError('invalid-argument', `Operation id ${op} is already in use.`);
       this.ops.set(op, ctrl);
     }
-    // Progress is sent without waiting for each answer (the check never stalls on the page), but
-    // the last one is awaited before the result, so no progress event arrives after it.
+    // Progress is sent without waiting for each answer (the operation never stalls on the page),
+    // but the last one is awaited before the result, so no progress event arrives after it.
     let delivered: Promise<unknown> = Promise.resolve();
-    const progress = onProgress
-      ? (done: number, total: number) => {
-          delivered = Promise.resolve(onProgress({ done, total })).catch(() => {});
-        }
-      : undefined;
+    const progress = (done: number, total: number) => {
+      if (onProgress) delivered = Promise.resolve(onProgress({ done, total })).catch(() => {});
+    };
     try {
-      const report = await volume.check(progress, ctrl.signal);
+      const result = await fn(ctrl.signal, progress);
       await delivered;
-      return report;
+      return result;
     } finally {
       if (op !== undefined) this.ops.delete(op);
       // A Comlink proxy holds a port open on the caller's side until released.
-      const release = (onProgress as { [releaseProxy]?: unknown } | undefined)?.[releaseProxy];
-      if (typeof release === 'function') release.call(onProgress);
-    }
-  }
-
-  /** Run a stream job on a copy-on-read volume; `op` cancels it like a check. */
-  async stream(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void, options: StreamOptions = {}): Promise<void> {
-    const volume = this.volume(h);
-    const ctrl = new AbortController();
-    if (op !== undefined) {
-      if (this.ops.has(op)) throw new StrataError('invalid-argument', `Operation id ${op} is already in use.`);
-      this.ops.set(op, ctrl);
-    }
-    let delivered: Promise<unknown> = Promise.resolve();
-    try {
-      const job = new StreamJob(volume, { signal: ctrl.signal, rateLimit: options.rateLimit });
-      if (onProgress) job.on((e) => (delivered = Promise.resolve(onProgress({ done: e.info.progress.done, total: e.info.progress.total })).catch(() => {})));
-      await job.start().done;
-      await delivered;
-    } finally {
-      if (op !== undefined) this.ops.delete(op);
       const release = (onProgress as { [releaseProxy]?: unknown } | undefined)?.[releaseProxy];
       if (typeof release === 'function') release.call(onProgress);
     }

@@ -1,15 +1,10 @@
-/** The test image: deterministic bytes that both the Node server set-up and the page can compute (no imports). */
+import { prng } from '../../../src/bench/prng.js';
+
+/** The test image: deterministic bytes that both the Node server set-up and the page can compute. */
 export function testImage(size: number, version: number): Uint8Array {
   const out = new Uint8Array(size);
-  let x = (Math.imul(version + 7, 2654435761) + 1) >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
+  const next = prng(version + 7);
+  for (let i = 0; i < size; i++) out[i] = (next() * 256) | 0;
   // a zero region (known-zero blocks in the cache)
   out.fill(0, 64 * 1024, 96 * 1024);
   return out;

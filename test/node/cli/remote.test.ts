@@ -13,6 +13,29 @@ afterAll(async () => {
 });
 
 describe('CLI: volumes on a remote image', () => {
+  it('stream stops cleanly on Ctrl-C (exit 130), keeps what it fetched; a second stream finishes', async () => {
+    const t = tempDir();
+    const slow = await startImageServer(img, { delayMs: 15 });
+    try {
+      const dir = `${t.dir}/vol`;
+      await ok(['create', dir, '--backing', slow.url, '--block-size', '16K']);
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 150);
+      const r = await cli(['stream', dir, '--rate', '2M'], { signal: ac.signal });
+      expect(r.code).toBe(130);
+      expect(r.stderr).toMatch(/interrupted/);
+      const j = JSON.parse(await ok(['info', dir, '--json'])) as { remote: { localBytes: number } };
+      expect(j.remote.localBytes).toBeGreaterThan(0);
+      expect(j.remote.localBytes).toBeLessThan(img.length);
+      const before = slow.bytes;
+      expect(await ok(['stream', dir])).toMatch(/works offline/);
+      expect(slow.bytes - before).toBe(img.length - j.remote.localBytes);
+    } finally {
+      await slow.close();
+      t.cleanup();
+    }
+  });
+
   it('create --backing, info (local vs remote), stream, export, write, reset, reset --refresh', async () => {
     const t = tempDir();
     try {
