@@ -137,6 +137,7 @@ export class GroupHost {
     // Join and welcome in one synchronous step: any attempt that starts later includes m.
     this.coordinator.join(m);
     m.welcomed = true;
+    m.lastHeard = this.clock.now();
     const volumes: GroupVolumeInfo[] = [...this.volumes].map(([name, v]) => ({ name, size: v.size, blockSize: v.blockSize }));
     m.send({ t: 'welcome', member: m.id, volumes, heartbeatMs: this.heartbeatMs });
     const early = m.early;
@@ -187,7 +188,10 @@ export class GroupHost {
       this.reaper = undefined;
       const now = this.clock.now();
       for (const m of [...this.members]) {
-        if (now - m.lastHeard > this.deadAfterMs) this.drop(m, `no heartbeat for ${Math.round(now - m.lastHeard)} ms`);
+        // Heartbeats start with the welcome; before it a member may still be loading, or waiting
+        // for an attempt to end (at most the freeze limit), so it gets that much longer.
+        const limit = m.welcomed ? this.deadAfterMs : this.deadAfterMs + this.coordinator.freezeLimitMs;
+        if (now - m.lastHeard > limit) this.drop(m, m.welcomed ? `no heartbeat for ${Math.round(now - m.lastHeard)} ms` : `no hello within ${limit} ms`);
       }
       if (this.members.size > 0) this.startReaper();
     }, Math.max(1, Math.min(this.heartbeatMs, this.deadAfterMs)));
