@@ -7,8 +7,9 @@
  *
  * Participants are worker_threads (the built dist/bench/consistency-worker.js); run from the
  * TypeScript sources without a build they are in-process participants on MessageChannel ports
- * instead (the result's name says which). Volumes are node-dir volumes in a temporary directory;
- * a snapshot there includes a flush and a synced manifest commit on both volumes.
+ * instead (the result's name says which). File volumes are node-dir volumes in a temporary
+ * directory, where a snapshot includes a flush and a synced manifest commit on both volumes;
+ * memory volumes show the cost of the protocol alone.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { GroupHost } from '../consistency/host.js';
 import { portLink } from '../consistency/message-port.js';
 import { Participant } from '../consistency/participant.js';
 import { attachWorker } from '../consistency/worker-threads.js';
+import { MemoryNamespace } from '../store/memory.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { Volume } from '../volume/volume.js';
 import { LedgerWriter } from './ledger.js';
@@ -96,23 +98,39 @@ async function startInProcess(host: GroupHost, n: number, idle: boolean): Promis
   };
 }
 
+type Store = 'files' | 'memory';
+
+/** Configurations measured: on files, idle then writing participants; in memory (protocol cost alone), idle. */
+const CASES: [Store, number, boolean][] = [
+  ['files', 1, true], ['files', 4, true], ['files', 16, true],
+  ['files', 1, false], ['files', 4, false], ['files', 16, false],
+  ['memory', 1, true], ['memory', 4, true], ['memory', 16, true],
+];
+
 export async function benchConsistency(opts: ConsistencyBenchOptions = {}): Promise<BenchResult[]> {
   const quick = opts.quick === true;
   const runs = quick ? 5 : 30;
   const out: BenchResult[] = [];
   const dir = await mkdtemp(join(tmpdir(), 'stratadisk-bench-cg-'));
-  const ns = (n: string) => new NodeDirNamespace(join(dir, n), { create: true });
-  const a = await Volume.create(ns('a'), { size: 64 << 20, blockSize: 4096 });
-  const b = await Volume.create(ns('b'), { size: 64 << 20, blockSize: 4096 });
   const script = opts.participants === 'in-process' ? undefined : workerScript();
+  const kind = script ? 'worker_threads' : 'in-process ports';
+  const vols: Record<Store, [Volume, Volume]> = {
+    files: [
+      await Volume.create(new NodeDirNamespace(join(dir, 'a'), { create: true }), { size: 64 << 20, blockSize: 4096 }),
+      await Volume.create(new NodeDirNamespace(join(dir, 'b'), { create: true }), { size: 64 << 20, blockSize: 4096 }),
+    ],
+    memory: [await Volume.create(new MemoryNamespace(), { size: 64 << 20, blockSize: 4096 }), await Volume.create(new MemoryNamespace(), { size: 64 << 20, blockSize: 4096 })],
+  };
   let seq = 0;
   try {
-    for (const [n, idle] of [[1, true], [4, true], [16, true], [1, false], [4, false], [16, false]] as const) {
+    for (const [store, n, idle] of CASES) {
+      const [a, b] = vols[store];
       const host = new GroupHost({ a, b });
       const members = script ? await startWorkers(host, n, idle, script) : await startInProcess(host, n, idle);
       const times: number[] = [];
       const peerTimes: number[] = [];
       const frozen: number[] = [];
+      let transfers = 0;
       const t = performance.now();
       try {
         // Alternate with the peer so both see the same load (the same writers running).
@@ -130,28 +148,27 @@ export async function benchConsistency(opts: ConsistencyBenchOptions = {}): Prom
           }
         }
       } finally {
-        const elapsed = (performance.now() - t) / 1000;
-        const transfers = await members.stop();
+        transfers = await members.stop();
         host.close();
-        const ours = median(times);
-        const peer = median(peerTimes);
-        const kind = script ? 'worker_threads' : 'in-process ports';
-        const r = result(
-          `consistent snapshot of 2 volumes, ${n} ${idle ? 'idle' : 'writing'} participant${n === 1 ? '' : 's'} (${kind})`,
-          ours,
-          peer,
-          'ms',
-          PEER,
-          undefined,
-          `median of ${times.length}; lower is better: ratio = time / the plain snapshots' time; participants frozen ${median(frozen).toFixed(0)} ms (median)${idle ? '' : `; ${Math.round(transfers / elapsed)} ledger transfers/s between back-to-back snapshots`}`,
-        );
-        out.push(r);
-        opts.onResult?.(r);
       }
+      const elapsed = (performance.now() - t) / 1000;
+      const r = result(
+        `consistent snapshot of 2 ${store === 'files' ? 'file' : 'memory'} volumes, ${n} ${idle ? 'idle' : 'writing'} participant${n === 1 ? '' : 's'} (${kind})`,
+        median(times),
+        median(peerTimes),
+        'ms',
+        PEER,
+        undefined,
+        `median of ${times.length}; lower is better: ratio = time / the plain snapshots' time; participants frozen ${median(frozen).toFixed(0)} ms (median)${idle ? '' : `; ${Math.round(transfers / elapsed)} ledger transfers/s between back-to-back snapshots`}`,
+      );
+      out.push(r);
+      opts.onResult?.(r);
     }
   } finally {
-    await a.close();
-    await b.close();
+    for (const [a, b] of Object.values(vols)) {
+      await a.close();
+      await b.close();
+    }
     await rm(dir, { recursive: true, force: true });
   }
   return out;
