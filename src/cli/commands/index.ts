@@ -5,10 +5,12 @@ import { compare } from './compare.js';
 import { create } from './create.js';
 import { deleteSnapshot } from './delete-snapshot.js';
 import { exportCommand } from './export.js';
+import { groupSnapshotCommand } from './group-snapshot.js';
 import { importCommand } from './import.js';
 import { info } from './info.js';
 import { map } from './map.js';
 import { revert } from './revert.js';
+import { serveGroupCommand } from './serve-group.js';
 import { serveNbdCommand } from './serve-nbd.js';
 import { snapshot } from './snapshot.js';
 import { snapshots } from './snapshots.js';
@@ -30,6 +32,8 @@ export const COMMANDS: readonly Command[] = [
   check,
   compare,
   serveNbdCommand,
+  serveGroupCommand,
+  groupSnapshotCommand,
   bench,
   tour,
 ];
