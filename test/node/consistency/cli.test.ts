@@ -4,25 +4,10 @@
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main, type CliIo } from '../../../src/cli/main.js';
 import { connectGroup } from '../../../src/consistency/node-socket.js';
 import { Participant } from '../../../src/consistency/participant.js';
 import type { ToHost } from '../../../src/consistency/protocol.js';
-import { cli, ok, tempDir } from '../cli/harness.js';
-
-function startCli(argv: string[]) {
-  const ac = new AbortController();
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, isTTY: false, signal: ac.signal };
-  const done = main(argv, io);
-  const started = async (): Promise<string> => {
-    for (let i = 0; i < 200 && !stdout.includes('\n'); i++) await new Promise((r) => setTimeout(r, 25));
-    if (!stdout.includes('\n')) throw new Error(`serve-group printed nothing; stderr: ${stderr}`);
-    return stdout.trim();
-  };
-  return { started, stop: () => ac.abort(), done, stderr: () => stderr };
-}
+import { cli, ok, startCli, tempDir } from '../cli/harness.js';
 
 describe('stratadisk serve-group / group-snapshot', () => {
   const tmp = tempDir();
@@ -33,7 +18,7 @@ describe('stratadisk serve-group / group-snapshot', () => {
     await ok(['create', a, '--size', '1M', '--block-size', '4K']);
     await ok(['create', b, '--size', '1M', '--block-size', '4K']);
     const server = startCli(['serve-group', sock, a, `other=${b}`, '--freeze-timeout', '2000']);
-    expect(await server.started()).toBe(`Serving ledger-a, other on ${sock}`);
+    expect(await server.firstLine()).toBe(`Serving ledger-a, other on ${sock}`);
 
     const writer = new Participant(await connectGroup<ToHost>(sock), { name: 'writer' });
     await writer.ready;
@@ -55,7 +40,7 @@ describe('stratadisk serve-group / group-snapshot', () => {
     writer.close();
     server.stop();
     expect(await server.done).toBe(0);
-    expect(server.stderr()).toContain('stopped; the volumes were flushed and closed');
+    expect(server.out().stderr).toContain('stopped; the volumes were flushed and closed');
     for (const dir of [a, b]) expect(await ok(['snapshots', dir])).toContain('nightly');
     const none = await cli(['group-snapshot', sock]);
     expect(none.code).toBe(2);
