@@ -107,6 +107,9 @@ export class GroupHost {
         m.name = msg.name || m.name;
         void this.welcome(m);
         return;
+      case 'prepared':
+        this.coordinator.prepared(m, msg.attempt);
+        return;
       case 'frozen':
         this.coordinator.frozen(m, msg.attempt);
         return;
