@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { basename } from 'node:path';
 import { GroupHost } from '../../consistency/host.js';
 import { listenGroup } from '../../consistency/node-socket.js';
+import { repairSnapshotSets } from '../../consistency/repair.js';
 import type { Volume } from '../../volume/volume.js';
 import type { Command } from '../command.js';
 import { line, UsageError } from '../io.js';
@@ -24,6 +25,7 @@ export const serveGroupCommand: Command = {
     'A consistent snapshot (from any participant, or `stratadisk group-snapshot SOCKET`) freezes',
     'every participant, snapshots every volume under one name, then thaws them. NAME defaults to',
     'the directory\'s name. Serves until Ctrl-C or SIGTERM, then flushes and closes the volumes.',
+    'At start, a set snapshot (default name cg-...) that a crash left on some volumes only is removed.',
     '  --freeze-timeout MS  each participant must freeze within this (default 10000)',
     '  --freeze-limit MS    nobody stays frozen longer (default 60000)',
   ].join('\n'),
@@ -42,6 +44,8 @@ export const serveGroupCommand: Command = {
     const volumes: Record<string, Volume> = {};
     try {
       for (const { name, dir } of named) volumes[name] = await openVolume(dir, false);
+      // A crash of an earlier host during a set snapshot may have left it on some volumes only.
+      for (const n of await repairSnapshotSets(volumes)) line(io.stderr, `stratadisk: serve-group: removed ${n}, a set snapshot that a crash left on some volumes only`);
       const host = new GroupHost(volumes, { ...(freezeTimeoutMs ? { freezeTimeoutMs } : {}), ...(freezeLimitMs ? { freezeLimitMs } : {}) });
       host.coordinator.onEvent = (e) => {
         if (e.state === 'done' || e.state === 'aborted') line(io.stderr, `stratadisk: serve-group: attempt ${e.attempt} ${e.state}${e.reason ? `: ${e.reason}` : ''}`);
