@@ -11,6 +11,9 @@ import type { WritableVolume } from './gate.js';
 import { realClock, type Clock, type Link, type TimerHandle } from './link.js';
 import { PROTOCOL_VERSION, parseToHost, type GroupVolumeInfo, type SetSnapshot, type ToHost, type ToMember } from './protocol.js';
 
+/** Requests a member may send before it is registered (they wait for the end of an attempt). */
+const MAX_EARLY = 256;
+
 /** A volume the host serves and snapshots: {@link Volume} and RemoteVolume are both one. */
 export interface HostVolume extends WritableVolume, SnapshotTarget {}
 
@@ -128,8 +131,9 @@ export class GroupHost {
         );
         return;
       default:
-        if (!m.welcomed) m.early.push(msg);
-        else this.io(m, msg);
+        if (m.welcomed) this.io(m, msg);
+        else if (m.early.length < MAX_EARLY) m.early.push(msg);
+        else this.drop(m, `more than ${MAX_EARLY} requests before its registration`);
     }
   }
 
