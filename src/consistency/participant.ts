@@ -98,6 +98,7 @@ export class Participant {
   private closed = false;
   private beatTimer: TimerHandle | undefined;
   private heartbeatMs = 0;
+  private welcomed = false;
   private resolveReady!: () => void;
   private rejectReady!: (e: unknown) => void;
   private resolveLost!: (reason: string) => void;
@@ -199,6 +200,8 @@ export class Participant {
     }
     switch (m.t) {
       case 'welcome':
+        if (this.welcomed) return; // once: a second one must not open the gate
+        this.welcomed = true;
         this.volumes = m.volumes;
         this.heartbeatMs = m.heartbeatMs;
         this.beat();
