@@ -11,7 +11,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -70,6 +70,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
   if (want('commit')) {
     const { benchCommit } = await import('./commit.js');
     for (const r of await benchCommit({ quick })) emit(r);
+  }
+  if (want('consistency')) {
+    const { benchConsistency } = await import('./consistency.js');
+    await benchConsistency({ quick, onResult: emit });
   }
   return out;
 }

@@ -2,15 +2,17 @@
  * The coordinator's state machine, independent of any transport. One attempt at a time:
  *
  * ```
- * idle ─snapshot()→ freezing ─all frozen→ snapshotting ─all taken→ thaw + post-snapshot → idle
- *            │ veto / member gone / freeze timeout    │ freeze limit / a volume fails / member gone
- *            └──────────────→ aborted: thaw everyone, delete what was taken ←┘
+ * idle ─snapshot()→ preparing ─all prepared→ freezing ─all frozen→ snapshotting ─all taken→ thaw + post-snapshot → idle
+ *                        │ veto / member gone / timeout      │ freeze limit / a volume fails / member gone
+ *                        └────────→ aborted: thaw everyone, delete what was taken ←┘
  * ```
  *
- * Limits as Windows VSS has them: every participant must acknowledge the freeze within
- * `freezeTimeoutMs` (default 10 s), and no participant stays frozen longer than
- * `freezeLimitMs` (default 60 s, counted from sending the freeze). Participants run their own
- * timer of the same limit, so a coordinator that dies leaves no one frozen past it.
+ * As in Windows VSS, `prepare` lets participants get ready (and veto) while still writing, so
+ * the freeze itself stays short. Limits as VSS has them: every participant must acknowledge the
+ * prepare, then the freeze, each within `freezeTimeoutMs` (default 10 s), and no participant
+ * stays frozen longer than `freezeLimitMs` (default 60 s, counted from sending the freeze).
+ * Participants run their own timer of the same limit, so a coordinator that dies leaves no one
+ * frozen past it.
  */
 import { StrataError, isStrataError, type ErrorCode } from '../errors.js';
 import { SNAPSHOT_NAME } from '../format/manifest.js';
@@ -40,7 +42,7 @@ export interface CoordinatorOptions {
   clock?: Clock;
 }
 
-export type AttemptState = 'freezing' | 'snapshotting' | 'done' | 'aborted';
+export type AttemptState = 'preparing' | 'freezing' | 'snapshotting' | 'done' | 'aborted';
 
 /** Events for observers (tests, a UI). */
 export interface CoordinatorEvent {
@@ -56,6 +58,7 @@ interface Attempt {
   name: string;
   state: AttemptState;
   members: Set<ParticipantHandle>;
+  /** who acknowledged the current phase (prepared, then frozen) */
   frozen: Set<ParticipantHandle>;
   startedAt: number;
   timeoutTimer?: TimerHandle;
@@ -122,9 +125,17 @@ export class Coordinator {
     if (!a || !a.members.has(p)) return;
     a.members.delete(p);
     a.frozen.delete(p);
-    if (a.state === 'freezing' || a.state === 'snapshotting') {
+    if (running(a)) {
       this.abort(a, 'aborted', `Participant "${p.name}" went away during the snapshot (${reason}); try again.`);
     }
+  }
+
+  /** A participant is ready for the freeze of `attempt`. */
+  prepared(p: ParticipantHandle, attempt: number): void {
+    const a = this.current;
+    if (!a || a.id !== attempt || a.state !== 'preparing' || !a.members.has(p)) return;
+    a.frozen.add(p);
+    if (a.frozen.size === a.members.size) this.freeze(a);
   }
 
   /** A participant acknowledged the freeze of `attempt`. */
@@ -138,7 +149,7 @@ export class Coordinator {
   /** A participant refused `attempt`. */
   veto(p: ParticipantHandle, attempt: number, reason: string): void {
     const a = this.current;
-    if (!a || a.id !== attempt || !a.members.has(p) || (a.state !== 'freezing' && a.state !== 'snapshotting')) return;
+    if (!a || a.id !== attempt || !a.members.has(p) || !running(a)) return;
     this.abort(a, 'aborted', `Participant "${p.name}" vetoed the snapshot: ${reason}`);
   }
 
@@ -172,7 +183,7 @@ export class Coordinator {
       const a: Attempt = {
         id,
         name: name ?? defaultName(id),
-        state: 'freezing',
+        state: 'preparing',
         members: new Set(this.members),
         frozen: new Set(),
         startedAt: this.clock.now(),
@@ -184,17 +195,33 @@ export class Coordinator {
       this.current = a;
       this.lastFinished = finished;
       this.emit(a);
-      a.timeoutTimer = this.clock.setTimeout(() => {
-        const late = [...a.members].filter((m) => !a.frozen.has(m)).map((m) => `"${m.name}"`);
-        this.abort(a, 'timeout', `Participant(s) ${late.join(', ')} did not freeze within ${this.freezeTimeoutMs} ms; the snapshot was abandoned and everyone thawed.`);
-      }, this.freezeTimeoutMs);
-      a.limitTimer = this.clock.setTimeout(() => {
-        this.abort(a, 'timeout', `The freeze lasted longer than its limit of ${this.freezeLimitMs} ms; the snapshot was abandoned and everyone thawed.`);
-      }, this.freezeLimitMs);
-      const freeze: ToMember = { t: 'freeze', attempt: id, limitMs: this.freezeLimitMs };
-      for (const m of a.members) m.send(freeze);
-      if (a.members.size === 0) void this.takeSnapshots(a);
+      this.phaseTimer(a, 'get ready for the freeze');
+      for (const m of a.members) m.send({ t: 'prepare', attempt: id });
+      if (a.members.size === 0) this.freeze(a);
     });
+  }
+
+  /** Abort `a` unless every participant acknowledges the current phase within freezeTimeoutMs. */
+  private phaseTimer(a: Attempt, what: string): void {
+    this.clock.clearTimeout(a.timeoutTimer);
+    a.timeoutTimer = this.clock.setTimeout(() => {
+      const late = [...a.members].filter((m) => !a.frozen.has(m)).map((m) => `"${m.name}"`);
+      this.abort(a, 'timeout', `Participant(s) ${late.join(', ')} did not ${what} within ${this.freezeTimeoutMs} ms; the snapshot was abandoned and everyone thawed.`);
+    }, this.freezeTimeoutMs);
+  }
+
+  private freeze(a: Attempt): void {
+    a.state = 'freezing';
+    a.frozen.clear();
+    a.startedAt = this.clock.now();
+    this.emit(a);
+    this.phaseTimer(a, 'freeze');
+    a.limitTimer = this.clock.setTimeout(() => {
+      this.abort(a, 'timeout', `The freeze lasted longer than its limit of ${this.freezeLimitMs} ms; the snapshot was abandoned and everyone thawed.`);
+    }, this.freezeLimitMs);
+    const freeze: ToMember = { t: 'freeze', attempt: a.id, limitMs: this.freezeLimitMs };
+    for (const m of a.members) m.send(freeze);
+    if (a.members.size === 0) void this.takeSnapshots(a);
   }
 
   private async takeSnapshots(a: Attempt): Promise<void> {
@@ -227,7 +254,7 @@ export class Coordinator {
   }
 
   private abort(a: Attempt, code: ErrorCode, reason: string): void {
-    if (a.state !== 'freezing' && a.state !== 'snapshotting') return;
+    if (!running(a)) return;
     const wasSnapshotting = a.state === 'snapshotting';
     a.state = 'aborted';
     this.clock.clearTimeout(a.timeoutTimer);
@@ -261,6 +288,10 @@ export class Coordinator {
     if (this.current) this.abort(this.current, 'closed', 'The coordinator was closed during the snapshot.');
     this.members.clear();
   }
+}
+
+function running(a: Attempt): boolean {
+  return a.state === 'preparing' || a.state === 'freezing' || a.state === 'snapshotting';
 }
 
 /** A name that sorts by time and is unique within a coordinator's life: `cg-<utc>-<attempt>`. */

@@ -11,6 +11,9 @@ import type { WritableVolume } from './gate.js';
 import { realClock, type Clock, type Link, type TimerHandle } from './link.js';
 import { PROTOCOL_VERSION, parseToHost, type GroupVolumeInfo, type SetSnapshot, type ToHost, type ToMember } from './protocol.js';
 
+/** Requests a member may send before it is registered (they wait for the end of an attempt). */
+const MAX_EARLY = 256;
+
 /** A volume the host serves and snapshots: {@link Volume} and RemoteVolume are both one. */
 export interface HostVolume extends WritableVolume, SnapshotTarget {}
 
@@ -107,6 +110,9 @@ export class GroupHost {
         m.name = msg.name || m.name;
         void this.welcome(m);
         return;
+      case 'prepared':
+        this.coordinator.prepared(m, msg.attempt);
+        return;
       case 'frozen':
         this.coordinator.frozen(m, msg.attempt);
         return;
@@ -125,8 +131,9 @@ export class GroupHost {
         );
         return;
       default:
-        if (!m.welcomed) m.early.push(msg);
-        else this.io(m, msg);
+        if (m.welcomed) this.io(m, msg);
+        else if (m.early.length < MAX_EARLY) m.early.push(msg);
+        else this.drop(m, `more than ${MAX_EARLY} requests before its registration`);
     }
   }
 
@@ -137,6 +144,7 @@ export class GroupHost {
     // Join and welcome in one synchronous step: any attempt that starts later includes m.
     this.coordinator.join(m);
     m.welcomed = true;
+    m.lastHeard = this.clock.now();
     const volumes: GroupVolumeInfo[] = [...this.volumes].map(([name, v]) => ({ name, size: v.size, blockSize: v.blockSize }));
     m.send({ t: 'welcome', member: m.id, volumes, heartbeatMs: this.heartbeatMs });
     const early = m.early;
@@ -187,7 +195,10 @@ export class GroupHost {
       this.reaper = undefined;
       const now = this.clock.now();
       for (const m of [...this.members]) {
-        if (now - m.lastHeard > this.deadAfterMs) this.drop(m, `no heartbeat for ${Math.round(now - m.lastHeard)} ms`);
+        // Heartbeats start with the welcome; before it a member may still be loading, or waiting
+        // for an attempt to end (at most the freeze limit), so it gets that much longer.
+        const limit = m.welcomed ? this.deadAfterMs : this.deadAfterMs + this.coordinator.freezeLimitMs;
+        if (now - m.lastHeard > limit) this.drop(m, m.welcomed ? `no heartbeat for ${Math.round(now - m.lastHeard)} ms` : `no hello within ${limit} ms`);
       }
       if (this.members.size > 0) this.startReaper();
     }, Math.max(1, Math.min(this.heartbeatMs, this.deadAfterMs)));

@@ -9,5 +9,6 @@ export { WriteGate, FreezableVolume, type WritableVolume } from './gate.js';
 export { realClock, type Clock, type Link, type LinkHandlers } from './link.js';
 export { PROTOCOL_VERSION, LIMITS as GROUP_LIMITS, parseToHost, parseToMember, type SetSnapshot, type GroupVolumeInfo, type ToHost, type ToMember } from './protocol.js';
 export { localLinkPair } from './local.js';
+export { repairSnapshotSets, isDefaultSetName, type SetMember } from './repair.js';
 export { portLink, type DomPortLike, type NodePortLike } from './message-port.js';
 export { serveBroadcast, connectBroadcast, electHost, type BroadcastOptions, type Election } from './broadcast-channel.js';

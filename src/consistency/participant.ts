@@ -1,6 +1,7 @@
 /**
- * A participant (member) of a consistency group, on any transport. It registers with the host,
- * and on a freeze: closes its write gate (new writes are held, in-flight ones finish), runs the
+ * A participant (member) of a consistency group, on any transport. It registers with the host;
+ * on a prepare it runs the application's `prepare` callback (get ready, or veto) while still
+ * writing; on a freeze it closes its write gate (new writes are held, in-flight ones finish), runs the
  * application's `freeze` callback (flush its own buffers, or veto), acknowledges; on thaw it
  * reopens the gate and runs `thaw`; on post-snapshot it runs `postSnapshot(id)` (for example to
  * truncate its own log). It thaws by itself when the freeze limit passes or the link to the
@@ -32,12 +33,20 @@ export type FreezeAnswer = void | { veto: string };
 
 export interface ParticipantCallbacks {
   /**
+   * A snapshot is coming: get ready while still writing (e.g. start flushing, finish a
+   * checkpoint), so that the freeze is short. Return `{ veto: reason }` (or throw) to refuse.
+   */
+  prepare?(ctx: { attempt: number }): FreezeAnswer | Promise<FreezeAnswer>;
+  /**
    * Flush your own buffers; return `{ veto: reason }` (or throw) to refuse the snapshot. Runs
    * after the gate has closed and in-flight gated writes have finished, so write your buffers
    * with the volumes directly (`participant.volume(name)`), not through the gate.
    */
   freeze?(ctx: FreezeContext): FreezeAnswer | Promise<FreezeAnswer>;
-  /** The freeze is over (snapshot taken or attempt aborted); held writes are released after this. */
+  /**
+   * The attempt is over (snapshot taken, or aborted — also when it was aborted after `prepare`,
+   * before any freeze); held writes are released after this.
+   */
   thaw?(ctx: ThawContext): void | Promise<void>;
   /** The snapshot `snapshotId` exists on every volume of the set. */
   postSnapshot?(snapshotId: string, ctx: { attempt: number }): void | Promise<void>;
@@ -82,11 +91,14 @@ export class Participant {
   private readonly hold: boolean;
   private readonly limitMs: number;
   private current: Frozen | undefined;
+  /** an attempt this participant prepared for and has not been frozen for yet */
+  private preparing: number | undefined;
   private pending = new Map<number, { resolve(m: ToMember & { t: 'done' }): void; reject(e: unknown): void }>();
   private nextReq = 1;
   private closed = false;
   private beatTimer: TimerHandle | undefined;
   private heartbeatMs = 0;
+  private welcomed = false;
   private resolveReady!: () => void;
   private rejectReady!: (e: unknown) => void;
   private resolveLost!: (reason: string) => void;
@@ -188,18 +200,30 @@ export class Participant {
     }
     switch (m.t) {
       case 'welcome':
+        if (this.welcomed) return; // once: a second one must not open the gate
+        this.welcomed = true;
         this.volumes = m.volumes;
         this.heartbeatMs = m.heartbeatMs;
         this.beat();
         this.gate.thaw();
         this.resolveReady();
         return;
+      case 'prepare':
+        void this.onPrepare(m.attempt);
+        return;
       case 'freeze':
+        if (this.preparing === m.attempt) this.preparing = undefined;
         void this.onFreeze(m.attempt, Math.min(m.limitMs, this.limitMs));
         return;
       case 'thaw': {
+        const ctx: ThawContext = m.reason === undefined ? { attempt: m.attempt, taken: m.taken } : { attempt: m.attempt, taken: m.taken, reason: m.reason };
         const cur = this.current;
-        if (cur && cur.attempt === m.attempt) this.finish(cur, m.reason === undefined ? { attempt: m.attempt, taken: m.taken } : { attempt: m.attempt, taken: m.taken, reason: m.reason });
+        if (cur && cur.attempt === m.attempt) this.finish(cur, ctx);
+        else if (this.preparing === m.attempt) {
+          // Abandoned before the freeze: nothing is held, but the app may undo its preparation.
+          this.preparing = undefined;
+          this.serial(() => this.callbacks.thaw?.(ctx));
+        }
         return;
       }
       case 'post':
@@ -228,6 +252,24 @@ export class Participant {
   /** Thaw and post-snapshot callbacks run one after another, in arrival order. */
   private serial(fn: () => Promise<void> | void): void {
     this.work = this.work.then(fn).catch(() => {});
+  }
+
+  private async onPrepare(attempt: number): Promise<void> {
+    if (this.closed) return;
+    this.preparing = attempt;
+    let answer: FreezeAnswer;
+    try {
+      answer = await this.callbacks.prepare?.({ attempt });
+    } catch (e) {
+      answer = { veto: e instanceof Error ? e.message : String(e) };
+    }
+    if (this.preparing !== attempt) return;
+    if (answer && typeof answer === 'object' && typeof answer.veto === 'string') {
+      this.preparing = undefined;
+      this.link.send({ t: 'veto', attempt, reason: answer.veto.slice(0, 512) });
+      return;
+    }
+    this.link.send({ t: 'prepared', attempt });
   }
 
   private async onFreeze(attempt: number, limitMs: number): Promise<void> {

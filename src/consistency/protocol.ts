@@ -47,6 +47,7 @@ export interface SetSnapshot {
 /** Member → host. */
 export type ToHost =
   | { t: 'hello'; v: number; name: string }
+  | { t: 'prepared'; attempt: number }
   | { t: 'frozen'; attempt: number }
   | { t: 'veto'; attempt: number; reason: string }
   | { t: 'beat' }
@@ -60,6 +61,7 @@ export type ToHost =
 /** Host → member. */
 export type ToMember =
   | { t: 'welcome'; member: number; volumes: GroupVolumeInfo[]; heartbeatMs: number }
+  | { t: 'prepare'; attempt: number }
   | { t: 'freeze'; attempt: number; limitMs: number }
   | { t: 'thaw'; attempt: number; taken: boolean; reason?: string }
   | { t: 'post'; attempt: number; snapshot: string }
@@ -108,8 +110,9 @@ export function parseToHost(x: unknown): ToHost {
   switch (o.t) {
     case 'hello':
       return { t: 'hello', v: int(o, 'v'), name: str(o, 'name')! };
+    case 'prepared':
     case 'frozen':
-      return { t: 'frozen', attempt: int(o, 'attempt') };
+      return { t: o.t, attempt: int(o, 'attempt') };
     case 'veto':
       return { t: 'veto', attempt: int(o, 'attempt'), reason: str(o, 'reason')! };
     case 'beat':
@@ -152,6 +155,8 @@ export function parseToMember(x: unknown): ToMember {
       });
       return { t: 'welcome', member: int(o, 'member'), volumes, heartbeatMs: int(o, 'heartbeatMs', LIMITS.maxLimitMs) };
     }
+    case 'prepare':
+      return { t: 'prepare', attempt: int(o, 'attempt') };
     case 'freeze':
       return { t: 'freeze', attempt: int(o, 'attempt'), limitMs: int(o, 'limitMs', LIMITS.maxLimitMs) };
     case 'thaw': {

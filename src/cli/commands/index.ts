@@ -6,12 +6,14 @@ import { compare } from './compare.js';
 import { create } from './create.js';
 import { deleteSnapshot } from './delete-snapshot.js';
 import { exportCommand } from './export.js';
+import { groupSnapshotCommand } from './group-snapshot.js';
 import { importCommand } from './import.js';
 import { info } from './info.js';
 import { jobs } from './jobs.js';
 import { map } from './map.js';
 import { reset } from './reset.js';
 import { revert } from './revert.js';
+import { serveGroupCommand } from './serve-group.js';
 import { serveNbdCommand } from './serve-nbd.js';
 import { snapshot } from './snapshot.js';
 import { snapshots } from './snapshots.js';
@@ -38,6 +40,8 @@ export const COMMANDS: readonly Command[] = [
   check,
   compare,
   serveNbdCommand,
+  serveGroupCommand,
+  groupSnapshotCommand,
   bench,
   tour,
 ];

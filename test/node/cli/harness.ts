@@ -54,3 +54,21 @@ export function pattern(n: number, seed: number): Uint8Array {
   }
   return b;
 }
+
+/**
+ * Starts a long-running command (a server) in-process; `firstLine()` waits for its first line of
+ * stdout (a URI, "Serving ..."), `stop()` is Ctrl-C, `done` its exit code.
+ */
+export function startCli(argv: string[]) {
+  const ac = new AbortController();
+  let stdout = '';
+  let stderr = '';
+  const io: CliIo = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, isTTY: false, signal: ac.signal };
+  const done = main(argv, io);
+  const firstLine = async (): Promise<string> => {
+    for (let i = 0; i < 200 && !stdout.includes('\n'); i++) await new Promise((r) => setTimeout(r, 25));
+    if (!stdout.includes('\n')) throw new Error(`stratadisk ${argv[0]} printed nothing; stderr: ${stderr}`);
+    return stdout.trim();
+  };
+  return { firstLine, stop: () => ac.abort(), done, out: () => ({ stdout, stderr }) };
+}

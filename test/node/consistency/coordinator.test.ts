@@ -34,6 +34,10 @@ function join(host: GroupHost, name: string, clock: FakeClock, callbacks: Partic
 /** Callbacks that log what happened to one participant. */
 function recorder(log: string[], name: string, extra: ParticipantCallbacks = {}): ParticipantCallbacks {
   return {
+    prepare: async (c) => {
+      log.push(`${name} prepare ${c.attempt}`);
+      return extra.prepare?.(c);
+    },
     freeze: async (c) => {
       log.push(`${name} freeze ${c.attempt}`);
       return extra.freeze?.(c);
@@ -68,8 +72,11 @@ describe('consistency group state machine', () => {
     await settle();
     expect(a.snapshots().map((s) => s.name)).toEqual(['set-1']);
     expect(b.snapshots().map((s) => s.name)).toEqual(['set-1']);
-    expect(log.filter((l) => l.startsWith('p1'))).toEqual(['p1 freeze 1', 'p1 thaw 1 taken', 'p1 post set-1']);
-    expect(log.filter((l) => l.startsWith('p2'))).toEqual(['p2 freeze 1', 'p2 thaw 1 taken', 'p2 post set-1']);
+    expect(log.filter((l) => l.startsWith('p1'))).toEqual(['p1 prepare 1', 'p1 freeze 1', 'p1 thaw 1 taken', 'p1 post set-1']);
+    expect(log.filter((l) => l.startsWith('p2'))).toEqual(['p2 prepare 1', 'p2 freeze 1', 'p2 thaw 1 taken', 'p2 post set-1']);
+    // Everyone prepared before anyone froze.
+    expect(log.indexOf('p1 freeze 1')).toBeGreaterThan(log.indexOf('p2 prepare 1'));
+    expect(log.indexOf('p2 freeze 1')).toBeGreaterThan(log.indexOf('p1 prepare 1'));
     expect(p1.snapshotsSeen).toEqual(['set-1']);
     expect(await byte(a.openSnapshot('set-1') as unknown as Volume, 0)).toBe(1);
 
@@ -145,6 +152,36 @@ describe('consistency group state machine', () => {
     await p3.ready;
     await expect(host.snapshot()).rejects.toThrow(/"db" vetoed|"thrower" vetoed/);
     host.close();
+  });
+
+  it('a veto at prepare aborts before anyone freezes; a prepare that never answers times out', async () => {
+    const clock = new FakeClock();
+    const { a, b } = await volumes();
+    const host = new GroupHost({ a, b }, { clock, deadAfterMs: 0 });
+    const log: string[] = [];
+    const p1 = join(host, 'p1', clock, recorder(log, 'p1'));
+    const p2 = join(host, 'busy', clock, recorder(log, 'busy', { prepare: () => ({ veto: 'compaction running' }) }));
+    await Promise.all([p1.ready, p2.ready]);
+    const err = (await host.snapshot().catch((e: StrataError) => e)) as StrataError;
+    expect(err.code).toBe('aborted');
+    expect(err.message).toContain('"busy" vetoed the snapshot: compaction running');
+    await settle();
+    expect(log.some((l) => l.includes('freeze'))).toBe(false);
+    expect(log).toContain('p1 thaw 1 aborted: Participant "busy" vetoed the snapshot: compaction running');
+    expect(a.snapshots()).toEqual([]);
+    host.close();
+
+    const host2 = new GroupHost({ a, b }, { clock, deadAfterMs: 0 });
+    const slow = join(host2, 'slow', clock, { prepare: () => new Promise<void>(() => {}) });
+    await slow.ready;
+    let e2: StrataError | undefined;
+    const attempt = host2.snapshot().catch((e: StrataError) => (e2 = e));
+    await clock.advance(10_000);
+    await attempt;
+    expect(e2?.code).toBe('timeout');
+    expect(e2?.message).toContain('"slow" did not get ready for the freeze within 10000 ms');
+    expect(slow.frozen).toBe(false);
+    host2.close();
   });
 
   it('a participant that does not freeze within the limit aborts the attempt (default 10 s)', async () => {

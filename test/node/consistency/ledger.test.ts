@@ -2,7 +2,7 @@
  * The ledger invariant across Node processes (local socket) and worker_threads (MessagePort):
  * the host owns two volumes on files; every member is a writer moving amounts from its account
  * on volume A to its account on volume B, a record on each. While they run, the host and the
- * members themselves take snapshots. Every snapshot must satisfy the invariant for every writer.
+ * members themselves take snapshots (the host at least HOST_SNAPSHOTS, then it stops them). Every snapshot must satisfy the invariant for every writer.
  * The control run is the same with the members acknowledging freezes without holding their
  * writes: it must find violations, which shows the test can fail.
  *
@@ -28,7 +28,9 @@ const built = existsSync(fileURLToPath(new URL('../../../dist/consistency/node-s
 if (!built) console.warn('skipping consistency-group process tests: dist/consistency is missing; run `npm run build` first');
 
 const WRITERS = 3;
-const RUN_MS = 1200;
+/** The host takes at least this many snapshots, for at least RUN_MS, before the writers stop. */
+const HOST_SNAPSHOTS = 12;
+const RUN_MS = 800;
 const BS = 4096;
 
 interface MemberResult {
@@ -59,23 +61,20 @@ async function setup(): Promise<{ host: GroupHost; a: Volume; b: Volume; dir: st
   return { host, a, b, dir };
 }
 
-/** The host takes a snapshot every ~25 ms while the members run; returns how many it took. */
-async function snapshotWhileRunning(host: GroupHost, running: Promise<unknown>): Promise<{ ok: number; failed: string[] }> {
-  let done = false;
-  void running.finally(() => (done = true));
+/** Once every member has joined, the host takes snapshots every ~20 ms until it has enough. */
+async function snapshotWhileRunning(host: GroupHost): Promise<{ ok: number; failed: string[] }> {
+  while (host.participants.length < WRITERS) await new Promise((r) => setTimeout(r, 10));
   let ok = 0;
   const failed: string[] = [];
-  // Let every member join first.
-  while (!done && host.participants.length < WRITERS) await new Promise((r) => setTimeout(r, 10));
-  // Until the first member finishes (an attempt running as a member leaves is aborted, rightly).
-  while (!done && host.participants.length === WRITERS) {
+  const t0 = Date.now();
+  while (ok < HOST_SNAPSHOTS || Date.now() - t0 < RUN_MS) {
     try {
       await host.snapshot();
       ok++;
     } catch (e) {
       failed.push(`${(e as { code?: string }).code}: ${(e as Error).message}`);
     }
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 20));
   }
   return { ok, failed };
 }
@@ -90,27 +89,34 @@ async function verify(a: Volume, b: Volume): Promise<{ snapshots: number; violat
   return { snapshots: names.length, violations };
 }
 
-function runProcess(path: string, writer: number, hold: boolean): Promise<MemberResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fixture, path, JSON.stringify({ writer, hold, ms: RUN_MS, snapshotEvery: 300 })], { stdio: ['ignore', 'pipe', 'pipe'] });
+interface Member {
+  result: Promise<MemberResult>;
+  stop(): void;
+}
+
+function runProcess(path: string, writer: number, hold: boolean): Member {
+  const child = spawn(process.execPath, [fixture, path, JSON.stringify({ writer, hold, snapshotEvery: 40 })], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const result = new Promise<MemberResult>((resolve, reject) => {
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as MemberResult) : reject(new Error(`member ${writer} exited ${code}: ${err}`))));
   });
+  return { result, stop: () => child.stdin.end('stop\n') };
 }
 
-function runWorker(host: GroupHost, writer: number, hold: boolean): Promise<MemberResult> {
-  const w = new Worker(fixture, { workerData: { writer, hold, ms: RUN_MS, snapshotEvery: 300 } });
+function runWorker(host: GroupHost, writer: number, hold: boolean): Member {
+  const w = new Worker(fixture, { workerData: { writer, hold, snapshotEvery: 40 } });
   attachWorker(host, w);
-  return new Promise((resolve, reject) => {
+  const result = new Promise<MemberResult>((resolve, reject) => {
     w.on('message', (m: { type?: string; result?: MemberResult }) => {
       if (m.type === 'result') resolve(m.result!);
     });
     w.on('error', reject);
     w.on('exit', (code) => code !== 0 && reject(new Error(`worker ${writer} exited ${code}`)));
   });
+  return { result, stop: () => w.postMessage({ type: 'stop' }) };
 }
 
 describe.skipIf(!built).each([
@@ -119,17 +125,18 @@ describe.skipIf(!built).each([
 ] as const)('ledger across %s', (_label, kind) => {
   async function run(hold: boolean) {
     const { host, a, b, dir } = await setup();
-    let members: Promise<MemberResult[]>;
+    let members: Member[];
     if (kind === 'process') {
       const path = join(dir, 'group.sock');
       const server = await listenGroup(host, path);
       cleanup.push(() => new Promise((r) => server.close(() => r())));
-      members = Promise.all(Array.from({ length: WRITERS }, (_, w) => runProcess(path, w, hold)));
+      members = Array.from({ length: WRITERS }, (_, w) => runProcess(path, w, hold));
     } else {
-      members = Promise.all(Array.from({ length: WRITERS }, (_, w) => runWorker(host, w, hold)));
+      members = Array.from({ length: WRITERS }, (_, w) => runWorker(host, w, hold));
     }
-    const hostSnaps = await snapshotWhileRunning(host, members);
-    const results = await members;
+    const hostSnaps = await snapshotWhileRunning(host);
+    for (const m of members) m.stop();
+    const results = await Promise.all(members.map((m) => m.result));
     await host.coordinator.whenIdle();
     const { snapshots, violations } = await verify(a, b);
     return { results, hostSnaps, snapshots, violations };
@@ -138,15 +145,14 @@ describe.skipIf(!built).each([
   it('every snapshot taken while the writers run satisfies the invariant', async () => {
     const { results, hostSnaps, snapshots, violations } = await run(true);
     expect(violations).toEqual([]);
-    // The only failures allowed: an attempt under way when a member finished and left.
-    for (const f of hostSnaps.failed) expect(f).toMatch(/^aborted: Participant "writer-\d" went away/);
-    expect(hostSnaps.failed.length).toBeLessThanOrEqual(1);
-    expect(hostSnaps.ok).toBeGreaterThan(5);
+    expect(hostSnaps.failed).toEqual([]);
+    expect(hostSnaps.ok).toBeGreaterThanOrEqual(HOST_SNAPSHOTS);
     const requested = results.flatMap((r) => r.requested);
     expect(requested.length).toBeGreaterThan(0); // snapshots started by members, too
     expect(snapshots).toBe(hostSnaps.ok + requested.length);
     for (const r of results) {
-      expect(r.transfers).toBeGreaterThan(10);
+      expect(r.transfers).toBeGreaterThan(0);
+      // A member's request can only fail when another member leaves during it (at the very end).
       for (const f of r.failures) expect(f).toBe('aborted');
       // Each member was told every snapshot id taken while it was registered, in order, and ran its post-snapshot work.
       for (const id of r.requested) expect(r.seen).toContain(id);
@@ -156,7 +162,7 @@ describe.skipIf(!built).each([
 
   it('control: without holding writes during the freeze, the same test finds violations', async () => {
     const { snapshots, violations } = await run(false);
-    expect(snapshots).toBeGreaterThan(5);
+    expect(snapshots).toBeGreaterThanOrEqual(HOST_SNAPSHOTS);
     expect(violations.length).toBeGreaterThan(0);
   });
 });

@@ -2,24 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main, type CliIo } from '../../../src/cli/main.js';
+import { startCli } from '../cli/harness.js';
 import { NodeDirNamespace } from '../../../src/store/node-dir.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { have, KiB, makeVolume, runOk, tempDir } from './nbd-helpers.js';
-
-function startCli(argv: string[]) {
-  const ac = new AbortController();
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, isTTY: false, signal: ac.signal };
-  const done = main(argv, io);
-  const uri = async (): Promise<string> => {
-    for (let i = 0; i < 200 && !stdout.includes('\n'); i++) await new Promise((r) => setTimeout(r, 25));
-    if (!stdout.includes('\n')) throw new Error(`no URI printed; stderr: ${stderr}`);
-    return stdout.trim();
-  };
-  return { uri, stop: () => ac.abort(), done, out: () => ({ stdout, stderr }) };
-}
 
 describe.skipIf(!have('qemu-io') || !have('nbdcopy'))('stratadisk serve-nbd', () => {
   const tmp = tempDir();
@@ -29,7 +15,7 @@ describe.skipIf(!have('qemu-io') || !have('nbdcopy'))('stratadisk serve-nbd', ()
     const dir = join(tmp.dir, 'vol');
     await makeVolume(dir);
     const s = startCli(['serve-nbd', dir, '--port', '0']);
-    const uri = await s.uri();
+    const uri = await s.firstLine();
     expect(uri).toMatch(/^nbd:\/\/127\.0\.0\.1:\d+\/$/);
     await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x3c 64k 64k', uri]);
     s.stop();
@@ -47,7 +33,7 @@ describe.skipIf(!have('qemu-io') || !have('nbdcopy'))('stratadisk serve-nbd', ()
     const { snap } = await makeVolume(dir);
     const sock = join(tmp.dir, 's.sock');
     const s = startCli(['serve-nbd', `${dir}@s1`, '--socket', sock]);
-    const uri = await s.uri();
+    const uri = await s.firstLine();
     expect(uri).toBe(`nbd+unix:///?socket=${sock}`);
     const out = join(tmp.dir, 's1.raw');
     await runOk('nbdcopy', [uri, out]);
