@@ -184,6 +184,9 @@ export class ShadowVolume {
         bits.set(s, n);
         index.setRun(s, n, off, this.blockSize);
       });
+      if (r.seq - 1 < (rec.records ?? 0)) {
+        throw new StrataError('corrupt', `Shadow diff area ${name} ends after ${r.seq - 1} records but ${rec.records} were durable: it was truncated or damaged. Delete shadow copy ${rec.name} (and older ones reading through it).`);
+      }
       return this.makeArea(rec, header, store, bits, index, r.end, r.seq);
     } catch (e) {
       await store.close();
@@ -397,7 +400,7 @@ export class ShadowVolume {
         await store.flush();
         await this.namespace.sync();
         const rec: AreaRecord = { id, name, created, state: 'live', onFull, maxBytes };
-        await this.catalog.commit({ ...c, nextId: c.nextId + 1, areas: [...c.areas, rec] });
+        await this.catalog.commit({ ...c, nextId: c.nextId + 1, areas: [...this.withCounts(c.areas), rec] });
         this.areas.push(this.makeArea(rec, header, store, new SparseBitmap(), new BlockIndex(), AREA_HEADER_BYTES, 1));
       } catch (e) {
         await store.close().catch(() => {});
@@ -453,7 +456,7 @@ export class ShadowVolume {
     const first = recs.findIndex((r) => r.state !== 'deleted');
     const keep = first < 0 ? [] : recs.slice(first);
     const gone = this.areas.filter((a) => !keep.some((r) => r.id === a.rec.id));
-    await this.catalog.commit({ ...c, areas: keep });
+    await this.catalog.commit({ ...c, areas: this.withCounts(keep) });
     for (const a of this.areas) a.rec = keep.find((r) => r.id === a.rec.id) ?? a.rec;
     this.areas = this.areas.filter((a) => !gone.includes(a));
     this.pickReceiver();
@@ -464,6 +467,14 @@ export class ShadowVolume {
       await this.namespace.delete(areaStoreName(a.rec.id)).catch(() => {});
     }
     if (gone.length > 0) await this.namespace.sync();
+  }
+
+  /** Catalog records with each open area's count of durable batch records. */
+  private withCounts(recs: AreaRecord[]): AreaRecord[] {
+    return recs.map((r) => {
+      const a = this.areas.find((x) => x.rec.id === r.id);
+      return a ? { ...r, records: a.seq - 1 } : r;
+    });
   }
 
   /** Read a shadow copy in this process (same protocol as a passive reader, on the writer's own bitmaps). */
@@ -550,6 +561,10 @@ export class ShadowVolume {
         for (const a of this.areas) {
           await a.store.write(a.end, encodeSeal(a.seq, a.header.salt));
           await a.store.flush();
+        }
+        const c = this.catalog.catalog;
+        if (c.areas.some((r) => (this.areas.find((a) => a.rec.id === r.id)?.seq ?? 1) - 1 !== (r.records ?? 0))) {
+          await this.catalog.commit({ ...c, areas: this.withCounts(c.areas) });
         }
       } finally {
         for (const a of this.areas) {
