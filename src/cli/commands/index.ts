@@ -10,6 +10,7 @@ import { info } from './info.js';
 import { map } from './map.js';
 import { revert } from './revert.js';
 import { serveNbdCommand } from './serve-nbd.js';
+import { shadowCommand } from './shadow.js';
 import { snapshot } from './snapshot.js';
 import { snapshots } from './snapshots.js';
 import { tour } from './tour.js';
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   check,
   compare,
   serveNbdCommand,
+  shadowCommand,
   bench,
   tour,
 ];
