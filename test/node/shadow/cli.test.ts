@@ -8,7 +8,7 @@ describe('stratadisk shadow', () => {
     const { dir, cleanup } = tempDir();
     try {
       const vol = join(dir, 'disk.raw');
-      const original = new Uint8Array(1024 * KiB);
+      const original = new Uint8Array(9 * 1024 * KiB); // data only in the first MiB: the 4 MiB export pieces after it are holes
       original.set(pattern(100 * KiB, 1), 0);
       original.set(pattern(64 * KiB, 2), 512 * KiB);
       writeFileSync(vol, original);
