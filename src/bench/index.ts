@@ -10,7 +10,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'shadow'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -61,6 +61,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
     const nbd = await optionalModule<{ benchNbd(o: { quick?: boolean }): Promise<BenchResult[]> }>('./nbd.js');
     if (nbd) for (const r of await nbd.benchNbd({ quick })) emit(r);
     else emit(missing('nbd', 'nbdkit file', 0.8, 'src/bench/nbd.ts'));
+  }
+  if (want('shadow')) {
+    const { benchShadow } = await import('./shadow.js');
+    for (const r of await benchShadow({ quick })) emit(r);
   }
   return out;
 }

@@ -46,6 +46,8 @@ export interface Catalog {
   blockSize: number;
   volumeSize: number;
   nextId: number;
+  /** a lazy writer has preservations not yet flushed (see ShadowVolumeOptions.durability) */
+  dirty?: boolean;
   /** oldest first */
   areas: AreaRecord[];
 }
@@ -74,6 +76,7 @@ export function validateCatalog(c: unknown, what = 'The shadow catalog'): assert
   if (!Number.isSafeInteger(x.volumeSize) || (x.volumeSize as number) < 0) bad('volume size');
   if (!Number.isSafeInteger(x.nextId) || (x.nextId as number) < 1) bad('id counter');
   if (!Array.isArray(x.areas) || x.areas.length > MAX_AREAS) bad('area list');
+  if (x.dirty !== undefined && typeof x.dirty !== 'boolean') bad('dirty flag');
   const ids = new Set<string>();
   const names = new Set<string>();
   let prev = 0;
