@@ -42,8 +42,8 @@ export async function benchShadow(opts: { quick?: boolean } = {}): Promise<Bench
 
 async function writeThroughput(dir: string, quick: boolean): Promise<BenchResult[]> {
   const bs = 64 * 1024;
-  const size = quick ? 32 * MiB : 512 * MiB;
-  const writes = quick ? 300 : 4000;
+  const size = quick ? 32 * MiB : 256 * MiB;
+  const writes = quick ? 300 : 1500;
   const blocks = size / bs;
   const rnd = prng(42);
   const plan = Array.from({ length: writes }, () => Math.floor(rnd() * blocks));
@@ -82,7 +82,7 @@ async function writeThroughput(dir: string, quick: boolean): Promise<BenchResult
   for (const [copies, durability] of cases) {
     // Interleave and keep the best of a few rounds: the machine is shared.
     let ours = 0, peer = 0;
-    for (let round = 0; round < (quick ? 1 : 3); round++) {
+    for (let round = 0; round < (quick ? 1 : 2); round++) {
       peer = Math.max(peer, await run(0, false));
       ours = Math.max(ours, await run(copies, true, durability));
     }
