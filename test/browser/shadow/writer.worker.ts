@@ -12,7 +12,7 @@ let sv: ShadowVolume | null = null;
 const stop = new Int32Array(1);
 
 self.onmessage = async (e: MessageEvent) => {
-  const m = e.data as { t: string; dir?: string; blocks?: number; blockSize?: number; shared?: boolean; rotateEvery?: number; port?: MessagePort };
+  const m = e.data as { t: string; dir?: string; blocks?: number; blockSize?: number; shared?: boolean; rotateEvery?: number; maxRun?: number; port?: MessagePort };
   try {
     if (m.t === 'setup') {
       await loadKernels();
@@ -31,7 +31,7 @@ self.onmessage = async (e: MessageEvent) => {
       sv!.serve(m.port!);
       postMessage({ t: 'served' });
     } else if (m.t === 'hammer') {
-      const h = await hammer(sv!, { maxRun: 4, seed: 5, stop, rotateEvery: m.rotateEvery, maxRotations: 20 });
+      const h = await hammer(sv!, { maxRun: m.maxRun ?? 4, seed: 5, stop, rotateEvery: m.rotateEvery, maxRotations: 20 });
       await sv!.close();
       postMessage({ t: 'hammered', ...h });
     } else if (m.t === 'stop') {
