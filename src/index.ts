@@ -14,4 +14,4 @@ export { loadKernels } from './wasm/index.js';
 export { OpfsNamespace, OpfsStore, OPFS_HANDLE_MODE, type OpfsHandleMode, type OpfsNamespaceOptions } from './store/opfs.js';
 export { IdbNamespace, IdbStore, DEFAULT_IDB_CHUNK_SIZE, type IdbNamespaceOptions } from './store/idb.js';
 export { requestPersistence, storageEstimate, type StorageEstimate } from './store/browser-storage.js';
-export { ShadowVolume, ShadowReader, ShadowCopyReader, toEndpoint, sharedMemoryAvailable, type ShadowVolumeOptions, type CreateShadowOptions, type ShadowInfo, type ShadowReaderOptions, type ShadowEndpoint, type OnFull, type ReadStats } from './shadow/index.js';
+export { ShadowVolume, ShadowReader, ShadowCopyReader, ShadowExportJob, toEndpoint, sharedMemoryAvailable, type ShadowVolumeOptions, type CreateShadowOptions, type ShadowInfo, type ShadowReaderOptions, type ShadowEndpoint, type OnFull, type ReadStats } from './shadow/index.js';
