@@ -16,13 +16,13 @@ import { StrataError } from '../errors.js';
 import type { NamespaceLock, Store, StoreNamespace } from '../store/store.js';
 import { loadKernels, resolveRuns, SparseBitmap } from '../wasm/index.js';
 import { BlockIndex } from './block-index.js';
-import { areaId, areaStoreName, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type Catalog, type OnFull } from './catalog.js';
+import { areaId, areaStoreName, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type OnFull } from './catalog.js';
 import {
   AREA_FORMAT, AREA_HEADER_BYTES, AREA_VERSION, batchHeadBytes, checkShadowBlockSize, decodeAreaHeader, encodeAreaHeader, encodeSeal,
   MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, type AreaHeader,
 } from './diff-area.js';
 import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
-import { NO_OWNER, ShadowCopyReader, type ChainView } from './read-path.js';
+import { ShadowCopyReader, type ChainView } from './read-path.js';
 import { createControl, createSharedBits, CTL_GEN, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
 
 export interface ShadowVolumeOptions {
@@ -674,5 +674,3 @@ export function lostError(name: string): StrataError {
   return new StrataError('quota', `Shadow copy ${name} was dropped: its diff area filled up (policy 'drop'), or a writer in lazy durability mode crashed before flushing it. Its content is gone; delete it (give new copies a larger --max-size).`);
 }
 
-export { NO_OWNER };
-export type { Catalog };
