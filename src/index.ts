@@ -20,4 +20,4 @@ export * from './consistency/index.js';
 export { HttpStore, type HttpStoreOptions, type HttpStats, type ImagePin } from './store/http.js';
 export { RemoteBase, type RemoteOptions, type ProvisioningInfo, type CreateRemoteVolumeOptions } from './volume/remote-base.js';
 export { StreamJob, streamVolume, type StreamJobOptions } from './jobs/stream.js';
-export { ShadowVolume, ShadowReader, ShadowCopyReader, toEndpoint, sharedMemoryAvailable, type ShadowVolumeOptions, type CreateShadowOptions, type ShadowInfo, type ShadowReaderOptions, type ShadowEndpoint, type OnFull, type ReadStats } from './shadow/index.js';
+export { ShadowVolume, ShadowReader, ShadowCopyReader, ShadowExportJob, toEndpoint, sharedMemoryAvailable, type ShadowVolumeOptions, type CreateShadowOptions, type ShadowInfo, type ShadowReaderOptions, type ShadowEndpoint, type OnFull, type ReadStats } from './shadow/index.js';

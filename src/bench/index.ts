@@ -11,7 +11,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -74,6 +74,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
   if (want('consistency')) {
     const { benchConsistency } = await import('./consistency.js');
     await benchConsistency({ quick, onResult: emit });
+  }
+  if (want('shadow')) {
+    const { benchShadow } = await import('./shadow.js');
+    for (const r of await benchShadow({ quick })) emit(r);
   }
   return out;
 }

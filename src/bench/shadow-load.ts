@@ -19,6 +19,8 @@ export interface VerifyOptions {
   seed: number;
   /** Int32Array over shared memory: stop when [0] becomes nonzero */
   stop?: Int32Array;
+  /** stop once this many mismatches were seen (to show quickly that a broken reader is caught) */
+  stopAfterMismatches?: number;
 }
 
 export interface VerifyResult {
@@ -65,6 +67,7 @@ export async function verifyLoop(reader: ShadowCopyReader, sums: BigUint64Array,
     }
     blockReads += n;
     reads++;
+    if (o.stopAfterMismatches !== undefined && mismatches >= o.stopAfterMismatches) break;
   }
   const s = reader.stats;
   return { blockReads, reads, mismatches, firstMismatch, ms: performance.now() - t0, fromVolume: s.fromVolume, fromDiff: s.fromDiff, rechecked: s.rechecked };

@@ -36,6 +36,8 @@ export interface AreaRecord {
   maxBytes: number | null;
   /** the area stopped receiving preserved blocks (it filled up under policy 'drop') */
   closed?: boolean;
+  /** batch records known durable at the last commit: a log that ends sooner is damaged */
+  records?: number;
 }
 
 export interface Catalog {
@@ -44,6 +46,8 @@ export interface Catalog {
   blockSize: number;
   volumeSize: number;
   nextId: number;
+  /** a lazy writer has preservations not yet flushed (see ShadowVolumeOptions.durability) */
+  dirty?: boolean;
   /** oldest first */
   areas: AreaRecord[];
 }
@@ -72,6 +76,7 @@ export function validateCatalog(c: unknown, what = 'The shadow catalog'): assert
   if (!Number.isSafeInteger(x.volumeSize) || (x.volumeSize as number) < 0) bad('volume size');
   if (!Number.isSafeInteger(x.nextId) || (x.nextId as number) < 1) bad('id counter');
   if (!Array.isArray(x.areas) || x.areas.length > MAX_AREAS) bad('area list');
+  if (x.dirty !== undefined && typeof x.dirty !== 'boolean') bad('dirty flag');
   const ids = new Set<string>();
   const names = new Set<string>();
   let prev = 0;
@@ -85,6 +90,7 @@ export function validateCatalog(c: unknown, what = 'The shadow catalog'): assert
     if (r.state !== 'live' && r.state !== 'deleted' && r.state !== 'lost') bad(`bad state of ${r.id}`);
     if (r.onFull !== 'drop' && r.onFull !== 'fail') bad(`bad policy of ${r.id}`);
     if (r.closed !== undefined && typeof r.closed !== 'boolean') bad(`bad flags of ${r.id}`);
+    if (r.records !== undefined && !(Number.isSafeInteger(r.records) && r.records >= 0)) bad(`bad record count of ${r.id}`);
     if (r.state === 'lost' && !r.closed) bad(`lost area ${r.id} is not closed`);
     if (!(r.maxBytes === null || (Number.isSafeInteger(r.maxBytes) && r.maxBytes > 0))) bad(`bad size limit of ${r.id}`);
     if (r.state === 'live') {

@@ -205,9 +205,10 @@ export interface ReplayResult {
 /**
  * Replay the log of a diff area: `onRun(start, count, dataOffset)` for every preserved run, in
  * order. `upTo` (a published end from the writer) stops there without any tail checks; without
- * it the tail is examined as after a crash (see the file comment).
+ * it the tail is examined as after a crash (see the file comment). `lenient` stops at the first
+ * bad record whatever follows (for areas whose copies are being given up as lost).
  */
-export async function replayArea(store: Store, h: AreaHeader, onRun: (start: number, count: number, offset: number) => void, upTo?: number): Promise<ReplayResult> {
+export async function replayArea(store: Store, h: AreaHeader, onRun: (start: number, count: number, offset: number) => void, upTo?: number, lenient = false): Promise<ReplayResult> {
   const bs = h.blockSize;
   const blocksInVolume = Math.ceil(h.volumeSize / bs);
   const what = `Shadow diff area ${h.id}`;
@@ -227,7 +228,10 @@ export async function replayArea(store: Store, h: AreaHeader, onRun: (start: num
   let sealed = false;
   let last: Parsed | null = null;
   while (upTo === undefined || pos < upTo) {
-    const r = await parseAt(store, pos, h, seq, blocksInVolume);
+    const r = await parseAt(store, pos, h, seq, blocksInVolume).catch((e: unknown) => {
+      if (lenient) return null;
+      throw e;
+    });
     if (!r || r.seq !== seq) {
       if (upTo !== undefined) throw corrupt(what, `record ${seq} at ${pos} is missing`);
       break;
@@ -249,7 +253,7 @@ export async function replayArea(store: Store, h: AreaHeader, onRun: (start: num
   }
   if (!sealed) {
     // Not a clean end: anything valid later means the log is damaged, not torn.
-    if (await laterRecord(store, pos + ALIGN, h, seq, blocksInVolume)) throw corrupt(what, `record ${seq} at ${pos} is damaged but later records exist`);
+    if (!lenient && (await laterRecord(store, pos + ALIGN, h, seq, blocksInVolume))) throw corrupt(what, `record ${seq} at ${pos} is damaged but later records exist`);
     if (last && !(await dataOk(store, last, bs))) {
       // The last record's data never fully landed: a torn write. It was never published.
       seq--;

@@ -156,7 +156,14 @@ export class ShadowCopyReader {
   }
 
   /** Blocks [start, start+count) into target (blockSize each; the volume's last block may be short). */
-  readBlocks(start: number, count: number, target: Uint8Array): Promise<void> {
+  async readBlocks(start: number, count: number, target: Uint8Array): Promise<void> {
+    const bs = this.view.blockSize;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 1 || start * bs + (count - 1) * bs >= this.view.volumeSize) {
+      throw new StrataError('out-of-range', `Blocks ${start}..${start + count - 1} are outside shadow copy ${this.name}.`);
+    }
+    if (target.length !== Math.min(count * bs, this.view.volumeSize - start * bs)) {
+      throw new StrataError('invalid-argument', `target must hold exactly the bytes of blocks ${start}..${start + count - 1}.`);
+    }
     return readBlocks(this.view, start, count, target, this.stats, this.recheck);
   }
 

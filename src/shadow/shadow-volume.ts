@@ -16,13 +16,13 @@ import { StrataError } from '../errors.js';
 import type { NamespaceLock, Store, StoreNamespace } from '../store/store.js';
 import { loadKernels, resolveRuns, SparseBitmap } from '../wasm/index.js';
 import { BlockIndex } from './block-index.js';
-import { areaId, areaStoreName, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type Catalog, type OnFull } from './catalog.js';
+import { areaId, areaStoreName, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type OnFull } from './catalog.js';
 import {
   AREA_FORMAT, AREA_HEADER_BYTES, AREA_VERSION, batchHeadBytes, checkShadowBlockSize, decodeAreaHeader, encodeAreaHeader, encodeSeal,
   MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, type AreaHeader,
 } from './diff-area.js';
 import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
-import { NO_OWNER, ShadowCopyReader, type ChainView } from './read-path.js';
+import { ShadowCopyReader, type ChainView } from './read-path.js';
 import { createControl, createSharedBits, CTL_GEN, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
 
 export interface ShadowVolumeOptions {
@@ -30,6 +30,13 @@ export interface ShadowVolumeOptions {
   blockSize?: number;
   /** Publish bits in shared memory for readers in other threads (default: when available). */
   sharedMemory?: boolean;
+  /**
+   * 'strict' (default): each preserving write flushes its diff-area record before the volume is
+   * written, so every copy survives a crash intact. 'lazy': diff areas are flushed at `flush()`
+   * only (much faster writes); the catalog is marked dirty while preservations are unflushed,
+   * and after a crash in that state every copy is reported lost rather than risk a mixed read.
+   */
+  durability?: 'strict' | 'lazy';
 }
 
 export interface CreateShadowOptions {
@@ -91,6 +98,9 @@ export class ShadowVolume {
   private nextSlot = 1;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly lazy: boolean;
+  /** lazy mode: preservations not yet flushed (the catalog says dirty) */
+  private dirty = false;
 
   private constructor(
     readonly volume: Store,
@@ -98,12 +108,14 @@ export class ShadowVolume {
     private readonly catalog: CatalogStore,
     private readonly lock: NamespaceLock | null,
     shared: boolean,
+    durability: 'strict' | 'lazy',
   ) {
     this.blockSize = catalog.catalog.blockSize;
     this.size = catalog.catalog.volumeSize;
     this.blocks = Math.ceil(this.size / this.blockSize);
     this.covered = new SparseBitmap();
     this.control = shared ? createControl() : null;
+    this.lazy = durability === 'lazy';
   }
 
   /**
@@ -128,7 +140,7 @@ export class ShadowVolume {
         if (Math.ceil(volume.size / bs) > 2 ** 32) throw new StrataError('invalid-argument', `The volume needs more than 2^32 blocks of ${bs} bytes; use a larger block size.`);
         catalog = await CatalogStore.create(namespace, { format: 'stratadisk-shadows', version: 1, blockSize: bs, volumeSize: volume.size, nextId: 1, areas: [] });
       }
-      const sv = new ShadowVolume(volume, namespace, catalog, lock, options.sharedMemory ?? sharedMemoryAvailable());
+      const sv = new ShadowVolume(volume, namespace, catalog, lock, options.sharedMemory ?? sharedMemoryAvailable(), options.durability ?? 'strict');
       await sv.load();
       return sv;
     } catch (e) {
@@ -154,6 +166,12 @@ export class ShadowVolume {
     }
     for (const rec of c.areas) this.areas.push(await this.openArea(rec));
     this.pickReceiver();
+    if (c.dirty) {
+      // A lazy writer crashed with unflushed preservations: the volume may hold writes whose
+      // old content never reached a diff area. No copy can be trusted, so all are reported lost.
+      await this.setState(this.areas.filter((a) => a.rec.state !== 'deleted'), 'lost');
+      await this.catalog.commit({ ...this.catalog.catalog, dirty: false });
+    }
   }
 
   /** Preserved runs in an area the catalog does not list (0 when it is unreadable: never used). */
@@ -183,7 +201,10 @@ export class ShadowVolume {
       const r = await replayArea(store, header, (s, n, off) => {
         bits.set(s, n);
         index.setRun(s, n, off, this.blockSize);
-      });
+      }, undefined, this.catalog.catalog.dirty === true);
+      if (!this.catalog.catalog.dirty && r.seq - 1 < (rec.records ?? 0)) {
+        throw new StrataError('corrupt', `Shadow diff area ${name} ends after ${r.seq - 1} records but ${rec.records} were durable: it was truncated or damaged. Delete shadow copy ${rec.name} (and older ones reading through it).`);
+      }
       return this.makeArea(rec, header, store, bits, index, r.end, r.seq);
     } catch (e) {
       await store.close();
@@ -260,7 +281,17 @@ export class ShadowVolume {
 
   async flush(): Promise<void> {
     this.assertOpen();
-    return this.exclusive(() => this.volume.flush());
+    return this.exclusive(() => this.flushAll());
+  }
+
+  /** Diff areas first, then the volume, then (lazy mode) the catalog is clean again. */
+  private async flushAll(): Promise<void> {
+    if (this.dirty) for (const a of this.areas) await a.store.flush();
+    await this.volume.flush();
+    if (this.dirty) {
+      await this.catalog.commit({ ...this.catalog.catalog, dirty: false, areas: this.withCounts(this.catalog.catalog.areas) });
+      this.dirty = false;
+    }
   }
 
   /** Preserve the blocks of [start, start+count) that the receiver chain does not hold yet. */
@@ -346,8 +377,13 @@ export class ShadowVolume {
       if (max !== null) next = Math.min(next, max);
       await s.truncate(next);
     }
+    if (this.lazy && !this.dirty) {
+      // From now until the next flush a crash may leave the volume ahead of its diff areas.
+      await this.catalog.commit({ ...this.catalog.catalog, dirty: true, areas: this.withCounts(this.catalog.catalog.areas) });
+      this.dirty = true;
+    }
     await s.write(area.end, buf);
-    await s.flush();
+    if (!this.lazy) await s.flush();
     // Durable: now publish (private bitmap, shared bits, messages), and only then may the volume change.
     const pub = new Float64Array(3 * n);
     let off = area.end + head;
@@ -386,7 +422,7 @@ export class ShadowVolume {
       const onFull = options.onFull ?? 'drop';
       if (onFull !== 'drop' && onFull !== 'fail') throw new StrataError('invalid-argument', `onFull must be 'drop' or 'fail', not ${String(onFull)}.`);
       // What the copy shows is what the volume holds now: make that durable first.
-      await this.volume.flush();
+      await this.flushAll();
       const created = new Date().toISOString();
       const header: AreaHeader = { format: AREA_FORMAT, version: AREA_VERSION, id, salt: newSalt(), blockSize: this.blockSize, volumeSize: this.size, created };
       const storeName = areaStoreName(id);
@@ -397,7 +433,7 @@ export class ShadowVolume {
         await store.flush();
         await this.namespace.sync();
         const rec: AreaRecord = { id, name, created, state: 'live', onFull, maxBytes };
-        await this.catalog.commit({ ...c, nextId: c.nextId + 1, areas: [...c.areas, rec] });
+        await this.catalog.commit({ ...c, nextId: c.nextId + 1, areas: [...this.withCounts(c.areas), rec] });
         this.areas.push(this.makeArea(rec, header, store, new SparseBitmap(), new BlockIndex(), AREA_HEADER_BYTES, 1));
       } catch (e) {
         await store.close().catch(() => {});
@@ -453,7 +489,7 @@ export class ShadowVolume {
     const first = recs.findIndex((r) => r.state !== 'deleted');
     const keep = first < 0 ? [] : recs.slice(first);
     const gone = this.areas.filter((a) => !keep.some((r) => r.id === a.rec.id));
-    await this.catalog.commit({ ...c, areas: keep });
+    await this.catalog.commit({ ...c, areas: this.withCounts(keep) });
     for (const a of this.areas) a.rec = keep.find((r) => r.id === a.rec.id) ?? a.rec;
     this.areas = this.areas.filter((a) => !gone.includes(a));
     this.pickReceiver();
@@ -464,6 +500,14 @@ export class ShadowVolume {
       await this.namespace.delete(areaStoreName(a.rec.id)).catch(() => {});
     }
     if (gone.length > 0) await this.namespace.sync();
+  }
+
+  /** Catalog records with each open area's count of durable batch records. */
+  private withCounts(recs: AreaRecord[]): AreaRecord[] {
+    return recs.map((r) => {
+      const a = this.areas.find((x) => x.rec.id === r.id);
+      return a ? { ...r, records: a.seq - 1 } : r;
+    });
   }
 
   /** Read a shadow copy in this process (same protocol as a passive reader, on the writer's own bitmaps). */
@@ -546,10 +590,14 @@ export class ShadowVolume {
       if (this.control) Atomics.store(new Int32Array(this.control), CTL_GEN, ++this.gen);
       this.readers.clear();
       try {
-        await this.volume.flush();
+        await this.flushAll();
         for (const a of this.areas) {
           await a.store.write(a.end, encodeSeal(a.seq, a.header.salt));
           await a.store.flush();
+        }
+        const c = this.catalog.catalog;
+        if (c.areas.some((r) => (this.areas.find((a) => a.rec.id === r.id)?.seq ?? 1) - 1 !== (r.records ?? 0))) {
+          await this.catalog.commit({ ...c, areas: this.withCounts(c.areas) });
         }
       } finally {
         for (const a of this.areas) {
@@ -623,8 +671,6 @@ class LocalView implements ChainView {
 }
 
 export function lostError(name: string): StrataError {
-  return new StrataError('quota', `Shadow copy ${name} was dropped because its diff area filled up (policy 'drop'); its content is gone. Delete it, and give new copies a larger --max-size.`);
+  return new StrataError('quota', `Shadow copy ${name} was dropped: its diff area filled up (policy 'drop'), or a writer in lazy durability mode crashed before flushing it. Its content is gone; delete it (give new copies a larger --max-size).`);
 }
 
-export { NO_OWNER };
-export type { Catalog };

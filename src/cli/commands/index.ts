@@ -15,6 +15,7 @@ import { reset } from './reset.js';
 import { revert } from './revert.js';
 import { serveGroupCommand } from './serve-group.js';
 import { serveNbdCommand } from './serve-nbd.js';
+import { shadowCommand } from './shadow.js';
 import { snapshot } from './snapshot.js';
 import { snapshots } from './snapshots.js';
 import { stream } from './stream.js';
@@ -42,6 +43,7 @@ export const COMMANDS: readonly Command[] = [
   serveNbdCommand,
   serveGroupCommand,
   groupSnapshotCommand,
+  shadowCommand,
   bench,
   tour,
 ];

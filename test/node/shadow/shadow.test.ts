@@ -1,18 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { isStrataError } from '../../../src/errors.js';
 import { ShadowVolume } from '../../../src/shadow/index.js';
 import { MemoryNamespace, MemoryStore } from '../../../src/store/memory.js';
 import { Rng, equalBytes } from '../helpers/random.js';
 
+/** Rejects (or throws) a StrataError with this code. */
 async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<void> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    expect(isStrataError(e), String(e)).toBe(true);
-    expect((e as { code: string }).code).toBe(code);
-    return;
-  }
-  throw new Error(`expected error ${code}`);
+  if (typeof p === 'function') expect(p).toThrow(expect.objectContaining({ name: 'StrataError', code }));
+  else await expect(p).rejects.toMatchObject({ name: 'StrataError', code });
 }
 
 function setup(size: number, seed = 1): { volume: MemoryStore; ns: MemoryNamespace; model: Uint8Array } {
