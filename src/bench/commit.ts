@@ -7,7 +7,7 @@
  *    opening the volume and the final syncs) vs `qemu-img commit -t writeback -d` on the same
  *    chain exported as two qcow2 files by our exporter (same shape, same data). `-d` spares
  *    qemu-img emptying the top image afterwards (its best case); writeback syncs at the end as
- *    we do. MB/s of delta data committed; best of 2 (quick: 1), fresh copies each round.
+ *    we do. MB/s of delta data committed; best of 3 (quick: 1), fresh copies each round.
  * 2. Online consolidation with a concurrent writer: deleting the base snapshot under an active
  *    delta (the job commits the delta down while a write mirror copies new writes), with a
  *    writer doing random 64 KiB writes and a flush every 32. Job throughput with the writer vs
@@ -76,7 +76,7 @@ export async function benchCommit(opts: { quick?: boolean } = {}): Promise<Bench
   try {
     // ---- offline commit vs qemu-img commit ----
     const size = quick ? 64 << 20 : 1 << 30;
-    const rounds = quick ? 1 : 2;
+    const rounds = quick ? 1 : 3;
     let ours = Infinity;
     let peer = Infinity;
     let delta = 0;

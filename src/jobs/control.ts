@@ -135,9 +135,9 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
       return null;
     case 'delete-snapshot':
       if (typeof req.name !== 'string') throw new StrataError('invalid-argument', 'delete-snapshot needs a snapshot name.');
-      return registry.add(consolidate(volume, { op: 'delete-snapshot', name: req.name }, { direction: req.direction ?? 'auto' }));
+      return registry.add(consolidate(volume, { op: 'delete-snapshot', name: req.name }, { direction: req.direction ?? 'auto', journal: true }));
     case 'commit':
-      return registry.add(consolidate(volume, { op: 'commit', dropSnapshot: req.dropSnapshot === true }));
+      return registry.add(consolidate(volume, { op: 'commit', dropSnapshot: req.dropSnapshot === true }, { journal: true }));
     case 'pause':
     case 'resume':
     case 'cancel':
