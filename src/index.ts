@@ -14,3 +14,10 @@ export { loadKernels } from './wasm/index.js';
 export { OpfsNamespace, OpfsStore, OPFS_HANDLE_MODE, type OpfsHandleMode, type OpfsNamespaceOptions } from './store/opfs.js';
 export { IdbNamespace, IdbStore, DEFAULT_IDB_CHUNK_SIZE, type IdbNamespaceOptions } from './store/idb.js';
 export { requestPersistence, storageEstimate, type StorageEstimate } from './store/browser-storage.js';
+// Block jobs: the Job interface, consolidation (delete-snapshot / commit online), mirror, resume.
+export { BaseJob, newJobId, PROGRESS_MS, type Job, type JobEvent, type JobInfo, type JobOptions, type JobProgress, type JobState } from './jobs/job.js';
+export { consolidate, planConsolidation, ConsolidateJob, type ConsolidateRequest, type ConsolidateOptions, type ConsolidationPlan } from './jobs/consolidate.js';
+export { mirror, MirrorJob, type MirrorOptions } from './jobs/mirror.js';
+export { resumeJobs, pendingMerges } from './jobs/resume.js';
+export { JobJournal, type JobRecord } from './jobs/job-journal.js';
+export { JobRegistry } from './jobs/registry.js';

@@ -4,3 +4,4 @@ export { NodeFileStore } from './store/node-file.js';
 export { NodeDirNamespace } from './store/node-dir.js';
 export { serveNbd } from './interop/nbd/index.js';
 export { exportQcow2 } from './interop/qcow2/export.js';
+export { serveControl, requestControl, CONTROL_SOCKET, type ControlRequest, type ControlMessage, type ControlServer } from './jobs/control.js';

@@ -10,6 +10,7 @@ import { importCommand } from './import.js';
 import { info } from './info.js';
 import { jobs } from './jobs.js';
 import { map } from './map.js';
+import { mirrorCommand } from './mirror.js';
 import { revert } from './revert.js';
 import { serveNbdCommand } from './serve-nbd.js';
 import { snapshot } from './snapshot.js';
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   deleteSnapshot,
   commit,
   jobs,
+  mirrorCommand,
   map,
   check,
   compare,
