@@ -13,6 +13,7 @@
 import { proxy, releaseProxy, wrap, type Endpoint, type Remote } from 'comlink';
 import { StrataError } from '../errors.js';
 import type { CheckReport } from '../volume/check.js';
+import type { JobInfo } from '../jobs/job.js';
 import type { Extent } from '../volume/map.js';
 import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 import { transfer } from 'comlink';
@@ -282,6 +283,28 @@ export class RemoteVolume implements RemoteReader {
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return await this.api().check(this.handle, op, callback);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Mirror this volume into `target` (e.g. from OPFS to IndexedDB) while it stays in use, then
+   * switch over: this handle reads and writes the copy from then on (snapshot views opened
+   * before keep reading the original). `onProgress` gets the job's info (bytes done / total,
+   * rate); aborting `signal` cancels it (the original stays, nothing is left at the target).
+   */
+  async mirror(target: BackendSpec, options: { flatten?: boolean; rateLimit?: number; onProgress?: (info: JobInfo) => void; signal?: AbortSignal } = {}): Promise<JobInfo> {
+    const { onProgress, signal, ...rest } = options;
+    if (signal?.aborted) throw new StrataError('aborted', 'The mirror was cancelled before it started.');
+    const op = randomId();
+    const callback = onProgress ? proxy((info: JobInfo) => onProgress(info)) : undefined;
+    const onAbort = () => {
+      this.engine.cancel(op).catch(() => {});
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.api().mirror(this.handle, target, rest, op, callback);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }

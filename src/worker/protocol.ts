@@ -6,6 +6,7 @@
  */
 import type { ErrorCode } from '../errors.js';
 import type { CheckReport } from '../volume/check.js';
+import type { JobInfo } from '../jobs/job.js';
 import type { Extent } from '../volume/map.js';
 import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 
@@ -105,6 +106,7 @@ export interface EngineApi {
   info(h: HandleId): Promise<VolumeInfo>;
   check(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void): Promise<CheckReport>;
   cancel(op: OpId): Promise<boolean>;
+  mirror(h: HandleId, target: BackendSpec, options?: { flatten?: boolean; rateLimit?: number }, op?: OpId, onProgress?: (info: JobInfo) => void): Promise<JobInfo>;
   close(h: HandleId): Promise<void>;
   storage(): Promise<StorageReport>;
   persist(): Promise<boolean>;
