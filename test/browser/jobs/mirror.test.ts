@@ -7,7 +7,7 @@ import type { JobInfo } from '../../../src/jobs/job.js';
 import { StrataClient } from '../../../src/worker/client.js';
 import { newWorker, pattern, uniquePath } from '../worker/helpers.js';
 
-const KiB = 512;
+const KiB = 1024;
 
 /** vitest's toEqual walks typed arrays element by element with a diff: minutes for MiBs. */
 function same(a: Uint8Array, b: Uint8Array): boolean {
