@@ -1,12 +1,11 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { StrataError } from '../../errors.js';
-import { requestControl } from '../../jobs/control.js';
 import { mirror } from '../../jobs/mirror.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import type { Command } from '../command.js';
 import { line, UsageError } from '../io.js';
-import { followJob, jobBar } from '../job-runner.js';
+import { followJob, runRemote } from '../job-runner.js';
 import { openVolume, parseTarget } from '../target.js';
 
 export const mirrorCommand: Command = {
@@ -34,18 +33,9 @@ export const mirrorCommand: Command = {
       v = await openVolume(dir, false);
     } catch (e) {
       if (!(e instanceof StrataError && e.code === 'locked')) throw e;
-      const bar = jobBar(ctx, 'mirror');
-      try {
-        const last = await requestControl(dir, { op: 'mirror', target: dst, flatten }, (m) => m.type === 'progress' && bar.update(m.info), ctx.signal);
-        if (last.type !== 'end') throw new StrataError('io', `Unexpected answer from the process serving ${dir}.`);
-        line(io.stdout, `Mirrored ${dir} to ${args[1]} online (${last.info.progress.done} bytes copied while it was served).`);
-        return 0;
-      } catch (r) {
-        if (r instanceof StrataError && r.code === 'not-found') throw new StrataError('locked', `${e.message} It offers no control socket; \`stratadisk serve-nbd\` does.`, { cause: e });
-        throw r;
-      } finally {
-        bar.finish();
-      }
+      const info = await runRemote(ctx, dir, { op: 'mirror', target: dst, flatten }, 'mirror', e);
+      line(io.stdout, `Mirrored ${dir} to ${args[1]} online (${info.progress.done} bytes copied while it was served).`);
+      return 0;
     }
     try {
       const job = mirror(v, new NodeDirNamespace(dst, { create: true }), { flatten, targetLabel: args[1]!, signal: ctx.signal });
