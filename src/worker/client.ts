@@ -292,10 +292,14 @@ export class RemoteVolume implements RemoteReader {
    * Mirror this volume into `target` (e.g. from OPFS to IndexedDB) while it stays in use, then
    * switch over: this handle reads and writes the copy from then on (snapshot views opened
    * before keep reading the original). `onProgress` gets the job's info (bytes done / total,
-   * rate); aborting `signal` cancels it (the original stays, nothing is left at the target).
+   * rate); aborting `signal` cancels it (the original stays, nothing is left at the target);
+   * `control` receives pause/resume functions for the running job.
    */
-  async mirror(target: BackendSpec, options: { flatten?: boolean; rateLimit?: number; onProgress?: (info: JobInfo) => void; signal?: AbortSignal } = {}): Promise<JobInfo> {
-    const { onProgress, signal, ...rest } = options;
+  async mirror(
+    target: BackendSpec,
+    options: { flatten?: boolean; rateLimit?: number; onProgress?: (info: JobInfo) => void; signal?: AbortSignal; control?: (c: { pause(): Promise<boolean>; resume(): Promise<boolean> }) => void } = {},
+  ): Promise<JobInfo> {
+    const { onProgress, signal, control, ...rest } = options;
     if (signal?.aborted) throw new StrataError('aborted', 'The mirror was cancelled before it started.');
     const op = randomId();
     const callback = onProgress ? proxy((info: JobInfo) => onProgress(info)) : undefined;
@@ -303,6 +307,7 @@ export class RemoteVolume implements RemoteReader {
       this.engine.cancel(op).catch(() => {});
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    control?.({ pause: () => this.engine.controlJob(op, 'pause'), resume: () => this.engine.controlJob(op, 'resume') });
     try {
       return await this.api().mirror(this.handle, target, rest, op, callback);
     } finally {

@@ -15,7 +15,7 @@ import type { CheckReport } from '../volume/check.js';
 import type { Extent } from '../volume/map.js';
 import { browserBackends, type Backend, type BackendTable } from './backends.js';
 import { mirror } from '../jobs/mirror.js';
-import type { JobInfo } from '../jobs/job.js';
+import type { Job, JobInfo } from '../jobs/job.js';
 import type {
   BackendName,
   BackendSpec,
@@ -52,6 +52,7 @@ export class Engine implements EngineApi {
   private readonly backends: BackendTable;
   private readonly handles = new Map<HandleId, Entry>();
   private readonly ops = new Map<OpId, AbortController>();
+  private readonly jobs = new Map<OpId, Job>();
   private nextHandle = 1;
 
   constructor(options: EngineOptions = {}) {
@@ -182,7 +183,10 @@ export class Engine implements EngineApi {
     }
     const ctrl = new AbortController();
     ctrl.signal.addEventListener('abort', () => job.cancel());
-    if (op !== undefined) this.ops.set(op, ctrl);
+    if (op !== undefined) {
+      this.ops.set(op, ctrl);
+      this.jobs.set(op, job);
+    }
     const off = onProgress ? job.on((ev) => void Promise.resolve(onProgress(ev.info)).catch(() => {})) : () => {};
     const moved = job.done.then(() => {
       (entry.retired ??= []).push({ volume: entry.volume, ns: entry.ns });
@@ -200,10 +204,22 @@ export class Engine implements EngineApi {
     } finally {
       entry.moving = undefined;
       off();
-      if (op !== undefined) this.ops.delete(op);
+      if (op !== undefined) {
+        this.ops.delete(op);
+        this.jobs.delete(op);
+      }
       const release = (onProgress as { [releaseProxy]?: unknown } | undefined)?.[releaseProxy];
       if (typeof release === 'function') release.call(onProgress);
     }
+  }
+
+  /** Pause or resume the running job `op` (a mirror). Resolves true when there was one. */
+  async controlJob(op: OpId, action: 'pause' | 'resume'): Promise<boolean> {
+    const job = this.jobs.get(op);
+    if (!job) return false;
+    if (action === 'pause') job.pause();
+    else job.resume();
+    return true;
   }
 
   flush(h: HandleId): Promise<void> {

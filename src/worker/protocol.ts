@@ -106,6 +106,7 @@ export interface EngineApi {
   info(h: HandleId): Promise<VolumeInfo>;
   check(h: HandleId, op?: OpId, onProgress?: (e: ProgressEvent) => void): Promise<CheckReport>;
   cancel(op: OpId): Promise<boolean>;
+  controlJob(op: OpId, action: 'pause' | 'resume'): Promise<boolean>;
   mirror(h: HandleId, target: BackendSpec, options?: { flatten?: boolean; rateLimit?: number }, op?: OpId, onProgress?: (info: JobInfo) => void): Promise<JobInfo>;
   close(h: HandleId): Promise<void>;
   storage(): Promise<StorageReport>;
