@@ -203,7 +203,7 @@ export class ConsolidateJob extends BaseJob {
         todo.sort((x, y) => x - y);
         await this.pass(src!, dst!, todo, mirror);
         todo = [];
-        await this.switchOver(src!, dst!, mirror);
+        await this.switchOver(dst!, mirror);
       }
       if (journal) await a.exclusive(() => journal!.remove(this.id));
     } finally {
@@ -255,7 +255,7 @@ export class ConsolidateJob extends BaseJob {
   }
 
   /** One atomic manifest commit: the volume switches to the collapsed chain; the merged-away layer is dropped. */
-  private async switchOver(src: Layer, dst: Layer, mirror: LayerMirror | null): Promise<void> {
+  private async switchOver(dst: Layer, mirror: LayerMirror | null): Promise<void> {
     const a = this.access;
     const plan = this.plan;
     await this.checkpoint();
@@ -286,7 +286,6 @@ export class ConsolidateJob extends BaseJob {
         await a.commit(m);
         await a.dropLayerFiles(cId);
       }
-      void src;
     });
   }
 }

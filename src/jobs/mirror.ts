@@ -70,7 +70,6 @@ export class MirrorJob extends BaseJob {
       const flatten = this.options.flatten === true;
       let mirrorTo: LayerMirror | null = null;
       const plan: { dst: Layer; todo: number[]; source: 'view' | Layer; live: boolean }[] = [];
-      let sourceManifest!: Manifest;
       await a.exclusive(async () => {
         await a.flushActive();
         if (this.options.journal ?? true) {
@@ -79,7 +78,6 @@ export class MirrorJob extends BaseJob {
           await journal.put({ id: this.id, kind: 'mirror', params: { flatten, target: this.options.targetLabel ?? null }, started: new Date().toISOString(), pid: proc?.pid ?? null, host: null });
         }
         const m = a.manifest();
-        sourceManifest = cloneManifest(m);
         if (flatten) {
           const dst = await this.createLayer(layerId(1));
           const owned = new Set<number>();
@@ -119,7 +117,7 @@ export class MirrorJob extends BaseJob {
         if (mirrored?.error) throw targetFailed(mirrored.error, label);
         await a.flushActive();
         for (const p of plan) await p.dst.flush();
-        const m = flatten ? flatManifest(sourceManifest, a.manifest(), layerId(1)) : layersManifest(a.manifest(), this.created);
+        const m = flatten ? flatManifest(a.manifest(), layerId(1)) : layersManifest(a.manifest(), this.created);
         await ManifestStore.create(this.ns, m);
         committed = true;
         a.setMirror(null);
@@ -167,11 +165,11 @@ function layersManifest(m: Manifest, layers: Layer[]): Manifest {
 }
 
 /** One unsealed base layer holding the live view. */
-function flatManifest(original: Manifest, now: Manifest, id: string): Manifest {
+function flatManifest(now: Manifest, id: string): Manifest {
   return {
     format: MANIFEST_FORMAT,
     version: MANIFEST_VERSION,
-    uuid: now.uuid ?? original.uuid,
+    uuid: now.uuid,
     size: now.size,
     blockSize: now.blockSize,
     layers: [{ id, parent: null, sealed: false, contentId: null, created: new Date().toISOString() }],
