@@ -28,6 +28,8 @@ interface Current {
 let current: Current | null = null;
 let busy = 0;
 let checkAbort: AbortController | null = null;
+/** the running mirror job: its cancel and pause/resume */
+let job: { abort: AbortController; pause?: () => Promise<boolean>; resume?: () => Promise<boolean>; paused: boolean } | null = null;
 /** The spec that the last failed writable open was for, so the status line can offer read-only. */
 let lockedSpec: KnownVolume | null = null;
 let lastInfo: VolumeInfo | null = null;
@@ -43,12 +45,15 @@ function selected(): KnownVolume {
 /** Enables buttons by what they need (a volume, a writable volume) and whether work is under way. */
 function updateButtons(): void {
   for (const b of document.querySelectorAll<HTMLButtonElement>('button')) {
-    if (b.id === 'btn-check-cancel') continue;
+    if (b.id === 'btn-check-cancel' || b.id === 'btn-job-pause' || b.id === 'btn-job-cancel') continue;
     const needs = b.dataset.needs;
     const ok = needs === 'volume' ? current !== null : needs === 'writable' ? current !== null && !current.volume.readOnly : true;
     b.disabled = busy > 0 || !ok;
   }
   $<HTMLButtonElement>('btn-check-cancel').disabled = checkAbort === null;
+  $<HTMLButtonElement>('btn-job-pause').disabled = job === null;
+  $<HTMLButtonElement>('btn-job-cancel').disabled = job === null;
+  $('btn-job-pause').textContent = job?.paused ? 'Resume' : 'Pause';
   document.body.dataset.busy = busy > 0 ? 'yes' : 'no';
 }
 
@@ -386,6 +391,59 @@ $('btn-check').addEventListener('click', () =>
   }),
 );
 $('btn-check-cancel').addEventListener('click', () => checkAbort?.abort());
+
+// ---- jobs -----------------------------------------------------------------------------------
+
+$('btn-mirror').addEventListener('click', () =>
+  action('Mirror', async () => {
+    const from = current;
+    if (!from) throw new Error('no volume is open');
+    const to: DemoBackend = from.backend === 'opfs' ? 'idb' : 'opfs';
+    const name = checkVolumeName(`${from.name}-${to}`);
+    const rateText = inputValue('job-rate').trim();
+    const rate = rateText === '' ? undefined : Number(rateText) * 1e6;
+    if (rate !== undefined && !(rate > 0)) throw new Error(`rate limit "${rateText}" is not a positive number of MB/s`);
+    job = { abort: new AbortController(), paused: false };
+    updateButtons();
+    setProgress('job-progress', 0, 1);
+    $('job-result').textContent = `mirroring to ${BACKEND_LABEL[to]}…`;
+    try {
+      const info = await from.volume.mirror(spec(to, name), {
+        signal: job.abort.signal,
+        rateLimit: rate,
+        control: (c) => {
+          if (job) Object.assign(job, c);
+        },
+        onProgress: (i) => {
+          if (job === null) return; // a late event (they are not awaited) after the outcome was shown
+          setProgress('job-progress', i.progress.done, Math.max(1, i.progress.total));
+          $('job-result').textContent = `${i.state}: ${formatBytes(i.progress.done)} of ${formatBytes(i.progress.total)} · ${formatBytes(Math.round(i.progress.rate))}/s`;
+        },
+      });
+      job = null;
+      setProgress('job-progress', 1, 1);
+      // The handle now reads and writes the copy.
+      current = { backend: to, name, volume: from.volume };
+      rememberVolume({ backend: to, name }); // never the volume: JSON of its comlink proxy would call the worker
+      $('job-result').textContent = `done: ${formatBytes(info.progress.done)} copied; the volume now lives in ${BACKEND_LABEL[to]} as ${name}`;
+      return `Mirrored ${from.name} to ${BACKEND_LABEL[to]} (${name}); working on the copy now`;
+    } catch (e) {
+      job = null;
+      if (errorCode(e) === 'aborted') $('job-result').textContent = 'mirror cancelled: the original is untouched, nothing was left behind';
+      throw e;
+    } finally {
+      job = null;
+    }
+  }),
+);
+$('btn-job-cancel').addEventListener('click', () => job?.abort.abort());
+$('btn-job-pause').addEventListener('click', () => {
+  const j = job;
+  if (!j) return;
+  j.paused = !j.paused;
+  void (j.paused ? j.pause?.() : j.resume?.());
+  updateButtons();
+});
 
 // ---- redraw ---------------------------------------------------------------------------------
 

@@ -21,3 +21,10 @@ export { HttpStore, type HttpStoreOptions, type HttpStats, type ImagePin } from 
 export { RemoteBase, type RemoteOptions, type ProvisioningInfo, type CreateRemoteVolumeOptions } from './volume/remote-base.js';
 export { StreamJob, streamVolume, type StreamJobOptions } from './jobs/stream.js';
 export { ShadowVolume, ShadowReader, ShadowCopyReader, ShadowExportJob, toEndpoint, sharedMemoryAvailable, type ShadowVolumeOptions, type CreateShadowOptions, type ShadowInfo, type ShadowReaderOptions, type ShadowEndpoint, type OnFull, type ReadStats } from './shadow/index.js';
+// Block jobs: the Job interface, consolidation (delete-snapshot / commit online), mirror, resume.
+export { BaseJob, newJobId, PROGRESS_MS, type Job, type JobEvent, type JobInfo, type JobOptions, type JobProgress, type JobState } from './jobs/job.js';
+export { consolidate, planConsolidation, ConsolidateJob, type ConsolidateRequest, type ConsolidateOptions, type ConsolidationPlan } from './jobs/consolidate.js';
+export { mirror, MirrorJob, type MirrorOptions } from './jobs/mirror.js';
+export { resumeJobs, pendingMerges } from './jobs/resume.js';
+export { JobJournal, type JobRecord } from './jobs/job-journal.js';
+export { JobRegistry } from './jobs/registry.js';

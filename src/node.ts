@@ -7,3 +7,4 @@ export { exportQcow2 } from './interop/qcow2/export.js';
 export { listenGroup, connectGroup, socketLink } from './consistency/node-socket.js';
 export { attachWorker, joinFromParent, type GroupPortMessage } from './consistency/worker-threads.js';
 export { encodeFrame, FrameReader } from './consistency/framing.js';
+export { serveControl, requestControl, CONTROL_SOCKET, type ControlRequest, type ControlMessage, type ControlServer } from './jobs/control.js';

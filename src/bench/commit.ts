@@ -7,11 +7,12 @@
  *    opening the volume and the final syncs) vs `qemu-img commit -t writeback -d` on the same
  *    chain exported as two qcow2 files by our exporter (same shape, same data). `-d` spares
  *    qemu-img emptying the top image afterwards (its best case); writeback syncs at the end as
- *    we do. MB/s of delta data committed; best of 2 (quick: 1), fresh copies each round.
+ *    we do. MB/s of delta data committed; best of 3 (quick: 1), fresh copies each round.
  * 2. Online consolidation with a concurrent writer: deleting the base snapshot under an active
  *    delta (the job commits the delta down while a write mirror copies new writes), with a
  *    writer doing random 64 KiB writes and a flush every 32. Job throughput with the writer vs
- *    the same job alone, and the writer's throughput during the job vs with no job running.
+ *    the same job alone, and the writer's throughput during the job vs with no job running (and,
+ *    informative, with the job rate-limited: the knob for a writer that must not slow down).
  */
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -76,7 +77,7 @@ export async function benchCommit(opts: { quick?: boolean } = {}): Promise<Bench
   try {
     // ---- offline commit vs qemu-img commit ----
     const size = quick ? 64 << 20 : 1 << 30;
-    const rounds = quick ? 1 : 2;
+    const rounds = quick ? 1 : 3;
     let ours = Infinity;
     let peer = Infinity;
     let delta = 0;
@@ -131,13 +132,13 @@ export async function benchCommit(opts: { quick?: boolean } = {}): Promise<Bench
         await rm(dir, { recursive: true, force: true });
       }
     })();
-    const both = await (async () => {
-      const dir = join(root, 'j1');
+    const withWriter = async (name: string, rateLimit?: number) => {
+      const dir = join(root, name);
       await makeChain(dir, osize, 1, 0.5);
       const vol = await Volume.open(new NodeDirNamespace(dir));
       try {
         const t0 = performance.now();
-        const job = consolidate(vol, { op: 'delete-snapshot', name: 'base' });
+        const job = consolidate(vol, { op: 'delete-snapshot', name: 'base' }, { rateLimit });
         let finished = false;
         const end = job.done.finally(() => (finished = true));
         const w = await writer(vol, () => finished, Infinity);
@@ -148,10 +149,14 @@ export async function benchCommit(opts: { quick?: boolean } = {}): Promise<Bench
         await vol.close();
         await rm(dir, { recursive: true, force: true });
       }
-    })();
+    };
+    const both = await withWriter('j1');
+    const limited = await withWriter('j2', (quick ? 16 : 32) * 1e6);
     const noteOnline = `${osize >> 20} MiB volume: full base (snapshot "base", deleted) under a half-allocated active delta; the job commits the delta ${both.direction} while a write mirror copies new writes; writer: random 64 KiB writes, flush every 32`;
     out.push(result('online consolidation: job throughput with a concurrent writer', both.jobRate, jobAlone, 'MB/s', 'the same job with no writer', undefined, noteOnline));
     out.push(result('online consolidation: writer throughput while the job runs', both.writerRate, writerAlone, 'MB/s', 'the same writer with no job running', undefined, noteOnline));
+    const lim = `${quick ? 16 : 32} MB/s`;
+    out.push(result(`online consolidation rate-limited to ${lim}: writer throughput (informative)`, limited.writerRate, writerAlone, 'MB/s', 'the same writer with no job running', undefined, `${noteOnline}; job at ${limited.jobRate.toFixed(1)} MB/s under a ${lim} limit`));
     return out;
   } finally {
     await rm(root, { recursive: true, force: true });

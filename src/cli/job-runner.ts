@@ -47,24 +47,32 @@ export async function runConsolidation(ctx: Context, dir: string, req: Consolida
   } catch (e) {
     if (!(e instanceof StrataError && e.code === 'locked')) throw e;
     const remote: ControlRequest = req.op === 'delete-snapshot' ? { op: 'delete-snapshot', name: req.name, direction } : { op: 'commit', dropSnapshot: req.op === 'commit' && req.dropSnapshot === true };
-    const bar = jobBar(ctx, 'consolidate');
-    try {
-      const last = await requestControl(dir, remote, (m) => m.type === 'progress' && bar.update(m.info), ctx.signal);
-      if (last.type !== 'end') throw new StrataError('io', `Unexpected answer from the process serving ${dir}.`);
-      return { where: 'remote', info: last.info };
-    } catch (r) {
-      if (r instanceof StrataError && r.code === 'not-found') {
-        throw new StrataError('locked', `${e.message} It offers no control socket, so the job cannot run there; \`stratadisk serve-nbd\` does.`, { cause: e });
-      }
-      throw r;
-    } finally {
-      bar.finish();
-    }
+    return { where: 'remote', info: await runRemote(ctx, dir, remote, 'consolidate', e) };
   }
   try {
     const job = consolidate(v, req, { direction, signal: ctx.signal });
     return { where: 'here', info: await followJob(ctx, job, 'consolidate') };
   } finally {
     await v.close();
+  }
+}
+
+/**
+ * Run a job in the process that holds `dir` open (its control socket), drawing its progress.
+ * `locked` is the error that sent us there: re-thrown, with a hint, when nothing listens.
+ */
+export async function runRemote(ctx: Context, dir: string, req: ControlRequest, label: string, locked: StrataError): Promise<JobInfo> {
+  const bar = jobBar(ctx, label);
+  try {
+    const last = await requestControl(dir, req, (m) => m.type === 'progress' && bar.update(m.info), ctx.signal);
+    if (last.type !== 'end') throw new StrataError('io', `Unexpected answer from the process serving ${dir}.`);
+    return last.info;
+  } catch (r) {
+    if (r instanceof StrataError && r.code === 'not-found') {
+      throw new StrataError('locked', `${locked.message} It offers no control socket, so the job cannot run there; \`stratadisk serve-nbd\` does.`, { cause: locked });
+    }
+    throw r;
+  } finally {
+    bar.finish();
   }
 }

@@ -52,7 +52,12 @@ export interface ConsolidationPlan {
 export interface ConsolidateOptions extends JobOptions {
   /** 'auto' (default): down for commit; otherwise the direction that copies fewer blocks */
   direction?: 'auto' | Direction;
-  /** keep a durable job record in the volume's namespace (default true) */
+  /**
+   * Also keep a record in the job journal (who started what, for `stratadisk jobs`). Default
+   * false: the manifest itself records an interrupted consolidation (a sealed layer without a
+   * name and with one child), which every writable open or `resumeJobs` finishes, so the journal
+   * would only add detail at the cost of three more syncs.
+   */
   journal?: boolean;
   /** bytes copied between flushes of the target (default 1 GiB; the switch-over flushes anyway) */
   flushEvery?: number;
@@ -145,7 +150,7 @@ export class ConsolidateJob extends BaseJob {
     super('consolidate', options);
     this.flushEvery = options.flushEvery ?? 1 << 30;
     this.batchBytes = options.batchBytes ?? BATCH_BYTES;
-    this.useJournal = options.journal ?? true;
+    this.useJournal = options.journal ?? false;
   }
 
   protected async run(): Promise<void> {
@@ -198,7 +203,7 @@ export class ConsolidateJob extends BaseJob {
         todo.sort((x, y) => x - y);
         await this.pass(src!, dst!, todo, mirror);
         todo = [];
-        await this.switchOver(src!, dst!, mirror);
+        await this.switchOver(dst!, mirror);
       }
       if (journal) await a.exclusive(() => journal!.remove(this.id));
     } finally {
@@ -250,7 +255,7 @@ export class ConsolidateJob extends BaseJob {
   }
 
   /** One atomic manifest commit: the volume switches to the collapsed chain; the merged-away layer is dropped. */
-  private async switchOver(src: Layer, dst: Layer, mirror: LayerMirror | null): Promise<void> {
+  private async switchOver(dst: Layer, mirror: LayerMirror | null): Promise<void> {
     const a = this.access;
     const plan = this.plan;
     await this.checkpoint();
@@ -281,7 +286,6 @@ export class ConsolidateJob extends BaseJob {
         await a.commit(m);
         await a.dropLayerFiles(cId);
       }
-      void src;
     });
   }
 }

@@ -8,10 +8,12 @@
  */
 import { unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { StrataError, type ErrorCode } from '../errors.js';
 import type { Volume } from '../volume/volume.js';
+import { NodeDirNamespace } from '../store/node-dir.js';
 import { consolidate, type Direction } from './consolidate.js';
+import { mirror } from './mirror.js';
 import type { Job, JobInfo } from './job.js';
 import { JobRegistry } from './registry.js';
 
@@ -23,6 +25,8 @@ export type ControlRequest =
   | { op: 'jobs' }
   | { op: 'delete-snapshot'; name: string; direction?: 'auto' | Direction }
   | { op: 'commit'; dropSnapshot?: boolean }
+  /** copy the served volume to directory `target` (a point-in-time copy as of the job's end: the server keeps serving the source) */
+  | { op: 'mirror'; target: string; flatten?: boolean }
   | { op: 'pause' | 'resume' | 'cancel'; id: string }
   | { op: 'rate'; id: string; bytesPerSecond: number | null };
 
@@ -135,9 +139,14 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
       return null;
     case 'delete-snapshot':
       if (typeof req.name !== 'string') throw new StrataError('invalid-argument', 'delete-snapshot needs a snapshot name.');
-      return registry.add(consolidate(volume, { op: 'delete-snapshot', name: req.name }, { direction: req.direction ?? 'auto' }));
+      return registry.add(consolidate(volume, { op: 'delete-snapshot', name: req.name }, { direction: req.direction ?? 'auto', journal: true }));
     case 'commit':
-      return registry.add(consolidate(volume, { op: 'commit', dropSnapshot: req.dropSnapshot === true }));
+      return registry.add(consolidate(volume, { op: 'commit', dropSnapshot: req.dropSnapshot === true }, { journal: true }));
+    case 'mirror': {
+      if (typeof req.target !== 'string' || !isAbsolute(req.target)) throw new StrataError('invalid-argument', 'mirror needs an absolute target directory.');
+      const ns = new NodeDirNamespace(req.target, { create: true });
+      return registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver: false, targetLabel: req.target }));
+    }
     case 'pause':
     case 'resume':
     case 'cancel':

@@ -82,7 +82,7 @@ export interface CopyPassOptions {
 }
 
 /** Bytes per store write: several writes in flight let the thread pool copy in parallel. */
-const WRITE_PIECE = 1 << 20;
+const WRITE_PIECE = 2 << 20;
 
 /**
  * Copy blocks `todo` (ascending) from `source` into fresh slots of `dst`. The data is written
@@ -92,55 +92,71 @@ const WRITE_PIECE = 1 << 20;
 export async function copyPass(source: BlockSource, dst: Layer, todo: readonly number[], o: CopyPassOptions): Promise<void> {
   const bs = dst.blockSize;
   const perBatch = Math.max(1, Math.min(Math.floor(o.batchBytes / bs), todo.length));
-  const buf = new Uint8Array(perBatch * bs);
-  const hashes = new Uint8Array(perBatch * 16);
-  const kinds = new Uint8Array(perBatch);
+  // Two sets of buffers: the next batch is read while the last one is being written.
+  const bufs = [0, 1].map(() => ({ buf: new Uint8Array(perBatch * bs), hashes: new Uint8Array(perBatch * 16), kinds: new Uint8Array(perBatch) }));
   const piece = Math.max(1, Math.floor(WRITE_PIECE / bs));
-  for (let i = 0; i < todo.length; i += perBatch) {
-    const batch = todo.slice(i, i + perBatch);
-    kinds.fill(KIND_SKIP);
-    await source.read(batch, buf, hashes, kinds);
-    const dataIdx: number[] = [];
-    for (let k = 0; k < batch.length; k++) if (kinds[k] === KIND_DATA) dataIdx.push(k);
-    const slots = new Array<number>(batch.length).fill(SLOT_ABSENT);
-    for (let k = 0; k < batch.length; k++) if (kinds[k] === KIND_ZERO) slots[k] = SLOT_ZERO;
-    const fresh: number[] = [];
-    dst.allocate(dataIdx.length, fresh);
-    const writes: Promise<void>[] = [];
-    for (let j = 0; j < dataIdx.length; ) {
-      let e = j + 1;
-      while (e < dataIdx.length && e - j < piece && dataIdx[e] === dataIdx[j]! + (e - j) && fresh[e] === fresh[j]! + (e - j)) e++;
-      for (let q = j; q < e; q++) slots[dataIdx[q]!] = fresh[q]!;
-      dst.markDataWritten();
-      writes.push(dst.data.write(fresh[j]! * bs, buf.subarray(dataIdx[j]! * bs, (dataIdx[e - 1]! + 1) * bs)));
-      j = e;
-    }
-    try {
-      await Promise.all(writes);
-    } catch (e) {
-      dst.unallocate(fresh);
-      throw e;
-    }
-    await o.exclusive(async () => {
-      const keepBlocks: number[] = [];
-      const keepSlots: number[] = [];
-      const keepHash: number[] = [];
-      const unused: number[] = [];
-      for (let k = 0; k < batch.length; k++) {
-        const b = batch[k]!;
-        const slot = slots[k]!;
-        if (slot === SLOT_ABSENT || o.stale(b)) {
-          if (slot >= 0) unused.push(slot);
-          continue;
-        }
-        keepBlocks.push(b);
-        keepSlots.push(slot);
-        keepHash.push(k);
+  let inFlight: Promise<void> | null = null;
+  try {
+    for (let i = 0, n = 0; i < todo.length; i += perBatch, n++) {
+      const { buf, hashes, kinds } = bufs[n & 1]!;
+      const batch = todo.slice(i, i + perBatch);
+      kinds.fill(KIND_SKIP);
+      await source.read(batch, buf, hashes, kinds);
+      if (inFlight) {
+        const p = inFlight;
+        inFlight = null;
+        await p;
       }
-      if (unused.length > 0) dst.unallocate(unused);
-      dst.setEntries(keepBlocks, keepSlots, keepBlocks.length, hashes, keepHash);
-      await o.afterBatch?.(dataIdx.length * bs);
-    });
-    await o.step(batch.length * bs);
+      inFlight = writeBatch(dst, batch, buf, hashes, kinds, piece, o);
+    }
+  } finally {
+    // never leave a batch running behind the caller's back (its error, if any, is the one thrown)
+    if (inFlight) await inFlight;
   }
+}
+
+async function writeBatch(dst: Layer, batch: number[], buf: Uint8Array, hashes: Uint8Array, kinds: Uint8Array, piece: number, o: CopyPassOptions): Promise<void> {
+  const bs = dst.blockSize;
+  const dataIdx: number[] = [];
+  for (let k = 0; k < batch.length; k++) if (kinds[k] === KIND_DATA) dataIdx.push(k);
+  const slots = new Array<number>(batch.length).fill(SLOT_ABSENT);
+  for (let k = 0; k < batch.length; k++) if (kinds[k] === KIND_ZERO) slots[k] = SLOT_ZERO;
+  const fresh: number[] = [];
+  dst.allocate(dataIdx.length, fresh);
+  const writes: Promise<void>[] = [];
+  for (let j = 0; j < dataIdx.length; ) {
+    let e = j + 1;
+    while (e < dataIdx.length && e - j < piece && dataIdx[e] === dataIdx[j]! + (e - j) && fresh[e] === fresh[j]! + (e - j)) e++;
+    for (let q = j; q < e; q++) slots[dataIdx[q]!] = fresh[q]!;
+    dst.markDataWritten();
+    writes.push(dst.data.write(fresh[j]! * bs, buf.subarray(dataIdx[j]! * bs, (dataIdx[e - 1]! + 1) * bs)));
+    j = e;
+  }
+  try {
+    await Promise.all(writes);
+  } catch (e) {
+    dst.unallocate(fresh);
+    throw e;
+  }
+  await o.exclusive(async () => {
+    const keepBlocks: number[] = [];
+    const keepSlots: number[] = [];
+    const keepHash: number[] = [];
+    const unused: number[] = [];
+    for (let k = 0; k < batch.length; k++) {
+      const b = batch[k]!;
+      const slot = slots[k]!;
+      if (slot === SLOT_ABSENT || o.stale(b)) {
+        if (slot >= 0) unused.push(slot);
+        continue;
+      }
+      keepBlocks.push(b);
+      keepSlots.push(slot);
+      keepHash.push(k);
+    }
+    if (unused.length > 0) dst.unallocate(unused);
+    dst.setEntries(keepBlocks, keepSlots, keepBlocks.length, hashes, keepHash);
+    await o.afterBatch?.(dataIdx.length * bs);
+  });
+  await o.step(batch.length * bs);
 }

@@ -1,6 +1,7 @@
 import { StrataError } from '../errors.js';
 import { RECORD_HEADER, RECORD_OVERHEAD, checksumOk, decodeHead, encodeRecord } from '../format/record.js';
 import type { Store, StoreNamespace } from '../store/store.js';
+import { loadKernels } from '../wasm/index.js';
 
 /**
  * Durable records of the block jobs started on a volume, so that after a crash or a reload
@@ -39,6 +40,7 @@ export class JobJournal {
 
   /** Read the newest valid generation; an absent or unreadable journal is an empty one. */
   static async open(ns: StoreNamespace): Promise<JobJournal> {
+    await loadKernels(); // record checksums are XXH3 (WASM)
     let best: { gen: number; records: JobRecord[] } | null = null;
     for (const name of JOURNAL_SLOTS) {
       if (!(await ns.exists(name))) continue;

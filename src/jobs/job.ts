@@ -86,6 +86,8 @@ export abstract class BaseJob implements Job {
   private lastEmit = -Infinity;
   private readonly samples: { t: number; done: number }[] = [];
   private resumeWaiters: (() => void)[] = [];
+  /** rate-limit sleeps: cut short by cancel (not by resume, which would skip the limit) */
+  private sleepers: (() => void)[] = [];
   private cancelled = false;
   private budgetStart = 0;
   private budgetBytes = 0;
@@ -162,8 +164,9 @@ export abstract class BaseJob implements Job {
   cancel(): void {
     if (this._state === 'completed' || this._state === 'failed' || this._state === 'cancelled') return;
     this.cancelled = true;
-    const w = this.resumeWaiters;
+    const w = [...this.resumeWaiters, ...this.sleepers];
     this.resumeWaiters = [];
+    this.sleepers = [];
     for (const f of w) f();
   }
 
@@ -222,10 +225,11 @@ export abstract class BaseJob implements Job {
       let t: ReturnType<typeof setTimeout> | undefined;
       const done = () => {
         clearTimeout(t);
+        this.sleepers = this.sleepers.filter((f) => f !== done);
         resolve();
       };
       t = setTimeout(done, ms);
-      this.resumeWaiters.push(done);
+      this.sleepers.push(done);
     });
   }
 

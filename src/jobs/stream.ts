@@ -19,7 +19,6 @@ export interface StreamJobOptions extends JobOptions {
 export class StreamJob extends BaseJob {
   private readonly batchBytes: number;
   private readonly flushBytes: number;
-  private sleepers = new Set<() => void>();
   private readonly totalBytes: number;
 
   constructor(
@@ -63,27 +62,6 @@ export class StreamJob extends BaseJob {
     } finally {
       if (sinceFlush > 0) await remote.flushNow().catch(() => {});
     }
-  }
-
-  /**
-   * The base class's sleep schedules its timer with a callback declared after it (a temporal
-   * dead zone on main at the time of writing); this one is self-contained and woken by cancel.
-   */
-  protected override sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(t);
-        this.sleepers.delete(wake);
-        resolve();
-      };
-      const t = setTimeout(wake, ms);
-      this.sleepers.add(wake);
-    });
-  }
-
-  override cancel(): void {
-    super.cancel();
-    for (const w of [...this.sleepers]) w();
   }
 }
 

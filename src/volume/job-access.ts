@@ -23,6 +23,8 @@ export interface VolumeJobAccess {
   dropLayerFiles(id: string): Promise<void>;
   /** Send every write of the active layer to `mirror` too (null removes it). */
   setMirror(mirror: WriteMirror | null): void;
+  /** Inside `exclusive`: refuse every later write with `closed` and this message (the volume moved). */
+  retire(reason: string): void;
   /** End the job's hold (also removes its mirror). Idempotent. */
   release(): void;
 }

@@ -101,6 +101,8 @@ export class Volume implements VolumeReader {
   /** the block job holding the volume's structure, if any (see beginJob) */
   private job: string | null = null;
   private mirror: WriteMirror | null = null;
+  /** set when a mirror job moved the volume elsewhere: the reason writes are refused */
+  private retired: string | null = null;
 
   private constructor(
     readonly ns: StoreNamespace,
@@ -219,6 +221,7 @@ export class Volume implements VolumeReader {
 
   private assertWritable(): void {
     this.assertOpen();
+    if (this.retired !== null) throw new StrataError('closed', this.retired);
     if (this.readOnly) throw new StrataError('read-only', 'The volume is open read-only; open it without --read-only (or readOnly: false) to change it.');
   }
 
@@ -269,6 +272,8 @@ export class Volume implements VolumeReader {
   }
 
   private async writeLocked(offset: number, data: Uint8Array): Promise<void> {
+    // checked again under the lock: a write queued behind a mirror's switch-over must not land here
+    if (this.retired !== null) throw new StrataError('closed', this.retired);
     const bs = this.blockSize;
     const end = offset + data.length;
     let at = offset;
@@ -602,6 +607,10 @@ export class Volume implements VolumeReader {
         this.rebuildChain();
       },
       dropLayerFiles: (id) => this.dropLayerFiles(id),
+      retire: (reason) => {
+        check();
+        this.retired = reason;
+      },
       setMirror: (mirror) => {
         check();
         this.mirror = mirror;

@@ -13,6 +13,7 @@
 import { proxy, releaseProxy, wrap, type Endpoint, type Remote } from 'comlink';
 import { StrataError } from '../errors.js';
 import type { CheckReport } from '../volume/check.js';
+import type { JobInfo } from '../jobs/job.js';
 import type { Extent } from '../volume/map.js';
 import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 import { transfer } from 'comlink';
@@ -311,6 +312,33 @@ export class RemoteVolume implements RemoteReader {
   /** For a volume on a remote image: re-pin it (to `url`), dropping fetched blocks if it changed. */
   async refreshImage(url?: string): Promise<boolean> {
     return this.api().refreshImage(this.handle, url);
+  }
+
+  /**
+   * Mirror this volume into `target` (e.g. from OPFS to IndexedDB) while it stays in use, then
+   * switch over: this handle reads and writes the copy from then on (snapshot views opened
+   * before keep reading the original). `onProgress` gets the job's info (bytes done / total,
+   * rate); aborting `signal` cancels it (the original stays, nothing is left at the target);
+   * `control` receives pause/resume functions for the running job.
+   */
+  async mirror(
+    target: BackendSpec,
+    options: { flatten?: boolean; rateLimit?: number; onProgress?: (info: JobInfo) => void; signal?: AbortSignal; control?: (c: { pause(): Promise<boolean>; resume(): Promise<boolean> }) => void } = {},
+  ): Promise<JobInfo> {
+    const { onProgress, signal, control, ...rest } = options;
+    if (signal?.aborted) throw new StrataError('aborted', 'The mirror was cancelled before it started.');
+    const op = randomId();
+    const callback = onProgress ? proxy((info: JobInfo) => onProgress(info)) : undefined;
+    const onAbort = () => {
+      this.engine.cancel(op).catch(() => {});
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    control?.({ pause: () => this.engine.controlJob(op, 'pause'), resume: () => this.engine.controlJob(op, 'resume') });
+    try {
+      return await this.api().mirror(this.handle, target, rest, op, callback);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   /** Flush and close the volume and its snapshot views in the worker. Closing twice is a no-op. */

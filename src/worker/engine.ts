@@ -14,6 +14,8 @@ import { Volume, type SnapshotInfo, type VolumeInfo, type VolumeReader } from '.
 import type { CheckReport } from '../volume/check.js';
 import type { Extent } from '../volume/map.js';
 import { browserBackends, type Backend, type BackendTable } from './backends.js';
+import { mirror } from '../jobs/mirror.js';
+import type { Job, JobInfo } from '../jobs/job.js';
 import type {
   BackendName,
   BackendSpec,
@@ -30,7 +32,17 @@ import type {
 import { StreamJob } from '../jobs/stream.js';
 
 type Entry =
-  | { kind: 'volume'; volume: Volume; ns: StoreNamespace; key: string; views: Set<HandleId> }
+  | {
+      kind: 'volume';
+      volume: Volume;
+      ns: StoreNamespace;
+      key: string;
+      views: Set<HandleId>;
+      /** while a mirror job runs: settles once the handle has switched over (or the job failed) */
+      moving?: Promise<unknown>;
+      /** volumes this handle switched away from (still read by snapshot views opened before) */
+      retired?: { volume: Volume; ns: StoreNamespace }[];
+    }
   | { kind: 'snapshot'; reader: VolumeReader; parent: HandleId; name: string };
 
 export interface EngineOptions {
@@ -42,6 +54,7 @@ export class Engine implements EngineApi {
   private readonly backends: BackendTable;
   private readonly handles = new Map<HandleId, Entry>();
   private readonly ops = new Map<OpId, AbortController>();
+  private readonly jobs = new Map<OpId, Job>();
   private nextHandle = 1;
 
   constructor(options: EngineOptions = {}) {
@@ -135,11 +148,82 @@ export class Engine implements EngineApi {
   }
 
   write(h: HandleId, offset: number, data: Uint8Array): Promise<void> {
-    return settle(() => this.volume(h).write(offset, data));
+    return this.writing(h, (v) => v.write(offset, data));
   }
 
   writeZeroes(h: HandleId, offset: number, length: number): Promise<void> {
-    return settle(() => this.volume(h).writeZeroes(offset, length));
+    return this.writing(h, (v) => v.writeZeroes(offset, length));
+  }
+
+  /** A write refused because a mirror switched the handle over is retried on the copy. */
+  private writing(h: HandleId, fn: (v: Volume) => Promise<void>): Promise<void> {
+    const first = this.handles.get(h);
+    const v0 = first?.kind === 'volume' ? first.volume : undefined;
+    return settle(() => fn(this.volume(h))).catch(async (e) => {
+      const entry = this.handles.get(h);
+      if (!(e instanceof StrataError && e.code === 'closed') || entry?.kind !== 'volume') throw e;
+      if (entry.volume === v0 && entry.moving) await entry.moving.catch(() => {});
+      if (entry.volume === v0) throw e;
+      return fn(entry.volume);
+    });
+  }
+
+  /**
+   * Copy volume `h` into `target` (another backend or path) while it is used, then switch the
+   * handle over: later reads and writes of `h` go to the copy. `onProgress` (a Comlink.proxy)
+   * gets the job's info; `op` names it for {@link cancel}. Resolves with the final job info.
+   */
+  async mirror(h: HandleId, target: BackendSpec, options: { flatten?: boolean; rateLimit?: number } = {}, op?: OpId, onProgress?: (info: JobInfo) => void): Promise<JobInfo> {
+    const entry = this.volumeEntry(h);
+    if (entry.moving) throw new StrataError('locked', 'This volume is already being mirrored.');
+    const backend = this.backend(target);
+    const ns = await backend.open(target.path, { create: true, readOnly: false });
+    let job;
+    try {
+      job = mirror(entry.volume, ns, { flatten: options.flatten === true, rateLimit: options.rateLimit, targetLabel: `${target.backend}:${target.path}` });
+    } catch (e) {
+      await closeNamespace(ns);
+      throw e;
+    }
+    const ctrl = new AbortController();
+    ctrl.signal.addEventListener('abort', () => job.cancel());
+    if (op !== undefined) {
+      this.ops.set(op, ctrl);
+      this.jobs.set(op, job);
+    }
+    const off = onProgress ? job.on((ev) => void Promise.resolve(onProgress(ev.info)).catch(() => {})) : () => {};
+    const moved = job.done.then(() => {
+      (entry.retired ??= []).push({ volume: entry.volume, ns: entry.ns });
+      entry.volume = job.target!;
+      entry.ns = ns;
+      entry.key = specKey(target);
+    });
+    entry.moving = moved;
+    try {
+      await moved;
+      return job.info();
+    } catch (e) {
+      await closeNamespace(ns);
+      throw e;
+    } finally {
+      entry.moving = undefined;
+      off();
+      if (op !== undefined) {
+        this.ops.delete(op);
+        this.jobs.delete(op);
+      }
+      const release = (onProgress as { [releaseProxy]?: unknown } | undefined)?.[releaseProxy];
+      if (typeof release === 'function') release.call(onProgress);
+    }
+  }
+
+  /** Pause or resume the running job `op` (a mirror). Resolves true when there was one. */
+  async controlJob(op: OpId, action: 'pause' | 'resume'): Promise<boolean> {
+    const job = this.jobs.get(op);
+    if (!job) return false;
+    if (action === 'pause') job.pause();
+    else job.resume();
+    return true;
   }
 
   flush(h: HandleId): Promise<void> {
@@ -258,6 +342,10 @@ export class Engine implements EngineApi {
       return;
     }
     for (const v of entry.views) this.handles.delete(v);
+    for (const r of entry.retired ?? []) {
+      await r.volume.close().catch(() => {});
+      await closeNamespace(r.ns).catch(() => {});
+    }
     try {
       await entry.volume.close();
     } finally {

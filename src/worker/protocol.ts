@@ -6,6 +6,7 @@
  */
 import type { ErrorCode } from '../errors.js';
 import type { CheckReport } from '../volume/check.js';
+import type { JobInfo } from '../jobs/job.js';
 import type { Extent } from '../volume/map.js';
 import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 
@@ -120,6 +121,8 @@ export interface EngineApi {
   /** Re-pin the image (to `url` when given), dropping fetched blocks when it changed; true when it did. */
   refreshImage(h: HandleId, url?: string): Promise<boolean>;
   cancel(op: OpId): Promise<boolean>;
+  controlJob(op: OpId, action: 'pause' | 'resume'): Promise<boolean>;
+  mirror(h: HandleId, target: BackendSpec, options?: { flatten?: boolean; rateLimit?: number }, op?: OpId, onProgress?: (info: JobInfo) => void): Promise<JobInfo>;
   close(h: HandleId): Promise<void>;
   storage(): Promise<StorageReport>;
   persist(): Promise<boolean>;

@@ -12,6 +12,7 @@ import { info } from './info.js';
 import { jobs } from './jobs.js';
 import { map } from './map.js';
 import { reset } from './reset.js';
+import { mirrorCommand } from './mirror.js';
 import { revert } from './revert.js';
 import { serveGroupCommand } from './serve-group.js';
 import { serveNbdCommand } from './serve-nbd.js';
@@ -37,6 +38,7 @@ export const COMMANDS: readonly Command[] = [
   deleteSnapshot,
   commit,
   jobs,
+  mirrorCommand,
   map,
   check,
   compare,

@@ -6,12 +6,14 @@ import { NodeDirNamespace } from '../../../src/store/node-dir.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { Rng } from '../helpers/random.js';
 import { cli, ok, tempDir } from '../cli/harness.js';
-import { BS, SIZE, buildChain, compare, randomWrite } from './consolidate-helpers.js';
+import { BS, SIZE, buildChain, compare, randomWrite, same } from './consolidate-helpers.js';
 
 let cleanup: (() => void) | undefined;
+const cleanups: (() => void)[] = [];
 afterEach(() => {
   cleanup?.();
   cleanup = undefined;
+  for (const c of cleanups.splice(0)) c();
 });
 
 async function volumeDir(seed: number) {
@@ -93,5 +95,45 @@ describe('CLI: commit, delete-snapshot, jobs', () => {
     expect(v.info().layers.length).toBe(3);
     expect(v.size).toBe(SIZE);
     await v.close();
+  });
+
+  it('mirror copies a volume offline (all layers, or flattened) and online from the serving process', async () => {
+    const { dir, model } = await volumeDir(4);
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    expect(await ok(['mirror', dir, `${t.dir}/all`])).toMatch(/bytes copied/);
+    expect(await ok(['mirror', dir, `${t.dir}/flat`, '--flatten'])).toMatch(/flattened/);
+    const all = await Volume.open(new NodeDirNamespace(`${t.dir}/all`), { readOnly: true });
+    expect(await compare(all, model)).toBeNull();
+    await all.close();
+    const flat = await Volume.open(new NodeDirNamespace(`${t.dir}/flat`), { readOnly: true });
+    expect(await compare(flat, { live: model.live, snaps: new Map() })).toBeNull();
+    await flat.close();
+    expect((await cli(['mirror', dir, `${t.dir}/all`])).stderr).toMatch(/not empty/);
+
+    const server = await serveNbd({ dir }, { port: 0 });
+    const control = await serveControl(server.volume, dir);
+    try {
+      const rng = new Rng(44);
+      let stop = false;
+      const writer = (async () => {
+        for (let n = 0; !stop; n++) {
+          await randomWrite(server.volume, model, rng, 4000 + n);
+          await new Promise((r) => setImmediate(r));
+        }
+      })();
+    expect(await ok(['mirror', dir, `${t.dir}/online`])).toMatch(/online/);
+      stop = true;
+      await writer;
+    } finally {
+      await control.close();
+      await server.close();
+    }
+    // the online copy is the source as of the job's end; the source took more writes after
+    const copy = await Volume.open(new NodeDirNamespace(`${t.dir}/online`), { readOnly: true });
+    expect(copy.snapshots().map((s) => s.name)).toEqual(['s0', 's1', 's2']);
+    for (const n of ['s0', 's1', 's2']) expect(same(await copy.openSnapshot(n).read(0, SIZE), model.snaps.get(n)!)).toBe(true);
+    expect((await copy.check()).ok).toBe(true);
+    await copy.close();
   });
 });

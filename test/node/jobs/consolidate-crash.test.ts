@@ -8,6 +8,14 @@ const scenarios: Scenario[] = [
   { seed: 22, name: 's2', direction: 'up' },
   { seed: 23, name: 's1', direction: 'down' },
   { seed: 24, name: 's1', direction: 'up' },
+  ...(LONG
+    ? ([
+        { seed: 31, name: 's2', direction: 'down' },
+        { seed: 32, name: 's2', direction: 'up' },
+        { seed: 33, name: 's1', direction: 'down' },
+        { seed: 34, name: 's1', direction: 'up' },
+      ] as Scenario[])
+    : []),
 ];
 
 describe('online consolidation: crash at every write', () => {

@@ -50,7 +50,7 @@ async function run(ns: FaultNamespace, s: Scenario, model: Model): Promise<Trace
   let vol: Volume | undefined;
   try {
     vol = await Volume.open(ns);
-    const job = consolidate(vol, { op: 'delete-snapshot', name: s.name }, { direction: s.direction, batchBytes: 3 * BS, flushEvery: 6 * BS });
+    const job = consolidate(vol, { op: 'delete-snapshot', name: s.name }, { direction: s.direction, batchBytes: 3 * BS, flushEvery: 6 * BS, journal: true });
     let finished = false;
     let failed: unknown = null;
     const end = job.done.then(

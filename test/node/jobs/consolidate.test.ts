@@ -98,7 +98,7 @@ describe('online consolidation', () => {
     const rng = new Rng(9);
     const ns = new MemoryNamespace();
     const { vol, model } = await buildChain(ns, rng);
-    const job = consolidate(vol, { op: 'delete-snapshot', name: 's2' }, { direction: 'down', rateLimit: 4096 * 8, batchBytes: 4096 });
+    const job = consolidate(vol, { op: 'delete-snapshot', name: 's2' }, { direction: 'down', rateLimit: 4096 * 8, batchBytes: 4096, journal: true });
     model.snaps.delete('s2');
     job.pause();
     await new Promise((r) => setTimeout(r, 20));
