@@ -2,6 +2,8 @@ import { resolveRuns, type SparseBitmap } from '../wasm/index.js';
 import { SLOT_ABSENT, type Layer } from './layer.js';
 
 export const NO_OWNER = 0xffff;
+/** Largest range (in blocks) readIntoNow serves; longer reads are bandwidth-bound and go async. */
+const NOW_MAX_BLOCKS = 256;
 
 /**
  * A read path through a stack of layers (index 0 = topmost). One kernel call finds the owner
@@ -70,6 +72,55 @@ export class Chain {
     }
     if (ios.length === 1) await ios[0];
     else if (ios.length > 1) await Promise.all(ios);
+  }
+
+  /**
+   * readInto without a promise, for hot read loops: true when `target` is filled; false when a
+   * store declined to read synchronously (Store.readIntoNow) or the range spans more than
+   * NOW_MAX_BLOCKS blocks; `target` may then be partly written, and readInto does it all again.
+   * Owners are found by slot lookups, a block at a time (no resolve call, no allocation).
+   */
+  readIntoNow(offset: number, target: Uint8Array): boolean {
+    if (target.length === 0) return true;
+    const bs = this.blockSize;
+    const end = offset + target.length;
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    if (last - first >= NOW_MAX_BLOCKS) return false;
+    for (let b = first; b <= last; ) {
+      const owner = this.top(b);
+      const s = this.topSlot;
+      let e = b + 1;
+      const from = Math.max(offset, b * bs);
+      if (s < 0) {
+        while (e <= last && (this.top(e) < 0 || this.topSlot < 0)) e++;
+        target.fill(0, from - offset, Math.min(end, e * bs) - offset);
+      } else {
+        while (e <= last && this.top(e) === owner && this.topSlot === s + (e - b)) e++;
+        const to = Math.min(end, e * bs);
+        const store = this.layers[owner]!.data;
+        if (!store.readIntoNow || !store.readIntoNow(s * bs + (from - b * bs), target.subarray(from - offset, to - offset))) return false;
+      }
+      b = e;
+    }
+    return true;
+  }
+
+  /** slot found by the last top() call */
+  private topSlot = SLOT_ABSENT;
+
+  /** Index of the topmost layer that maps `block` (its slot in topSlot), or -1 (topSlot absent). */
+  private top(block: number): number {
+    const layers = this.layers;
+    for (let i = 0; i < layers.length; i++) {
+      const s = layers[i]!.slot(block);
+      if (s !== SLOT_ABSENT) {
+        this.topSlot = s;
+        return i;
+      }
+    }
+    this.topSlot = SLOT_ABSENT;
+    return -1;
   }
 
   /** Owner runs for [first, first+count): flat [start, length, ownerIndex]*. */

@@ -73,6 +73,12 @@ export interface VolumeReader {
   readonly blockSize: number;
   read(offset: number, length: number): Promise<Uint8Array>;
   readInto(offset: number, target: Uint8Array): Promise<void>;
+  /**
+   * Optional: readInto without a promise when it can be done at once (no write holds or awaits
+   * the volume, and the stores read synchronously); false, with `target` in any state, means
+   * "use readInto". Servers use it to answer reads in the turn that received them.
+   */
+  readIntoNow?(offset: number, target: Uint8Array): boolean;
   /** Extents of the whole view, or of [offset, offset+length) when given. */
   map(offset?: number, length?: number): Promise<Extent[]>;
 }
@@ -220,6 +226,15 @@ export class Volume implements VolumeReader {
       return Promise.reject(e);
     }
     return this.lock.read(() => this.chain.readInto(offset, target));
+  }
+
+  /** See {@link VolumeReader.readIntoNow}. */
+  readIntoNow(offset: number, target: Uint8Array): boolean {
+    this.assertOpen();
+    this.checkIo(offset, target.length);
+    // A write holds the lock across awaits while its map changes are incomplete; one waiting
+    // for it must not be overtaken (the order of a read after a write must hold).
+    return this.lock.readable && this.chain.readIntoNow(offset, target);
   }
 
   /** Write `data` at `offset`. Durable after the next `flush()`. */
@@ -419,6 +434,17 @@ export class Volume implements VolumeReader {
     });
   }
 
+  /**
+   * Start writing data already written to the volume out to stable storage, in the background:
+   * a later `flush()` then has less left to wait for. It changes nothing and promises nothing
+   * (durability still comes only from `flush()`); bulk writers such as an import call it every
+   * so often so that the device works while they go on reading and hashing.
+   */
+  startWriteback(): void {
+    if (this.closed || this.readOnly) return;
+    this.active.startWriteback();
+  }
+
   /** Rewrite a layer's map log without its overwritten history (amortised O(1) per entry). */
   private async compact(layer: Layer): Promise<void> {
     const log = await layer.writeCompacted(this.ns);
@@ -497,6 +523,11 @@ export class Volume implements VolumeReader {
         self.assertOpen();
         self.checkIo(offset, target.length);
         await self.lock.read(() => chainNow().readInto(offset, target));
+      },
+      readIntoNow(offset: number, target: Uint8Array) {
+        self.assertOpen();
+        self.checkIo(offset, target.length);
+        return self.lock.readable && chainNow().readIntoNow(offset, target);
       },
       async map(offset?: number, length?: number) {
         self.assertOpen();

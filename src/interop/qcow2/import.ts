@@ -26,6 +26,8 @@ import { Qcow2Reader, isQcow2Magic, type L1Table, type Qcow2Extent } from './rea
 export const MAX_CHAIN_DEPTH = 64;
 /** Bytes per Volume.writeRanges: large enough to amortise, bounded in memory. */
 const BATCH = 8 << 20;
+/** Bytes handed to the volume between background writebacks (Volume.startWriteback). */
+const WRITEBACK_EVERY = 64 << 20;
 
 export interface ImportQcow2Progress {
   phase: 'validate' | 'copy';
@@ -241,6 +243,7 @@ class Copier {
   private readStore: Store | null = null;
   private zeroStart = -1;
   private zeroEnd = -1;
+  private sinceWriteback = 0;
   /** nothing below the layer being written holds data (a fresh volume, base image) */
   private emptyBelow: boolean;
 
@@ -318,6 +321,12 @@ class Copier {
     const data = this.buf.subarray(0, this.batchLen);
     this.inFlight = this.volume.writeRanges(this.ranges, data);
     this.inFlight.catch(() => {}); // observed by settle()
+    this.sinceWriteback += data.length;
+    if (this.sinceWriteback >= WRITEBACK_EVERY) {
+      // Let the device write what came before while we go on; the final flush then waits less.
+      this.volume.startWriteback();
+      this.sinceWriteback = 0;
+    }
     [this.buf, this.spare] = [this.spare, this.buf];
     this.ranges = [];
     this.batchLen = 0;
