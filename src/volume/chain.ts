@@ -4,6 +4,8 @@ import { SLOT_ABSENT, type Layer } from './layer.js';
 export const NO_OWNER = 0xffff;
 /** Largest range (in blocks) readIntoNow serves; longer reads are bandwidth-bound and go async. */
 const NOW_MAX_BLOCKS = 256;
+/** Reads of up to this many blocks find their owners by slot lookups rather than a resolve call. */
+const LOOKUP_MAX_BLOCKS = 16;
 
 /**
  * A read path through a stack of layers (index 0 = topmost). One kernel call finds the owner
@@ -43,8 +45,30 @@ export class Chain {
       target.fill(0);
       return;
     }
-    const runs = resolveRuns(this.bitmaps, first, last - first + 1);
     const ios: Promise<void>[] = [];
+    if (last - first < LOOKUP_MAX_BLOCKS) {
+      // A few blocks (a typical request of a server): slot lookups, as in readIntoNow, cost
+      // less than a resolve call and its run array.
+      for (let b = first; b <= last; ) {
+        const owner = this.top(b);
+        const s = this.topSlot;
+        let e = b + 1;
+        const from = Math.max(offset, b * bs);
+        if (s < 0) {
+          while (e <= last && (this.top(e) < 0 || this.topSlot < 0)) e++;
+          target.fill(0, from - offset, Math.min(end, e * bs) - offset);
+        } else {
+          while (e <= last && this.top(e) === owner && this.topSlot === s + (e - b)) e++;
+          const to = Math.min(end, e * bs);
+          ios.push(this.layers[owner]!.data.readInto(s * bs + (from - b * bs), target.subarray(from - offset, to - offset)));
+        }
+        b = e;
+      }
+      if (ios.length === 1) await ios[0];
+      else if (ios.length > 1) await Promise.all(ios);
+      return;
+    }
+    const runs = resolveRuns(this.bitmaps, first, last - first + 1);
     for (let r = 0; r < runs.length; r += 3) {
       const runStart = runs[r]!;
       const runEnd = runStart + runs[r + 1]!;
