@@ -1,4 +1,5 @@
 import { resolveRuns, type SparseBitmap } from '../wasm/index.js';
+import type { Store } from '../store/store.js';
 import { SLOT_ABSENT, type Layer } from './layer.js';
 
 export const NO_OWNER = 0xffff;
@@ -47,23 +48,9 @@ export class Chain {
     }
     const ios: Promise<void>[] = [];
     if (last - first < LOOKUP_MAX_BLOCKS) {
-      // A few blocks (a typical request of a server): slot lookups, as in readIntoNow, cost
-      // less than a resolve call and its run array.
-      for (let b = first; b <= last; ) {
-        const owner = this.top(b);
-        const s = this.topSlot;
-        let e = b + 1;
-        const from = Math.max(offset, b * bs);
-        if (s < 0) {
-          while (e <= last && (this.top(e) < 0 || this.topSlot < 0)) e++;
-          target.fill(0, from - offset, Math.min(end, e * bs) - offset);
-        } else {
-          while (e <= last && this.top(e) === owner && this.topSlot === s + (e - b)) e++;
-          const to = Math.min(end, e * bs);
-          ios.push(this.layers[owner]!.data.readInto(s * bs + (from - b * bs), target.subarray(from - offset, to - offset)));
-        }
-        b = e;
-      }
+      // A few blocks (a typical request of a server): slot lookups cost less than a resolve
+      // call and its run array.
+      this.byLookup(offset, target, (store, at, view) => ios.push(store.readInto(at, view)) > 0);
       if (ios.length === 1) await ios[0];
       else if (ios.length > 1) await Promise.all(ios);
       return;
@@ -107,11 +94,20 @@ export class Chain {
   readIntoNow(offset: number, target: Uint8Array): boolean {
     if (target.length === 0) return true;
     const bs = this.blockSize;
+    if (Math.floor((offset + target.length - 1) / bs) - Math.floor(offset / bs) >= NOW_MAX_BLOCKS) return false;
+    return this.byLookup(offset, target, (store, at, view) => store.readIntoNow !== undefined && store.readIntoNow(at, view));
+  }
+
+  /**
+   * Walk [offset, offset+target.length) a block at a time, owners found by slot lookups: zero
+   * runs are filled here, and each run of consecutive slots of one layer is handed to `read`
+   * (store, byte offset in it, the part of `target` it fills). Stops with false when `read` does.
+   */
+  private byLookup(offset: number, target: Uint8Array, read: (store: Store, at: number, view: Uint8Array) => boolean): boolean {
+    const bs = this.blockSize;
     const end = offset + target.length;
-    const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
-    if (last - first >= NOW_MAX_BLOCKS) return false;
-    for (let b = first; b <= last; ) {
+    for (let b = Math.floor(offset / bs); b <= last; ) {
       const owner = this.top(b);
       const s = this.topSlot;
       let e = b + 1;
@@ -122,8 +118,7 @@ export class Chain {
       } else {
         while (e <= last && this.top(e) === owner && this.topSlot === s + (e - b)) e++;
         const to = Math.min(end, e * bs);
-        const store = this.layers[owner]!.data;
-        if (!store.readIntoNow || !store.readIntoNow(s * bs + (from - b * bs), target.subarray(from - offset, to - offset))) return false;
+        if (!read(this.layers[owner]!.data, s * bs + (from - b * bs), target.subarray(from - offset, to - offset))) return false;
       }
       b = e;
     }
