@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { serveNbd } from '../interop/nbd/index.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { Volume } from '../volume/volume.js';
-import { result, type BenchResult } from './result.js';
+import { pairedResult, result, type BenchResult } from './result.js';
 
 const MiB = 1 << 20;
 
@@ -26,7 +26,7 @@ export async function benchNbd(opts: { quick?: boolean } = {}): Promise<BenchRes
   const quick = opts.quick === true;
   const size = quick ? 64 * MiB : 1024 * MiB;
   const randomOps = quick ? 20_000 : 100_000;
-  const runs = quick ? 2 : 3;
+  const rounds = quick ? 2 : 7;
   for (const tool of ['nbdkit', 'nbdcopy', 'qemu-img']) {
     if (!(await exists(tool))) {
       return [result('nbd (skipped)', 0, 0, 'MB/s', 'nbdkit file', 0.8, `${tool} is not installed (run .ci/setup-system.sh)`)];
@@ -67,23 +67,28 @@ export async function benchNbd(opts: { quick?: boolean } = {}): Promise<BenchRes
       await execOk('qemu-img', ['bench', '-f', 'raw', '-c', String(randomOps), '-d', '16', '-s', '4096', '-S', stride, uri]);
       return randomOps / ((performance.now() - t0) / 1000);
     };
-    // Warm-up of both (page cache, connections), then alternate and keep the best of each.
+    // Warm-up of both (page cache, connections), then paired rounds: in each, ours and the
+    // peer back to back (the order turning round by round), so the load of other jobs on this
+    // shared machine hits both alike; medians, and the median of the per-round ratios.
     await seq(server.uri);
     await seq(peerUri);
-    let oursSeq = 0;
-    let peerSeq = 0;
-    let oursRnd = 0;
-    let peerRnd = 0;
-    for (let i = 0; i < runs; i++) {
-      oursSeq = Math.max(oursSeq, await seq(server.uri));
-      peerSeq = Math.max(peerSeq, await seq(peerUri));
-      oursRnd = Math.max(oursRnd, await rnd(server.uri));
-      peerRnd = Math.max(peerRnd, await rnd(peerUri));
+    const oursSeq: number[] = [];
+    const peerSeq: number[] = [];
+    const oursRnd: number[] = [];
+    const peerRnd: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const first = i % 2 === 0;
+      if (first) oursSeq.push(await seq(server.uri));
+      peerSeq.push(await seq(peerUri));
+      if (!first) oursSeq.push(await seq(server.uri));
+      if (first) oursRnd.push(await rnd(server.uri));
+      peerRnd.push(await rnd(peerUri));
+      if (!first) oursRnd.push(await rnd(server.uri));
     }
-    const sizeNote = `${size / MiB} MiB of random data; best of ${runs}; our server: one Node thread; nbdkit ${'file plugin'}, default threads (16)`;
+    const sizeNote = `${size / MiB} MiB of random data; ${rounds} paired rounds; our server: one Node thread; nbdkit file plugin, default threads (16)`;
     return [
-      result('nbd sequential read (nbdcopy → null:)', oursSeq, peerSeq, 'MB/s', 'nbdkit file', 0.8, sizeNote),
-      result('nbd random 4 KiB read (qemu-img bench, depth 16)', oursRnd, peerRnd, 'ops/s', 'nbdkit file', 0.8, `${randomOps} reads; ${sizeNote}`),
+      pairedResult('nbd sequential read (nbdcopy → null:)', oursSeq, peerSeq, 'MB/s', 'nbdkit file', 0.8, sizeNote),
+      pairedResult('nbd random 4 KiB read (qemu-img bench, depth 16)', oursRnd, peerRnd, 'ops/s', 'nbdkit file', 0.8, `${randomOps} reads; ${sizeNote}`),
     ];
   } finally {
     nbdkit?.kill('SIGTERM');

@@ -13,6 +13,10 @@ export interface BenchResult {
   target?: number;
   met?: boolean;
   note?: string;
+  /** with paired rounds (see pairedResult): the lowest and highest per-round ratio */
+  ratioMin?: number;
+  ratioMax?: number;
+  rounds?: number;
 }
 
 export function result(name: string, ours: number, peer: number, unit: string, peerName: string, target?: number, note?: string): BenchResult {
@@ -24,6 +28,32 @@ export function result(name: string, ours: number, peer: number, unit: string, p
   }
   if (note) r.note = note;
   return r;
+}
+
+/**
+ * A result from paired rounds: in round i ours[i] and peer[i] ran back to back, so a change in
+ * the machine's load (it is shared) hits both. `ours` and `peer` are the medians of each side;
+ * `ratio` is the median of the per-round ratios, with their range in ratioMin/ratioMax.
+ */
+export function pairedResult(name: string, ours: number[], peer: number[], unit: string, peerName: string, target?: number, note?: string): BenchResult {
+  const ratios = ours.map((o, i) => (peer[i]! > 0 ? o / peer[i]! : Number.NaN));
+  const r = result(name, median(ours), median(peer), unit, peerName, undefined, note);
+  const ratio = median(ratios);
+  r.ratio = round(ratio, 3);
+  if (target !== undefined) {
+    r.target = target;
+    r.met = ratio >= target;
+  }
+  r.ratioMin = round(Math.min(...ratios), 3);
+  r.ratioMax = round(Math.max(...ratios), 3);
+  r.rounds = ratios.length;
+  return r;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function round(x: number, digits = 2): number {

@@ -51,6 +51,12 @@ export class MemoryStore extends BaseStore {
     target.set(this.backing.buf.subarray(offset, offset + target.length));
   }
 
+  readIntoNow(offset: number, target: Uint8Array): boolean {
+    this.checkRead(offset, target.length);
+    target.set(this.backing.buf.subarray(offset, offset + target.length));
+    return true;
+  }
+
   protected async _write(offset: number, data: Uint8Array): Promise<void> {
     const b = this.backing;
     const end = offset + data.length;

@@ -109,24 +109,47 @@ export class NodeFileStore extends BaseStore {
   }
 
   protected async _readInto(offset: number, target: Uint8Array): Promise<void> {
-    const sync = this.io === 'sync' && target.length <= this.syncMaxBytes;
+    if (this.io === 'sync' && target.length <= this.syncMaxBytes) {
+      this.readSyncInto(offset, target);
+      return;
+    }
     let done = 0;
     try {
       while (done < target.length) {
         const want = target.length - done;
-        const n =
-          sync
-            ? readSync(this.handle.fd, target, done, want, offset + done)
-            : (await this.handle.read(target, done, want, offset + done)).bytesRead;
-        if (n === 0) {
-          // A zero-byte read means end of file: the file is shorter than this store believes.
-          throw new StrataError('io', `${this.label} ended at ${offset + done} bytes while ${this._size} were expected; was it truncated by another process? Reopen it.`);
-        }
+        const n = (await this.handle.read(target, done, want, offset + done)).bytesRead;
+        if (n === 0) throw this.endedEarly(offset + done);
         done += n;
       }
     } catch (e) {
       throw e instanceof StrataError ? e : nodeError(e, `read ${target.length} bytes at ${offset} from ${this.label}`, false);
     }
+  }
+
+  /** In `'sync'` mode, reads up to `syncMaxBytes` at once, without a promise; else false (use readInto). */
+  readIntoNow(offset: number, target: Uint8Array): boolean {
+    this.checkRead(offset, target.length);
+    if (this.io !== 'sync' || target.length > this.syncMaxBytes) return false;
+    this.readSyncInto(offset, target);
+    return true;
+  }
+
+  private readSyncInto(offset: number, target: Uint8Array): void {
+    let done = 0;
+    try {
+      while (done < target.length) {
+        const n = readSync(this.handle.fd, target, done, target.length - done, offset + done);
+        if (n === 0) throw this.endedEarly(offset + done);
+        done += n;
+      }
+    } catch (e) {
+      throw e instanceof StrataError ? e : nodeError(e, `read ${target.length} bytes at ${offset} from ${this.label}`, false);
+    }
+  }
+
+  /** A zero-byte read means end of file: the file is shorter than this store believes. */
+  private endedEarly(at: number): StrataError {
+    return new StrataError('io', `${this.label} ended at ${at} bytes while ${this._size} were expected; was it truncated by another process? Reopen it.`);
   }
 
   protected async _write(offset: number, data: Uint8Array): Promise<void> {

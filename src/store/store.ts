@@ -21,6 +21,12 @@ export interface Store {
   readonly resizable: boolean;
   read(offset: number, length: number): Promise<Uint8Array>;
   readInto(offset: number, target: Uint8Array): Promise<void>;
+  /**
+   * Optional fast path for hot read loops: read synchronously when the backend can do it
+   * cheaply (a local file in `'sync'` I/O mode, memory) and return true; return false, having
+   * read nothing, to send the caller to `readInto`. Same checks and errors as `readInto`.
+   */
+  readIntoNow?(offset: number, target: Uint8Array): boolean;
   write(offset: number, data: Uint8Array): Promise<void>;
   flush(): Promise<void>;
   truncate(size: number): Promise<void>;
@@ -118,13 +124,18 @@ export abstract class BaseStore implements Store {
   }
 
   async readInto(offset: number, target: Uint8Array): Promise<void> {
-    this.assertOpen();
-    checkRange(offset, target.length, 'read');
-    if (offset + target.length > this.size) {
-      throw new StrataError('out-of-range', `Read of ${target.length} bytes at ${offset} is past the end of ${this.label} (${this.size} bytes).`);
-    }
+    this.checkRead(offset, target.length);
     if (target.length === 0) return;
     await this._readInto(offset, target);
+  }
+
+  /** The checks of readInto (open, a valid range within the store). */
+  protected checkRead(offset: number, length: number): void {
+    this.assertOpen();
+    checkRange(offset, length, 'read');
+    if (offset + length > this.size) {
+      throw new StrataError('out-of-range', `Read of ${length} bytes at ${offset} is past the end of ${this.label} (${this.size} bytes).`);
+    }
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {

@@ -8,6 +8,11 @@ export class RwLock {
   private writer = false;
   private queue: { write: boolean; resume: () => void }[] = [];
 
+  /** True when a reader could enter now without waiting (no writer holds the lock or waits for it). */
+  get readable(): boolean {
+    return !this.writer && this.queue.length === 0;
+  }
+
   async read<T>(fn: () => Promise<T>): Promise<T> {
     if (this.writer || this.queue.length > 0) await new Promise<void>((resume) => this.queue.push({ write: false, resume }));
     else this.readers++;

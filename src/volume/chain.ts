@@ -2,6 +2,10 @@ import { resolveRuns, type SparseBitmap } from '../wasm/index.js';
 import { SLOT_ABSENT } from './layer.js';
 
 export const NO_OWNER = 0xffff;
+/** Largest range (in blocks) readIntoNow serves; longer reads are bandwidth-bound and go async. */
+const NOW_MAX_BLOCKS = 256;
+/** Reads of up to this many blocks find their owners by slot lookups rather than a resolve call. */
+const LOOKUP_MAX_BLOCKS = 16;
 
 /**
  * What a chain needs of a layer: its ownership bitmap, the slot of a block (>= 0 data, negative
@@ -12,7 +16,14 @@ export interface ChainLayer {
   readonly id: string;
   readonly owned: SparseBitmap;
   slot(block: number): number;
-  readonly data: { readInto(offset: number, target: Uint8Array): Promise<void> };
+  readonly data: ChainData;
+}
+
+/** The reads a chain makes of a layer's data store (a Store satisfies it). */
+export interface ChainData {
+  readInto(offset: number, target: Uint8Array): Promise<void>;
+  /** Optional synchronous read (see Store.readIntoNow): false when it declines. */
+  readIntoNow?(offset: number, target: Uint8Array): boolean;
 }
 
 /**
@@ -53,8 +64,16 @@ export class Chain {
       target.fill(0);
       return;
     }
-    const runs = resolveRuns(this.bitmaps, first, last - first + 1);
     const ios: Promise<void>[] = [];
+    if (last - first < LOOKUP_MAX_BLOCKS) {
+      // A few blocks (a typical request of a server): slot lookups cost less than a resolve
+      // call and its run array.
+      this.byLookup(offset, target, (store, at, view) => ios.push(store.readInto(at, view)) > 0);
+      if (ios.length === 1) await ios[0];
+      else if (ios.length > 1) await Promise.all(ios);
+      return;
+    }
+    const runs = resolveRuns(this.bitmaps, first, last - first + 1);
     for (let r = 0; r < runs.length; r += 3) {
       const runStart = runs[r]!;
       const runEnd = runStart + runs[r + 1]!;
@@ -82,6 +101,63 @@ export class Chain {
     }
     if (ios.length === 1) await ios[0];
     else if (ios.length > 1) await Promise.all(ios);
+  }
+
+  /**
+   * readInto without a promise, for hot read loops: true when `target` is filled; false when a
+   * store declined to read synchronously (Store.readIntoNow) or the range spans more than
+   * NOW_MAX_BLOCKS blocks; `target` may then be partly written, and readInto does it all again.
+   * Owners are found by slot lookups, a block at a time (no resolve call, no allocation).
+   */
+  readIntoNow(offset: number, target: Uint8Array): boolean {
+    if (target.length === 0) return true;
+    const bs = this.blockSize;
+    if (Math.floor((offset + target.length - 1) / bs) - Math.floor(offset / bs) >= NOW_MAX_BLOCKS) return false;
+    return this.byLookup(offset, target, (store, at, view) => store.readIntoNow !== undefined && store.readIntoNow(at, view));
+  }
+
+  /**
+   * Walk [offset, offset+target.length) a block at a time, owners found by slot lookups: zero
+   * runs are filled here, and each run of consecutive slots of one layer is handed to `read`
+   * (store, byte offset in it, the part of `target` it fills). Stops with false when `read` does.
+   */
+  private byLookup(offset: number, target: Uint8Array, read: (store: ChainData, at: number, view: Uint8Array) => boolean): boolean {
+    const bs = this.blockSize;
+    const end = offset + target.length;
+    const last = Math.floor((end - 1) / bs);
+    for (let b = Math.floor(offset / bs); b <= last; ) {
+      const owner = this.top(b);
+      const s = this.topSlot;
+      let e = b + 1;
+      const from = Math.max(offset, b * bs);
+      if (s < 0) {
+        while (e <= last && (this.top(e) < 0 || this.topSlot < 0)) e++;
+        target.fill(0, from - offset, Math.min(end, e * bs) - offset);
+      } else {
+        while (e <= last && this.top(e) === owner && this.topSlot === s + (e - b)) e++;
+        const to = Math.min(end, e * bs);
+        if (!read(this.layers[owner]!.data, s * bs + (from - b * bs), target.subarray(from - offset, to - offset))) return false;
+      }
+      b = e;
+    }
+    return true;
+  }
+
+  /** slot found by the last top() call */
+  private topSlot = SLOT_ABSENT;
+
+  /** Index of the topmost layer that maps `block` (its slot in topSlot), or -1 (topSlot absent). */
+  private top(block: number): number {
+    const layers = this.layers;
+    for (let i = 0; i < layers.length; i++) {
+      const s = layers[i]!.slot(block);
+      if (s !== SLOT_ABSENT) {
+        this.topSlot = s;
+        return i;
+      }
+    }
+    this.topSlot = SLOT_ABSENT;
+    return -1;
   }
 
   /** Owner runs for [first, first+count): flat [start, length, ownerIndex]*. */

@@ -251,8 +251,28 @@ export class Layer {
     this.dataDirty = true;
   }
 
+  /** a background sync of the data store started by startWriteback, if one is running */
+  private writeback: Promise<void> | null = null;
+
+  /**
+   * Start syncing the data store in the background (see Volume.startWriteback). It promises
+   * nothing: a failure is ignored here and found again by the next flush, which syncs anyway.
+   */
+  startWriteback(): void {
+    if (this.writeback || !this.dataDirty || this.disposed) return;
+    const w = this.data.flush().then(
+      () => {},
+      () => {},
+    );
+    this.writeback = w;
+    void w.then(() => {
+      if (this.writeback === w) this.writeback = null;
+    });
+  }
+
   /** Durability barrier for this layer: data first, then the map records that point into it. */
   async flush(): Promise<void> {
+    if (this.writeback) await this.writeback;
     if (this.dataDirty) {
       await this.data.flush();
       this.dataDirty = false;
@@ -315,6 +335,7 @@ export class Layer {
   async close(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    if (this.writeback) await this.writeback;
     this.owned.dispose();
     await this.data.close();
     await this.map.store.close();

@@ -30,6 +30,12 @@ const LAYER_FILE = /^L[0-9]{6,12}\.(data|map|[0-9]{1,9}\.map)$/;
 /** Writes are processed in batches of at most this many bytes, bounding scratch memory. */
 const WRITE_BATCH = 8 << 20;
 
+/** One range of {@link Volume.writeRanges}. */
+export interface WriteRange {
+  offset: number;
+  length: number;
+}
+
 export interface CreateVolumeOptions extends OpenVolumeOptions {
   size: number;
   blockSize?: number;
@@ -80,6 +86,12 @@ export interface VolumeReader {
   readonly blockSize: number;
   read(offset: number, length: number): Promise<Uint8Array>;
   readInto(offset: number, target: Uint8Array): Promise<void>;
+  /**
+   * Optional: readInto without a promise when it can be done at once (no write holds or awaits
+   * the volume, and the stores read synchronously); false, with `target` in any state, means
+   * "use readInto". Servers use it to answer reads in the turn that received them.
+   */
+  readIntoNow?(offset: number, target: Uint8Array): boolean;
   /** Extents of the whole view, or of [offset, offset+length) when given. */
   map(offset?: number, length?: number): Promise<Extent[]>;
 }
@@ -249,12 +261,75 @@ export class Volume implements VolumeReader {
     return this.lock.read(() => this.chain.readInto(offset, target));
   }
 
+  /** See {@link VolumeReader.readIntoNow}. */
+  readIntoNow(offset: number, target: Uint8Array): boolean {
+    this.assertOpen();
+    this.checkIo(offset, target.length);
+    // A write holds the lock across awaits while its map changes are incomplete; one waiting
+    // for it must not be overtaken (the order of a read after a write must hold).
+    return this.lock.readable && this.chain.readIntoNow(offset, target);
+  }
+
   /** Write `data` at `offset`. Durable after the next `flush()`. */
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.assertWritable();
     this.checkIo(offset, data.length);
     if (data.length === 0) return;
     await this.lock.write(() => this.writeLocked(offset, data));
+  }
+
+  /**
+   * Write several ranges in one call, as `write` of each in turn would: `data` holds their bytes
+   * back to back (range i starts where range i-1 ended in `data`). Ranges must be ascending and
+   * must not overlap. Block-aligned ranges are hashed in one pass and stored with as few store
+   * writes as the slots allow: new slots are handed out consecutively, so a batch of scattered
+   * ranges usually becomes one large write. Durable after the next `flush()`.
+   */
+  async writeRanges(ranges: readonly WriteRange[], data: Uint8Array): Promise<void> {
+    this.assertWritable();
+    let total = 0;
+    let prevEnd = 0;
+    for (const r of ranges) {
+      this.checkIo(r.offset, r.length);
+      if (r.offset < prevEnd) throw new StrataError('invalid-argument', `writeRanges: the range at ${r.offset} starts before the end of the previous one (${prevEnd}); pass ascending, non-overlapping ranges.`);
+      prevEnd = r.offset + r.length;
+      total += r.length;
+    }
+    if (total !== data.length) throw new StrataError('invalid-argument', `writeRanges: the ranges cover ${total} bytes but data holds ${data.length}.`);
+    if (total === 0) return;
+    await this.lock.write(() => this.writeRangesLocked(ranges, data));
+  }
+
+  private async writeRangesLocked(ranges: readonly WriteRange[], data: Uint8Array): Promise<void> {
+    const bs = this.blockSize;
+    // Whole-block ranges gathered for one writeBlocks call: flat [firstBlock, count]* over data[from, pos).
+    const runs: number[] = [];
+    let from = 0;
+    let pos = 0;
+    const gathered = async () => {
+      if (pos > from) await this.writeBlocks(runs, data.subarray(from, pos));
+      runs.length = 0;
+    };
+    for (const r of ranges) {
+      if (r.length === 0) continue;
+      if (r.offset % bs === 0 && r.length % bs === 0 && r.length <= WRITE_BATCH) {
+        if (pos - from + r.length > WRITE_BATCH) {
+          await gathered();
+          from = pos;
+        }
+        const first = r.offset / bs;
+        const n = r.length / bs;
+        const last = runs.length - 2;
+        if (last >= 0 && runs[last]! + runs[last + 1]! === first) runs[last + 1]! += n;
+        else runs.push(first, n);
+      } else {
+        await gathered();
+        await this.writeLocked(r.offset, data.subarray(pos, pos + r.length));
+        from = pos + r.length;
+      }
+      pos += r.length;
+    }
+    await gathered();
   }
 
   /** Make a range read as zeros, storing no data (whole blocks become known-zero). */
@@ -288,7 +363,7 @@ export class Volume implements VolumeReader {
     const wholeEnd = Math.floor(end / bs) * bs;
     while (at < wholeEnd) {
       const n = Math.min(WRITE_BATCH, wholeEnd - at);
-      await this.writeBlocks(at / bs, data.subarray(at - offset, at - offset + n));
+      await this.writeBlocks([at / bs, n / bs], data.subarray(at - offset, at - offset + n));
       at += n;
     }
     // Tail.
@@ -309,13 +384,16 @@ export class Volume implements VolumeReader {
     if (readable < bs) buf.fill(0, readable);
     await this.chain.readInto(start, buf.subarray(0, readable));
     buf.set(bytes, within);
-    await this.writeBlocks(block, buf);
+    await this.writeBlocks([block, 1], buf);
   }
 
   private owners = new Uint16Array(0);
 
-  /** Redirect-on-write of whole blocks into the active layer. */
-  private async writeBlocks(first: number, buf: Uint8Array): Promise<void> {
+  /**
+   * Redirect-on-write of whole blocks into the active layer. `runs` is flat [firstBlock, count]*:
+   * the blocks that `buf` holds back to back, in ascending order.
+   */
+  private async writeBlocks(runs: readonly number[], buf: Uint8Array): Promise<void> {
     const bs = this.blockSize;
     const n = buf.length / bs;
     const active = this.active;
@@ -324,14 +402,21 @@ export class Volume implements VolumeReader {
     for (let i = 0; i < n; i++) if (scan.zero[i]) { anyZero = true; break; }
     if (anyZero) {
       if (this.owners.length < n) this.owners = new Uint16Array(Math.max(n, 256));
-      resolve(this.chain.bitmaps, first, n, this.owners);
+      for (let r = 0, i = 0; r < runs.length; i += runs[r + 1]!, r += 2) resolve(this.chain.bitmaps, runs[r]!, runs[r + 1]!, this.owners.subarray(i));
     }
     const blocks: number[] = [];
     const slots: number[] = [];
     const hashIndex: number[] = [];
     const needSlot: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const block = first + i;
+    let r = 0;
+    let block = runs[0]!;
+    let runEnd = block + runs[1]!;
+    for (let i = 0; i < n; i++, block++) {
+      if (block === runEnd) {
+        r += 2;
+        block = runs[r]!;
+        runEnd = block + runs[r + 1]!;
+      }
       const cur = active.slot(block);
       if (scan.zero[i]) {
         // A zero block needs no data: record "known zero" only if something would show through.
@@ -352,7 +437,8 @@ export class Volume implements VolumeReader {
     const fresh: number[] = [];
     active.allocate(needSlot.length, fresh);
     for (let k = 0; k < needSlot.length; k++) slots[needSlot[k]!] = fresh[k]!;
-    // Coalesce runs of consecutive blocks with consecutive slots into one store write.
+    // Consecutive slots over consecutive bytes of `buf` make one store write, whether or not the
+    // blocks themselves are consecutive (fresh slots are handed out in order).
     const ios: Promise<void>[] = [];
     for (let k = 0; k < blocks.length; ) {
       const s = slots[k]!;
@@ -385,6 +471,17 @@ export class Volume implements VolumeReader {
       const cache = this.remoteBase?.cache;
       if (cache?.wantsCompaction(this.compactMapBytes)) await this.compact(cache);
     });
+  }
+
+  /**
+   * Start writing data already written to the volume out to stable storage, in the background:
+   * a later `flush()` then has less left to wait for. It changes nothing and promises nothing
+   * (durability still comes only from `flush()`); bulk writers such as an import call it every
+   * so often so that the device works while they go on reading and hashing.
+   */
+  startWriteback(): void {
+    if (this.closed || this.readOnly) return;
+    this.active.startWriteback();
   }
 
   /** Rewrite a layer's map log without its overwritten history (amortised O(1) per entry). */
@@ -466,6 +563,11 @@ export class Volume implements VolumeReader {
         self.assertOpen();
         self.checkIo(offset, target.length);
         await self.lock.read(() => chainNow().readInto(offset, target));
+      },
+      readIntoNow(offset: number, target: Uint8Array) {
+        self.assertOpen();
+        self.checkIo(offset, target.length);
+        return self.lock.readable && chainNow().readIntoNow(offset, target);
       },
       async map(offset?: number, length?: number) {
         self.assertOpen();

@@ -59,6 +59,6 @@ async function loadBenchModule(): Promise<BenchModule> {
 export function benchTable(results: BenchResult[]): string {
   return table(
     ['benchmark', 'ours', 'peer', 'unit', 'peer name', 'ratio', 'target', 'met'],
-    results.map((r) => [r.name, r.ours, r.peer, r.unit, r.peerName, r.ratio, r.target ?? '-', r.met === undefined ? '-' : r.met ? 'yes' : 'NO']),
+    results.map((r) => [r.name, r.ours, r.peer, r.unit, r.peerName, r.ratioMin === undefined ? r.ratio : `${r.ratio} (${r.ratioMin}–${r.ratioMax})`, r.target ?? '-', r.met === undefined ? '-' : r.met ? 'yes' : 'NO']),
   );
 }

@@ -99,9 +99,51 @@ export class Transmission {
         await this.idle();
         return;
       }
+      if (req.type === CMD.READ && this.readNow(req)) {
+        // Served in this turn. Let other connections and events in now and then: a client
+        // that keeps its requests coming would otherwise hold the event loop.
+        if (++this.servedNow >= MAX_INFLIGHT) {
+          this.servedNow = 0;
+          await new Promise<void>((r) => setImmediate(r));
+        }
+        continue;
+      }
       const p: Promise<void> = this.serve(req, payload).finally(() => this.inflight.delete(p));
       this.inflight.add(p);
     }
+  }
+
+  private servedNow = 0;
+
+  /**
+   * Answer a read in this turn of the event loop, with no promise on the way, when the export
+   * can read it synchronously (VolumeReader.readIntoNow: no write holds or awaits the volume,
+   * the stores read from the page cache). False sends it down the async path (serve), which
+   * also reports any error.
+   */
+  private readNow(req: Request): boolean {
+    const reader = this.session.export.reader;
+    if (!reader.readIntoNow || req.length === 0 || req.length > MAX_PAYLOAD) return false;
+    const offset = Number(req.offset);
+    if (offset + req.length > this.session.export.size) return false;
+    const structured = this.session.structuredReplies;
+    if (structured && this.mayHaveHoles(req, offset)) return false;
+    const head = structured ? DATA_CHUNK_HEADER : SIMPLE_REPLY_HEADER;
+    const b = this.pool.take(head + req.length);
+    let done = false;
+    try {
+      done = reader.readIntoNow(offset, b.subarray(head));
+    } catch {
+      done = false;
+    }
+    if (!done) {
+      this.pool.put(b);
+      return false;
+    }
+    if (structured) dataChunkHeader(b, req.cookie, REPLY_FLAG_DONE, req.offset, req.length);
+    else simpleReplyHeader(b, req.cookie, 0);
+    this.send(b, b.length >= CORK_MAX);
+    return true;
   }
 
   /** Stop reading requests (the run loop ends at its next read). */

@@ -18,17 +18,16 @@ import { StrataError } from '../../errors.js';
 import { MANIFEST_SLOTS, SNAPSHOT_NAME } from '../../format/manifest.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { NodeFileStore } from '../../store/node-file.js';
-import { Volume, type VolumeReader } from '../../volume/volume.js';
+import type { Store } from '../../store/store.js';
+import { Volume, type VolumeReader, type WriteRange } from '../../volume/volume.js';
 import { Qcow2Reader, isQcow2Magic, type L1Table, type Qcow2Extent } from './reader.js';
 
 /** Deepest backing chain followed (qemu itself stops far earlier in practice). */
 export const MAX_CHAIN_DEPTH = 64;
-/** Bytes per Volume.write: large enough to amortise, bounded in memory. */
+/** Bytes per Volume.writeRanges: large enough to amortise, bounded in memory. */
 const BATCH = 8 << 20;
-/** Extents looked at ahead of the one being copied, to plan reads. */
-const LOOKAHEAD = 512;
-/** Host gaps up to this size are read through rather than split into two reads. */
-const READ_GAP = 128 << 10;
+/** Bytes handed to the volume between background writebacks (Volume.startWriteback). */
+const WRITEBACK_EVERY = 64 << 20;
 
 export interface ImportQcow2Progress {
   phase: 'validate' | 'copy';
@@ -222,21 +221,29 @@ async function countData(reader: Qcow2Reader, l1: L1Table, against: L1Table | un
   return n;
 }
 
-/** Writes views into the volume in large guest-contiguous batches. */
+/**
+ * Writes views into the volume in batches of up to 8 MiB of guest data, scattered or not: each
+ * batch is one Volume.writeRanges call (one hash pass, usually one store write, since the
+ * volume hands out consecutive slots). Data clusters are not read when met but when the batch is
+ * handed over, merged into one read per host-contiguous stretch: qemu lays data clusters out in
+ * guest order, so a batch of a half-allocated image is one or two reads, straight into the
+ * batch buffer. The next batch is read and hashed while the previous one is being written.
+ */
 class Copier {
   copied = 0;
   image = '';
   private buf: Uint8Array;
   private spare: Uint8Array;
   private inFlight: Promise<void> | null = null;
-  /** read-ahead window of the image file (see readAhead) */
-  private readonly window = new Uint8Array(BATCH);
-  private windowStart = 0;
-  private windowEnd = 0;
-  private batchStart = -1;
+  /** guest ranges of the batch, back to back in `buf` */
+  private ranges: WriteRange[] = [];
   private batchLen = 0;
+  /** deferred reads into `buf`: flat [host offset, buffer offset, length]* */
+  private reads: number[] = [];
+  private readStore: Store | null = null;
   private zeroStart = -1;
   private zeroEnd = -1;
+  private sinceWriteback = 0;
   /** nothing below the layer being written holds data (a fresh volume, base image) */
   private emptyBelow: boolean;
 
@@ -259,18 +266,47 @@ class Copier {
     this.options.onProgress?.({ phase: 'copy', image: this.image, done: this.copied, total: this.total });
   }
 
-  /** Append guest bytes [at, at+len) (at most one batch) to the batch, filled by `fill`. */
-  private async append(at: number, len: number, fill: (target: Uint8Array) => Promise<void>): Promise<void> {
+  /** Room in the batch for guest bytes [at, at+len) (at most one batch); returns its offset in `buf`. */
+  private async place(at: number, len: number): Promise<number> {
     if (len > BATCH) throw new Error('internal: a piece larger than a batch');
     await this.flushZeros();
-    if (this.batchStart >= 0) {
-      const end = this.batchStart + this.batchLen;
-      if (end !== at || this.batchLen + len > BATCH) await this.flushBatch();
-    }
-    if (this.batchStart < 0) this.batchStart = at;
-    await fill(this.buf.subarray(this.batchLen, this.batchLen + len));
+    if (this.batchLen + len > BATCH) await this.flushBatch();
+    const last = this.ranges[this.ranges.length - 1];
+    if (last && last.offset + last.length === at) last.length += len;
+    else this.ranges.push({ offset: at, length: len });
+    const pos = this.batchLen;
     this.batchLen += len;
     this.copied += len;
+    return pos;
+  }
+
+  /** Append guest bytes [at, at+len), filled now by `fill`. */
+  private async append(at: number, len: number, fill: (target: Uint8Array) => Promise<void>): Promise<void> {
+    const pos = await this.place(at, len);
+    await fill(this.buf.subarray(pos, pos + len));
+  }
+
+  /** Append guest bytes [at, at+len) that sit at `host` in `store`, read when the batch is handed over. */
+  private async appendHost(store: Store, host: number, at: number, len: number): Promise<void> {
+    if (this.readStore !== store) {
+      await this.readPending();
+      this.readStore = store;
+    }
+    const pos = await this.place(at, len);
+    const r = this.reads;
+    const k = r.length - 3;
+    if (k >= 0 && r[k]! + r[k + 2]! === host && r[k + 1]! + r[k + 2]! === pos) r[k + 2]! += len;
+    else r.push(host, pos, len);
+  }
+
+  private async readPending(): Promise<void> {
+    const r = this.reads;
+    if (r.length === 0) return;
+    const store = this.readStore!;
+    const ios: Promise<void>[] = [];
+    for (let k = 0; k < r.length; k += 3) ios.push(store.readInto(r[k]!, this.buf.subarray(r[k + 1]!, r[k + 1]! + r[k + 2]!)));
+    r.length = 0;
+    await Promise.all(ios);
   }
 
   /**
@@ -278,14 +314,21 @@ class Copier {
    * buffer while this one is written. At most one write is in flight.
    */
   private async flushBatch(): Promise<void> {
-    if (this.batchStart < 0) return;
+    if (this.batchLen === 0) return;
     this.checkAbort();
+    await this.readPending();
     await this.settle();
     const data = this.buf.subarray(0, this.batchLen);
-    this.inFlight = this.volume.write(this.batchStart, data);
+    this.inFlight = this.volume.writeRanges(this.ranges, data);
     this.inFlight.catch(() => {}); // observed by settle()
+    this.sinceWriteback += data.length;
+    if (this.sinceWriteback >= WRITEBACK_EVERY) {
+      // Let the device write what came before while we go on; the final flush then waits less.
+      this.volume.startWriteback();
+      this.sinceWriteback = 0;
+    }
     [this.buf, this.spare] = [this.spare, this.buf];
-    this.batchStart = -1;
+    this.ranges = [];
     this.batchLen = 0;
     this.progress();
   }
@@ -336,68 +379,25 @@ class Copier {
     const cs = reader.clusterSize;
     const limit = Math.min(size, this.volume.size);
     const belowView: VolumeReader | null = below ? this.volume.openSnapshot(below) : null;
-    // The window holds bytes of the previous view's image: forget it.
-    this.windowStart = this.windowEnd = 0;
-    const pending: Qcow2Extent[] = [];
-    let done = false;
-    const drain = async () => {
-      for (let i = 0; i < pending.length && !done; i++) {
-        const e = pending[i]!;
-        const from = e.cluster * cs;
-        if (from >= limit) {
-          done = true;
-          break;
-        }
-        const to = Math.min(limit, (e.cluster + e.count) * cs);
-        if (e.kind === 'data') await this.readAhead(reader, pending, i);
-        await this.extent(reader, e, from, to, against !== undefined, isBase, belowView);
-      }
-      pending.length = 0;
-    };
     for await (const e of reader.extents(l1, against, this.options.signal)) {
-      pending.push(e);
-      if (pending.length >= LOOKAHEAD) await drain();
-      if (done) break;
+      const from = e.cluster * cs;
+      if (from >= limit) break;
+      const to = Math.min(limit, (e.cluster + e.count) * cs);
+      await this.extent(reader, e, from, to, against !== undefined, isBase, belowView);
     }
-    await drain();
     // Past the view's size everything reads as zeros.
     if (limit < this.volume.size) await this.zero(limit, this.volume.size);
     await this.finish();
     this.emptyBelow = false;
   }
 
-  /**
-   * Data clusters that sit close together on the host (qemu lays them out in guest order, with
-   * the unallocated guest gaps taking no host space) are read in one window of up to 8 MiB, so a
-   * half-allocated image costs a few large reads rather than one small read per run.
-   */
-  private async readAhead(reader: Qcow2Reader, pending: Qcow2Extent[], i: number): Promise<void> {
-    const cs = reader.clusterSize;
-    const e = pending[i]!;
-    if (e.host >= this.windowStart && e.host + e.count * cs <= this.windowEnd) return;
-    const start = e.host;
-    let end = start + e.count * cs;
-    for (let k = i + 1; k < pending.length; k++) {
-      const x = pending[k]!;
-      if (x.kind !== 'data') continue;
-      const xEnd = x.host + x.count * cs;
-      if (x.host < end || x.host - end > READ_GAP || xEnd - start > BATCH) break;
-      end = xEnd;
-    }
-    await reader.store.readInto(start, this.window.subarray(0, end - start));
-    this.windowStart = start;
-    this.windowEnd = end;
-  }
-
   private async extent(reader: Qcow2Reader, e: Qcow2Extent, from: number, to: number, diff: boolean, isBase: boolean, below: VolumeReader | null): Promise<void> {
     switch (e.kind) {
       case 'data':
       case 'compressed': {
-        // Data extents are at most 8 MiB (the reader caps runs), so one fill covers one extent.
-        await this.append(from, to - from, async (t) => {
-          if (e.kind === 'data' && e.host >= this.windowStart && e.host + t.length <= this.windowEnd) t.set(this.window.subarray(e.host - this.windowStart, e.host - this.windowStart + t.length));
-          else await reader.readClusters(e, t);
-        });
+        // Data extents are at most 8 MiB (the reader caps runs), so one piece covers one extent.
+        if (e.kind === 'data') await this.appendHost(reader.store, e.host, from, to - from);
+        else await this.append(from, to - from, (t) => reader.readClusters(e, t));
         return;
       }
       case 'zero':
@@ -421,7 +421,7 @@ class Copier {
     const limit = Math.min(img.size, this.volume.size);
     for (let at = 0; at < limit; at += BATCH) {
       const end = Math.min(limit, at + BATCH);
-      await this.append(at, end - at, (t) => img.store.readInto(at, t));
+      await this.appendHost(img.store, at, at, end - at);
     }
     if (limit < this.volume.size) await this.zero(limit, this.volume.size);
     await this.finish();

@@ -162,6 +162,27 @@ export function storeConformance(label: string, setup: () => Promise<StoreSetup>
         expect(allBytes(outer.subarray(4000), 0xee)).toBe(true);
       }));
 
+    it('readIntoNow, where offered, reads what readInto reads or declines, and checks ranges alike', () =>
+      withStore(async (s) => {
+        if (!s.readIntoNow) return;
+        const data = pattern(70_000, 12);
+        if (s.resizable) await s.write(0, data);
+        else await s.write(0, data.subarray(0, Math.min(data.length, s.size)));
+        const n = Math.min(data.length, s.size);
+        for (const [off, len] of [[0, 1], [123, 3000], [0, n], [n - 1, 1], [n, 0]] as const) {
+          const outer = new Uint8Array(len + 20).fill(0xee);
+          const view = outer.subarray(10, 10 + len);
+          if (!s.readIntoNow(off, view)) await s.readInto(off, view);
+          equalBytes(view, data.subarray(off, off + len), `readIntoNow(${off}, ${len})`);
+          expect(allBytes(outer.subarray(0, 10), 0xee) && allBytes(outer.subarray(10 + len), 0xee)).toBe(true);
+        }
+        const size = s.size;
+        const target = new Uint8Array(11).fill(0xaa);
+        expect(await codeOf(async () => s.readIntoNow!(size - 10, target))).toBe('out-of-range');
+        expect(allBytes(target, 0xaa)).toBe(true);
+        expect(await codeOf(async () => s.readIntoNow!(-1, target))).toBe('invalid-argument');
+      }));
+
     it('matches a byte-array model over 2,500 seeded random operations', () =>
       withStore(async (s, env) => {
         const rnd = prng(0x5eed);

@@ -59,7 +59,13 @@ export async function runWorkload(ns: StoreNamespace, seed: number, steps: numbe
         const len = rng.pick([1, 100, BS - 1, BS, BS + 7, 2 * BS, 3 * BS + 1]);
         const off = rng.int(SIZE - len);
         const data = rng.next() < 0.1 ? new Uint8Array(len) : rng.bytes(len, step);
-        await vol.write(off, data);
+        if (step % 4 === 0) {
+          // The same bytes as two adjacent ranges of one writeRanges call.
+          const k = len >> 1;
+          await vol.writeRanges([{ offset: off, length: k }, { offset: off + k, length: len - k }], data);
+        } else {
+          await vol.write(off, data);
+        }
         current.live.set(data, off);
       } else if (r < 0.66) {
         const len = rng.range(1, 3 * BS);
