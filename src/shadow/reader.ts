@@ -97,12 +97,8 @@ class RemoteView implements ChainView {
       throw new StrataError(w.code, w.message);
     }
     if (w.t !== 'welcome') throw new StrataError('io', 'The shadow writer answered with something unexpected.');
-    this.blockSize = w.blockSize;
-    this.volumeSize = w.volumeSize;
+    // (the welcome was applied in onMessage, before any message after it)
     if (this.volume.size < this.volumeSize) throw new StrataError('invalid-argument', `The volume opened by the reader is ${this.volume.size} bytes, the writer's is ${this.volumeSize}: open the same volume.`);
-    this.shared = this.shared && w.control !== null;
-    this.control = w.control ? new Int32Array(w.control) : null;
-    this.applyChain(w.chain, w.gen);
     await this.ready();
   }
 
@@ -139,16 +135,28 @@ class RemoteView implements ChainView {
         this.fail(new StrataError('closed', 'The shadow writer closed the volume; reopen the shadow copy once it runs again.'));
         return;
       case 'welcome':
-      case 'refused':
-      case 'synced': {
-        const w = this.waiting.get(m.rid);
-        if (!w) return;
-        this.waiting.delete(m.rid);
-        clearTimeout(w.timer);
-        w.resolve(m);
+        // Apply it now, not when the awaiting code resumes: a channel may deliver the next
+        // messages (pubs for these areas) in the same turn, before that continuation runs.
+        this.blockSize = m.blockSize;
+        this.volumeSize = m.volumeSize;
+        this.shared = this.shared && m.control !== null;
+        this.control = m.control ? new Int32Array(m.control) : null;
+        this.applyChain(m.chain, m.gen);
+        this.answer(m);
         return;
-      }
+      case 'refused':
+      case 'synced':
+        this.answer(m);
+        return;
     }
+  }
+
+  private answer(m: WriterMessage & { rid: number }): void {
+    const w = this.waiting.get(m.rid);
+    if (!w) return;
+    this.waiting.delete(m.rid);
+    clearTimeout(w.timer);
+    w.resolve(m);
   }
 
   private fail(e: StrataError): void {

@@ -29,7 +29,7 @@ describe('shadow copy stress (Node)', () => {
   it(`4 readers on the message fallback (3 worker_threads + 1 separate process): 0 mismatches in ${total.toLocaleString('en')} block reads`, async () => {
     const o = await runStress({ blockSize: 512, blocks: 16384, readers: [{ kind: 'message' }, { kind: 'message' }, { kind: 'message' }, { kind: 'process' }], perReader: total / 4, maxRun: 32, recheck: true, rotateEvery: 2000, seed: 12 });
     const s = summary(o);
-    console.log('message', JSON.stringify({ ...s, writes: o.writes, rotations: o.rotations }));
+    console.log('message', JSON.stringify({ ...s, writes: o.writes, rotations: o.rotations, perReader: o.results.map((r) => r.mismatches) }));
     expect(s.blockReads).toBeGreaterThanOrEqual(total);
     expect(s.mismatches).toBe(0);
   });
