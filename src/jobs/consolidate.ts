@@ -228,6 +228,8 @@ export class ConsolidateJob extends BaseJob {
     let sinceFlush = 0;
     await copyPass(layerSource(src), dst, todo, {
       batchBytes: this.batchBytes,
+      // down: the lower layer is unnamed with this one child, which shadows every block copied
+      overwrite: down,
       exclusive: (fn) => a.exclusive(fn),
       // down: the mirror wrote it; up: the writer gave the child its own copy
       stale: (b) => (down ? mirror !== null && mirror.written.has(b) : dst.slot(b) !== SLOT_ABSENT),

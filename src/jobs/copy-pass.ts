@@ -77,6 +77,13 @@ export interface CopyPassOptions {
   stale(b: number): boolean;
   /** Under the write lock, after each batch's entries are set. */
   afterBatch?(copiedBytes: number): Promise<void>;
+  /**
+   * Overwrite the target's own slot in place where it already holds the block, instead of taking
+   * a new slot (appending costs far more than overwriting cached pages). Only for a target nobody
+   * reads at those blocks until the switch (a lower layer its child shadows): after a crash its
+   * checksums for them are stale until the merge finishes.
+   */
+  overwrite?: boolean;
   /** Called between batches with the bytes handled (progress, pause, cancel, rate limit); may throw. */
   step(bytes: number): Promise<void>;
 }
@@ -118,7 +125,17 @@ export async function copyPass(source: BlockSource, dst: Layer, todo: readonly n
 async function writeBatch(dst: Layer, batch: number[], buf: Uint8Array, hashes: Uint8Array, kinds: Uint8Array, piece: number, o: CopyPassOptions): Promise<void> {
   const bs = dst.blockSize;
   const dataIdx: number[] = [];
-  for (let k = 0; k < batch.length; k++) if (kinds[k] === KIND_DATA) dataIdx.push(k);
+  /** blocks to overwrite in place, and the target slot each had when the batch began */
+  const inPlace: number[] = [];
+  const inPlaceSlot: number[] = [];
+  for (let k = 0; k < batch.length; k++) {
+    if (kinds[k] !== KIND_DATA) continue;
+    const own = o.overwrite ? dst.slot(batch[k]!) : -1;
+    if (own >= 0) {
+      inPlace.push(k);
+      inPlaceSlot.push(own);
+    } else dataIdx.push(k);
+  }
   const slots = new Array<number>(batch.length).fill(SLOT_ABSENT);
   for (let k = 0; k < batch.length; k++) if (kinds[k] === KIND_ZERO) slots[k] = SLOT_ZERO;
   const fresh: number[] = [];
@@ -155,8 +172,33 @@ async function writeBatch(dst: Layer, batch: number[], buf: Uint8Array, hashes: 
       keepHash.push(k);
     }
     if (unused.length > 0) dst.unallocate(unused);
+    // In-place overwrites happen under the lock: a slot the mirror freed since the batch began
+    // could already hold another block.
+    const ips: number[] = [];
+    const ipk: number[] = [];
+    for (let j = 0; j < inPlace.length; j++) {
+      const k = inPlace[j]!;
+      const b = batch[k]!;
+      if (o.stale(b) || dst.slot(b) !== inPlaceSlot[j]) continue;
+      ipk.push(k);
+      ips.push(inPlaceSlot[j]!);
+    }
+    const ios: Promise<void>[] = [];
+    for (let j = 0; j < ipk.length; ) {
+      let e = j + 1;
+      while (e < ipk.length && e - j < piece && ipk[e] === ipk[j]! + (e - j) && ips[e] === ips[j]! + (e - j)) e++;
+      dst.markDataWritten();
+      ios.push(dst.data.write(ips[j]! * bs, buf.subarray(ipk[j]! * bs, (ipk[e - 1]! + 1) * bs)));
+      j = e;
+    }
+    await Promise.all(ios);
+    for (let j = 0; j < ipk.length; j++) {
+      keepBlocks.push(batch[ipk[j]!]!);
+      keepSlots.push(ips[j]!);
+      keepHash.push(ipk[j]!);
+    }
     dst.setEntries(keepBlocks, keepSlots, keepBlocks.length, hashes, keepHash);
-    await o.afterBatch?.(dataIdx.length * bs);
+    await o.afterBatch?.((dataIdx.length + ipk.length) * bs);
   });
   await o.step(batch.length * bs);
 }
