@@ -10,7 +10,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'v86'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -61,6 +61,11 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
     const nbd = await optionalModule<{ benchNbd(o: { quick?: boolean }): Promise<BenchResult[]> }>('./nbd.js');
     if (nbd) for (const r of await nbd.benchNbd({ quick })) emit(r);
     else emit(missing('nbd', 'nbdkit file', 0.8, 'src/bench/nbd.ts'));
+  }
+  // v86 boots a real guest three times (minutes): only when asked for by name.
+  if (only?.has('v86')) {
+    const { benchV86 } = await import('./v86.js');
+    for (const r of await benchV86({ quick })) emit(r);
   }
   return out;
 }
