@@ -7,7 +7,7 @@ import { V86 } from 'v86';
 import v86WasmUrl from 'v86/build/v86.wasm?url';
 import { StrataClient, type BackendSpec, type RemoteVolume } from '../src/worker/client.js';
 import { V86Disk } from '../src/v86/disk-adapter.js';
-import { GUEST_FILES, GUEST_READY, guestOptions, type GuestImages } from '../src/v86/guest.js';
+import { fetchGuest, GUEST_READY, guestOptions, type GuestImages } from '../src/v86/guest.js';
 import { SerialConsole } from '../src/v86/serial-console.js';
 import { MemoryStateStore, OpfsStateStore, type MachineStateStore } from '../src/v86/state-store.js';
 import { VmSnapshots, type V86Machine, type VmSnapshotInfo } from '../src/v86/vm-snapshots.js';
@@ -56,16 +56,7 @@ async function action(what: string, fn: () => Promise<string | void>): Promise<v
 }
 
 function loadImages(): Promise<GuestImages> {
-  images ??= (async () => {
-    const get = async (f: string) => {
-      const r = await fetch(`./vm-guest/${f}`);
-      if (!r.ok) throw new Error(`The guest file ${f} is not served (HTTP ${r.status}): build it with \`sudo bash .ci/build-guest.sh\`, then rebuild the demo.`);
-      return r.arrayBuffer();
-    };
-    const manifest = JSON.parse(new TextDecoder().decode(await get(GUEST_FILES.manifest))) as { cmdline: string };
-    const [bios, vgaBios, kernel, initrd] = await Promise.all([get(GUEST_FILES.bios), get(GUEST_FILES.vgaBios), get(GUEST_FILES.kernel), get(GUEST_FILES.initrd)]);
-    return { bios, vgaBios, kernel, initrd, cmdline: manifest.cmdline };
-  })();
+  images ??= fetchGuest('./vm-guest/');
   images.catch(() => (images = undefined));
   return images;
 }

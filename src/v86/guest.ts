@@ -3,6 +3,7 @@
  * initramfs whose /init formats /dev/sda with ext2 on first boot, mounts it on /mnt and runs a
  * shell on ttyS0), and the v86 options that boot it with a given hard disk.
  */
+import { StrataError } from '../errors.js';
 export interface GuestImages {
   bios: ArrayBuffer;
   vgaBios: ArrayBuffer;
@@ -49,4 +50,16 @@ export function guestOptions(images: GuestImages, o: GuestBootOptions): Record<s
     disable_mouse: true,
     ...(o.screenContainer ? { screen_container: o.screenContainer } : {}),
   };
+}
+
+/** Fetch the guest's files from `base` (a URL ending in `/`), for pages; a missing file is `not-found`. */
+export async function fetchGuest(base: string): Promise<GuestImages> {
+  const get = async (f: string) => {
+    const r = await fetch(`${base}${f}`);
+    if (!r.ok) throw new StrataError('not-found', `The guest file ${f} is not served (HTTP ${r.status}): build it with \`sudo bash .ci/build-guest.sh\` (build/guest/), then rebuild the page.`);
+    return r.arrayBuffer();
+  };
+  const manifest = JSON.parse(new TextDecoder().decode(await get(GUEST_FILES.manifest))) as { cmdline: string };
+  const [bios, vgaBios, kernel, initrd] = await Promise.all([get(GUEST_FILES.bios), get(GUEST_FILES.vgaBios), get(GUEST_FILES.kernel), get(GUEST_FILES.initrd)]);
+  return { bios, vgaBios, kernel, initrd, cmdline: manifest.cmdline };
 }

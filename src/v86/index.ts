@@ -6,3 +6,5 @@ export { V86Disk, coalesce, type DiskVolume, type V86DiskOptions, type V86DiskSt
 export { VmSnapshots, type V86Machine, type SnapshotVolume, type VmSnapshotInfo, type VmSnapshotOptions, type VmRevertResult } from './vm-snapshots.js';
 export { MemoryStateStore, NamespaceStateStore, OpfsStateStore, stateFileName, type MachineStateStore } from './state-store.js';
 export { encodeState, decodeState, MAX_STATE_BYTES } from './state-file.js';
+export { fetchGuest, guestOptions, GUEST_FILES, GUEST_MEMORY, GUEST_READY, type GuestImages, type GuestBootOptions } from './guest.js';
+export { SerialConsole, type V86Serial } from './serial-console.js';

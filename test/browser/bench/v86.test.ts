@@ -9,7 +9,7 @@ import { V86 } from 'v86';
 import v86WasmUrl from 'v86/build/v86.wasm?url';
 import { StrataClient } from '../../../src/worker/client.js';
 import { V86Disk } from '../../../src/v86/disk-adapter.js';
-import { GUEST_FILES, guestOptions, type GuestImages } from '../../../src/v86/guest.js';
+import { fetchGuest, guestOptions, type GuestImages } from '../../../src/v86/guest.js';
 import { measureGuest, type GuestEmulator, type GuestFigures } from '../../../src/bench/v86-guest.js';
 import { v86Results } from '../../../src/bench/v86-results.js';
 
@@ -17,17 +17,7 @@ const full = (import.meta as unknown as { env: Record<string, string | undefined
 const DISK = 128 * 2 ** 20;
 
 async function loadImages(): Promise<GuestImages | undefined> {
-  const get = async (f: string) => {
-    const r = await fetch(`/vm-guest/${f}`);
-    if (!r.ok) throw new Error(String(r.status));
-    return r.arrayBuffer();
-  };
-  try {
-    const manifest = JSON.parse(new TextDecoder().decode(await get(GUEST_FILES.manifest))) as { cmdline: string };
-    return { bios: await get(GUEST_FILES.bios), vgaBios: await get(GUEST_FILES.vgaBios), kernel: await get(GUEST_FILES.kernel), initrd: await get(GUEST_FILES.initrd), cmdline: manifest.cmdline };
-  } catch {
-    return undefined;
-  }
+  return fetchGuest('/vm-guest/').catch(() => undefined);
 }
 
 it.skipIf(!full)('v86 guest: boot and dd on stratadisk (memory, OPFS) vs an ArrayBuffer disk (npm run bench:browser only)', async () => {
