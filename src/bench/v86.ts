@@ -14,14 +14,14 @@ import { V86Disk } from '../v86/disk-adapter.js';
 import { guestOptions, type GuestImages } from '../v86/guest.js';
 import { guestMissing, loadGuest, v86WasmPath } from '../v86/guest-node.js';
 import type { BenchResult } from './result.js';
-import { measureGuest, type GuestEmulator, type GuestFigures } from './v86-guest.js';
+import { BENCH_MEMORY, measureGuest, type GuestEmulator, type GuestFigures } from './v86-guest.js';
 import { v86Results } from './v86-results.js';
 
 const DISK = 128 * 2 ** 20;
 
 async function boot(images: GuestImages, hda: object, mib: number): Promise<GuestFigures> {
   const { V86 } = (await import('v86')) as unknown as { V86: new (o: unknown) => GuestEmulator };
-  return measureGuest(new V86(guestOptions(images, { wasmPath: v86WasmPath(), hda })), mib);
+  return measureGuest(new V86(guestOptions(images, { wasmPath: v86WasmPath(), hda, memorySize: BENCH_MEMORY })), mib);
 }
 
 export async function benchV86(opts: { quick?: boolean } = {}): Promise<BenchResult[]> {
