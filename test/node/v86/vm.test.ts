@@ -40,6 +40,7 @@ describe.skipIf(missing !== undefined)(`v86 guest on a stratadisk volume${missin
       const snap = await vm.snapshot('written');
       expect(snap.machine).toBe(true);
       expect(snap.stateBytes).toBeGreaterThan(0);
+      console.log(`v86 machine state of a 128 MiB guest: ${(snap.stateBytes / 2 ** 20).toFixed(1)} MiB stored (non-zero pages only)`);
 
       await con.run('echo second-version > /mnt/hello.txt && sync');
       expect(await con.run('cat /mnt/hello.txt')).toBe('second-version\n');
