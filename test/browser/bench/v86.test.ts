@@ -10,7 +10,7 @@ import v86WasmUrl from 'v86/build/v86.wasm?url';
 import { StrataClient } from '../../../src/worker/client.js';
 import { V86Disk } from '../../../src/v86/disk-adapter.js';
 import { fetchGuest, guestOptions, type GuestImages } from '../../../src/v86/guest.js';
-import { measureGuest, type GuestEmulator, type GuestFigures } from '../../../src/bench/v86-guest.js';
+import { BENCH_MEMORY, measureGuest, type GuestEmulator, type GuestFigures } from '../../../src/bench/v86-guest.js';
 import { v86Results } from '../../../src/bench/v86-results.js';
 
 const full = (import.meta as unknown as { env: Record<string, string | undefined> }).env.VITE_STRATADISK_BENCH === '1';
@@ -26,7 +26,7 @@ it.skipIf(!full)('v86 guest: boot and dd on stratadisk (memory, OPFS) vs an Arra
     console.log(JSON.stringify({ name: 'v86 guest', note: 'skipped: build/guest is missing; run bash .ci/build-guest.sh as root' }));
     return;
   }
-  const boot = (hda: object): Promise<GuestFigures> => measureGuest(new V86(guestOptions(images, { wasmPath: v86WasmUrl, hda }) as never) as unknown as GuestEmulator);
+  const boot = (hda: object): Promise<GuestFigures> => measureGuest(new V86(guestOptions(images, { wasmPath: v86WasmUrl, hda, memorySize: BENCH_MEMORY }) as never) as unknown as GuestEmulator);
   const peer = await boot({ buffer: new ArrayBuffer(DISK) });
 
   const worker = new Worker(new URL('../../../src/worker/entry.ts', import.meta.url), { type: 'module' });
