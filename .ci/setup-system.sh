@@ -13,8 +13,9 @@ declare -A PACKAGE_OF=(
   [nbdkit]=nbdkit
   [rsync]=rsync
   [chromium]=chromium
+  [cpio]=cpio
 )
-TOOLS=(qemu-img nbdcopy nbdinfo nbdkit rsync chromium)
+TOOLS=(qemu-img nbdcopy nbdinfo nbdkit rsync chromium cpio)
 
 missing_tools=()
 for tool in "${TOOLS[@]}"; do

@@ -11,7 +11,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'v86'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -78,6 +78,11 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
   if (want('shadow')) {
     const { benchShadow } = await import('./shadow.js');
     for (const r of await benchShadow({ quick })) emit(r);
+  }
+  // v86 boots a real guest three times (minutes): only when asked for by name.
+  if (only?.has('v86')) {
+    const { benchV86 } = await import('./v86.js');
+    for (const r of await benchV86({ quick })) emit(r);
   }
   return out;
 }

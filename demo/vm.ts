@@ -1,0 +1,291 @@
+/**
+ * The v86 demo: a Linux guest (built from Debian packages by .ci/build-guest.sh) whose hard disk
+ * is a stratadisk volume in a Web Worker (OPFS, IndexedDB or memory). Serial console, VM
+ * snapshots (disk + machine state) with revert, and the live block map while the guest writes.
+ */
+import { V86 } from 'v86';
+import v86WasmUrl from 'v86/build/v86.wasm?url';
+import { StrataClient, type BackendSpec, type RemoteVolume } from '../src/worker/client.js';
+import { V86Disk } from '../src/v86/disk-adapter.js';
+import { fetchGuest, GUEST_READY, guestOptions, type GuestImages } from '../src/v86/guest.js';
+import { SerialConsole } from '../src/v86/serial-console.js';
+import { MemoryStateStore, OpfsStateStore, type MachineStateStore } from '../src/v86/state-store.js';
+import { VmSnapshots, type V86Machine, type VmSnapshotInfo } from '../src/v86/vm-snapshots.js';
+import { drawBlockMap, renderLegend } from './blockmap.js';
+import { escapeHtml, formatBytes, formatTime } from './format.js';
+import { $, errorCode, errorMessage, inputValue, setStatus } from './ui.js';
+
+const worker = new Worker(new URL('../src/worker/entry.ts', import.meta.url), { type: 'module' });
+const client = StrataClient.connect(worker);
+
+interface Running {
+  spec: BackendSpec;
+  volume: RemoteVolume;
+  disk: V86Disk;
+  vm: VmSnapshots;
+  emulator: (V86Machine & { destroy(): Promise<void> }) | undefined;
+  console: SerialConsole | undefined;
+  booted: number;
+}
+
+let current: Running | undefined;
+let busy = 0;
+let images: Promise<GuestImages> | undefined;
+
+function setBusy(delta: number): void {
+  busy += delta;
+  document.body.dataset.busy = busy > 0 ? 'yes' : 'no';
+  for (const b of document.querySelectorAll<HTMLButtonElement>('button')) {
+    const needs = b.dataset.needs;
+    b.disabled = busy > 0 || (needs === 'volume' && !current) || (needs === 'vm' && !current?.emulator);
+  }
+}
+
+async function action(what: string, fn: () => Promise<string | void>): Promise<void> {
+  setBusy(1);
+  setStatus('busy', `${what}…`);
+  try {
+    const msg = await fn();
+    setStatus('ok', msg ?? `${what}: done`);
+  } catch (e) {
+    console.error(e);
+    setStatus('error', `${what}: ${errorMessage(e)}`, errorCode(e));
+  } finally {
+    setBusy(-1);
+  }
+}
+
+function loadImages(): Promise<GuestImages> {
+  images ??= fetchGuest('./vm-guest/');
+  images.catch(() => (images = undefined));
+  return images;
+}
+
+function specOf(): BackendSpec {
+  const backend = inputValue('backend') as BackendSpec['backend'];
+  const name = inputValue('vm-name').trim();
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$/.test(name)) throw new Error('Use letters, digits, _ and - for the VM name.');
+  return { backend, path: backend === 'idb' ? `stratadisk-vm-${name}` : `vms/${name}` } as BackendSpec;
+}
+
+function statesFor(spec: BackendSpec): MachineStateStore {
+  // Machine states sit beside the disk: in OPFS for OPFS and IndexedDB disks (they outlive the
+  // tab as the disk does), in memory for a memory disk.
+  return spec.backend === 'memory' ? new MemoryStateStore() : new OpfsStateStore(`vm-states/${spec.backend}/${spec.path.replace(/\//g, '_')}`);
+}
+
+/** Open the disk (creating it on first use) without starting the machine. */
+async function attach(): Promise<Running> {
+  if (current) return current;
+  const spec = specOf();
+  let volume: RemoteVolume;
+  let created = false;
+  try {
+    volume = await client.openVolume(spec);
+  } catch (e) {
+    if (errorCode(e) !== 'not-found') throw e;
+    volume = await client.createVolume(spec, { size: Number(inputValue('vm-size')) * 2 ** 20, blockSize: 64 * 1024 });
+    created = true;
+  }
+  const disk = new V86Disk(volume, { onError: (e) => setStatus('error', `disk: ${errorMessage(e)}`, errorCode(e)) });
+  current = { spec, volume, disk, vm: new VmSnapshots(volume, disk, statesFor(spec)), emulator: undefined, console: undefined, booted: 0 };
+  $('vm-state').textContent = `${created ? 'new' : 'existing'} disk: ${formatBytes(volume.size)} on ${spec.backend}`;
+  await refreshSnapshots();
+  return current;
+}
+
+/** Create the emulator on the attached disk; `state` restores a machine instead of booting. */
+async function startMachine(r: Running, state?: 'boot' | 'restore'): Promise<void> {
+  const img = await loadImages();
+  await new Promise<void>((ok) => {
+    const emu = new V86(guestOptions(img, { wasmPath: v86WasmUrl, hda: r.disk, autostart: state !== 'restore' }) as never) as unknown as V86Machine & {
+      destroy(): Promise<void>;
+      add_listener(e: string, f: () => void): void;
+    };
+    r.emulator = emu;
+    r.vm.attach(emu);
+    r.console = new SerialConsole(emu as never, (c) => appendConsole(c));
+    r.booted = performance.now();
+    emu.add_listener('emulator-loaded', () => ok());
+  });
+  setBusy(0);
+}
+
+const consoleText: string[] = [];
+let consoleFlush = 0;
+function appendConsole(c: string): void {
+  if (c === '\r') return;
+  consoleText.push(c);
+  consoleFlush ||= requestAnimationFrame(() => {
+    consoleFlush = 0;
+    const el = $('console');
+    const text = (el.textContent ?? '') + consoleText.join('').replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+    consoleText.length = 0;
+    el.textContent = text.length > 100_000 ? text.slice(-80_000) : text;
+    el.scrollTop = el.scrollHeight;
+  });
+}
+
+async function boot(): Promise<string> {
+  const r = await attach();
+  if (r.emulator) return 'already running';
+  $('console').textContent = '';
+  await startMachine(r, 'boot');
+  const t0 = performance.now();
+  await r.console!.waitFor(GUEST_READY, 900_000);
+  await r.console!.waitFor('# ', 60_000);
+  $('vm-state').textContent = `running · shell after ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  return 'guest booted: type into the console';
+}
+
+async function stop(): Promise<string> {
+  const r = current;
+  if (!r?.emulator) return 'not running';
+  await r.emulator.stop();
+  await r.disk.settle();
+  await r.disk.flush();
+  r.console?.detach();
+  await r.emulator.destroy();
+  r.emulator = undefined;
+  r.console = undefined;
+  r.vm.attach(undefined);
+  $('vm-state').textContent = 'stopped (disk kept)';
+  return 'machine stopped; the disk is flushed';
+}
+
+async function snapshot(): Promise<string> {
+  const r = await attach();
+  const name = inputValue('snap-name').trim();
+  const machine = $<HTMLInputElement>('snap-machine').checked && r.emulator !== undefined;
+  const info = await r.vm.snapshot(name, { machine });
+  await refreshSnapshots();
+  const next = /^(.*?)(\d+)$/.exec(name);
+  if (next) $<HTMLInputElement>('snap-name').value = `${next[1]}${Number(next[2]) + 1}`;
+  return `snapshot ${name}: disk${info.machine ? ` + machine state (${formatBytes(info.stateBytes)})` : ' only'}`;
+}
+
+async function revert(name: string): Promise<string> {
+  const r = await attach();
+  const snaps = await r.vm.list();
+  const snap = snaps.find((s) => s.name === name);
+  if (!snap) throw new Error(`no snapshot ${name}`);
+  if (snap.machine && !r.emulator) {
+    // A stopped VM and a machine snapshot: create the machine without booting, then restore.
+    $('console').textContent = '';
+    await startMachine(r, 'restore');
+  }
+  const res = await r.vm.revert(name);
+  await refreshSnapshots();
+  if (res.resumed === 'state') {
+    $('vm-state').textContent = `running · restored ${name}`;
+    r.console?.send('\n');
+  } else if (res.resumed === 'reboot') $('vm-state').textContent = `rebooting on ${name}'s disk`;
+  else $('vm-state').textContent = `stopped · disk at ${name}`;
+  return `reverted to ${name} (${res.resumed === 'state' ? 'disk and machine' : res.resumed === 'reboot' ? 'disk; machine rebooted' : 'disk'})`;
+}
+
+async function discard(): Promise<string> {
+  if (current) await stop();
+  const spec = specOf();
+  if (current) {
+    await current.volume.close();
+    current = undefined;
+  }
+  for (const s of (await statesFor(spec).list())) await statesFor(spec).delete(s.name);
+  await client.deleteVolume(spec).catch((e) => {
+    if (errorCode(e) !== 'not-found') throw e;
+  });
+  await refreshSnapshots();
+  $('vm-state').textContent = 'disk deleted';
+  return 'disk and machine states deleted';
+}
+
+async function refreshSnapshots(): Promise<VmSnapshotInfo[]> {
+  const body = $('vm-snaps').querySelector('tbody')!;
+  if (!current) {
+    body.innerHTML = '';
+    return [];
+  }
+  const list = await current.vm.list();
+  body.innerHTML = list
+    .map((s) => `<tr><td>${escapeHtml(s.name)}</td><td>${s.machine ? `disk + machine (${formatBytes(s.stateBytes)})` : 'disk'}</td><td>${escapeHtml(formatTime(s.created))}</td>` +
+      `<td><button data-revert="${escapeHtml(s.name)}">Revert</button></td></tr>`)
+    .join('');
+  for (const b of body.querySelectorAll<HTMLButtonElement>('button[data-revert]')) {
+    b.addEventListener('click', () => void action(`revert ${b.dataset.revert}`, () => revert(b.dataset.revert!)));
+  }
+  return list;
+}
+
+let mapBusy = false;
+async function refreshMap(): Promise<void> {
+  if (!current || mapBusy) return;
+  mapBusy = true;
+  try {
+    const [info, extents] = await Promise.all([current.volume.info(), current.volume.map()]);
+    const drawn = drawBlockMap($<HTMLCanvasElement>('blockmap'), info, extents);
+    renderLegend($('legend'), drawn, info.blockSize);
+    $('map-scale').textContent = `${drawn.cells} cells`;
+    const s = current.disk.stats;
+    $('disk-stats').textContent = `guest: ${s.guestReads} reads, ${s.guestWrites} writes · volume: ${s.volumeReads} reads, ${s.volumeWrites} writes, ${s.volumeFlushes} flushes · ` +
+      `${formatBytes(s.dirtyBytes)} unwritten · ${formatBytes(s.cachedBytes)} cached`;
+  } catch {
+    // The volume may be closing; the next tick redraws.
+  } finally {
+    mapBusy = false;
+  }
+}
+setInterval(() => void refreshMap(), 1000);
+
+$('btn-boot').addEventListener('click', () => void action('boot', boot));
+$('btn-stop').addEventListener('click', () => void action('stop', stop));
+$('btn-snapshot').addEventListener('click', () => void action('snapshot', snapshot));
+$('btn-list').addEventListener('click', () => void action('list', async () => `${(await refreshSnapshots()).length} snapshot(s)`));
+$('btn-discard').addEventListener('click', () => void action('delete disk', discard));
+$<HTMLInputElement>('console-input').addEventListener('keydown', (e) => {
+  if (e.key !== 'Enter' || !current?.console) return;
+  current.console.send(`${(e.target as HTMLInputElement).value}\n`);
+  (e.target as HTMLInputElement).value = '';
+});
+
+/** A hook for tests: the same operations as the buttons, plus running a command in the guest. */
+export interface VmHook {
+  ready: Promise<void>;
+  boot(): Promise<string>;
+  stop(): Promise<string>;
+  attach(): Promise<void>;
+  snapshot(name: string, machine: boolean): Promise<VmSnapshotInfo>;
+  revert(name: string): Promise<string>;
+  list(): Promise<VmSnapshotInfo[]>;
+  run(command: string): Promise<string>;
+  stats(): unknown;
+}
+declare global {
+  interface Window {
+    __vm?: VmHook;
+  }
+}
+
+const ready = client.storage().then(() => {
+  $('badge-worker').textContent = 'worker ready';
+  setBusy(0);
+});
+window.__vm = {
+  ready,
+  boot,
+  stop,
+  attach: async () => void (await attach()),
+  snapshot: async (name, machine) => {
+    const r = await attach();
+    const info = await r.vm.snapshot(name, { machine });
+    await refreshSnapshots();
+    return info;
+  },
+  revert,
+  list: async () => (current ? current.vm.list() : []),
+  run: async (command) => {
+    if (!current?.console) throw new Error('the machine is not running');
+    return current.console.run(command);
+  },
+  stats: () => current?.disk.stats,
+};

@@ -1,0 +1,56 @@
+/**
+ * v86 in Chromium with the test guest: boot time to the shell and guest dd throughput with the
+ * disk on a stratadisk volume in the worker (memory, OPFS) vs v86 on a plain ArrayBuffer disk,
+ * same page, same run. Boots a real Linux three times (minutes on a shared VM), so it runs only
+ * in `npm run bench:browser`; `npm test` covers the same path functionally in test/e2e/vm.test.ts.
+ */
+import { expect, it } from 'vitest';
+import { V86 } from 'v86';
+import v86WasmUrl from 'v86/build/v86.wasm?url';
+import { StrataClient } from '../../../src/worker/client.js';
+import { V86Disk } from '../../../src/v86/disk-adapter.js';
+import { fetchGuest, guestOptions, type GuestImages } from '../../../src/v86/guest.js';
+import { BENCH_MEMORY, measureGuest, type GuestEmulator, type GuestFigures } from '../../../src/bench/v86-guest.js';
+import { v86Results } from '../../../src/bench/v86-results.js';
+
+const full = (import.meta as unknown as { env: Record<string, string | undefined> }).env.VITE_STRATADISK_BENCH === '1';
+const DISK = 128 * 2 ** 20;
+
+async function loadImages(): Promise<GuestImages | undefined> {
+  return fetchGuest('/vm-guest/').catch(() => undefined);
+}
+
+it.skipIf(!full)('v86 guest: boot and dd on stratadisk (memory, OPFS) vs an ArrayBuffer disk (npm run bench:browser only)', async () => {
+  const images = await loadImages();
+  if (!images) {
+    console.log(JSON.stringify({ name: 'v86 guest', note: 'skipped: build/guest is missing; run bash .ci/build-guest.sh as root' }));
+    return;
+  }
+  const boot = (hda: object): Promise<GuestFigures> => measureGuest(new V86(guestOptions(images, { wasmPath: v86WasmUrl, hda, memorySize: BENCH_MEMORY }) as never) as unknown as GuestEmulator);
+  const peer = await boot({ buffer: new ArrayBuffer(DISK) });
+
+  const worker = new Worker(new URL('../../../src/worker/entry.ts', import.meta.url), { type: 'module' });
+  const client = StrataClient.connect(worker);
+  try {
+    const mem = await client.createVolume({ backend: 'memory', path: 'v86-bench' }, { size: DISK });
+    const memDisk = new V86Disk(mem);
+    const onMemory = await boot(memDisk);
+    await memDisk.close();
+    await mem.close();
+
+    await client.deleteVolume({ backend: 'opfs', path: 'v86-bench' }).catch(() => {});
+    const opfs = await client.createVolume({ backend: 'opfs', path: 'v86-bench' }, { size: DISK });
+    const opfsDisk = new V86Disk(opfs);
+    const onOpfs = await boot(opfsDisk);
+    await opfsDisk.close();
+    await opfs.close();
+    await client.deleteVolume({ backend: 'opfs', path: 'v86-bench' });
+
+    const results = [...v86Results('a memory volume (worker)', onMemory, peer), ...v86Results('an OPFS volume (worker)', onOpfs, peer, 0.8)];
+    for (const r of results) console.log(JSON.stringify({ ...r, platform: 'chromium' }));
+    for (const r of results) expect(Number.isFinite(r.ours) && r.ours > 0, r.name).toBe(true);
+  } finally {
+    await client.close();
+    worker.terminate();
+  }
+}, 3_600_000);
