@@ -3,7 +3,7 @@ import type { Manifest } from '../format/manifest.js';
 import type { VolumeJobAccess } from '../volume/job-access.js';
 import { SLOT_ABSENT, type Layer } from '../volume/layer.js';
 import { sameEntry } from '../volume/merge.js';
-import { children, cloneManifest, isReferenced, layerRecord } from '../volume/tree.js';
+import { children, cloneManifest, collapsedManifest, isReferenced, layerRecord } from '../volume/tree.js';
 import type { Volume } from '../volume/volume.js';
 import { LayerMirror } from '../volume/write-mirror.js';
 import { BaseJob, type JobOptions } from './job.js';
@@ -264,30 +264,11 @@ export class ConsolidateJob extends BaseJob {
     await a.exclusive(async () => {
       if (mirror?.error) throw mirrorFailed(mirror.error);
       await this.flushPair(dst, a.manifest().active === dst.id);
-      const m = cloneManifest(a.manifest());
       const xId = plan.lower;
       const cId = plan.upper!;
-      if (plan.direction === 'up') {
-        const rc = layerRecord(m, cId);
-        rc.parent = layerRecord(m, xId).parent;
-        if (rc.sealed) rc.contentId = dst.contentId();
-        m.layers = m.layers.filter((l) => l.id !== xId);
-        a.setMirror(null);
-        await a.commit(m);
-        await a.dropLayerFiles(xId);
-      } else {
-        const rx = layerRecord(m, xId);
-        const rc = layerRecord(m, cId);
-        rx.sealed = rc.sealed;
-        rx.contentId = rc.sealed ? dst.contentId() : null;
-        for (const s of m.snapshots) if (s.layer === cId) s.layer = xId;
-        for (const l of m.layers) if (l.parent === cId) l.parent = xId;
-        if (m.active === cId) m.active = xId;
-        m.layers = m.layers.filter((l) => l.id !== cId);
-        a.setMirror(null);
-        await a.commit(m);
-        await a.dropLayerFiles(cId);
-      }
+      a.setMirror(null);
+      await a.commit(collapsedManifest(a.manifest(), plan.direction, xId, cId, dst.contentId()));
+      await a.dropLayerFiles(plan.direction === 'up' ? xId : cId);
     });
   }
 }

@@ -1,7 +1,7 @@
 import type { Manifest } from '../format/manifest.js';
 import type { StoreNamespace } from '../store/store.js';
 import { Layer, SLOT_ZERO } from './layer.js';
-import { children, cloneManifest, isReferenced, layerRecord } from './tree.js';
+import { children, cloneManifest, collapsedManifest, isReferenced, layerRecord } from './tree.js';
 
 export interface MergeContext {
   ns: StoreNamespace;
@@ -61,26 +61,12 @@ async function mergeIntoChild(ctx: MergeContext, xId: string, cId: string): Prom
   }
   if (up) {
     await copyEntries(ctx.blockSize, x, c, (block) => c.slot(block) === -1);
-    const next = cloneManifest(ctx.manifest());
-    const rc = layerRecord(next, cId);
-    rc.parent = layerRecord(next, xId).parent;
-    if (rc.sealed) rc.contentId = c.contentId();
-    next.layers = next.layers.filter((l) => l.id !== xId);
-    await ctx.commit(next);
+    await ctx.commit(collapsedManifest(ctx.manifest(), 'up', xId, cId, c.contentId()));
     await ctx.dropLayerFiles(xId);
   } else {
     // Blocks an interrupted run (or an online consolidation) already copied are skipped.
     await copyEntries(ctx.blockSize, c, x, (block) => !sameEntry(c, x, block));
-    const next = cloneManifest(ctx.manifest());
-    const rx = layerRecord(next, xId);
-    const rc = layerRecord(next, cId);
-    rx.sealed = rc.sealed;
-    rx.contentId = rc.sealed ? x.contentId() : null;
-    for (const s of next.snapshots) if (s.layer === cId) s.layer = xId;
-    for (const l of next.layers) if (l.parent === cId) l.parent = xId;
-    if (next.active === cId) next.active = xId;
-    next.layers = next.layers.filter((l) => l.id !== cId);
-    await ctx.commit(next);
+    await ctx.commit(collapsedManifest(ctx.manifest(), 'down', xId, cId, x.contentId()));
     await ctx.dropLayerFiles(cId);
   }
 }

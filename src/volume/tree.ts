@@ -27,3 +27,28 @@ export function isReferenced(m: Manifest, id: string): boolean {
 export function cloneManifest(m: Manifest): Manifest {
   return { ...m, layers: m.layers.map((l) => ({ ...l })), snapshots: m.snapshots.map((s) => ({ ...s })) };
 }
+
+/**
+ * The manifest after layer `lowerId` and its only child `upperId` became one layer. `up`: the
+ * child absorbed the lower layer's blocks and takes its parent; `down`: the lower layer absorbed
+ * the child's blocks and takes its place (its snapshots, children and the active role).
+ * `contentId` is the surviving layer's content ID (recorded only if it is sealed).
+ */
+export function collapsedManifest(m: Manifest, direction: 'up' | 'down', lowerId: string, upperId: string, contentId: string): Manifest {
+  const next = cloneManifest(m);
+  const lower = layerRecord(next, lowerId);
+  const upper = layerRecord(next, upperId);
+  if (direction === 'up') {
+    upper.parent = lower.parent;
+    if (upper.sealed) upper.contentId = contentId;
+    next.layers = next.layers.filter((l) => l.id !== lowerId);
+  } else {
+    lower.sealed = upper.sealed;
+    lower.contentId = upper.sealed ? contentId : null;
+    for (const s of next.snapshots) if (s.layer === upperId) s.layer = lowerId;
+    for (const l of next.layers) if (l.parent === upperId) l.parent = lowerId;
+    if (next.active === upperId) next.active = lowerId;
+    next.layers = next.layers.filter((l) => l.id !== upperId);
+  }
+  return next;
+}
