@@ -5,6 +5,7 @@ import { FaultController, FaultNamespace, type CrashMode, type TearMode } from '
 import { MemoryNamespace } from '../../../src/store/memory.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { Rng } from '../helpers/random.js';
+import { sweepCrashPoints } from '../volume/crash-sweep.js';
 import { copyNamespace } from '../volume/workload.js';
 import { BLOCKS, BS, SIZE, buildChain, same, type Model } from './consolidate-helpers.js';
 
@@ -132,25 +133,12 @@ export async function consolidationCrashSweep(s: Scenario, shard: number, shards
   const clean = await run(new FaultNamespace(copyNamespace(image), probe), s, model);
   expect(clean.crashed).toBe(false);
   const total = probe.writes;
-  const failures: string[] = [];
-  let checked = 0;
-  for (let k = shard * stride; k < total; k += shards * stride) {
-    const [mode, tear] = MODES[k % MODES.length]!;
+  return sweepCrashPoints(total, shard, shards, stride, (k) => MODES[k % MODES.length]!, async (k, mode, tear) => {
     const inner = copyNamespace(image);
     const ctl = new FaultController({ crashAt: k, tear, seed: s.seed * 1009 + k, sectorSize: 512 });
     const t = await run(new FaultNamespace(inner, ctl), s, model);
-    if (!t.crashed) continue;
+    if (!t.crashed) return undefined;
     await ctl.crash(mode);
-    let problem: string | null = null;
-    try {
-      problem = (await verify(copyNamespace(inner), s, t, 'no')) ?? (await verify(k % 2 === 0 ? inner : copyNamespace(inner), s, t, k % 2 === 0 ? 'open' : 'resume'));
-    } catch (e) {
-      problem = `reopen threw ${String(e)}`;
-    }
-    checked++;
-    if (problem) failures.push(`crash at write ${k}/${total} (${mode}, ${tear}): ${problem}`);
-    if (failures.length >= 5) break;
-  }
-  expect(failures).toEqual([]);
-  return checked;
+    return (await verify(copyNamespace(inner), s, t, 'no')) ?? (await verify(k % 2 === 0 ? inner : copyNamespace(inner), s, t, k % 2 === 0 ? 'open' : 'resume'));
+  });
 }
