@@ -11,9 +11,9 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { isAbsolute, join } from 'node:path';
 import { StrataError, type ErrorCode } from '../errors.js';
 import type { Volume } from '../volume/volume.js';
-import { NodeDirNamespace } from '../store/node-dir.js';
+import { NodeDirNamespace, type NodeDirOptions } from '../store/node-dir.js';
 import { consolidate, type Direction } from './consolidate.js';
-import { mirror } from './mirror.js';
+import { mirror, type MirrorJob } from './mirror.js';
 import type { Job, JobInfo } from './job.js';
 import { JobRegistry } from './registry.js';
 
@@ -25,7 +25,7 @@ export type ControlRequest =
   | { op: 'jobs' }
   | { op: 'delete-snapshot'; name: string; direction?: 'auto' | Direction }
   | { op: 'commit'; dropSnapshot?: boolean }
-  /** copy the served volume to directory `target` (a point-in-time copy as of the job's end: the server keeps serving the source) */
+  /** copy the served volume to directory `target`: a point-in-time copy as of the job's end, or, where the server switches over (ControlOptions.onSwitchOver), the volume it serves from then on */
   | { op: 'mirror'; target: string; flatten?: boolean }
   | { op: 'pause' | 'resume' | 'cancel'; id: string }
   | { op: 'rate'; id: string; bytesPerSecond: number | null };
@@ -37,15 +37,29 @@ export type ControlMessage =
   | { type: 'ok' }
   | { type: 'error'; code: ErrorCode; message: string };
 
+export interface ControlOptions {
+  /**
+   * Mirror requests switch the volume over to the copy (MirrorOptions.switchOver) and this is
+   * called with each such job as it starts, and the copy's directory: the caller serves
+   * `job.target` once `job.done` resolves. Without it, a mirror leaves a point-in-time copy and
+   * the source in use.
+   */
+  onSwitchOver?: (job: MirrorJob, targetDir: string) => void;
+  /** Options of a mirror's target namespace (e.g. syncMaxBytes for the copy served next). */
+  targetOptions?: Omit<NodeDirOptions, 'create' | 'readOnly'>;
+}
+
 export interface ControlServer {
   readonly path: string;
   readonly registry: JobRegistry;
+  /** control connections open now (requests being answered, jobs being followed) */
+  readonly connections: number;
   /** Stop listening, cancel running jobs, remove the socket file. */
   close(): Promise<void>;
 }
 
 /** Listen on `dir/.stratadisk.sock` for job requests on `volume` (which must be writable). */
-export async function serveControl(volume: Volume, dir: string, registry = new JobRegistry()): Promise<ControlServer> {
+export async function serveControl(volume: Volume, dir: string, registry = new JobRegistry(), options: ControlOptions = {}): Promise<ControlServer> {
   const path = join(dir, CONTROL_SOCKET);
   if (await answering(path)) throw new StrataError('locked', `Another process already serves jobs for ${dir} (${path} answers).`);
   try {
@@ -57,7 +71,7 @@ export async function serveControl(volume: Volume, dir: string, registry = new J
   const server: Server = createServer((sock) => {
     conns.add(sock);
     sock.on('close', () => conns.delete(sock));
-    handle(sock, volume, registry);
+    handle(sock, volume, registry, options);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new StrataError('io', `Cannot open the control socket ${path}: ${e.message}`, { cause: e })));
@@ -67,6 +81,9 @@ export async function serveControl(volume: Volume, dir: string, registry = new J
   return {
     path,
     registry,
+    get connections() {
+      return conns.size;
+    },
     close() {
       closed ??= (async () => {
         const stopped = new Promise<void>((r) => server.close(() => r()));
@@ -84,7 +101,7 @@ export async function serveControl(volume: Volume, dir: string, registry = new J
   };
 }
 
-function handle(sock: Socket, volume: Volume, registry: JobRegistry): void {
+function handle(sock: Socket, volume: Volume, registry: JobRegistry, options: ControlOptions): void {
   let buf = '';
   let started = false;
   const send = (m: ControlMessage) => {
@@ -111,7 +128,7 @@ function handle(sock: Socket, volume: Volume, registry: JobRegistry): void {
       return fail(new StrataError('invalid-argument', 'The control request is not JSON.'));
     }
     try {
-      const job = dispatch(req, volume, registry, send);
+      const job = dispatch(req, volume, registry, send, options);
       if (!job) return void sock.end();
       const off = job.on((ev) => send({ type: 'progress', info: ev.info }));
       sock.on('close', () => job.cancel());
@@ -132,7 +149,7 @@ function handle(sock: Socket, volume: Volume, registry: JobRegistry): void {
   });
 }
 
-function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, send: (m: ControlMessage) => void): Job | null {
+function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, send: (m: ControlMessage) => void, options: ControlOptions = {}): Job | null {
   switch (req?.op) {
     case 'jobs':
       send({ type: 'jobs', jobs: registry.list() });
@@ -144,8 +161,11 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
       return registry.add(consolidate(volume, { op: 'commit', dropSnapshot: req.dropSnapshot === true }, { journal: true }));
     case 'mirror': {
       if (typeof req.target !== 'string' || !isAbsolute(req.target)) throw new StrataError('invalid-argument', 'mirror needs an absolute target directory.');
-      const ns = new NodeDirNamespace(req.target, { create: true });
-      return registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver: false, targetLabel: req.target }));
+      const ns = new NodeDirNamespace(req.target, { ...options.targetOptions, create: true });
+      const switchOver = options.onSwitchOver !== undefined;
+      const job = registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver, targetLabel: req.target }));
+      options.onSwitchOver?.(job, req.target);
+      return job;
     }
     case 'pause':
     case 'resume':

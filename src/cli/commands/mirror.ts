@@ -16,8 +16,9 @@ export const mirrorCommand: Command = {
     'Copies every layer and snapshot of SRC into DST (a new or empty directory), or with --flatten',
     'only the live view, as a single layer. When another process serves SRC (serve-nbd), the copy',
     'runs there, through its control socket, while the volume is written: new writes are mirrored',
-    'to DST, and DST is a consistent copy of SRC as of the moment the job ends (the server keeps',
-    'serving SRC). The API (`mirror()` in stratadisk) can also switch a live volume over to the copy.',
+    'to DST, and at the end serve-nbd switches over: it serves DST from then on (clients stay',
+    'connected; SRC takes no more writes). The API (`mirror()` in stratadisk) does the same for a',
+    'volume opened in-process.',
     '  --flatten   copy the live view into one layer (snapshots are not copied)',
   ].join('\n'),
   options: { flatten: { type: 'boolean' } },
@@ -34,7 +35,7 @@ export const mirrorCommand: Command = {
     } catch (e) {
       if (!(e instanceof StrataError && e.code === 'locked')) throw e;
       const info = await runRemote(ctx, dir, { op: 'mirror', target: dst, flatten }, 'mirror', e);
-      line(io.stdout, `Mirrored ${dir} to ${args[1]} online (${info.progress.done} bytes copied while it was served).`);
+      line(io.stdout, `Mirrored ${dir} to ${args[1]} online (${info.progress.done} bytes copied while it was served); the server now serves ${args[1]}.`);
       return 0;
     }
     try {

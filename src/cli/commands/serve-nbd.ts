@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { serveNbd } from '../../interop/nbd/index.js';
-import { serveControl, type ControlServer } from '../../jobs/control.js';
+import { serveNbdControl, type NbdControl } from '../../interop/nbd/control.js';
 import type { Command } from '../command.js';
 import { line, UsageError } from '../io.js';
 import { parseTarget } from '../target.js';
@@ -13,7 +13,8 @@ export const serveNbdCommand: Command = {
     'Prints the URI to connect to, then serves until Ctrl-C or SIGTERM, and then flushes and',
     'closes the volume. Exports: "" (the default) and the directory\'s name are the live volume;',
     'each snapshot is an export of its own name, read-only. DIR@NAME serves that snapshot as the',
-    'default export (read-only).',
+    'default export (read-only). `stratadisk mirror DIR DST` run meanwhile moves the volume: at the',
+    'end of the job this server serves DST instead, without dropping its clients.',
     '  --port P        TCP port (default: a free one), on 127.0.0.1 unless --host says otherwise',
     '  --host ADDR     address to listen on (default 127.0.0.1; there is no TLS and no authentication)',
     '  --socket PATH   a Unix socket instead of TCP',
@@ -38,12 +39,13 @@ export const serveNbdCommand: Command = {
       onConnectionError: (e) => line(io.stderr, `stratadisk: serve-nbd: a connection was closed: ${e.message}`),
     });
     line(io.stdout, server.uri);
-    // A writable server also takes job requests (delete-snapshot, commit, jobs) from other
-    // `stratadisk` processes, through a control socket in the volume directory.
-    let control: ControlServer | undefined;
+    // A writable server also takes job requests (delete-snapshot, commit, mirror, jobs) from
+    // other `stratadisk` processes, through a control socket in the volume directory; after a
+    // mirror it serves the copy (and the socket moves to the copy's directory).
+    let control: NbdControl | undefined;
     if (!server.volume.readOnly && target.snapshot === undefined) {
       try {
-        control = await serveControl(server.volume, target.dir);
+        control = await serveNbdControl(server, target.dir, (e) => line(io.stderr, `stratadisk: serve-nbd: ${e.message}`));
       } catch (e) {
         line(io.stderr, `stratadisk: serve-nbd: no control socket (${(e as Error).message}); online jobs are unavailable.`);
       }

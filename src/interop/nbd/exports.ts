@@ -11,6 +11,8 @@ export interface NbdExport {
   reader: VolumeReader;
   /** present when writes are allowed (the live volume, opened writable, served without --read-only) */
   writer?: Volume;
+  /** the volume this export views (the live one, or the one its snapshot belongs to) */
+  volume: Volume;
 }
 
 /**
@@ -22,12 +24,34 @@ export interface NbdExport {
  */
 export class ExportRegistry {
   constructor(
-    private readonly volume: Volume,
+    private volume: Volume,
     private readonly volumeName: string,
     /** the snapshot served as the default export, if any */
     private readonly defaultSnapshot: string | undefined,
     private readonly readOnly: boolean,
   ) {}
+
+  /**
+   * Serve `next` from now on (a mirror's copy at its switch-over; same size and block size).
+   * Exports looked up before keep viewing the old volume until passed through {@link current}.
+   */
+  switchTo(next: Volume): void {
+    this.volume = next;
+  }
+
+  /**
+   * The export `e` stands for now: itself while its volume is still the served one, else the
+   * export of the same name on the volume served now (a snapshot the new volume lacks, as after
+   * a flattening mirror, stays on the old volume, which keeps it readable).
+   */
+  current(e: NbdExport): NbdExport {
+    if (e.volume === this.volume) return e;
+    try {
+      return this.lookup(e.name) ?? e;
+    } catch {
+      return e;
+    }
+  }
 
   /** The export named `name`, or undefined. */
   lookup(name: string): NbdExport | undefined {
@@ -57,6 +81,7 @@ export class ExportRegistry {
       size: this.volume.size,
       blockSize: this.volume.blockSize,
       reader: this.volume,
+      volume: this.volume,
       ...(writable ? { writer: this.volume } : {}),
     };
   }
@@ -68,6 +93,7 @@ export class ExportRegistry {
       size: this.volume.size,
       blockSize: this.volume.blockSize,
       reader: this.volume.openSnapshot(name),
+      volume: this.volume,
     };
   }
 }

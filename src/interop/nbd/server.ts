@@ -34,8 +34,19 @@ export interface NbdServer {
   uri: string;
   /** the TCP port (0 for a Unix socket) */
   port: number;
-  /** the served volume (live), for inspection */
-  volume: Volume;
+  /** the served volume (live), for inspection; after a switch-over, the copy */
+  readonly volume: Volume;
+  /**
+   * Switch the live export over to another volume (a mirror job's copy, same size and block
+   * size) once `next` resolves, without dropping clients: requests already running finish on
+   * the old volume; writes it refuses meanwhile because the job retired it (\`closed\`) wait for
+   * the switch and are retried on the new one; every request read after the switch goes to the
+   * new one (snapshot exports follow too where the copy has the snapshot). \`null\` or a
+   * rejection means no switch (the job failed; the old volume was never retired). The server
+   * owns the new volume from then on (closes it on close()); the old one stays open, read by
+   * nothing new, until close(). Resolves once switched (or not).
+   */
+  switchOver(next: Promise<Volume | null>): Promise<void>;
   /** connections currently open */
   readonly connections: number;
   /** Stop accepting, let in-flight requests finish, drop every connection, flush and close the volume. */
@@ -51,7 +62,7 @@ export interface NbdServer {
  * shared with the client and other jobs that took sequential reads from ~0.5× to ~0.85×
  * nbdkit's (which spreads its work over 16 threads); see README.md.
  */
-const SYNC_MAX_BYTES = 64 << 10;
+export const SYNC_MAX_BYTES = 64 << 10;
 
 /** Time a closing server waits for in-flight requests before dropping connections anyway. */
 const CLOSE_GRACE_MS = 10_000;
@@ -89,6 +100,9 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
   const pending = new Set<Promise<void>>();
   const pool = new BufferPool();
   let closing = false;
+  /** volumes switched away from (closed at the end) */
+  const retired: Volume[] = [];
+  let switching: Promise<void> | undefined;
 
   const handle = async (socket: Socket): Promise<void> => {
     socket.setNoDelay(true);
@@ -99,7 +113,9 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
         socket.end();
         return;
       }
-      const t = new Transmission(socket, reader, session, pool);
+      const t = new Transmission(socket, reader, session, pool, () => switching);
+      // negotiated on a volume switched away from in the meantime: serve the current one
+      t.retarget((e) => registry.current(e));
       sessions.add(t);
       try {
         await t.run();
@@ -153,13 +169,41 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     uri = `nbd://${host}:${port}/`;
   }
 
+  const switchTo = (next: Volume) => {
+    if (next.size !== volume.size || next.blockSize !== volume.blockSize) {
+      throw new StrataError('invalid-argument', `Cannot switch the NBD export to a volume of another shape (${next.size} bytes in ${next.blockSize}-byte blocks, not ${volume.size} in ${volume.blockSize}).`);
+    }
+    retired.push(volume);
+    volume = next;
+    registry.switchTo(next);
+    for (const t of sessions) t.retarget((e) => registry.current(e));
+  };
+
   let closed: Promise<void> | undefined;
   return {
     uri,
     port,
-    volume,
+    get volume() {
+      return volume;
+    },
     get connections() {
       return sockets.size;
+    },
+    switchOver(next) {
+      const done: Promise<void> = next
+        .then(
+          (v) => {
+            if (!v) return;
+            if (closing) return void v.close().catch(() => {});
+            switchTo(v);
+          },
+          () => {},
+        )
+        .finally(() => {
+          if (switching === done) switching = undefined;
+        });
+      switching = done;
+      return done;
     },
     close() {
       closed ??= (async () => {
@@ -173,8 +217,10 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
         await Promise.race([Promise.allSettled([...pending]), grace]);
         await stopped;
         if (options.socket !== undefined) await unlink(options.socket).catch(() => {});
+        await switching?.catch(() => {});
         if (!volume.readOnly) await volume.flush();
-        if (ownsVolume) await volume.close();
+        if (ownsVolume || retired.length > 0) await volume.close();
+        for (const [i, old] of retired.entries()) if (i > 0 || ownsVolume) await old.close().catch(() => {});
       })();
       return closed;
     },

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { isStrataError } from '../../errors.js';
 import type { Extent } from '../../volume/map.js';
 import { Volume, type VolumeReader } from '../../volume/volume.js';
+import type { NbdExport } from './exports.js';
 import { ProtocolViolation, type Session } from './handshake.js';
 import {
   CMD,
@@ -77,7 +78,31 @@ export class Transmission {
     private readonly session: Session,
     /** reply buffers of large reads, shared by the server's connections */
     private readonly pool: BufferPool = new BufferPool(),
+    /** while the server switches its volume over (NbdServer.switchOver): settles once it has */
+    private readonly switching: () => Promise<void> | undefined = () => undefined,
   ) {}
+
+  /** Serve what `current` says the export now is (the served volume was switched over). */
+  retarget(current: (e: NbdExport) => NbdExport): void {
+    this.session.export = current(this.session.export);
+  }
+
+  /**
+   * dispatch, and once more on the export's new volume when the old one refused the request
+   * because a mirror job moved it (\`closed\`, from a write queued behind the switch-over): the
+   * client sees the request succeed where it now lands.
+   */
+  private async dispatchFollowing(req: Request, payload: Buffer | undefined): Promise<void> {
+    const before = this.session.export;
+    try {
+      return await this.dispatch(req, payload);
+    } catch (e) {
+      if (!(isStrataError(e) && e.code === 'closed')) throw e;
+      await this.switching();
+      if (this.session.export === before) throw e;
+      return this.dispatch(req, payload);
+    }
+  }
 
   /** Serve requests until NBD_CMD_DISC, the end of the stream, or `stop()`. Throws ProtocolViolation to have the connection closed. */
   async run(): Promise<void> {
@@ -183,7 +208,7 @@ export class Transmission {
   /** Serve one request; never rejects (errors become error replies). */
   private async serve(req: Request, payload: Buffer | undefined): Promise<void> {
     try {
-      if (req.type !== CMD.READ) return await this.dispatch(req, payload);
+      if (req.type !== CMD.READ) return await this.dispatchFollowing(req, payload);
       // Reads are served here rather than in dispatch: one async frame less on the hottest path.
       const offset = this.range(req, false);
       if (req.length > MAX_PAYLOAD) throw new NbdError(NBD_ERR.EINVAL, `reads are limited to ${MAX_PAYLOAD} bytes`);

@@ -184,8 +184,8 @@ export class RawClient {
     this.write(payload ? Buffer.concat([h, payload]) : h);
   }
   /** A simple reply: { error, cookie } (payload read separately). */
-  async simpleReply(): Promise<{ error: number; cookie: bigint } | null> {
-    const h = await this.read(16);
+  async simpleReply(timeoutMs?: number): Promise<{ error: number; cookie: bigint } | null> {
+    const h = await this.read(16, timeoutMs);
     if (!h) return null;
     if (h.readUInt32BE(0) !== 0x67446698) throw new Error('not a simple reply');
     return { error: h.readUInt32BE(4), cookie: h.readBigUInt64BE(8) };
