@@ -1,5 +1,6 @@
 /**
- * NBD serving: our server (one Node thread, serving a volume) vs `nbdkit file` (its default
+ * NBD serving: our server (read-only, its connections served by one child process per core:
+ * `serve-nbd --read-only --processes N`) vs `nbdkit file` (its default
  * thread pool, serving the same bytes as a raw file), both on loopback TCP, driven by the same
  * external clients with the same command lines:
  * - sequential reads: `nbdcopy URI null:` (its defaults: multi-conn when offered, 256 KiB requests);
@@ -13,7 +14,7 @@ import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveNbd } from '../interop/nbd/index.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
@@ -50,7 +51,9 @@ export async function benchNbd(opts: { quick?: boolean } = {}): Promise<BenchRes
     await file.close();
     await v.close();
 
-    server = await serveNbd({ dir: volDir }, { readOnly: true });
+    // One serving process per core (at most 4): nbdcopy opens several connections.
+    const processes = Math.min(4, availableParallelism());
+    server = await serveNbd({ dir: volDir }, { readOnly: true, processes });
     const port = await freePort();
     nbdkit = spawn('nbdkit', ['-f', '-r', '-i', '127.0.0.1', '-p', String(port), 'file', `file=${raw}`], { stdio: 'ignore' });
     const peerUri = `nbd://127.0.0.1:${port}/`;
@@ -85,7 +88,7 @@ export async function benchNbd(opts: { quick?: boolean } = {}): Promise<BenchRes
       peerRnd.push(await rnd(peerUri));
       if (!first) oursRnd.push(await rnd(server.uri));
     }
-    const sizeNote = `${size / MiB} MiB of random data; ${rounds} paired rounds; our server: one Node thread; nbdkit file plugin, default threads (16)`;
+    const sizeNote = `${size / MiB} MiB of random data; ${rounds} paired rounds; our server: read-only, ${processes} serving processes (one Node thread each); nbdkit file plugin, default threads (16)`;
     return [
       pairedResult('nbd sequential read (nbdcopy → null:)', oursSeq, peerSeq, 'MB/s', 'nbdkit file', 0.8, sizeNote),
       pairedResult('nbd random 4 KiB read (qemu-img bench, depth 16)', oursRnd, peerRnd, 'ops/s', 'nbdkit file', 0.8, `${randomOps} reads; ${sizeNote}`),

@@ -1,4 +1,4 @@
-import { constants as fsConstants, readSync, writeSync } from 'node:fs';
+import { constants as fsConstants, read as fsRead, readSync, writeSync } from 'node:fs';
 import { open as fsOpen, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { StrataError } from '../errors.js';
@@ -116,14 +116,24 @@ export class NodeFileStore extends BaseStore {
     let done = 0;
     try {
       while (done < target.length) {
-        const want = target.length - done;
-        const n = (await this.handle.read(target, done, want, offset + done)).bytesRead;
+        const n = await this.readAt(target, done, offset + done);
         if (n === 0) throw this.endedEarly(offset + done);
         done += n;
       }
     } catch (e) {
       throw e instanceof StrataError ? e : nodeError(e, `read ${target.length} bytes at ${offset} from ${this.label}`, false);
     }
+  }
+
+  /**
+   * One pread on libuv's thread pool into target[at..], with the callback API: a promise-based
+   * FileHandle.read costs a FileHandle round trip and an FSReqPromise (with its own stats
+   * array) per call, a measurable share of the CPU of serving large reads over NBD.
+   */
+  private readAt(target: Uint8Array, at: number, position: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      fsRead(this.handle.fd, target, at, target.length - at, position, (e, n) => (e ? reject(e) : resolve(n)));
+    });
   }
 
   /** In `'sync'` mode, reads up to `syncMaxBytes` at once, without a promise; else false (use readInto). */

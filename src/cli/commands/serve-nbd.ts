@@ -8,7 +8,7 @@ import { parseTarget } from '../target.js';
 export const serveNbdCommand: Command = {
   name: 'serve-nbd',
   summary: 'serve the volume (or a snapshot) over NBD to QEMU, nbdcopy, nbdinfo',
-  usage: 'serve-nbd DIR[@NAME] [--port P | --socket PATH] [--host ADDR] [--read-only]',
+  usage: 'serve-nbd DIR[@NAME] [--port P | --socket PATH] [--host ADDR] [--read-only] [--processes N]',
   details: [
     'Prints the URI to connect to, then serves until Ctrl-C or SIGTERM, and then flushes and',
     'closes the volume. Exports: "" (the default) and the directory\'s name are the live volume;',
@@ -19,9 +19,11 @@ export const serveNbdCommand: Command = {
     '  --host ADDR     address to listen on (default 127.0.0.1; there is no TLS and no authentication)',
     '  --socket PATH   a Unix socket instead of TCP',
     '  --read-only     refuse every write',
+    '  --processes N   read-only only: serve connections from N child processes (several cores for',
+    '                  clients with several connections, such as nbdcopy); default 0',
     'Example: stratadisk serve-nbd vol --port 10809 & qemu-img convert -f raw nbd://127.0.0.1:10809/ -O qcow2 out.qcow2',
   ].join('\n'),
-  options: { port: { type: 'string' }, host: { type: 'string' }, socket: { type: 'string' }, 'read-only': { type: 'boolean' } },
+  options: { port: { type: 'string' }, host: { type: 'string' }, socket: { type: 'string' }, 'read-only': { type: 'boolean' }, processes: { type: 'string' } },
   positionals: { min: 1, max: 1 },
   async run({ io, args, values, signal }) {
     const target = parseTarget(args[0]!, true, 'serve-nbd');
@@ -31,7 +33,13 @@ export const serveNbdCommand: Command = {
       port = Number(values.port);
       if (!/^[0-9]+$/.test(values.port) || port > 65535) throw new UsageError(`--port: "${values.port}" is not a port number (0-65535)`, 'serve-nbd');
     }
+    let processes: number | undefined;
+    if (typeof values.processes === 'string') {
+      processes = Number(values.processes);
+      if (!/^[0-9]+$/.test(values.processes) || processes > 64) throw new UsageError(`--processes: "${values.processes}" is not a number from 0 to 64`, 'serve-nbd');
+    }
     const server = await serveNbd(target, {
+      ...(processes !== undefined ? { processes } : {}),
       ...(port !== undefined ? { port } : {}),
       ...(typeof values.host === 'string' ? { host: values.host } : {}),
       ...(typeof values.socket === 'string' ? { socket: values.socket } : {}),

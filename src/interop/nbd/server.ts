@@ -1,5 +1,8 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { unlink } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { basename, resolve } from 'node:path';
 import { StrataError } from '../../errors.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
@@ -8,6 +11,7 @@ import { ExportRegistry } from './exports.js';
 import { negotiate } from './handshake.js';
 import { SocketReader } from './socket-reader.js';
 import { BufferPool, Transmission } from './transmission.js';
+import type { WorkerMessage, WorkerReply } from './process-worker.js';
 
 /** What to serve: an open volume, or a volume directory (optionally one of its snapshots). */
 export type NbdSource = Volume | { dir: string; snapshot?: string };
@@ -25,6 +29,15 @@ export interface ServeNbdOptions {
   name?: string;
   /** With a Volume passed in: leave it open on close() (it is still flushed). Default false. */
   keepOpen?: boolean;
+  /**
+   * Read-only servers of a directory: serve the connections from this many child processes
+   * (each opens the volume read-only; this process negotiates and hands each connection over,
+   * round robin). One Node thread runs the protocol per process, so a client with several
+   * connections (nbdcopy, qemu with multi-conn) gets several cores, as nbdkit's threads do.
+   * Default 0: every connection in this process. Ignored for writable servers, a Volume passed
+   * in, or when the package is not built (src/ run directly).
+   */
+  processes?: number;
   /** Called with each connection-level failure (bad magic, client gone); for logging. */
   onConnectionError?: (e: Error) => void;
 }
@@ -95,6 +108,11 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     }
   }
   const registry = new ExportRegistry(volume, name, snapshot, options.readOnly === true);
+  const children = source instanceof Volume || !volume.readOnly ? [] : await startChildren(source.dir, name, snapshot, options.processes ?? 0).catch(async (e) => {
+    if (ownsVolume) await volume.close();
+    throw e;
+  });
+  let nextChild = 0;
   const sockets = new Set<Socket>();
   const sessions = new Set<Transmission>();
   const pending = new Set<Promise<void>>();
@@ -111,6 +129,21 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
       const session = await negotiate(socket, reader, registry, () => closing);
       if (!session) {
         socket.end();
+        return;
+      }
+      const child = children.length > 0 ? children[nextChild++ % children.length]! : undefined;
+      if (child?.connected) {
+        // Hand the connection over, with what the client already sent past the negotiation.
+        if (socket.writableLength > 0) await new Promise((r) => socket.once('drain', r));
+        const m: WorkerMessage = {
+          type: 'conn',
+          exportName: session.export.name,
+          flags: session.flags,
+          structuredReplies: session.structuredReplies,
+          baseAllocationId: session.baseAllocationId,
+          pending: reader.detach().toString('base64'),
+        };
+        await new Promise<void>((r, reject) => child.send(m, socket, (e) => (e ? reject(e) : r())));
         return;
       }
       const t = new Transmission(socket, reader, session, pool, () => switching);
@@ -152,6 +185,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
       else server.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' }, () => resolvePromise());
     });
   } catch (e) {
+    await stopChildren(children);
     if (ownsVolume) await volume.close();
     const err = e as NodeJS.ErrnoException;
     const where = options.socket ?? `${options.host ?? '127.0.0.1'}:${options.port ?? 0}`;
@@ -215,6 +249,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
         await Promise.race([Promise.allSettled([...sessions].map((t) => t.idle())), grace]);
         for (const s of sockets) s.destroy();
         await Promise.race([Promise.allSettled([...pending]), grace]);
+        await stopChildren(children);
         await stopped;
         if (options.socket !== undefined) await unlink(options.socket).catch(() => {});
         await switching?.catch(() => {});
@@ -225,4 +260,54 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
       return closed;
     },
   };
+}
+
+/** The child process entry (built JavaScript next to this module), or null when run from sources. */
+function workerScript(): string | null {
+  const path = fileURLToPath(new URL('./process-worker.js', import.meta.url));
+  return existsSync(path) ? path : null;
+}
+
+/** Fork `n` children serving `dir` read-only; resolves once each has opened the volume. */
+async function startChildren(dir: string, name: string, snapshot: string | undefined, n: number): Promise<ChildProcess[]> {
+  const script = n > 0 ? workerScript() : null;
+  if (!script) return [];
+  const children: ChildProcess[] = [];
+  try {
+    await Promise.all(
+      Array.from({ length: n }, async () => {
+        const c = fork(script, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
+        children.push(c);
+        const ready = new Promise<void>((ok, reject) => {
+          c.once('message', (m: WorkerReply) => (m.type === 'ready' ? ok() : reject(new StrataError('io', `An NBD serving process could not open ${dir}: ${m.type === 'failed' ? m.message : m.type}`))));
+          c.once('exit', (code) => reject(new StrataError('io', `An NBD serving process exited (${code}) before it was ready.`)));
+          c.once('error', reject);
+        });
+        c.send({ type: 'init', dir: resolve(dir), name, snapshot: snapshot ?? null, syncMaxBytes: SYNC_MAX_BYTES } satisfies WorkerMessage);
+        await ready;
+      }),
+    );
+  } catch (e) {
+    await stopChildren(children);
+    throw e;
+  }
+  return children;
+}
+
+/** Ask each child to finish its requests and exit; kill the ones that do not within the grace time. */
+async function stopChildren(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(async (c) => {
+      if (c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise<void>((r) => c.once('exit', () => r()));
+      try {
+        c.send({ type: 'close' } satisfies WorkerMessage);
+      } catch {
+        c.kill();
+      }
+      const t = setTimeout(() => c.kill(), CLOSE_GRACE_MS);
+      await exited;
+      clearTimeout(t);
+    }),
+  );
 }

@@ -19,22 +19,54 @@ export class SocketReader {
   private waiter: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
   private ended = false;
 
-  constructor(private readonly socket: Socket) {
-    socket.on('data', (d: Buffer) => {
+  private readonly onData: (d: Buffer) => void;
+  private readonly onEnd: () => void;
+
+  /** `initial`: bytes of this stream already read elsewhere (a connection handed over). */
+  constructor(
+    private readonly socket: Socket,
+    initial?: Buffer,
+  ) {
+    if (initial && initial.length > 0) {
+      this.chunks.push(initial);
+      this.buffered = initial.length;
+    }
+    this.onData = (d: Buffer) => {
       this.chunks.push(d);
       this.buffered += d.length;
       this.serve();
       if (this.buffered > HIGH_WATER && !this.waiter) socket.pause();
-    });
-    const end = () => {
+    };
+    this.onEnd = () => {
       this.ended = true;
       const w = this.waiter;
       this.waiter = null;
       w?.reject(new ConnectionEnded('the client closed the connection'));
     };
-    socket.on('end', end);
-    socket.on('close', end);
-    socket.on('error', end);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onEnd);
+    socket.on('error', this.onEnd);
+  }
+
+  /**
+   * Stop reading and return the bytes read but not consumed, to hand the connection to another
+   * process (child_process send with the socket, in this same turn of the event loop). The
+   * socket's handle stops reading at once: a paused stream's handle would otherwise go on reading
+   * into a buffer nobody takes, and after the hand-over into nothing. Not while a read() waits.
+   */
+  detach(): Buffer {
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onEnd);
+    this.socket.off('error', this.onEnd);
+    this.socket.pause();
+    (this.socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
+    for (let c = this.socket.read() as Buffer | null; c !== null; c = this.socket.read() as Buffer | null) this.chunks.push(c);
+    const rest = Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.buffered = 0;
+    return rest;
   }
 
   /** The next `n` bytes if they are already buffered (no promise, no turn of the event loop), else null. */

@@ -1,0 +1,91 @@
+/**
+ * A child process that serves connections of a read-only NBD server (ServeNbdOptions.processes).
+ * The parent negotiates each connection and then hands the socket over (child_process IPC with
+ * a handle), with the bytes it had already read past the negotiation and the session settled
+ * there. This process opens the same volume read-only and runs the transmission phase, so the
+ * socket writes and the request handling of several connections run on several cores (one Node
+ * thread per process), as nbdkit's threads do. Nothing here writes: only read-only servers use it.
+ *
+ * Messages from the parent: `init` (open the volume; answers `ready` or `failed`), `conn` (with
+ * the socket), `close` (stop reading requests, answer those read, exit).
+ */
+import type { Socket } from 'node:net';
+import { NodeDirNamespace } from '../../store/node-dir.js';
+import { Volume } from '../../volume/volume.js';
+import { ExportRegistry } from './exports.js';
+import { SocketReader } from './socket-reader.js';
+import { BufferPool, Transmission } from './transmission.js';
+
+export type WorkerMessage =
+  | { type: 'init'; dir: string; name: string; snapshot: string | null; syncMaxBytes: number }
+  | { type: 'conn'; exportName: string; flags: number; structuredReplies: boolean; baseAllocationId: number; pending: string }
+  | { type: 'close' };
+
+export type WorkerReply = { type: 'ready' } | { type: 'failed'; message: string } | { type: 'closed' };
+
+const send = (m: WorkerReply) => process.send?.(m);
+let registry: ExportRegistry | undefined;
+let volume: Volume | undefined;
+const pool = new BufferPool();
+const sessions = new Set<Transmission>();
+const sockets = new Set<Socket>();
+
+process.on('message', (m: WorkerMessage, handle?: unknown) => {
+  if (m.type === 'init') {
+    const ns = new NodeDirNamespace(m.dir, { readOnly: true, syncMaxBytes: m.syncMaxBytes });
+    Volume.open(ns, { readOnly: true }).then(
+      (v) => {
+        volume = v;
+        registry = new ExportRegistry(v, m.name, m.snapshot ?? undefined, true);
+        send({ type: 'ready' });
+      },
+      (e: Error) => send({ type: 'failed', message: e.message }),
+    );
+  } else if (m.type === 'conn') {
+    const socket = handle as Socket | undefined;
+    if (socket) void serve(socket, m);
+  } else if (m.type === 'close') {
+    void close();
+  }
+});
+// The parent gone: nothing will hand us work or wait for our answers.
+process.on('disconnect', () => void close());
+
+async function serve(socket: Socket, m: Extract<WorkerMessage, { type: 'conn' }>): Promise<void> {
+  sockets.add(socket);
+  socket.on('error', () => {});
+  socket.setNoDelay(true);
+  try {
+    const e = registry?.lookup(m.exportName);
+    if (!e) throw new Error(`export "${m.exportName}" is gone`);
+    const reader = new SocketReader(socket, Buffer.from(m.pending, 'base64'));
+    const t = new Transmission(socket, reader, { export: e, flags: m.flags, structuredReplies: m.structuredReplies, baseAllocationId: m.baseAllocationId }, pool);
+    sessions.add(t);
+    try {
+      await t.run();
+      await t.idle();
+    } finally {
+      sessions.delete(t);
+    }
+    socket.end();
+  } catch {
+    // a protocol violation or a vanished client: this connection ends, nothing else does
+    socket.destroy();
+  } finally {
+    sockets.delete(socket);
+  }
+}
+
+let closing: Promise<void> | undefined;
+function close(): Promise<void> {
+  closing ??= (async () => {
+    for (const t of sessions) t.stop();
+    await Promise.race([Promise.allSettled([...sessions].map((t) => t.idle())), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    for (const s of sockets) s.destroy();
+    await volume?.close().catch(() => {});
+    send({ type: 'closed' });
+    process.disconnect?.();
+    process.exit(0);
+  })();
+  return closing;
+}
