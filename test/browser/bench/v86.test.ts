@@ -26,7 +26,10 @@ it.skipIf(!full)('v86 guest: boot and dd on stratadisk (memory, OPFS) vs an Arra
     console.log(JSON.stringify({ name: 'v86 guest', note: 'skipped: build/guest is missing; run bash .ci/build-guest.sh as root' }));
     return;
   }
-  const boot = (hda: object): Promise<GuestFigures> => measureGuest(new V86(guestOptions(images, { wasmPath: v86WasmUrl, hda, memorySize: BENCH_MEMORY }) as never) as unknown as GuestEmulator);
+  const boot = (hda: object): Promise<GuestFigures> =>
+    measureGuest(new V86(guestOptions(images, { wasmPath: v86WasmUrl, hda, memorySize: BENCH_MEMORY }) as never) as unknown as GuestEmulator, 64, undefined, hda instanceof V86Disk ? () => ({ ...hda.stats }) : undefined);
+  // Where the time goes: the adapter's counters over each dd phase (round trips, bytes, guest wait).
+  const detail = (label: string, f: GuestFigures) => console.log(JSON.stringify({ name: `v86 adapter counters, disk on ${label}`, writeMs: f.writeMs, readMs: f.readMs, writePhase: f.writePhase, readPhase: f.readPhase, crossOriginIsolated: globalThis.crossOriginIsolated }));
   const peer = await boot({ buffer: new ArrayBuffer(DISK) });
 
   const worker = new Worker(new URL('../../../src/worker/entry.ts', import.meta.url), { type: 'module' });
@@ -46,6 +49,8 @@ it.skipIf(!full)('v86 guest: boot and dd on stratadisk (memory, OPFS) vs an Arra
     await opfs.close();
     await client.deleteVolume({ backend: 'opfs', path: 'v86-bench' });
 
+    detail('a memory volume (worker)', onMemory);
+    detail('an OPFS volume (worker)', onOpfs);
     const results = [...v86Results('a memory volume (worker)', onMemory, peer), ...v86Results('an OPFS volume (worker)', onOpfs, peer, 0.8)];
     for (const r of results) console.log(JSON.stringify({ ...r, platform: 'chromium' }));
     for (const r of results) expect(Number.isFinite(r.ours) && r.ours > 0, r.name).toBe(true);
