@@ -12,11 +12,11 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright';
+import type { BrowserContext } from 'playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startImageServer, type ImageServer } from '../../src/bench/image-server.ts';
 import { guestMissing } from '../../src/v86/guest-node.ts';
-import { launchPersistent, pageProblems, profileDir, serveDemo, TMP, type DemoServer } from './harness.ts';
+import { launchPersistent, openVmPage, pageProblems, profileDir, reloadVm, serveDemo, TMP, type DemoServer } from './harness.ts';
 
 function mke2fsMissing(): string | undefined {
   try {
@@ -64,19 +64,9 @@ describe.skipIf(missing !== undefined)(`v86 demo booting from an image server, d
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  async function openVm(): Promise<Page> {
-    const page = context.pages()[0] ?? (await context.newPage());
-    const problems: string[] = [];
-    pageProblems.set(page, problems);
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    await page.goto(`${server.url}vm.html`);
-    await page.waitForFunction(() => window.__vm !== undefined, undefined, { timeout: 30_000 });
-    await page.evaluate(() => window.__vm!.ready);
-    return page;
-  }
 
   it('boots before the image is local, streams the rest, and keeps the disk in IndexedDB across a reload (server gone)', { timeout: 1_200_000 }, async () => {
-    let page = await openVm();
+    const page = await openVmPage(context, server.url);
     await page.selectOption('#backend', 'idb');
     await page.fill('#vm-name', 'lazy');
     await page.fill('#vm-image', images.url);
@@ -102,12 +92,7 @@ describe.skipIf(missing !== undefined)(`v86 demo booting from an image server, d
 
     // Offline: the image server is gone; reload; everything comes from IndexedDB.
     await images.close();
-    await page.reload();
-    await page.waitForFunction(() => window.__vm !== undefined, undefined, { timeout: 30_000 });
-    await page.evaluate(() => window.__vm!.ready);
-    await page.selectOption('#backend', 'idb');
-    await page.fill('#vm-name', 'lazy');
-    await page.evaluate(() => window.__vm!.attach());
+    await reloadVm(page, 'idb', 'lazy');
     expect(await page.evaluate(() => window.__vm!.list())).toMatchObject([{ name: 's1', machine: true }]);
     expect(await page.evaluate(() => window.__vm!.revert('s1'))).toContain('disk and machine');
     await page.waitForTimeout(300);
