@@ -10,6 +10,10 @@ import { escapeHtml, formatBytes } from './format.js';
 const PALETTE = ['#2f6fde', '#e8833a', '#2aa876', '#b84fc9', '#d9434e', '#1fa3b8', '#8a6d3b', '#6f7cf0', '#c2b11f', '#e05fa0'];
 export const ZERO_COLOUR = '#b9c0cc';
 export const EMPTY_COLOUR = '#eef0f3';
+/** Blocks of a remote image not fetched yet (copy on read): still on the image server. */
+export const REMOTE_COLOUR = '#f3d9a4';
+/** The chain id the engine gives a volume's remote image. */
+const REMOTE_LAYER = 'remote';
 const GRID_COLOUR = '#ffffff';
 
 /** At most this many cells; bigger volumes group blocks per cell. */
@@ -31,6 +35,7 @@ export interface DrawnMap {
 
 /** Colour of a layer: by its place among all of the volume's layers (stable across redraws). */
 export function layerColour(info: VolumeInfo, layer: string): string {
+  if (layer === REMOTE_LAYER) return REMOTE_COLOUR;
   const ids = info.layers.map((l) => l.id).sort();
   const i = ids.indexOf(layer);
   return PALETTE[(i < 0 ? ids.length : i) % PALETTE.length]!;
@@ -114,10 +119,16 @@ export function drawBlockMap(canvas: HTMLCanvasElement, info: VolumeInfo, extent
   // Chain is listed active first or base first depending on the engine; show base -> active.
   const chain = [...info.chain];
   if (chain[0] === info.active.layer) chain.reverse();
+  // A volume on a remote image: its root layer holds the blocks fetched clean (local), the
+  // image itself is the bottom of every chain (remote), layers above hold modified blocks.
+  const cacheLayer = info.remote ? chain.find((id) => id !== REMOTE_LAYER) : undefined;
+  if (info.remote) legend.push({ key: REMOTE_LAYER, label: 'remote: on the image server, not fetched yet', colour: REMOTE_COLOUR, blocks: blocksByKey.get(REMOTE_LAYER) ?? 0 });
   for (const id of chain) {
+    if (id === REMOTE_LAYER) continue;
     const names = snapshotsByLayer.get(id);
     const role = id === info.active.layer ? 'active' : names ? `snapshot ${names.join(', ')}` : 'sealed';
-    legend.push({ key: id, label: `${id} (${role})`, colour: layerColour(info, id), blocks: blocksByKey.get(id) ?? 0 });
+    const label = id === cacheLayer ? `${id} (local: fetched from the image, clean)` : `${id} (${role}${info.remote ? ', modified' : ''})`;
+    legend.push({ key: id, label, colour: layerColour(info, id), blocks: blocksByKey.get(id) ?? 0 });
   }
   legend.push({ key: 'zero', label: 'zero', colour: ZERO_COLOUR, blocks: blocksByKey.get('zero') ?? 0 });
   legend.push({ key: 'empty', label: 'unallocated', colour: EMPTY_COLOUR, blocks: blocksByKey.get('empty') ?? 0 });

@@ -8,6 +8,7 @@ import { clearBlockMap, drawBlockMap, layerColour, renderLegend } from './blockm
 import { asText, escapeHtml, formatBytes, formatTime, hexdump, parseSize } from './format.js';
 import { checkVolumeName, forgetVolume, loadKnown, rememberVolume, volumePath, type DemoBackend, type KnownVolume } from './known.js';
 import { chunks, parseByte, randomBlockIndexes, randomBytes } from './patterns.js';
+import { ProvisionPanel } from './provision.js';
 import { $, errorCode, errorMessage, inputValue, setProgress, setStatus } from './ui.js';
 
 /** Bytes per write when streaming a file or filling a range. */
@@ -45,7 +46,7 @@ function selected(): KnownVolume {
 /** Enables buttons by what they need (a volume, a writable volume) and whether work is under way. */
 function updateButtons(): void {
   for (const b of document.querySelectorAll<HTMLButtonElement>('button')) {
-    if (b.id === 'btn-check-cancel' || b.id === 'btn-job-pause' || b.id === 'btn-job-cancel') continue;
+    if (b.id === 'btn-check-cancel' || b.id === 'btn-job-pause' || b.id === 'btn-job-cancel' || b.dataset.own !== undefined) continue;
     const needs = b.dataset.needs;
     const ok = needs === 'volume' ? current !== null : needs === 'writable' ? current !== null && !current.volume.readOnly : true;
     b.disabled = busy > 0 || !ok;
@@ -110,6 +111,20 @@ $('btn-create').addEventListener('click', () =>
     current = { ...which, volume };
     rememberVolume(which);
     return `Created ${which.name} (${which.backend}): ${formatBytes(volume.size)}, ${formatBytes(volume.blockSize)} blocks`;
+  }),
+);
+$('btn-create-image').addEventListener('click', () =>
+  action('Create from image', async () => {
+    const which = selected();
+    const url = inputValue('vol-image').trim();
+    if (!/^https?:\/\//.test(url)) throw Object.assign(new Error('give the http(s) URL of a raw disk image'), { code: 'invalid-argument' });
+    const blockSize = Number(inputValue('vol-block'));
+    await closeCurrent();
+    // The size is the image's; nothing is fetched but one byte to pin the image (ETag, size).
+    const volume = await client.createVolume(spec(which.backend, which.name), { backing: url, blockSize });
+    current = { ...which, volume };
+    rememberVolume(which);
+    return `Created ${which.name} (${which.backend}) on ${url}: ${formatBytes(volume.size)}, nothing local yet`;
   }),
 );
 $('btn-open').addEventListener('click', () => action('Open volume', () => openSelected(false)));
@@ -445,6 +460,24 @@ $('btn-job-pause').addEventListener('click', () => {
   updateButtons();
 });
 
+// ---- copy on read ---------------------------------------------------------------------------
+
+let provisionRedraw = 0;
+const provision = new ProvisionPanel($('provision'), {
+  volume: () => current?.volume ?? null,
+  reset: async () => {
+    if (!current) throw new Error('no volume is open');
+    await current.volume.reset();
+  },
+  // Progress events come often: redraw the figures and the map at most twice a second.
+  changed: () => {
+    provisionRedraw ||= window.setTimeout(() => {
+      provisionRedraw = 0;
+      if (busy === 0) void refresh().catch((e) => console.warn('refresh failed', e));
+    }, 500);
+  },
+});
+
 // ---- redraw ---------------------------------------------------------------------------------
 
 async function refresh(): Promise<void> {
@@ -455,6 +488,7 @@ async function refresh(): Promise<void> {
     $('vol-info').textContent = 'No volume open.';
     renderSnapshots([], null);
     clearBlockMap(canvas, $('legend'));
+    provision.show(null);
     $('map-scale').textContent = '';
     await storage;
     return;
@@ -468,6 +502,7 @@ async function refresh(): Promise<void> {
     `${info.chain.length} layer(s) in chain · ${formatBytes(info.allocatedBytes)} allocated · generation ${info.generation}`;
   renderSnapshots(snaps, info);
   drawMap(info, extents);
+  provision.show(info);
   await storage;
 }
 

@@ -12,6 +12,7 @@ import { SerialConsole } from '../src/v86/serial-console.js';
 import { MemoryStateStore, OpfsStateStore, type MachineStateStore } from '../src/v86/state-store.js';
 import { VmSnapshots, type V86Machine, type VmSnapshotInfo } from '../src/v86/vm-snapshots.js';
 import { drawBlockMap, renderLegend } from './blockmap.js';
+import { ProvisionPanel } from './provision.js';
 import { escapeHtml, formatBytes, formatTime } from './format.js';
 import { $, errorCode, errorMessage, inputValue, setStatus } from './ui.js';
 
@@ -36,6 +37,7 @@ function setBusy(delta: number): void {
   busy += delta;
   document.body.dataset.busy = busy > 0 ? 'yes' : 'no';
   for (const b of document.querySelectorAll<HTMLButtonElement>('button')) {
+    if (b.dataset.own !== undefined) continue; // the copy-on-read panel's own buttons
     const needs = b.dataset.needs;
     b.disabled = busy > 0 || (needs === 'volume' && !current) || (needs === 'vm' && !current?.emulator);
   }
@@ -84,12 +86,18 @@ async function attach(): Promise<Running> {
     volume = await client.openVolume(spec);
   } catch (e) {
     if (errorCode(e) !== 'not-found') throw e;
-    volume = await client.createVolume(spec, { size: Number(inputValue('vm-size')) * 2 ** 20, blockSize: 64 * 1024 });
+    const image = inputValue('vm-image').trim();
+    // From an image URL: the disk is the image (its size), read lazily; otherwise an empty disk
+    // that the guest formats on first boot.
+    volume = image
+      ? await client.createVolume(spec, { backing: image, blockSize: 64 * 1024 })
+      : await client.createVolume(spec, { size: Number(inputValue('vm-size')) * 2 ** 20, blockSize: 64 * 1024 });
     created = true;
   }
   const disk = new V86Disk(volume, { onError: (e) => setStatus('error', `disk: ${errorMessage(e)}`, errorCode(e)) });
   current = { spec, volume, disk, vm: new VmSnapshots(volume, disk, statesFor(spec)), emulator: undefined, console: undefined, booted: 0 };
-  $('vm-state').textContent = `${created ? 'new' : 'existing'} disk: ${formatBytes(volume.size)} on ${spec.backend}`;
+  const info = await volume.info();
+  $('vm-state').textContent = `${created ? 'new' : 'existing'} disk: ${formatBytes(volume.size)} on ${spec.backend}${info.remote ? `, copy on read from ${info.remote.url}` : ''}`;
   await refreshSnapshots();
   return current;
 }
@@ -217,6 +225,23 @@ async function refreshSnapshots(): Promise<VmSnapshotInfo[]> {
   return list;
 }
 
+/** Reset a disk on an image: stop the machine (flushing the adapter), drop the changes, forget the adapter's cache. */
+async function resetToImage(): Promise<void> {
+  const r = current;
+  if (!r) throw new Error('no disk is attached');
+  if (r.emulator) await stop();
+  await r.volume.reset();
+  r.disk.invalidate();
+  await r.disk.prime();
+  $('vm-state').textContent = 'stopped · disk reset to the image';
+}
+
+const provision = new ProvisionPanel($('provision'), {
+  volume: () => current?.volume ?? null,
+  reset: resetToImage,
+  changed: () => void refreshMap(),
+});
+
 let mapBusy = false;
 async function refreshMap(): Promise<void> {
   if (!current || mapBusy) return;
@@ -224,6 +249,7 @@ async function refreshMap(): Promise<void> {
   try {
     const [info, extents] = await Promise.all([current.volume.info(), current.volume.map()]);
     const drawn = drawBlockMap($<HTMLCanvasElement>('blockmap'), info, extents);
+    provision.show(info);
     renderLegend($('legend'), drawn, info.blockSize);
     $('map-scale').textContent = `${drawn.cells} cells`;
     const s = current.disk.stats;
@@ -259,6 +285,8 @@ export interface VmHook {
   list(): Promise<VmSnapshotInfo[]>;
   run(command: string): Promise<string>;
   stats(): unknown;
+  /** the volume's info (with `remote` for a disk on an image) */
+  info(): Promise<unknown>;
 }
 declare global {
   interface Window {
@@ -288,4 +316,5 @@ window.__vm = {
     return current.console.run(command);
   },
   stats: () => current?.disk.stats,
+  info: async () => current?.volume.info(),
 };

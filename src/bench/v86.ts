@@ -21,7 +21,8 @@ const DISK = 128 * 2 ** 20;
 
 async function boot(images: GuestImages, hda: object, mib: number): Promise<GuestFigures> {
   const { V86 } = (await import('v86')) as unknown as { V86: new (o: unknown) => GuestEmulator };
-  return measureGuest(new V86(guestOptions(images, { wasmPath: v86WasmPath(), hda, memorySize: BENCH_MEMORY })), mib);
+  const counters = hda instanceof V86Disk ? () => ({ ...hda.stats }) : undefined;
+  return measureGuest(new V86(guestOptions(images, { wasmPath: v86WasmPath(), hda, memorySize: BENCH_MEMORY })), mib, undefined, counters);
 }
 
 export async function benchV86(opts: { quick?: boolean } = {}): Promise<BenchResult[]> {

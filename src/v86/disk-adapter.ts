@@ -12,10 +12,13 @@
  * - writes land in a write-back buffer of extents, copied once, and are written to the volume in
  *   coalesced runs (one `write` per run of touching extents) by a background flusher; the guest's
  *   DMA completion waits only when too many bytes are dirty (back-pressure);
- * - reads are served from a cache of aligned units (the volume's block size, at least 64 KiB),
- *   misses are read in one call per run of missing units, with read-ahead growing on
- *   sequential access; unwritten extents overlay every read, so the guest always sees its own
- *   writes whatever is in flight.
+ * - reads are served from a cache of aligned units (the volume's block size, at least 64 KiB);
+ *   misses are read in one call per run of missing units. Sequential streams (a few at once, so
+ *   the guest's metadata reads between data reads do not break them) get read-ahead that
+ *   doubles up to `readAheadBytes`, and is kept in flight: once a stream has used half of what
+ *   was read ahead, the next window is requested while the guest still reads from the cache,
+ *   so a sequential reader stops waiting for the worker at all. Unwritten extents overlay every
+ *   read, so the guest always sees its own writes whatever is in flight.
  * - every `flushIntervalMs` (and at `flush()`) the volume's own durability barrier runs.
  *
  * Works over an in-process `Volume` or a `RemoteVolume` in a worker: only `size`, `read`, `write`
@@ -33,13 +36,13 @@ export interface DiskVolume {
 }
 
 export interface V86DiskOptions {
-  /** Bytes of clean cached data kept (default 32 MiB). */
+  /** Bytes of clean cached data kept (default 48 MiB). */
   cacheBytes?: number;
   /** Unwritten bytes at which the flusher starts at once instead of waiting for the timer (default 4 MiB). */
   flushBytes?: number;
   /** Unwritten bytes at which DMA completions wait for the flusher (default 64 MiB). */
   maxDirtyBytes?: number;
-  /** Largest read-ahead on sequential reads (default 2 MiB). */
+  /** Largest read-ahead on sequential reads (default 8 MiB). */
   readAheadBytes?: number;
   /** How long written data may stay in memory before it is written and made durable (default 1000 ms). */
   flushIntervalMs?: number;
@@ -59,7 +62,32 @@ export interface V86DiskStats {
   bytesWritten: number;
   dirtyBytes: number;
   cachedBytes: number;
+  /** guest reads that had to wait for the volume */
+  misses: number;
+  /** milliseconds guest reads spent waiting for the volume (sum; the guest's disk is stalled meanwhile) */
+  missWaitMs: number;
+  /** volume reads started ahead of the guest (no guest read waiting) */
+  prefetches: number;
+  /** volume reads started (those answered are `volumeReads`) */
+  volumeReadsStarted: number;
+  /** milliseconds DMA writes waited for the write-back buffer to drain (back-pressure) */
+  writeStallMs: number;
+  /** milliseconds volume calls took (reads: summed, a write-out batch: its wall time, flushes); for a worker volume: worker time plus the round trip */
+  volumeCallMs: number;
 }
+
+/** A sequential reader: where it will read next and how far the adapter has read for it. */
+interface Stream {
+  /** the end of its last read */
+  next: number;
+  /** bytes read (or being read) for it up to here */
+  end: number;
+  /** current read-ahead; 0 until it has read sequentially once */
+  window: number;
+}
+
+/** Sequential streams tracked at once (least recently used dropped). */
+const STREAMS = 4;
 
 /** An unwritten piece of guest data (immutable once queued). */
 interface Extent {
@@ -108,12 +136,15 @@ export class V86Disk {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private needsBarrier = false;
   private waiters: (() => void)[] = [];
-  private nextSequential = -1;
-  private readAhead: number;
+  private streams: Stream[] = [];
+  /** Units being read from the volume, by index: settles (never rejects) when they are cached. */
+  private readonly loading = new Map<number, Promise<void>>();
+  /** Bumped by invalidate(): reads that started before it must not fill the cache. */
+  private epoch = 0;
   private closed = false;
   private readonly s: V86DiskStats = {
     guestReads: 0, guestWrites: 0, cacheHits: 0, volumeReads: 0, volumeWrites: 0, volumeFlushes: 0,
-    bytesRead: 0, bytesWritten: 0, dirtyBytes: 0, cachedBytes: 0,
+    bytesRead: 0, bytesWritten: 0, dirtyBytes: 0, cachedBytes: 0, misses: 0, missWaitMs: 0, prefetches: 0, volumeReadsStarted: 0, writeStallMs: 0, volumeCallMs: 0,
   };
 
   constructor(private readonly volume: DiskVolume, options: V86DiskOptions = {}) {
@@ -122,11 +153,11 @@ export class V86Disk {
     }
     this.byteLength = volume.size;
     this.unit = Math.max(volume.blockSize, 64 * 1024);
-    this.cacheLimit = Math.max(options.cacheBytes ?? 32 << 20, 2 * this.unit);
+    this.maxReadAhead = Math.max(options.readAheadBytes ?? 8 << 20, this.unit);
+    // Room for two read-ahead windows per stream besides the working set.
+    this.cacheLimit = Math.max(options.cacheBytes ?? 48 << 20, 2 * this.unit, 4 * this.maxReadAhead);
     this.flushBytes = options.flushBytes ?? 4 << 20;
     this.maxDirty = Math.max(options.maxDirtyBytes ?? 64 << 20, this.flushBytes);
-    this.maxReadAhead = Math.max(options.readAheadBytes ?? 2 << 20, this.unit);
-    this.readAhead = this.unit;
     this.interval = options.flushIntervalMs ?? 1000;
     this.onError = options.onError;
   }
@@ -150,18 +181,21 @@ export class V86Disk {
   get(start: number, len: number, cb: V86Callback): void {
     this.checkRange(start, len);
     this.s.guestReads++;
+    const stream = this.track(start, len);
     const hit = this.fromCache(start, len);
     if (hit) {
       this.s.cacheHits++;
-      this.nextSequential = start + len;
+      this.prefetch(stream);
       cb(hit);
       return;
     }
-    const sequential = start === this.nextSequential;
-    this.readAhead = sequential ? Math.min(this.readAhead * 2, this.maxReadAhead) : this.unit;
-    this.nextSequential = start + len;
-    const answered: Promise<void> = this.readMiss(start, len, sequential ? this.readAhead : 0)
-      .then(cb)
+    this.s.misses++;
+    const t0 = performance.now();
+    const answered: Promise<void> = this.readMiss(start, len, stream)
+      .then((data) => {
+        this.s.missWaitMs += performance.now() - t0;
+        cb(data);
+      })
       .catch((e) => this.fail(e))
       .finally(() => this.inFlight.delete(answered));
     this.inFlight.add(answered);
@@ -190,7 +224,13 @@ export class V86Disk {
     else this.schedule();
     if (!cb) return;
     if (this.queuedBytes + this.writingBytes() < this.maxDirty) cb();
-    else this.waiters.push(cb);
+    else {
+      const t0 = performance.now();
+      this.waiters.push(() => {
+        this.s.writeStallMs += performance.now() - t0;
+        cb();
+      });
+    }
   }
 
   get_state(): unknown[] {
@@ -219,7 +259,9 @@ export class V86Disk {
     if (this.needsBarrier) {
       this.needsBarrier = false;
       this.s.volumeFlushes++;
+      const t0 = performance.now();
       await this.volume.flush();
+      this.s.volumeCallMs += performance.now() - t0;
     }
     if (this.lastError) throw this.lastError;
   }
@@ -243,7 +285,9 @@ export class V86Disk {
     }
     this.cache.clear();
     this.unitZero = undefined;
-    this.nextSequential = -1;
+    this.streams = [];
+    this.loading.clear();
+    this.epoch++;
   }
 
   /** Reload unit 0 after `invalidate()` (v86 reads it synchronously at boot). */
@@ -279,34 +323,134 @@ export class V86Disk {
     return out;
   }
 
-  /** Reads the units around [start, start+len) plus `ahead` bytes, caches them, answers the range. */
-  private async readMiss(start: number, len: number, ahead: number): Promise<Uint8Array> {
+  /**
+   * The stream this read continues (it starts between the stream's last read and what was read
+   * ahead for it), or a new one. A continued stream gets read-ahead.
+   */
+  private track(start: number, len: number): Stream {
+    const i = this.streams.findIndex((t) => start >= t.next - len && start <= Math.max(t.end, t.next));
+    let s: Stream;
+    if (i >= 0) {
+      s = this.streams[i]!;
+      this.streams.splice(i, 1);
+      s.next = Math.max(s.next, start + len);
+      if (s.window === 0) s.window = 2 * this.unit;
+    } else {
+      s = { next: start + len, end: start + len, window: 0 };
+      if (this.streams.length >= STREAMS) this.streams.pop();
+    }
+    this.streams.unshift(s);
+    return s;
+  }
+
+  /** Keep a sequential stream's read-ahead in flight: read its next window once half is used. */
+  private prefetch(s: Stream): void {
+    if (s.window === 0 || s.end >= this.byteLength || s.end - s.next > s.window / 2) return;
     const u = this.unit;
-    const from = Math.floor(start / u) * u;
-    const to = Math.min(Math.ceil((start + len + ahead) / u) * u, this.byteLength);
+    // The reader keeps up with the read-ahead: read further ahead next time.
+    s.window = Math.min(s.window * 2, this.maxReadAhead);
+    const from = Math.max(s.end, s.next);
+    const to = Math.min(this.byteLength, from + s.window);
+    s.end = to;
+    const started = this.s.volumeReadsStarted;
+    this.loadMissing(Math.floor(from / u), Math.ceil(to / u), 0, -1);
+    this.s.prefetches += this.s.volumeReadsStarted - started;
+  }
+
+  /** Reads the units of [start, start+len) that are missing, plus the stream's read-ahead; answers the range. */
+  private async readMiss(start: number, len: number, s: Stream): Promise<Uint8Array> {
+    const u = this.unit;
+    // A miss inside a sequential stream: the read-ahead did not keep up; double it.
+    if (s.window > 0) s.window = Math.min(s.window * 2, this.maxReadAhead);
+    const end = Math.min(this.byteLength, Math.max(start + len + s.window, s.window > 0 ? s.end : 0));
+    const first = Math.floor(start / u);
+    const last = Math.floor((start + len - 1) / u);
+    s.end = Math.max(s.end, end);
+    await Promise.all(this.loadMissing(first, Math.ceil(end / u), first, last));
+    // Cached now, unless evicted meanwhile or the read failed: then read just the range.
+    return this.fromCache(start, len) ?? this.readDirect(start, len);
+  }
+
+  /**
+   * Start volume reads (one per run) for the units in [u0, u1) that are neither cached nor being
+   * read; answers the promises that units [need0, need1] wait for.
+   */
+  private loadMissing(u0: number, u1: number, need0: number, need1: number): Promise<void>[] {
+    const waits: Promise<void>[] = [];
+    let run = -1;
+    for (let i = u0; i <= u1; i++) {
+      const missing = i < u1 && !this.isCached(i) && !this.loading.has(i);
+      if (missing) {
+        if (run < 0) run = i;
+        continue;
+      }
+      if (run >= 0) {
+        const p = this.loadUnits(run, i);
+        if (run <= need1 && i - 1 >= need0) waits.push(p);
+        run = -1;
+      }
+      const busy = i < u1 ? this.loading.get(i) : undefined;
+      if (busy && i >= need0 && i <= need1) waits.push(busy);
+    }
+    return waits;
+  }
+
+  private isCached(i: number): boolean {
+    return i === 0 ? this.unitZero !== undefined : this.cache.has(i);
+  }
+
+  /** One volume read of units [u0, u1) into the cache, overlaid with the guest's unwritten extents. */
+  private loadUnits(u0: number, u1: number): Promise<void> {
+    const u = this.unit;
+    const from = u0 * u;
+    const to = Math.min(u1 * u, this.byteLength);
+    const epoch = this.epoch;
+    const p: Promise<void> = this.readOverlaid(from, to - from)
+      .then((data) => {
+        if (epoch !== this.epoch) return;
+        for (let off = from; off < to; off += u) {
+          const i = off / u;
+          const bytes = data.subarray(off - from, Math.min(off - from + u, data.length));
+          if (i === 0) this.unitZero ??= this.fullUnit(0, bytes);
+          else if (!this.cache.has(i)) this.remember(i, bytes.length === u ? bytes : this.fullUnit(off, bytes));
+        }
+      })
+      .catch((e) => this.fail(e))
+      .finally(() => {
+        for (let i = u0; i < u1; i++) if (this.loading.get(i) === p) this.loading.delete(i);
+        this.inFlight.delete(p);
+      });
+    for (let i = u0; i < u1; i++) this.loading.set(i, p);
+    this.inFlight.add(p);
+    this.s.volumeReadsStarted++;
+    return p;
+  }
+
+  /** Bytes [from, from+length) of the volume with the guest's writes that it may not have seen on top. */
+  private async readOverlaid(from: number, length: number): Promise<Uint8Array> {
     const pending: PendingRead = { overlay: [...this.writing, ...this.queued] };
     this.reads.add(pending);
-    const p = this.volume.read(from, to - from);
     let data: Uint8Array;
+    const t0 = performance.now();
     try {
-      data = await p;
+      data = await this.volume.read(from, length);
+      this.s.volumeCallMs += performance.now() - t0;
       this.s.volumeReads++;
       this.s.bytesRead += data.length;
-    } catch (e) {
-      this.fail(e);
-      data = new Uint8Array(to - from);
     } finally {
       this.reads.delete(pending);
-
     }
-    // The guest's writes that the volume may not have seen win over what it returned.
     for (const ext of pending.overlay) overlay(data, from, ext);
-    for (let off = from; off < to; off += u) {
-      const i = off / u;
-      if (i === 0) this.unitZero = this.fullUnit(0, data.subarray(0, Math.min(u, data.length)));
-      else if (!this.cache.has(i)) this.remember(i, this.fullUnit(off, data.subarray(off - from, Math.min(off - from + u, data.length))));
+    return data;
+  }
+
+  private async readDirect(start: number, len: number): Promise<Uint8Array> {
+    try {
+      return await this.readOverlaid(start, len);
+    } catch (e) {
+      this.fail(e);
+      return new Uint8Array(len);
     }
-    return data.slice(start - from, start - from + len);
   }
 
   /** A unit-sized copy (the last unit of the disk may be short: padded with zeros). */
@@ -372,7 +516,13 @@ export class V86Disk {
       // A run that is one queued extent is copied: a worker volume takes the buffer by transfer,
       // and reads in flight may still need the extent's bytes for their overlay.
       const single = new Set(batch);
-      await Promise.all(runs.map((r) => this.volume.write(r.start, single.has(r) ? r.data.slice() : r.data)));
+      const t0 = performance.now();
+      try {
+        await Promise.all(runs.map((r) => this.volume.write(r.start, single.has(r) ? r.data.slice() : r.data)));
+      } finally {
+        // Wall time of the batch (its runs overlap), not the sum of the runs.
+        this.s.volumeCallMs += performance.now() - t0;
+      }
     } catch (e) {
       this.fail(e);
     } finally {

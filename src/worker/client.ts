@@ -297,11 +297,17 @@ export class RemoteVolume implements RemoteReader {
   /**
    * For a volume on a remote image: fetch every block not local yet, so that it works offline.
    * `onProgress` gets `{ done, total }` in bytes; aborting `signal` stops it (rejects with
-   * `aborted`; what was fetched is kept).
+   * `aborted`; what was fetched is kept); `control` receives pause/resume functions.
    */
-  async stream(options: { onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal; rateLimit?: number } = {}): Promise<void> {
+  async stream(
+    options: { onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal; rateLimit?: number; control?: (c: { pause(): Promise<boolean>; resume(): Promise<boolean> }) => void } = {},
+  ): Promise<void> {
     const streamOptions = options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit };
-    return this.cancellable('stream', options, (op, callback) => this.api().stream(this.handle, op, callback, streamOptions));
+    return this.cancellable('stream', options, (op, callback) => {
+      // `control` receives pause/resume for the running job (false once it has ended).
+      options.control?.({ pause: () => this.engine.controlJob(op, 'pause'), resume: () => this.engine.controlJob(op, 'resume') });
+      return this.api().stream(this.handle, op, callback, streamOptions);
+    });
   }
 
   /** For a volume on a remote image: drop the live volume's changes (it reads as the image again). */

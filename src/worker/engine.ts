@@ -217,7 +217,7 @@ export class Engine implements EngineApi {
     }
   }
 
-  /** Pause or resume the running job `op` (a mirror). Resolves true when there was one. */
+  /** Pause or resume the running job `op` (a mirror or a stream). Resolves true when there was one. */
   async controlJob(op: OpId, action: 'pause' | 'resume'): Promise<boolean> {
     const job = this.jobs.get(op);
     if (!job) return false;
@@ -282,7 +282,13 @@ export class Engine implements EngineApi {
     return this.runOp(op, onProgress, async (signal, progress) => {
       const job = new StreamJob(volume, { signal, rateLimit: options.rateLimit });
       job.on((e) => progress(e.info.progress.done, e.info.progress.total));
-      await job.start().done;
+      // Pausable like a mirror: controlJob(op, 'pause' | 'resume').
+      if (op !== undefined) this.jobs.set(op, job);
+      try {
+        await job.start().done;
+      } finally {
+        if (op !== undefined && this.jobs.get(op) === job) this.jobs.delete(op);
+      }
     });
   }
 

@@ -144,3 +144,28 @@ export async function canvasColours(page: Page): Promise<number> {
     return seen.size;
   });
 }
+
+/** The v86 demo (vm.html) in the first page of `context`, its hook ready; page errors are collected. */
+export async function openVmPage(context: BrowserContext, url: string): Promise<Page> {
+  const page = context.pages()[0] ?? (await context.newPage());
+  const problems: string[] = [];
+  pageProblems.set(page, problems);
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(`${url}vm.html`);
+  await vmReady(page);
+  return page;
+}
+
+/** Reloads the v86 demo, selects the disk (backend, VM name) and attaches it without starting the machine. */
+export async function reloadVm(page: Page, backend: 'opfs' | 'idb' | 'memory', name: string): Promise<void> {
+  await page.reload();
+  await vmReady(page);
+  await page.selectOption('#backend', backend);
+  await page.fill('#vm-name', name);
+  await page.evaluate(() => window.__vm!.attach());
+}
+
+async function vmReady(page: Page): Promise<void> {
+  await page.waitForFunction(() => window.__vm !== undefined, undefined, { timeout: 30_000 });
+  await page.evaluate(() => window.__vm!.ready);
+}

@@ -6,9 +6,9 @@
  * on a fresh machine gives the file back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrowserContext, Page } from 'playwright';
+import type { BrowserContext } from 'playwright';
 import { guestMissing } from '../../src/v86/guest-node.ts';
-import { launchPersistent, pageProblems, profileDir, serveDemo, type DemoServer } from './harness.ts';
+import { launchPersistent, openVmPage, pageProblems, profileDir, reloadVm, serveDemo, type DemoServer } from './harness.ts';
 import { rm } from 'node:fs/promises';
 
 const missing = guestMissing();
@@ -30,19 +30,9 @@ describe.skipIf(missing !== undefined)(`v86 demo in Chromium${missing ? ` (skipp
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  async function openVm(): Promise<Page> {
-    const page = context.pages()[0] ?? (await context.newPage());
-    const problems: string[] = [];
-    pageProblems.set(page, problems);
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    await page.goto(`${server.url}vm.html`);
-    await page.waitForFunction(() => window.__vm !== undefined, undefined, { timeout: 30_000 });
-    await page.evaluate(() => window.__vm!.ready);
-    return page;
-  }
 
   it('boots on OPFS, snapshots, reverts, and keeps disk and snapshots across a reload', { timeout: 1_200_000 }, async () => {
-    let page = await openVm();
+    const page = await openVmPage(context, server.url);
     await page.selectOption('#backend', 'opfs');
     await page.fill('#vm-name', 'e2e');
     await page.evaluate(() => window.__vm!.boot());
@@ -69,12 +59,7 @@ describe.skipIf(missing !== undefined)(`v86 demo in Chromium${missing ? ` (skipp
     await page.evaluate(() => window.__vm!.stop());
 
     // Reload: everything the page held is gone; OPFS keeps the disk and the machine state.
-    await page.reload();
-    await page.waitForFunction(() => window.__vm !== undefined, undefined, { timeout: 30_000 });
-    await page.evaluate(() => window.__vm!.ready);
-    await page.selectOption('#backend', 'opfs');
-    await page.fill('#vm-name', 'e2e');
-    await page.evaluate(() => window.__vm!.attach());
+    await reloadVm(page, 'opfs', 'e2e');
     const list = await page.evaluate(() => window.__vm!.list());
     expect(list).toMatchObject([{ name: 's1', machine: true }]);
     // A disk-only snapshot of a stopped VM.

@@ -125,6 +125,41 @@ describe('V86Disk', () => {
     await vol.close();
   });
 
+  it('keeps read-ahead in flight for a sequential reader whose reads are interleaved with metadata reads', async () => {
+    const size = 64 * MiB;
+    const vol = await Volume.create(new MemoryNamespace(), { size });
+    for (let o = 0; o < size; o += 4 * MiB) await vol.write(o, new Uint8Array(4 * MiB).fill((o / MiB) & 0xff));
+    const sv = slow(vol, new Rng(5));
+    const disk = new V86Disk(sv, { flushIntervalMs: 60_000 });
+    await new Promise<object>((r) => {
+      disk.onload = r;
+      disk.load();
+    });
+    const before = sv.calls.read;
+    // 48 MiB read in 128 KiB requests from 8 MiB on, with a metadata read elsewhere every 4 MiB
+    // (as ext2's indirect blocks make a file read look). Between requests the guest computes
+    // (a timer), so read-ahead has time to land.
+    for (let o = 8 * MiB, n = 0; o < 56 * MiB; o += 128 * 1024, n++) {
+      if (n % 32 === 31) await get(disk, 60 * MiB + n * 4096, 4096);
+      const got = await get(disk, o, 128 * 1024);
+      if (got[0] !== Math.floor(o / MiB) - (Math.floor(o / MiB) % 4)) throw new Error(`offset ${o} reads ${got[0]}`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const s = disk.stats;
+    expect(s.prefetches).toBeGreaterThan(0);
+    // Waits only while the window grows (64 KiB → 8 MiB) and for the scattered metadata reads.
+    expect(s.misses).toBeLessThan(24);
+    expect(sv.calls.read - before).toBeLessThan(40);
+    // A revert under a prefetch in flight: what lands after invalidate() is not cached.
+    disk.get(8 * MiB, 512, () => {});
+    await disk.settle();
+    await vol.write(8 * MiB, new Uint8Array(512).fill(0xee));
+    disk.invalidate();
+    expect((await get(disk, 8 * MiB, 512))[0]).toBe(0xee);
+    await disk.close();
+    await vol.close();
+  });
+
   it('answers cached reads synchronously and never holds a dirty byte past flush()', async () => {
     const vol = await Volume.create(new MemoryNamespace(), { size: 4 * MiB });
     const disk = new V86Disk(vol, { flushIntervalMs: 60_000 });
