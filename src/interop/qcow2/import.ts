@@ -20,6 +20,7 @@ import { NodeDirNamespace } from '../../store/node-dir.js';
 import { NodeFileStore } from '../../store/node-file.js';
 import type { Store } from '../../store/store.js';
 import { Volume, type VolumeReader, type WriteRange } from '../../volume/volume.js';
+import { alignedBytes } from '../../wasm/aligned.js';
 import { Qcow2Reader, isQcow2Magic, type L1Table, type Qcow2Extent } from './reader.js';
 
 /** Deepest backing chain followed (qemu itself stops far earlier in practice). */
@@ -253,8 +254,9 @@ class Copier {
     private readonly options: ImportQcow2Options,
     fresh: boolean,
   ) {
-    this.buf = new Uint8Array(BATCH);
-    this.spare = new Uint8Array(BATCH);
+    // Page-aligned, so the volume's data file takes the batches with direct I/O (NodeFileStore).
+    this.buf = alignedBytes(BATCH);
+    this.spare = alignedBytes(BATCH);
     this.emptyBelow = fresh;
   }
 
