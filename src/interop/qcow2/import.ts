@@ -21,6 +21,7 @@ import { NodeFileStore } from '../../store/node-file.js';
 import type { Store } from '../../store/store.js';
 import { Volume, type VolumeReader, type WriteRange } from '../../volume/volume.js';
 import { alignedBytes } from '../../wasm/aligned.js';
+import { scanBlocks } from '../../wasm/index.js';
 import { Qcow2Reader, isQcow2Magic, type L1Table, type Qcow2Extent } from './reader.js';
 
 /** Deepest backing chain followed (qemu itself stops far earlier in practice). */
@@ -319,9 +320,12 @@ class Copier {
     if (this.batchLen === 0) return;
     this.checkAbort();
     await this.readPending();
-    await this.settle();
     const data = this.buf.subarray(0, this.batchLen);
-    this.inFlight = this.volume.writeRanges(this.ranges, data);
+    // Hash now, while the previous batch is still being written (the volume would do it after).
+    const bs = this.volume.blockSize;
+    const scan = this.ranges.every((r) => r.offset % bs === 0 && r.length % bs === 0) ? scanBlocks(data, bs) : undefined;
+    await this.settle();
+    this.inFlight = this.volume.writeRanges(this.ranges, data, scan);
     this.inFlight.catch(() => {}); // observed by settle()
     this.sinceWriteback += data.length;
     if (this.sinceWriteback >= WRITEBACK_EVERY) {
