@@ -286,9 +286,10 @@ export class Volume implements VolumeReader {
    * ranges usually becomes one large write. Durable after the next `flush()`.
    *
    * `scan`, optional: `scanBlocks(data, blockSize)`, computed by the caller beforehand (a bulk
-   * writer hashes its next batch while the previous one is being written). It is used when
-   * every range is whole blocks and `data` is at most one batch (8 MiB), i.e. one
-   * store write; otherwise the blocks are hashed here as usual. It must describe `data` as it is.
+   * writer hashes its next batch while the previous one is being written). It must describe
+   * `data` as it is. With a scan, whole-block ranges are gathered over all of `data` (the caller
+   * chose its size) instead of 8 MiB at a time, so they usually become a single store write;
+   * the scan is used when every range is whole blocks, else the blocks are hashed here as usual.
    */
   async writeRanges(ranges: readonly WriteRange[], data: Uint8Array, scan?: BlockScan): Promise<void> {
     this.assertWritable();
@@ -312,6 +313,7 @@ export class Volume implements VolumeReader {
     const bs = this.blockSize;
     // Whole-block ranges gathered for one writeBlocks call: flat [firstBlock, count]* over data[from, pos).
     const runs: number[] = [];
+    const limit = scan ? Math.max(WRITE_BATCH, data.length) : WRITE_BATCH;
     let from = 0;
     let pos = 0;
     const gathered = async () => {
@@ -320,8 +322,8 @@ export class Volume implements VolumeReader {
     };
     for (const r of ranges) {
       if (r.length === 0) continue;
-      if (r.offset % bs === 0 && r.length % bs === 0 && r.length <= WRITE_BATCH) {
-        if (pos - from + r.length > WRITE_BATCH) {
+      if (r.offset % bs === 0 && r.length % bs === 0 && r.length <= limit) {
+        if (pos - from + r.length > limit) {
           await gathered();
           from = pos;
         }

@@ -26,8 +26,12 @@ import { Qcow2Reader, isQcow2Magic, type L1Table, type Qcow2Extent } from './rea
 
 /** Deepest backing chain followed (qemu itself stops far earlier in practice). */
 export const MAX_CHAIN_DEPTH = 64;
-/** Bytes per Volume.writeRanges: large enough to amortise, bounded in memory. */
-const BATCH = 8 << 20;
+/**
+ * Bytes per Volume.writeRanges: large enough to amortise, bounded in memory (two buffers). The
+ * batches reach the data file as single O_DIRECT writes, and the device takes a 32 MiB write
+ * about twice as fast as four of 8 MiB (measured on this VM: 512 MiB in 0.4-0.7 s vs 0.9-1.2 s).
+ */
+const BATCH = 32 << 20;
 /** Bytes handed to the volume between background writebacks (Volume.startWriteback). */
 const WRITEBACK_EVERY = 64 << 20;
 
@@ -224,7 +228,7 @@ async function countData(reader: Qcow2Reader, l1: L1Table, against: L1Table | un
 }
 
 /**
- * Writes views into the volume in batches of up to 8 MiB of guest data, scattered or not: each
+ * Writes views into the volume in batches of up to 32 MiB of guest data, scattered or not: each
  * batch is one Volume.writeRanges call (one hash pass, usually one store write, since the
  * volume hands out consecutive slots). Data clusters are not read when met but when the batch is
  * handed over, merged into one read per host-contiguous stretch: qemu lays data clusters out in
