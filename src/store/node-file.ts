@@ -201,8 +201,9 @@ export class NodeFileStore extends BaseStore {
     try {
       while (done < data.length) done += (await fd.write(data, done, data.length - done, offset + done)).bytesWritten;
     } catch (e) {
-      // EINVAL: this file system or device refuses the alignment; what was written stays valid.
-      if ((e as NodeJS.ErrnoException).code !== 'EINVAL' || done % PAGE !== 0) throw nodeError(e, `write ${data.length} bytes at ${offset} to ${this.label}`, true);
+      // EINVAL: this file system or device refuses the alignment (or a short write left the rest
+      // unaligned); what was written stays valid, the rest goes through the page cache.
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw nodeError(e, `write ${data.length} bytes at ${offset} to ${this.label}`, true);
       this.direct = null;
       await fd.close().catch(() => {});
       if (done > 0) await this._write(offset + done, data.subarray(done));
