@@ -4,13 +4,19 @@
  * - a volume of 1 GiB (64 MiB with `quick`) with 64 KiB blocks, random data in a random half of
  *   the blocks, the rest never written;
  * - ours: `exportQcow2` of the volume (flattened, 64 KiB clusters);
- * - peer 1: `qemu-img convert -f raw -O qcow2` of a sparse raw file holding the same bytes;
- * - peer 2: `qemu-img convert -f qcow2 -O qcow2` of a qcow2 holding the same bytes ("between the
- *   same formats").
+ * - peer: `qemu-img convert -f qcow2 -O qcow2` of a qcow2 holding the same bytes ("between the
+ *   same formats"); also, informative, `-f raw` from a sparse raw file with the same bytes, and
+ *   `-t none` (qemu's own O_DIRECT output).
  *
- * Figures are MB/s of virtual size (1 MB = 10^6 bytes). Both sides write durably: ours ends with
- * fdatasync, and qemu-img runs with `-t writeback` (it flushes before closing), so neither is
- * credited for leaving dirty pages behind. Both read from the page cache (just written).
+ * Figures are MB/s of virtual size (1 MB = 10^6 bytes), medians of paired rounds (every side
+ * once per round, the order turning round by round, so load elsewhere on a shared machine hits
+ * all alike); the ratio is the median of the per-round ratios, with their range. CPU time
+ * (user+system, all threads) per GiB of virtual size is reported for both sides.
+ *
+ * Durability: both sides end with the output on stable storage. Ours writes the data with
+ * O_DIRECT (page-aligned 4 MiB buffers; see NodeFileStore) and ends with fdatasync; qemu-img
+ * with `-t writeback` writes through the page cache and fdatasyncs the image when it closes it.
+ * The source is read from the page cache on every side (just written).
  */
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -22,7 +28,8 @@ import { promisify } from 'node:util';
 import { exportQcow2 } from '../interop/qcow2/export.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { Volume } from '../volume/volume.js';
-import { result, type BenchResult } from './result.js';
+import { childCpuSeconds, load1, ownCpuSeconds } from './cpu.js';
+import { median, pairedResult, result, type BenchResult } from './result.js';
 import { prng } from './prng.js';
 
 const run = promisify(execFile);
@@ -36,13 +43,6 @@ export interface Qcow2ExportBenchOptions {
   keep?: boolean;
 }
 
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
-}
-
 export async function benchQcow2Export(opts: Qcow2ExportBenchOptions = {}): Promise<BenchResult[]> {
   try {
     await run('qemu-img', ['--version']);
@@ -50,7 +50,7 @@ export async function benchQcow2Export(opts: Qcow2ExportBenchOptions = {}): Prom
     return [result('qcow2 export', 0, 0, 'MB/s', 'qemu-img convert', 1.0, 'skipped: qemu-img is not installed (bash .ci/setup-system.sh)')];
   }
   const size = opts.quick ? 64 * MiB : 1024 * MiB;
-  const rounds = opts.quick ? 3 : 5;
+  const rounds = opts.quick ? 2 : 7;
   const dir = await mkdtemp(join(tmpdir(), 'stratadisk-bench-qcow2x-'));
   try {
     // The same bytes three ways: a volume, a sparse raw file, and (from it) a qcow2.
@@ -80,25 +80,48 @@ export async function benchQcow2Export(opts: Qcow2ExportBenchOptions = {}): Prom
     const ours = join(dir, 'ours.qcow2');
     const peer = join(dir, 'peer.qcow2');
     const clear = (f: string) => unlink(f).catch(() => {});
-    // Rounds interleave the three contenders, so a burst of load elsewhere on the machine hits
-    // all of them alike; each side keeps its best round.
-    const t = { ours: Infinity, raw: Infinity, qcow2: Infinity };
-    for (let i = 0; i < rounds; i++) {
-      await clear(ours);
-      t.ours = Math.min(t.ours, await timed(() => exportQcow2(v, ours)));
-      await clear(peer);
-      t.raw = Math.min(t.raw, await timed(() => run('qemu-img', ['convert', '-t', 'writeback', '-f', 'raw', '-O', 'qcow2', raw, peer])));
-      await clear(peer);
-      t.qcow2 = Math.min(t.qcow2, await timed(() => run('qemu-img', ['convert', '-t', 'writeback', '-f', 'qcow2', '-O', 'qcow2', srcQcow2, peer])));
+    const GiB = size / (1024 * MiB);
+    /** one timed run: [MB/s, CPU s per GiB]; the output is removed before and after (untimed) */
+    const timed = async (out: string, fn: () => Promise<unknown>, cpu: () => number): Promise<[number, number]> => {
+      await clear(out);
+      const c0 = cpu();
+      const t0 = performance.now();
+      await fn();
+      const s = (performance.now() - t0) / 1000;
+      const c = cpu() - c0;
+      await clear(out);
+      return [size / 1e6 / s, c / GiB];
+    };
+    const qemu = (args: string[]) => timed(peer, () => run('qemu-img', ['convert', ...args, '-O', 'qcow2', ...(args.includes('raw') ? [raw] : [srcQcow2]), peer]), childCpuSeconds);
+    const sides: (() => Promise<[number, number]>)[] = [
+      () => timed(ours, () => exportQcow2(v, ours), ownCpuSeconds),
+      () => qemu(['-t', 'writeback', '-f', 'qcow2']),
+      () => qemu(['-t', 'writeback', '-f', 'raw']),
+      () => qemu(['-t', 'none', '-f', 'qcow2']),
+    ];
+    const figures: [number, number][][] = sides.map(() => []);
+    const loadStart = load1();
+    for (let round = 0; round < rounds; round++) {
+      const order = sides.map((_, i) => i);
+      if (round % 2 === 1) order.reverse();
+      for (const i of order) figures[i]!.push(await sides[i]!());
     }
-    const [tOurs, tRaw, tQcow2] = [t.ours, t.raw, t.qcow2];
+    const load: [number, number] = [loadStart, load1()];
     await v.close();
 
-    const mbps = (s: number) => size / 1e6 / s;
-    const label = `${size / MiB} MiB, half allocated, 64 KiB blocks/clusters; best of ${rounds} interleaved rounds; both sides fdatasync`;
+    const mbps = (k: number) => figures[k]!.map((f) => f[0]);
+    const cpu = (k: number) => Math.round(median(figures[k]!.map((f) => f[1])) * 1000) / 1000;
+    const note = `${size / MiB} MiB, half allocated, 64 KiB blocks/clusters; ${rounds} paired rounds, medians, ratio = median of per-round ratios; ours writes with O_DIRECT + fdatasync, qemu-img -t writeback through the page cache + fdatasync at close; load ${load[0]}→${load[1]}`;
+    const row = (name: string, k: number, peerName: string, target?: number): BenchResult => ({
+      ...pairedResult(name, mbps(0), mbps(k), 'MB/s', peerName, target, note),
+      oursCpuPerGiB: cpu(0),
+      peerCpuPerGiB: cpu(k),
+      load,
+    });
     return [
-      result('qcow2 export vs convert from raw', mbps(tOurs), mbps(tRaw), 'MB/s', 'qemu-img convert -f raw -O qcow2 (sparse raw)', 1.0, label),
-      result('qcow2 export vs convert qcow2->qcow2', mbps(tOurs), mbps(tQcow2), 'MB/s', 'qemu-img convert -f qcow2 -O qcow2', 1.0, label),
+      row('qcow2 export vs convert qcow2->qcow2', 1, 'qemu-img convert -t writeback -f qcow2 -O qcow2', 1.0),
+      row('qcow2 export vs convert from raw', 2, 'qemu-img convert -t writeback -f raw -O qcow2 (sparse raw)', 1.0),
+      row('qcow2 export vs convert with O_DIRECT output (informative)', 3, 'qemu-img convert -t none -f qcow2 -O qcow2'),
     ];
   } finally {
     if (!opts.keep) await rm(dir, { recursive: true, force: true });

@@ -5,7 +5,10 @@
  * the same formats") and, as an informative second peer, `qemu-img convert -O raw`.
  * Figures are MB/s of virtual size (10^6 bytes): medians of paired rounds (every side once per
  * round), the ratio being the median of the per-round ratios. The image is read from the page
- * cache on every side. `-t writeback` makes qemu-img sync its output at the end, as we do.
+ * cache on every side. `-t writeback` makes qemu-img sync its output at the end, as we do. CPU
+ * time (user+system, all threads) per GiB is reported for both sides; our batches reach the
+ * volume's data file with O_DIRECT (page-aligned buffers, see NodeFileStore), and qemu's own
+ * O_DIRECT mode (`-t none`) is an informative peer.
  */
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -15,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { importQcow2 } from '../interop/qcow2/import.js';
-import { pairedResult, type BenchResult } from './result.js';
+import { childCpuSeconds, load1, ownCpuSeconds } from './cpu.js';
+import { median, pairedResult, type BenchResult } from './result.js';
 import { prng } from './prng.js';
 
 const run = promisify(execFile);
@@ -51,37 +55,54 @@ export async function benchQcow2Import(opts: { quick?: boolean } = {}): Promise<
 
     // Paired rounds: each round runs ours and every peer back to back (the order turning
     // round by round), so load from other jobs on this shared machine hits all of them alike.
-    const time = async (fn: () => Promise<unknown>, cleanup: () => Promise<void>): Promise<number> => {
+    // Each run gives [MB/s, CPU seconds (user+system, all threads) per GiB of virtual size].
+    const GiB = size / 2 ** 30;
+    const time = async (fn: () => Promise<unknown>, cleanup: () => Promise<void>, cpu: () => number): Promise<[number, number]> => {
       await cleanup();
+      const c0 = cpu();
       const t0 = performance.now();
       await fn();
       const s = (performance.now() - t0) / 1000;
+      const c = cpu() - c0;
       await cleanup();
-      return size / 1e6 / s;
+      return [size / 1e6 / s, c / GiB];
     };
     const vol = join(dir, 'vol');
     const outQcow2 = join(dir, 'out.qcow2');
     const outRaw = join(dir, 'out.raw');
-    const sides: (() => Promise<number>)[] = [
-      () => time(() => importQcow2(vol, image), () => rm(vol, { recursive: true, force: true })),
-      // `-t writeback` makes qemu-img flush its output at the end, as our import does; the
-      // default (`unsafe`) never syncs and is reported as a second, informative figure.
-      () => time(() => run('qemu-img', ['convert', '-t', 'writeback', '-f', 'qcow2', '-O', 'qcow2', image, outQcow2]), () => rm(outQcow2, { force: true })),
-      () => time(() => run('qemu-img', ['convert', '-f', 'qcow2', '-O', 'qcow2', image, outQcow2]), () => rm(outQcow2, { force: true })),
-      () => time(() => run('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', image, outRaw]), () => rm(outRaw, { force: true })),
+    const qemu = (args: string[], out: string) => time(() => run('qemu-img', ['convert', ...args, image, out]), () => rm(out, { force: true }), childCpuSeconds);
+    const sides: (() => Promise<[number, number]>)[] = [
+      () => time(() => importQcow2(vol, image), () => rm(vol, { recursive: true, force: true }), ownCpuSeconds),
+      // `-t writeback` makes qemu-img fdatasync its output when it closes it, as our import
+      // syncs at the end; the default (`unsafe`) never syncs and is reported as informative.
+      () => qemu(['-t', 'writeback', '-f', 'qcow2', '-O', 'qcow2'], outQcow2),
+      () => qemu(['-f', 'qcow2', '-O', 'qcow2'], outQcow2),
+      () => qemu(['-f', 'qcow2', '-O', 'raw'], outRaw),
+      // qemu's own O_DIRECT output, as our volume's data file is written (informative)
+      () => qemu(['-t', 'none', '-f', 'qcow2', '-O', 'qcow2'], outQcow2),
     ];
-    const figures: number[][] = sides.map(() => []);
+    const figures: [number, number][][] = sides.map(() => []);
+    const loadStart = load1();
     for (let round = 0; round < rounds; round++) {
       const order = sides.map((_, i) => i);
       if (round % 2 === 1) order.reverse();
       for (const i of order) figures[i]!.push(await sides[i]!());
     }
-    const [ours, qcow2, qcow2Unsafe, rawPeer] = figures as [number[], number[], number[], number[]];
-    const note = `${size >> 20} MiB virtual, ${allocated} of ${size / CLUSTER} 64 KiB clusters allocated (random data); ${rounds} paired rounds, medians, ratio = median of per-round ratios; both sides sync the output at the end`;
+    const load: [number, number] = [loadStart, load1()];
+    const mbps = (k: number) => figures[k]!.map((f) => f[0]);
+    const cpu = (k: number) => Math.round(median(figures[k]!.map((f) => f[1])) * 1000) / 1000;
+    const note = `${size >> 20} MiB virtual, ${allocated} of ${size / CLUSTER} 64 KiB clusters allocated (random data); ${rounds} paired rounds, medians, ratio = median of per-round ratios; ours writes the volume's data with O_DIRECT and syncs data then map at the end; qemu-img -t writeback fdatasyncs its output at close; load ${load[0]}→${load[1]}`;
+    const row = (name: string, k: number, peerName: string, target?: number): BenchResult => ({
+      ...pairedResult(name, mbps(0), mbps(k), 'MB/s', peerName, target, note),
+      oursCpuPerGiB: cpu(0),
+      peerCpuPerGiB: cpu(k),
+      load,
+    });
     return [
-      pairedResult('qcow2 import (half allocated)', ours, qcow2, 'MB/s', 'qemu-img convert -t writeback -O qcow2', 1.0, note),
-      pairedResult('qcow2 import vs convert without sync (informative)', ours, qcow2Unsafe, 'MB/s', 'qemu-img convert -O qcow2 (cache=unsafe: never syncs)', undefined, note),
-      pairedResult('qcow2 import vs convert to raw (informative)', ours, rawPeer, 'MB/s', 'qemu-img convert -O raw', undefined, note),
+      row('qcow2 import (half allocated)', 1, 'qemu-img convert -t writeback -O qcow2', 1.0),
+      row('qcow2 import vs convert without sync (informative)', 2, 'qemu-img convert -O qcow2 (cache=unsafe: never syncs)'),
+      row('qcow2 import vs convert to raw (informative)', 3, 'qemu-img convert -O raw'),
+      row('qcow2 import vs convert with O_DIRECT output (informative)', 4, 'qemu-img convert -t none -O qcow2'),
     ];
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -17,6 +17,11 @@ export interface BenchResult {
   ratioMin?: number;
   ratioMax?: number;
   rounds?: number;
+  /** CPU seconds (user+system, every thread) per GiB of data, medians over the rounds: ours and the peer's */
+  oursCpuPerGiB?: number;
+  peerCpuPerGiB?: number;
+  /** the machine's 1-minute load average when the measurement started and ended */
+  load?: [number, number];
 }
 
 export function result(name: string, ours: number, peer: number, unit: string, peerName: string, target?: number, note?: string): BenchResult {

@@ -2,6 +2,7 @@ import { constants as fsConstants, read as fsRead, readSync, writeSync } from 'n
 import { open as fsOpen, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { StrataError } from '../errors.js';
+import { PAGE, isPageAligned } from '../wasm/aligned.js';
 import { BaseStore } from './store.js';
 
 /**
@@ -27,6 +28,18 @@ export type NodeIoMode = 'async' | 'sync';
  * sequential volume reads, which then avoid the thread-pool hop (about 25% of their cost).
  */
 export const SYNC_IO_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Writes of at least this many bytes from page-aligned memory (src/wasm/aligned.ts), at page-
+ * aligned offsets and lengths, go to a regular file with O_DIRECT (Linux), past the page cache.
+ * Bulk copiers (qcow2 import/export) write hundreds of MiB once; through the page cache every
+ * byte is copied into freshly allocated pages, which on a VM costs more CPU than the copy itself
+ * (measured: 0.4–1.9 s of system time per 512 MiB buffered vs 0.15–0.2 s direct). Durability is
+ * unchanged: a direct write is not durable either until `flush()` (fdatasync of the inode, which
+ * also flushes the device cache). Other writes, and all reads, keep using the page cache; the
+ * kernel keeps both views coherent (a direct write drops the cached pages it overwrites).
+ */
+export const DIRECT_MIN_BYTES = 1024 * 1024;
 
 /** Options of {@link NodeFileStore.open}. */
 export interface NodeFileOpenOptions {
@@ -54,6 +67,8 @@ export class NodeFileStore extends BaseStore {
   readonly io: NodeIoMode;
   syncMaxBytes = SYNC_IO_MAX_BYTES;
   private readonly handle: FileHandle;
+  /** O_DIRECT descriptor of the same file for large aligned writes: opened on first use, null when unavailable */
+  private direct: FileHandle | null | undefined;
   private _size: number;
 
   private constructor(path: string, handle: FileHandle, size: number, blockDevice: boolean, readOnly: boolean, io: NodeIoMode) {
@@ -163,6 +178,7 @@ export class NodeFileStore extends BaseStore {
   }
 
   protected async _write(offset: number, data: Uint8Array): Promise<void> {
+    if (data.length >= DIRECT_MIN_BYTES && offset % PAGE === 0 && data.length % PAGE === 0 && !this.isBlockDevice && isPageAligned(data) && (await this.writeDirect(offset, data))) return;
     const sync = this.io === 'sync' && data.length <= this.syncMaxBytes;
     let done = 0;
     try {
@@ -179,6 +195,33 @@ export class NodeFileStore extends BaseStore {
     // Grow only once the bytes are there, so a concurrent read never sees a size it cannot read.
     const end = offset + data.length;
     if (end > this._size) this._size = end;
+  }
+
+  /** A write through the O_DIRECT descriptor; false (nothing written) when direct I/O is not available here. */
+  private async writeDirect(offset: number, data: Uint8Array): Promise<boolean> {
+    const O_DIRECT = (fsConstants as { O_DIRECT?: number }).O_DIRECT;
+    if (this.direct === undefined) {
+      this.direct = null;
+      // Reopen this very file (not whatever the path names now) through /proc.
+      if (O_DIRECT !== undefined && process.platform === 'linux') this.direct = await fsOpen(`/proc/self/fd/${this.handle.fd}`, fsConstants.O_WRONLY | O_DIRECT).catch(() => null);
+    }
+    const fd = this.direct;
+    if (!fd) return false;
+    let done = 0;
+    try {
+      while (done < data.length) done += (await fd.write(data, done, data.length - done, offset + done)).bytesWritten;
+    } catch (e) {
+      // EINVAL: this file system or device refuses the alignment (or a short write left the rest
+      // unaligned); what was written stays valid, the rest goes through the page cache.
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw nodeError(e, `write ${data.length} bytes at ${offset} to ${this.label}`, true);
+      this.direct = null;
+      await fd.close().catch(() => {});
+      if (done > 0) await this._write(offset + done, data.subarray(done));
+      else return false;
+    }
+    const end = offset + data.length;
+    if (end > this._size) this._size = end;
+    return true;
   }
 
   protected async _flush(): Promise<void> {
@@ -202,6 +245,9 @@ export class NodeFileStore extends BaseStore {
 
   protected async _close(): Promise<void> {
     try {
+      const direct = this.direct;
+      this.direct = null;
+      if (direct) await direct.close();
       await this.handle.close();
     } catch (e) {
       throw nodeError(e, `close ${this.label}`, false);

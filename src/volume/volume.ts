@@ -14,7 +14,7 @@ import {
 import { corrupt } from '../format/record.js';
 import { checkRange, type NamespaceLock, type StoreNamespace } from '../store/store.js';
 import { RwLock } from '../util/rwlock.js';
-import { loadKernels, resolve, scanBlocks } from '../wasm/index.js';
+import { loadKernels, resolve, scanBlocks, type BlockScan } from '../wasm/index.js';
 import { Chain, NO_OWNER, type ChainLayer } from './chain.js';
 import { Layer, SLOT_ZERO, dataName, mapName } from './layer.js';
 import { collectGarbage } from './merge.js';
@@ -284,8 +284,14 @@ export class Volume implements VolumeReader {
    * must not overlap. Block-aligned ranges are hashed in one pass and stored with as few store
    * writes as the slots allow: new slots are handed out consecutively, so a batch of scattered
    * ranges usually becomes one large write. Durable after the next `flush()`.
+   *
+   * `scan`, optional: `scanBlocks(data, blockSize)`, computed by the caller beforehand (a bulk
+   * writer hashes its next batch while the previous one is being written). It must describe
+   * `data` as it is. With a scan, whole-block ranges are gathered over all of `data` (the caller
+   * chose its size) instead of 8 MiB at a time, so they usually become a single store write;
+   * the scan is used when every range is whole blocks, else the blocks are hashed here as usual.
    */
-  async writeRanges(ranges: readonly WriteRange[], data: Uint8Array): Promise<void> {
+  async writeRanges(ranges: readonly WriteRange[], data: Uint8Array, scan?: BlockScan): Promise<void> {
     this.assertWritable();
     let total = 0;
     let prevEnd = 0;
@@ -297,23 +303,27 @@ export class Volume implements VolumeReader {
     }
     if (total !== data.length) throw new StrataError('invalid-argument', `writeRanges: the ranges cover ${total} bytes but data holds ${data.length}.`);
     if (total === 0) return;
-    await this.lock.write(() => this.writeRangesLocked(ranges, data));
+    if (scan && (scan.zero.length < data.length / this.blockSize || scan.hashes.length < (data.length / this.blockSize) * 16)) {
+      throw new StrataError('invalid-argument', `writeRanges: the scan covers fewer blocks than data holds; pass scanBlocks(data, ${this.blockSize}).`);
+    }
+    await this.lock.write(() => this.writeRangesLocked(ranges, data, scan));
   }
 
-  private async writeRangesLocked(ranges: readonly WriteRange[], data: Uint8Array): Promise<void> {
+  private async writeRangesLocked(ranges: readonly WriteRange[], data: Uint8Array, scan?: BlockScan): Promise<void> {
     const bs = this.blockSize;
     // Whole-block ranges gathered for one writeBlocks call: flat [firstBlock, count]* over data[from, pos).
     const runs: number[] = [];
+    const limit = scan ? Math.max(WRITE_BATCH, data.length) : WRITE_BATCH;
     let from = 0;
     let pos = 0;
     const gathered = async () => {
-      if (pos > from) await this.writeBlocks(runs, data.subarray(from, pos));
+      if (pos > from) await this.writeBlocks(runs, data.subarray(from, pos), from === 0 && pos === data.length ? scan : undefined);
       runs.length = 0;
     };
     for (const r of ranges) {
       if (r.length === 0) continue;
-      if (r.offset % bs === 0 && r.length % bs === 0 && r.length <= WRITE_BATCH) {
-        if (pos - from + r.length > WRITE_BATCH) {
+      if (r.offset % bs === 0 && r.length % bs === 0 && r.length <= limit) {
+        if (pos - from + r.length > limit) {
           await gathered();
           from = pos;
         }
@@ -393,11 +403,11 @@ export class Volume implements VolumeReader {
    * Redirect-on-write of whole blocks into the active layer. `runs` is flat [firstBlock, count]*:
    * the blocks that `buf` holds back to back, in ascending order.
    */
-  private async writeBlocks(runs: readonly number[], buf: Uint8Array): Promise<void> {
+  private async writeBlocks(runs: readonly number[], buf: Uint8Array, scanned?: BlockScan): Promise<void> {
     const bs = this.blockSize;
     const n = buf.length / bs;
     const active = this.active;
-    const scan = scanBlocks(buf, bs);
+    const scan = scanned ?? scanBlocks(buf, bs);
     let anyZero = false;
     for (let i = 0; i < n; i++) if (scan.zero[i]) { anyZero = true; break; }
     if (anyZero) {

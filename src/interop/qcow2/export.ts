@@ -37,6 +37,9 @@ export interface ExportQcow2Result {
   dataBytes: number;
 }
 
+/** Bytes per output write (and per read-ahead buffer) of an export. */
+const EXPORT_CHUNK = 32 << 20;
+
 /** The default cluster size for a volume: its block size, clamped to 4 KiB .. 2 MiB. */
 export function defaultClusterSize(blockSize: number): number {
   return Math.min(2 << 20, Math.max(4096, blockSize));
@@ -87,6 +90,11 @@ export async function exportQcow2(volume: Volume, file: string, options: ExportQ
         const base = before;
         const stats = await writeQcow2(p.reader, maps[i]!, out, {
           clusterSize,
+          // Two 32 MiB buffers: one is read while the other is written. The writer's buffers are
+          // page-aligned, so the file takes them with O_DIRECT (NodeFileStore), and the device
+          // takes large direct writes much faster than 4 MiB ones.
+          chunkBytes: EXPORT_CHUNK,
+          buffers: 2,
           ...(p.backingFile !== undefined ? { backingFile: p.backingFile, backingFormat: 'qcow2' } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
           onProgress: (done) => options.onProgress?.(Math.min(total, base + done), total),

@@ -20,12 +20,18 @@ import { NodeDirNamespace } from '../../store/node-dir.js';
 import { NodeFileStore } from '../../store/node-file.js';
 import type { Store } from '../../store/store.js';
 import { Volume, type VolumeReader, type WriteRange } from '../../volume/volume.js';
+import { alignedBytes } from '../../wasm/aligned.js';
+import { scanBlocks } from '../../wasm/index.js';
 import { Qcow2Reader, isQcow2Magic, type L1Table, type Qcow2Extent } from './reader.js';
 
 /** Deepest backing chain followed (qemu itself stops far earlier in practice). */
 export const MAX_CHAIN_DEPTH = 64;
-/** Bytes per Volume.writeRanges: large enough to amortise, bounded in memory. */
-const BATCH = 8 << 20;
+/**
+ * Bytes per Volume.writeRanges: large enough to amortise, bounded in memory (two buffers). The
+ * batches reach the data file as single O_DIRECT writes, and the device takes a 32 MiB write
+ * about twice as fast as four of 8 MiB (measured on this VM: 512 MiB in 0.4-0.7 s vs 0.9-1.2 s).
+ */
+const BATCH = 32 << 20;
 /** Bytes handed to the volume between background writebacks (Volume.startWriteback). */
 const WRITEBACK_EVERY = 64 << 20;
 
@@ -222,7 +228,7 @@ async function countData(reader: Qcow2Reader, l1: L1Table, against: L1Table | un
 }
 
 /**
- * Writes views into the volume in batches of up to 8 MiB of guest data, scattered or not: each
+ * Writes views into the volume in batches of up to 32 MiB of guest data, scattered or not: each
  * batch is one Volume.writeRanges call (one hash pass, usually one store write, since the
  * volume hands out consecutive slots). Data clusters are not read when met but when the batch is
  * handed over, merged into one read per host-contiguous stretch: qemu lays data clusters out in
@@ -253,8 +259,9 @@ class Copier {
     private readonly options: ImportQcow2Options,
     fresh: boolean,
   ) {
-    this.buf = new Uint8Array(BATCH);
-    this.spare = new Uint8Array(BATCH);
+    // Page-aligned, so the volume's data file takes the batches with direct I/O (NodeFileStore).
+    this.buf = alignedBytes(BATCH);
+    this.spare = alignedBytes(BATCH);
     this.emptyBelow = fresh;
   }
 
@@ -317,9 +324,12 @@ class Copier {
     if (this.batchLen === 0) return;
     this.checkAbort();
     await this.readPending();
-    await this.settle();
     const data = this.buf.subarray(0, this.batchLen);
-    this.inFlight = this.volume.writeRanges(this.ranges, data);
+    // Hash now, while the previous batch is still being written (the volume would do it after).
+    const bs = this.volume.blockSize;
+    const scan = this.ranges.every((r) => r.offset % bs === 0 && r.length % bs === 0) ? scanBlocks(data, bs) : undefined;
+    await this.settle();
+    this.inFlight = this.volume.writeRanges(this.ranges, data, scan);
     this.inFlight.catch(() => {}); // observed by settle()
     this.sinceWriteback += data.length;
     if (this.sinceWriteback >= WRITEBACK_EVERY) {

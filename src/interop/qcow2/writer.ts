@@ -12,6 +12,7 @@
  * Platform-neutral: the output is any {@link Qcow2Output} (a Store fits).
  */
 import { StrataError } from '../../errors.js';
+import { alignedBytes } from '../../wasm/aligned.js';
 import type { Extent } from '../../volume/map.js';
 import {
   COMPRESSION_ZLIB,
@@ -369,7 +370,7 @@ class SequentialWriter {
     capacity: number,
     private readonly signal?: AbortSignal,
   ) {
-    this.buf = new Uint8Array(capacity);
+    this.buf = alignedBytes(capacity);
   }
 
   /** A zeroed piece of `n` bytes (n <= capacity) at the current position; fill it, then commit(n). */
@@ -466,7 +467,7 @@ async function copyData(
     const next = iter.next();
     if (next.done) return false;
     const batch = next.value;
-    const buf = (pool[slot] ??= new Uint8Array(chunk));
+    const buf = (pool[slot] ??= alignedBytes(chunk));
     const p = Promise.all(
       batch.pieces.map(([g, n, readable, at]) => {
         if (readable < n) buf.fill(0, at + readable, at + n);

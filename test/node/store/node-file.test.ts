@@ -1,9 +1,11 @@
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
+import { constants as fsConstants, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeError, NodeFileStore, type NodeIoMode } from '../../../src/store/node-file.js';
+import { alignedBytes } from '../../../src/wasm/aligned.js';
 import { equalBytes, errorCode, pattern, storeConformance } from './conformance.js';
 
 let root: string;
@@ -115,6 +117,50 @@ describe('NodeFileStore specifics', () => {
       equalBytes(await s.read(11, data.length), data, 'contents');
     } finally {
       await s.close();
+    }
+  });
+
+  it('large writes from page-aligned memory bypass the page cache and stay coherent with cached reads', async () => {
+    const path = join(root, 'direct');
+    const s = await NodeFileStore.open(path, { create: true });
+    try {
+      // Cached first (a buffered write and a read), then overwritten directly: reads see the new bytes.
+      await s.write(0, pattern(4 << 20, 1));
+      equalBytes(await s.read(0, 4 << 20), pattern(4 << 20, 1), 'buffered');
+      const big = alignedBytes(3 << 20);
+      big.set(pattern(3 << 20, 7));
+      await s.write(1 << 20, big); // overwrite, partly past the cached part's end
+      await s.write(8 << 20, big.subarray(1 << 20)); // extending, 2 MiB, page-aligned subarray
+      await s.write((12 << 20) + 512, big.subarray(0, 2 << 20)); // unaligned offset: buffered
+      await s.write(16 << 20, big.subarray(512, (1 << 20) + 512)); // unaligned memory: buffered
+      expect(s.size).toBe(17 << 20);
+      const want = new Uint8Array(17 << 20);
+      want.set(pattern(4 << 20, 1));
+      want.set(big, 1 << 20);
+      want.set(big.subarray(1 << 20), 8 << 20);
+      want.set(big.subarray(0, 2 << 20), (12 << 20) + 512);
+      want.set(big.subarray(512, (1 << 20) + 512), 16 << 20);
+      equalBytes(await s.read(0, want.length), want, 'after direct writes');
+      await s.flush();
+      if (process.platform === 'linux') {
+        // The direct writes went through a second, O_DIRECT descriptor of the same file.
+        const flags = readdirSync('/proc/self/fd').flatMap((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`) === path ? [parseInt(/flags:\s*([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8)] : [];
+          } catch {
+            return [];
+          }
+        });
+        expect(flags.some((f) => (f & fsConstants.O_DIRECT) !== 0)).toBe(true);
+      }
+    } finally {
+      await s.close();
+    }
+    const again = await NodeFileStore.open(path, { readOnly: true });
+    try {
+      equalBytes(await again.read(1 << 20, 3 << 20), pattern(3 << 20, 7), 'reopened');
+    } finally {
+      await again.close();
     }
   });
 
