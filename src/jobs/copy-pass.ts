@@ -31,8 +31,10 @@ export function layerSource(src: Layer): BlockSource {
           k++;
           continue;
         }
+        // consecutive slots make one read whether or not their blocks are consecutive (a layer
+        // written in order holds its blocks in ascending slots: a batch is then one read)
         let e = k + 1;
-        while (e < batch.length && batch[e] === batch[k]! + (e - k) && src.slot(batch[e]!) === s + (e - k)) e++;
+        while (e < batch.length && src.slot(batch[e]!) === s + (e - k)) e++;
         for (let q = k; q < e; q++) {
           kinds[q] = KIND_DATA;
           hashes.set(src.hash(batch[q]!)!, q * 16);
