@@ -3,7 +3,7 @@ import { requestControl } from '../../jobs/control.js';
 import type { JobInfo } from '../../jobs/job.js';
 import { JobJournal } from '../../jobs/job-journal.js';
 import { pendingMerges, resumeJobs } from '../../jobs/resume.js';
-import { NodeDirNamespace } from '../../store/node-dir.js';
+import { NodeDirNamespace, processAlive } from '../../store/node-dir.js';
 import { Volume } from '../../volume/volume.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { line, table, UsageError } from '../io.js';
@@ -110,7 +110,7 @@ export async function listJobs(dir: string): Promise<JobRow[]> {
         total = p.imageBytes;
         what = `stream ${p.url}: ${formatBytes(p.remoteBytes)} still remote`;
       }
-      if (r.pid !== null && r.pid !== process.pid && alive(r.pid)) {
+      if (r.pid !== null && r.pid !== process.pid && processAlive(r.pid)) {
         // its process still runs but has no control socket (an API user): not interrupted
         rows.push({ id: r.id, kind: r.kind, state: 'running', done, total, rate: 0, detail: `${what}; started ${r.started} by pid ${r.pid}, which is still running (control it there)` });
         continue;
@@ -125,14 +125,4 @@ export async function listJobs(dir: string): Promise<JobRow[]> {
     await v.close();
   }
   return rows;
-}
-
-/** Does process `pid` exist (on this host)? */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
