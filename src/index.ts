@@ -25,6 +25,6 @@ export { ShadowVolume, ShadowReader, ShadowCopyReader, ShadowExportJob, toEndpoi
 export { BaseJob, newJobId, PROGRESS_MS, type Job, type JobEvent, type JobInfo, type JobOptions, type JobProgress, type JobState } from './jobs/job.js';
 export { consolidate, planConsolidation, ConsolidateJob, type ConsolidateRequest, type ConsolidateOptions, type ConsolidationPlan } from './jobs/consolidate.js';
 export { mirror, MirrorJob, type MirrorOptions } from './jobs/mirror.js';
-export { resumeJobs, pendingMerges } from './jobs/resume.js';
+export { resumeJobs, pendingMerges, type ResumeOptions } from './jobs/resume.js';
 export { JobJournal, type JobRecord } from './jobs/job-journal.js';
 export { JobRegistry } from './jobs/registry.js';

@@ -137,6 +137,13 @@ export function consolidate(volume: Volume, req: ConsolidateRequest, options: Co
 }
 
 export class ConsolidateJob extends BaseJob {
+  /**
+   * Settles true once the volume has durably switched to the collapsed chain (the commit point;
+   * what follows is deleting the merged-away layer's files), false if the job ends without it
+   * (failed, cancelled, or a plan that merges nothing).
+   */
+  readonly switched: Promise<boolean>;
+  private markSwitched!: (yes: boolean) => void;
   private readonly flushEvery: number;
   private readonly batchBytes: number;
   private readonly useJournal: boolean;
@@ -148,6 +155,7 @@ export class ConsolidateJob extends BaseJob {
     options: ConsolidateOptions,
   ) {
     super('consolidate', options);
+    this.switched = new Promise<boolean>((r) => (this.markSwitched = r));
     this.flushEvery = options.flushEvery ?? 1 << 30;
     this.batchBytes = options.batchBytes ?? BATCH_BYTES;
     this.useJournal = options.journal ?? false;
@@ -207,6 +215,7 @@ export class ConsolidateJob extends BaseJob {
       }
       if (journal) await a.exclusive(() => journal!.remove(this.id));
     } finally {
+      this.markSwitched(false); // no-op once it switched
       a.release();
     }
   }
@@ -268,6 +277,7 @@ export class ConsolidateJob extends BaseJob {
       const cId = plan.upper!;
       a.setMirror(null);
       await a.commit(collapsedManifest(a.manifest(), plan.direction, xId, cId, dst.contentId()));
+      this.markSwitched(true);
       await a.dropLayerFiles(plan.direction === 'up' ? xId : cId);
     });
   }

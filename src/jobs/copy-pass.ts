@@ -31,8 +31,10 @@ export function layerSource(src: Layer): BlockSource {
           k++;
           continue;
         }
+        // consecutive slots make one read whether or not their blocks are consecutive (a layer
+        // written in order holds its blocks in ascending slots: a batch is then one read)
         let e = k + 1;
-        while (e < batch.length && batch[e] === batch[k]! + (e - k) && src.slot(batch[e]!) === s + (e - k)) e++;
+        while (e < batch.length && src.slot(batch[e]!) === s + (e - k)) e++;
         for (let q = k; q < e; q++) {
           kinds[q] = KIND_DATA;
           hashes.set(src.hash(batch[q]!)!, q * 16);
@@ -102,6 +104,10 @@ export async function copyPass(source: BlockSource, dst: Layer, todo: readonly n
   // Two sets of buffers: the next batch is read while the last one is being written.
   const bufs = [0, 1].map(() => ({ buf: new Uint8Array(perBatch * bs), hashes: new Uint8Array(perBatch * 16), kinds: new Uint8Array(perBatch) }));
   const piece = Math.max(1, Math.floor(WRITE_PIECE / bs));
+  // Fresh slots are consecutive while the target grows, but the blocks going there are spread
+  // over the batch: they are gathered here so that each run of slots is one large write (which
+  // the thread pool does while this thread does the in-place writes). One batch writes at a time.
+  const staging = new Uint8Array(perBatch * bs);
   let inFlight: Promise<void> | null = null;
   try {
     for (let i = 0, n = 0; i < todo.length; i += perBatch, n++) {
@@ -114,7 +120,7 @@ export async function copyPass(source: BlockSource, dst: Layer, todo: readonly n
         inFlight = null;
         await p;
       }
-      inFlight = writeBatch(dst, batch, buf, hashes, kinds, piece, o);
+      inFlight = writeBatch(dst, batch, buf, hashes, kinds, piece, staging, o);
     }
   } finally {
     // never leave a batch running behind the caller's back (its error, if any, is the one thrown)
@@ -122,7 +128,7 @@ export async function copyPass(source: BlockSource, dst: Layer, todo: readonly n
   }
 }
 
-async function writeBatch(dst: Layer, batch: number[], buf: Uint8Array, hashes: Uint8Array, kinds: Uint8Array, piece: number, o: CopyPassOptions): Promise<void> {
+async function writeBatch(dst: Layer, batch: number[], buf: Uint8Array, hashes: Uint8Array, kinds: Uint8Array, piece: number, staging: Uint8Array, o: CopyPassOptions): Promise<void> {
   const bs = dst.blockSize;
   const dataIdx: number[] = [];
   /** blocks to overwrite in place, and the target slot each had when the batch began */
@@ -143,10 +149,20 @@ async function writeBatch(dst: Layer, batch: number[], buf: Uint8Array, hashes: 
   const writes: Promise<void>[] = [];
   for (let j = 0; j < dataIdx.length; ) {
     let e = j + 1;
-    while (e < dataIdx.length && e - j < piece && dataIdx[e] === dataIdx[j]! + (e - j) && fresh[e] === fresh[j]! + (e - j)) e++;
+    let inBuf = true; // the run's blocks also lie consecutively in buf (no gathering needed)
+    while (e < dataIdx.length && e - j < piece && fresh[e] === fresh[j]! + (e - j)) {
+      if (dataIdx[e] !== dataIdx[j]! + (e - j)) inBuf = false;
+      e++;
+    }
     for (let q = j; q < e; q++) slots[dataIdx[q]!] = fresh[q]!;
+    let data: Uint8Array;
+    if (inBuf) data = buf.subarray(dataIdx[j]! * bs, (dataIdx[e - 1]! + 1) * bs);
+    else {
+      data = staging.subarray(j * bs, e * bs);
+      for (let q = j; q < e; q++) data.set(buf.subarray(dataIdx[q]! * bs, (dataIdx[q]! + 1) * bs), (q - j) * bs);
+    }
     dst.markDataWritten();
-    writes.push(dst.data.write(fresh[j]! * bs, buf.subarray(dataIdx[j]! * bs, (dataIdx[e - 1]! + 1) * bs)));
+    writes.push(dst.data.write(fresh[j]! * bs, data));
     j = e;
   }
   try {

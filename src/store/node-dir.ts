@@ -8,7 +8,7 @@ import { checkName, NAME_PATTERN, type NamespaceLock, type OpenOptions, type Sto
 const LOCK_FILE = '.stratadisk.lock';
 
 /** Is a process with this pid alive on this host? (signal 0 checks without sending anything) */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -3,7 +3,7 @@ import { requestControl } from '../../jobs/control.js';
 import type { JobInfo } from '../../jobs/job.js';
 import { JobJournal } from '../../jobs/job-journal.js';
 import { pendingMerges, resumeJobs } from '../../jobs/resume.js';
-import { NodeDirNamespace } from '../../store/node-dir.js';
+import { NodeDirNamespace, processAlive } from '../../store/node-dir.js';
 import { Volume } from '../../volume/volume.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { line, table, UsageError } from '../io.js';
@@ -29,7 +29,8 @@ export const jobs: Command = {
   details: [
     'Running jobs are asked of the process serving the volume (its control socket); interrupted',
     'ones come from the job journal in DIR and from half-collapsed layers in the manifest.',
-    '  --resume        finish interrupted jobs here (the volume must not be open elsewhere)',
+    '  --resume        finish interrupted jobs here: half-collapsed layers, then interrupted stream',
+    '                  jobs (they fetch only what is not local yet); the volume must not be open elsewhere',
     '  --pause ID, --continue ID, --cancel ID   control a job running in the serving process',
   ].join('\n'),
   options: { ...JSON_OPTION, resume: { type: 'boolean' }, pause: { type: 'string' }, continue: { type: 'string' }, cancel: { type: 'string' } },
@@ -47,16 +48,18 @@ export const jobs: Command = {
     }
     if (values.resume) {
       const v = await Volume.open(new NodeDirNamespace(dir), { deferMerges: true });
-      let n = 0;
+      const n = { consolidate: 0, stream: 0 };
       try {
         const dropped = await resumeJobs(v, {
           signal: ctx.signal,
           onJob: (job) => {
-            n++;
-            void followJob(ctx, job, 'resume').catch(() => {});
+            if (job.kind === 'stream') n.stream++;
+            else n.consolidate++;
+            void followJob(ctx, job, job.kind === 'stream' ? 'stream' : 'resume').catch(() => {});
           },
         });
-        line(io.stdout, `Finished ${n} interrupted consolidation(s) in ${dir}; ${dropped.length} journal record(s) cleared.`);
+        const streamed = n.stream > 0 ? `, ${n.stream} interrupted stream job(s)` : '';
+        line(io.stdout, `Finished ${n.consolidate} interrupted consolidation(s)${streamed} in ${dir}; ${dropped.length} journal record(s) cleared.`);
       } finally {
         await v.close();
       }
@@ -92,14 +95,28 @@ export async function listJobs(dir: string): Promise<JobRow[]> {
   const journal = await JobJournal.open(ns);
   const liveIds = new Set(live.map((j) => j.id));
   const claimed = new Set<string>();
-  for (const r of journal.records()) {
-    if (liveIds.has(r.id)) continue;
-    if (typeof r.params.lower === 'string') claimed.add(r.params.lower);
-    const what = r.kind === 'consolidate' ? `${String(r.params.op)}${r.params.name ? ` ${String(r.params.name)}` : ''}: ${String(r.params.lower)} -> ${String(r.params.upper)} (${String(r.params.direction)})` : JSON.stringify(r.params);
-    rows.push({ id: r.id, kind: r.kind, state: 'interrupted', done: 0, total: 0, rate: 0, detail: `${what}; started ${r.started}${r.pid ? ` by pid ${r.pid}` : ''}; \`stratadisk jobs DIR --resume\` finishes it` });
-  }
   const v = await Volume.open(ns, { readOnly: true });
   try {
+    for (const r of journal.records()) {
+      if (liveIds.has(r.id)) continue;
+      if (typeof r.params.lower === 'string') claimed.add(r.params.lower);
+      let what = r.kind === 'consolidate' ? `${String(r.params.op)}${r.params.name ? ` ${String(r.params.name)}` : ''}: ${String(r.params.lower)} -> ${String(r.params.upper)} (${String(r.params.direction)})` : JSON.stringify(r.params);
+      let done = 0;
+      let total = 0;
+      const p = r.kind === 'stream' ? v.info().remote : undefined;
+      if (p) {
+        // a stream's progress is what is local now (the cache is its checkpoint)
+        done = p.localBytes;
+        total = p.imageBytes;
+        what = `stream ${p.url}: ${formatBytes(p.remoteBytes)} still remote`;
+      }
+      if (r.pid !== null && r.pid !== process.pid && processAlive(r.pid)) {
+        // its process still runs but has no control socket (an API user): not interrupted
+        rows.push({ id: r.id, kind: r.kind, state: 'running', done, total, rate: 0, detail: `${what}; started ${r.started} by pid ${r.pid}, which is still running (control it there)` });
+        continue;
+      }
+      rows.push({ id: r.id, kind: r.kind, state: 'interrupted', done, total, rate: 0, detail: `${what}; started ${r.started}${r.pid ? ` by pid ${r.pid}` : ''}; \`stratadisk jobs DIR --resume\` finishes it` });
+    }
     for (const lower of pendingMerges(v)) {
       if (claimed.has(lower) || live.length > 0) continue;
       rows.push({ id: `merge-${lower}`, kind: 'consolidate', state: 'interrupted', done: 0, total: 0, rate: 0, detail: `layer ${lower} is half-collapsed; the next writable open (or --resume) finishes it` });

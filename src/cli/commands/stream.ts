@@ -1,3 +1,5 @@
+import { serveControl } from '../../jobs/control.js';
+import { JobRegistry } from '../../jobs/registry.js';
 import { StreamJob } from '../../jobs/stream.js';
 import type { Command } from '../command.js';
 import { line } from '../io.js';
@@ -12,7 +14,9 @@ export const stream: Command = {
     'For a volume created with --backing URL: fetches every block of the image that is not local',
     'yet into its cache (blocks the volume has overwritten are skipped while it has no snapshots).',
     'Ctrl-C stops after the current batch; what was fetched is kept, and a later `stream` fetches',
-    'only the rest (exit 130).',
+    'only the rest (exit 130). The job is journaled: killed or crashed, it shows as interrupted in',
+    '`stratadisk jobs DIR`, and `stratadisk jobs DIR --resume` finishes it. While it runs,',
+    '`stratadisk jobs DIR` lists it and --pause/--continue/--cancel ID control it.',
     '  --rate SIZE   at most SIZE bytes per second (K/M/G suffixes), e.g. --rate 10M',
   ].join('\n'),
   options: { rate: { type: 'string' } },
@@ -24,11 +28,15 @@ export const stream: Command = {
       const job = new StreamJob(v, { signal, rateLimit });
       const bar = progress('stream', job.info().progress.total);
       job.on((e) => bar.update(e.info.progress.done));
-      job.start();
+      // `stratadisk jobs DIR` lists the job and can pause, continue or cancel it meanwhile
+      const registry = new JobRegistry();
+      const control = await serveControl(v, dir, registry).catch(() => null);
+      registry.add(job.start());
       try {
         await job.done;
       } finally {
         bar.finish();
+        await control?.close();
       }
       const p = v.info().remote!;
       line(io.stdout, `Streamed ${formatBytes(job.info().progress.done)} of ${p.url} into ${dir}; ${formatBytes(p.localBytes)} of ${formatBytes(p.imageBytes)} local, ${p.remoteBytes === 0 ? 'works offline' : `${formatBytes(p.remoteBytes)} still remote`}.`);
