@@ -4,7 +4,7 @@
  */
 import { statSync, openSync, readSync, closeSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { attachLoop, detachLoop } from '../helpers/loop.js';
+import { attachLoop, detachLoop, type Loop } from '../helpers/loop.js';
 import { NodeFileStore, type NodeIoMode } from '../../../src/store/node-file.js';
 import { equalBytes, errorCode, pattern, storeConformance } from './conformance.js';
 
