@@ -106,7 +106,7 @@ describe('RemoteNamespace specifics', () => {
   });
 
   it('bounds request bodies and read answers', async () => {
-    const post = (q: string, body: Uint8Array) => fetch(`${server.url}?${q}`, { method: 'POST', headers: { authorization: 'Bearer secret-token' }, body });
+    const post = (q: string, body: Uint8Array<ArrayBuffer>) => fetch(`${server.url}?${q}`, { method: 'POST', headers: { authorization: 'Bearer secret-token' }, body });
     await (await new RemoteNamespace(url('')).open('big', { create: true })).close();
     expect((await post('op=write&name=big', new Uint8Array(2 << 20))).status).toBe(413);
     // a read of 16 MiB in one request (the limit is 1 MiB here) is refused before allocating

@@ -17,7 +17,7 @@ import { Rng } from '../helpers/random.js';
 const LONG = process.env.STRATADISK_LONG === '1';
 const CASES = LONG ? 20_000 : 1_500;
 
-function validWrite(rng: Rng): Uint8Array {
+function validWrite(rng: Rng): Uint8Array<ArrayBuffer> {
   const parts: number[] = [];
   const n = 1 + rng.int(4);
   for (let i = 0; i < n; i++) {
@@ -30,7 +30,7 @@ function validWrite(rng: Rng): Uint8Array {
 }
 
 /** Flip bytes, cut, extend or splice in big numbers. */
-function mutate(body: Uint8Array, rng: Rng): Uint8Array {
+function mutate(body: Uint8Array, rng: Rng): Uint8Array<ArrayBuffer> {
   const b = body.slice();
   const kind = rng.int(4);
   if (kind === 0) for (let i = 0; i < 1 + rng.int(4); i++) if (b.length) b[rng.int(b.length)] = rng.int(256);
