@@ -12,6 +12,7 @@ import { isAbsolute, join } from 'node:path';
 import { StrataError, type ErrorCode } from '../errors.js';
 import type { Volume } from '../volume/volume.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
+import { RemoteNamespace } from '../store/remote.js';
 import { consolidate, type Direction } from './consolidate.js';
 import { mirror } from './mirror.js';
 import type { Job, JobInfo } from './job.js';
@@ -143,9 +144,11 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
     case 'commit':
       return registry.add(consolidate(volume, { op: 'commit', dropSnapshot: req.dropSnapshot === true }, { journal: true }));
     case 'mirror': {
-      if (typeof req.target !== 'string' || !isAbsolute(req.target)) throw new StrataError('invalid-argument', 'mirror needs an absolute target directory.');
-      const ns = new NodeDirNamespace(req.target, { create: true });
-      return registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver: false, targetLabel: req.target }));
+      // a store server's URL (stratadisk serve-store), or an absolute directory
+      const remote = typeof req.target === 'string' && /^https?:\/\//.test(req.target);
+      if (typeof req.target !== 'string' || (!remote && !isAbsolute(req.target))) throw new StrataError('invalid-argument', 'mirror needs an absolute target directory or a store server URL.');
+      const ns = remote ? new RemoteNamespace(req.target) : new NodeDirNamespace(req.target, { create: true });
+      return registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver: false, targetLabel: req.target.split('#')[0]! }));
     }
     case 'pause':
     case 'resume':
