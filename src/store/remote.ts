@@ -182,6 +182,9 @@ function safeSize(v: unknown, label: string): number {
   return v;
 }
 
+/** Smallest request worth splitting a queue into. */
+const SPREAD_MIN = 256 * 1024;
+
 /** One piece of a caller's read or write, and the caller's shared completion. */
 interface Piece {
   offset: number;
@@ -250,7 +253,14 @@ class RemoteStore extends BaseStore {
   private pump(): void {
     while (this.inFlight < this.conn.o.maxInFlight && (this.writes.length > 0 || this.reads.length > 0)) {
       const isWrite = this.writes.length > 0;
-      const batch = take(isWrite ? this.writes : this.reads, this.conn.o.maxRequestBytes);
+      const queue = isWrite ? this.writes : this.reads;
+      // Spread what is queued over the free request slots (several in flight beat one big one),
+      // in requests of at least SPREAD_MIN bytes and at most maxRequestBytes.
+      let queued = 0;
+      for (const p of queue) queued += p.data.length;
+      const free = this.conn.o.maxInFlight - this.inFlight;
+      const max = this.conn.o.maxRequestBytes;
+      const batch = take(queue, Math.min(max, Math.max(Math.min(SPREAD_MIN, max), Math.ceil(queued / free))));
       this.inFlight++;
       (isWrite ? this.sendWrites(batch) : this.sendReads(batch))
         .then(

@@ -208,7 +208,22 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
       case 'write': {
         const recs = parseWriteBody(body);
         const s = await file(seg, name, false);
-        for (const r of recs) await s.write(r.offset, r.data);
+        // records that overlap none before them are written in parallel; others wait their turn
+        let ios: Promise<void>[] = [];
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const r of recs) {
+          if (r.offset < hi && r.offset + r.data.length > lo) {
+            await Promise.all(ios);
+            ios = [];
+            lo = Infinity;
+            hi = -Infinity;
+          }
+          ios.push(s.write(r.offset, r.data));
+          lo = Math.min(lo, r.offset);
+          hi = Math.max(hi, r.offset + r.data.length);
+        }
+        await Promise.all(ios);
         return sendJson(res, 200, { size: s.size });
       }
       case 'read': {
