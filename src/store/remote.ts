@@ -22,7 +22,7 @@ import { BaseStore, checkName, NAME_PATTERN, type NamespaceLock, type OpenOption
  * requests wait in the queue and grow into bigger batches. A write resolves when the server has
  * applied it; `flush` waits for every earlier write, then asks the server to fsync.
  */
-export interface RemoteOptions {
+export interface RemoteNamespaceOptions {
   /** the server's token (else taken from the URL fragment `#token=`) */
   token?: string;
   readOnly?: boolean;
@@ -48,7 +48,7 @@ class Conn {
   constructor(
     url: URL,
     private readonly token: string | undefined,
-    readonly o: Required<Omit<RemoteOptions, 'token' | 'readOnly'>>,
+    readonly o: Required<Omit<RemoteNamespaceOptions, 'token' | 'readOnly'>>,
   ) {
     this.url = `${url.origin}${url.pathname}`;
     this.label = this.url;
@@ -102,7 +102,7 @@ export class RemoteNamespace implements StoreNamespace {
   private readonly conn: Conn;
 
   /** `url`: http(s)://host:port/[name][#token=T]. */
-  constructor(url: string, options: RemoteOptions = {}) {
+  constructor(url: string, options: RemoteNamespaceOptions = {}) {
     let u: URL;
     try {
       u = new URL(url);
