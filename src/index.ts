@@ -18,6 +18,7 @@ export { requestPersistence, storageEstimate, type StorageEstimate } from './sto
 export * from './consistency/index.js';
 // Copy-on-read volumes on a remote image (HTTP range requests) and the stream job.
 export { HttpStore, type HttpStoreOptions, type HttpStats, type ImagePin } from './store/http.js';
+export { RemoteNamespace, type RemoteNamespaceOptions } from './store/remote.js';
 export { RemoteBase, type RemoteOptions, type ProvisioningInfo, type CreateRemoteVolumeOptions } from './volume/remote-base.js';
 export { StreamJob, streamVolume, type StreamJobOptions } from './jobs/stream.js';
 export { ShadowVolume, ShadowReader, ShadowCopyReader, ShadowExportJob, toEndpoint, sharedMemoryAvailable, type ShadowVolumeOptions, type CreateShadowOptions, type ShadowInfo, type ShadowReaderOptions, type ShadowEndpoint, type OnFull, type ReadStats } from './shadow/index.js';
@@ -25,6 +26,7 @@ export { ShadowVolume, ShadowReader, ShadowCopyReader, ShadowExportJob, toEndpoi
 export { BaseJob, newJobId, PROGRESS_MS, type Job, type JobEvent, type JobInfo, type JobOptions, type JobProgress, type JobState } from './jobs/job.js';
 export { consolidate, planConsolidation, ConsolidateJob, type ConsolidateRequest, type ConsolidateOptions, type ConsolidationPlan } from './jobs/consolidate.js';
 export { mirror, MirrorJob, type MirrorOptions } from './jobs/mirror.js';
+export { mirrorRaw, RawMirrorJob, RawImageMirror, type RawMirrorOptions } from './jobs/mirror-raw.js';
 export { resumeJobs, pendingMerges, type ResumeOptions } from './jobs/resume.js';
 export { JobJournal, type JobRecord } from './jobs/job-journal.js';
 export { JobRegistry } from './jobs/registry.js';

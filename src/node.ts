@@ -2,6 +2,7 @@
 export * from './index.js';
 export { NodeFileStore } from './store/node-file.js';
 export { NodeDirNamespace } from './store/node-dir.js';
+export { serveStore, type StoreServer, type StoreServerOptions } from './store/store-server.js';
 export { serveNbd } from './interop/nbd/index.js';
 export { exportQcow2 } from './interop/qcow2/export.js';
 export { listenGroup, connectGroup, socketLink } from './consistency/node-socket.js';

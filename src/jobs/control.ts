@@ -12,6 +12,7 @@ import { isAbsolute, join } from 'node:path';
 import { StrataError, type ErrorCode } from '../errors.js';
 import type { Volume } from '../volume/volume.js';
 import { NodeDirNamespace, type NodeDirOptions } from '../store/node-dir.js';
+import { RemoteNamespace } from '../store/remote.js';
 import { consolidate, type Direction } from './consolidate.js';
 import { mirror, type MirrorJob } from './mirror.js';
 import type { Job, JobInfo } from './job.js';
@@ -160,11 +161,15 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
     case 'commit':
       return registry.add(consolidate(volume, { op: 'commit', dropSnapshot: req.dropSnapshot === true }, { journal: true }));
     case 'mirror': {
-      if (typeof req.target !== 'string' || !isAbsolute(req.target)) throw new StrataError('invalid-argument', 'mirror needs an absolute target directory.');
-      const ns = new NodeDirNamespace(req.target, { ...options.targetOptions, create: true });
-      const switchOver = options.onSwitchOver !== undefined;
-      const job = registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver, targetLabel: req.target }));
-      options.onSwitchOver?.(job, req.target);
+      // a store server's URL (stratadisk serve-store), or an absolute directory
+      const remote = typeof req.target === 'string' && /^https?:\/\//.test(req.target);
+      if (typeof req.target !== 'string' || (!remote && !isAbsolute(req.target))) throw new StrataError('invalid-argument', 'mirror needs an absolute target directory or a store server URL.');
+      const ns = remote ? new RemoteNamespace(req.target) : new NodeDirNamespace(req.target, { ...options.targetOptions, create: true });
+      // A served volume follows a mirror to a local directory (serve-nbd switches over); a copy
+      // on a store server is a point-in-time copy as of the job's end.
+      const switchOver = options.onSwitchOver !== undefined && !remote;
+      const job = registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver, targetLabel: req.target.split('#')[0]! }));
+      if (switchOver) options.onSwitchOver?.(job, req.target);
       return job;
     }
     case 'pause':

@@ -80,9 +80,7 @@ export class MirrorJob extends BaseJob {
         const m = a.manifest();
         if (flatten) {
           const dst = await this.createLayer(layerId(1));
-          const owned = new Set<number>();
-          for (const id of chainIds(m, m.active)) for (const [b] of a.layer(id).entries()) owned.add(b);
-          plan.push({ dst, todo: [...owned].sort((x, y) => x - y), source: 'view', live: true });
+          plan.push({ dst, todo: liveBlocks(a), source: 'view', live: true });
           mirrorTo = new LayerMirror(dst);
         } else {
           for (const r of m.layers) {
@@ -154,6 +152,14 @@ export class MirrorJob extends BaseJob {
   }
 }
 
+/** Blocks some layer of the live chain holds (ascending): all others read as zeros. Call inside `exclusive`. */
+export function liveBlocks(a: VolumeJobAccess): number[] {
+  const m = a.manifest();
+  const owned = new Set<number>();
+  for (const id of chainIds(m, m.active)) for (const [b] of a.layer(id).entries()) owned.add(b);
+  return [...owned].sort((x, y) => x - y);
+}
+
 /** The copy of every layer: the source's manifest with fresh map generations and the copies' content IDs. */
 function layersManifest(m: Manifest, layers: Layer[]): Manifest {
   const next = cloneManifest(m);
@@ -179,7 +185,7 @@ function flatManifest(now: Manifest, id: string): Manifest {
   };
 }
 
-function targetFailed(e: unknown, label: string): StrataError {
+export function targetFailed(e: unknown, label: string): StrataError {
   if (e instanceof StrataError) return new StrataError(e.code, `Writing the copy to ${label} failed: ${e.message}`, { cause: e });
   return new StrataError('io', `Writing the copy to ${label} failed: ${(e as Error)?.message ?? e}`, { cause: e });
 }

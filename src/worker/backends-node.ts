@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { StrataError } from '../errors.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { MANIFEST_SLOTS } from '../format/manifest.js';
-import { memoryBackend, type Backend, type BackendTable } from './backends.js';
+import { memoryBackend, remoteBackend, type Backend, type BackendTable } from './backends.js';
 
 /** `node-dir`: a volume is a directory of files. */
 export function nodeDirBackend(): Backend {
@@ -48,5 +48,5 @@ export function nodeDirBackend(): Backend {
 }
 
 export async function nodeBackends(): Promise<BackendTable> {
-  return { memory: memoryBackend(), 'node-dir': nodeDirBackend() };
+  return { memory: memoryBackend(), 'node-dir': nodeDirBackend(), remote: remoteBackend() };
 }

@@ -88,6 +88,20 @@ export function idbBackend(): Backend {
   };
 }
 
+/**
+ * A store server (`stratadisk serve-store`) over HTTP: the path is the namespace URL with its
+ * token in the fragment, e.g. `http://127.0.0.1:7000/vol1#token=T`. A mirror target, or a volume.
+ */
+export function remoteBackend(): Backend {
+  return {
+    isAvailable: () => typeof fetch === 'function',
+    async open(path, { readOnly }) {
+      const { RemoteNamespace } = await import('../store/remote.js');
+      return new RemoteNamespace(path, { readOnly });
+    },
+  };
+}
+
 export function browserBackends(): BackendTable {
-  return { memory: memoryBackend(), opfs: opfsBackend(), idb: idbBackend() };
+  return { memory: memoryBackend(), opfs: opfsBackend(), idb: idbBackend(), remote: remoteBackend() };
 }

@@ -180,7 +180,7 @@ export class Engine implements EngineApi {
     const ns = await backend.open(target.path, { create: true, readOnly: false });
     let job;
     try {
-      job = mirror(entry.volume, ns, { flatten: options.flatten === true, rateLimit: options.rateLimit, targetLabel: `${target.backend}:${target.path}` });
+      job = mirror(entry.volume, ns, { flatten: options.flatten === true, rateLimit: options.rateLimit, targetLabel: `${target.backend}:${target.path.split('#')[0]}` });
     } catch (e) {
       await closeNamespace(ns);
       throw e;

@@ -24,7 +24,7 @@ export function isHostMessage(data: unknown): data is HostMessage {
 }
 
 /** Where a volume lives. */
-export type BackendName = 'memory' | 'opfs' | 'idb' | 'node-dir';
+export type BackendName = 'memory' | 'opfs' | 'idb' | 'node-dir' | 'remote';
 
 /**
  * A volume's namespace of stores:

@@ -16,6 +16,7 @@ import { mirrorCommand } from './mirror.js';
 import { revert } from './revert.js';
 import { serveGroupCommand } from './serve-group.js';
 import { serveNbdCommand } from './serve-nbd.js';
+import { serveStoreCommand } from './serve-store.js';
 import { shadowCommand } from './shadow.js';
 import { snapshot } from './snapshot.js';
 import { snapshots } from './snapshots.js';
@@ -44,6 +45,7 @@ export const COMMANDS: readonly Command[] = [
   compare,
   serveNbdCommand,
   serveGroupCommand,
+  serveStoreCommand,
   groupSnapshotCommand,
   shadowCommand,
   bench,

@@ -1,8 +1,12 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { StrataError } from '../../errors.js';
 import { mirror } from '../../jobs/mirror.js';
+import { mirrorRaw } from '../../jobs/mirror-raw.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
+import { NodeFileStore } from '../../store/node-file.js';
+import { RemoteNamespace } from '../../store/remote.js';
+import type { StoreNamespace } from '../../store/store.js';
 import type { Command } from '../command.js';
 import { line, UsageError } from '../io.js';
 import { followJob, runRemote } from '../job-runner.js';
@@ -10,39 +14,74 @@ import { openVolume, parseTarget } from '../target.js';
 
 export const mirrorCommand: Command = {
   name: 'mirror',
-  summary: 'copy a volume (all layers, or flattened) to another directory, online when it is served',
-  usage: 'mirror SRC DST [--flatten]',
+  summary: 'copy a volume (all layers, or flattened) to another directory, a store server, or a raw image',
+  usage: 'mirror SRC DST [--flatten] [--token T] | mirror SRC FILE|DEVICE --raw [--force]',
   details: [
-    'Copies every layer and snapshot of SRC into DST (a new or empty directory), or with --flatten',
-    'only the live view, as a single layer. When another process serves SRC (serve-nbd), the copy',
-    'runs there, through its control socket, while the volume is written: new writes are mirrored',
-    'to DST, and at the end serve-nbd switches over: it serves DST from then on (clients stay',
-    'connected; SRC takes no more writes). The API (`mirror()` in stratadisk) does the same for a',
-    'volume opened in-process.',
+    'Copies every layer and snapshot of SRC into DST (a new or empty directory, or a store server',
+    'URL http://HOST:PORT/NAME#token=T from `stratadisk serve-store`), or with --flatten only the',
+    'live view, as a single layer. When another process serves SRC (serve-nbd), the copy runs',
+    'there, through its control socket, while the volume is written: new writes are mirrored to',
+    'DST, and at the end serve-nbd switches over to a DST directory: it serves DST from then on',
+    '(clients stay connected; SRC takes no more writes); a copy on a store server is a consistent',
+    'copy as of the moment the job ends (the server keeps serving SRC). The API (`mirror()` in',
+    'stratadisk) can also switch a live volume over to the copy.',
+    'With --raw, DST is a raw image: a file (created, or overwritten with --force) or a block',
+    'device at least as large as the volume; it gets the live view byte for byte, flushed.',
     '  --flatten   copy the live view into one layer (snapshots are not copied)',
+    '  --token T   the store server\'s token (else #token= in the URL, or $STRATADISK_TOKEN)',
+    '  --raw       DST is a raw image file or block device',
+    '  --force     with --raw: overwrite a regular file that already has content',
   ].join('\n'),
-  options: { flatten: { type: 'boolean' } },
+  options: { flatten: { type: 'boolean' }, token: { type: 'string' }, raw: { type: 'boolean' }, force: { type: 'boolean' } },
   positionals: { min: 2, max: 2 },
   async run(ctx) {
     const { io, args, values } = ctx;
     const { dir } = parseTarget(args[0]!, false, 'mirror');
-    const dst = resolve(args[1]!);
-    if (existsSync(dst) && readdirSync(dst).length > 0) throw new UsageError(`${args[1]} is not empty; mirror into a new or empty directory`, 'mirror');
     const flatten = values.flatten === true;
+    const raw = values.raw === true;
+    const remote = /^https?:\/\//i.test(args[1]!);
+    const label = args[1]!.split('#')[0]!;
+    if (raw && remote) throw new UsageError('--raw takes a file or device path, not a URL', 'mirror');
+    let dst = remote ? args[1]! : resolve(args[1]!);
+    if (remote && !dst.includes('#token=')) {
+      const token = typeof values.token === 'string' ? values.token : process.env.STRATADISK_TOKEN;
+      if (token) dst = `${dst}#token=${encodeURIComponent(token)}`;
+    }
+    if (raw) {
+      const st = existsSync(dst) ? statSync(dst) : null;
+      if (st?.isFile() && st.size > 0 && values.force !== true) throw new UsageError(`${args[1]} already has content; pass --force to overwrite it with the image`, 'mirror');
+    } else if (!remote && existsSync(dst) && readdirSync(dst).length > 0) {
+      throw new UsageError(`${args[1]} is not empty; mirror into a new or empty directory`, 'mirror');
+    }
     let v;
     try {
       v = await openVolume(dir, false);
     } catch (e) {
       if (!(e instanceof StrataError && e.code === 'locked')) throw e;
+      if (raw) throw new StrataError('locked', `${dir} is open in another process; a raw mirror runs in the process that has the volume (API: mirrorRaw). Stop that process, or mirror to a directory or store server.`, { cause: e });
       const info = await runRemote(ctx, dir, { op: 'mirror', target: dst, flatten }, 'mirror', e);
-      line(io.stdout, `Mirrored ${dir} to ${args[1]} online (${info.progress.done} bytes copied while it was served); the server now serves ${args[1]}.`);
+      const remoteDst = /^https?:\/\//.test(args[1]!);
+      line(io.stdout, `Mirrored ${dir} to ${label} online (${info.progress.done} bytes copied while it was served)${remoteDst ? '' : `; the server now serves ${label}`}.`);
       return 0;
     }
     try {
-      const job = mirror(v, new NodeDirNamespace(dst, { create: true }), { flatten, targetLabel: args[1]!, signal: ctx.signal });
+      if (raw) {
+        const store = await NodeFileStore.open(dst, { create: !existsSync(dst) });
+        try {
+          if (store.resizable && store.size > 0) await store.truncate(0); // --force: a file starts over (then reads as zeros)
+          const job = mirrorRaw(v, store, { targetLabel: label, signal: ctx.signal });
+          const info = await followJob(ctx, job, 'mirror');
+          line(io.stdout, `Mirrored ${dir} to the raw image ${label}: ${info.progress.done} bytes copied.`);
+        } finally {
+          await store.close();
+        }
+        return 0;
+      }
+      const ns: StoreNamespace = remote ? new RemoteNamespace(dst) : new NodeDirNamespace(dst, { create: true });
+      const job = mirror(v, ns, { flatten, targetLabel: label, signal: ctx.signal });
       const info = await followJob(ctx, job, 'mirror');
       await job.target?.close();
-      line(io.stdout, `Mirrored ${dir} to ${args[1]}${flatten ? ' (flattened)' : ''}: ${info.progress.done} bytes copied.`);
+      line(io.stdout, `Mirrored ${dir} to ${label}${flatten ? ' (flattened)' : ''}: ${info.progress.done} bytes copied.`);
     } finally {
       await v.close();
     }

@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isStrataError } from '../../../src/errors.js';
 import { mirror, type MirrorJob } from '../../../src/jobs/mirror.js';
 import { NodeDirNamespace } from '../../../src/store/node-dir.js';
+import { RemoteNamespace } from '../../../src/store/remote.js';
+import { serveStore } from '../../../src/store/store-server.js';
 import type { StoreNamespace } from '../../../src/store/store.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { Rng } from '../helpers/random.js';
@@ -59,6 +61,7 @@ async function scenario(source: StoreNamespace, target: StoreNamespace, flatten:
   const again = await Volume.open(target, { readOnly: true });
   expect(await compare(again, model)).toBeNull();
   await again.close();
+  return model;
 }
 
 describe('mirror job', () => {
@@ -68,6 +71,23 @@ describe('mirror job', () => {
     });
     it(`node-dir -> node-dir (${flatten ? 'flattened' : 'all layers'}) while written, then switches over`, async () => {
       await scenario(dirNs().ns, dirNs().ns, flatten, 42);
+    });
+  }
+
+  for (const flatten of [false, true]) {
+    it(`node-dir -> store server over HTTP (${flatten ? 'flattened' : 'all layers'}) while written; the server's directory opens as the volume`, async () => {
+      const served = dirNs();
+      const server = await serveStore(served.dir, { token: 'tk' });
+      let model: Model;
+      try {
+        model = await scenario(dirNs().ns, new RemoteNamespace(`${server.url}vol#token=tk`, { maxRequestBytes: 16 * 1024 }), flatten, 43);
+      } finally {
+        await server.close();
+      }
+      const local = await Volume.open(new NodeDirNamespace(`${served.dir}/vol`), { readOnly: true });
+      expect((await local.check()).ok).toBe(true);
+      expect(await compare(local, model)).toBeNull();
+      await local.close();
     });
   }
 

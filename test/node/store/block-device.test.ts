@@ -2,65 +2,24 @@
  * NodeFileStore over a real raw block device: a loop device over a 64 MiB file. Needs root and
  * a working `losetup`; elsewhere every case is skipped with the reason printed.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, openSync, readSync, closeSync, ftruncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { statSync, openSync, readSync, closeSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { attachLoop, detachLoop, type Loop } from '../helpers/loop.js';
 import { NodeFileStore, type NodeIoMode } from '../../../src/store/node-file.js';
 import { equalBytes, errorCode, pattern, storeConformance } from './conformance.js';
 
 const FILE_SIZE = 64 * 2 ** 20;
 
-interface Loop {
-  device: string;
-  file: string;
-  dir: string;
-}
-
-let detached = false;
-function detach(loop: Loop): void {
-  if (detached) return;
-  detached = true;
-  try {
-    execFileSync('losetup', ['-d', loop.device], { stdio: 'ignore' });
-  } catch (e) {
-    console.warn(`could not detach ${loop.device}: ${String(e)}; run: losetup -d ${loop.device}`);
-  }
-  rmSync(loop.dir, { recursive: true, force: true });
-}
-
-/** Attaches a loop device, or returns why it cannot. Runs at collection so skips are static. */
-function attach(): Loop | string {
-  if (process.platform !== 'linux') return 'loop devices are Linux-only';
-  if (process.getuid?.() !== 0) return 'losetup needs root';
-  const dir = mkdtempSync(join(tmpdir(), 'stratadisk-loop-'));
-  const file = join(dir, 'backing.img');
-  const fd = openSync(file, 'w');
-  ftruncateSync(fd, FILE_SIZE);
-  closeSync(fd);
-  try {
-    const device = execFileSync('losetup', ['-f', '--show', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-    if (!device.startsWith('/dev/')) throw new Error(`unexpected losetup output: ${device}`);
-    return { device, file, dir };
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    const stderr = (e as { stderr?: Buffer | string }).stderr?.toString().trim();
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'losetup is not installed (Debian package util-linux / mount)';
-    return `losetup -f --show failed: ${stderr || String(e)}`;
-  }
-}
-
-const loop = attach();
+const loop = attachLoop(FILE_SIZE);
 const available = typeof loop !== 'string';
 if (typeof loop === 'string') {
   console.warn(`[block-device.test] skipping raw block device tests: ${loop}`);
 } else {
   // afterAll runs even when tests fail; the exit hook covers a crash between here and there.
-  process.once('exit', () => detach(loop));
+  process.once('exit', () => detachLoop(loop));
 }
 afterAll(() => {
-  if (typeof loop !== 'string') detach(loop);
+  if (typeof loop !== 'string') detachLoop(loop);
 });
 
 const device = typeof loop === 'string' ? '' : loop.device;
