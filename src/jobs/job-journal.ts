@@ -31,7 +31,18 @@ export interface JobRecord {
   host: string | null;
 }
 
+/**
+ * One journal object per writable namespace in this process: two jobs running on one volume
+ * (say a stream and an online consolidation) must not each commit from their own copy of the
+ * list, or the later commit would drop the other's record. Read-only namespaces are read afresh
+ * (another process may be the writer).
+ */
+const shared = new WeakMap<StoreNamespace, Promise<JobJournal>>();
+
 export class JobJournal {
+  /** commits run one after another, each from the list the previous one left */
+  private queue: Promise<void> = Promise.resolve();
+
   private constructor(
     private readonly ns: StoreNamespace,
     private generation: number,
@@ -39,7 +50,18 @@ export class JobJournal {
   ) {}
 
   /** Read the newest valid generation; an absent or unreadable journal is an empty one. */
-  static async open(ns: StoreNamespace): Promise<JobJournal> {
+  static open(ns: StoreNamespace): Promise<JobJournal> {
+    if (ns.readOnly) return JobJournal.read(ns);
+    let got = shared.get(ns);
+    if (!got) {
+      got = JobJournal.read(ns);
+      shared.set(ns, got);
+      got.catch(() => shared.delete(ns));
+    }
+    return got;
+  }
+
+  private static async read(ns: StoreNamespace): Promise<JobJournal> {
     await loadKernels(); // record checksums are XXH3 (WASM)
     let best: { gen: number; records: JobRecord[] } | null = null;
     for (const name of JOURNAL_SLOTS) {
@@ -60,17 +82,27 @@ export class JobJournal {
   }
 
   /** Add (or replace) a record and make it durable. */
-  async put(rec: JobRecord): Promise<void> {
-    const next = this.list.filter((r) => r.id !== rec.id);
-    next.push(rec);
-    if (next.length > MAX_RECORDS) throw new StrataError('quota', `The job journal holds ${MAX_RECORDS} records; run \`stratadisk jobs DIR --clear\` to drop interrupted ones.`);
-    await this.commit(next);
+  put(rec: JobRecord): Promise<void> {
+    return this.serially(() => {
+      const next = this.list.filter((r) => r.id !== rec.id);
+      next.push(rec);
+      if (next.length > MAX_RECORDS) throw new StrataError('quota', `The job journal holds ${MAX_RECORDS} records; run \`stratadisk jobs DIR --clear\` to drop interrupted ones.`);
+      return this.commit(next);
+    });
   }
 
   /** Remove a record (no-op when absent) and make that durable. */
-  async remove(id: string): Promise<void> {
-    if (!this.list.some((r) => r.id === id)) return;
-    await this.commit(this.list.filter((r) => r.id !== id));
+  remove(id: string): Promise<void> {
+    return this.serially(async () => {
+      if (!this.list.some((r) => r.id === id)) return;
+      await this.commit(this.list.filter((r) => r.id !== id));
+    });
+  }
+
+  private serially(step: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(step);
+    this.queue = run.catch(() => {});
+    return run;
   }
 
   private async commit(records: JobRecord[]): Promise<void> {
