@@ -29,7 +29,7 @@ import { exportQcow2 } from '../interop/qcow2/export.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { Volume } from '../volume/volume.js';
 import { childCpuSeconds, load1, ownCpuSeconds } from './cpu.js';
-import { median, pairedResult, result, type BenchResult } from './result.js';
+import { median, pairedResult, result, runPairedRounds, type BenchResult } from './result.js';
 import { prng } from './prng.js';
 
 const run = promisify(execFile);
@@ -99,13 +99,8 @@ export async function benchQcow2Export(opts: Qcow2ExportBenchOptions = {}): Prom
       () => qemu(['-t', 'writeback', '-f', 'raw']),
       () => qemu(['-t', 'none', '-f', 'qcow2']),
     ];
-    const figures: [number, number][][] = sides.map(() => []);
     const loadStart = load1();
-    for (let round = 0; round < rounds; round++) {
-      const order = sides.map((_, i) => i);
-      if (round % 2 === 1) order.reverse();
-      for (const i of order) figures[i]!.push(await sides[i]!());
-    }
+    const figures = await runPairedRounds(sides, rounds);
     const load: [number, number] = [loadStart, load1()];
     await v.close();
 

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { importQcow2 } from '../interop/qcow2/import.js';
 import { childCpuSeconds, load1, ownCpuSeconds } from './cpu.js';
-import { median, pairedResult, type BenchResult } from './result.js';
+import { median, pairedResult, runPairedRounds, type BenchResult } from './result.js';
 import { prng } from './prng.js';
 
 const run = promisify(execFile);
@@ -81,13 +81,8 @@ export async function benchQcow2Import(opts: { quick?: boolean } = {}): Promise<
       // qemu's own O_DIRECT output, as our volume's data file is written (informative)
       () => qemu(['-t', 'none', '-f', 'qcow2', '-O', 'qcow2'], outQcow2),
     ];
-    const figures: [number, number][][] = sides.map(() => []);
     const loadStart = load1();
-    for (let round = 0; round < rounds; round++) {
-      const order = sides.map((_, i) => i);
-      if (round % 2 === 1) order.reverse();
-      for (const i of order) figures[i]!.push(await sides[i]!());
-    }
+    const figures = await runPairedRounds(sides, rounds);
     const load: [number, number] = [loadStart, load1()];
     const mbps = (k: number) => figures[k]!.map((f) => f[0]);
     const cpu = (k: number) => Math.round(median(figures[k]!.map((f) => f[1])) * 1000) / 1000;

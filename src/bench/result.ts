@@ -55,6 +55,20 @@ export function pairedResult(name: string, ours: number[], peer: number[], unit:
   return r;
 }
 
+/**
+ * Run each side once per round, in alternating order (forward, then reversed), so that every side
+ * meets the machine's drift from both ends; returns each side's figures by round.
+ */
+export async function runPairedRounds<T>(sides: readonly (() => Promise<T>)[], rounds: number): Promise<T[][]> {
+  const figures: T[][] = sides.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    const order = sides.map((_, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) figures[i]!.push(await sides[i]!());
+  }
+  return figures;
+}
+
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

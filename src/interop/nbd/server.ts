@@ -149,14 +149,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
       const t = new Transmission(socket, reader, session, pool, () => switching);
       // negotiated on a volume switched away from in the meantime: serve the current one
       t.retarget((e) => registry.current(e));
-      sessions.add(t);
-      try {
-        await t.run();
-        await t.idle();
-      } finally {
-        sessions.delete(t);
-      }
-      socket.end();
+      await t.runListed(sessions);
     } catch (e) {
       // Bad magic, absurd lengths, a vanished client: this connection ends, nothing else does.
       if (!(e instanceof Error && e.name === 'ConnectionEnded')) options.onConnectionError?.(e as Error);

@@ -176,6 +176,21 @@ export class Transmission {
     this.stopping = true;
   }
 
+  /**
+   * The whole life of a connection after negotiation: listed in `sessions` while it runs (so a
+   * server can stop it), every request answered, then the socket ended. Throws as `run` does.
+   */
+  async runListed(sessions: Set<Transmission>): Promise<void> {
+    sessions.add(this);
+    try {
+      await this.run();
+      await this.idle();
+    } finally {
+      sessions.delete(this);
+    }
+    this.socket.end();
+  }
+
   /** Resolves when every request read so far has been answered. */
   async idle(): Promise<void> {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
