@@ -103,6 +103,8 @@ export class Participant {
   private rejectReady!: (e: unknown) => void;
   private resolveLost!: (reason: string) => void;
   private work: Promise<void> = Promise.resolve();
+  /** thaw / post-snapshot callbacks running now (see requestSnapshot) */
+  private callbacksRunning = 0;
 
   constructor(
     private readonly link: Link<ToHost>,
@@ -137,6 +139,11 @@ export class Participant {
   async requestSnapshot(name?: string): Promise<SetSnapshot> {
     const r = await this.request((req) => (name === undefined ? { t: 'snapshot', req } : { t: 'snapshot', req, name }));
     if (!r.snapshot) throw new StrataError('corrupt', 'The host answered a snapshot request without the snapshot.');
+    // The coordinator sends post-snapshot before it answers, but post-snapshot work runs queued
+    // behind thaw: let it finish, so the caller's own snapshot is in snapshotsSeen and its
+    // postSnapshot callback has run when this resolves. Not while a callback is running (it may
+    // be the caller, and would wait for itself).
+    if (this.callbacksRunning === 0) await this.work;
     return r.snapshot;
   }
 
@@ -251,7 +258,16 @@ export class Participant {
 
   /** Thaw and post-snapshot callbacks run one after another, in arrival order. */
   private serial(fn: () => Promise<void> | void): void {
-    this.work = this.work.then(fn).catch(() => {});
+    this.work = this.work
+      .then(async () => {
+        this.callbacksRunning++;
+        try {
+          await fn();
+        } finally {
+          this.callbacksRunning--;
+        }
+      })
+      .catch(() => {});
   }
 
   private async onPrepare(attempt: number): Promise<void> {
