@@ -20,12 +20,13 @@
  */
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { exportQcow2 } from '../interop/qcow2/export.js';
 import { consolidate } from '../jobs/consolidate.js';
+import { childCpuSeconds, ownCpuSeconds } from './cpu.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { Volume } from '../volume/volume.js';
 import { prng } from './prng.js';
@@ -82,7 +83,6 @@ export async function benchCommit(opts: { quick?: boolean } = {}): Promise<Bench
     // ---- offline commit vs qemu-img commit ----
     const size = quick ? 64 << 20 : 1 << 30;
     const rounds = quick ? 1 : 3;
-    const timeBin = await hasTimeBinary();
     const oursSwitch: number[] = [];
     const peerCommit: number[] = [];
     const oursAll: number[] = [];
@@ -103,7 +103,7 @@ export async function benchCommit(opts: { quick?: boolean } = {}): Promise<Bench
       const mb = delta / 1e6;
       // ours: open, commit (durable at the switch), then close; the merged-away layer's files
       // are deleted between the switch and the end of the job
-      const cpu0 = process.resourceUsage();
+      const cpu0 = ownCpuSeconds();
       const t0 = performance.now();
       const vol = await Volume.open(new NodeDirNamespace(dir));
       const job = consolidate(vol, { op: 'commit', dropSnapshot: true });
@@ -112,24 +112,25 @@ export async function benchCommit(opts: { quick?: boolean } = {}): Promise<Bench
       await job.done;
       await vol.close();
       const tAll = performance.now();
-      const cpu1 = process.resourceUsage();
+      const cpu1 = ownCpuSeconds();
       if (!switched) throw new Error('the benchmark commit did not switch');
       oursSwitch.push(mb / ((tSwitch - t0) / 1000));
       oursAll.push(mb / ((tAll - t0) / 1000));
-      oursCpu.push(delta / 2 ** 30 / ((cpu1.userCPUTime - cpu0.userCPUTime + cpu1.systemCPUTime - cpu0.systemCPUTime) / 1e6));
+      oursCpu.push(delta / 2 ** 30 / (cpu1 - cpu0));
       // peer: qemu-img commit -d keeps the top image; deleting it is timed separately
       const p0 = performance.now();
-      const cpu = await timed(timeBin, 'qemu-img', ['commit', '-q', '-t', 'writeback', '-d', top]);
+      const c0 = childCpuSeconds();
+      await run('qemu-img', ['commit', '-q', '-t', 'writeback', '-d', top]);
+      const cpu = childCpuSeconds() - c0;
       const p1 = performance.now();
-      const rm0 = process.resourceUsage();
+      const rm0 = ownCpuSeconds();
       await rm(top);
-      const rm1 = process.resourceUsage();
+      const rm1 = ownCpuSeconds();
       const p2 = performance.now();
       peerCommit.push(mb / ((p1 - p0) / 1000));
       peerAll.push(mb / ((p2 - p0) / 1000));
       // both sides' CPU includes deleting the top (the kernel frees its cached pages: not free)
-      const rmCpu = (rm1.userCPUTime - rm0.userCPUTime + rm1.systemCPUTime - rm0.systemCPUTime) / 1e6;
-      if (cpu !== null) peerCpu.push(delta / 2 ** 30 / (cpu + rmCpu));
+      if (Number.isFinite(cpu)) peerCpu.push(delta / 2 ** 30 / (cpu + rm1 - rm0));
       await rm(dir, { recursive: true, force: true });
       await rm(join(root, `top${r}.L000001.qcow2`), { force: true });
     }
@@ -142,7 +143,7 @@ export async function benchCommit(opts: { quick?: boolean } = {}): Promise<Bench
       pairedResult('offline commit incl. deleting the merged-away top (informative)', oursAll, peerAll, 'MB/s', 'qemu-img commit -t writeback -d, then rm of the top image', undefined, `${noteOffline}; ours: until the job ends and the volume is closed (unlink + directory fsync)`),
     );
     if (peerCpu.length === rounds) {
-      out.push(pairedResult('offline commit: delta GiB per CPU-second (user+sys, all threads)', oursCpu, peerCpu, 'GiB/CPU-s', 'qemu-img commit -t writeback -d (/usr/bin/time), then rm of the top image', undefined, `${noteOffline}; load-independent unlike the MB/s rows; ours: open, job (incl. deleting the merged-away layer) and close in this process`));
+      out.push(pairedResult('offline commit: delta GiB per CPU-second (user+sys, all threads)', oursCpu, peerCpu, 'GiB/CPU-s', 'qemu-img commit -t writeback -d (its user+sys from /proc), then rm of the top image', undefined, `${noteOffline}; load-independent unlike the MB/s rows; ours: open, job (incl. deleting the merged-away layer) and close in this process`));
     }
 
     // ---- online consolidation with a concurrent writer ----
@@ -221,29 +222,3 @@ async function writer(vol: Volume, stop: () => boolean, ms: number): Promise<num
   return (n * BLOCK) / 1e6 / ((performance.now() - t0) / 1000);
 }
 
-const TIME_BIN = '/usr/bin/time';
-
-async function hasTimeBinary(): Promise<boolean> {
-  try {
-    await access(TIME_BIN);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Run `cmd`; with GNU time present, return its user+sys CPU seconds (else null). */
-async function timed(timeBin: boolean, cmd: string, args: string[]): Promise<number | null> {
-  if (!timeBin) {
-    await run(cmd, args);
-    return null;
-  }
-  const out = join(tmpdir(), `stratadisk-bench-time-${process.pid}`);
-  try {
-    await run(TIME_BIN, ['-f', '%U %S', '-o', out, cmd, ...args]);
-    const [u, s] = (await readFile(out, 'utf8')).trim().split(/\s+/).slice(-2).map(Number);
-    return Number.isFinite(u) && Number.isFinite(s) ? u! + s! : null;
-  } finally {
-    await rm(out, { force: true });
-  }
-}
