@@ -11,6 +11,10 @@
  * import is computed and marked `@vite-ignore`, so a browser bundler never follows it and no
  * `node:` module reaches a browser bundle. Evaluated anywhere else (a page, Node's main thread)
  * it does nothing but export.
+ *
+ * This module is imported for its effect: package.json lists it (and entry-node.js) under
+ * `sideEffects`, so a bundler keeps `import 'stratadisk/worker'` in a worker file. It has no
+ * top-level `await`, so it bundles as an ES module worker and as a classic (iife) one alike.
  */
 import { exposeEngine } from './host.js';
 
@@ -29,6 +33,10 @@ const inNode = !inBrowserWorker && typeof process !== 'undefined' && typeof proc
 if (inBrowserWorker) {
   exposeEngine();
 } else if (inNode) {
+  // Not awaited: a top-level `await` here would make this module unbundleable as a classic
+  // (iife) worker, Vite's default worker format. Node queues what the client posts on
+  // parentPort until entry-node.js listens, and a failed import is an unhandled rejection,
+  // which ends the worker thread (the client's calls then reject with `closed`).
   const nodeEntry = './entry-node.js';
-  await import(/* @vite-ignore */ nodeEntry);
+  void import(/* @vite-ignore */ nodeEntry);
 }
