@@ -18,6 +18,7 @@ import type { Extent } from '../volume/map.js';
 import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 import { transfer } from 'comlink';
 import { registerErrorTransfer } from './errors.js';
+import { guardedRemote, Liveness, type ConnectOptions } from './liveness.js';
 import { isNodeMessageTarget, nodeEndpoint, type NodeMessageTarget } from './node-endpoint.js';
 import type { BackendSpec, EngineApi, HandleId, HostMessage, OpenedHandle, ProgressEvent, StorageReport } from './protocol.js';
 
@@ -26,6 +27,7 @@ export type { Extent } from '../volume/map.js';
 export type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 export type { CheckReport, CheckProblem } from '../volume/check.js';
 export { StrataError, isStrataError, type ErrorCode } from '../errors.js';
+export type { ConnectOptions } from './liveness.js';
 
 /**
  * A connection to one worker host, over a MessageChannel of its own. Several clients may share a
@@ -35,21 +37,41 @@ export class StrataClient {
   private readonly open = new Set<RemoteReader & { readonly handle: HandleId }>();
   private released = false;
 
-  private constructor(private readonly engine: Remote<EngineApi>) {}
+  /**
+   * Resolves when the worker answered the connect (the handshake). Rejects with `timeout` when
+   * it did not within `readyTimeoutMs`, or `closed` when the worker failed first. Awaiting it is
+   * optional: every call fails the same way.
+   */
+  readonly ready: Promise<void>;
+  private readonly engine: Remote<EngineApi>;
+
+  private constructor(
+    private readonly raw: Remote<EngineApi>,
+    private readonly liveness: Liveness,
+  ) {
+    this.ready = liveness.ready;
+    this.engine = guardedRemote(raw, liveness);
+  }
 
   /**
    * Talk to a worker running `stratadisk/worker`: a Web Worker, any comlink Endpoint (a
    * MessagePort, ...), or a Node `worker_threads` Worker (wrapped in an endpoint adapter).
+   *
+   * No call waits forever on a worker that is not there: without the worker's handshake within
+   * `readyTimeoutMs` (default 30 s) calls reject with `timeout` (an empty or wrong worker
+   * script); when the worker fails to load, throws an uncaught error or exits, they reject with
+   * `closed`. See ./liveness.ts for what is and is not detected.
    */
-  static connect(worker: Worker | Endpoint | NodeMessageTarget): StrataClient {
+  static connect(worker: Worker | Endpoint | NodeMessageTarget, options: ConnectOptions = {}): StrataClient {
     registerErrorTransfer();
     const ep: Endpoint = isNodeMessageTarget(worker) ? nodeEndpoint(worker) : (worker as Endpoint);
     // A channel of our own (see HostMessage): usable at once, since a port queues messages
     // until the worker starts listening on the other end.
     const { port1, port2 } = new MessageChannel();
+    const liveness = new Liveness(port1, worker, options);
     const hello: HostMessage = { type: 'stratadisk:connect', port: port2 };
     ep.postMessage(hello, [port2]);
-    return new StrataClient(wrap<EngineApi>(port1));
+    return new StrataClient(wrap<EngineApi>(port1), liveness);
   }
 
   /** Create a volume (the namespace must not hold one: `exists`). */
@@ -98,14 +120,16 @@ export class StrataClient {
   /**
    * Close every volume and snapshot view this client opened, then release the proxy (and its
    * channel). The worker keeps running and serving other clients; terminate it yourself.
-   * Calls to a worker that was terminated never settle: do not await them.
+   * Calls to a worker that is gone reject with `closed` (see ./liveness.ts for what is detected).
    */
   async close(): Promise<void> {
     if (this.released) return;
     const results = await Promise.allSettled([...this.open].map((r) => r.close()));
     this.released = true;
-    this.engine[releaseProxy]();
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    this.liveness.dispose();
+    this.raw[releaseProxy]();
+    // A worker that is gone has nothing left to close: that is not a failure of close().
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason !== this.liveness.failed);
     if (failed) throw failed.reason;
   }
 

@@ -5,8 +5,9 @@
 import { expose, type Endpoint } from 'comlink';
 import { StrataError } from '../errors.js';
 import { Engine, type EngineOptions } from './engine.js';
+import { holdAliveLock } from './alive-lock.js';
 import { registerErrorTransfer } from './errors.js';
-import { isHostMessage } from './protocol.js';
+import { isHostMessage, type ReadyMessage } from './protocol.js';
 
 /**
  * Serve an engine on `endpoint` (default: the dedicated worker's global scope). Returns the
@@ -19,12 +20,22 @@ export function exposeEngine(endpoint?: Endpoint, options: EngineOptions = {}): 
     throw new StrataError('unsupported', 'exposeEngine() needs an endpoint outside a dedicated worker; under Node worker_threads import stratadisk/worker (entry-node) or pass nodeEndpoint(parentPort).');
   }
   const engine = new Engine(options);
+  // Held while this worker lives; the handshake names it, so clients learn when it is gone.
+  const alive = holdAliveLock();
   // Comlink answers every message on its endpoint, so it must not see our connect messages.
   expose(engine, withoutHostMessages(ep));
   ep.addEventListener('message', (ev) => {
     const data = (ev as MessageEvent).data;
-    // A client's own channel: comlink closes it when the client releases its proxy.
-    if (isHostMessage(data)) expose(engine, data.port as unknown as Endpoint);
+    // A client's own channel: comlink closes it when the client releases its proxy. The ready
+    // message is the handshake the client waits for (see ReadyMessage); comlink ignores it.
+    if (isHostMessage(data)) {
+      const port = data.port;
+      expose(engine, port as unknown as Endpoint);
+      void alive.then((name) => {
+        const ready: ReadyMessage = name === undefined ? { type: 'stratadisk:ready' } : { type: 'stratadisk:ready', alive: name };
+        port.postMessage(ready);
+      });
+    }
   });
   return engine;
 }

@@ -23,6 +23,22 @@ export function isHostMessage(data: unknown): data is HostMessage {
   return typeof m === 'object' && m !== null && m.type === 'stratadisk:connect' && typeof m.port === 'object' && m.port !== null;
 }
 
+/**
+ * The worker's first message on a client's channel, sent as soon as it serves the engine there:
+ * the handshake. A client that does not get it in time (an empty or wrong worker script, one
+ * that failed to load) fails its calls with `timeout` instead of waiting forever; `alive` lets
+ * it learn later that the worker is gone.
+ */
+export type ReadyMessage = {
+  type: 'stratadisk:ready';
+  /** the Web Lock this worker holds while it lives (see alive-lock.ts); absent without Web Locks */
+  alive?: string;
+};
+
+export function isReadyMessage(data: unknown): data is ReadyMessage {
+  return typeof data === 'object' && data !== null && (data as Partial<ReadyMessage>).type === 'stratadisk:ready';
+}
+
 /** Where a volume lives. */
 export type BackendName = 'memory' | 'opfs' | 'idb' | 'node-dir' | 'remote';
 
