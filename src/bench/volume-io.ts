@@ -10,9 +10,9 @@
  * read from the page cache (the data was just written): these are CPU/software-path figures,
  * not device figures.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -213,7 +213,37 @@ export async function benchChain(opts: VolumeBenchOptions = {}): Promise<BenchRe
           peer = Math.max(peer, (await qemuBench(top, { count: readCount, depth, step, write: false, aio })).opsPerSec);
         }
         emit(result(`chain: random 4 KiB reads, 4 layers, QD${depth}`, ours, peer, 'ops/s', `qemu-img bench (qcow2 chain of ${chainLen})`, 1.0,
-          `${common}; ${readCount} reads, ${depth} in flight`));
+          `${common}; ${readCount} reads, ${depth} in flight; verification on (the default): blocks already verified in this open (the warm-up touched them) serve 4 KiB reads without hashing`));
+      }
+
+      // Verification on vs off, and its cold cost: a fresh open has verified nothing, so the
+      // first 4 KiB read of each 64 KiB block reads and hashes the whole block.
+      const openView = (verify: 'on' | 'off') => Volume.open(new NodeDirNamespace(join(dir, 'vol'), { readOnly: true }), { readOnly: true, verify });
+      for (const depth of [1, 16]) {
+        let warmOn = 0, warmOff = 0, coldOn = 0, coldOff = 0, peer = 0;
+        const off = await openView('off');
+        try {
+          await oursBench(off, { count: Math.min(readCount, 20_000), depth, step, write: false });
+          for (let r = 0; r < rounds; r++) {
+            warmOn = Math.max(warmOn, await oursBench(vol, { count: readCount, depth, step, write: false }));
+            warmOff = Math.max(warmOff, await oursBench(off, { count: readCount, depth, step, write: false }));
+            for (const [verify, set] of [['on', (x: number) => (coldOn = Math.max(coldOn, x))], ['off', (x: number) => (coldOff = Math.max(coldOff, x))]] as const) {
+              const fresh = await openView(verify);
+              try {
+                set(await oursBench(fresh, { count: readCount, depth, step, write: false }));
+              } finally {
+                await fresh.close();
+              }
+            }
+            peer = Math.max(peer, (await qemuBench(top, { count: readCount, depth, step, write: false, aio })).opsPerSec);
+          }
+        } finally {
+          await off.close();
+        }
+        emit(result(`chain: random 4 KiB reads, 4 layers, QD${depth}, verification on vs off`, warmOn, warmOff, 'ops/s', 'the same chain opened with verify: off', 0.9,
+          `${common}; ${readCount} reads, ${depth} in flight; both opens warmed up first`));
+        emit(result(`chain: random 4 KiB reads, 4 layers, QD${depth}, fresh open (cold verification) vs qemu-img`, coldOn, peer, 'ops/s', `qemu-img bench (qcow2 chain of ${chainLen})`, 1.0,
+          `${common}; ${readCount} reads, ${depth} in flight; ours opened fresh each round, so every block's first 4 KiB read reads and hashes the whole 64 KiB block; same-run cold with verify off: ${Math.round(coldOff)} ops/s (on/off ${(coldOn / coldOff).toFixed(2)})`));
       }
 
       // Writes go to a fresh top layer / overlay each round, so the read chain stays as measured
@@ -245,6 +275,21 @@ export async function benchChain(opts: VolumeBenchOptions = {}): Promise<BenchRe
   return out;
 }
 
+/** Can this process drop the page cache (root on Linux)? */
+function canDropCaches(): boolean {
+  try {
+    accessSync('/proc/sys/vm/drop_caches', constants.W_OK);
+    return process.getuid?.() === 0;
+  } catch {
+    return false;
+  }
+}
+
+function dropCaches(): void {
+  execFileSync('sync');
+  writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
 // ------------------------------------------------------------------------------------------
 // sequential: whole-volume reads vs positional reads of a raw file with the same bytes
 
@@ -271,6 +316,8 @@ export async function benchSequential(opts: VolumeBenchOptions = {}): Promise<Be
       }
       await vol.flush();
       const store = await NodeFileStore.open(rawPath, { readOnly: true });
+      // The same volume read with verification off (read-only opens take no writer lock).
+      const volOff = await Volume.open(new NodeDirNamespace(join(dir, 'vol'), { readOnly: true }), { readOnly: true, verify: 'off' });
       try {
         const mbs = (ms: number): number => size / 1e6 / (ms / 1000);
         for (const cs of [1 * MiB, 4 * MiB]) {
@@ -288,26 +335,64 @@ export async function benchSequential(opts: VolumeBenchOptions = {}): Promise<Be
             }
             return mbs(performance.now() - t0);
           };
+          const offPass = async (): Promise<number> => {
+            const t0 = performance.now();
+            for (let at = 0; at < size; at += cs) await volOff.readInto(at, buf);
+            return mbs(performance.now() - t0);
+          };
           const storePass = async (): Promise<number> => {
             const t0 = performance.now();
             for (let at = 0; at < size; at += cs) await store.readInto(at, buf);
             return mbs(performance.now() - t0);
           };
           // warm-up (page cache and JIT), then best of alternating rounds
-          await oursPass(); syncPass(); await storePass();
-          let ours = 0, sync = 0, viaStore = 0;
+          await oursPass(); syncPass(); await storePass(); await offPass();
+          let ours = 0, sync = 0, viaStore = 0, off = 0;
+          const onOff: number[] = [];
           for (let r = 0; r < rounds; r++) {
-            ours = Math.max(ours, await oursPass());
+            const on = await oursPass();
+            ours = Math.max(ours, on);
             sync = Math.max(sync, syncPass());
             viaStore = Math.max(viaStore, await storePass());
+            const o = await offPass();
+            off = Math.max(off, o);
+            onOff.push(on / o);
           }
           const common = `${size / MiB} MiB single-layer volume fully written with random bytes (64 KiB blocks, slots in order so each chunk is one coalesced store read) vs a raw file with the same bytes; ${cs / MiB} MiB chunks, one at a time, into one reused buffer; warm page cache; best of ${rounds} alternating passes`;
           emit(result(`sequential read, ${cs / MiB} MiB chunks`, ours, sync, 'MB/s', 'fs.readSync on a raw file', undefined,
             `${common}; peer: blocking positional reads (the fastest plain-Node route, no thread-pool hop); ours: Volume.readInto on NodeFileStore, which sends transfers > 1 MiB (syncMaxBytes) to the libuv thread pool`));
           emit(result(`sequential read, ${cs / MiB} MiB chunks (vs NodeFileStore)`, ours, viaStore, 'MB/s', 'NodeFileStore.readInto on a raw file', undefined,
             `${common}; peer: the same store class reading the raw file directly, so the ratio isolates the volume layer's cost (lock, resolve, slot lookup)`));
+          onOff.sort((a, b) => a - b);
+          emit(result(`sequential read, ${cs / MiB} MiB chunks, verification on vs off`, ours, off, 'MB/s', 'the same volume opened with verify: off', 0.9,
+            `${common}; ours: every block hashed (XXH3-128, verify_blocks kernel) and compared with its stored checksum on every read; peer: verify 'off' (benchmarks only); ` +
+            `per-round ratios ${onOff.map((x) => x.toFixed(2)).join(', ')}`));
+        }
+        // From the device: the page cache dropped before every pass (root only), where the read,
+        // not the hash, sets the pace.
+        if (canDropCaches()) {
+          const cs = 4 * MiB;
+          const buf = new Uint8Array(cs);
+          const pass = async (v: Volume): Promise<number> => {
+            dropCaches();
+            const t0 = performance.now();
+            for (let at = 0; at < size; at += cs) await v.readInto(at, buf);
+            return mbs(performance.now() - t0);
+          };
+          let on = 0, off = 0;
+          const ratios: number[] = [];
+          for (let r = 0; r < rounds; r++) {
+            const a = await pass(vol);
+            const b = await pass(volOff);
+            on = Math.max(on, a);
+            off = Math.max(off, b);
+            ratios.push(a / b);
+          }
+          emit(result(`sequential read from the device, 4 MiB chunks, verification on vs off`, on, off, 'MB/s', 'the same volume opened with verify: off', 0.9,
+            `${size / MiB} MiB single-layer volume, page cache dropped (echo 3 > /proc/sys/vm/drop_caches) before every pass; best of ${rounds} alternating passes; per-round ratios ${ratios.map((x) => x.toFixed(2)).join(', ')}`));
         }
       } finally {
+        await volOff.close();
         await store.close();
         closeSync(fd);
       }

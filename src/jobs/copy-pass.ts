@@ -1,3 +1,4 @@
+import { verifyGathered } from '../volume/verify.js';
 import type { Layer } from '../volume/layer.js';
 import { SLOT_ABSENT, SLOT_ZERO } from '../volume/layer.js';
 import { scanBlocks } from '../wasm/index.js';
@@ -17,12 +18,20 @@ export interface BlockSource {
   read(batch: readonly number[], buf: Uint8Array, hashes: Uint8Array, kinds: Uint8Array): Promise<void>;
 }
 
-/** The entries of one layer, read from its data store with consecutive slots coalesced. */
-export function layerSource(src: Layer): BlockSource {
+/**
+ * The entries of one layer, read from its data store with consecutive slots coalesced. Each
+ * block's stored checksum travels with it. With `verifyAs` (the volume's name for errors), the
+ * data is also checked against it and a damaged block fails the pass with `checksum-mismatch`:
+ * copies to another volume do that. Merges within a volume do not: a damaged block keeps its
+ * original checksum where it moves, so reads and `check` still find it, and one bad block does
+ * not stop a snapshot deletion.
+ */
+export function layerSource(src: Layer, verifyAs?: string): BlockSource {
   const bs = src.blockSize;
   return {
     async read(batch, buf, hashes, kinds) {
       const reads: Promise<void>[] = [];
+      const runs: number[] = [];
       for (let k = 0; k < batch.length; ) {
         const s = src.slot(batch[k]!);
         if (s < 0) {
@@ -40,9 +49,11 @@ export function layerSource(src: Layer): BlockSource {
           hashes.set(src.hash(batch[q]!)!, q * 16);
         }
         reads.push(src.data.readInto(s * bs, buf.subarray(k * bs, e * bs)));
+        runs.push(k, e);
         k = e;
       }
       await Promise.all(reads);
+      if (verifyAs !== undefined) verifyGathered(verifyAs, src.id, batch, runs, buf, bs, hashes);
     },
   };
 }

@@ -212,6 +212,9 @@ export class FaultStore extends BaseStore {
 /** A namespace whose stores all report to one FaultController. */
 export class FaultNamespace implements StoreNamespace {
   constructor(readonly inner: StoreNamespace, readonly controller: FaultController) {}
+  get label(): string | undefined {
+    return this.inner.label;
+  }
 
   get readOnly(): boolean {
     return this.inner.readOnly;

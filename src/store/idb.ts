@@ -283,6 +283,9 @@ export class IdbNamespace implements StoreNamespace {
   readonly readOnly: boolean;
   readonly chunkSize: number;
   private readonly useStore: UseStore;
+  get label(): string {
+    return `IndexedDB ${this.dbName}`;
+  }
   private db: IDBDatabase | undefined;
 
   private constructor(dbName: string, useStore: UseStore, options: IdbNamespaceOptions) {
@@ -350,7 +353,7 @@ export class IdbNamespace implements StoreNamespace {
     this.db?.close();
   }
 
-  private label(name: string): string {
+  private nameOf(name: string): string {
     return `idb:${this.dbName}/${name}`;
   }
 
@@ -363,11 +366,11 @@ export class IdbNamespace implements StoreNamespace {
   async open(name: string, options: OpenOptions = {}): Promise<Store> {
     checkName(name);
     const create = !!options.create && !this.readOnly;
-    const meta = await this.run<Meta | undefined>(create ? 'readwrite' : 'readonly', `open ${this.label(name)}`, (store, { done, guard }) => {
+    const meta = await this.run<Meta | undefined>(create ? 'readwrite' : 'readonly', `open ${this.nameOf(name)}`, (store, { done, guard }) => {
       const req = store.get([name, META]);
       req.onsuccess = guard(() => {
         if (isMeta(req.result)) return done(req.result);
-        if (req.result !== undefined) throw new StrataError('corrupt', `The meta record of ${this.label(name)} is not stratadisk's; the database may belong to another application.`);
+        if (req.result !== undefined) throw new StrataError('corrupt', `The meta record of ${this.nameOf(name)} is not stratadisk's; the database may belong to another application.`);
         if (!create) return done(undefined);
         const fresh: Meta = { size: 0, chunkSize: this.chunkSize };
         store.add(fresh, [name, META]);
@@ -375,15 +378,15 @@ export class IdbNamespace implements StoreNamespace {
       });
     });
     if (!meta) {
-      if (options.create && this.readOnly) throw new StrataError('read-only', `Cannot create "${name}": the namespace ${this.label('')} is read-only.`);
-      throw new StrataError('not-found', `No store named "${name}" in ${this.label('')}; pass { create: true } to create it.`);
+      if (options.create && this.readOnly) throw new StrataError('read-only', `Cannot create "${name}": the namespace ${this.nameOf('')} is read-only.`);
+      throw new StrataError('not-found', `No store named "${name}" in ${this.nameOf('')}; pass { create: true } to create it.`);
     }
-    return new IdbStore(this.useStore, name, meta, { readOnly: this.readOnly || !!options.readOnly, label: this.label(name) });
+    return new IdbStore(this.useStore, name, meta, { readOnly: this.readOnly || !!options.readOnly, label: this.nameOf(name) });
   }
 
   async exists(name: string): Promise<boolean> {
     checkName(name);
-    return this.run<boolean>('readonly', `look up ${this.label(name)}`, (store, { done, guard }) => {
+    return this.run<boolean>('readonly', `look up ${this.nameOf(name)}`, (store, { done, guard }) => {
       const req = store.getKey([name, META]);
       req.onsuccess = guard(() => done(req.result !== undefined));
     });
@@ -391,7 +394,7 @@ export class IdbNamespace implements StoreNamespace {
 
   /** Store names, sorted by code unit (IndexedDB's own key order). */
   async list(): Promise<string[]> {
-    return this.run<string[]>('readonly', `list ${this.label('')}`, (store, { done, guard }) => {
+    return this.run<string[]>('readonly', `list ${this.nameOf('')}`, (store, { done, guard }) => {
       // A key cursor that visits each store's meta key and then jumps past all its chunks, so
       // listing costs one step per store, not one per chunk.
       const names: string[] = [];
@@ -409,8 +412,8 @@ export class IdbNamespace implements StoreNamespace {
   /** Removes the store (meta and chunks) in one transaction; a missing name is not an error. */
   async delete(name: string): Promise<void> {
     checkName(name);
-    if (this.readOnly) throw new StrataError('read-only', `Cannot delete "${name}": the namespace ${this.label('')} is read-only.`);
-    await this.run<void>('readwrite', `delete ${this.label(name)}`, (store) => {
+    if (this.readOnly) throw new StrataError('read-only', `Cannot delete "${name}": the namespace ${this.nameOf('')} is read-only.`);
+    await this.run<void>('readwrite', `delete ${this.nameOf(name)}`, (store) => {
       store.delete(IDBKeyRange.bound([name, -Infinity], [name, Infinity]));
     });
   }
@@ -423,7 +426,7 @@ export class IdbNamespace implements StoreNamespace {
    * by `release()` or when the tab or worker holding it goes away.
    */
   async lock(): Promise<NamespaceLock> {
-    if (this.readOnly) throw new StrataError('read-only', `Cannot lock ${this.label('')} for writing: the namespace is read-only.`);
+    if (this.readOnly) throw new StrataError('read-only', `Cannot lock ${this.nameOf('')} for writing: the namespace is read-only.`);
     return takeWebLock(
       `stratadisk:idb:${this.dbName}`,
       `The volume in IndexedDB database "${this.dbName}" is open for writing in another tab or worker. Close it there (or close the other tab), or open it read-only.`,

@@ -41,6 +41,9 @@ export class NodeDirNamespace implements StoreNamespace {
   readonly dir: string;
   readonly readOnly: boolean;
   private readonly options: NodeDirOptions;
+  get label(): string {
+    return this.dir;
+  }
   private ready: Promise<void> | undefined;
 
   constructor(dir: string, options: NodeDirOptions = {}) {

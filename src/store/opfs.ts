@@ -171,6 +171,9 @@ export class OpfsNamespace implements StoreNamespace {
   readonly path: string;
   readonly readOnly: boolean;
   readonly directory: FileSystemDirectoryHandle;
+  get label(): string {
+    return `OPFS ${this.path}`;
+  }
   private readonly wrapHandle: OpfsNamespaceOptions['wrapHandle'];
 
   private constructor(path: string, directory: FileSystemDirectoryHandle, options: OpfsNamespaceOptions) {
@@ -227,7 +230,7 @@ export class OpfsNamespace implements StoreNamespace {
     }
   }
 
-  private label(name: string): string {
+  private nameOf(name: string): string {
     return `opfs:${this.path ? `${this.path}/` : ''}${name}`;
   }
 
@@ -239,15 +242,15 @@ export class OpfsNamespace implements StoreNamespace {
     const readOnly = this.readOnly || !!options.readOnly;
     const create = !!options.create;
     if (create && this.readOnly && !(await this.exists(name))) {
-      throw new StrataError('read-only', `Cannot create "${name}": the namespace ${this.label('')} is read-only.`);
+      throw new StrataError('read-only', `Cannot create "${name}": the namespace ${this.nameOf('')} is read-only.`);
     }
     let file: FileSystemFileHandle;
     try {
       file = await this.directory.getFileHandle(name, { create: create && !this.readOnly });
     } catch (e) {
-      const err = browserError(e, `open ${this.label(name)}`);
+      const err = browserError(e, `open ${this.nameOf(name)}`);
       if (err.code === 'not-found') {
-        throw new StrataError('not-found', `No store named "${name}" in ${this.label('')}; pass { create: true } to create it.`, { cause: e });
+        throw new StrataError('not-found', `No store named "${name}" in ${this.nameOf('')}; pass { create: true } to create it.`, { cause: e });
       }
       throw err;
     }
@@ -255,10 +258,10 @@ export class OpfsNamespace implements StoreNamespace {
     try {
       handle = await file.createSyncAccessHandle({ mode: OPFS_HANDLE_MODE });
     } catch (e) {
-      throw browserError(e, `open ${this.label(name)} for ${readOnly ? 'reading' : 'writing'}`);
+      throw browserError(e, `open ${this.nameOf(name)} for ${readOnly ? 'reading' : 'writing'}`);
     }
     if (this.wrapHandle) handle = this.wrapHandle(handle, name);
-    return new OpfsStore(handle, { readOnly, label: this.label(name) });
+    return new OpfsStore(handle, { readOnly, label: this.nameOf(name) });
   }
 
   async exists(name: string): Promise<boolean> {
@@ -267,7 +270,7 @@ export class OpfsNamespace implements StoreNamespace {
       await this.directory.getFileHandle(name);
       return true;
     } catch (e) {
-      const err = browserError(e, `look up ${this.label(name)}`);
+      const err = browserError(e, `look up ${this.nameOf(name)}`);
       // TypeMismatchError: a directory of that name, which is not a store.
       if (err.code === 'not-found' || err.code === 'invalid-argument') return false;
       throw err;
@@ -282,7 +285,7 @@ export class OpfsNamespace implements StoreNamespace {
         if (handle.kind === 'file' && NAME_PATTERN.test(name)) names.push(name);
       }
     } catch (e) {
-      throw browserError(e, `list ${this.label('')}`);
+      throw browserError(e, `list ${this.nameOf('')}`);
     }
     return names.sort();
   }
@@ -290,11 +293,11 @@ export class OpfsNamespace implements StoreNamespace {
   /** Removes the store's file; a missing name is not an error. `locked` while it is open anywhere. */
   async delete(name: string): Promise<void> {
     checkName(name);
-    if (this.readOnly) throw new StrataError('read-only', `Cannot delete "${name}": the namespace ${this.label('')} is read-only.`);
+    if (this.readOnly) throw new StrataError('read-only', `Cannot delete "${name}": the namespace ${this.nameOf('')} is read-only.`);
     try {
       await this.directory.removeEntry(name);
     } catch (e) {
-      const err = browserError(e, `delete ${this.label(name)}`);
+      const err = browserError(e, `delete ${this.nameOf(name)}`);
       if (err.code === 'not-found') return;
       throw err;
     }
@@ -313,10 +316,10 @@ export class OpfsNamespace implements StoreNamespace {
    * browser releases it then), so a crashed writer never blocks the next one.
    */
   async lock(): Promise<NamespaceLock> {
-    if (this.readOnly) throw new StrataError('read-only', `Cannot lock ${this.label('')} for writing: the namespace is read-only.`);
+    if (this.readOnly) throw new StrataError('read-only', `Cannot lock ${this.nameOf('')} for writing: the namespace is read-only.`);
     return takeWebLock(
       `stratadisk:opfs:${this.path}`,
-      `The volume in ${this.label('')} is open for writing in another tab or worker. Close it there (or close the other tab), or open it read-only.`,
+      `The volume in ${this.nameOf('')} is open for writing in another tab or worker. Close it there (or close the other tab), or open it read-only.`,
     );
   }
 }

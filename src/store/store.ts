@@ -45,6 +45,8 @@ export interface OpenOptions {
  */
 export interface StoreNamespace {
   readonly readOnly: boolean;
+  /** Where the namespace is, for messages (a directory, an OPFS path, a database name). */
+  readonly label?: string;
   open(name: string, options?: OpenOptions): Promise<Store>;
   exists(name: string): Promise<boolean>;
   list(): Promise<string[]>;

@@ -1,5 +1,7 @@
 import { resolveRuns, type SparseBitmap } from '../wasm/index.js';
 import { SLOT_ABSENT } from './layer.js';
+import { RunReader } from './run-reader.js';
+import type { VerifyMode } from './verify.js';
 
 export const NO_OWNER = 0xffff;
 /** Largest range (in blocks) readIntoNow serves; longer reads are bandwidth-bound and go async. */
@@ -11,12 +13,16 @@ const LOOKUP_MAX_BLOCKS = 16;
  * What a chain needs of a layer: its ownership bitmap, the slot of a block (>= 0 data, negative
  * = known zero or absent) and a store to read slots from. A `Layer` is one; so is the remote
  * base of a copy-on-read volume (src/volume/remote-base.ts), whose slot of block b is b.
+ * Layers that keep block checksums (`verified` and `hashRun`, see src/volume/verify.ts) have
+ * every read checked against them.
  */
 export interface ChainLayer {
   readonly id: string;
   readonly owned: SparseBitmap;
   slot(block: number): number;
   readonly data: ChainData;
+  readonly verified?: SparseBitmap;
+  hashRun?(first: number, count: number, out: Uint8Array, at?: number): void;
 }
 
 /** The reads a chain makes of a layer's data store (a Store satisfies it). */
@@ -26,19 +32,30 @@ export interface ChainData {
   readIntoNow?(offset: number, target: Uint8Array): boolean;
 }
 
+export interface ChainOptions {
+  /** how reads are checked against the stored block checksums (default 'on') */
+  verify?: VerifyMode;
+  /** names the volume in errors */
+  label?: string;
+}
+
 /**
  * A read path through a stack of layers (index 0 = topmost). One kernel call finds the owner
  * of every block in the range as runs; each run is then read from its owner with consecutive
- * slots coalesced into one store read, and all reads are in flight together.
+ * slots coalesced into one store read, and all reads are in flight together. Every run read
+ * from a layer with checksums is verified (src/volume/verify.ts) before the read resolves.
  */
 export class Chain {
   readonly bitmaps: SparseBitmap[];
+  readonly reader: RunReader;
 
   constructor(
     readonly layers: ChainLayer[],
     readonly blockSize: number,
+    options: ChainOptions = {},
   ) {
     this.bitmaps = layers.map((l) => l.owned);
+    this.reader = new RunReader(blockSize, options.verify ?? 'on', options.label ?? 'The volume');
   }
 
   /** Fill `target` with the bytes at `offset` (the caller has checked the range). */
@@ -48,6 +65,7 @@ export class Chain {
     const end = offset + target.length;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
+    const ios: Promise<void>[] = [];
     if (first === last) {
       // One block (the common small random I/O): the owner is the topmost layer that maps it.
       // A few in-memory slot lookups cost far less than a resolve call and its run array, and
@@ -58,17 +76,22 @@ export class Chain {
         const s = layer.slot(first);
         if (s === SLOT_ABSENT) continue;
         if (s < 0) target.fill(0);
-        else await layer.data.readInto(s * bs + (offset - first * bs), target);
+        else {
+          this.reader.read(layer, s, first, first + 1, offset, end, offset, target, ios);
+          await ios[0];
+        }
         return;
       }
       target.fill(0);
       return;
     }
-    const ios: Promise<void>[] = [];
     if (last - first < LOOKUP_MAX_BLOCKS) {
       // A few blocks (a typical request of a server): slot lookups cost less than a resolve
       // call and its run array.
-      this.byLookup(offset, target, (store, at, view) => ios.push(store.readInto(at, view)) > 0);
+      this.byLookup(offset, target, (layer, s, b, e, from, to) => {
+        this.reader.read(layer, s, b, e, from, to, offset, target, ios);
+        return true;
+      });
       if (ios.length === 1) await ios[0];
       else if (ios.length > 1) await Promise.all(ios);
       return;
@@ -92,9 +115,7 @@ export class Chain {
           target.fill(0, Math.max(offset, b * bs) - offset, Math.min(end, e * bs) - offset);
         } else {
           while (e < runEnd && layer.slot(e) === s + (e - b)) e++;
-          const from = Math.max(offset, b * bs);
-          const to = Math.min(end, e * bs);
-          ios.push(layer.data.readInto(s * bs + (from - b * bs), target.subarray(from - offset, to - offset)));
+          this.reader.read(layer, s, b, e, Math.max(offset, b * bs), Math.min(end, e * bs), offset, target, ios);
         }
         b = e;
       }
@@ -108,20 +129,21 @@ export class Chain {
    * store declined to read synchronously (Store.readIntoNow) or the range spans more than
    * NOW_MAX_BLOCKS blocks; `target` may then be partly written, and readInto does it all again.
    * Owners are found by slot lookups, a block at a time (no resolve call, no allocation).
+   * A checksum mismatch throws, as readInto rejects.
    */
   readIntoNow(offset: number, target: Uint8Array): boolean {
     if (target.length === 0) return true;
     const bs = this.blockSize;
     if (Math.floor((offset + target.length - 1) / bs) - Math.floor(offset / bs) >= NOW_MAX_BLOCKS) return false;
-    return this.byLookup(offset, target, (store, at, view) => store.readIntoNow !== undefined && store.readIntoNow(at, view));
+    return this.byLookup(offset, target, (layer, s, b, e, from, to) => this.reader.readNow(layer, s, b, e, from, to, offset, target));
   }
 
   /**
    * Walk [offset, offset+target.length) a block at a time, owners found by slot lookups: zero
    * runs are filled here, and each run of consecutive slots of one layer is handed to `read`
-   * (store, byte offset in it, the part of `target` it fills). Stops with false when `read` does.
+   * (layer, first slot, blocks [b, e), volume bytes [from, to)). Stops with false when `read` does.
    */
-  private byLookup(offset: number, target: Uint8Array, read: (store: ChainData, at: number, view: Uint8Array) => boolean): boolean {
+  private byLookup(offset: number, target: Uint8Array, read: (layer: ChainLayer, s: number, b: number, e: number, from: number, to: number) => boolean): boolean {
     const bs = this.blockSize;
     const end = offset + target.length;
     const last = Math.floor((end - 1) / bs);
@@ -135,8 +157,7 @@ export class Chain {
         target.fill(0, from - offset, Math.min(end, e * bs) - offset);
       } else {
         while (e <= last && this.top(e) === owner && this.topSlot === s + (e - b)) e++;
-        const to = Math.min(end, e * bs);
-        if (!read(this.layers[owner]!.data, s * bs + (from - b * bs), target.subarray(from - offset, to - offset))) return false;
+        if (!read(this.layers[owner]!, s, b, e, from, Math.min(end, e * bs))) return false;
       }
       b = e;
     }
@@ -165,3 +186,4 @@ export class Chain {
     return resolveRuns(this.bitmaps, first, count);
   }
 }
+

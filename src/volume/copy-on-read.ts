@@ -2,6 +2,7 @@ import type { Store } from '../store/store.js';
 import { RwLock } from '../util/rwlock.js';
 import { scanBlocks } from '../wasm/index.js';
 import { SLOT_ABSENT, SLOT_ZERO, type Layer } from './layer.js';
+import { RunReader } from './run-reader.js';
 
 /** Read-ahead starts at this many blocks after two sequential misses and doubles per further one. */
 const FIRST_WINDOW = 2;
@@ -54,6 +55,8 @@ export class CopyOnReadStore {
   private window = 0;
   /** called after blocks were added to the cache (the owner schedules a flush) */
   onCached: (() => void) | undefined;
+  /** reads of cached blocks, checked against their checksums (the owner sets mode and label) */
+  reader: RunReader;
 
   constructor(
     private readonly source: Store,
@@ -64,6 +67,7 @@ export class CopyOnReadStore {
     private readonly maxReadAhead = DEFAULT_READ_AHEAD,
   ) {
     this.blocks = Math.ceil(imageSize / blockSize);
+    this.reader = new RunReader(blockSize, 'on', 'The volume');
   }
 
   /** Bytes [offset, offset + target.length) of the image, zeros past its end. */
@@ -228,8 +232,7 @@ export class CopyOnReadStore {
           target.fill(0, from - offset, Math.min(end, e * bs) - offset);
         } else {
           while (e < b1 && cache.slot(e) === s + (e - b)) e++;
-          const to = Math.min(end, e * bs);
-          ios.push(cache.data.readInto(s * bs + (from - b * bs), target.subarray(from - offset, to - offset)));
+          this.reader.read(cache, s, b, e, from, Math.min(end, e * bs), offset, target, ios);
         }
       }
       b = e;

@@ -36,6 +36,12 @@ const COMPACT_FACTOR = 4;
  */
 export class Layer {
   readonly owned = new SparseBitmap();
+  /**
+   * Blocks whose stored data was read whole and matched its XXH3-128 since this layer was
+   * opened (see src/volume/verify.ts): a partial read of such a block reads only what it needs.
+   * A block's bit is cleared whenever its entry changes.
+   */
+  readonly verified = new SparseBitmap();
   readonly content = new ContentAccumulator();
   /** number of blocks with a data slot */
   dataBlocks = 0;
@@ -142,6 +148,7 @@ export class Layer {
     }
     const i = block & MASK;
     const old = slots[i]!;
+    if (old >= 0 && this.verified.allocatedPages > 0) this.verified.clear(block, 1);
     if (old >= 0) this.dataBlocks--;
     else if (old === SLOT_ZERO) this.zeroBlocks--;
     slots[i] = slot;
@@ -171,6 +178,22 @@ export class Layer {
     if (!hashes) return null;
     const i = (block & MASK) * 16;
     return hashes.subarray(i, i + 16);
+  }
+
+  /**
+   * Copy the stored XXH3-128 of blocks [first, first+count) to out[at..] (16 bytes each; zeros
+   * for blocks without data). One copy per map page.
+   */
+  hashRun(first: number, count: number, out: Uint8Array, at = 0): void {
+    for (let b = first; b < first + count; ) {
+      const page = b >>> PAGE_BITS;
+      const n = Math.min(first + count - b, PAGE - (b & MASK));
+      const hashes = this.hashPages.get(page);
+      const dst = at + (b - first) * 16;
+      if (hashes) out.set(hashes.subarray((b & MASK) * 16, ((b & MASK) + n) * 16), dst);
+      else out.fill(0, dst, dst + n * 16);
+      b += n;
+    }
   }
 
   /** Every (block, slot) this layer holds, in no particular order (for check, merge, map). */
@@ -337,6 +360,7 @@ export class Layer {
     this.disposed = true;
     if (this.writeback) await this.writeback;
     this.owned.dispose();
+    this.verified.dispose();
     await this.data.close();
     await this.map.store.close();
   }

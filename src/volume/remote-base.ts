@@ -17,6 +17,8 @@ import { SparseBitmap, loadKernels, resolveRuns } from '../wasm/index.js';
 import { NO_OWNER, type Chain, type ChainLayer } from './chain.js';
 import { CopyOnReadStore, absentRuns, type CopyOnReadStats } from './copy-on-read.js';
 import { Layer, SLOT_ABSENT } from './layer.js';
+import { RunReader } from './run-reader.js';
+import type { VerifyMode } from './verify.js';
 import { cloneManifest } from './tree.js';
 
 /** How a copy-on-read volume reaches its image. */
@@ -58,6 +60,9 @@ export interface ProvisioningInfo {
 /** What RemoteBase needs from its Volume (kept narrow so the volume's internals stay its own). */
 export interface RemoteContext {
   ns: StoreNamespace;
+  /** how reads of cached blocks are checked, and the volume's name in errors */
+  verify: VerifyMode;
+  label: string;
   blockSize: number;
   size: number;
   readOnly: boolean;
@@ -167,6 +172,7 @@ export class RemoteBase {
     const cache = this.ctx.readOnly ? null : this.ctx.layers.get(rec.cache)!;
     this.cor = new CopyOnReadStore(this.source, cache, this.ctx.blockSize, rec.size, this.options.maxReadAhead);
     this.cor.onCached = () => this.scheduleFlush();
+    this.cor.reader = new RunReader(this.ctx.blockSize, this.ctx.verify, this.ctx.label);
     this._layer = new RemoteLayer(this.cor);
   }
 

@@ -24,6 +24,7 @@ import { checkVolume, type CheckReport } from './check.js';
 import { RemoteBase, createRemoteVolumeFiles, type CreateRemoteVolumeOptions, type ProvisioningInfo, type RemoteContext, type RemoteOptions } from './remote-base.js';
 import type { VolumeJobAccess } from './job-access.js';
 import type { WriteMirror } from './write-mirror.js';
+import { VERIFY_MODES, type VerifyMode } from './verify.js';
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
 const LAYER_FILE = /^L[0-9]{6,12}\.(data|map|[0-9]{1,9}\.map)$/;
@@ -53,6 +54,12 @@ export interface OpenVolumeOptions {
    * (`resumeJobs` in src/jobs); the volume reads the same either way.
    */
   deferMerges?: boolean;
+  /**
+   * How reads are checked against the stored block checksums (src/volume/verify.ts): 'on'
+   * (default), 'always' (partial reads re-check their whole block every time) or 'off' (for
+   * benchmarks only: damaged data would be returned).
+   */
+  verify?: VerifyMode;
 }
 
 export interface SnapshotInfo {
@@ -115,6 +122,7 @@ export class Volume implements VolumeReader {
   private mirror: WriteMirror | null = null;
   /** set when a mirror job moved the volume elsewhere: the reason writes are refused */
   private retired: string | null = null;
+  private verify: VerifyMode = 'on';
 
   private constructor(
     readonly ns: StoreNamespace,
@@ -160,7 +168,7 @@ export class Volume implements VolumeReader {
       nextLayer: 2,
     };
     await ManifestStore.create(ns, manifest);
-    return Volume.open(ns, { compactMapBytes: options.compactMapBytes });
+    return Volume.open(ns, { compactMapBytes: options.compactMapBytes, verify: options.verify });
   }
 
   /**
@@ -170,7 +178,7 @@ export class Volume implements VolumeReader {
    */
   static async createFromImage(ns: StoreNamespace, url: string, options: CreateRemoteVolumeOptions & OpenVolumeOptions = {}): Promise<Volume> {
     await createRemoteVolumeFiles(ns, url, options);
-    return Volume.open(ns, { compactMapBytes: options.compactMapBytes, remote: options.remote });
+    return Volume.open(ns, { compactMapBytes: options.compactMapBytes, remote: options.remote, verify: options.verify });
   }
 
   /** Open the volume in `ns`. Writable opens finish any interrupted snapshot deletion and drop orphan files. */
@@ -188,6 +196,13 @@ export class Volume implements VolumeReader {
     const v = new Volume(ns, ms, readOnly);
     v.writerLock = lock;
     if (options.compactMapBytes !== undefined) v.compactMapBytes = options.compactMapBytes;
+    if (options.verify !== undefined) {
+      if (!VERIFY_MODES.includes(options.verify)) {
+        await lock?.release();
+        throw new StrataError('invalid-argument', `verify must be one of ${VERIFY_MODES.join(', ')}, not "${String(options.verify)}".`);
+      }
+      v.verify = options.verify;
+    }
     try {
       for (const l of ms.manifest.layers) {
         // Sealed layers are never written by I/O; only merges (writable opens) touch them.
@@ -224,7 +239,12 @@ export class Volume implements VolumeReader {
   private chainFor(top: string): Chain {
     const layers: ChainLayer[] = chainIds(this.manifest, top).map((id) => this.layers.get(id)!);
     if (this.remoteBase) layers.push(this.remoteBase.layer);
-    return new Chain(layers, this.blockSize);
+    return new Chain(layers, this.blockSize, { verify: this.verify, label: this.label });
+  }
+
+  /** Names the volume in messages: where it is, else its uuid. */
+  get label(): string {
+    return `Volume ${this.ns.label ?? this.manifest.uuid}`;
   }
 
   private assertOpen(): void {
@@ -646,6 +666,8 @@ export class Volume implements VolumeReader {
   private remoteContext(): RemoteContext {
     return {
       ns: this.ns,
+      verify: this.verify,
+      label: this.label,
       blockSize: this.blockSize,
       size: this.size,
       readOnly: this.readOnly,
@@ -805,7 +827,7 @@ export class Volume implements VolumeReader {
     const chainNow = () => {
       const layer = this.layers.get(id);
       if (!layer) throw new StrataError('not-found', `Layer ${id} is no longer part of the volume.`);
-      return new Chain([layer], this.blockSize);
+      return new Chain([layer], this.blockSize, { verify: this.verify, label: this.label });
     };
     chainNow();
     return this.viewReader(chainNow);

@@ -200,3 +200,30 @@ export function scanBlocks(data: Uint8Array, blockSize: number, out?: BlockScan)
   });
   return out;
 }
+
+/**
+ * Verify-on-read: index of the first `blockSize` block of `data` (the last may be short) whose
+ * XXH3-128 differs from its 16 canonical bytes in `expected` (at 16*i), or -1 when all match.
+ * One kernel call hashes and compares a whole batch of blocks; nothing is allocated.
+ */
+export function verifyBlocks(data: Uint8Array, blockSize: number, expected: Uint8Array): number {
+  const k = kernels();
+  const count = segmentCount(data, blockSize);
+  if (!(expected instanceof Uint8Array) || expected.length < count * 16) throw new StrataError('invalid-argument', `expected must hold at least ${count * 16} hash bytes.`);
+  const res = scratch + SCRATCH_DATA;
+  let bad = -1;
+  // forBatches hands out at most SCRATCH_OUT / 16 blocks per call: their hashes fit the output area.
+  forBatches(data, blockSize, 16, (p, len, first) => {
+    if (bad >= 0) return;
+    const c = Math.ceil(len / blockSize);
+    bytes().set(expected.subarray(first * 16, (first + c) * 16), res);
+    const i = k.verify_blocks(p, len, blockSize, res);
+    if (i >= 0) bad = first + i;
+  }, (from, len, index) => {
+    if (bad >= 0) return;
+    streamXXH3(data, from, len, 0n, res);
+    const got = bytes().subarray(res, res + 16);
+    for (let j = 0; j < 16; j++) if (got[j] !== expected[index * 16 + j]) { bad = index; return; }
+  });
+  return bad;
+}

@@ -19,6 +19,6 @@
  *   when the object is collected: keep the object alive while using a view of it.
  */
 export { loadKernels } from './kernels.js';
-export { xxh3_64, xxh3_128, xxh64, hashSegments64, hashSegments128, scanBlocks, type BlockScan } from './hash.js';
+export { xxh3_64, xxh3_128, xxh64, hashSegments64, hashSegments128, scanBlocks, verifyBlocks, type BlockScan } from './hash.js';
 export { WasmBuffer, copyRuns, isZero, equalBlocks } from './bytes.js';
 export { SparseBitmap, resolve, resolveRuns } from './bitmap.js';

@@ -21,6 +21,7 @@ export interface KernelExports {
   xxh64_stream_stripes(p: number, stripes: number): void;
   xxh64_stream_end(p: number, tail: number, total: bigint, seed: bigint): bigint;
   scan_blocks(p: number, len: number, bs: number, hashes: number, zero: number): void;
+  verify_blocks(p: number, len: number, bs: number, expected: number): number;
   copy_runs(dst: number, dstSize: number, src: number, srcSize: number, runs: number, count: number): number;
   is_zero(p: number, len: number): number;
   equal_bytes(a: number, b: number, len: number): number;

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createXXHash128, createXXHash3 } from 'hash-wasm';
 import xxhash from 'xxhash-wasm';
-import { hashSegments128, hashSegments64, loadKernels, scanBlocks, WasmBuffer, xxh3_128, xxh3_64, xxh64 } from '../../../src/wasm/index.js';
+import { hashSegments128, hashSegments64, loadKernels, scanBlocks, verifyBlocks, WasmBuffer, xxh3_128, xxh3_64, xxh64 } from '../../../src/wasm/index.js';
 import { isStrataError } from '../../../src/errors.js';
 import { Prng } from './prng.js';
 
@@ -220,6 +220,50 @@ describe('scanBlocks', () => {
   it('rejects a length that is not a multiple of the block size', () => {
     let err: unknown;
     try { scanBlocks(new Uint8Array(10), 4); } catch (e) { err = e; }
+    expect(isStrataError(err, 'invalid-argument')).toBe(true);
+  });
+});
+
+describe('verifyBlocks', () => {
+  beforeAll(() => loadKernels());
+
+  it('finds the first block whose XXH3-128 differs (hash-wasm as the reference), any size, in JS or WASM memory', async () => {
+    const rng = new Prng(0x5eed);
+    for (const bs of [512, 4096, 65536, 1 << 20]) {
+      const count = bs >= 1 << 20 ? 3 : 37;
+      const data = rng.bytes(bs * count - (bs >> 1)); // the last block is short
+      const expected = new Uint8Array(count * 16);
+      const h = await hasher('128', 0n);
+      for (let i = 0; i < count; i++) {
+        h.init();
+        h.update(data.subarray(i * bs, Math.min(data.length, (i + 1) * bs)));
+        expected.set(Buffer.from(h.digest('hex'), 'hex'), i * 16);
+      }
+      expect(verifyBlocks(data, bs, expected)).toBe(-1);
+      const inWasm = new WasmBuffer(data.length);
+      inWasm.view.set(data);
+      expect(verifyBlocks(inWasm.view, bs, expected)).toBe(-1);
+      for (const bad of [0, count >> 1, count - 1]) {
+        const flipped = data.slice();
+        flipped[Math.min(flipped.length - 1, bad * bs + rng.int(bs >> 1))] ^= 0x40;
+        expect(verifyBlocks(flipped, bs, expected)).toBe(bad);
+        inWasm.view.set(flipped);
+        expect(verifyBlocks(inWasm.view, bs, expected)).toBe(bad);
+      }
+      const wrongHash = expected.slice();
+      wrongHash[(count - 2) * 16 + 15] ^= 1;
+      expect(verifyBlocks(data, bs, wrongHash)).toBe(count - 2);
+      inWasm.dispose();
+    }
+  });
+
+  it('refuses an expected array shorter than the blocks', async () => {
+    let err: unknown;
+    try {
+      verifyBlocks(new Uint8Array(8192), 4096, new Uint8Array(16));
+    } catch (e) {
+      err = e;
+    }
     expect(isStrataError(err, 'invalid-argument')).toBe(true);
   });
 });
