@@ -228,19 +228,22 @@ export class ShadowVolume {
     return { rec, header, store, bits, index, end, seq, slot: this.nextSlot++, shared, words };
   }
 
-  /** The receiver is the newest area not lost; `covered` = union of it and every newer area. */
+  /**
+   * Areas that may receive preserved blocks, newest first: those of copies still listed (live)
+   * whose area was not closed by a drop. A deleted copy's area never receives again (older copies
+   * may still read through it): its size limit and policy no longer apply to anything.
+   */
+  private receivers(): Area[] {
+    return this.areas.filter((a) => a.rec.state === 'live' && !a.rec.closed).reverse();
+  }
+
+  /** The receiver is the newest area that may receive; `covered` = union of it and every newer area. */
   private pickReceiver(): void {
-    let r = -1;
-    for (let i = this.areas.length - 1; i >= 0; i--) {
-      if (!this.areas[i]!.rec.closed) {
-        r = i;
-        break;
-      }
-    }
-    this.receiver = r >= 0 ? this.areas[r]! : null;
+    const receiver = this.receivers()[0] ?? null;
+    this.receiver = receiver;
     this.covered.dispose();
     this.covered = new SparseBitmap();
-    if (r >= 0) for (let i = r; i < this.areas.length; i++) this.covered.or(this.areas[i]!.bits, 0, Math.max(1, this.blocks));
+    if (receiver) for (let i = this.areas.indexOf(receiver); i < this.areas.length; i++) this.covered.or(this.areas[i]!.bits, 0, Math.max(1, this.blocks));
   }
 
   /** Serialise every change (writes, creation, deletion): one writer at a time. */
@@ -294,44 +297,69 @@ export class ShadowVolume {
     }
   }
 
-  /** Preserve the blocks of [start, start+count) that the receiver chain does not hold yet. */
+  /**
+   * Preserve the blocks of [start, start+count) that no area from the receiver on holds yet.
+   * The receiver takes them; when its area is full (its limit, or 'quota' from its store) its
+   * policy decides: 'drop' hands them to the next older receiving area, 'fail' refuses the write.
+   * Full 'drop' copies are marked lost only once an older area took the blocks (or none is
+   * left), so a refused write leaves every copy as it was.
+   */
   private async preserve(start: number, count: number): Promise<void> {
-    for (;;) {
-      const area = this.receiver;
-      if (!area) return;
-      const runs = this.uncovered(start, count);
-      if (runs.length === 0) return;
-      try {
-        await this.append(area, runs);
-        return;
-      } catch (e) {
-        if (!(e instanceof StrataError && e.code === 'quota')) throw e;
-        if (area.rec.onFull === 'fail') {
-          throw new StrataError('quota', `${e.message} Its policy is 'fail', so the write was refused and nothing changed. Delete older shadow copies, or create copies with a larger --max-size or --on-full drop.`, { cause: e });
+    const full: Area[] = [];
+    try {
+      for (const area of this.receivers()) {
+        const runs = this.uncovered(area, start, count);
+        if (runs.length === 0) break;
+        try {
+          await this.append(area, runs);
+          break;
+        } catch (e) {
+          if (!(e instanceof StrataError && e.code === 'quota')) throw e;
+          if (area.rec.onFull === 'fail') {
+            throw new StrataError('quota', `${e.message} Its policy is 'fail', so the write was refused and nothing changed. Delete shadow copy ${area.rec.name} to release its limit, or create copies with a larger --max-size or --on-full drop.`, { cause: e });
+          }
+          full.push(area);
         }
-        await this.setState([area], 'lost');
       }
+    } catch (e) {
+      // An older area may have taken some blocks before the failure: `covered` is the receiver's again.
+      if (full.length > 0) this.pickReceiver();
+      throw e;
     }
+    if (full.length > 0) await this.setState(full, 'lost');
   }
 
-  /** Flat [start, count]* runs of blocks in [start, start+count) not yet covered. */
-  private uncovered(start: number, count: number): number[] {
+  /** Flat [start, count]* runs of blocks in [start, start+count) that neither `area` nor any newer area holds. */
+  private uncovered(area: Area, start: number, count: number): number[] {
+    let covered = this.covered;
+    if (area !== this.receiver) {
+      // Only while the receiver is full: add the areas from `area` up to the receiver.
+      covered = new SparseBitmap();
+      const from = this.areas.indexOf(area);
+      for (let i = from; i < this.areas.length; i++) covered.or(this.areas[i]!.bits, start, count);
+    }
     const out: number[] = [];
     const end = start + count;
-    let b = this.covered.nextClear(start, end);
+    let b = covered.nextClear(start, end);
     while (b >= 0) {
-      const s = this.covered.nextSet(b, end);
+      const s = covered.nextSet(b, end);
       const stop = s < 0 ? end : s;
       out.push(b, stop - b);
-      b = stop >= end ? -1 : this.covered.nextClear(stop, end);
+      b = stop >= end ? -1 : covered.nextClear(stop, end);
     }
+    if (covered !== this.covered) covered.dispose();
     return out;
   }
 
-  /** Append the old content of `runs` to `area` (one store write + flush per record), then publish. */
+  /**
+   * Append the old content of `runs` to `area` (one store write + flush per record), then
+   * publish. An area whose limit cannot hold all of it takes none of it.
+   */
   private async append(area: Area, runs: number[]): Promise<void> {
     const bs = this.blockSize;
     const perRecord = Math.max(1, Math.floor(MAX_RECORD_DATA / bs));
+    const records: { runs: Uint32Array; blocks: number }[] = [];
+    let bytes = 0;
     let i = 0;
     while (i < runs.length) {
       // Take runs (splitting the last) up to the record limits.
@@ -347,8 +375,12 @@ export class ShadowVolume {
           runs[i + 1] = runs[i + 1]! - take;
         }
       }
-      await this.appendRecord(area, Uint32Array.from(chunk), blocks);
+      records.push({ runs: Uint32Array.from(chunk), blocks });
+      bytes += batchHeadBytes(chunk.length / 2) + blocks * bs;
     }
+    const max = area.rec.maxBytes;
+    if (max !== null && area.end + bytes > max) throw full(area, `limit ${max} bytes`);
+    for (const r of records) await this.appendRecord(area, r.runs, r.blocks);
   }
 
   private async appendRecord(area: Area, runs: Uint32Array, blocks: number): Promise<void> {
