@@ -19,11 +19,12 @@ import { BlockIndex } from './block-index.js';
 import { areaId, areaStoreName, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type OnFull } from './catalog.js';
 import {
   AREA_FORMAT, AREA_HEADER_BYTES, AREA_VERSION, batchHeadBytes, checkShadowBlockSize, decodeAreaHeader, encodeAreaHeader, encodeSeal,
-  MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, type AreaHeader,
+  MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, verifyRecordData, type AreaHeader,
 } from './diff-area.js';
 import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
 import { ShadowCopyReader, type ChainView } from './read-path.js';
 import { createControl, createSharedBits, CTL_GEN, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
+import { VerifiedRecords } from './verified-records.js';
 
 export interface ShadowVolumeOptions {
   /** Copy-on-write granularity for new shadow storage (512 B .. 1 MiB, power of two). Default 64 KiB. */
@@ -66,6 +67,8 @@ interface Area {
   store: Store;
   bits: SparseBitmap;
   index: BlockIndex;
+  /** the batch records, verified on first read */
+  records: VerifiedRecords;
   end: number;
   seq: number;
   slot: number;
@@ -198,21 +201,22 @@ export class ShadowVolume {
       if (header.id !== rec.id || header.blockSize !== this.blockSize || header.volumeSize !== this.size) throw new StrataError('corrupt', `Shadow diff area ${name} belongs to another volume or copy.`);
       const bits = new SparseBitmap();
       const index = new BlockIndex();
+      const records = new VerifiedRecords();
       const r = await replayArea(store, header, (s, n, off) => {
         bits.set(s, n);
         index.setRun(s, n, off, this.blockSize);
-      }, undefined, this.catalog.catalog.dirty === true);
+      }, undefined, this.catalog.catalog.dirty === true, (at, dataAt, end) => records.add(at, dataAt, end));
       if (!this.catalog.catalog.dirty && r.seq - 1 < (rec.records ?? 0)) {
         throw new StrataError('corrupt', `Shadow diff area ${name} ends after ${r.seq - 1} records but ${rec.records} were durable: it was truncated or damaged. Delete shadow copy ${rec.name} (and older ones reading through it).`);
       }
-      return this.makeArea(rec, header, store, bits, index, r.end, r.seq);
+      return this.makeArea(rec, header, store, bits, index, records, r.end, r.seq);
     } catch (e) {
       await store.close();
       throw e;
     }
   }
 
-  private makeArea(rec: AreaRecord, header: AreaHeader, store: Store, bits: SparseBitmap, index: BlockIndex, end: number, seq: number): Area {
+  private makeArea(rec: AreaRecord, header: AreaHeader, store: Store, bits: SparseBitmap, index: BlockIndex, records: VerifiedRecords, end: number, seq: number): Area {
     let shared: SharedArrayBuffer | null = null;
     let words: Int32Array | null = null;
     if (this.control) {
@@ -225,7 +229,7 @@ export class ShadowVolume {
         b = stop >= this.blocks ? -1 : bits.nextSet(stop);
       }
     }
-    return { rec, header, store, bits, index, end, seq, slot: this.nextSlot++, shared, words };
+    return { rec, header, store, bits, index, records, end, seq, slot: this.nextSlot++, shared, words };
   }
 
   /**
@@ -429,6 +433,7 @@ export class ShadowVolume {
       pub[3 * r + 2] = off;
       off += c * bs;
     }
+    area.records.add(area.end, area.end + head, area.end + total);
     area.end += total;
     area.seq++;
     const msg: WriterMessage = { t: 'pub', slot: area.slot, runs: pub };
@@ -466,7 +471,7 @@ export class ShadowVolume {
         await this.namespace.sync();
         const rec: AreaRecord = { id, name, created, state: 'live', onFull, maxBytes };
         await this.catalog.commit({ ...c, nextId: c.nextId + 1, areas: [...this.withCounts(c.areas), rec] });
-        this.areas.push(this.makeArea(rec, header, store, new SparseBitmap(), new BlockIndex(), AREA_HEADER_BYTES, 1));
+        this.areas.push(this.makeArea(rec, header, store, new SparseBitmap(), new BlockIndex(), new VerifiedRecords(), AREA_HEADER_BYTES, 1));
       } catch (e) {
         await store.close().catch(() => {});
         await this.namespace.delete(storeName).catch(() => {});
@@ -651,6 +656,10 @@ class LocalView implements ChainView {
     private readonly own: Area,
   ) {}
 
+  get name(): string {
+    return this.own.rec.name;
+  }
+
   get blockSize(): number {
     return this.sv.blockSize;
   }
@@ -683,6 +692,11 @@ class LocalView implements ChainView {
 
   readArea(k: number, offset: number, target: Uint8Array): Promise<void> {
     return this.chain()[k]!.store.readInto(offset, target);
+  }
+
+  verify(k: number, offset: number, length: number): Promise<void> | undefined {
+    const a = this.chain()[k]!;
+    return a.records.verify(offset, length, (at, dataAt, end) => verifyRecordData(a.store, a.header, at, dataAt, end));
   }
 
   async catchUp(): Promise<void> {}
