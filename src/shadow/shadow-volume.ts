@@ -8,9 +8,11 @@
  * messages); only then is the volume written. Reading copy i looks in area i, then each newer
  * area, then the volume. Deleting a copy only changes the catalog: its area stays while an
  * older live copy reads through it and is removed with the last such copy, so deletions in any
- * order never change what the others read. When the receiver's area is full (its size limit,
- * or `quota` from its store), its policy decides: 'fail' refuses the write (nothing changes),
- * 'drop' marks that copy lost and hands over to the next older area, which may be full too.
+ * order never change what the others read; it receives no more blocks (the newest copy still
+ * listed does), so its limit and policy no longer count. When the receiver's area is full (its
+ * size limit, or `quota` from its store), its policy decides: 'fail' refuses the write (nothing
+ * changes), 'drop' hands over to the next older area, which may be full too, and the copy is
+ * marked lost once an older area took the blocks (or none is left).
  */
 import { StrataError } from '../errors.js';
 import type { NamespaceLock, Store, StoreNamespace } from '../store/store.js';
@@ -320,7 +322,7 @@ export class ShadowVolume {
         } catch (e) {
           if (!(e instanceof StrataError && e.code === 'quota')) throw e;
           if (area.rec.onFull === 'fail') {
-            throw new StrataError('quota', `${e.message} Its policy is 'fail', so the write was refused and nothing changed. Delete shadow copy ${area.rec.name} to release its limit, or create copies with a larger --max-size or --on-full drop.`, { cause: e });
+            throw new StrataError('quota', `${e.message} Its policy is 'fail', so the write was refused and nothing changed. Free space, or delete shadow copy ${area.rec.name} (a deleted copy's area takes no more blocks), or create copies with a larger --max-size or --on-full drop.`, { cause: e });
           }
           full.push(area);
         }
