@@ -53,6 +53,28 @@ describe('shadow copies verify what they read from diff areas', () => {
     await sv.close();
   });
 
+  it('any damaged data byte of any record: the read fails, never wrong bytes', async () => {
+    const records = [[0, 4], [10, 2], [20, 1]] as const;
+    let at = AREA_HEADER_BYTES;
+    let cases = 0;
+    for (const [block, count] of records) {
+      const dataAt = at + batchHeadBytes(1);
+      for (let i = 0; i < count * BS; i += 29) {
+        const { sv, ns } = await setup();
+        flip(ns, dataAt + i);
+        const from = block * BS;
+        await expect(sv.openShadow('a').read(0, BS * N), `byte ${i} of record at ${at}`).rejects.toMatchObject({
+          code: 'checksum-mismatch',
+          message: expect.stringContaining(`Shadow copy a cannot be read at bytes ${from}..${from + count * BS - 1}:`),
+        });
+        await sv.close();
+        cases++;
+      }
+      at = dataAt + count * BS;
+    }
+    expect(cases).toBeGreaterThan(100);
+  });
+
   it('after a reopen and for a passive reader in each mode', async () => {
     const { sv, ns, volume, second } = await setup();
     await sv.close();
