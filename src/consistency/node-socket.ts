@@ -5,8 +5,8 @@
  * socket, which drops it from the group at once; a hung one is dropped when its heartbeats stop.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { rm } from 'node:fs/promises';
 import { StrataError } from '../errors.js';
+import { listenOnSocket } from '../util/unix-socket.js';
 import { encodeFrame, FrameReader } from './framing.js';
 import type { GroupHost } from './host.js';
 import { LinkEnd, type Link } from './link.js';
@@ -51,19 +51,14 @@ export function socketLink<Out extends object = object>(socket: Socket): Link<Ou
 }
 
 /**
- * Serve `host` on a local socket at `path` (a stale socket file there is removed first). Close
- * the returned server to stop accepting; members already attached stay until `host.close()`.
+ * Serve `host` on a local socket at `path`. A stale socket file there (its server died) is
+ * removed first; a socket another process listens on is 'locked', and anything that is not a
+ * socket is 'exists' and left alone (src/util/unix-socket.ts). Close the returned server to
+ * stop accepting; members already attached stay until `host.close()`.
  */
 export async function listenGroup(host: GroupHost, path: string): Promise<Server> {
-  if (process.platform !== 'win32') await rm(path, { force: true });
   const server = createServer((socket) => host.attach(socketLink(socket)));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOnSocket(server, path, 'group socket');
   return server;
 }
 

@@ -10,6 +10,7 @@ import { unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { StrataError, type ErrorCode } from '../errors.js';
+import { listenOnSocket } from '../util/unix-socket.js';
 import type { Volume } from '../volume/volume.js';
 import { NodeDirNamespace, type NodeDirOptions } from '../store/node-dir.js';
 import { RemoteNamespace } from '../store/remote.js';
@@ -62,22 +63,14 @@ export interface ControlServer {
 /** Listen on `dir/.stratadisk.sock` for job requests on `volume` (which must be writable). */
 export async function serveControl(volume: Volume, dir: string, registry = new JobRegistry(), options: ControlOptions = {}): Promise<ControlServer> {
   const path = join(dir, CONTROL_SOCKET);
-  if (await answering(path)) throw new StrataError('locked', `Another process already serves jobs for ${dir} (${path} answers).`);
-  try {
-    unlinkSync(path); // a socket file left by a process that died
-  } catch {
-    // none
-  }
   const conns = new Set<Socket>();
   const server: Server = createServer((sock) => {
     conns.add(sock);
     sock.on('close', () => conns.delete(sock));
     handle(sock, volume, registry, options);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new StrataError('io', `Cannot open the control socket ${path}: ${e.message}`, { cause: e })));
-    server.listen(path, () => resolve());
-  });
+  // A socket left by a process that died is removed; one that answers means another process serves jobs here.
+  await listenOnSocket(server, path, 'control socket');
   let closed: Promise<void> | undefined;
   return {
     path,
@@ -191,17 +184,6 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
 }
 
 /** Does something listen on `path`? */
-function answering(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = createConnection(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-}
-
 /**
  * Send `req` to the process serving `dir`, calling `onMessage` for each message; resolves with
  * the last one (an `error` message rejects with its code). Rejects `not-found` when nothing

@@ -188,6 +188,21 @@ async function parseAt(store: Store, pos: number, h: AreaHeader, minSeq: number,
   return { kind: KIND_BATCH, seq: head.seq, runs, blocks, dataHash: v.getBigUint64(8, true), dataAt, next: dataAt + blocks * h.blockSize };
 }
 
+/**
+ * Check the data of the batch record at `at` (data at [dataAt, end)) against the XXH3-64 in its
+ * record: 'checksum-mismatch' naming the area and the record when either is damaged.
+ */
+export async function verifyRecordData(store: Store, h: AreaHeader, at: number, dataAt: number, end: number): Promise<void> {
+  const what = `diff area ${h.id}`;
+  const r = await parseAt(store, at, h, 1, Math.ceil(h.volumeSize / h.blockSize)).catch(() => null);
+  if (!r || r.kind !== KIND_BATCH || r.dataAt !== dataAt || r.next !== end) {
+    throw new StrataError('checksum-mismatch', `The record at byte ${at} of ${what} is damaged (its header does not match its checksum).`);
+  }
+  if (end > store.size || xxh3_64(await store.read(dataAt, end - dataAt)) !== r.dataHash) {
+    throw new StrataError('checksum-mismatch', `The data of record ${r.seq} of ${what} (bytes ${dataAt}..${end - 1}) does not match its checksum.`);
+  }
+}
+
 async function dataOk(store: Store, r: Parsed, bs: number): Promise<boolean> {
   if (r.next > store.size) return false;
   return xxh3_64(await store.read(r.dataAt, r.blocks * bs)) === r.dataHash;
@@ -206,9 +221,17 @@ export interface ReplayResult {
  * Replay the log of a diff area: `onRun(start, count, dataOffset)` for every preserved run, in
  * order. `upTo` (a published end from the writer) stops there without any tail checks; without
  * it the tail is examined as after a crash (see the file comment). `lenient` stops at the first
- * bad record whatever follows (for areas whose copies are being given up as lost).
+ * bad record whatever follows (for areas whose copies are being given up as lost). `onRecord`
+ * gets each batch record's start, data start and end (for verify-on-read).
  */
-export async function replayArea(store: Store, h: AreaHeader, onRun: (start: number, count: number, offset: number) => void, upTo?: number, lenient = false): Promise<ReplayResult> {
+export async function replayArea(
+  store: Store,
+  h: AreaHeader,
+  onRun: (start: number, count: number, offset: number) => void,
+  upTo?: number,
+  lenient = false,
+  onRecord?: (at: number, dataAt: number, end: number) => void,
+): Promise<ReplayResult> {
   const bs = h.blockSize;
   const blocksInVolume = Math.ceil(h.volumeSize / bs);
   const what = `Shadow diff area ${h.id}`;
@@ -217,6 +240,7 @@ export async function replayArea(store: Store, h: AreaHeader, onRun: (start: num
   const batch: Parsed[] = [];
   const flush = (): void => {
     for (const r of batch) {
+      onRecord?.(r.dataAt - batchHeadBytes(r.runs.length / 2), r.dataAt, r.next);
       let at = r.dataAt;
       for (let i = 0; i < r.runs.length; i += 2) {
         onRun(r.runs[i]!, r.runs[i + 1]!, at);

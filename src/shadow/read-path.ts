@@ -13,6 +13,8 @@ export const NO_OWNER = 0xffff;
 
 /** The reader's view of one shadow copy: its chain of diff areas and the volume. */
 export interface ChainView {
+  /** the shadow copy read */
+  readonly name: string;
   readonly blockSize: number;
   readonly volumeSize: number;
   readonly volume: Store;
@@ -21,6 +23,11 @@ export interface ChainView {
   /** byte offset of block `b` in the diff area at chain position `k`, or 0 if not known (yet) */
   locate(k: number, b: number): number;
   readArea(k: number, offset: number, target: Uint8Array): Promise<void>;
+  /**
+   * Make sure the area's bytes [offset, offset+length) lie in records that matched their
+   * checksums (verified-records.ts): undefined when they did already, else a promise.
+   */
+  verify(k: number, offset: number, length: number): Promise<void> | undefined;
   /** Wait until every published location is known (used when a bit is seen before its location). */
   catchUp(): Promise<void>;
   /** Make every bit published before now visible to `runs` (a fence, or a message round trip). */
@@ -97,10 +104,23 @@ async function readFromArea(view: ChainView, k: number, s: number, n: number, ba
     while (j < n && offsets[j] === offsets[j - 1]! + bs) j++;
     const from = (s + i) * bs - base;
     const to = Math.min(target.length, (s + j) * bs - base);
-    reads.push(view.readArea(k, offsets[i]!, target.subarray(from, to)));
+    reads.push(readVerified(view, k, offsets[i]!, target.subarray(from, to), s + i));
     i = j;
   }
   await Promise.all(reads);
+}
+
+/** One run of consecutive bytes in a diff area, holding blocks from `block` on; served only once verified. */
+async function readVerified(view: ChainView, k: number, offset: number, target: Uint8Array, block: number): Promise<void> {
+  const pending = view.verify(k, offset, target.length);
+  if (pending) {
+    await pending.catch((e: unknown) => {
+      if (!(e instanceof StrataError && e.code === 'checksum-mismatch')) throw e;
+      const from = block * view.blockSize;
+      throw new StrataError('checksum-mismatch', `Shadow copy ${view.name} cannot be read at bytes ${from}..${from + target.length - 1}: ${e.message} The copy's preserved data is damaged there; no bytes were returned. Restore the shadow directory from a backup, or delete the copy.`, { cause: e });
+    });
+  }
+  await view.readArea(k, offset, target);
 }
 
 function collect(view: ChainView, k: number, s: number, n: number): Float64Array | null {

@@ -14,11 +14,12 @@ import type { Store, StoreNamespace } from '../store/store.js';
 import { loadKernels, resolveRuns, SparseBitmap } from '../wasm/index.js';
 import { BlockIndex } from './block-index.js';
 import type { AreaState } from './catalog.js';
-import { AREA_HEADER_BYTES, decodeAreaHeader, replayArea } from './diff-area.js';
+import { AREA_HEADER_BYTES, batchHeadBytes, decodeAreaHeader, replayArea, verifyRecordData, type AreaHeader } from './diff-area.js';
 import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
 import { ShadowCopyReader, type ChainView } from './read-path.js';
 import { lostError } from './shadow-volume.js';
 import { CTL_FENCE, CTL_GEN, sharedMemoryAvailable, sharedRuns } from './shared-bits.js';
+import { VerifiedRecords } from './verified-records.js';
 
 export interface ShadowReaderOptions {
   /** name of the shadow copy to read */
@@ -42,9 +43,12 @@ interface RemoteArea {
   storeName: string;
   state: AreaState;
   store: Store | null;
+  header: AreaHeader | null;
   words: Int32Array | null;
   bits: SparseBitmap | null;
   index: BlockIndex;
+  /** the batch records, verified on first read */
+  records: VerifiedRecords;
   loading: Promise<void> | null;
   /** a reopen in progress (the store grew past what our handle knows) */
   reopening: Promise<void> | null;
@@ -65,6 +69,7 @@ export class ShadowReader {
 }
 
 class RemoteView implements ChainView {
+  readonly name: string;
   blockSize = 0;
   volumeSize = 0;
   readonly volume: Store;
@@ -85,6 +90,7 @@ class RemoteView implements ChainView {
     shared: boolean,
   ) {
     this.volume = options.volume;
+    this.name = options.copy;
     this.shared = shared;
     this.timeout = options.timeoutMs ?? 30_000;
     this.stop = ep.listen((m) => this.onMessage(m as WriterMessage));
@@ -121,11 +127,15 @@ class RemoteView implements ChainView {
       case 'pub': {
         const a = this.bySlot.get(m.slot);
         if (!a) return;
+        // One message is one batch record: its runs sit one after another from the first offset.
         const r = m.runs;
+        let blocks = 0;
         for (let i = 0; i < r.length; i += 3) {
           a.index.setRun(r[i]!, r[i + 1]!, r[i + 2]!, this.blockSize);
           a.bits?.set(r[i]!, r[i + 1]!);
+          blocks += r[i + 1]!;
         }
+        if (r.length >= 3) a.records.add(r[2]! - batchHeadBytes(r.length / 3), r[2]!, r[2]! + blocks * this.blockSize);
         return;
       }
       case 'chain':
@@ -181,10 +191,10 @@ class RemoteView implements ChainView {
       let a = this.bySlot.get(e.slot);
       if (!a) {
         a = {
-          slot: e.slot, id: e.id, name: e.name, storeName: e.store, state: e.state, store: null,
+          slot: e.slot, id: e.id, name: e.name, storeName: e.store, state: e.state, store: null, header: null,
           words: this.shared && e.bits ? new Int32Array(e.bits) : null,
           bits: this.shared ? null : new SparseBitmap(),
-          index: new BlockIndex(), loading: null, reopening: null, retired: [],
+          index: new BlockIndex(), records: new VerifiedRecords(), loading: null, reopening: null, retired: [],
         };
         this.bySlot.set(e.slot, a);
         a.loading = this.load(a, e.end);
@@ -202,10 +212,11 @@ class RemoteView implements ChainView {
       a.store = await this.options.areas.open(a.storeName, { readOnly: true });
       const h = decodeAreaHeader(await a.store.read(0, Math.min(AREA_HEADER_BYTES, a.store.size)), a.storeName);
       if (h.id !== a.id) throw new StrataError('corrupt', `Diff area ${a.storeName} is not the one the writer named.`);
+      a.header = h;
       await replayArea(a.store, h, (s, n, off) => {
         a.index.setRun(s, n, off, this.blockSize);
         a.bits?.set(s, n);
-      }, end);
+      }, end, false, (at, dataAt, recEnd) => a.records.add(at, dataAt, recEnd));
       a.loading = null;
     } catch (e) {
       this.fail(e instanceof StrataError ? e : new StrataError('io', `Could not read diff area ${a.storeName}: ${String(e)}`, { cause: e }));
@@ -236,10 +247,19 @@ class RemoteView implements ChainView {
   }
 
   async readArea(k: number, offset: number, target: Uint8Array): Promise<void> {
+    const store = await this.storeUpTo(this.chain[k]!, offset + target.length);
+    await store.readInto(offset, target);
+  }
+
+  verify(k: number, offset: number, length: number): Promise<void> | undefined {
     const a = this.chain[k]!;
+    return a.records.verify(offset, length, async (at, dataAt, end) => verifyRecordData(await this.storeUpTo(a, end), a.header!, at, dataAt, end));
+  }
+
+  /** The area's store, reopened when the writer grew it past what our handle knows (a Node file store caches its size). */
+  private async storeUpTo(a: RemoteArea, end: number): Promise<Store> {
     if (a.loading) await a.loading;
-    if (offset + target.length > a.store!.size) {
-      // The writer grew the area since we opened it (a Node file store caches its size).
+    if (end > a.store!.size) {
       a.reopening ??= this.options.areas.open(a.storeName, { readOnly: true }).then((s) => {
         a.retired.push(a.store!);
         a.store = s;
@@ -247,7 +267,7 @@ class RemoteView implements ChainView {
       });
       await a.reopening;
     }
-    await a.store!.readInto(offset, target);
+    return a.store!;
   }
 
   async catchUp(): Promise<void> {

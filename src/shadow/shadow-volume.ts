@@ -8,9 +8,11 @@
  * messages); only then is the volume written. Reading copy i looks in area i, then each newer
  * area, then the volume. Deleting a copy only changes the catalog: its area stays while an
  * older live copy reads through it and is removed with the last such copy, so deletions in any
- * order never change what the others read. When the receiver's area is full (its size limit,
- * or `quota` from its store), its policy decides: 'fail' refuses the write (nothing changes),
- * 'drop' marks that copy lost and hands over to the next older area, which may be full too.
+ * order never change what the others read; it receives no more blocks (the newest copy still
+ * listed does), so its limit and policy no longer count. When the receiver's area is full (its
+ * size limit, or `quota` from its store), its policy decides: 'fail' refuses the write (nothing
+ * changes), 'drop' hands over to the next older area, which may be full too, and the copy is
+ * marked lost once an older area took the blocks (or none is left).
  */
 import { StrataError } from '../errors.js';
 import type { NamespaceLock, Store, StoreNamespace } from '../store/store.js';
@@ -19,11 +21,12 @@ import { BlockIndex } from './block-index.js';
 import { areaId, areaStoreName, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type OnFull } from './catalog.js';
 import {
   AREA_FORMAT, AREA_HEADER_BYTES, AREA_VERSION, batchHeadBytes, checkShadowBlockSize, decodeAreaHeader, encodeAreaHeader, encodeSeal,
-  MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, type AreaHeader,
+  MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, verifyRecordData, type AreaHeader,
 } from './diff-area.js';
 import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
 import { ShadowCopyReader, type ChainView } from './read-path.js';
 import { createControl, createSharedBits, CTL_GEN, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
+import { VerifiedRecords } from './verified-records.js';
 
 export interface ShadowVolumeOptions {
   /** Copy-on-write granularity for new shadow storage (512 B .. 1 MiB, power of two). Default 64 KiB. */
@@ -66,6 +69,8 @@ interface Area {
   store: Store;
   bits: SparseBitmap;
   index: BlockIndex;
+  /** the batch records, verified on first read */
+  records: VerifiedRecords;
   end: number;
   seq: number;
   slot: number;
@@ -198,21 +203,22 @@ export class ShadowVolume {
       if (header.id !== rec.id || header.blockSize !== this.blockSize || header.volumeSize !== this.size) throw new StrataError('corrupt', `Shadow diff area ${name} belongs to another volume or copy.`);
       const bits = new SparseBitmap();
       const index = new BlockIndex();
+      const records = new VerifiedRecords();
       const r = await replayArea(store, header, (s, n, off) => {
         bits.set(s, n);
         index.setRun(s, n, off, this.blockSize);
-      }, undefined, this.catalog.catalog.dirty === true);
+      }, undefined, this.catalog.catalog.dirty === true, (at, dataAt, end) => records.add(at, dataAt, end));
       if (!this.catalog.catalog.dirty && r.seq - 1 < (rec.records ?? 0)) {
         throw new StrataError('corrupt', `Shadow diff area ${name} ends after ${r.seq - 1} records but ${rec.records} were durable: it was truncated or damaged. Delete shadow copy ${rec.name} (and older ones reading through it).`);
       }
-      return this.makeArea(rec, header, store, bits, index, r.end, r.seq);
+      return this.makeArea(rec, header, store, bits, index, records, r.end, r.seq);
     } catch (e) {
       await store.close();
       throw e;
     }
   }
 
-  private makeArea(rec: AreaRecord, header: AreaHeader, store: Store, bits: SparseBitmap, index: BlockIndex, end: number, seq: number): Area {
+  private makeArea(rec: AreaRecord, header: AreaHeader, store: Store, bits: SparseBitmap, index: BlockIndex, records: VerifiedRecords, end: number, seq: number): Area {
     let shared: SharedArrayBuffer | null = null;
     let words: Int32Array | null = null;
     if (this.control) {
@@ -225,22 +231,25 @@ export class ShadowVolume {
         b = stop >= this.blocks ? -1 : bits.nextSet(stop);
       }
     }
-    return { rec, header, store, bits, index, end, seq, slot: this.nextSlot++, shared, words };
+    return { rec, header, store, bits, index, records, end, seq, slot: this.nextSlot++, shared, words };
   }
 
-  /** The receiver is the newest area not lost; `covered` = union of it and every newer area. */
+  /**
+   * Areas that may receive preserved blocks, newest first: those of copies still listed (live)
+   * whose area was not closed by a drop. A deleted copy's area never receives again (older copies
+   * may still read through it): its size limit and policy no longer apply to anything.
+   */
+  private receivers(): Area[] {
+    return this.areas.filter((a) => a.rec.state === 'live' && !a.rec.closed).reverse();
+  }
+
+  /** The receiver is the newest area that may receive; `covered` = union of it and every newer area. */
   private pickReceiver(): void {
-    let r = -1;
-    for (let i = this.areas.length - 1; i >= 0; i--) {
-      if (!this.areas[i]!.rec.closed) {
-        r = i;
-        break;
-      }
-    }
-    this.receiver = r >= 0 ? this.areas[r]! : null;
+    const receiver = this.receivers()[0] ?? null;
+    this.receiver = receiver;
     this.covered.dispose();
     this.covered = new SparseBitmap();
-    if (r >= 0) for (let i = r; i < this.areas.length; i++) this.covered.or(this.areas[i]!.bits, 0, Math.max(1, this.blocks));
+    if (receiver) for (let i = this.areas.indexOf(receiver); i < this.areas.length; i++) this.covered.or(this.areas[i]!.bits, 0, Math.max(1, this.blocks));
   }
 
   /** Serialise every change (writes, creation, deletion): one writer at a time. */
@@ -294,44 +303,69 @@ export class ShadowVolume {
     }
   }
 
-  /** Preserve the blocks of [start, start+count) that the receiver chain does not hold yet. */
+  /**
+   * Preserve the blocks of [start, start+count) that no area from the receiver on holds yet.
+   * The receiver takes them; when its area is full (its limit, or 'quota' from its store) its
+   * policy decides: 'drop' hands them to the next older receiving area, 'fail' refuses the write.
+   * Full 'drop' copies are marked lost only once an older area took the blocks (or none is
+   * left), so a refused write leaves every copy as it was.
+   */
   private async preserve(start: number, count: number): Promise<void> {
-    for (;;) {
-      const area = this.receiver;
-      if (!area) return;
-      const runs = this.uncovered(start, count);
-      if (runs.length === 0) return;
-      try {
-        await this.append(area, runs);
-        return;
-      } catch (e) {
-        if (!(e instanceof StrataError && e.code === 'quota')) throw e;
-        if (area.rec.onFull === 'fail') {
-          throw new StrataError('quota', `${e.message} Its policy is 'fail', so the write was refused and nothing changed. Delete older shadow copies, or create copies with a larger --max-size or --on-full drop.`, { cause: e });
+    const full: Area[] = [];
+    try {
+      for (const area of this.receivers()) {
+        const runs = this.uncovered(area, start, count);
+        if (runs.length === 0) break;
+        try {
+          await this.append(area, runs);
+          break;
+        } catch (e) {
+          if (!(e instanceof StrataError && e.code === 'quota')) throw e;
+          if (area.rec.onFull === 'fail') {
+            throw new StrataError('quota', `${e.message} Its policy is 'fail', so the write was refused and nothing changed. Free space, or delete shadow copy ${area.rec.name} (a deleted copy's area takes no more blocks), or create copies with a larger --max-size or --on-full drop.`, { cause: e });
+          }
+          full.push(area);
         }
-        await this.setState([area], 'lost');
       }
+    } catch (e) {
+      // An older area may have taken some blocks before the failure: `covered` is the receiver's again.
+      if (full.length > 0) this.pickReceiver();
+      throw e;
     }
+    if (full.length > 0) await this.setState(full, 'lost');
   }
 
-  /** Flat [start, count]* runs of blocks in [start, start+count) not yet covered. */
-  private uncovered(start: number, count: number): number[] {
+  /** Flat [start, count]* runs of blocks in [start, start+count) that neither `area` nor any newer area holds. */
+  private uncovered(area: Area, start: number, count: number): number[] {
+    let covered = this.covered;
+    if (area !== this.receiver) {
+      // Only while the receiver is full: add the areas from `area` up to the receiver.
+      covered = new SparseBitmap();
+      const from = this.areas.indexOf(area);
+      for (let i = from; i < this.areas.length; i++) covered.or(this.areas[i]!.bits, start, count);
+    }
     const out: number[] = [];
     const end = start + count;
-    let b = this.covered.nextClear(start, end);
+    let b = covered.nextClear(start, end);
     while (b >= 0) {
-      const s = this.covered.nextSet(b, end);
+      const s = covered.nextSet(b, end);
       const stop = s < 0 ? end : s;
       out.push(b, stop - b);
-      b = stop >= end ? -1 : this.covered.nextClear(stop, end);
+      b = stop >= end ? -1 : covered.nextClear(stop, end);
     }
+    if (covered !== this.covered) covered.dispose();
     return out;
   }
 
-  /** Append the old content of `runs` to `area` (one store write + flush per record), then publish. */
+  /**
+   * Append the old content of `runs` to `area` (one store write + flush per record), then
+   * publish. An area whose limit cannot hold all of it takes none of it.
+   */
   private async append(area: Area, runs: number[]): Promise<void> {
     const bs = this.blockSize;
     const perRecord = Math.max(1, Math.floor(MAX_RECORD_DATA / bs));
+    const records: { runs: Uint32Array; blocks: number }[] = [];
+    let bytes = 0;
     let i = 0;
     while (i < runs.length) {
       // Take runs (splitting the last) up to the record limits.
@@ -347,8 +381,12 @@ export class ShadowVolume {
           runs[i + 1] = runs[i + 1]! - take;
         }
       }
-      await this.appendRecord(area, Uint32Array.from(chunk), blocks);
+      records.push({ runs: Uint32Array.from(chunk), blocks });
+      bytes += batchHeadBytes(chunk.length / 2) + blocks * bs;
     }
+    const max = area.rec.maxBytes;
+    if (max !== null && area.end + bytes > max) throw full(area, `limit ${max} bytes`);
+    for (const r of records) await this.appendRecord(area, r.runs, r.blocks);
   }
 
   private async appendRecord(area: Area, runs: Uint32Array, blocks: number): Promise<void> {
@@ -397,6 +435,7 @@ export class ShadowVolume {
       pub[3 * r + 2] = off;
       off += c * bs;
     }
+    area.records.add(area.end, area.end + head, area.end + total);
     area.end += total;
     area.seq++;
     const msg: WriterMessage = { t: 'pub', slot: area.slot, runs: pub };
@@ -434,7 +473,7 @@ export class ShadowVolume {
         await this.namespace.sync();
         const rec: AreaRecord = { id, name, created, state: 'live', onFull, maxBytes };
         await this.catalog.commit({ ...c, nextId: c.nextId + 1, areas: [...this.withCounts(c.areas), rec] });
-        this.areas.push(this.makeArea(rec, header, store, new SparseBitmap(), new BlockIndex(), AREA_HEADER_BYTES, 1));
+        this.areas.push(this.makeArea(rec, header, store, new SparseBitmap(), new BlockIndex(), new VerifiedRecords(), AREA_HEADER_BYTES, 1));
       } catch (e) {
         await store.close().catch(() => {});
         await this.namespace.delete(storeName).catch(() => {});
@@ -619,6 +658,10 @@ class LocalView implements ChainView {
     private readonly own: Area,
   ) {}
 
+  get name(): string {
+    return this.own.rec.name;
+  }
+
   get blockSize(): number {
     return this.sv.blockSize;
   }
@@ -651,6 +694,11 @@ class LocalView implements ChainView {
 
   readArea(k: number, offset: number, target: Uint8Array): Promise<void> {
     return this.chain()[k]!.store.readInto(offset, target);
+  }
+
+  verify(k: number, offset: number, length: number): Promise<void> | undefined {
+    const a = this.chain()[k]!;
+    return a.records.verify(offset, length, (at, dataAt, end) => verifyRecordData(a.store, a.header, at, dataAt, end));
   }
 
   async catchUp(): Promise<void> {}

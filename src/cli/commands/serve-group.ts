@@ -25,6 +25,7 @@ export const serveGroupCommand: Command = {
     'A consistent snapshot (from any participant, or `stratadisk group-snapshot SOCKET`) freezes',
     'every participant, snapshots every volume under one name, then thaws them. NAME defaults to',
     'the directory\'s name. Serves until Ctrl-C or SIGTERM, then flushes and closes the volumes.',
+    'A stale SOCKET left by a host that died is replaced; one a process listens on is refused.',
     'At start, a set snapshot (default name cg-...) that a crash left on some volumes only is removed.',
     '  --freeze-timeout MS  each participant must freeze within this (default 10000)',
     '  --freeze-limit MS    nobody stays frozen longer (default 60000)',

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { basename, resolve } from 'node:path';
 import { StrataError } from '../../errors.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
+import { listenOnSocket } from '../../util/unix-socket.js';
 import { Volume } from '../../volume/volume.js';
 import { ExportRegistry } from './exports.js';
 import { negotiate } from './handshake.js';
@@ -181,14 +182,18 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
   });
 
   try {
-    await new Promise<void>((resolvePromise, reject) => {
-      server.once('error', reject);
-      if (options.socket !== undefined) server.listen(options.socket, () => resolvePromise());
-      else server.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' }, () => resolvePromise());
-    });
+    // A socket left by a server that died is removed first (never one in use, never a non-socket).
+    if (options.socket !== undefined) await listenOnSocket(server, options.socket, 'NBD socket');
+    else {
+      await new Promise<void>((resolvePromise, reject) => {
+        server.once('error', reject);
+        server.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' }, () => resolvePromise());
+      });
+    }
   } catch (e) {
     await stopChildren(children);
     if (ownsVolume) await volume.close();
+    if (e instanceof StrataError) throw e;
     const err = e as NodeJS.ErrnoException;
     const where = options.socket ?? `${options.host ?? '127.0.0.1'}:${options.port ?? 0}`;
     throw new StrataError(err.code === 'EADDRINUSE' ? 'exists' : 'io', `Cannot listen on ${where}: ${err.message}`, { cause: e });

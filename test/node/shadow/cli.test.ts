@@ -44,4 +44,32 @@ describe('stratadisk shadow', () => {
       cleanup();
     }
   });
+
+  it("shadow delete releases the copy's limit: a write its 'fail' policy refused goes through afterwards", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const vol = join(dir, 'disk.raw');
+      const original = pattern(1024 * KiB, 5);
+      writeFileSync(vol, original);
+      await ok(['shadow', 'create', vol, '--name', 'O', '--block-size', '4K']);
+      await ok(['shadow', 'create', vol, '--name', 'F', '--on-full', 'fail', '--max-size', '32K']);
+      const patch = join(dir, 'patch.bin');
+      writeFileSync(patch, pattern(200 * KiB, 6));
+      const refused = await cli(['shadow', 'write', vol, patch, '--offset', '0']);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/^stratadisk: quota: .*shadow copy F/);
+      expect(Buffer.compare(readFileSync(vol), Buffer.from(original))).toBe(0);
+      await ok(['shadow', 'delete', vol, 'F']);
+      const again = await cli(['shadow', 'write', vol, patch, '--offset', '0']);
+      expect(again.stderr).toBe('');
+      expect(again.code).toBe(0);
+      const list = JSON.parse(await ok(['shadow', 'list', vol, '--json'])) as { name: string; preservedBlocks: number }[];
+      expect(list.map((c) => [c.name, c.preservedBlocks])).toEqual([['O', 50]]);
+      const out = join(dir, 'O.raw');
+      await ok(['shadow', 'export', vol, 'O', out]);
+      expect(Buffer.compare(readFileSync(out), Buffer.from(original))).toBe(0);
+    } finally {
+      cleanup();
+    }
+  });
 });

@@ -97,7 +97,8 @@ describe('shadow copies (writer, in-process reads)', () => {
     await expectCopy(sv, 'new', atNew);
     await sv.deleteShadow('new'); // old still reads block 1 through the deleted area
     await expectCopy(sv, 'old', atOld);
-    await sv.write(bs * 2, new Uint8Array(bs).fill(4)); // the deleted newest area still receives for old
+    await sv.write(bs * 2, new Uint8Array(bs).fill(4)); // old's own area receives (a deleted area never does)
+    expect(sv.list()[0]!.preservedBlocks).toBe(2);
     await expectCopy(sv, 'old', atOld);
     await sv.deleteShadow('old');
     expect((await ns.list()).filter((x) => x.endsWith('.diff'))).toEqual([]);
@@ -147,6 +148,74 @@ describe('shadow copies (writer, in-process reads)', () => {
     await again.deleteShadow('small');
     expect(again.lost()).toEqual([]);
     await again.close();
+  });
+
+  it("a deleted copy releases its limit: its area takes no more blocks, its 'fail' policy refuses nothing, also after reopen", async () => {
+    const bs = 4096;
+    for (const reopenFirst of [false, true]) {
+      const { volume, ns, model } = setup(bs * 64);
+      let sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
+      await sv.createShadow({ name: 'O' });
+      const atO = model.slice();
+      await sv.createShadow({ name: 'F', onFull: 'fail', maxBytes: 32 * 1024 });
+      const big = new Uint8Array(200 * 1024).fill(7);
+      await expectCode(sv.write(0, big), 'quota'); // correct: F cannot hold 50 blocks
+      await sv.deleteShadow('F');
+      if (reopenFirst) {
+        await sv.close();
+        sv = await ShadowVolume.open(reopen(volume), ns);
+      }
+      await sv.write(0, big); // F is gone: its limit no longer applies
+      model.set(big, 0);
+      expect(sv.list().map((c) => [c.name, c.preservedBlocks])).toEqual([['O', 50]]);
+      expect(equalBytes(await sv.read(0, model.length), model)).toBe(true);
+      await expectCopy(sv, 'O', atO);
+      await sv.close();
+      const again = await ShadowVolume.open(reopen(volume), ns);
+      await expectCopy(again, 'O', atO);
+      await again.deleteShadow('O');
+      expect((await ns.list()).filter((x) => x.endsWith('.diff'))).toEqual([]);
+      await again.close();
+    }
+  });
+
+  it("a full 'drop' copy is dropped only when a write goes through: not for a write a 'fail' copy refuses, nor because of a deleted one", async () => {
+    const bs = 4096;
+    const { volume, ns, model } = setup(bs * 64);
+    let sv = await ShadowVolume.open(reopen(volume), ns, { blockSize: bs });
+    await sv.createShadow({ name: 'O' });
+    const atO = model.slice();
+    await sv.createShadow({ name: 'F', onFull: 'fail', maxBytes: 32 * 1024 });
+    await sv.createShadow({ name: 'D', onFull: 'drop', maxBytes: 64 * 1024 });
+    const big = new Uint8Array(200 * 1024).fill(7);
+    // D cannot hold it and F refuses: the write is refused, and nothing changed (D is not dropped).
+    await expect(sv.write(0, big)).rejects.toMatchObject({ code: 'quota', message: expect.stringContaining('shadow copy F') });
+    expect(sv.list().map((c) => c.name)).toEqual(['O', 'F', 'D']);
+    expect(sv.lost()).toEqual([]);
+    await expectCopy(sv, 'D', atO);
+    // A write D can hold goes to D alone.
+    await sv.write(bs * 60, new Uint8Array(bs).fill(1));
+    model.fill(1, bs * 60, bs * 61);
+    expect(sv.list().map((c) => [c.name, c.preservedBlocks])).toEqual([['O', 0], ['F', 0], ['D', 1]]);
+    await sv.deleteShadow('F');
+    await sv.close();
+    sv = await ShadowVolume.open(reopen(volume), ns);
+    // F is deleted: D (full, 'drop') is dropped and O's own area takes the blocks.
+    await sv.write(0, big);
+    model.set(big, 0);
+    expect(sv.list().map((c) => [c.name, c.preservedBlocks])).toEqual([['O', 50]]);
+    expect(sv.lost().map((c) => c.name)).toEqual(['D']);
+    await expectCopy(sv, 'O', atO);
+    // A newer 'drop' copy with room is never dropped because of the deleted 'fail' copy.
+    await sv.deleteShadow('D');
+    await sv.createShadow({ name: 'E', onFull: 'drop', maxBytes: 1024 * 1024 });
+    const atE = model.slice();
+    await sv.write(bs * 10, big);
+    expect(sv.list().map((c) => [c.name, c.preservedBlocks])).toEqual([['O', 50], ['E', 50]]);
+    expect(sv.lost()).toEqual([]);
+    await expectCopy(sv, 'O', atO);
+    await expectCopy(sv, 'E', atE);
+    await sv.close();
   });
 
   it('refuses a resized volume, bad names, duplicates; one writer at a time', async () => {
