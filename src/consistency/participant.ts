@@ -102,9 +102,12 @@ export class Participant {
   private resolveReady!: () => void;
   private rejectReady!: (e: unknown) => void;
   private resolveLost!: (reason: string) => void;
+  /** the tail of the thaw / post-snapshot callback queue */
   private work: Promise<void> = Promise.resolve();
-  /** thaw / post-snapshot callbacks running now (see requestSnapshot) */
-  private callbacksRunning = 0;
+  /** the thaw / post-snapshot job running now (one at a time), if any */
+  private running: object | undefined;
+  /** post-snapshot jobs received and not finished yet, by snapshot id (see requestSnapshot) */
+  private postPending = new Map<string, Promise<void>>();
 
   constructor(
     private readonly link: Link<ToHost>,
@@ -135,15 +138,23 @@ export class Participant {
     return this.current !== undefined;
   }
 
-  /** Ask the coordinator for a consistent snapshot of the whole set (from any participant). */
+  /**
+   * Ask the coordinator for a consistent snapshot of the whole set (from any participant).
+   * Resolves after this participant's own post-snapshot work for it has run: the id is in
+   * {@link snapshotsSeen} and the `postSnapshot` callback has returned. Called from inside a
+   * thaw or post-snapshot callback, it does not wait for that work (it runs after the callback).
+   */
   async requestSnapshot(name?: string): Promise<SetSnapshot> {
+    // A callback running now may be the caller: its job must end before ours can run.
+    const runningAtCall = this.running;
     const r = await this.request((req) => (name === undefined ? { t: 'snapshot', req } : { t: 'snapshot', req, name }));
     if (!r.snapshot) throw new StrataError('corrupt', 'The host answered a snapshot request without the snapshot.');
-    // The coordinator sends post-snapshot before it answers, but post-snapshot work runs queued
-    // behind thaw: let it finish, so the caller's own snapshot is in snapshotsSeen and its
-    // postSnapshot callback has run when this resolves. Not while a callback is running (it may
-    // be the caller, and would wait for itself).
-    if (this.callbacksRunning === 0) await this.work;
+    // The host sends `post` before it answers, on the same ordered link, so the job for this
+    // snapshot is queued by now (or done). It runs behind earlier thaw / post-snapshot work,
+    // which can still be running when the answer is handled (a socket delivers thaw, post and
+    // the answer in one chunk; a thaw callback may take its time): wait for it, and only for it.
+    const post = this.postPending.get(r.snapshot.id);
+    if (post && (runningAtCall === undefined || this.running !== runningAtCall)) await post;
     return r.snapshot;
   }
 
@@ -233,12 +244,18 @@ export class Participant {
         }
         return;
       }
-      case 'post':
-        this.serial(async () => {
-          this.snapshotsSeen.push(m.snapshot);
-          await this.callbacks.postSnapshot?.(m.snapshot, { attempt: m.attempt });
+      case 'post': {
+        const id = m.snapshot;
+        const done = this.serial(async () => {
+          this.snapshotsSeen.push(id);
+          await this.callbacks.postSnapshot?.(id, { attempt: m.attempt });
+        });
+        this.postPending.set(id, done);
+        void done.then(() => {
+          if (this.postPending.get(id) === done) this.postPending.delete(id);
         });
         return;
+      }
       case 'done': {
         const p = this.pending.get(m.req);
         this.pending.delete(m.req);
@@ -256,18 +273,23 @@ export class Participant {
     }
   }
 
-  /** Thaw and post-snapshot callbacks run one after another, in arrival order. */
-  private serial(fn: () => Promise<void> | void): void {
+  /**
+   * Thaw and post-snapshot callbacks run one after another, in arrival order. Returns when this
+   * one has run (it never rejects: a callback's error is the application's).
+   */
+  private serial(fn: () => Promise<void> | void): Promise<void> {
+    const job = {};
     this.work = this.work
       .then(async () => {
-        this.callbacksRunning++;
+        this.running = job;
         try {
           await fn();
         } finally {
-          this.callbacksRunning--;
+          this.running = undefined;
         }
       })
       .catch(() => {});
+    return this.work;
   }
 
   private async onPrepare(attempt: number): Promise<void> {
