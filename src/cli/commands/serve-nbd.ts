@@ -46,6 +46,7 @@ export const serveNbdCommand: Command = {
       ...(typeof values.socket === 'string' ? { socket: values.socket } : {}),
       readOnly: values['read-only'] === true,
       onConnectionError: (e) => line(io.stderr, `stratadisk: serve-nbd: a connection was closed: ${e.message}`),
+      onDamage: (e) => line(io.stderr, `stratadisk: serve-nbd: ${e.message} (the client got EIO)`),
     });
     line(io.stdout, server.uri);
     // A writable server also takes job requests (delete-snapshot, commit, mirror, jobs) from

@@ -60,6 +60,7 @@ async function serve(socket: Socket, m: Extract<WorkerMessage, { type: 'conn' }>
     if (!e) throw new Error(`export "${m.exportName}" is gone`);
     const reader = new SocketReader(socket, Buffer.from(m.pending, 'base64'));
     const t = new Transmission(socket, reader, { export: e, flags: m.flags, structuredReplies: m.structuredReplies, baseAllocationId: m.baseAllocationId }, pool);
+    t.onDamage = (err) => process.stderr.write(`stratadisk: serve-nbd: ${err.message} (the client got EIO)\n`);
     await t.runListed(sessions);
   } catch {
     // a protocol violation or a vanished client: this connection ends, nothing else does

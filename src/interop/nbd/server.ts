@@ -41,6 +41,8 @@ export interface ServeNbdOptions {
   processes?: number;
   /** Called with each connection-level failure (bad magic, client gone); for logging. */
   onConnectionError?: (e: Error) => void;
+  /** Called when a request is refused because stored data failed its checksum (the client got EIO); for logging. */
+  onDamage?: (e: Error) => void;
 }
 
 export interface NbdServer {
@@ -157,6 +159,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
         return;
       }
       const t = new Transmission(socket, reader, session, pool, () => switching);
+      t.onDamage = options.onDamage;
       // negotiated on a volume switched away from in the meantime: serve the current one
       t.retarget((e) => registry.current(e));
       await t.runListed(sessions);

@@ -69,6 +69,8 @@ class NbdError extends Error {
  * structured replies as negotiated. Writes to one volume are serialised by the Volume itself.
  */
 export class Transmission {
+  /** Told of each request refused because stored data failed its checksum (for the operator's log). */
+  onDamage: ((e: Error) => void) | undefined;
   private readonly inflight = new Set<Promise<void>>();
   private stopping = false;
 
@@ -242,6 +244,7 @@ export class Transmission {
       }
       this.send(b, b.length >= CORK_MAX);
     } catch (e) {
+      if (isStrataError(e, 'checksum-mismatch')) this.onDamage?.(e);
       const err = toNbdError(e, req.type === CMD.WRITE || req.type === CMD.WRITE_ZEROES);
       if (this.session.structuredReplies) this.send(errorChunk(req.cookie, err.errno, err.message));
       else this.send(simpleReply(req.cookie, err.errno));

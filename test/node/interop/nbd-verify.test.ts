@@ -37,6 +37,8 @@ describe.skipIf(!have('qemu-io'))('serve-nbd verifies what it reads', () => {
       const again = await run('qemu-io', ['-r', '-f', 'raw', '-c', `read -v ${3 * 64 * KiB} 256`, '-c', `read ${2 * 64 * KiB} ${64 * KiB}`, uri]);
       expect(dumped(again.stdout)).toEqual([...live.subarray(3 * 64 * KiB, 3 * 64 * KiB + 256)]);
       expect(again.stdout + again.stderr).toMatch(/read failed: Input\/output error/);
+      // the operator is told, naming the volume, layer and range
+      expect(s.out().stderr).toMatch(/serve-nbd: Volume .*layer L000001 holds damaged data for bytes 131072-196607.*the client got EIO/);
     } finally {
       s.stop();
       await s.done;
