@@ -1,0 +1,148 @@
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StrataError, isStrataError } from '../../errors.js';
+import { NodeDirNamespace } from '../../store/node-dir.js';
+import { Salvage, type SalvageView } from '../../volume/salvage.js';
+import { JSON_OPTION, type Command } from '../command.js';
+import { EXIT, line, UsageError } from '../io.js';
+import { damaged, formatSalvageReport, totals, type ExportedImage, type SalvageReport } from '../salvage-report.js';
+import { parseTarget } from '../target.js';
+
+export const salvage: Command = {
+  name: 'salvage',
+  summary: 'export everything still readable from a damaged volume, and list what is not',
+  usage: 'salvage DIR OUT [--json]',
+  details: [
+    'Reads DIR without changing it, around whatever damage it finds (a lost manifest slot, missing',
+    'or cut layer files, damaged map logs, blocks that fail their checksum), and writes into OUT (a',
+    'new directory, or an empty one) sparse raw images: snapshot-NAME.raw per snapshot, live.raw,',
+    'and for layers the surviving manifest does not know (newer state): layer-ID.raw (the layer',
+    'alone) and newer-ID-on-live.raw (stacked on the live view). Every block is verified against',
+    'its checksum; what cannot be read is written as zeros and listed by image, byte range, layer',
+    'and reason in OUT/salvage-report.txt and OUT/salvage-report.json.',
+    '  --json   print the JSON report instead of the text one',
+    'Exit 0: everything was readable; 1: exported, but something was unreadable, uncertain or lost;',
+    '2: salvage could not run; 130: interrupted (finished images are kept, and the report says which).',
+  ].join('\n'),
+  options: { ...JSON_OPTION },
+  positionals: { min: 2, max: 2 },
+  async run({ io, args, values, signal, progress }) {
+    const { dir } = parseTarget(args[0]!, false, 'salvage');
+    const out = args[1]!;
+    let st;
+    try {
+      st = statSync(dir);
+    } catch {
+      throw new StrataError('not-found', `No volume at ${dir}: the directory does not exist.`);
+    }
+    if (!st.isDirectory()) throw new StrataError('invalid-argument', `${dir} is not a directory; a volume is a directory.`);
+    prepareOut(out);
+    const s = await Salvage.open(new NodeDirNamespace(dir, { readOnly: true }));
+    try {
+      if (s.views.length === 0) throw new StrataError('not-found', `Nothing to salvage in ${dir}: ${s.survey.problems.join(' ') || 'no manifest and no layer files.'}`);
+      const report: SalvageReport = { source: dir, out, complete: false, ...s.survey, exported: [], notExported: [], zeroedBytes: 0, uncertainBytes: 0 };
+      const total = s.views.reduce((n, v) => n + s.dataBytes(v), 0);
+      const bar = progress('salvage', total);
+      let done = 0;
+      let failure: unknown = null;
+      try {
+        for (const view of s.views) {
+          report.exported.push(await exportOne(s, view, out, (bytes) => bar.update((done += bytes)), signal));
+        }
+        report.complete = true;
+      } catch (e) {
+        failure = e;
+        const why = isStrataError(e, 'aborted') ? 'interrupted (Ctrl-C) before it was written' : `not written: ${(e as Error).message}`;
+        const written = new Set(report.exported.map((x) => x.file));
+        for (const v of s.views) if (!written.has(v.file)) report.notExported.push({ kind: v.kind, name: v.name, file: v.file, reason: why });
+      } finally {
+        bar.finish();
+      }
+      Object.assign(report, totals(report.exported));
+      const text = formatSalvageReport(report);
+      let reportPath = join(out, 'salvage-report.txt');
+      try {
+        await writeReport(out, report, text);
+      } catch (e) {
+        if (failure === null) throw e;
+        reportPath = `not written either (${(e as Error).message}); the text report follows on stderr`;
+        line(io.stderr, text);
+      }
+      const kept = report.exported.length === 0 ? 'nothing finished' : `${report.exported.length} finished image(s): ${report.exported.map((x) => x.file).join(', ')}`;
+      if (failure !== null) {
+        if (isStrataError(failure, 'aborted')) {
+          line(io.stderr, `stratadisk: salvage interrupted: kept ${kept} in ${out}; not exported: ${report.notExported.map((x) => x.file).join(', ')}. The report is ${reportPath}; run salvage again into an empty directory to export everything.`);
+          return EXIT.interrupted;
+        }
+        const code = isStrataError(failure) ? failure.code : 'io';
+        throw new StrataError(code, `Salvage stopped: ${(failure as Error).message} It kept ${kept} in ${out}; the report is ${reportPath}.`, { cause: failure });
+      }
+      line(io.stdout, values.json ? JSON.stringify(report, null, 2) : text);
+      return damaged(report) ? EXIT.different : EXIT.ok;
+    } finally {
+      await s.close();
+    }
+  },
+};
+
+/** OUT must be new (created 0700) or an empty directory, so salvaged images never mix with other files. */
+function prepareOut(out: string): void {
+  let st;
+  try {
+    st = statSync(out);
+  } catch {
+    try {
+      mkdirSync(out, { mode: 0o700 });
+    } catch (e) {
+      throw new StrataError('not-found', `Cannot create ${out}: ${(e as Error).message}`, { cause: e });
+    }
+    return;
+  }
+  if (!st.isDirectory()) throw new UsageError(`${out} exists and is not a directory; give a new or empty directory for the salvaged images`, 'salvage');
+  if (readdirSync(out).length > 0) throw new UsageError(`${out} is not empty; give a new or empty directory for the salvaged images`, 'salvage');
+}
+
+/** Write one image under a temporary name, renamed once complete (an interrupted one is removed). */
+async function exportOne(s: Salvage, view: SalvageView, out: string, onProgress: (bytes: number) => void, signal: AbortSignal): Promise<ExportedImage> {
+  const path = join(out, view.file);
+  const partial = `${path}.partial`;
+  const fh = await open(partial, 'wx', 0o600);
+  let ok = false;
+  try {
+    const result = await s.exportView(view, (offset, data) => writeAll(fh, data, offset), onProgress, signal);
+    await fh.truncate(view.size);
+    await fh.sync();
+    await fh.close();
+    await rename(partial, path);
+    ok = true;
+    return { kind: view.kind, name: view.name, file: view.file, size: view.size, ...result, ...(view.note ? { note: view.note } : {}) };
+  } finally {
+    if (!ok) {
+      await fh.close().catch(() => {});
+      await unlink(partial).catch(() => {});
+    }
+  }
+}
+
+async function writeAll(fh: FileHandle, data: Uint8Array, offset: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
+    done += bytesWritten;
+  }
+}
+
+async function writeReport(out: string, report: SalvageReport, text: string): Promise<void> {
+  for (const [name, body] of [
+    ['salvage-report.json', JSON.stringify(report, null, 2) + '\n'],
+    ['salvage-report.txt', text + '\n'],
+  ] as const) {
+    const fh = await open(join(out, name), 'w', 0o600);
+    try {
+      await fh.writeFile(body);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+}
