@@ -1,5 +1,5 @@
 import { StrataError } from '../errors.js';
-import { readManifestSlots, type Manifest, type ManifestSlot } from '../format/manifest.js';
+import { checkBlockSize, readManifestSlots, type Manifest, type ManifestSlot } from '../format/manifest.js';
 import { SLOT_ZERO, scanMapLog } from '../format/map-log.js';
 import type { StoreNamespace } from '../store/store.js';
 import { loadKernels } from '../wasm/index.js';
@@ -347,7 +347,7 @@ async function guessBlockSize(ns: StoreNamespace, id: string, maps: number[]): P
     const store = await ns.open(mapName(id, g), { readOnly: true });
     try {
       const scan = await scanMapLog(store, () => {});
-      if (scan.header && scan.header.layer === id) return scan.header.blockSize;
+      if (scan.header && scan.header.layer === id && validBlockSize(scan.header.blockSize)) return scan.header.blockSize;
     } catch {
       // try the next one
     } finally {
@@ -355,4 +355,13 @@ async function guessBlockSize(ns: StoreNamespace, id: string, maps: number[]): P
     }
   }
   return null;
+}
+
+function validBlockSize(n: number): boolean {
+  try {
+    checkBlockSize(n);
+    return true;
+  } catch {
+    return false;
+  }
 }
