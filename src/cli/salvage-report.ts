@@ -16,6 +16,8 @@ export interface SalvageReport extends SalvageSurvey {
   out: string;
   /** false when interrupted or failed before every image was written */
   complete: boolean;
+  /** caveats about how salvage ran (not damage) */
+  notes: string[];
   exported: ExportedImage[];
   notExported: { kind: SalvageView['kind']; name: string; file: string; reason: string }[];
   /** bytes written as zeros (unreadable) over all images */
@@ -62,6 +64,7 @@ export function formatSalvageReport(r: SalvageReport): string {
   const slots = r.slots.map((s) => `${s.name}: ${s.state}${s.generation !== undefined ? ` (generation ${s.generation})` : ''}`).join(', ');
   out.push(r.manifest ? `Manifest: generation ${r.manifest.generation} from ${r.manifest.slot} (${slots})` : `Manifest: none readable (${slots})`);
   for (const p of r.problems) out.push(`  ! ${p}`);
+  for (const n of r.notes) out.push(`  note: ${n}`);
   if (r.newerState.length > 0) {
     out.push('', 'Newer state that the surviving manifest does not know (it was lost from the manifest; its layers are exported below):');
     for (const e of r.newerState) out.push(`  - ${e.message}`);

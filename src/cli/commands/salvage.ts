@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { StrataError, isStrataError } from '../../errors.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { Salvage, type SalvageView } from '../../volume/salvage.js';
-import { JSON_OPTION, type Command } from '../command.js';
+import type { NamespaceLock } from '../../store/store.js';
+import { JSON_OPTION, type Command, type Context } from '../command.js';
 import { EXIT, line, UsageError } from '../io.js';
 import { damaged, formatSalvageReport, totals, type ExportedImage, type SalvageReport } from '../salvage-report.js';
 import { parseTarget } from '../target.js';
@@ -37,54 +38,72 @@ export const salvage: Command = {
       throw new StrataError('not-found', `No volume at ${dir}: the directory does not exist.`);
     }
     if (!st.isDirectory()) throw new StrataError('invalid-argument', `${dir} is not a directory; a volume is a directory.`);
-    prepareOut(out);
-    const s = await Salvage.open(new NodeDirNamespace(dir, { readOnly: true }));
+    // Keep writers out while reading: a block rewritten meanwhile would look damaged. On
+    // read-only media nobody can write anyway, so a lock that cannot be taken is only noted.
+    let lock: NamespaceLock | undefined;
+    let unlocked: string | undefined;
     try {
-      if (s.views.length === 0) throw new StrataError('not-found', `Nothing to salvage in ${dir}: ${s.survey.problems.join(' ') || 'no manifest and no layer files.'}`);
-      const report: SalvageReport = { source: dir, out, complete: false, ...s.survey, exported: [], notExported: [], zeroedBytes: 0, uncertainBytes: 0 };
-      const total = s.views.reduce((n, v) => n + s.dataBytes(v), 0);
-      const bar = progress('salvage', total);
-      let done = 0;
-      let failure: unknown = null;
-      try {
-        for (const view of s.views) {
-          report.exported.push(await exportOne(s, view, out, (bytes) => bar.update((done += bytes)), signal));
-        }
-        report.complete = true;
-      } catch (e) {
-        failure = e;
-        const why = isStrataError(e, 'aborted') ? 'interrupted (Ctrl-C) before it was written' : `not written: ${(e as Error).message}`;
-        const written = new Set(report.exported.map((x) => x.file));
-        for (const v of s.views) if (!written.has(v.file)) report.notExported.push({ kind: v.kind, name: v.name, file: v.file, reason: why });
-      } finally {
-        bar.finish();
-      }
-      Object.assign(report, totals(report.exported));
-      const text = formatSalvageReport(report);
-      let reportPath = join(out, 'salvage-report.txt');
-      try {
-        await writeReport(out, report, text);
-      } catch (e) {
-        if (failure === null) throw e;
-        reportPath = `not written either (${(e as Error).message}); the text report follows on stderr`;
-        line(io.stderr, text);
-      }
-      const kept = report.exported.length === 0 ? 'nothing finished' : `${report.exported.length} finished image(s): ${report.exported.map((x) => x.file).join(', ')}`;
-      if (failure !== null) {
-        if (isStrataError(failure, 'aborted')) {
-          line(io.stderr, `stratadisk: salvage interrupted: kept ${kept} in ${out}; not exported: ${report.notExported.map((x) => x.file).join(', ')}. The report is ${reportPath}; run salvage again into an empty directory to export everything.`);
-          return EXIT.interrupted;
-        }
-        const code = isStrataError(failure) ? failure.code : 'io';
-        throw new StrataError(code, `Salvage stopped: ${(failure as Error).message} It kept ${kept} in ${out}; the report is ${reportPath}.`, { cause: failure });
-      }
-      line(io.stdout, values.json ? JSON.stringify(report, null, 2) : text);
-      return damaged(report) ? EXIT.different : EXIT.ok;
+      lock = await new NodeDirNamespace(dir).lock();
+    } catch (e) {
+      if (isStrataError(e, 'locked')) throw new StrataError('locked', `Salvage reads the volume while nothing writes to it, or blocks being rewritten would look damaged. ${e.message}`, { cause: e });
+      unlocked = `Could not take the writer lock (${(e as Error).message}); had a writer run during salvage, blocks it rewrote could be reported unreadable.`;
+    }
+    try {
+      prepareOut(out);
+      return await salvageInto(dir, out, unlocked, { io, values, signal, progress });
     } finally {
-      await s.close();
+      await lock?.release();
     }
   },
 };
+
+async function salvageInto(dir: string, out: string, unlocked: string | undefined, { io, values, signal, progress }: Pick<Context, 'io' | 'values' | 'signal' | 'progress'>): Promise<number> {
+  const s = await Salvage.open(new NodeDirNamespace(dir, { readOnly: true }));
+  try {
+    if (s.views.length === 0) throw new StrataError('not-found', `Nothing to salvage in ${dir}: ${s.survey.problems.join(' ') || 'no manifest and no layer files.'}`);
+    const report: SalvageReport = { source: dir, out, complete: false, notes: unlocked ? [unlocked] : [], ...s.survey, exported: [], notExported: [], zeroedBytes: 0, uncertainBytes: 0 };
+    const total = s.views.reduce((n, v) => n + s.dataBytes(v), 0);
+    const bar = progress('salvage', total);
+    let done = 0;
+    let failure: unknown = null;
+    try {
+      for (const view of s.views) {
+        report.exported.push(await exportOne(s, view, out, (bytes) => bar.update((done += bytes)), signal));
+      }
+      report.complete = true;
+    } catch (e) {
+      failure = e;
+      const why = isStrataError(e, 'aborted') ? 'interrupted (Ctrl-C) before it was written' : `not written: ${(e as Error).message}`;
+      const written = new Set(report.exported.map((x) => x.file));
+      for (const v of s.views) if (!written.has(v.file)) report.notExported.push({ kind: v.kind, name: v.name, file: v.file, reason: why });
+    } finally {
+      bar.finish();
+    }
+    Object.assign(report, totals(report.exported));
+    const text = formatSalvageReport(report);
+    let reportPath = join(out, 'salvage-report.txt');
+    try {
+      await writeReport(out, report, text);
+    } catch (e) {
+      if (failure === null) throw e;
+      reportPath = `not written either (${(e as Error).message}); the text report follows on stderr`;
+      line(io.stderr, text);
+    }
+    const kept = report.exported.length === 0 ? 'nothing finished' : `${report.exported.length} finished image(s): ${report.exported.map((x) => x.file).join(', ')}`;
+    if (failure !== null) {
+      if (isStrataError(failure, 'aborted')) {
+        line(io.stderr, `stratadisk: salvage interrupted: kept ${kept} in ${out}; not exported: ${report.notExported.map((x) => x.file).join(', ')}. The report is ${reportPath}; run salvage again into an empty directory to export everything.`);
+        return EXIT.interrupted;
+      }
+      const code = isStrataError(failure) ? failure.code : 'io';
+      throw new StrataError(code, `Salvage stopped: ${(failure as Error).message} It kept ${kept} in ${out}; the report is ${reportPath}.`, { cause: failure });
+    }
+    line(io.stdout, values.json ? JSON.stringify(report, null, 2) : text);
+    return damaged(report) ? EXIT.different : EXIT.ok;
+  } finally {
+    await s.close();
+  }
+}
 
 /** OUT must be new (created 0700) or an empty directory, so salvaged images never mix with other files. */
 function prepareOut(out: string): void {

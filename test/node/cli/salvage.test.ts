@@ -1,6 +1,8 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NodeDirNamespace } from '../../../src/store/node-dir.js';
+import { Volume } from '../../../src/volume/volume.js';
 import { cli, KiB, MiB, ok, pattern, tempDir } from './harness.js';
 
 let dir: string;
@@ -211,6 +213,20 @@ describe('salvage', () => {
     const e = await cli(['salvage', mkdtempSync(join(dir, 'empty-')), join(dir, 'o3')]);
     expect(e.code).toBe(2);
     expect(e.stderr).toMatch(/Nothing to salvage/);
+  });
+
+  it('refuses while a writer has the volume open (blocks it rewrites would look damaged)', async () => {
+    const { vol } = await volume();
+    const writer = await Volume.open(new NodeDirNamespace(vol));
+    try {
+      const r = await cli(['salvage', vol, join(dir, 'out')]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^stratadisk: locked: Salvage reads the volume while nothing writes to it/);
+      expect(existsSync(join(dir, 'out'))).toBe(false);
+    } finally {
+      await writer.close();
+    }
+    await ok(['salvage', vol, join(dir, 'out')]);
   });
 
   it('Ctrl-C keeps the finished images, removes the unfinished one, and says so (exit 130)', async () => {
