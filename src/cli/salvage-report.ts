@@ -92,10 +92,11 @@ export function formatSalvageReport(r: SalvageReport): string {
     for (const n of r.notExported) out.push(`  ${n.file}: ${label(n)}: ${n.reason}`);
   }
   out.push('');
+  const written = r.complete ? `${r.exported.length} image(s) written` : `only ${r.exported.length} of ${r.exported.length + r.notExported.length} image(s) written`;
   out.push(
     damaged(r)
-      ? `Summary: ${formatBytes(r.zeroedBytes)} unreadable (written as zeros), ${formatBytes(r.uncertainBytes)} uncertain, over ${r.exported.length} image(s).`
-      : `Summary: everything was readable; ${r.exported.length} image(s) written.`,
+      ? `Summary: ${formatBytes(r.zeroedBytes)} unreadable (written as zeros), ${formatBytes(r.uncertainBytes)} uncertain; ${written}.`
+      : `Summary: everything read was readable; ${written}.`,
   );
   return out.join('\n');
 }

@@ -3,6 +3,7 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError, isStrataError } from '../../errors.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
+import { nodeError } from '../../store/node-file.js';
 import { Salvage, type SalvageView } from '../../volume/salvage.js';
 import type { NamespaceLock } from '../../store/store.js';
 import { JSON_OPTION, type Command, type Context } from '../command.js';
@@ -126,14 +127,16 @@ function prepareOut(out: string): void {
 async function exportOne(s: Salvage, view: SalvageView, out: string, onProgress: (bytes: number) => void, signal: AbortSignal): Promise<ExportedImage> {
   const path = join(out, view.file);
   const partial = `${path}.partial`;
-  const fh = await open(partial, 'wx', 0o600);
+  const fh = await open(partial, 'wx', 0o600).catch((e: unknown) => {
+    throw nodeError(e, `create ${partial}`, true);
+  });
   let ok = false;
   try {
-    const result = await s.exportView(view, (offset, data) => writeAll(fh, data, offset), onProgress, signal);
-    await fh.truncate(view.size);
-    await fh.sync();
+    const result = await s.exportView(view, (offset, data) => writeAll(fh, data, offset, partial), onProgress, signal);
+    await fileOp(() => fh.truncate(view.size), `size ${partial}`);
+    await fileOp(() => fh.sync(), `sync ${partial}`);
     await fh.close();
-    await rename(partial, path);
+    await fileOp(() => rename(partial, path), `rename ${partial} to ${view.file}`);
     ok = true;
     return { kind: view.kind, name: view.name, file: view.file, size: view.size, ...result, ...(view.note ? { note: view.note } : {}) };
   } finally {
@@ -144,10 +147,19 @@ async function exportOne(s: Salvage, view: SalvageView, out: string, onProgress:
   }
 }
 
-async function writeAll(fh: FileHandle, data: Uint8Array, offset: number): Promise<void> {
+async function writeAll(fh: FileHandle, data: Uint8Array, offset: number, path: string): Promise<void> {
   for (let done = 0; done < data.length; ) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
+    const { bytesWritten } = await fileOp(() => fh.write(data, done, data.length - done, offset + done), `write ${path}`);
     done += bytesWritten;
+  }
+}
+
+/** Run a file operation, turning a Node error into a StrataError with a code (ENOSPC is `quota`). */
+async function fileOp<T>(op: () => Promise<T>, action: string): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    throw nodeError(e, action, true);
   }
 }
 
@@ -156,10 +168,11 @@ async function writeReport(out: string, report: SalvageReport, text: string): Pr
     ['salvage-report.json', JSON.stringify(report, null, 2) + '\n'],
     ['salvage-report.txt', text + '\n'],
   ] as const) {
-    const fh = await open(join(out, name), 'w', 0o600);
+    const path = join(out, name);
+    const fh = await fileOp(() => open(path, 'w', 0o600), `create ${path}`);
     try {
-      await fh.writeFile(body);
-      await fh.sync();
+      await fileOp(() => fh.writeFile(body), `write ${path}`);
+      await fileOp(() => fh.sync(), `sync ${path}`);
     } finally {
       await fh.close();
     }
