@@ -8,6 +8,7 @@ import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
   MANIFEST_SLOTS,
+  readManifestSlots,
   type Manifest,
   type SnapshotRecord,
 } from '../format/manifest.js';
@@ -210,6 +211,9 @@ export class Volume implements VolumeReader {
       if (ms.manifest.remote) v.remoteBase = new RemoteBase(v.remoteContext(), options.remote);
       v.rebuildChain();
       const scan = await scanForNewerState(ns, ms.manifest, ms.generation, ms.slots, (id) => v.layers.get(id));
+      // A read-only open takes no lock: a writer may have committed a newer generation (and
+      // written its new layer) since we read the manifest. That is no loss.
+      if (readOnly && scan.evidence.length > 0 && (await newerCommitted(ns, ms.generation))) scan.evidence = [];
       v._newerState = scan.evidence;
       if (!readOnly) {
         if (scan.evidence.length > 0) throw newerStateError(ms.generation, scan.evidence);
@@ -904,6 +908,11 @@ function withSlotEvidence(e: unknown, ms: ManifestStore): unknown {
   const slots = slotEvidence(ms.generation, ms.slots);
   if (slots.length === 0 || !(e instanceof StrataError) || e.code !== 'corrupt') return e;
   return new StrataError('corrupt', `${slots.map((x) => x.message).join(' ')} ${e.message}`, { cause: e });
+}
+
+/** Has a manifest generation newer than `generation` been committed (by a writer running now)? */
+async function newerCommitted(ns: StoreNamespace, generation: number): Promise<boolean> {
+  return (await readManifestSlots(ns)).some((s) => s.state === 'valid' && s.generation! > generation);
 }
 
 /** Refusal of a writable open of a volume that lost newer state. */

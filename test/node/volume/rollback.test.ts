@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isStrataError, type StrataError } from '../../../src/errors.js';
 import { MemoryBacking, MemoryNamespace } from '../../../src/store/memory.js';
+import type { StoreNamespace } from '../../../src/store/store.js';
 import { Layer } from '../../../src/volume/layer.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { Rng, equalBytes } from '../helpers/random.js';
@@ -189,6 +190,41 @@ describe('what a crash legitimately leaves is still cleaned up', () => {
     const e = await refused(ns);
     expect(e.message).toMatch(/layer L000007 .* is newer than the L000005 that generation would create next/);
     expect(ns.files.has('L000007.map')).toBe(true);
+  });
+});
+
+describe('a writer committing while a reader opens is no loss', () => {
+  it('a snapshot and writes committed between the reader reading the manifest and listing the files are not reported', async () => {
+    const { ns } = await build(1);
+    const writer = await Volume.open(ns);
+    let hook: (() => Promise<void>) | null = async () => {
+      await writer.snapshot('during');
+      await writer.write(0, new Uint8Array(BS).fill(5));
+      await writer.flush();
+    };
+    // The reader's namespace runs the writer's commit right before the reader lists the files.
+    const racing: StoreNamespace = {
+      readOnly: false,
+      open: (n, o) => ns.open(n, o),
+      exists: (n) => ns.exists(n),
+      delete: (n) => ns.delete(n),
+      sync: () => ns.sync(),
+      list: async () => {
+        const h = hook;
+        hook = null;
+        if (h) await h();
+        return ns.list();
+      },
+    };
+    const reader = await Volume.open(racing, { readOnly: true });
+    try {
+      expect(hook).toBeNull();
+      expect(reader.snapshots().map((s) => s.name)).not.toContain('during');
+      expect(reader.newerState).toEqual([]);
+    } finally {
+      await reader.close();
+      await writer.close();
+    }
   });
 });
 
