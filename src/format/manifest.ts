@@ -251,7 +251,8 @@ export async function readManifestSlots(ns: StoreNamespace): Promise<ManifestSlo
 }
 
 async function readSlot(store: Store, name: (typeof MANIFEST_SLOTS)[number]): Promise<ManifestSlot> {
-  const invalid = (detail: string): ManifestSlot => ({ name, state: 'invalid', error: corrupt(name, detail) });
+  // No advice here: the caller decides what a bad slot means (a torn commit is normal after a crash).
+  const invalid = (detail: string): ManifestSlot => ({ name, state: 'invalid', error: corrupt(name, detail, '') });
   if (store.size < RECORD_OVERHEAD) return invalid('shorter than a record');
   const head = decodeHead(await store.read(0, RECORD_HEADER), MAGIC_MANIFEST, MAX_MANIFEST_BYTES);
   if (!head || head.kind !== KIND_MANIFEST) return invalid('no manifest record header');
@@ -272,7 +273,7 @@ async function readSlot(store: Store, name: (typeof MANIFEST_SLOTS)[number]): Pr
     validateManifest(m, name);
   } catch (e) {
     if (e instanceof StrataError && e.code === 'unsupported') return { name, state: 'unsupported', generation: head.seq, error: e };
-    return { name, state: 'invalid', generation: head.seq, error: e instanceof StrataError ? e : corrupt(name, String(e)) };
+    return { name, state: 'invalid', generation: head.seq, error: e instanceof StrataError ? e : corrupt(name, String(e), '') };
   }
   return { name, state: 'valid', generation: head.seq, manifest: m };
 }

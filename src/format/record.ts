@@ -71,7 +71,7 @@ export const VOLUME_DAMAGE_ADVICE = 'Run `stratadisk salvage DIR OUT` to export 
 export const SHADOW_DAMAGE_ADVICE = 'The shadow copies it describes cannot be read as they are; restore the shadow directory from a copy if you have one.';
 
 export function corrupt(what: string, detail: string, advice = VOLUME_DAMAGE_ADVICE): StrataError {
-  return new StrataError('corrupt', `${what} is damaged (${detail}). ${advice}`);
+  return new StrataError('corrupt', `${what} is damaged (${detail}).${advice ? ` ${advice}` : ''}`);
 }
 
 export const MAGIC_MAP = 0x4c4d4453; // "SDML" little-endian: layer map log
