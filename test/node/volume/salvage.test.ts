@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { startImageServer } from '../../../src/bench/image-server.js';
 import { MemoryBacking, MemoryNamespace } from '../../../src/store/memory.js';
 import { Salvage, type SalvageViewResult } from '../../../src/volume/salvage.js';
 import { Volume } from '../../../src/volume/volume.js';
@@ -107,6 +108,37 @@ describe('salvage (engine)', () => {
     }
     expect(s.survey.newerState).toEqual([]);
     expect(s.survey.layers.every((l) => l.problems.length === 0)).toBe(true);
+  });
+
+  it('a volume on a remote image: local blocks exactly; blocks still on the server listed, never guessed', async () => {
+    const bs = 16 * 1024;
+    const size = 20 * bs + 100; // a partial last block
+    const img = new Rng(3).bytes(size);
+    const srv = await startImageServer(img);
+    try {
+      const ns = new MemoryNamespace();
+      const v = await Volume.createFromImage(ns, srv.url, { blockSize: bs, remote: { backoffMs: 1, cacheFlushMs: 10, maxReadAhead: 0 } });
+      await v.read(2 * bs, 3 * bs); // blocks 2..4 fetched into the cache
+      await v.write(10 * bs, new Uint8Array(bs).fill(7)); // block 10 written locally
+      await v.close();
+      const ro = await Volume.open(ns, { readOnly: true, remote: { maxReadAhead: 0 } });
+      expect(ro.info().remote!.localBytes).toBe(4 * bs);
+      const live = await ro.read(0, size);
+      await ro.close();
+      const { images } = await salvageAll(ns);
+      const l = images.find((i) => i.kind === 'live')!;
+      expect(l.result.uncertain).toEqual([]);
+      const reason = `held by the remote image ${srv.url}, which salvage does not fetch`;
+      expect(l.result.zeroed).toEqual([
+        { offset: 0, length: 2 * bs, layer: 'remote image', reason },
+        { offset: 5 * bs, length: 5 * bs, layer: 'remote image', reason },
+        { offset: 11 * bs, length: size - 11 * bs, layer: 'remote image', reason },
+      ]);
+      expect(equalBytes(l.bytes.subarray(2 * bs, 5 * bs), live.subarray(2 * bs, 5 * bs))).toBe(true);
+      expect(equalBytes(l.bytes.subarray(10 * bs, 11 * bs), live.subarray(10 * bs, 11 * bs))).toBe(true);
+    } finally {
+      await srv.close();
+    }
   });
 
   it('never throws, and never calls an image clean unless the view had it: every file deleted, metadata cut and flipped', async () => {
