@@ -9,6 +9,9 @@ export { FaultController, FaultNamespace, FaultStore, type FaultPlan, type Crash
 export { Volume, DEFAULT_BLOCK_SIZE, type CreateVolumeOptions, type OpenVolumeOptions, type SnapshotInfo, type VolumeInfo, type VolumeReader } from './volume/volume.js';
 export type { Extent } from './volume/map.js';
 export type { CheckReport, CheckProblem } from './volume/check.js';
+export type { NewerState } from './volume/newer-state.js';
+export { Salvage, type SalvageRange, type SalvageSurvey, type SalvageView, type SalvageViewResult } from './volume/salvage.js';
+export type { SalvageLayerInfo } from './volume/salvage-layer.js';
 export { loadKernels } from './wasm/index.js';
 // Browser stores: safe to import anywhere (they touch browser APIs only when used).
 export { OpfsNamespace, OpfsStore, OPFS_HANDLE_MODE, type OpfsHandleMode, type OpfsNamespaceOptions } from './store/opfs.js';

@@ -45,6 +45,9 @@ export async function openVolume(dir: string, readOnly: boolean): Promise<Volume
   try {
     return await Volume.open(ns, { readOnly });
   } catch (e) {
+    if (e instanceof StrataError && e.code === 'corrupt' && e.message.includes('`stratadisk salvage DIR OUT`')) {
+      throw new StrataError('corrupt', e.message.replaceAll('`stratadisk salvage DIR OUT`', `\`stratadisk salvage ${dir} OUT\``), { cause: e });
+    }
     if (e instanceof StrataError && e.code === 'not-found' && e.message.startsWith('No stratadisk volume here')) {
       throw new StrataError('not-found', `No stratadisk volume in ${dir} (no manifest, or its creation never completed). Create one with \`stratadisk create ${dir} --size 1G\`.`, { cause: e });
     }

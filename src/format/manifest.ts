@@ -156,6 +156,8 @@ export class ManifestStore {
     private readonly ns: StoreNamespace,
     public generation: number,
     public manifest: Manifest,
+    /** what each slot held when the volume was opened (both slots, in MANIFEST_SLOTS order) */
+    readonly slots: readonly ManifestSlot[] = [],
   ) {}
 
   /** Write generation 1 of a new volume. Fails with `exists` if a manifest is already there. */
@@ -176,30 +178,24 @@ export class ManifestStore {
     return ms;
   }
 
-  /** Read both slots and take the newest valid generation. */
+  /**
+   * Read both slots and take the newest valid generation. What each slot held is kept in
+   * `slots`, so the volume can tell a torn commit (expected after a crash) from a slot that
+   * was lost or replaced (a newer generation may have existed: see src/volume/newer-state.ts).
+   */
   static async open(ns: StoreNamespace): Promise<ManifestStore> {
-    let best: { gen: number; m: Manifest } | null = null;
-    let found = 0;
-    let lastError: unknown = null;
-    for (const name of MANIFEST_SLOTS) {
-      if (!(await ns.exists(name))) continue;
-      const store = await ns.open(name, { readOnly: true });
-      if (store.size > 0) found++;
-      try {
-        const got = await readSlot(store, name);
-        if (got && (!best || got.gen > best.gen)) best = got;
-      } catch (e) {
-        lastError = e;
-      } finally {
-        await store.close();
-      }
+    const slots = await readManifestSlots(ns);
+    let best: ManifestSlot | null = null;
+    for (const s of slots) if (s.state === 'valid' && (!best || s.generation! > best.generation!)) best = s;
+    // A slot of a newer format that is newer than every slot we can read: opening the older one
+    // would silently roll the volume back, so refuse and ask for an upgrade.
+    const newer = slots.find((s) => s.state === 'unsupported' && (!best || s.generation! > best.generation!));
+    if (newer) throw newer.error!;
+    if (slots.every((s) => s.state === 'missing' || s.state === 'empty')) {
+      throw new StrataError('not-found', 'No stratadisk volume here (no manifest, or its creation never completed). Create one with `stratadisk create DIR --size 1G`.');
     }
-    if (found === 0) throw new StrataError('not-found', 'No stratadisk volume here (no manifest, or its creation never completed). Create one with `stratadisk create DIR --size 1G`.');
-    if (!best) {
-      if (lastError instanceof StrataError && lastError.code === 'unsupported') throw lastError;
-      throw corrupt('The volume manifest', 'neither manifest slot holds a valid generation');
-    }
-    return new ManifestStore(ns, best.gen, best.m);
+    if (!best) throw corrupt('The volume manifest', 'neither manifest slot holds a valid generation');
+    return new ManifestStore(ns, best.generation!, best.manifest!, slots);
   }
 
   /** Make `next` the current manifest: write generation+1 into the other slot and flush it. */
@@ -221,22 +217,63 @@ export class ManifestStore {
   }
 }
 
-async function readSlot(store: Store, name: string): Promise<{ gen: number; m: Manifest } | null> {
-  if (store.size < RECORD_OVERHEAD) return null;
-  const head = decodeHead(await store.read(0, RECORD_HEADER), MAGIC_MANIFEST, MAX_MANIFEST_BYTES);
-  if (!head || head.kind !== KIND_MANIFEST) return null;
-  if (head.version !== MANIFEST_VERSION) {
-    throw new StrataError('unsupported', `${name} has format version ${head.version}; this stratadisk reads version ${MANIFEST_VERSION}. Upgrade stratadisk.`);
+/**
+ * What one manifest slot holds: `missing` (no such file), `empty` (size 0: slot 0 of a volume
+ * still at generation 1), `invalid` (not a complete record: torn by a crash, or damaged),
+ * `unsupported` (a complete record of a newer format) or `valid` (a manifest of `generation`).
+ */
+export interface ManifestSlot {
+  name: (typeof MANIFEST_SLOTS)[number];
+  state: 'missing' | 'empty' | 'invalid' | 'unsupported' | 'valid';
+  /** the record's generation (valid and unsupported slots) */
+  generation?: number;
+  manifest?: Manifest;
+  /** why the slot is invalid or unsupported */
+  error?: StrataError;
+}
+
+/** Read both manifest slots without judging the volume (open, check and salvage decide). */
+export async function readManifestSlots(ns: StoreNamespace): Promise<ManifestSlot[]> {
+  const out: ManifestSlot[] = [];
+  for (const name of MANIFEST_SLOTS) {
+    if (!(await ns.exists(name))) {
+      out.push({ name, state: 'missing' });
+      continue;
+    }
+    const store = await ns.open(name, { readOnly: true });
+    try {
+      out.push(store.size === 0 ? { name, state: 'empty' } : await readSlot(store, name));
+    } finally {
+      await store.close();
+    }
   }
-  if (RECORD_OVERHEAD + head.length > store.size) return null;
+  return out;
+}
+
+async function readSlot(store: Store, name: (typeof MANIFEST_SLOTS)[number]): Promise<ManifestSlot> {
+  // No advice here: the caller decides what a bad slot means (a torn commit is normal after a crash).
+  const invalid = (detail: string): ManifestSlot => ({ name, state: 'invalid', error: corrupt(name, detail, '') });
+  if (store.size < RECORD_OVERHEAD) return invalid('shorter than a record');
+  const head = decodeHead(await store.read(0, RECORD_HEADER), MAGIC_MANIFEST, MAX_MANIFEST_BYTES);
+  if (!head || head.kind !== KIND_MANIFEST) return invalid('no manifest record header');
+  if (RECORD_OVERHEAD + head.length > store.size) return invalid('the record is cut short');
   const whole = await store.read(0, RECORD_OVERHEAD + head.length);
-  if (!checksumOk(whole, head.length)) return null;
+  if (!checksumOk(whole, head.length)) return invalid('checksum mismatch');
+  if (head.version !== MANIFEST_VERSION) {
+    const error = new StrataError('unsupported', `${name} has format version ${head.version}; this stratadisk reads version ${MANIFEST_VERSION}. Upgrade stratadisk.`);
+    return { name, state: 'unsupported', generation: head.seq, error };
+  }
   let m: unknown;
   try {
     m = JSON.parse(new TextDecoder().decode(whole.subarray(RECORD_HEADER, RECORD_HEADER + head.length)));
   } catch {
-    return null;
+    return invalid('not JSON');
   }
-  validateManifest(m, name);
-  return { gen: head.seq, m };
+  try {
+    validateManifest(m, name);
+  } catch (e) {
+    if (e instanceof StrataError && e.code === 'unsupported') return { name, state: 'unsupported', generation: head.seq, error: e };
+    return { name, state: 'invalid', generation: head.seq, error: e instanceof StrataError ? e : corrupt(name, String(e), '') };
+  }
+  return { name, state: 'valid', generation: head.seq, manifest: m };
 }

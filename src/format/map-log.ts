@@ -178,6 +178,11 @@ async function readRecord(reader: ChunkReader, at: number, prevSeq: number): Pro
 
 /** Is there any valid record with a later sequence number at or after `from`? (Corruption vs torn tail.) */
 async function anyValidAfter(reader: ChunkReader, from: number, seq: number): Promise<boolean> {
+  return (await nextValidAfter(reader, from, seq)) !== null;
+}
+
+/** The first valid record with a sequence number above `seq` starting at or after `from`, and where it starts. */
+async function nextValidAfter(reader: ChunkReader, from: number, seq: number): Promise<{ at: number; rec: ReadRecord } | null> {
   const size = reader.store.size;
   const magic = new Uint8Array(4);
   new DataView(magic.buffer).setUint32(0, MAGIC_MAP, true);
@@ -187,11 +192,88 @@ async function anyValidAfter(reader: ChunkReader, from: number, seq: number): Pr
     for (let i = 0; i + 4 <= chunk.length; i++) {
       if (chunk[i] !== magic[0] || chunk[i + 1] !== magic[1] || chunk[i + 2] !== magic[2] || chunk[i + 3] !== magic[3]) continue;
       const rec = await readRecord(reader, at + i, -1);
-      if (rec && rec.seq > seq) return true;
+      if (rec && rec.seq > seq) return { at: at + i, rec };
     }
     at += Math.max(1, n - 3);
   }
-  return false;
+  return null;
+}
+
+/** Size of the header record `MapLog.create` writes: a log no longer than this holds no entries. */
+export function mapHeaderBytes(header: MapHeader): number {
+  return RECORD_OVERHEAD + new TextEncoder().encode(JSON.stringify({ layer: header.layer, blockSize: header.blockSize })).length;
+}
+
+/** What a tolerant read of a map log found (see {@link scanMapLog}). */
+export interface MapScan {
+  /** the header record, or null when it is unreadable */
+  header: MapHeader | null;
+  /** valid entry records handed to the sink */
+  records: number;
+  /** byte ranges holding no valid record although a valid record (or the header) comes later: records lost there */
+  gaps: { from: number; to: number }[];
+  /** index (in sink order) of the first record after the last gap: entries from it on are certain */
+  certainFrom: number;
+  /** bytes after the last valid record: a torn tail after a crash, or the rest of a damaged file */
+  tailBytes: number;
+}
+
+/**
+ * Read every valid record of a damaged log, for salvage: unlike `MapLog.open` it never throws
+ * on damage. A damaged stretch is skipped to the next valid record with a higher sequence
+ * number, and reported as a gap (entries there are lost, so a block whose last entry comes
+ * before the last gap may have changed). `sink` gets each entry record with its index.
+ */
+export async function scanMapLog(store: Store, sink: (packed: Uint8Array, count: number, record: number) => void): Promise<MapScan> {
+  const reader = new ChunkReader(store);
+  const scan: MapScan = { header: null, records: 0, gaps: [], certainFrom: 0, tailBytes: 0 };
+  let at = 0;
+  let seq = 0;
+  const first = await readRecord(reader, 0, -1);
+  if (first && first.kind === KIND_HEADER && first.seq === 0) {
+    try {
+      const h = JSON.parse(new TextDecoder().decode(first.payload)) as MapHeader;
+      if (typeof h.layer === 'string' && typeof h.blockSize === 'number') scan.header = { layer: h.layer, blockSize: h.blockSize };
+    } catch {
+      // an unreadable header is reported as a missing one
+    }
+    at = first.next;
+  }
+  if (!scan.header) {
+    const next = await nextValidAfter(reader, 0, 0);
+    if (!next) {
+      scan.tailBytes = store.size;
+      return scan;
+    }
+    scan.gaps.push({ from: 0, to: next.at });
+    at = next.at;
+  }
+  for (;;) {
+    if (at >= store.size) break;
+    let rec = await readRecord(reader, at, seq);
+    let recAt = at;
+    if (!rec) {
+      // From `at` itself: a valid record whose sequence number skips ahead also marks lost records.
+      const next = await nextValidAfter(reader, at, seq);
+      if (!next) {
+        scan.tailBytes = store.size - at;
+        break;
+      }
+      scan.gaps.push({ from: at, to: next.at });
+      scan.certainFrom = scan.records;
+      rec = next.rec;
+      recAt = next.at;
+    }
+    if (rec.kind === KIND_ENTRIES && rec.payload.length % ENTRY_SIZE === 0) {
+      sink(rec.payload, rec.payload.length / ENTRY_SIZE, scan.records++);
+    } else {
+      scan.gaps.push({ from: recAt, to: rec.next });
+      scan.certainFrom = scan.records;
+    }
+    seq = rec.seq;
+    at = rec.next;
+  }
+  return scan;
 }
 
 export function assertEntryBlock(block: number, what: string): void {

@@ -64,8 +64,14 @@ export function checksumOk(bytes: Uint8Array, length: number): boolean {
   return v.getBigUint64(RECORD_HEADER + length, true) === xxh3_64(bytes.subarray(0, RECORD_HEADER + length));
 }
 
-export function corrupt(what: string, detail: string): StrataError {
-  return new StrataError('corrupt', `${what} is damaged (${detail}). Run \`stratadisk check\`; restore the volume from a copy if it reports errors.`);
+/** What to do about damaged volume metadata: `check` cannot help (it stops at the same damage); `salvage` reads around it. */
+export const VOLUME_DAMAGE_ADVICE = 'Run `stratadisk salvage DIR OUT` to export every snapshot and the live view as far as they are still readable, or restore the volume from a copy.';
+
+/** The same for shadow copy metadata (diff areas, catalog), which `salvage` does not read. */
+export const SHADOW_DAMAGE_ADVICE = 'The shadow copies it describes cannot be read as they are; restore the shadow directory from a copy if you have one.';
+
+export function corrupt(what: string, detail: string, advice = VOLUME_DAMAGE_ADVICE): StrataError {
+  return new StrataError('corrupt', `${what} is damaged (${detail}).${advice ? ` ${advice}` : ''}`);
 }
 
 export const MAGIC_MAP = 0x4c4d4453; // "SDML" little-endian: layer map log

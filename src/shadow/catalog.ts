@@ -4,7 +4,7 @@
  * generation into the other slot and flushes it, so a torn commit leaves the previous one.
  */
 import { StrataError } from '../errors.js';
-import { checksumOk, corrupt, decodeHead, encodeRecord, RECORD_HEADER, RECORD_OVERHEAD } from '../format/record.js';
+import { checksumOk, corrupt, SHADOW_DAMAGE_ADVICE, decodeHead, encodeRecord, RECORD_HEADER, RECORD_OVERHEAD } from '../format/record.js';
 import type { StoreNamespace } from '../store/store.js';
 import { checkShadowBlockSize } from './diff-area.js';
 
@@ -62,7 +62,7 @@ export function areaStoreName(id: string): string {
 
 export function validateCatalog(c: unknown, what = 'The shadow catalog'): asserts c is Catalog {
   const bad = (d: string): never => {
-    throw corrupt(what, d);
+    throw corrupt(what, d, SHADOW_DAMAGE_ADVICE);
   };
   if (typeof c !== 'object' || c === null) bad('not an object');
   const x = c as Record<string, unknown>;
@@ -158,7 +158,7 @@ export class CatalogStore {
       }
     }
     if (!found) throw new StrataError('not-found', 'No shadow copies here. Create one first (`stratadisk shadow create`).');
-    if (!best) throw unsupported ?? corrupt('The shadow catalog', 'neither slot holds a valid generation');
+    if (!best) throw unsupported ?? corrupt('The shadow catalog', 'neither slot holds a valid generation', SHADOW_DAMAGE_ADVICE);
     return new CatalogStore(ns, best.gen, best.c);
   }
 

@@ -16,7 +16,7 @@
  * every record keeps volume data (which may be written by a guest) from ever posing as a record.
  */
 import { StrataError } from '../errors.js';
-import { checksumOk, corrupt, decodeHead, encodeRecord, RECORD_HEADER, RECORD_OVERHEAD } from '../format/record.js';
+import { checksumOk, corrupt, SHADOW_DAMAGE_ADVICE, decodeHead, encodeRecord, RECORD_HEADER, RECORD_OVERHEAD } from '../format/record.js';
 import type { Store } from '../store/store.js';
 import { xxh3_64 } from '../wasm/index.js';
 
@@ -76,26 +76,26 @@ export function encodeAreaHeader(h: AreaHeader): Uint8Array {
 /** Parse and validate the header region; `corrupt` or `unsupported` when it is not a valid header. */
 export function decodeAreaHeader(bytes: Uint8Array, what: string): AreaHeader {
   const head = decodeHead(bytes, MAGIC_DIFF_AREA, AREA_HEADER_BYTES - RECORD_OVERHEAD);
-  if (!head || head.kind !== KIND_HEADER) throw corrupt(what, 'no diff area header');
+  if (!head || head.kind !== KIND_HEADER) throw corrupt(what, 'no diff area header', SHADOW_DAMAGE_ADVICE);
   if (head.version !== AREA_VERSION) throw new StrataError('unsupported', `${what} has format version ${head.version}; this stratadisk reads version ${AREA_VERSION}. Upgrade stratadisk.`);
-  if (!checksumOk(bytes, head.length)) throw corrupt(what, 'header checksum mismatch');
+  if (!checksumOk(bytes, head.length)) throw corrupt(what, 'header checksum mismatch', SHADOW_DAMAGE_ADVICE);
   let h: AreaHeader;
   try {
     h = JSON.parse(new TextDecoder().decode(bytes.subarray(RECORD_HEADER, RECORD_HEADER + head.length))) as AreaHeader;
   } catch {
-    throw corrupt(what, 'header is not JSON');
+    throw corrupt(what, 'header is not JSON', SHADOW_DAMAGE_ADVICE);
   }
   const ok =
     typeof h === 'object' && h !== null && h.format === AREA_FORMAT && h.version === AREA_VERSION && typeof h.id === 'string' &&
     typeof h.salt === 'string' && /^[0-9a-f]{16}$/.test(h.salt) && typeof h.created === 'string' &&
     Number.isSafeInteger(h.volumeSize) && h.volumeSize >= 0;
-  if (!ok) throw corrupt(what, 'header fields');
+  if (!ok) throw corrupt(what, 'header fields', SHADOW_DAMAGE_ADVICE);
   try {
     checkShadowBlockSize(h.blockSize);
   } catch {
-    throw corrupt(what, 'block size');
+    throw corrupt(what, 'block size', SHADOW_DAMAGE_ADVICE);
   }
-  if (Math.ceil(h.volumeSize / h.blockSize) > 2 ** 32) throw corrupt(what, 'volume size');
+  if (Math.ceil(h.volumeSize / h.blockSize) > 2 ** 32) throw corrupt(what, 'volume size', SHADOW_DAMAGE_ADVICE);
   return h;
 }
 
@@ -168,22 +168,22 @@ async function parseAt(store: Store, pos: number, h: AreaHeader, minSeq: number,
   }
   // From here the record is authentic (checksum and salt agree): bad fields are corruption.
   const what = `Shadow diff area ${h.id}`;
-  if (head.length < BATCH_FIXED) throw corrupt(what, `batch record ${head.seq} is too short`);
+  if (head.length < BATCH_FIXED) throw corrupt(what, `batch record ${head.seq} is too short`, SHADOW_DAMAGE_ADVICE);
   const runCount = v.getUint32(16, true);
   const blocks = v.getUint32(20, true);
-  if (runCount === 0 || runCount > MAX_RUNS || head.length !== BATCH_FIXED + 8 * runCount) throw corrupt(what, `batch record ${head.seq} has a bad run count`);
-  if (blocks * h.blockSize > Math.max(MAX_RECORD_DATA, h.blockSize)) throw corrupt(what, `batch record ${head.seq} is too large`);
+  if (runCount === 0 || runCount > MAX_RUNS || head.length !== BATCH_FIXED + 8 * runCount) throw corrupt(what, `batch record ${head.seq} has a bad run count`, SHADOW_DAMAGE_ADVICE);
+  if (blocks * h.blockSize > Math.max(MAX_RECORD_DATA, h.blockSize)) throw corrupt(what, `batch record ${head.seq} is too large`, SHADOW_DAMAGE_ADVICE);
   const runs = new Uint32Array(2 * runCount);
   let sum = 0;
   for (let i = 0; i < runCount; i++) {
     const s = v.getUint32(BATCH_FIXED + 8 * i, true);
     const c = v.getUint32(BATCH_FIXED + 8 * i + 4, true);
-    if (c === 0 || s + c > blocksInVolume) throw corrupt(what, `batch record ${head.seq} names blocks outside the volume`);
+    if (c === 0 || s + c > blocksInVolume) throw corrupt(what, `batch record ${head.seq} names blocks outside the volume`, SHADOW_DAMAGE_ADVICE);
     runs[2 * i] = s;
     runs[2 * i + 1] = c;
     sum += c;
   }
-  if (sum !== blocks) throw corrupt(what, `batch record ${head.seq} counts ${blocks} blocks but lists ${sum}`);
+  if (sum !== blocks) throw corrupt(what, `batch record ${head.seq} counts ${blocks} blocks but lists ${sum}`, SHADOW_DAMAGE_ADVICE);
   const dataAt = pos + batchHeadBytes(runCount);
   return { kind: KIND_BATCH, seq: head.seq, runs, blocks, dataHash: v.getBigUint64(8, true), dataAt, next: dataAt + blocks * h.blockSize };
 }
@@ -257,7 +257,7 @@ export async function replayArea(
       throw e;
     });
     if (!r || r.seq !== seq) {
-      if (upTo !== undefined) throw corrupt(what, `record ${seq} at ${pos} is missing`);
+      if (upTo !== undefined) throw corrupt(what, `record ${seq} at ${pos} is missing`, SHADOW_DAMAGE_ADVICE);
       break;
     }
     if (r.kind === KIND_SEAL) {
@@ -277,7 +277,7 @@ export async function replayArea(
   }
   if (!sealed) {
     // Not a clean end: anything valid later means the log is damaged, not torn.
-    if (!lenient && (await laterRecord(store, pos + ALIGN, h, seq, blocksInVolume))) throw corrupt(what, `record ${seq} at ${pos} is damaged but later records exist`);
+    if (!lenient && (await laterRecord(store, pos + ALIGN, h, seq, blocksInVolume))) throw corrupt(what, `record ${seq} at ${pos} is damaged but later records exist`, SHADOW_DAMAGE_ADVICE);
     if (last && !(await dataOk(store, last, bs))) {
       // The last record's data never fully landed: a torn write. It was never published.
       seq--;
@@ -285,7 +285,7 @@ export async function replayArea(
       last = null;
     }
   } else if (last && !(await dataOk(store, last, bs))) {
-    throw corrupt(what, `the data of record ${last.seq} does not match its checksum`);
+    throw corrupt(what, `the data of record ${last.seq} does not match its checksum`, SHADOW_DAMAGE_ADVICE);
   }
   if (last) batch.push(last);
   flush();

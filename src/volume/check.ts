@@ -64,17 +64,32 @@ export async function checkVolume(
         problems.push({ layer: r.id, code: 'corrupt', message: `data unreadable: ${(e as Error).message}` });
         continue;
       }
-      const scan = scanBlocks(buf.subarray(0, batch.length * blockSize), blockSize);
-      for (let k = 0; k < batch.length; k++) {
-        const want = layer.hash(batch[k]![1])!;
-        const got = scan.hashes.subarray(k * 16, k * 16 + 16);
-        let same = true;
-        for (let j = 0; j < 16; j++) if (want[j] !== got[j]) { same = false; break; }
-        if (!same) problems.push({ layer: r.id, block: batch[k]![1], code: 'checksum-mismatch', message: `block ${batch[k]![1]} (slot ${batch[k]![0]}) does not match its checksum` });
+      for (const k of mismatchedBlocks(buf, blockSize, batch.length, (k) => layer.hash(batch[k]![1])!)) {
+        problems.push({ layer: r.id, block: batch[k]![1], code: 'checksum-mismatch', message: `block ${batch[k]![1]} (slot ${batch[k]![0]}) does not match its checksum` });
       }
       done += batch.length;
       onProgress?.(done, total);
     }
   }
   return { ok: problems.length === 0, layers: manifest.layers.length, blocksChecked: done, bytesChecked: done * blockSize, problems };
+}
+
+/**
+ * Which of the first `count` blocks in `buf` do not hash to their expected XXH3-128 (`want(k)`
+ * for block k)? All are hashed in one kernel call. Shared by `check` and `salvage`.
+ */
+export function mismatchedBlocks(buf: Uint8Array, blockSize: number, count: number, want: (k: number) => Uint8Array): number[] {
+  const bad: number[] = [];
+  if (count === 0) return bad;
+  const scan = scanBlocks(buf.subarray(0, count * blockSize), blockSize);
+  for (let k = 0; k < count; k++) {
+    const w = want(k);
+    for (let j = 0; j < 16; j++) {
+      if (w[j] !== scan.hashes[k * 16 + j]) {
+        bad.push(k);
+        break;
+      }
+    }
+  }
+  return bad;
 }

@@ -93,10 +93,21 @@ export class Layer {
     }
     let layer: Layer | null = null;
     const replay: { bytes: Uint8Array; count: number }[] = [];
-    const map = await MapLog.open(mapStore, { layer: id, blockSize }, (packed, count) => replay.push({ bytes: packed, count }), `Layer ${id}`);
-    layer = new Layer(id, blockSize, data, map, mapGen);
-    for (const r of replay) layer.replay(r.bytes, r.count);
-    layer.finishReplay();
+    try {
+      const map = await MapLog.open(mapStore, { layer: id, blockSize }, (packed, count) => replay.push({ bytes: packed, count }), `Layer ${id}`);
+      layer = new Layer(id, blockSize, data, map, mapGen);
+      for (const r of replay) layer.replay(r.bytes, r.count);
+      layer.finishReplay();
+    } catch (e) {
+      // a damaged map: release the files (and the layer's bitmaps) rather than leave them to the GC
+      if (layer) {
+        layer.owned.dispose();
+        layer.verified.dispose();
+      }
+      await data.close().catch(() => {});
+      await mapStore.close().catch(() => {});
+      throw e;
+    }
     return layer;
   }
 

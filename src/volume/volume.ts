@@ -8,6 +8,7 @@ import {
   MANIFEST_FORMAT,
   MANIFEST_VERSION,
   MANIFEST_SLOTS,
+  readManifestSlots,
   type Manifest,
   type SnapshotRecord,
 } from '../format/manifest.js';
@@ -21,13 +22,13 @@ import { collectGarbage } from './merge.js';
 import { chainIds, cloneManifest, layerRecord } from './tree.js';
 import { extents, type Extent } from './map.js';
 import { checkVolume, type CheckReport } from './check.js';
+import { scanForNewerState, slotEvidence, type NewerState } from './newer-state.js';
 import { RemoteBase, createRemoteVolumeFiles, type CreateRemoteVolumeOptions, type ProvisioningInfo, type RemoteContext, type RemoteOptions } from './remote-base.js';
 import type { VolumeJobAccess } from './job-access.js';
 import type { WriteMirror } from './write-mirror.js';
 import { VERIFY_MODES, type VerifyMode } from './verify.js';
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
-const LAYER_FILE = /^L[0-9]{6,12}\.(data|map|[0-9]{1,9}\.map)$/;
 /** Writes are processed in batches of at most this many bytes, bounding scratch memory. */
 const WRITE_BATCH = 8 << 20;
 
@@ -85,6 +86,8 @@ export interface VolumeInfo {
   metadataMemoryBytes: number;
   /** for a volume on a remote image: how much of it is local */
   remote?: ProvisioningInfo;
+  /** present when the volume held newer state than its manifest records (see Volume.newerState) */
+  newerState?: NewerState[];
 }
 
 /** Something you can read blocks of: the live volume or one of its snapshots. */
@@ -123,6 +126,7 @@ export class Volume implements VolumeReader {
   /** set when a mirror job moved the volume elsewhere: the reason writes are refused */
   private retired: string | null = null;
   private verify: VerifyMode = 'on';
+  private _newerState: readonly NewerState[] = [];
 
   private constructor(
     readonly ns: StoreNamespace,
@@ -181,7 +185,12 @@ export class Volume implements VolumeReader {
     return Volume.open(ns, { compactMapBytes: options.compactMapBytes, remote: options.remote, verify: options.verify });
   }
 
-  /** Open the volume in `ns`. Writable opens finish any interrupted snapshot deletion and drop orphan files. */
+  /**
+   * Open the volume in `ns`. Writable opens finish any interrupted snapshot deletion and drop
+   * files a crash left behind. If the volume held newer state than its surviving manifest
+   * records (a lost manifest slot: see newer-state.ts), a writable open fails with `corrupt`
+   * and changes nothing; a read-only open works and lists the evidence in `newerState`.
+   */
   static async open(ns: StoreNamespace, options: OpenVolumeOptions = {}): Promise<Volume> {
     await loadKernels();
     const readOnly = options.readOnly ?? ns.readOnly;
@@ -206,18 +215,24 @@ export class Volume implements VolumeReader {
     try {
       for (const l of ms.manifest.layers) {
         // Sealed layers are never written by I/O; only merges (writable opens) touch them.
-        const layer = await Layer.open(ns, l.id, ms.manifest.blockSize, readOnly, l.mapGen ?? 0);
+        const layer = await openLayer(ns, l.id, ms, readOnly);
         v.layers.set(l.id, layer);
         // A sealed layer never changes except by a merge that records its new ID, so a
         // mismatch means its map lost or gained records.
         if (l.sealed && l.contentId !== null && l.contentId !== layer.contentId()) {
-          throw corrupt(`Layer ${l.id}`, 'its content no longer matches the content ID recorded when it was sealed');
+          throw withSlotEvidence(corrupt(`Layer ${l.id}`, 'its content no longer matches the content ID recorded when it was sealed'), ms);
         }
       }
       if (ms.manifest.remote) v.remoteBase = new RemoteBase(v.remoteContext(), options.remote);
       v.rebuildChain();
+      const scan = await scanForNewerState(ns, ms.manifest, ms.generation, ms.slots, (id) => v.layers.get(id));
+      // A read-only open takes no lock: a writer may have committed a newer generation (and
+      // written its new layer) since we read the manifest. That is no loss.
+      if (readOnly && scan.evidence.length > 0 && (await newerCommitted(ns, ms.generation))) scan.evidence = [];
+      v._newerState = scan.evidence;
       if (!readOnly) {
-        await v.removeOrphans();
+        if (scan.evidence.length > 0) throw newerStateError(ms.generation, scan.evidence);
+        await v.removeStale(scan.stale);
         if (!options.deferMerges) {
           await collectGarbage(v.mergeContext());
           v.rebuildChain();
@@ -230,6 +245,15 @@ export class Volume implements VolumeReader {
       throw e;
     }
     return v;
+  }
+
+  /**
+   * Evidence that the volume once held newer state than the manifest generation it opened with
+   * (see newer-state.ts): empty on a healthy volume. Only read-only opens get this far with
+   * some; `check` reports each as a problem.
+   */
+  get newerState(): readonly NewerState[] {
+    return this._newerState;
   }
 
   private rebuildChain(): void {
@@ -781,17 +805,13 @@ export class Volume implements VolumeReader {
     await this.ns.sync();
   }
 
-  /** Layer files the manifest does not name were left by a crash between creating them and committing. */
-  private async removeOrphans(): Promise<void> {
-    const known = new Set(this.manifest.layers.flatMap((l) => [dataName(l.id), mapName(l.id, l.mapGen ?? 0)]));
-    let removed = false;
-    for (const f of await this.ns.list()) {
-      if (LAYER_FILE.test(f) && !known.has(f)) {
-        await this.ns.delete(f);
-        removed = true;
-      }
-    }
-    if (removed) await this.ns.sync();
+  /**
+   * Delete layer files a crash left behind (see newer-state.ts for which ones are safe: a layer
+   * created for a commit that never completed, a dropped layer, an old or uncommitted map log).
+   */
+  private async removeStale(names: readonly string[]): Promise<void> {
+    for (const f of names) await this.ns.delete(f);
+    if (names.length > 0) await this.ns.sync();
   }
 
   // ---- inspection ----
@@ -836,7 +856,10 @@ export class Volume implements VolumeReader {
   /** Verify every layer: map integrity (done at open) and every data block against its checksum. */
   async check(onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<CheckReport> {
     this.assertOpen();
-    return this.lock.read(() => checkVolume(this.manifest, this.layers, this.blockSize, onProgress, signal));
+    const report = await this.lock.read(() => checkVolume(this.manifest, this.layers, this.blockSize, onProgress, signal));
+    if (this._newerState.length === 0) return report;
+    const lost = this._newerState.map((e) => ({ layer: e.layer ?? e.file, code: 'corrupt' as const, message: e.message }));
+    return { ...report, ok: false, problems: [...lost, ...report.problems] };
   }
 
   info(): VolumeInfo {
@@ -864,6 +887,7 @@ export class Volume implements VolumeReader {
       allocatedBytes: allocated,
       metadataMemoryBytes: mem,
       ...(this.remoteBase ? { remote: this.remoteBase.provisioning() } : {}),
+      ...(this._newerState.length > 0 ? { newerState: [...this._newerState] } : {}),
     };
   }
 
@@ -889,6 +913,38 @@ export class Volume implements VolumeReader {
     for (const l of this.layers.values()) await l.close();
     this.layers.clear();
   }
+}
+
+/** Open a layer the manifest names; a missing or damaged one also mentions a lost manifest slot. */
+async function openLayer(ns: StoreNamespace, id: string, ms: ManifestStore, readOnly: boolean): Promise<Layer> {
+  const gen = layerRecord(ms.manifest, id).mapGen ?? 0;
+  try {
+    return await Layer.open(ns, id, ms.manifest.blockSize, readOnly, gen);
+  } catch (e) {
+    throw withSlotEvidence(e, ms);
+  }
+}
+
+/** A `corrupt` error, prefixed with what the manifest slots show (a lost newer generation explains most damage). */
+function withSlotEvidence(e: unknown, ms: ManifestStore): unknown {
+  const slots = slotEvidence(ms.generation, ms.slots);
+  if (slots.length === 0 || !(e instanceof StrataError) || e.code !== 'corrupt') return e;
+  return new StrataError('corrupt', `${slots.map((x) => x.message).join(' ')} ${e.message}`, { cause: e });
+}
+
+/** Has a manifest generation newer than `generation` been committed (by a writer running now)? */
+async function newerCommitted(ns: StoreNamespace, generation: number): Promise<boolean> {
+  return (await readManifestSlots(ns)).some((s) => s.state === 'valid' && s.generation! > generation);
+}
+
+/** Refusal of a writable open of a volume that lost newer state. */
+function newerStateError(generation: number, evidence: readonly NewerState[]): StrataError {
+  return new StrataError(
+    'corrupt',
+    `The volume held newer state than its manifest records (generation ${generation}); writing to it would lose that state for good. ` +
+      evidence.map((e) => e.message).join(' ') +
+      ' Nothing was changed. Run `stratadisk salvage DIR OUT` to export every snapshot, the live view and the newer layers; read-only opens (export, check) still work.',
+  );
 }
 
 function randomUuid(): string {

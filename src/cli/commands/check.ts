@@ -9,7 +9,9 @@ export const check: Command = {
   usage: 'check DIR [--json]',
   details: [
     'Opens read-only: reports problems, never repairs.',
-    'Exit 0: no problems; 1: problems found (listed); 2: the check could not run (e.g. unreadable manifest).',
+    'Also reports newer state the manifest does not know (a lost manifest slot: snapshots or changes lost).',
+    'Exit 0: no problems; 1: problems found (listed; `stratadisk salvage DIR OUT` exports what is readable);',
+    '2: the check could not run (e.g. unreadable manifest; `salvage` reads around that too).',
     '  --json   the CheckReport: { ok, layers, blocksChecked, bytesChecked, problems: [{ layer, block, code, message }] }',
   ].join('\n'),
   options: { ...JSON_OPTION },
@@ -36,6 +38,7 @@ export const check: Command = {
       } else {
         line(io.stdout, `${report.problems.length} problem(s) in ${dir}:`);
         for (const p of report.problems) line(io.stdout, `  ${p.layer}${p.block === undefined ? '' : ` block ${p.block}`}: ${p.code}: ${p.message}`);
+        line(io.stdout, `To export every snapshot and the live view as far as they are readable (and the newer state, if any): stratadisk salvage ${dir} OUT`);
       }
       return report.ok ? EXIT.ok : EXIT.different;
     });

@@ -12,6 +12,7 @@ import { info } from './info.js';
 import { jobs } from './jobs.js';
 import { map } from './map.js';
 import { reset } from './reset.js';
+import { salvage } from './salvage.js';
 import { mirrorCommand } from './mirror.js';
 import { revert } from './revert.js';
 import { serveGroupCommand } from './serve-group.js';
@@ -42,6 +43,7 @@ export const COMMANDS: readonly Command[] = [
   mirrorCommand,
   map,
   check,
+  salvage,
   compare,
   serveNbdCommand,
   serveGroupCommand,

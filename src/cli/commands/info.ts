@@ -27,6 +27,11 @@ export const info: Command = {
       out('layers', `${i.layers.length}; chain from the active layer down: ${i.chain.join(' -> ')}`);
       out('content ID', `${i.active.contentId} (active layer)`);
       out('snapshots', i.snapshots.length === 0 ? 'none' : i.snapshots.map((s) => s.name).join(', '));
+      if (i.newerState) {
+        out('WARNING', `the volume held newer state than this manifest (generation ${i.generation}) records; writable opens are refused:`);
+        for (const e of i.newerState) out('', `- ${e.message}`);
+        out('', `Export everything readable, that state included, with \`stratadisk salvage ${dir} OUT\`.`);
+      }
       if (i.remote) {
         const r = i.remote;
         const pct = r.imageBytes > 0 ? ` (${((r.localBytes / r.imageBytes) * 100).toFixed(1)}% local)` : '';
