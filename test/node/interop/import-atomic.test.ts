@@ -83,11 +83,11 @@ describe.skipIf(!haveQemu())('atomic import into an existing volume', () => {
     const files = dirDigest(vol);
     const r = await cli(['import', vol, broken]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^stratadisk: corrupt: .*does not inflate.*Nothing was imported: .* is exactly as it was/);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(await ok(['snapshots', vol])).not.toMatch(/\bone\b/);
     expect(await volumeView(vol)).toEqual(view);
     expect(dirDigest(vol)).toEqual(files);
+    expect(r.stderr).toMatch(/^stratadisk: corrupt: .*does not inflate.*Nothing was imported: .* is exactly as it was/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect((await cli(['check', vol])).code).toBe(0);
 
     // The good twin then imports: its snapshot joins `keep`, and the live view is the image.
@@ -123,9 +123,10 @@ describe.skipIf(!haveQemu())('atomic import into an existing volume', () => {
     expect(qemuReads(top, '4M')).toBe(false);
     const r = await cli(['import', vol, top]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^stratadisk: corrupt: .*Nothing was imported/);
+    expect((await volumeView(vol)).snapshots).toEqual(['keep']);
     expect(await volumeView(vol)).toEqual(view);
     expect(dirDigest(vol)).toEqual(files);
+    expect(r.stderr).toMatch(/^stratadisk: corrupt: .*Nothing was imported/);
   });
 
   it('an import cancelled during the copy (API) leaves the volume as it was', async () => {
@@ -183,8 +184,8 @@ describe('atomic raw import into an existing volume', () => {
     });
     expect(stderr).toMatch(/import \[/);
     expect(r.code).toBe(130);
+    expect(await volumeView(vol)).toEqual(view);
     expect(stderr).toMatch(/stratadisk: interrupted; nothing was imported: .* is exactly as it was/);
     expect(stderr).not.toMatch(/kept/);
-    expect(await volumeView(vol)).toEqual(view);
   });
 });
