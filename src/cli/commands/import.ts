@@ -129,6 +129,7 @@ async function importQcow2File(ctx: Context, dir: string, file: string): Promise
       line(io.stdout, `Internal snapshots imported as snapshots:`);
       for (const s of r.internalSnapshots) line(io.stdout, `  ${s.snapshot}${s.snapshot !== s.qcow2 ? `  (qcow2 name "${s.qcow2}")` : ''}`);
     }
+    if (!r.createdVolume) line(io.stdout, `The image replaced the live view of ${dir}; the snapshots the volume had are unchanged.`);
     return EXIT.ok;
   });
 }
