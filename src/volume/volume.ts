@@ -686,7 +686,12 @@ export class Volume implements VolumeReader {
         });
         if (replace) state.dropOnCommit = live.id;
       });
-      result = await build({ snapshot: (name) => this.takeSnapshot(name) });
+      result = await build({
+        snapshot: async (name) => {
+          if (this.staging !== state) throw new StrataError('closed', 'This staged change is over; take snapshots with Volume.snapshot.');
+          return this.takeSnapshot(name);
+        },
+      });
       if (options.signal?.aborted) throw new StrataError('aborted', 'Interrupted.');
       await this.lock.write(async () => {
         await this.active.flush();

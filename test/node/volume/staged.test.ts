@@ -3,6 +3,7 @@
  * A throw, an abort or a crash anywhere before that commit leaves the volume exactly as before.
  */
 import { describe, expect, it } from 'vitest';
+import { startImageServer } from '../../../src/bench/image-server.js';
 import { isStrataError } from '../../../src/errors.js';
 import { FaultController, FaultNamespace, type CrashMode, type TearMode } from '../../../src/store/fault.js';
 import { MemoryNamespace } from '../../../src/store/memory.js';
@@ -154,6 +155,21 @@ describe('Volume.staged', () => {
     });
     await v.snapshot('x');
     await v.close();
+  });
+});
+
+describe('Volume.staged on a volume built on a remote image', () => {
+  it('is refused (unsupported) and changes nothing', async () => {
+    const server = await startImageServer(fill(8 * BS, 0x5a));
+    try {
+      const v = await Volume.createFromImage(new MemoryNamespace(), server.url, { blockSize: BS });
+      const e = await v.staged('live', async () => {}).catch((x: unknown) => x);
+      expect(isStrataError(e, 'unsupported'), String(e)).toBe(true);
+      await v.snapshot('still-works');
+      await v.close();
+    } finally {
+      await server.close();
+    }
   });
 });
 
