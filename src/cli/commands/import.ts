@@ -20,7 +20,7 @@ export const importCommand: Command = {
     'An import is one change of the volume: it becomes visible all at once when the copy is done.',
     'If it fails, is interrupted (Ctrl-C, exit 130) or the process dies, an existing volume is',
     'exactly as it was (snapshots, their content and the live view), and a volume the import',
-    'created is removed.',
+    'created is removed (after a crash it is left empty: run the import again).',
     '',
     'raw: FILE\'s bytes replace the start of the live view (bytes 0 to the file\'s size; the rest',
     'stays). FILE must not be larger than the volume. All-zero blocks are not stored.',

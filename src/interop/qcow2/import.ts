@@ -13,7 +13,8 @@
  * the volume (Volume.staged): its layers and snapshots are published by one manifest commit at
  * the end. Until then nothing the volume had is touched, so a failed, cancelled or killed import
  * leaves an existing volume exactly as it was (same snapshots, same content, same live view);
- * a volume this import created is removed again (the directory is left as it was found).
+ * a volume this import created is removed again (the directory is left as it was found; after
+ * a crash it is left empty, and the next writable open deletes the import's partial layers).
  */
 import { mkdirSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
