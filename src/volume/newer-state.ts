@@ -2,6 +2,7 @@ import { layerId, type Manifest, type ManifestSlot } from '../format/manifest.js
 import { ENTRY_SIZE, mapHeaderBytes, scanMapLog } from '../format/map-log.js';
 import type { StoreNamespace } from '../store/store.js';
 import { dataName, mapName } from './layer.js';
+import { readStagingMark } from './staging-mark.js';
 
 /**
  * Did the volume hold newer state than the manifest generation it opened with?
@@ -26,6 +27,10 @@ import { dataName, mapName } from './layer.js';
  *       part of a committed generation (the survivor does not know it).
  *   Unknown layers numbered below `nextLayer` were dropped by a generation the survivor itself
  *   committed (merge, revert, refresh) before a crash cut their deletion short: stale.
+ * - A staged change (an import, Volume.staged) builds its layers, numbered from `nextLayer` up,
+ *   before the commit that names them, under a mark (`staging.mark`, staging-mark.ts) written
+ *   first and deleted after: while the mark says so, unknown layers from its number up are that
+ *   change's leftovers: stale.
  * - A compaction writes map generation g+1 of a layer (the same entries as its map g), then
  *   commits, then deletes map g. Map files below the manifest's `mapGen` are stale leftovers;
  *   map `mapGen+1` is a crashed compaction when each valid entry it holds equals the layer's
@@ -115,6 +120,7 @@ export async function scanForNewerState(
   const evidence = slotEvidence(generation, slots);
   const stale: string[] = [];
   const known = new Map(m.layers.map((l) => [l.id, l]));
+  const staged = await readStagingMark(ns);
   const where = `the surviving manifest (generation ${generation})`;
   for (const [id, files] of layerFiles(await ns.list())) {
     const rec = known.get(id);
@@ -131,7 +137,8 @@ export async function scanForNewerState(
     }
     const names = [...(files.data ? [dataName(id)] : []), ...files.maps.map((g) => mapName(id, g))];
     const n = Number(id.slice(1));
-    if (n < m.nextLayer) {
+    // From `staged` up: a staged change (an import) that never committed left them (staging-mark.ts).
+    if (n < m.nextLayer || (staged !== null && n >= staged)) {
       stale.push(...names);
       continue;
     }

@@ -27,6 +27,8 @@ import { RemoteBase, createRemoteVolumeFiles, type CreateRemoteVolumeOptions, ty
 import type { VolumeJobAccess } from './job-access.js';
 import type { WriteMirror } from './write-mirror.js';
 import { VERIFY_MODES, type VerifyMode } from './verify.js';
+import { StagedManifest, type ManifestHolder } from './staged-manifest.js';
+import { removeStagingMark, writeStagingMark } from './staging-mark.js';
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
 /** Writes are processed in batches of at most this many bytes, bounding scratch memory. */
@@ -127,10 +129,12 @@ export class Volume implements VolumeReader {
   private retired: string | null = null;
   private verify: VerifyMode = 'on';
   private _newerState: readonly NewerState[] = [];
+  /** set while {@link staged} builds a change that is not committed yet */
+  private staging: StagingState | null = null;
 
   private constructor(
     readonly ns: StoreNamespace,
-    private readonly manifestStore: ManifestStore,
+    private manifestStore: ManifestHolder,
     readonly readOnly: boolean,
   ) {}
 
@@ -233,6 +237,8 @@ export class Volume implements VolumeReader {
       if (!readOnly) {
         if (scan.evidence.length > 0) throw newerStateError(ms.generation, scan.evidence);
         await v.removeStale(scan.stale);
+        // a staged change that never committed: its layers are gone now, and so is its mark
+        await removeStagingMark(ns);
         if (!options.deferMerges) {
           await collectGarbage(v.mergeContext());
           v.rebuildChain();
@@ -563,6 +569,10 @@ export class Volume implements VolumeReader {
   async snapshot(name: string): Promise<SnapshotInfo> {
     this.assertWritable();
     this.assertNoJob('take a snapshot');
+    return this.takeSnapshot(name);
+  }
+
+  private takeSnapshot(name: string): Promise<SnapshotInfo> {
     if (!SNAPSHOT_NAME.test(name)) throw new StrataError('invalid-argument', `Snapshot name "${name}" is not allowed: use letters, digits and . _ + : - (up to 128).`);
     return this.lock.write(async () => {
       if (this.manifest.snapshots.some((s) => s.name === name)) throw new StrataError('exists', `A snapshot named "${name}" already exists; pick another name or delete it first.`);
@@ -636,7 +646,7 @@ export class Volume implements VolumeReader {
    * `change` edits the rest of that manifest), and switch to it. The layer's files are created
    * and synced before the commit; if the commit fails they are orphans, removed at next open.
    */
-  private async stackActiveLayer(parent: string, change: (m: Manifest) => void): Promise<Layer> {
+  private async stackActiveLayer(parent: string | null, change: (m: Manifest) => void): Promise<Layer> {
     const m = cloneManifest(this.manifest);
     const id = layerId(m.nextLayer);
     const fresh = await Layer.create(this.ns, id, this.blockSize);
@@ -670,6 +680,120 @@ export class Volume implements VolumeReader {
     });
     await this.dropLayerFiles(oldActive);
     await collectGarbage(this.mergeContext());
+    this.rebuildChain();
+  }
+
+  // ---- staged changes (atomic imports) ----
+
+  /**
+   * Build a change of the live view and new snapshots off to the side, and publish all of it in
+   * one manifest commit when `build` resolves. Inside `build`, write through the volume as usual
+   * and take snapshots with `stage.snapshot` (the public `snapshot`, `revert`, `deleteSnapshot`
+   * and block jobs are refused until the change is committed or dropped).
+   *
+   * The change starts from `from`: `'live'` stacks a new layer on the live view (what `build`
+   * does not overwrite stays as it was); `'last-snapshot'` starts from what lies under the live
+   * layer (the snapshot it grew from, or nothing), so the live layer's own changes are dropped
+   * when the change is committed.
+   *
+   * If `build` throws, or `signal` fired by the time it resolves, every layer the change created
+   * is deleted and the volume is exactly as before (snapshots, their content, the live view);
+   * the error is rethrown. If the process dies first, the stored manifest never named those
+   * layers: the next writable open removes their files. Reads during `build` see the change.
+   * If writing the stored manifest itself fails, the change may or may not be stored (a failed
+   * flush cannot tell): its layers are then kept, the error says so, and `onCommit` (called just
+   * before that write) lets a caller word its messages. Not for volumes on a remote image
+   * (`unsupported`).
+   */
+  async staged<T>(from: 'live' | 'last-snapshot', build: (stage: StagedChange) => Promise<T>, options: { signal?: AbortSignal; onCommit?: () => void } = {}): Promise<T> {
+    this.assertWritable();
+    this.assertNoJob('start a staged change');
+    if (this.remoteBase) throw new StrataError('unsupported', 'This volume is built on a remote image; an import cannot be staged on it. Import into a local volume (`stratadisk create`) instead.');
+    const committed = this.manifestStore as ManifestStore;
+    const state: StagingState = { committed, layersBefore: new Set(this.layers.keys()), dropOnCommit: null };
+    let result: T;
+    try {
+      await this.lock.write(async () => {
+        const live = this.active;
+        await live.flush();
+        // Mark the layers this change will build (numbered from nextLayer up) as its own, so that
+        // after a crash they are not taken for newer state that was lost (staging-mark.ts).
+        await writeStagingMark(this.ns, committed.manifest.nextLayer);
+        this.staging = state;
+        this.manifestStore = new StagedManifest(committed);
+        // An empty live layer holds nothing to keep: the change replaces it rather than sealing it.
+        const replace = from === 'last-snapshot' || live.dataBlocks + live.zeroBlocks === 0;
+        const parent = replace ? layerRecord(this.manifest, live.id).parent : live.id;
+        await this.stackActiveLayer(parent, (m) => {
+          if (replace) {
+            m.layers = m.layers.filter((l) => l.id !== live.id);
+          } else {
+            // Sealed without a snapshot: after the commit it is merged with the change's layer.
+            const rec = layerRecord(m, live.id);
+            rec.sealed = true;
+            rec.contentId = live.contentId();
+          }
+        });
+        if (replace) state.dropOnCommit = live.id;
+      });
+      result = await build({
+        snapshot: async (name) => {
+          if (this.staging !== state) throw new StrataError('closed', 'This staged change is over; take snapshots with Volume.snapshot.');
+          return this.takeSnapshot(name);
+        },
+      });
+      if (options.signal?.aborted) throw new StrataError('aborted', 'Interrupted.');
+      await this.lock.write(async () => {
+        await this.active.flush();
+        await this.ns.sync();
+        if (options.signal?.aborted) throw new StrataError('aborted', 'Interrupted.');
+        options.onCommit?.();
+        state.committing = true;
+        await committed.commit(this.manifest);
+        this.manifestStore = committed;
+        this.staging = null;
+      });
+    } catch (e) {
+      if (this.staging !== state) throw e;
+      await this.lock.write(() => this.dropStaged(state));
+      if (!state.committing) throw e;
+      throw new StrataError('io', `Storing the manifest that publishes the change failed (${e instanceof Error ? e.message : String(e)}); the volume holds either the state before the change or all of it: reopen it to see which.`, { cause: e });
+    }
+    // Committed: what follows only tidies up, and an open would do the same.
+    await this.lock.write(async () => {
+      try {
+        await removeStagingMark(this.ns);
+        if (state.dropOnCommit !== null) await this.dropLayerFiles(state.dropOnCommit);
+        await collectGarbage(this.mergeContext());
+      } catch (e) {
+        const code = e instanceof StrataError ? e.code : 'io';
+        throw new StrataError(code, `The change was committed, but tidying up after it failed (${e instanceof Error ? e.message : String(e)}); the next writable open of the volume finishes that.`, { cause: e });
+      } finally {
+        this.rebuildChain();
+      }
+    });
+    return result;
+  }
+
+  /**
+   * Undo a staged change in memory: the stored manifest is current again. The change's layers are
+   * closed and, unless a failed commit may have stored a manifest naming them, deleted.
+   */
+  private async dropStaged(state: StagingState): Promise<void> {
+    this.manifestStore = state.committed;
+    this.staging = null;
+    for (const [id, layer] of [...this.layers]) {
+      if (state.layersBefore.has(id)) continue;
+      if (state.committing) {
+        this.layers.delete(id);
+        await layer.close().catch(() => {});
+      } else {
+        // A file that cannot be deleted now is an orphan, which the next writable open removes.
+        await this.dropLayerFiles(id).catch(() => {});
+      }
+    }
+    // the change's layers are gone: clear its mark (if this fails, the next writable open does)
+    if (!state.committing) await removeStagingMark(this.ns).catch(() => {});
     this.rebuildChain();
   }
 
@@ -723,6 +847,7 @@ export class Volume implements VolumeReader {
   }
 
   private assertNoJob(what: string): void {
+    if (this.staging !== null) throw new StrataError('locked', `Cannot ${what} while a staged change (an import) is being built on this volume; wait for it to finish or cancel it.`);
     if (this.job !== null) throw new StrataError('locked', `Cannot ${what} while the ${this.job} job runs on this volume; wait for it or cancel it.`);
   }
 
@@ -945,6 +1070,22 @@ function newerStateError(generation: number, evidence: readonly NewerState[]): S
       evidence.map((e) => e.message).join(' ') +
       ' Nothing was changed. Run `stratadisk salvage DIR OUT` to export every snapshot, the live view and the newer layers; read-only opens (export, check) still work.',
   );
+}
+
+/** What `build` of {@link Volume.staged} gets. */
+export interface StagedChange {
+  /** Seal the live layer of the change as snapshot `name` (published with the change). */
+  snapshot(name: string): Promise<SnapshotInfo>;
+}
+
+interface StagingState {
+  committed: ManifestStore;
+  /** layers open before the change: any other is the change's own */
+  layersBefore: Set<string>;
+  /** the live layer the change replaces, deleted once the change is committed */
+  dropOnCommit: string | null;
+  /** the stored manifest is being written: a failure leaves the outcome unknown */
+  committing?: boolean;
 }
 
 function randomUuid(): string {

@@ -4,13 +4,17 @@
  * after its file, each internal snapshot of the top image a snapshot of its own, and the top
  * image's active state ends up in the volume's active (unsealed) layer.
  *
+ * Into an existing volume, the image replaces the live view (changes made since its last snapshot
+ * are dropped) and its snapshots are added; the volume's own snapshots stay as they are.
+ *
  * Safety: every image of the chain is opened and every L1/L2 table of every view is checked
  * before anything is written. What can still fail later is cluster data (a compressed cluster
- * that does not inflate, an I/O error). Then:
- * - a volume this import created is removed again (the directory is left as it was found);
- * - an existing volume keeps everything it had (snapshots untouched, it opens and checks clean),
- *   but its active layer may hold part of the import, and snapshots of the chain's lower images
- *   that were completed stay; `stratadisk revert` to an earlier snapshot undoes it.
+ * that does not inflate, an I/O error) or a cancel. The import is therefore one staged change of
+ * the volume (Volume.staged): its layers and snapshots are published by one manifest commit at
+ * the end. Until then nothing the volume had is touched, so a failed, cancelled or killed import
+ * leaves an existing volume exactly as it was (same snapshots, same content, same live view);
+ * a volume this import created is removed again (the directory is left as it was found; after
+ * a crash it is left empty, and the next writable open deletes the import's partial layers).
  */
 import { mkdirSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -22,6 +26,7 @@ import type { Store } from '../../store/store.js';
 import { Volume, type VolumeReader, type WriteRange } from '../../volume/volume.js';
 import { alignedBytes } from '../../wasm/aligned.js';
 import { scanBlocks } from '../../wasm/index.js';
+import { detectStore } from '../detect.js';
 import { Qcow2Reader, isQcow2Magic, type L1Table, type Qcow2Extent } from './reader.js';
 
 /** Deepest backing chain followed (qemu itself stops far earlier in practice). */
@@ -51,6 +56,11 @@ export interface ImportQcow2Options {
   signal?: AbortSignal;
   /** Block size of a volume the import creates (default: the cluster size, clamped to 4K..1M). */
   blockSize?: number;
+  /**
+   * Called just before the manifest commit that publishes the import: a failure after this may
+   * or may not have published it (see Volume.staged); before it, the volume is unchanged.
+   */
+  onCommit?: () => void;
 }
 
 export interface ImportedImage {
@@ -89,6 +99,11 @@ interface View {
   /** snapshot to take after this view, or null for the last (active) view */
   snapshot: string | null;
   qcow2Snapshot?: string;
+}
+
+/** True when `dir` holds a volume (a manifest slot), which an import then goes into. */
+export function holdsVolume(dir: string): boolean {
+  return MANIFEST_SLOTS.some((s) => exists(join(dir, s)));
 }
 
 /** True when the file at `path` starts with the qcow2 magic. */
@@ -145,8 +160,7 @@ export async function importQcow2(target: Volume | string, imagePath: string, op
     if (typeof target === 'string') {
       const dir = target;
       const existed = exists(dir);
-      const hasVolume = existed && MANIFEST_SLOTS.some((s) => exists(join(dir, s)));
-      if (hasVolume) {
+      if (holdsVolume(dir)) {
         volume = await Volume.open(new NodeDirNamespace(dir));
       } else {
         const blockSize = options.blockSize ?? Math.min(1 << 20, Math.max(4096, topReader.clusterSize));
@@ -183,20 +197,27 @@ export async function importQcow2(target: Volume | string, imagePath: string, op
         const v = k === 0 ? null : views.find((x) => x.image === k)!.snapshot;
         imported.push({ path: img.path, format: img.format, size: img.size, snapshot: v });
       }
-      const copier = new Copier(volume, total, options, created);
-      for (let i = 0; i < views.length; i++) {
-        const view = views[i]!;
-        const img = chain[view.image]!;
-        const prev = views[i - 1];
-        const sameImage = prev !== undefined && prev.image === view.image;
-        const belowSnapshot = view.image < chain.length - 1 ? views.filter((x) => x.image === view.image + 1).at(-1)!.snapshot! : null;
-        copier.image = img.path;
-        if (!img.reader) await copier.copyRaw(img);
-        else await copier.copyView(img.reader, view.l1!, view.size, sameImage ? prev!.l1! : undefined, view.image === chain.length - 1, belowSnapshot);
-        await volume.flush();
-        if (view.snapshot !== null) await volume.snapshot(view.snapshot);
-      }
-      await volume.flush();
+      const copier = await volume.staged(
+        'last-snapshot',
+        async (stage) => {
+          // Nothing under the change's first layer (a new volume, or one without snapshots): no zeros to write.
+          const copier = new Copier(volume, total, options, volume.layerChain().length === 1);
+          for (let i = 0; i < views.length; i++) {
+            const view = views[i]!;
+            const img = chain[view.image]!;
+            const prev = views[i - 1];
+            const sameImage = prev !== undefined && prev.image === view.image;
+            const belowSnapshot = view.image < chain.length - 1 ? views.filter((x) => x.image === view.image + 1).at(-1)!.snapshot! : null;
+            copier.image = img.path;
+            if (!img.reader) await copier.copyRaw(img);
+            else await copier.copyView(img.reader, view.l1!, view.size, sameImage ? prev!.l1! : undefined, view.image === chain.length - 1, belowSnapshot);
+            await volume.flush();
+            if (view.snapshot !== null) await stage.snapshot(view.snapshot);
+          }
+          return copier;
+        },
+        { signal, onCommit: options.onCommit },
+      );
       const result: ImportQcow2Result = {
         size: top.size,
         clusterSize: topReader.clusterSize,
@@ -458,6 +479,13 @@ async function openChain(imagePath: string, options: ImportQcow2Options): Promis
       chain.push(img);
       const magic = store.size >= 4 && isQcow2Magic(await store.read(0, 4));
       if (depth === 0 && !magic) throw new StrataError('invalid-argument', `${imagePath} is not a qcow2 image (no QFI\\xfb magic).`);
+      if (format === null && !magic) {
+        // No backing format recorded: raw, unless its content says it is some other container.
+        const d = await detectStore(store);
+        if (d.format !== 'raw') {
+          throw new StrataError('unsupported', `The backing file of ${chain[depth - 1]!.path} (${path}) is ${d.what}; only qcow2 and raw backing files can be imported. Convert the whole chain into one image first (\`qemu-img convert -O qcow2 ${imagePath} OUT.qcow2\`) and import that.`);
+        }
+      }
       if (format === 'raw' || (format === null && !magic)) {
         img.format = 'raw';
         break;

@@ -1,0 +1,31 @@
+import { validateManifest, type Manifest, type ManifestStore } from '../format/manifest.js';
+
+/** What a volume needs of its manifest: the current one, its generation, and a way to replace it. */
+export interface ManifestHolder {
+  readonly generation: number;
+  readonly manifest: Manifest;
+  commit(next: Manifest): Promise<void>;
+}
+
+/**
+ * The manifest of a volume while `Volume.staged` builds a change: commits are validated and kept
+ * in memory only, so the stored manifest (`committed`) still names the state before the change
+ * until one real commit publishes everything at once. Layer files created meanwhile are named
+ * by no stored manifest: if the process dies, the next writable open removes them as orphans.
+ */
+export class StagedManifest implements ManifestHolder {
+  manifest: Manifest;
+
+  constructor(readonly committed: ManifestStore) {
+    this.manifest = committed.manifest;
+  }
+
+  get generation(): number {
+    return this.committed.generation;
+  }
+
+  async commit(next: Manifest): Promise<void> {
+    validateManifest(next, 'The new manifest');
+    this.manifest = next;
+  }
+}
