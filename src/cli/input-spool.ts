@@ -109,7 +109,7 @@ class Spool {
     try {
       handle = await fsOpen(path, 'wx+', 0o600);
     } catch (e) {
-      throw nodeError(e, `create a spool file for the input in ${dir} (nothing was written)`, true);
+      throw nodeError(e, `create a spool file for the input in ${dir}`, true);
     }
     // POSIX keeps an unlinked open file until it is closed: no name left behind, even after a kill.
     const linked = await unlink(path).then(
@@ -127,7 +127,7 @@ class Spool {
         done += bytesWritten;
       }
     } catch (e) {
-      throw nodeError(e, `spool the input in ${this.path} (nothing was written to the volume)`, true);
+      throw nodeError(e, `spool the input in ${this.path}`, true);
     }
     this.length += chunk.length;
   }

@@ -95,7 +95,8 @@ function heldLock(path: string, token: string): NamespaceLock {
       held = false;
       // Remove only our own record: should it have been taken over (wrongly judged stale, e.g.
       // from another pid namespace), the new holder's lock must stay.
-      const seen = await readLock(path);
+      // Unreadable: leave it; with its owner gone it is stale and the next writer takes it over.
+      const seen = await readLock(path).catch(() => null);
       if (seen !== null && parse(seen).token === token) await unlink(path).catch(() => {});
     },
   };
