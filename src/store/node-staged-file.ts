@@ -155,6 +155,8 @@ function deviceTarget(path: string, store: NodeFileStore): StagedFile {
       placed = true;
     },
     async discard() {
+      // What reached the device stays there: make it durable, as the message will say it is there.
+      if (!closed) await store.flush().catch(() => {});
       await close().catch(() => {});
     },
     keptMessage(written) {
