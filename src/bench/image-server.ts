@@ -16,6 +16,8 @@ export interface ImageServerOptions {
   ignoreRange?: boolean;
   /** send no ETag (validators are then Last-Modified only) */
   noEtag?: boolean;
+  /** answer a range request only once the promise this returns (if any) settles (tests: a stalled read) */
+  gate?: (range: { first: number; last: number }) => Promise<void> | undefined;
   /** take a request first; return true when it was answered */
   intercept?: (req: IncomingMessage, res: ServerResponse, range: { first: number; last: number } | null) => boolean;
 }
@@ -99,7 +101,9 @@ export async function startImageServer(image: Uint8Array, options: ImageServerOp
       state.bytes += part.length;
       res.end(part);
     };
-    if (options.delayMs) setTimeout(answer, options.delayMs);
+    const held = range ? options.gate?.(range) : undefined;
+    if (held) void held.then(answer, answer);
+    else if (options.delayMs) setTimeout(answer, options.delayMs);
     else answer();
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));

@@ -49,6 +49,31 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * An interruption that says what was kept: the CLI prints `stratadisk: interrupted; <kept>`
+ * instead of its generic line (which speaks of a volume closed with its finished work kept).
+ */
+export class Interrupted extends StrataError {
+  constructor(
+    readonly kept: string,
+    options?: { cause?: unknown },
+  ) {
+    super('aborted', `Interrupted; ${kept}.`, options);
+  }
+}
+
+/**
+ * The error to report for a failure of a command that was writing somewhere: the same failure
+ * (an interruption when `signal` fired), its message completed with `kept`, a clause saying
+ * what is at the destination now ("nothing was written at out.raw").
+ */
+export function withKept(e: unknown, kept: string, signal: AbortSignal): StrataError {
+  if (signal.aborted || (e instanceof StrataError && e.code === 'aborted')) return new Interrupted(kept, { cause: e });
+  const clause = kept[0]!.toUpperCase() + kept.slice(1) + '.';
+  if (e instanceof StrataError) return new StrataError(e.code, `${e.message.replace(/\s*$/, '')} ${clause}`, { cause: e });
+  return new StrataError('io', `${e instanceof Error ? e.message : String(e)}. ${clause}`, { cause: e });
+}
+
 /** Throws `aborted` once `signal` fired; long commands call it between batches. */
 export function throwIfAborted(signal: AbortSignal): void {
   if (signal.aborted) throw new StrataError('aborted', 'Interrupted.');

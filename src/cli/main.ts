@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { StrataError } from '../errors.js';
 import type { Command, Context } from './command.js';
 import { COMMANDS, findCommand } from './commands/index.js';
-import { EXIT, line, UsageError, type CliIo } from './io.js';
+import { EXIT, Interrupted, line, UsageError, type CliIo } from './io.js';
 import { Progress } from './progress.js';
 
 export type { CliIo } from './io.js';
@@ -134,6 +134,10 @@ async function dispatch(argv: string[], io: CliIo, signal: AbortSignal): Promise
 
 /** One line on stderr for any failure, and the exit code that goes with it. */
 function report(e: unknown, io: CliIo, signal: AbortSignal): number {
+  if (e instanceof Interrupted) {
+    line(io.stderr, `stratadisk: interrupted; ${oneLine(e.kept)}.`);
+    return EXIT.interrupted;
+  }
   if ((e instanceof StrataError && e.code === 'aborted') || (signal.aborted && !(e instanceof UsageError))) {
     line(io.stderr, 'stratadisk: interrupted; the volume was closed cleanly (work finished before the interrupt is kept).');
     return EXIT.interrupted;

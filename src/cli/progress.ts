@@ -25,6 +25,11 @@ export class Progress {
     this.started = now();
   }
 
+  /** The last figure given to `update` (drawn or not). */
+  get completed(): number {
+    return this.done;
+  }
+
   /** Record that `done` bytes of `total` are finished; redraws if enough time passed. */
   update(done: number): void {
     this.done = done;

@@ -1,21 +1,11 @@
-import { mkdir, open as fsOpen, readdir, readFile, stat, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { mkdir, open as fsOpen, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError } from '../errors.js';
+import { lockDirectory } from './node-dir-lock.js';
 import { nodeError, NodeFileStore, type NodeIoMode } from './node-file.js';
 import { checkName, NAME_PATTERN, type NamespaceLock, type OpenOptions, type Store, type StoreNamespace } from './store.js';
 
-const LOCK_FILE = '.stratadisk.lock';
-
-/** Is a process with this pid alive on this host? (signal 0 checks without sending anything) */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { processAlive } from './node-dir-lock.js';
 
 /** Options of {@link NodeDirNamespace}. */
 export interface NodeDirOptions {
@@ -137,55 +127,13 @@ export class NodeDirNamespace implements StoreNamespace {
   }
 
   /**
-   * The writer lock is a file `.stratadisk.lock` created exclusively (O_EXCL) holding the
-   * owner's pid and host. A lock left by a process that no longer exists on this host is taken
-   * over; any other holder makes this throw `locked` with who holds it. (Node has no flock; an
-   * exclusive create is atomic on local file systems.)
+   * The writer lock: a file `.stratadisk.lock` naming its owner, linked into place complete, so
+   * it always has an owner; a lock whose owner is gone is taken over safely. See node-dir-lock.ts.
    */
   async lock(): Promise<NamespaceLock> {
     if (this.readOnly) throw new StrataError('read-only', `Cannot lock ${this.dir} for writing: the namespace is read-only.`);
     await this.init();
-    const path = join(this.dir, LOCK_FILE);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const h = await fsOpen(path, 'wx');
-        try {
-          await h.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
-        } finally {
-          await h.close();
-        }
-        let held = true;
-        return {
-          release: async () => {
-            if (!held) return;
-            held = false;
-            await unlink(path).catch(() => {});
-          },
-        };
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw nodeError(e, `lock ${this.dir}`, true);
-      }
-      let owner: { pid?: unknown; host?: unknown; since?: unknown } = {};
-      try {
-        owner = JSON.parse(await readFile(path, 'utf8')) as typeof owner;
-      } catch {
-        // Empty or half-written: its writer may be mid-way; only an old one is stale.
-        const age = Date.now() - (await stat(path).then((s) => s.mtimeMs).catch(() => 0));
-        if (age > 10_000) {
-          await unlink(path).catch(() => {});
-          continue;
-        }
-      }
-      if (owner.host === hostname() && typeof owner.pid === 'number' && owner.pid !== process.pid && !processAlive(owner.pid)) {
-        await unlink(path).catch(() => {});
-        continue;
-      }
-      throw new StrataError(
-        'locked',
-        `The volume in ${this.dir} is open for writing by process ${String(owner.pid ?? '?')} on ${String(owner.host ?? '?')} (since ${String(owner.since ?? '?')}). Close it there, or open it read-only. If that process is gone, delete ${path}.`,
-      );
-    }
-    throw new StrataError('locked', `Could not take the writer lock of ${this.dir}; another process keeps taking it. Try again.`);
+    return lockDirectory(this.dir);
   }
 
   /**

@@ -1,7 +1,8 @@
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { DEFAULT_BLOCK_SIZE, Volume } from '../../volume/volume.js';
 import type { Command } from '../command.js';
-import { line, UsageError } from '../io.js';
+import { line, throwIfAborted, UsageError, withKept } from '../io.js';
+import { prepareVolumeDir } from '../new-volume-dir.js';
 import { formatBytes, parseSize } from '../size.js';
 
 export const create: Command = {
@@ -9,7 +10,8 @@ export const create: Command = {
   summary: 'create an empty volume in a directory',
   usage: 'create DIR --size SIZE [--block-size SIZE] | create DIR --backing URL [--size SIZE] [--block-size SIZE]',
   details: [
-    'Creates DIR (and its parents) if needed. Nothing proportional to SIZE is allocated.',
+    'DIR must be new or empty (it is created, with its parents, if missing). Nothing proportional',
+    'to SIZE is allocated. A create that fails removes what it made and says so.',
     '  --size SIZE         virtual size: bytes or K/M/G/T (powers of 1024), e.g. 1G',
     '  --block-size SIZE   a power of two from 4K to 1M (default 64K)',
     '  --backing URL       base the volume on the raw image at URL (http/https, range requests):',
@@ -22,20 +24,26 @@ export const create: Command = {
   async run({ io, args, values, signal }) {
     const blockSize = values['block-size'] === undefined ? DEFAULT_BLOCK_SIZE : parseSize(values['block-size'] as string, '--block-size');
     const dir = args[0]!;
-    if (values.backing !== undefined) {
-      const size = values.size === undefined ? undefined : parseSize(values.size as string, '--size');
-      const v = await Volume.createFromImage(new NodeDirNamespace(dir, { create: true }), values.backing as string, { size, blockSize, remote: { signal } });
-      const r = v.manifest.remote!;
+    const backing = values.backing as string | undefined;
+    if (backing === undefined && values.size === undefined) throw new UsageError('--size is required, e.g. --size 1G (or --backing URL)', 'create');
+    const size = values.size === undefined ? undefined : parseSize(values.size as string, '--size');
+    const target = await prepareVolumeDir(dir);
+    let v: Volume;
+    try {
+      const ns = new NodeDirNamespace(dir);
+      v = backing !== undefined ? await Volume.createFromImage(ns, backing, { size, blockSize, remote: { signal } }) : await Volume.create(ns, { size: size!, blockSize });
       await v.close();
+      throwIfAborted(signal);
+    } catch (e) {
+      throw withKept(e, await target.undo(), signal);
+    }
+    if (backing !== undefined) {
+      const r = v.manifest.remote!;
       const pin = r.etag !== undefined ? `ETag ${r.etag}` : r.lastModified !== undefined ? `Last-Modified ${r.lastModified}` : 'size only (the server sends no validator)';
       line(io.stdout, `Created ${dir}: ${formatBytes(v.size)} on ${r.url} (${formatBytes(r.size)} image, pinned by ${pin}), ${formatBytes(blockSize)} blocks; nothing fetched yet.`);
-      return 0;
+    } else {
+      line(io.stdout, `Created ${dir}: ${formatBytes(size!)} (${size} bytes), ${formatBytes(blockSize)} blocks.`);
     }
-    if (values.size === undefined) throw new UsageError('--size is required, e.g. --size 1G (or --backing URL)', 'create');
-    const size = parseSize(values.size as string, '--size');
-    const v = await Volume.create(new NodeDirNamespace(dir, { create: true }), { size, blockSize });
-    await v.close();
-    line(io.stdout, `Created ${dir}: ${formatBytes(size)} (${size} bytes), ${formatBytes(blockSize)} blocks.`);
     return 0;
   },
 };

@@ -1,9 +1,10 @@
+import { existsSync } from 'node:fs';
 import { StrataError } from '../../errors.js';
 import { exportQcow2 } from '../../interop/qcow2/export.js';
-import { NodeFileStore } from '../../store/node-file.js';
+import { stageFile } from '../../store/node-staged-file.js';
 import type { Command, Context } from '../command.js';
 import { BATCH } from '../copy-in.js';
-import { line, throwIfAborted, UsageError } from '../io.js';
+import { Interrupted, line, throwIfAborted, UsageError, withKept } from '../io.js';
 import type { Progress } from '../progress.js';
 import { formatBytes, parseSize } from '../size.js';
 import { openVolume, openVolumeSource, parseTarget } from '../target.js';
@@ -14,8 +15,10 @@ export const exportCommand: Command = {
   usage: 'export DIR[@NAME] FILE [--format raw|qcow2] [--chain] [--cluster-size SIZE]',
   details: [
     'raw (the default): only extents that hold data are written; the file is then sized to the',
-    'volume, so zero ranges are holes. An existing FILE is replaced. FILE may be a block device',
-    'at least as large as the volume (zero ranges are then written as zeros).',
+    'volume, so zero ranges are holes. FILE is written under a temporary name beside it and renamed',
+    'into place when complete: an existing FILE is replaced only then, and a failed or interrupted',
+    'export leaves nothing at FILE (an existing FILE unchanged). FILE may be a block device at least',
+    'as large as the volume (written in place; zero ranges are then written as zeros).',
     'qcow2 (--format qcow2, or a FILE ending in .qcow2 when --format is not given): a qcow2 v3',
     'image; data blocks become clusters, known-zero blocks zero clusters, the rest unallocated.',
     '  --chain              one qcow2 per layer of the view: FILE is the top, each layer below is',
@@ -37,7 +40,11 @@ export const exportCommand: Command = {
     try {
       const file = args[1]!;
       const extents = await src.reader.map();
-      const out = await NodeFileStore.open(file, { create: true, io: 'async' });
+      const dataBytes = extents.filter((e) => e.data).reduce((n, e) => n + e.length, 0);
+      const staged = await stageFile(file, { io: 'async' });
+      const out = staged.store;
+      let done = 0;
+      let reached = 0;
       try {
         if (out.isBlockDevice && out.size < src.size) {
           throw new StrataError('out-of-range', `${file} holds ${out.size} bytes, smaller than the volume (${src.size} bytes).`);
@@ -45,7 +52,6 @@ export const exportCommand: Command = {
         // A device keeps old bytes in zero ranges, so they are written; a file gets holes.
         const toWrite = extents.filter((e) => e.data || out.isBlockDevice);
         const total = toWrite.reduce((n, e) => n + e.length, 0);
-        if (!out.isBlockDevice) await out.truncate(0);
         // Two buffers: the next piece is read from the volume while the last one is written.
         const pieces: [at: number, length: number, data: boolean][] = [];
         for (const e of toWrite) {
@@ -60,7 +66,6 @@ export const exportCommand: Command = {
           return chunk;
         };
         const bar = progress('export', total);
-        let done = 0;
         try {
           let next = pieces.length > 0 ? load(0) : undefined;
           for (let k = 0; k < pieces.length; k++) {
@@ -71,17 +76,22 @@ export const exportCommand: Command = {
             next?.catch(() => {});
             await out.write(pieces[k]![0], chunk);
             done += chunk.length;
+            reached = pieces[k]![0] + chunk.length;
             bar.update(done);
           }
         } finally {
           bar.finish();
         }
         if (!out.isBlockDevice) await out.truncate(src.size);
-        await out.flush();
-        line(io.stdout, `Exported ${args[0]} to ${file}: ${formatBytes(src.size)}, ${formatBytes(extents.filter((e) => e.data).reduce((n, e) => n + e.length, 0))} of data${out.isBlockDevice ? '' : ' (the rest are holes)'}.`);
-      } finally {
-        await out.close();
+        throwIfAborted(signal);
+        await staged.commit();
+      } catch (e) {
+        await staged.discard();
+        // On a device every range is written in order, so what reached it is a prefix.
+        throw withKept(e, staged.keptMessage(done === 0 ? '' : `the image's first ${formatBytes(reached)} (${reached} bytes)`), signal);
       }
+      const replaced = staged.replaces && !staged.inPlace ? ' (it replaced the file that was there)' : '';
+      line(io.stdout, `Exported ${args[0]} to ${file}${replaced}: ${formatBytes(src.size)}, ${formatBytes(dataBytes)} of data${out.isBlockDevice ? '' : ' (the rest are holes)'}.`);
       return 0;
     } finally {
       await src.close();
@@ -93,9 +103,11 @@ async function runQcow2({ io, args, signal, progress, values }: Context): Promis
   const clusterSize = values['cluster-size'] === undefined ? undefined : parseSize(values['cluster-size'] as string, '--cluster-size');
   const t = parseTarget(args[0]!, true, 'export');
   const v = await openVolume(t.dir, true);
+  const file = args[1]!;
+  const existed = existsSync(file);
   let bar: Progress | undefined;
   try {
-    const r = await exportQcow2(v, args[1]!, {
+    const r = await exportQcow2(v, file, {
       ...(t.snapshot !== undefined ? { snapshot: t.snapshot } : {}),
       chain: values.chain === true,
       ...(clusterSize !== undefined ? { clusterSize } : {}),
@@ -104,6 +116,13 @@ async function runQcow2({ io, args, signal, progress, values }: Context): Promis
         bar ??= progress('export', total);
         bar.update(done);
       },
+    }).catch((e: unknown) => {
+      // exportQcow2 renames nothing into place unless every file is complete and it was not
+      // cancelled; other errors already say what is at the target paths.
+      if (signal.aborted || (e instanceof StrataError && e.code === 'aborted')) {
+        throw new Interrupted(`nothing was written at ${file}${values.chain ? ' or beside it' : ''} (${existed ? 'the file that was there is unchanged' : 'no file was created there'})`, { cause: e });
+      }
+      throw e;
     });
     bar?.finish();
     for (const img of r.images) {

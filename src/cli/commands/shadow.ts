@@ -4,9 +4,10 @@ import { ShadowExportJob } from '../../shadow/export.js';
 import { ShadowVolume } from '../../shadow/shadow-volume.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { NodeFileStore } from '../../store/node-file.js';
+import { stageFile } from '../../store/node-staged-file.js';
 import type { Command } from '../command.js';
 import { readFileChunks, inputFileSize } from '../copy-in.js';
-import { line, table, UsageError } from '../io.js';
+import { line, table, throwIfAborted, UsageError, withKept } from '../io.js';
 import { formatBytes, parseSize } from '../size.js';
 
 const SUBCOMMANDS = ['create', 'list', 'delete', 'export', 'write'] as const;
@@ -29,7 +30,8 @@ export const shadowCommand: Command = {
     '  shadow list VOLUME [--json]        the copies, oldest first (dropped ones marked lost)',
     '  shadow delete VOLUME NAME          delete one copy; the others read exactly as before',
     '  shadow export VOLUME NAME FILE     the copy as a sparse raw image (convert it with',
-    '                                     `qemu-img convert -f raw -O qcow2` for qcow2)',
+    '                                     `qemu-img convert -f raw -O qcow2` for qcow2), written',
+    '                                     beside FILE and renamed over it once complete',
     '  shadow write VOLUME FILE --offset N',
     '      write FILE into VOLUME at N through the copy-on-write path (writes that bypass',
     '      stratadisk, e.g. a VM writing the image itself, are not seen by shadow copies)',
@@ -86,11 +88,13 @@ export const shadowCommand: Command = {
         case 'export': {
           const copy = sv.openShadow(args[2]!);
           const file = args[3]!;
-          const out = await NodeFileStore.open(file, { create: true, io: 'async' });
+          const staged = await stageFile(file, { io: 'async' });
+          const out = staged.store;
+          let job: ShadowExportJob | undefined;
           try {
             if (!out.resizable && out.size < copy.size) throw new StrataError('out-of-range', `${file} holds ${out.size} bytes, smaller than the copy (${copy.size} bytes).`);
             const bar = progress('export', copy.size);
-            const job = new ShadowExportJob(copy, out, { signal });
+            job = new ShadowExportJob(copy, out, { signal });
             const off = job.on((e) => bar.update(e.info.progress.done));
             try {
               await job.done;
@@ -98,10 +102,16 @@ export const shadowCommand: Command = {
               off();
               bar.finish();
             }
-            line(io.stdout, `Exported shadow copy ${args[2]} (${formatBytes(copy.size)}, ${formatBytes(job.dataBytes)} of data) to ${file}.`);
-          } finally {
-            await out.close();
+            throwIfAborted(signal);
+            await staged.commit();
+          } catch (e) {
+            await staged.discard();
+            // The job goes through the copy in order, so what reached a device is a prefix.
+            const done = job?.info().progress.done ?? 0;
+            throw withKept(e, staged.keptMessage(done === 0 ? '' : `the copy's first ${formatBytes(done)} (${done} bytes)`), signal);
           }
+          const replaced = staged.replaces && !staged.inPlace ? ' (it replaced the file that was there)' : '';
+          line(io.stdout, `Exported shadow copy ${args[2]} (${formatBytes(copy.size)}, ${formatBytes(job.dataBytes)} of data) to ${file}${replaced}.`);
           return 0;
         }
         case 'write': {

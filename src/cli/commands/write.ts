@@ -1,8 +1,8 @@
-import type { Readable } from 'node:stream';
 import { StrataError } from '../../errors.js';
 import type { Command } from '../command.js';
 import { copyIn, inputFileSize, readFileChunks } from '../copy-in.js';
-import { line, UsageError } from '../io.js';
+import { line, UsageError, withKept } from '../io.js';
+import { spoolInput } from '../input-spool.js';
 import { formatBytes, parseSize } from '../size.js';
 import { parseTarget, withVolume } from '../target.js';
 
@@ -12,7 +12,9 @@ export const write: Command = {
   usage: 'write DIR --offset OFFSET FILE|-',
   details: [
     '  --offset OFFSET   byte offset (K/M/G suffixes allowed); any alignment',
-    'FILE - reads standard input. The data must fit between OFFSET and the end of the volume.',
+    'FILE - reads standard input. The data must fit between OFFSET and the end of the volume;',
+    'input that does not is refused before anything is written (standard input is read to its',
+    'end first: up to 32 MiB in memory, the rest in a temporary file in DIR).',
   ].join('\n'),
   options: { offset: { type: 'string' } },
   positionals: { min: 2, max: 2 },
@@ -26,23 +28,36 @@ export const write: Command = {
     return withVolume(dir, false, async (v) => {
       if (offset > v.size) throw new StrataError('out-of-range', `--offset ${offset} is past the end of the volume (${v.size} bytes).`);
       if (size !== undefined && offset + size > v.size) {
-        throw new StrataError('out-of-range', `${file} (${size} bytes) does not fit at offset ${offset}: the volume ends at ${v.size}.`);
+        throw new StrataError('out-of-range', `${file} (${size} bytes) does not fit at offset ${offset}: the volume ends at ${v.size}. Nothing was written.`);
       }
-      const input = fromStdin ? stdinChunks(io.stdin ?? process.stdin) : readFileChunks(file);
-      const bar = progress('write', size ?? 0);
-      let n: number;
+      // Standard input has no size to check first: it is read to its end (bounded: see
+      // input-spool.ts) and refused if too large, before anything is written.
+      const spooled = fromStdin
+        ? await spoolInput(io.stdin ?? process.stdin, v.size - offset, dir, `the ${formatBytes(v.size - offset)} from offset ${offset} to the end of ${dir}`, signal).catch((e: unknown) => {
+            throw withKept(e, `nothing was written to ${dir}`, signal);
+          })
+        : undefined;
       try {
-        n = await copyIn(v, offset, input, signal, size === undefined ? undefined : bar);
+        const total = spooled?.size ?? size!;
+        const input = spooled ? spooled.chunks() : readFileChunks(file);
+        const bar = progress('write', total);
+        let n: number;
+        try {
+          n = await copyIn(v, offset, input, signal, bar);
+          await v.flush();
+        } catch (e) {
+          // copyIn writes in order and reports each write once it is done.
+          const written = bar.completed;
+          const kept = written === 0 ? `nothing was written to ${dir}` : `the input's first ${formatBytes(written)} (${written} bytes) were written at offset ${offset} of ${dir}, the rest was not`;
+          throw withKept(e, kept, signal);
+        } finally {
+          bar.finish();
+        }
+        line(io.stdout, `Wrote ${formatBytes(n)} (${n} bytes) at offset ${offset} of ${dir}.`);
+        return 0;
       } finally {
-        bar.finish();
+        await spooled?.close();
       }
-      await v.flush();
-      line(io.stdout, `Wrote ${formatBytes(n)} (${n} bytes) at offset ${offset} of ${dir}.`);
-      return 0;
     });
   },
 };
-
-async function* stdinChunks(input: Readable | AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  for await (const chunk of input) yield typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
-}
