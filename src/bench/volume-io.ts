@@ -370,7 +370,7 @@ export async function benchSequential(opts: VolumeBenchOptions = {}): Promise<Be
         }
         // From the device: the page cache dropped before every pass (root only), where the read,
         // not the hash, sets the pace.
-        if (canDropCaches()) {
+        if (!quick && canDropCaches()) {
           const cs = 4 * MiB;
           const buf = new Uint8Array(cs);
           const pass = async (v: Volume): Promise<number> => {

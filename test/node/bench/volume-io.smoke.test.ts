@@ -30,7 +30,7 @@ describe('volume benchmarks (quick)', () => {
   it('sequential: well-formed results, streamed through onResult', async () => {
     const seen: BenchResult[] = [];
     const out = await runBenchmarks({ quick: true, only: ['sequential'], onResult: (r) => seen.push(r) });
-    expect(out.length).toBe(4);
+    expect(out.length).toBe(6); // per chunk size: vs readSync, vs NodeFileStore, verification on vs off
     expect(seen).toEqual(out);
     for (const r of out) {
       wellFormed(r);
@@ -43,6 +43,10 @@ describe('volume benchmarks (quick)', () => {
     expect(out.map((r) => r.name)).toEqual([
       'chain: random 4 KiB reads, 4 layers, QD1',
       'chain: random 4 KiB reads, 4 layers, QD16',
+      'chain: random 4 KiB reads, 4 layers, QD1, verification on vs off',
+      'chain: random 4 KiB reads, 4 layers, QD1, fresh open (cold verification) vs qemu-img',
+      'chain: random 4 KiB reads, 4 layers, QD16, verification on vs off',
+      'chain: random 4 KiB reads, 4 layers, QD16, fresh open (cold verification) vs qemu-img',
       'chain: random 4 KiB writes into a new top layer, QD1',
       'chain: random 4 KiB writes into a new top layer, QD16',
     ]);
