@@ -3,8 +3,9 @@
  * booted guest: the barrier is switched per side, in paired rounds, so both sides meet the same
  * machine load. Off is plain v86 (a flush completes at once; the guest still sees a write cache,
  * so it sends the same commands).
- * - `sync` after a small write: the guest appends a line to a file, then the host times `sync`
- *   on the serial console (the console's round trip, timed with `true`, is in both sides);
+ * - `sync` after a small write: one console command in which the guest appends a line to a file
+ *   and runs `sync`, `syncs` times; its time (less the console's round trip, timed with `true`)
+ *   divided by `syncs`;
  * - `dd bs=1M count=16 conv=fsync` of random data: MB/s including the final fsync.
  */
 import type { FlushBarrier } from '../v86/flush-barrier.js';
@@ -12,7 +13,7 @@ import type { SerialConsole } from '../v86/serial-console.js';
 import { median, result, runPairedRounds, type BenchResult } from './result.js';
 
 export interface SyncFigures {
-  /** per round: the median ms of `sync` after a small write, barrier on / off */
+  /** per round: ms per (small write + `sync`), barrier on / off */
   syncOnMs: number[];
   syncOffMs: number[];
   /** per round: dd conv=fsync MB/s, barrier on / off */
@@ -20,6 +21,10 @@ export interface SyncFigures {
   ddOffMBs: number[];
   /** median ms of `true` on the console (the round trip inside every timed command) */
   consoleMs: number;
+  syncs: number;
+  /** with the barrier on: guest flushes held, and the mean ms each waited for the volume (the adapter's counters) */
+  heldFlushes?: number;
+  heldMs?: number;
   ddMiB: number;
 }
 
@@ -29,25 +34,36 @@ async function timed(con: SerialConsole, command: string): Promise<number> {
   return performance.now() - t0;
 }
 
+/** What measureSync reads of the disk's counters (`V86Disk.stats`). */
+export interface FlushCounters {
+  guestFlushes: number;
+  guestFlushWaitMs: number;
+}
+
 /** Measure in a booted guest whose disk has `barrier` installed; leaves the barrier on. */
-export async function measureSync(con: SerialConsole, barrier: FlushBarrier, opts: { rounds?: number; syncs?: number; ddMiB?: number } = {}): Promise<SyncFigures> {
+export async function measureSync(con: SerialConsole, barrier: FlushBarrier, opts: { rounds?: number; syncs?: number; ddMiB?: number; counters?: () => FlushCounters } = {}): Promise<SyncFigures> {
   const rounds = opts.rounds ?? 3;
-  const syncs = opts.syncs ?? 8;
+  const syncs = opts.syncs ?? 16;
   const ddMiB = opts.ddMiB ?? 16;
   const bytes = ddMiB * 2 ** 20;
   await con.run(`dd if=/dev/urandom of=/tmp/sync-src bs=64k count=16 2>/dev/null; for i in $(seq ${Math.log2(ddMiB)}); do cat /tmp/sync-src /tmp/sync-src > /tmp/dbl; mv /tmp/dbl /tmp/sync-src; done; sync`, 600_000);
   const probes: number[] = [];
   for (let i = 0; i < 5; i++) probes.push(await timed(con, 'true'));
+  const consoleMs = median(probes);
+  let held = 0;
+  let heldMs = 0;
   const side = (on: boolean) => async () => {
     barrier.enabled = on;
-    const ms: number[] = [];
-    for (let i = 0; i < syncs; i++) {
-      await con.run(`echo line-${i} >> /mnt/sync-small.txt`);
-      ms.push(await timed(con, 'sync'));
-    }
+    const c0 = on ? opts.counters?.() : undefined;
+    const loopMs = await timed(con, `for i in $(seq ${syncs}); do echo line-$i >> /mnt/sync-small.txt; sync; done`);
     const ddMs = await timed(con, `dd if=/tmp/sync-src of=/mnt/sync-dd bs=1M count=${ddMiB} conv=fsync 2>/dev/null`);
+    const c1 = c0 && opts.counters?.();
+    if (c0 && c1) {
+      held += c1.guestFlushes - c0.guestFlushes;
+      heldMs += c1.guestFlushWaitMs - c0.guestFlushWaitMs;
+    }
     await con.run('rm -f /mnt/sync-dd /mnt/sync-small.txt; sync');
-    return { syncMs: median(ms), ddMBs: bytes / 1e6 / (ddMs / 1000) };
+    return { syncMs: Math.max(0, loopMs - consoleMs) / syncs, ddMBs: bytes / 1e6 / (ddMs / 1000) };
   };
   try {
     const [on, off] = await runPairedRounds([side(true), side(false)], rounds);
@@ -56,8 +72,10 @@ export async function measureSync(con: SerialConsole, barrier: FlushBarrier, opt
       syncOffMs: off!.map((f) => f.syncMs),
       ddOnMBs: on!.map((f) => f.ddMBs),
       ddOffMBs: off!.map((f) => f.ddMBs),
-      consoleMs: median(probes),
+      consoleMs,
+      syncs,
       ddMiB,
+      ...(opts.counters ? { heldFlushes: held, heldMs: held > 0 ? heldMs / held : 0 } : {}),
     };
   } finally {
     barrier.enabled = true;
@@ -78,9 +96,10 @@ export function syncResults(label: string, f: SyncFigures): BenchResult[] {
     r.rounds = ratios.length;
     return r;
   };
+  const held = f.heldFlushes !== undefined ? `; with the barrier each guest flush waited ${f.heldMs!.toFixed(1)} ms for the volume (mean of ${f.heldFlushes})` : '';
   return [
     paired(`v86 guest sync after a small write, disk on ${label}`, f.syncOnMs, f.syncOffMs, 'ms', (o, p) => p / o,
-      `ratio = peer time / our time (< 1: the barrier's cost); each side's median of 8 syncs per round; the serial console's round trip (${Math.round(f.consoleMs)} ms for \`true\`) is in both`),
+      `ratio = peer time / our time (< 1: the barrier's cost); ms per small write + sync, ${f.syncs} in one console command per round (its round trip, ${Math.round(f.consoleMs)} ms for \`true\`, subtracted)${held}`),
     paired(`v86 guest dd ${f.ddMiB} MiB conv=fsync, disk on ${label}`, f.ddOnMBs, f.ddOffMBs, 'MB/s', (o, p) => o / p, 'ratio = ours / peer; random data, bs=1M, fsync at the end'),
   ];
 }

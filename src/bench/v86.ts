@@ -29,7 +29,7 @@ async function boot(images: GuestImages, hda: object, mib: number, sync?: (f: Sy
   const emulator = new V86(guestOptions(images, { wasmPath: v86WasmPath(), hda, memorySize: BENCH_MEMORY }));
   if (!(hda instanceof V86Disk)) return measureGuest(emulator, mib);
   const barrier = await installFlushBarrier(emulator, hda, { v86Version: v86Version() });
-  return measureGuest(emulator, mib, undefined, () => ({ ...hda.stats }), sync && (async (con) => sync(await measureSync(con, barrier))));
+  return measureGuest(emulator, mib, undefined, () => ({ ...hda.stats }), sync && (async (con) => sync(await measureSync(con, barrier, { counters: () => hda.stats }))));
 }
 
 export async function benchV86(opts: { quick?: boolean } = {}): Promise<BenchResult[]> {

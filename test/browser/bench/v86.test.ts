@@ -94,7 +94,7 @@ it.skipIf(!full)('v86 guest: what a sync costs with the flush barrier, disk on O
     const emulator = new V86(guestOptions(images, { wasmPath: v86WasmUrl, hda: disk, memorySize: BENCH_MEMORY }) as never) as unknown as GuestEmulator;
     const barrier = await installFlushBarrier(emulator, disk, { v86Version: (JSON.parse(v86PackageJson) as { version: string }).version });
     let sync: SyncFigures | undefined;
-    await measureGuest(emulator, 8, undefined, undefined, async (con) => void (sync = await measureSync(con, barrier)));
+    await measureGuest(emulator, 8, undefined, undefined, async (con) => void (sync = await measureSync(con, barrier, { counters: () => disk.stats })));
     await disk.close();
     await opfs.close();
     await client.deleteVolume({ backend: 'opfs', path: 'v86-sync-bench' });
