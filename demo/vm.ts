@@ -5,8 +5,10 @@
  */
 import { V86 } from 'v86';
 import v86WasmUrl from 'v86/build/v86.wasm?url';
+import v86PackageJson from 'v86/package.json?raw';
 import { StrataClient, type BackendSpec, type RemoteVolume } from '../src/worker/client.js';
 import { V86Disk } from '../src/v86/disk-adapter.js';
+import { installFlushBarrier } from '../src/v86/flush-barrier.js';
 import { fetchGuest, GUEST_READY, guestOptions, type GuestImages } from '../src/v86/guest.js';
 import { SerialConsole } from '../src/v86/serial-console.js';
 import { MemoryStateStore, OpfsStateStore, type MachineStateStore } from '../src/v86/state-store.js';
@@ -30,6 +32,9 @@ interface Running {
 }
 
 let current: Running | undefined;
+/** How the next attached disk behaves (tests change it through `window.__vm.configure`). */
+let diskConfig: DiskConfig = { barrier: true };
+const v86Version = (JSON.parse(v86PackageJson) as { version: string }).version;
 let busy = 0;
 let images: Promise<GuestImages> | undefined;
 
@@ -94,7 +99,7 @@ async function attach(): Promise<Running> {
       : await client.createVolume(spec, { size: Number(inputValue('vm-size')) * 2 ** 20, blockSize: 64 * 1024 });
     created = true;
   }
-  const disk = new V86Disk(volume, { onError: (e) => setStatus('error', `disk: ${errorMessage(e)}`, errorCode(e)) });
+  const disk = new V86Disk(volume, { flushIntervalMs: diskConfig.flushIntervalMs, onError: (e) => setStatus('error', `disk: ${errorMessage(e)}`, errorCode(e)) });
   current = { spec, volume, disk, vm: new VmSnapshots(volume, disk, statesFor(spec)), emulator: undefined, console: undefined, booted: 0 };
   const info = await volume.info();
   $('vm-state').textContent = `${created ? 'new' : 'existing'} disk: ${formatBytes(volume.size)} on ${spec.backend}${info.remote ? `, copy on read from ${info.remote.url}` : ''}`;
@@ -105,17 +110,31 @@ async function attach(): Promise<Running> {
 /** Create the emulator on the attached disk; `state` restores a machine instead of booting. */
 async function startMachine(r: Running, state?: 'boot' | 'restore'): Promise<void> {
   const img = await loadImages();
-  await new Promise<void>((ok) => {
-    const emu = new V86(guestOptions(img, { wasmPath: v86WasmUrl, hda: r.disk, autostart: state !== 'restore' }) as never) as unknown as V86Machine & {
-      destroy(): Promise<void>;
-      add_listener(e: string, f: () => void): void;
-    };
-    r.emulator = emu;
-    r.vm.attach(emu);
-    r.console = new SerialConsole(emu as never, (c) => appendConsole(c));
-    r.booted = performance.now();
-    emu.add_listener('emulator-loaded', () => ok());
-  });
+  const emu = new V86(guestOptions(img, { wasmPath: v86WasmUrl, hda: r.disk, autostart: state !== 'restore' }) as never) as unknown as V86Machine & {
+    destroy(): Promise<void>;
+    add_listener(e: string, f: () => void): void;
+  };
+  // A guest's sync waits for the volume: hooked on load, before the guest's first instruction.
+  const barrier = diskConfig.barrier
+    ? installFlushBarrier(emu, r.disk, { v86Version, onError: (e) => setStatus('error', `guest flush: ${errorMessage(e)}`, errorCode(e)) })
+    : Promise.resolve(undefined);
+  const loaded = new Promise<void>((ok) => emu.add_listener('emulator-loaded', () => ok()));
+  r.emulator = emu;
+  r.vm.attach(emu);
+  r.console = new SerialConsole(emu as never, (c) => appendConsole(c));
+  r.booted = performance.now();
+  try {
+    await Promise.all([loaded, barrier]);
+  } catch (e) {
+    // v86 is not as the barrier was checked against: no guest runs without it.
+    await emu.stop();
+    r.console.detach();
+    await emu.destroy();
+    r.emulator = undefined;
+    r.console = undefined;
+    r.vm.attach(undefined);
+    throw e;
+  }
   setBusy(0);
 }
 
@@ -253,7 +272,7 @@ async function refreshMap(): Promise<void> {
     renderLegend($('legend'), drawn, info.blockSize);
     $('map-scale').textContent = `${drawn.cells} cells`;
     const s = current.disk.stats;
-    $('disk-stats').textContent = `guest: ${s.guestReads} reads, ${s.guestWrites} writes · volume: ${s.volumeReads} reads, ${s.volumeWrites} writes, ${s.volumeFlushes} flushes · ` +
+    $('disk-stats').textContent = `guest: ${s.guestReads} reads, ${s.guestWrites} writes, ${s.guestFlushes} flushes · volume: ${s.volumeReads} reads, ${s.volumeWrites} writes, ${s.volumeFlushes} flushes · ` +
       `${formatBytes(s.dirtyBytes)} unwritten · ${formatBytes(s.cachedBytes)} cached`;
   } catch {
     // The volume may be closing; the next tick redraws.
@@ -274,6 +293,14 @@ $<HTMLInputElement>('console-input').addEventListener('keydown', (e) => {
   (e.target as HTMLInputElement).value = '';
 });
 
+/** How the demo's disk behaves: the defaults are what a page should use. */
+export interface DiskConfig {
+  /** false: a guest's flush completes at once, as in plain v86 (tests show what the barrier adds) */
+  barrier: boolean;
+  /** V86Disk's timer (default 1000 ms; Infinity: data becomes durable only at a flush) */
+  flushIntervalMs?: number;
+}
+
 /** A hook for tests: the same operations as the buttons, plus running a command in the guest. */
 export interface VmHook {
   ready: Promise<void>;
@@ -287,6 +314,10 @@ export interface VmHook {
   stats(): unknown;
   /** the volume's info (with `remote` for a disk on an image) */
   info(): Promise<unknown>;
+  /** Set how the next attached disk behaves (before `attach`/`boot`). */
+  configure(config: DiskConfig): void;
+  /** Make everything the guest wrote durable (what stop and snapshots do first). */
+  flush(): Promise<void>;
 }
 declare global {
   interface Window {
@@ -317,4 +348,12 @@ window.__vm = {
   },
   stats: () => current?.disk.stats,
   info: async () => current?.volume.info(),
+  configure: (config) => {
+    if (current) throw new Error('configure before the disk is attached');
+    diskConfig = { ...config };
+  },
+  flush: async () => {
+    if (!current) throw new Error('no disk is attached');
+    await current.disk.flush();
+  },
 };

@@ -11,7 +11,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'v86'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'v86', 'v86-sync'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -87,6 +87,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
   if (only?.has('v86')) {
     const { benchV86 } = await import('./v86.js');
     for (const r of await benchV86({ quick })) emit(r);
+  }
+  if (only?.has('v86-sync')) {
+    const { benchV86Sync } = await import('./v86.js');
+    for (const r of await benchV86Sync({ quick })) emit(r);
   }
   return out;
 }

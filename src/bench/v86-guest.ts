@@ -35,8 +35,8 @@ export interface GuestEmulator extends V86Serial {
   destroy(): Promise<void>;
 }
 
-/** Boot `emulator` (already created with autostart), run the dd pair, tear it down. */
-export async function measureGuest(emulator: GuestEmulator, mib = 64, timeoutMs = 1_200_000, counters?: () => Record<string, number>): Promise<GuestFigures> {
+/** Boot `emulator` (already created with autostart), run the dd pair (then `after`, if given), tear it down. */
+export async function measureGuest(emulator: GuestEmulator, mib = 64, timeoutMs = 1_200_000, counters?: () => Record<string, number>, after?: (con: SerialConsole) => Promise<void>): Promise<GuestFigures> {
   const t0 = performance.now();
   const con = new SerialConsole(emulator);
   try {
@@ -63,6 +63,7 @@ export async function measureGuest(emulator: GuestEmulator, mib = 64, timeoutMs 
     const c3 = counters?.();
     if (Number(size.trim()) !== bytes) throw new Error(`the guest wrote ${size.trim()} bytes, expected ${bytes}`);
     await con.run('rm /mnt/bench /tmp/src; sync', timeoutMs);
+    await after?.(con);
     const phases = c0 && c1 && c2 && c3 ? { writePhase: delta(c0, c1), readPhase: delta(c2, c3) } : {};
     return { bootMs, writeMBs: bytes / 1e6 / (writeMs / 1000), readMBs: bytes / 1e6 / (readMs / 1000), writeMs, readMs, ...phases };
   } finally {

@@ -19,7 +19,9 @@
  *   was read ahead, the next window is requested while the guest still reads from the cache,
  *   so a sequential reader stops waiting for the worker at all. Unwritten extents overlay every
  *   read, so the guest always sees its own writes whatever is in flight.
- * - every `flushIntervalMs` (and at `flush()`) the volume's own durability barrier runs.
+ * - every `flushIntervalMs` (and at `flush()`) the volume's own durability barrier runs; a guest's
+ *   FLUSH CACHE reaches `guestFlush()` through the hook in flush-barrier.ts, and its completion
+ *   interrupt waits for that barrier.
  *
  * Works over an in-process `Volume` or a `RemoteVolume` in a worker: only `size`, `read`, `write`
  * and `flush` are used.
@@ -44,7 +46,11 @@ export interface V86DiskOptions {
   maxDirtyBytes?: number;
   /** Largest read-ahead on sequential reads (default 8 MiB). */
   readAheadBytes?: number;
-  /** How long written data may stay in memory before it is written and made durable (default 1000 ms). */
+  /**
+   * How long written data may stay in memory before it is written and made durable (default
+   * 1000 ms). `Infinity`: no timer; data becomes durable only at a guest flush (flush-barrier.ts),
+   * at `flush()`, or is written (not flushed) once `flushBytes` are dirty.
+   */
   flushIntervalMs?: number;
   /** Called once for each failed volume call (the adapter keeps running; see `lastError`). */
   onError?: (e: unknown) => void;
@@ -74,6 +80,10 @@ export interface V86DiskStats {
   writeStallMs: number;
   /** milliseconds volume calls took (reads: summed, a write-out batch: its wall time, flushes); for a worker volume: worker time plus the round trip */
   volumeCallMs: number;
+  /** the guest's FLUSH CACHE commands that waited for the volume (see flush-barrier.ts) */
+  guestFlushes: number;
+  /** milliseconds those flushes waited for the write-out and the volume's barrier (sum) */
+  guestFlushWaitMs: number;
 }
 
 /** A sequential reader: where it will read next and how far the adapter has read for it. */
@@ -133,6 +143,8 @@ export class V86Disk {
   private writing: Extent[] = [];
   private readonly reads = new Set<PendingRead>();
   private flushing: Promise<void> | undefined;
+  /** The volume's durability barrier while it runs (a later one waits for it). */
+  private barrier: Promise<void> | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private needsBarrier = false;
   private waiters: (() => void)[] = [];
@@ -145,6 +157,7 @@ export class V86Disk {
   private readonly s: V86DiskStats = {
     guestReads: 0, guestWrites: 0, cacheHits: 0, volumeReads: 0, volumeWrites: 0, volumeFlushes: 0,
     bytesRead: 0, bytesWritten: 0, dirtyBytes: 0, cachedBytes: 0, misses: 0, missWaitMs: 0, prefetches: 0, volumeReadsStarted: 0, writeStallMs: 0, volumeCallMs: 0,
+    guestFlushes: 0, guestFlushWaitMs: 0,
   };
 
   constructor(private readonly volume: DiskVolume, options: V86DiskOptions = {}) {
@@ -159,6 +172,7 @@ export class V86Disk {
     this.flushBytes = options.flushBytes ?? 4 << 20;
     this.maxDirty = Math.max(options.maxDirtyBytes ?? 64 << 20, this.flushBytes);
     this.interval = options.flushIntervalMs ?? 1000;
+    if (!(this.interval >= 0)) throw new StrataError('invalid-argument', `flushIntervalMs must be a number of milliseconds >= 0, or Infinity for no timer; got ${options.flushIntervalMs}.`);
     this.onError = options.onError;
   }
 
@@ -250,7 +264,11 @@ export class V86Disk {
     return { ...this.s, dirtyBytes: this.queuedBytes + this.writingBytes(), cachedBytes: this.cache.size * this.unit };
   }
 
-  /** Write everything the guest wrote to the volume and run the volume's durability barrier. */
+  /**
+   * Write everything the guest wrote to the volume and run the volume's durability barrier.
+   * Resolves only when every byte the guest wrote before the call is durable: when nothing is
+   * left to write but a barrier (the timer's) is still running, it waits for that barrier.
+   */
   async flush(): Promise<void> {
     while (this.queued.length > 0 || this.flushing) {
       this.kick();
@@ -258,15 +276,45 @@ export class V86Disk {
     }
     if (this.needsBarrier) {
       this.needsBarrier = false;
-      this.s.volumeFlushes++;
-      const t0 = performance.now();
-      await this.volume.flush();
-      this.s.volumeCallMs += performance.now() - t0;
+      const run = this.volumeFlush(this.barrier);
+      this.barrier = run;
+      try {
+        await run;
+      } catch (e) {
+        // Not durable: the next flush must try again, and a failed timer flush is not silent.
+        this.needsBarrier = true;
+        this.onError?.(e);
+        throw e;
+      } finally {
+        if (this.barrier === run) this.barrier = undefined;
+      }
+    } else if (this.barrier) {
+      await this.barrier;
     }
     if (this.lastError) throw this.lastError;
   }
 
-  /** Resolves when every `get` has been answered and no write-out is running. */
+  /**
+   * The guest's FLUSH CACHE: `flush()`, then `done()` (with the error, if the data is not
+   * durable), which raises the command's completion interrupt. `settle()` waits for `done`.
+   */
+  guestFlush(done: (error?: unknown) => void): void {
+    this.s.guestFlushes++;
+    const t0 = performance.now();
+    const answered: Promise<void> = this.flush()
+      .then(
+        () => undefined,
+        (e: unknown) => e ?? new StrataError('io', 'The v86 disk could not make the guest\'s writes durable.'),
+      )
+      .then((error) => {
+        this.s.guestFlushWaitMs += performance.now() - t0;
+        done(error);
+      })
+      .finally(() => this.inFlight.delete(answered));
+    this.inFlight.add(answered);
+  }
+
+  /** Resolves when every `get` and guest flush has been answered and no write-out is running. */
   async settle(): Promise<void> {
     while (this.inFlight.size > 0 || this.flushing) {
       const waits: Promise<unknown>[] = [...this.inFlight];
@@ -305,7 +353,7 @@ export class V86Disk {
 
   // ---- reads ----
 
-  /** Guest reads waiting for the volume, as promises that never reject (for `settle`). */
+  /** Guest reads and flushes waiting for the volume, as promises that never reject (for `settle`). */
   private readonly inFlight = new Set<Promise<void>>();
 
   private fromCache(start: number, len: number): Uint8Array | undefined {
@@ -485,8 +533,19 @@ export class V86Disk {
     return n;
   }
 
+  private async volumeFlush(after: Promise<void> | undefined): Promise<void> {
+    await after?.catch(() => {});
+    this.s.volumeFlushes++;
+    const t0 = performance.now();
+    try {
+      await this.volume.flush();
+    } finally {
+      this.s.volumeCallMs += performance.now() - t0;
+    }
+  }
+
   private schedule(): void {
-    if (this.timer || this.closed) return;
+    if (this.timer || this.closed || this.interval === Infinity) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.flush().catch(() => {});

@@ -15,6 +15,11 @@ export function v86WasmPath(): string {
   return createRequire(import.meta.url).resolve('v86/build/v86.wasm');
 }
 
+/** The installed `v86` package's version (for installFlushBarrier's errors). */
+export function v86Version(): string {
+  return (createRequire(import.meta.url)('v86/package.json') as { version: string }).version;
+}
+
 /** Why the guest is not there, or undefined when it is. */
 export function guestMissing(dir = GUEST_DIR): string | undefined {
   for (const f of Object.values(GUEST_FILES)) {

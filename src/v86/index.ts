@@ -3,6 +3,7 @@
  * machine state). Works with an in-process `Volume` or a `RemoteVolume` from `stratadisk/client`.
  */
 export { V86Disk, coalesce, type DiskVolume, type V86DiskOptions, type V86DiskStats } from './disk-adapter.js';
+export { installFlushBarrier, FLUSH_BARRIER_V86, type FlushBarrier, type FlushBarrierOptions, type GuestFlushTarget } from './flush-barrier.js';
 export { VmSnapshots, type V86Machine, type SnapshotVolume, type VmSnapshotInfo, type VmSnapshotOptions, type VmRevertResult } from './vm-snapshots.js';
 export { MemoryStateStore, NamespaceStateStore, OpfsStateStore, stateFileName, type MachineStateStore } from './state-store.js';
 export { encodeState, decodeState, MAX_STATE_BYTES } from './state-file.js';

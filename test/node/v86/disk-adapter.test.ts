@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryNamespace } from '../../../src/store/memory.ts';
 import { Volume } from '../../../src/volume/volume.ts';
 import { coalesce, V86Disk, type DiskVolume } from '../../../src/v86/disk-adapter.ts';
@@ -177,6 +177,98 @@ describe('V86Disk', () => {
     expect(await vol.read(1024, 512)).toEqual(new Uint8Array(512).fill(3));
     await disk.close();
     await vol.close();
+  });
+
+  it('flush() resolves only after a barrier already running (the timer\'s) resolved', async () => {
+    const vol = await Volume.create(new MemoryNamespace(), { size: 4 * MiB });
+    let release!: () => void;
+    let called!: () => void;
+    const flushCalled = new Promise<void>((r) => (called = r));
+    const gate = new Promise<void>((r) => (release = r));
+    let flushes = 0;
+    const gated: DiskVolume = {
+      size: vol.size,
+      blockSize: vol.blockSize,
+      read: (o, n) => vol.read(o, n),
+      write: (o, d) => vol.write(o, d),
+      async flush() {
+        flushes++;
+        called();
+        await gate;
+        await vol.flush();
+      },
+    };
+    const disk = new V86Disk(gated, { flushIntervalMs: 1 });
+    disk.set(4096, new Uint8Array(512).fill(1));
+    await flushCalled; // the timer's barrier runs and is held
+    let done = false;
+    const explicit = disk.flush().then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(done).toBe(false); // the guest's data is written but not yet durable
+    release();
+    await explicit;
+    expect(flushes).toBe(1);
+    await disk.close();
+    await vol.close();
+  });
+
+  it('a failed timer flush is reported and retried by the next flush()', async () => {
+    const vol = await Volume.create(new MemoryNamespace(), { size: 4 * MiB });
+    let fail = true;
+    let flushes = 0;
+    const flaky: DiskVolume = {
+      size: vol.size,
+      blockSize: vol.blockSize,
+      read: (o, n) => vol.read(o, n),
+      write: (o, d) => vol.write(o, d),
+      async flush() {
+        flushes++;
+        if (fail) {
+          fail = false;
+          throw new Error('flush failed');
+        }
+        await vol.flush();
+      },
+    };
+    const errors: unknown[] = [];
+    let reported!: () => void;
+    const wasReported = new Promise<void>((r) => (reported = r));
+    const disk = new V86Disk(flaky, {
+      flushIntervalMs: 1,
+      onError: (e) => {
+        errors.push(e);
+        reported();
+      },
+    });
+    disk.set(4096, new Uint8Array(512).fill(1));
+    await wasReported;
+    expect(errors).toMatchObject([{ message: 'flush failed' }]);
+    await disk.flush();
+    expect(flushes).toBe(2);
+    await disk.close();
+    await vol.close();
+  });
+
+  it('flushIntervalMs: Infinity keeps written data in memory until a flush', async () => {
+    vi.useFakeTimers();
+    try {
+      const vol = await Volume.create(new MemoryNamespace(), { size: 4 * MiB });
+      let flushes = 0;
+      const counted: DiskVolume = { size: vol.size, blockSize: vol.blockSize, read: (o, n) => vol.read(o, n), write: (o, d) => vol.write(o, d), flush: () => (flushes++, vol.flush()) };
+      const disk = new V86Disk(counted, { flushIntervalMs: Infinity });
+      disk.set(4096, new Uint8Array(512).fill(1));
+      await vi.advanceTimersByTimeAsync(24 * 3600 * 1000);
+      expect(disk.stats.dirtyBytes).toBe(512);
+      expect(flushes).toBe(0);
+      await disk.flush();
+      expect(flushes).toBe(1);
+      expect(disk.stats.dirtyBytes).toBe(0);
+      await disk.close();
+      await vol.close();
+      expect(() => new V86Disk(vol, { flushIntervalMs: -1 })).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses a disk that is not whole sectors, and guest accesses past the end', async () => {
