@@ -52,7 +52,9 @@ export async function spoolInput(input: AsyncIterable<Uint8Array | string>, limi
       size += chunk.length;
     }
   } catch (e) {
-    await it.return?.().catch(() => {});
+    // Stop reading, without waiting: a stream's iterator answers return() only after the read
+    // it has pending, which an open, idle pipe (Ctrl-C while the producer waits) never ends.
+    it.return?.()?.catch(() => {});
     await spool?.close();
     throw e;
   }
