@@ -59,7 +59,7 @@ interface NodePortLike {
   off(t: 'message', fn: (m: unknown) => void): unknown;
 }
 interface IpcLike {
-  send?(m: unknown): unknown;
+  send?(m: unknown, handle?: undefined, options?: undefined, callback?: (e: Error | null) => void): unknown;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Node's `process` types its listeners loosely
   on(t: 'message', fn: (m: any, ...rest: any[]) => void): unknown;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -98,7 +98,10 @@ export function toEndpoint(target: DomLike | NodePortLike | IpcLike | ShadowEndp
   if (typeof t.send === 'function' && typeof t.on === 'function') {
     const c = target as IpcLike;
     return {
-      post: (m) => void c.send!(m),
+      // With a callback, a failed send (the other process died: EPIPE, channel closed) is reported
+      // there instead of as an 'error' event, which nobody listens to and which would crash the
+      // process. A reader that is gone needs no more messages; the writer goes on.
+      post: (m) => void c.send!(m, undefined, undefined, ignoreSendError),
       listen: (fn) => {
         c.on('message', fn);
         return () => void c.off('message', fn);
@@ -107,3 +110,6 @@ export function toEndpoint(target: DomLike | NodePortLike | IpcLike | ShadowEndp
   }
   throw new TypeError('Not a message endpoint: pass a MessagePort, Worker, worker_threads port, or a child process.');
 }
+
+/** A message to a process that is gone is dropped (see toEndpoint). */
+function ignoreSendError(): void {}

@@ -310,11 +310,10 @@ async function stopChildren(children: ChildProcess[]): Promise<void> {
     children.map(async (c) => {
       if (c.exitCode !== null || c.signalCode !== null) return;
       const exited = new Promise<void>((r) => c.once('exit', () => r()));
-      try {
-        c.send({ type: 'close' } satisfies WorkerMessage);
-      } catch {
-        c.kill();
-      }
+      // a send to a child whose channel broke reports to the callback (not as an unheard 'error' event)
+      c.send({ type: 'close' } satisfies WorkerMessage, (e) => {
+        if (e) c.kill();
+      });
       const t = setTimeout(() => c.kill(), CLOSE_GRACE_MS);
       await exited;
       clearTimeout(t);
