@@ -55,7 +55,7 @@ export interface StoreServerOptions {
   leaseMs?: number;
   /** the clock of lease expiry (tests) */
   now?: () => number;
-  /** errors as they happened, with server paths (the answer to the client has none): the server's log */
+  /** server-side failures (answered 5xx) as they happened, with server paths (the answer to the client has none): the server's log */
   onError?: (error: unknown) => void;
 }
 
@@ -449,12 +449,13 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((e: unknown) => {
-      if (!(e instanceof Error && forClient.has(e))) options.onError?.(e);
+      const a = answer(e, req);
+      // the server's log gets what went wrong on its side (a refused or missing name is the client's business)
+      if (!(e instanceof Error && forClient.has(e)) && STATUS[a.code] === undefined) options.onError?.(e);
       if (res.headersSent) {
         res.destroy();
         return;
       }
-      const a = answer(e, req);
       sendJson(res, STATUS[a.code] ?? 500, a);
       // a body we stopped reading: do not let the client keep sending it
       if (!req.complete) req.destroy();
