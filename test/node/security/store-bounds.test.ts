@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NodeDirNamespace } from '../../../src/store/node-dir.js';
 import { RemoteNamespace } from '../../../src/store/remote.js';
 import { serveStore } from '../../../src/store/store-server.js';
+import { Volume } from '../../../src/volume/volume.js';
 import { cli } from '../cli/harness.js';
 
 const dirs: string[] = [];
@@ -101,6 +102,28 @@ describe('the writer lock is a lease, and it is enforced', () => {
       await lock.release();
       await sb.write(0, new Uint8Array([3])); // free again
       expect([...readFileSync(join(d, 'vol', 'manifest.0'))]).toEqual([3, 2]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a volume open through the server: a second client cannot write its manifest, the volume itself can', async () => {
+    const d = await tmp();
+    const s = await serveStore(d);
+    try {
+      const url = `${s.url}vol`;
+      const v = await Volume.create(new RemoteNamespace(url, { token: s.token }), { size: 1 << 20, blockSize: 4096 });
+      const before = readFileSync(join(d, 'vol', 'manifest.0'));
+      const intruder = await new RemoteNamespace(url, { token: s.token, retries: 0 }).open('manifest.0');
+      await expect(intruder.write(0, new Uint8Array(64))).rejects.toMatchObject({ code: 'locked' });
+      expect(readFileSync(join(d, 'vol', 'manifest.0'))).toEqual(before);
+      await v.write(0, new Uint8Array(4096).fill(5));
+      await v.snapshot('s1');
+      await v.close();
+      const again = await Volume.open(new NodeDirNamespace(join(d, 'vol')), { readOnly: true });
+      expect(again.snapshots().map((x) => x.name)).toEqual(['s1']);
+      expect((await again.read(0, 1))[0]).toBe(5);
+      await again.close();
     } finally {
       await s.close();
     }
