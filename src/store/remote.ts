@@ -17,14 +17,14 @@ import { BaseStore, checkName, NAME_PATTERN, type NamespaceLock, type OpenOption
  *   `renew&lease` -> {ttlMs}, `unlock&lease`. A lease expires `ttlMs` after it was taken or
  *   renewed (the client renews it every third of that); while it is held, every change of the
  *   namespace carries `&lease=` (the server refuses changes without it: `locked`).
- *
- * Redirects are followed only within the server's origin (never https -> http); a refused
- * redirect or an untrusted TLS certificate fails with `untrusted` at once. In Node, trust a
- * private CA with NODE_EXTRA_CA_CERTS=ca.pem. The token never appears in messages.
  * - `write&name`: body = records `[offset lo u32][offset hi u32][length u32][bytes]` (LE),
  *   applied in order -> {size}.
  * - `read&name`: body = records `[offset lo u32][offset hi u32][length u32]` -> the bytes of
  *   every range, concatenated (application/octet-stream).
+ *
+ * Redirects are followed only within the server's origin (never https -> http); a refused
+ * redirect or an untrusted TLS certificate fails with `untrusted` at once. In Node, trust a
+ * private CA with NODE_EXTRA_CA_CERTS=ca.pem. The token never appears in messages.
  *
  * Batching: the writes (and reads) of a store issued in the same turn go out as one request of
  * up to `maxRequestBytes`, with up to `maxInFlight` requests in flight; while all are busy, new
