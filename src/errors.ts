@@ -19,7 +19,9 @@ export type ErrorCode =
   | 'closed'
   | 'io'
   /** a remote image (HTTP base of a volume) is no longer the version the volume was pinned to */
-  | 'image-changed';
+  | 'image-changed'
+  /** an HTTP peer is not trusted: a redirect to another origin or from https to http, a TLS certificate no trusted CA signed */
+  | 'untrusted';
 
 export class StrataError extends Error {
   override name = 'StrataError';

@@ -19,6 +19,7 @@ import { NodeDirNamespace } from '../store/node-dir.js';
 import { NodeFileStore } from '../store/node-file.js';
 import { RemoteNamespace } from '../store/remote.js';
 import { serveStore } from '../store/store-server.js';
+import { generateToken } from '../util/secret.js';
 import { Volume } from '../volume/volume.js';
 import { pairedResult, type BenchResult } from './result.js';
 
@@ -31,16 +32,18 @@ interface Server {
 async function startServer(dir: string): Promise<Server & { where: string }> {
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   if (!existsSync(cli) || !import.meta.url.includes('/dist/')) {
-    const s = await serveStore(dir, { token: 'bench' });
-    return { url: `${s.url}#token=bench`, close: () => s.close(), where: 'in-process' };
+    const s = await serveStore(dir);
+    return { url: `${s.url}#token=${s.token}`, close: () => s.close(), where: 'in-process' };
   }
-  const child: ChildProcess = spawn(process.execPath, [cli, 'serve-store', dir, '--token', 'bench'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // the token travels in the environment, never in argv
+  const token = generateToken();
+  const child: ChildProcess = spawn(process.execPath, [cli, 'serve-store', dir], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, STRATADISK_TOKEN: token } });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve(buf.slice(0, nl).trim());
+      if (nl >= 0) resolve(`${buf.slice(0, nl).trim()}#token=${token}`);
     });
     child.once('exit', (c) => reject(new Error(`serve-store exited (${c})`)));
   });

@@ -11,6 +11,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { StrataError } from '../errors.js';
+import { redactSecrets } from '../util/redact.js';
 import type { Command, Context } from './command.js';
 import { COMMANDS, findCommand } from './commands/index.js';
 import { EXIT, Interrupted, line, UsageError, type CliIo } from './io.js';
@@ -145,7 +146,7 @@ function report(e: unknown, io: CliIo, signal: AbortSignal): number {
   if (e instanceof UsageError) {
     const where = e.command ? `${e.command}: ` : '';
     const hint = e.command ? `stratadisk ${e.command} --help` : 'stratadisk --help';
-    line(io.stderr, `stratadisk: ${where}${e.message} (see \`${hint}\`)`);
+    line(io.stderr, `stratadisk: ${where}${oneLine(e.message)} (see \`${hint}\`)`);
   } else if (e instanceof StrataError) {
     line(io.stderr, `stratadisk: ${e.code}: ${oneLine(e.message)}`);
   } else {
@@ -155,8 +156,9 @@ function report(e: unknown, io: CliIo, signal: AbortSignal): number {
   return EXIT.error;
 }
 
+/** One line, with every known secret (tokens read, `#token=` values) redacted. */
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ').trim();
+  return redactSecrets(s.replace(/\s*\n\s*/g, ' ').trim());
 }
 
 function processIo(): CliIo {

@@ -1,4 +1,6 @@
 import { StrataError } from '../errors.js';
+import { redactUrl } from '../util/redact.js';
+import { fetchSameOrigin, tlsFailure, untrustedCertificate } from './guarded-fetch.js';
 import { BaseStore } from './store.js';
 
 /**
@@ -87,6 +89,8 @@ class Retryable extends Error {
 export class HttpStore extends BaseStore {
   readonly resizable = false;
   readonly pin: ImagePin;
+  /** the URL as messages show it (credentials in it redacted) */
+  private readonly shown: string;
   readonly stats: HttpStats = { requests: 0, bytes: 0, retries: 0, readAheadHits: 0 };
   private readonly opts: typeof DEFAULTS & HttpStoreOptions;
   private readonly fetchFn: typeof fetch;
@@ -97,8 +101,9 @@ export class HttpStore extends BaseStore {
   private readonly aborter = new AbortController();
 
   private constructor(pin: ImagePin, options: HttpStoreOptions) {
-    super(`http:${pin.url}`, true);
+    super(`http:${redactUrl(pin.url)}`, true);
     this.pin = { ...pin };
+    this.shown = redactUrl(pin.url);
     this.opts = { ...DEFAULTS, ...stripUndefined(options) };
     if (!(this.opts.maxRequestBytes >= 1)) throw new StrataError('invalid-argument', 'maxRequestBytes must be at least 1.');
     this.fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
@@ -133,7 +138,7 @@ export class HttpStore extends BaseStore {
       expect.size !== this.pin.size ||
       (expect.etag !== undefined && expect.etag !== this.pin.etag) ||
       (expect.etag === undefined && expect.lastModified !== undefined && expect.lastModified !== this.pin.lastModified);
-    if (changed) throw imageChanged(this.pin.url, `${what} now has size ${this.pin.size}, ETag ${this.pin.etag ?? '-'}, Last-Modified ${this.pin.lastModified ?? '-'}`);
+    if (changed) throw imageChanged(this.shown, `${what} now has size ${this.pin.size}, ETag ${this.pin.etag ?? '-'}, Last-Modified ${this.pin.lastModified ?? '-'}`);
   }
 
   protected _readInto(offset: number, target: Uint8Array): Promise<void> {
@@ -205,7 +210,7 @@ export class HttpStore extends BaseStore {
     let attempt = 0;
     for (;;) {
       this.assertOpen();
-      if (this.aborter.signal.aborted) throw new StrataError('aborted', `Reading ${this.pin.url} was cancelled.`);
+      if (this.aborter.signal.aborted) throw new StrataError('aborted', `Reading ${this.shown} was cancelled.`);
       try {
         const n = await this.request(offset + got, into.subarray(got));
         got += n;
@@ -217,7 +222,7 @@ export class HttpStore extends BaseStore {
         if (!(e instanceof Retryable)) throw e;
         if (attempt >= this.opts.retries) {
           const code = e.timeout ? 'timeout' : 'io';
-          throw new StrataError(code, `Reading ${into.length} bytes at ${offset} of ${this.pin.url} failed after ${attempt + 1} attempts (${e.message}). Check the network and the server, then try again.`);
+          throw new StrataError(code, `Reading ${into.length} bytes at ${offset} of ${this.shown} failed after ${attempt + 1} attempts (${e.message}). Check the network and the server, then try again.`);
         }
         const delay = Math.min(MAX_BACKOFF_MS, this.opts.backoffMs * 2 ** attempt) * (0.5 + Math.random() * 0.5);
         attempt++;
@@ -238,7 +243,7 @@ export class HttpStore extends BaseStore {
     this.opts.onRequest?.(offset, into.length);
     let res: Response;
     try {
-      res = await this.fetchFn(this.pin.url, { headers: { ...this.opts.headers, ...IDENTITY, Range: `bytes=${offset}-${last}` }, signal, ...NO_STORE });
+      res = await fetchSameOrigin(this.fetchFn, this.pin.url, { headers: { ...this.opts.headers, ...IDENTITY, Range: `bytes=${offset}-${last}` }, signal, ...NO_STORE }, `The server of ${this.shown}`);
     } catch (e) {
       throw this.networkError(e, signal);
     }
@@ -246,13 +251,13 @@ export class HttpStore extends BaseStore {
     try {
       this.checkHead(res, offset, last);
       const reader = res.body?.getReader();
-      if (!reader) throw badAnswer(this.pin.url, 'a 206 answer without a body');
+      if (!reader) throw badAnswer(this.shown, 'a 206 answer without a body');
       try {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) break;
           // The bound: never more than asked for, whatever the server sends.
-          if (received + value.length > into.length) throw badAnswer(this.pin.url, `more body than the ${into.length} bytes of Content-Range`);
+          if (received + value.length > into.length) throw badAnswer(this.shown, `more body than the ${into.length} bytes of Content-Range`);
           into.set(value, received);
           received += value.length;
           this.stats.bytes += value.length;
@@ -273,14 +278,17 @@ export class HttpStore extends BaseStore {
   }
 
   private networkError(e: unknown, signal: AbortSignal): Error {
-    if (this.aborter.signal.aborted) return new StrataError('aborted', `Reading ${this.pin.url} was cancelled.`);
+    if (this.aborter.signal.aborted) return new StrataError('aborted', `Reading ${this.shown} was cancelled.`);
+    if (e instanceof StrataError) return e; // a refused redirect
+    const tls = tlsFailure(e);
+    if (tls !== null) return untrustedCertificate(`the server of ${this.shown}`, tls);
     if (signal.aborted) return new Retryable(`no complete answer within ${this.opts.timeoutMs} ms`, true);
     return new Retryable(e instanceof Error ? e.message : String(e));
   }
 
   /** Status, Content-Range, validators and Content-Length of one answer. */
   private checkHead(res: Response, first: number, last: number): void {
-    const url = this.pin.url;
+    const url = this.shown;
     const s = res.status;
     if (s === 408 || s === 429 || s >= 500) throw new Retryable(`HTTP ${s}`);
     // Validators first: a server answering 200 or 416 may simply hold another version.
@@ -301,45 +309,46 @@ export class HttpStore extends BaseStore {
     const etag = res.headers.get('etag');
     const lm = res.headers.get('last-modified');
     if (this.pin.etag !== undefined) {
-      if (etag !== null && etag !== this.pin.etag) throw imageChanged(this.pin.url, `its ETag is now ${clip(etag)}, not ${this.pin.etag}`);
-      if (etag === null && res.status === 206) throw imageChanged(this.pin.url, 'the server no longer sends the ETag the image was pinned by');
+      if (etag !== null && etag !== this.pin.etag) throw imageChanged(this.shown, `its ETag is now ${clip(etag)}, not ${this.pin.etag}`);
+      if (etag === null && res.status === 206) throw imageChanged(this.shown, 'the server no longer sends the ETag the image was pinned by');
     } else if (this.pin.lastModified !== undefined) {
-      if (lm !== null && lm !== this.pin.lastModified) throw imageChanged(this.pin.url, `it was modified at ${clip(lm)}, not ${this.pin.lastModified}`);
-      if (lm === null && res.status === 206) throw imageChanged(this.pin.url, 'the server no longer sends the Last-Modified the image was pinned by');
+      if (lm !== null && lm !== this.pin.lastModified) throw imageChanged(this.shown, `it was modified at ${clip(lm)}, not ${this.pin.lastModified}`);
+      if (lm === null && res.status === 206) throw imageChanged(this.shown, 'the server no longer sends the Last-Modified the image was pinned by');
     }
   }
 
   /** The first request: learn size and validators from `Range: bytes=0-0`. */
   private async probe(): Promise<ImagePin> {
     const url = this.pin.url;
+    const shown = this.shown;
     for (let attempt = 0; ; attempt++) {
       const signal = AbortSignal.any([this.aborter.signal, AbortSignal.timeout(this.opts.timeoutMs)]);
       this.stats.requests++;
       try {
         let res: Response;
         try {
-          res = await this.fetchFn(url, { headers: { ...this.opts.headers, ...IDENTITY, Range: 'bytes=0-0' }, signal, ...NO_STORE });
+          res = await fetchSameOrigin(this.fetchFn, url, { headers: { ...this.opts.headers, ...IDENTITY, Range: 'bytes=0-0' }, signal, ...NO_STORE }, `The server of ${shown}`);
         } catch (e) {
           throw this.networkError(e, signal);
         }
         await res.body?.cancel().catch(() => {});
         const s = res.status;
         if (s === 408 || s === 429 || s >= 500) throw new Retryable(`HTTP ${s}`);
-        if (s === 404 || s === 410) throw new StrataError('not-found', `No image at ${url} (HTTP ${s}). Check the URL.`);
+        if (s === 404 || s === 410) throw new StrataError('not-found', `No image at ${shown} (HTTP ${s}). Check the URL.`);
         let size: number;
         if (s === 416) {
           // An empty image cannot serve byte 0; its size is in `bytes */0`.
           const cr = parseContentRange(res.headers.get('content-range'));
-          if (!cr || cr.total !== 0) throw badAnswer(url, 'HTTP 416 to a request for its first byte');
+          if (!cr || cr.total !== 0) throw badAnswer(shown, 'HTTP 416 to a request for its first byte');
           size = 0;
         } else if (s === 206) {
           const cr = parseContentRange(res.headers.get('content-range'));
-          if (!cr || cr.first !== 0 || cr.last !== 0 || cr.total === null) throw badAnswer(url, `a Content-Range of ${clip(res.headers.get('content-range'))} for the first byte (in a browser, the server must also list Content-Range in Access-Control-Expose-Headers)`);
+          if (!cr || cr.first !== 0 || cr.last !== 0 || cr.total === null) throw badAnswer(shown, `a Content-Range of ${clip(res.headers.get('content-range'))} for the first byte (in a browser, the server must also list Content-Range in Access-Control-Expose-Headers)`);
           size = cr.total;
         } else if (s === 200) {
-          throw new StrataError('unsupported', `${url} does not support range requests (it answered HTTP 200 to a Range request); serve the image from a server that does.`);
+          throw new StrataError('unsupported', `${shown} does not support range requests (it answered HTTP 200 to a Range request); serve the image from a server that does.`);
         } else {
-          throw badAnswer(url, `HTTP ${s} to a request for its first byte`);
+          throw badAnswer(shown, `HTTP ${s} to a request for its first byte`);
         }
         const pin: ImagePin = { url, size };
         const etag = res.headers.get('etag');
@@ -350,7 +359,7 @@ export class HttpStore extends BaseStore {
       } catch (e) {
         if (!(e instanceof Retryable)) throw e;
         if (attempt >= this.opts.retries) {
-          throw new StrataError(e.timeout ? 'timeout' : 'io', `Cannot reach ${url} (${e.message}, ${attempt + 1} attempts). Check the URL and the network.`);
+          throw new StrataError(e.timeout ? 'timeout' : 'io', `Cannot reach ${shown} (${e.message}, ${attempt + 1} attempts). Check the URL and the network.`);
         }
         this.stats.retries++;
         await sleep(Math.min(MAX_BACKOFF_MS, this.opts.backoffMs * 2 ** attempt), this.aborter.signal);
@@ -391,9 +400,9 @@ function checkUrl(url: string): void {
   try {
     u = new URL(url);
   } catch {
-    throw new StrataError('invalid-argument', `"${clip(url)}" is not a URL; give an http:// or https:// address of a raw disk image.`);
+    throw new StrataError('invalid-argument', `"${clip(redactUrl(url))}" is not a URL; give an http:// or https:// address of a raw disk image.`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new StrataError('invalid-argument', `${clip(url)} is not an http(s) URL; give an http:// or https:// address.`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new StrataError('invalid-argument', `${clip(redactUrl(url))} is not an http(s) URL; give an http:// or https:// address.`);
 }
 
 function imageChanged(url: string, detail: string): StrataError {

@@ -1,4 +1,6 @@
 import { StrataError, type ErrorCode } from '../errors.js';
+import { redactUrl, registerSecret } from '../util/redact.js';
+import { fetchSameOrigin, tlsFailure, untrustedCertificate } from './guarded-fetch.js';
 import { BaseStore, checkName, NAME_PATTERN, type NamespaceLock, type OpenOptions, type Store, type StoreNamespace } from './store.js';
 
 /**
@@ -11,11 +13,18 @@ import { BaseStore, checkName, NAME_PATTERN, type NamespaceLock, type OpenOption
  * Wire protocol (all POST to the namespace URL with `?op=...`; answers are JSON unless noted;
  * errors are JSON `{code, message}` with a 4xx/5xx status):
  * - `list`, `exists&name`, `delete&name`, `sync`, `open&name[&create=1]` -> {size},
- *   `flush&name` (fsync on the server), `truncate&name&size`, `lock` -> {lease}, `unlock&lease`.
+ *   `flush&name` (fsync on the server), `truncate&name&size`, `lock` -> {lease, ttlMs},
+ *   `renew&lease` -> {ttlMs}, `unlock&lease`. A lease expires `ttlMs` after it was taken or
+ *   renewed (the client renews it every third of that); while it is held, every change of the
+ *   namespace carries `&lease=` (the server refuses changes without it: `locked`).
  * - `write&name`: body = records `[offset lo u32][offset hi u32][length u32][bytes]` (LE),
  *   applied in order -> {size}.
  * - `read&name`: body = records `[offset lo u32][offset hi u32][length u32]` -> the bytes of
  *   every range, concatenated (application/octet-stream).
+ *
+ * Redirects are followed only within the server's origin (never https -> http); a refused
+ * redirect or an untrusted TLS certificate fails with `untrusted` at once. In Node, trust a
+ * private CA with NODE_EXTRA_CA_CERTS=ca.pem. The token never appears in messages.
  *
  * Batching: the writes (and reads) of a store issued in the same turn go out as one request of
  * up to `maxRequestBytes`, with up to `maxInFlight` requests in flight; while all are busy, new
@@ -39,12 +48,14 @@ export interface RemoteNamespaceOptions {
 /** Header bytes of one record in a read or write body. */
 export const RECORD_HEAD = 12;
 
-const CODES: readonly ErrorCode[] = ['out-of-range', 'invalid-argument', 'corrupt', 'checksum-mismatch', 'quota', 'locked', 'read-only', 'frozen', 'timeout', 'unsupported', 'aborted', 'not-found', 'exists', 'closed', 'io', 'image-changed'];
+const CODES: readonly ErrorCode[] = ['out-of-range', 'invalid-argument', 'corrupt', 'checksum-mismatch', 'quota', 'locked', 'read-only', 'frozen', 'timeout', 'unsupported', 'aborted', 'not-found', 'exists', 'closed', 'io', 'image-changed', 'untrusted'];
 
 /** Connection of one namespace: base URL, token, limits, and the request helper. */
 class Conn {
   readonly url: string;
   readonly label: string;
+  /** the writer lease this namespace holds on the server (sent with every request) */
+  lease: string | undefined;
   constructor(
     url: URL,
     private readonly token: string | undefined,
@@ -58,6 +69,7 @@ class Conn {
   async call(op: string, params: Record<string, string | number>, body?: Uint8Array<ArrayBuffer>, binary = false): Promise<unknown> {
     const q = new URLSearchParams({ op });
     for (const [k, v] of Object.entries(params)) q.set(k, String(v));
+    if (this.lease !== undefined && !q.has('lease')) q.set('lease', this.lease);
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let last: unknown;
@@ -65,8 +77,11 @@ class Conn {
       if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** (attempt - 1))));
       let res: Response;
       try {
-        res = await fetch(`${this.url}?${q}`, { method: 'POST', headers, body: body ?? null, signal: AbortSignal.timeout(this.o.timeoutMs), cache: 'no-store' });
+        res = await fetchSameOrigin((i, init) => globalThis.fetch(i, init), `${this.url}?${q}`, { method: 'POST', headers, body: body ?? null, signal: AbortSignal.timeout(this.o.timeoutMs), cache: 'no-store' }, `The store server at ${this.label}`);
       } catch (e) {
+        if (e instanceof StrataError) throw e;
+        const tls = tlsFailure(e);
+        if (tls !== null) throw untrustedCertificate(`the store server at ${this.label}`, tls);
         last = e;
         if (attempt < this.o.retries) continue;
         const name = (e as Error)?.name;
@@ -89,7 +104,7 @@ class Conn {
         continue;
       }
       void last;
-      if (res.status === 401) throw new StrataError('invalid-argument', `The store server at ${this.label} refused the token; pass the token serve-store printed (--token, or #token=... in the URL).`);
+      if (res.status === 401) throw new StrataError('invalid-argument', `The store server at ${this.label} refused the token; pass the token from serve-store's token file (--token-file FILE, or $STRATADISK_TOKEN).`);
       const code = CODES.includes(err.code as ErrorCode) ? (err.code as ErrorCode) : 'io';
       const message = typeof err.message === 'string' ? err.message.slice(0, 2000) : `HTTP ${res.status} ${res.statusText}`;
       throw new StrataError(code, `Store server ${this.label}: ${message}`);
@@ -107,15 +122,18 @@ export class RemoteNamespace implements StoreNamespace {
     try {
       u = new URL(url);
     } catch (e) {
-      throw new StrataError('invalid-argument', `"${url}" is not a URL; give the store server's address, e.g. http://127.0.0.1:7000/vol1.`, { cause: e });
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new StrataError('invalid-argument', `${url} is not an http(s) URL; a store server is reached over HTTP.`);
-    const segs = u.pathname.split('/').filter((s) => s !== '');
-    if (segs.length > 1 || (segs.length === 1 && !NAME_PATTERN.test(segs[0]!))) {
-      throw new StrataError('invalid-argument', `${url}: the path is at most one plain name (a subdirectory of the server's directory), e.g. /vol1.`);
+      throw new StrataError('invalid-argument', `"${redactUrl(url)}" is not a URL; give the store server's address, e.g. http://127.0.0.1:7000/vol1.`, { cause: e });
     }
     const fromHash = new URLSearchParams(u.hash.replace(/^#/, '')).get('token') ?? undefined;
+    if (fromHash !== undefined) registerSecret(fromHash);
+    if (options.token !== undefined) registerSecret(options.token);
     u.hash = '';
+    if (u.username !== '' || u.password !== '') throw new StrataError('invalid-argument', `${redactUrl(url)}: credentials do not go in the URL; pass the token (#token= in a browser, --token-file or $STRATADISK_TOKEN on the command line).`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new StrataError('invalid-argument', `${u.href} is not an http(s) URL; a store server is reached over HTTP.`);
+    const segs = u.pathname.split('/').filter((s) => s !== '');
+    if (segs.length > 1 || (segs.length === 1 && !NAME_PATTERN.test(segs[0]!))) {
+      throw new StrataError('invalid-argument', `${u.href}: the path is at most one plain name (a subdirectory of the server's directory), e.g. /vol1.`);
+    }
     this.readOnly = options.readOnly ?? false;
     this.conn = new Conn(u, options.token ?? fromHash, {
       maxRequestBytes: options.maxRequestBytes ?? 8 << 20,
@@ -161,16 +179,39 @@ export class RemoteNamespace implements StoreNamespace {
     await this.conn.call('sync', {});
   }
 
-  /** The server takes its directory's writer lock and holds it for us until `release`. */
+  /**
+   * The server takes its directory's writer lock and holds it for us as a lease, renewed every
+   * third of its lifetime until `release`; our later changes carry the lease (others are refused).
+   */
   async lock(): Promise<NamespaceLock> {
     if (this.readOnly) throw new StrataError('read-only', `Cannot lock ${this.conn.label} for writing: the namespace is read-only.`);
-    const { lease } = (await this.conn.call('lock', {})) as { lease: unknown };
+    if (this.conn.lease !== undefined) throw new StrataError('locked', `${this.conn.label} is already locked by this client.`);
+    const r = (await this.conn.call('lock', {})) as { lease: unknown; ttlMs?: unknown };
+    const lease = r.lease;
     if (typeof lease !== 'string') throw new StrataError('corrupt', `The store server at ${this.conn.label} sent a malformed lock answer.`);
+    const ttl = typeof r.ttlMs === 'number' && Number.isFinite(r.ttlMs) && r.ttlMs >= 30 ? r.ttlMs : 30_000;
+    this.conn.lease = lease;
     let held = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const renew = () => {
+      timer = setTimeout(() => {
+        if (!held) return;
+        // a failed renewal is not fatal here: while the lease lives, the next one may succeed; once
+        // it is gone the server refuses our changes with `locked`, which the writer reports
+        this.conn.call('renew', { lease }).then(
+          () => held && renew(),
+          (e: unknown) => held && !(e instanceof StrataError && e.code === 'locked') && renew(),
+        );
+      }, ttl / 3);
+      (timer as { unref?: () => void }).unref?.();
+    };
+    renew();
     return {
       release: async () => {
         if (!held) return;
         held = false;
+        if (timer !== undefined) clearTimeout(timer);
+        if (this.conn.lease === lease) this.conn.lease = undefined;
         await this.conn.call('unlock', { lease });
       },
     };

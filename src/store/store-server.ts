@@ -1,34 +1,66 @@
-import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID, timingSafeEqual, X509Certificate } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { isStrataError, StrataError, type ErrorCode } from '../errors.js';
+import { checkToken, generateToken, registerSecret } from '../util/secret.js';
 import { NodeDirNamespace } from './node-dir.js';
 import { RECORD_HEAD } from './remote.js';
 import { checkName, NAME_PATTERN, type NamespaceLock, type Store } from './store.js';
 
 /**
- * The store server: a directory's namespace (and those of its direct subdirectories) over HTTP,
- * for {@link RemoteNamespace} clients (src/store/remote.ts has the wire protocol). Everything a
- * request carries is untrusted: the path is at most one plain name (NAME_PATTERN, so never `..`
- * or a separator), store names are checked the same way, bodies are bounded before they are read
- * (`maxBodyBytes`), read answers are bounded (`maxBodyBytes`), every record is checked before
- * any is applied, and the token is compared in constant time. `flush` fsyncs the file.
+ * The store server: a directory's namespace (and those of its direct subdirectories) over HTTP
+ * or HTTPS, for {@link RemoteNamespace} clients (src/store/remote.ts has the wire protocol).
+ * Everything a request carries is untrusted: the path is at most one plain name (NAME_PATTERN,
+ * so never `..` or a separator), store names are checked the same way, bodies are bounded before
+ * they are read (`maxBodyBytes`), read answers are bounded (`maxBodyBytes`), every record is
+ * checked before any is applied, and the token is compared in constant time. `flush` fsyncs.
+ *
+ * Exposure is deliberate: loopback only unless TLS is given (or `insecure`); the `Host` header
+ * must name this server (an IP address, localhost, the listening name, a name of the
+ * certificate or of `allowHosts`: a DNS-rebinding page cannot reach it); browsers get CORS
+ * answers only for `allowOrigins`. Connections are capped and timed out. The writer lock is a
+ * lease: it expires unless renewed, and while it is held every change to its namespace must
+ * carry it (else `locked`). Error answers never name server paths, process IDs or host names.
  */
 export interface StoreServerOptions {
-  /** default 127.0.0.1 (loopback) */
+  /** default 127.0.0.1 (loopback); any other address needs `tls` or `insecure` */
   host?: string;
   /** default 0: any free port */
   port?: number;
-  /** required bearer token; default: a random one (see `token` of the result) */
+  /** required bearer token, at least 128 bits (see checkToken); default: a random one (see `token` of the result) */
   token?: string;
   /** largest request body and read answer in bytes (default 64 MiB) */
   maxBodyBytes?: number;
   /** open files kept (default 256; the least recently opened is closed beyond) */
   maxOpenFiles?: number;
+  /** serve HTTPS with this certificate chain and key (PEM) */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** allow plain HTTP on a non-loopback address (anyone on the path reads the data and the token) */
+  insecure?: boolean;
+  /** origins of web pages allowed to call this server (CORS); default none. A function decides per origin. */
+  allowOrigins?: readonly string[] | ((origin: string) => boolean);
+  /** host names clients may reach this server by, besides IP addresses, localhost, `host` and the certificate's names */
+  allowHosts?: readonly string[];
+  /** simultaneous connections (default 128; more are closed at once) */
+  maxConnections?: number;
+  /** time for a client to send a request's headers, and for a TLS handshake (default 20 s) */
+  headersTimeoutMs?: number;
+  /** time for a whole request (default 120 s) */
+  requestTimeoutMs?: number;
+  /** a connection with no traffic for this long is closed (default 120 s; idle keep-alive: 5 s) */
+  idleTimeoutMs?: number;
+  /** a writer lease expires this long after it was taken or last renewed (default 30 s) */
+  leaseMs?: number;
+  /** the clock of lease expiry (tests) */
+  now?: () => number;
+  /** server-side failures (answered 5xx) as they happened, with server paths (the answer to the client has none): the server's log */
+  onError?: (error: unknown) => void;
 }
 
 export interface StoreServer {
-  /** http://host:port/ (the token is not in it) */
+  /** http(s)://host:port/ (the token is not in it) */
   readonly url: string;
   readonly port: number;
   readonly token: string;
@@ -72,7 +104,7 @@ export function parseReadBody(body: Uint8Array, maxTotal: number): { offset: num
     const offset = readOffset(dv, i * RECORD_HEAD);
     const length = dv.getUint32(i * RECORD_HEAD + 8, true);
     total += length;
-    if (total > maxTotal) throw new StrataError('out-of-range', `A read asks for more than ${maxTotal} bytes in one request; split it.`);
+    if (total > maxTotal) throw refuse('out-of-range', `A read asks for more than ${maxTotal} bytes in one request; split it.`);
     out.push({ offset, length });
   }
   return out;
@@ -85,7 +117,16 @@ function readOffset(dv: DataView, at: number): number {
 }
 
 function bad(what: string): StrataError {
-  return new StrataError('invalid-argument', `Malformed request: ${what}.`);
+  return refuse('invalid-argument', `Malformed request: ${what}.`);
+}
+
+/** Errors whose message was written for the client (it names nothing of the server). */
+const forClient = new WeakSet<Error>();
+
+function refuse(code: ErrorCode, message: string): StrataError {
+  const e = new StrataError(code, message);
+  forClient.add(e);
+  return e;
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -99,17 +140,73 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   quota: 507,
 };
 
+/** Operations that change a namespace: refused without the current lease while one is held. */
+const CHANGES = new Set(['write', 'truncate', 'delete', 'sync']);
+
+/** True for addresses only this machine reaches. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** DNS names of a PEM certificate (its subjectAltName), lower case. */
+function certificateNames(cert: string | Buffer): string[] {
+  try {
+    const san = new X509Certificate(cert).subjectAltName ?? '';
+    return san
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p.startsWith('DNS:'))
+      .map((p) => p.slice(4).toLowerCase());
+  } catch {
+    return [];
+  }
+}
+
+/** The host name of a Host header (no port, no brackets), lower case; null when malformed. */
+function hostOf(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::\d{1,5})?$/.exec(header.trim());
+  if (!m) return null;
+  return m[1]!.replace(/^\[|\]$/g, '').toLowerCase();
+}
+
+interface Lease {
+  seg: string;
+  lock: NamespaceLock;
+  expires: number;
+}
+
 /** Serve `dir` until `close()`. */
 export async function serveStore(dir: string, options: StoreServerOptions = {}): Promise<StoreServer> {
-  const token = options.token ?? randomBytes(18).toString('base64url');
+  const host = options.host ?? '127.0.0.1';
+  if (!isLoopback(host) && !options.tls && !options.insecure) {
+    throw new StrataError(
+      'invalid-argument',
+      `Serving on ${host} would send the data and the token over the network in clear: give a certificate and key (TLS), or allow plain HTTP explicitly (insecure; only on a network you trust).`,
+    );
+  }
+  const token = options.token ?? generateToken();
+  checkToken(token, 'The store server\'s token');
+  registerSecret(token);
   const tokenBytes = Buffer.from(`Bearer ${token}`);
   const maxBody = options.maxBodyBytes ?? 64 << 20;
   const maxOpen = options.maxOpenFiles ?? 256;
+  const leaseMs = options.leaseMs ?? 30_000;
+  const now = options.now ?? Date.now;
+  const headersTimeout = options.headersTimeoutMs ?? 20_000;
+  const requestTimeout = options.requestTimeoutMs ?? 120_000;
+  const idleTimeout = options.idleTimeoutMs ?? 120_000;
+  const allowOrigin: (origin: string) => boolean =
+    typeof options.allowOrigins === 'function' ? options.allowOrigins : ((list: readonly string[]) => (o: string) => list.includes(o))(options.allowOrigins ?? []);
+  const hostNames = new Set(['localhost', host.toLowerCase(), ...(options.allowHosts ?? []).map((h) => h.toLowerCase()), ...(options.tls ? certificateNames(options.tls.cert) : [])]);
   const root = new NodeDirNamespace(dir);
   await root.list(); // the directory must exist (not-found otherwise)
   const spaces = new Map<string, NodeDirNamespace>();
   const files = new Map<string, Store>();
-  const leases = new Map<string, NamespaceLock>();
+  const leases = new Map<string, Lease>();
+  /** namespace -> the lease holding it */
+  const holders = new Map<string, string>();
 
   const space = (seg: string) => {
     if (seg === '') return root;
@@ -144,25 +241,66 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
     files.delete(key);
     await s?.close();
   };
+  const drop = async (id: string): Promise<void> => {
+    const l = leases.get(id);
+    if (!l) return;
+    leases.delete(id);
+    if (holders.get(l.seg) === id) holders.delete(l.seg);
+    await l.lock.release().catch((e: unknown) => options.onError?.(e));
+  };
+  /** Leases not renewed in time end: their namespaces are free again. */
+  const sweep = () => {
+    const t = now();
+    for (const [id, l] of leases) if (l.expires <= t) void drop(id);
+  };
+  const sweeper = setInterval(sweep, Math.max(50, Math.min(leaseMs / 2, 5_000)));
+  sweeper.unref();
+
+  /** The lease a change must carry, when its namespace is held. */
+  const checkLease = (seg: string, given: string | null) => {
+    const holder = holders.get(seg);
+    if (holder !== undefined && given !== holder) {
+      throw refuse('locked', 'Another client holds the writer lease of this namespace; changes are refused until it releases it or the lease expires.');
+    }
+    if (holder === undefined && given !== null && given !== '') {
+      throw refuse('locked', 'The writer lease this request carries has expired or was released; the namespace was not changed. Take the lock again.');
+    }
+  };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    res.setHeader('access-control-allow-origin', '*');
-    res.setHeader('cross-origin-resource-policy', 'cross-origin');
+    // DNS rebinding: a page of another site must not reach us under its own name.
+    const hostName = hostOf(req.headers.host);
+    if (hostName === null || (isIP(hostName) === 0 && !hostNames.has(hostName))) {
+      req.resume();
+      sendJson(res, 421, { code: 'invalid-argument', message: 'This store server is not reachable under that host name; use its address (or start it with --allow-host NAME).' });
+      return;
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      if (!allowOrigin(origin)) {
+        req.resume();
+        sendJson(res, 403, { code: 'invalid-argument', message: `Web pages of ${origin.slice(0, 200)} may not use this store server; start it with --allow-origin ${origin.slice(0, 200)} to allow them.` });
+        return;
+      }
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('vary', 'Origin');
+      res.setHeader('cross-origin-resource-policy', 'cross-origin');
+    }
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {
         'access-control-allow-methods': 'POST',
         'access-control-allow-headers': 'authorization, content-type',
-        'access-control-allow-private-network': 'true',
+        ...(origin !== undefined && req.headers['access-control-request-private-network'] === 'true' ? { 'access-control-allow-private-network': 'true' } : {}),
         'access-control-max-age': '600',
       });
       res.end();
       return;
     }
-    if (req.method !== 'POST') throw new StrataError('unsupported', 'The store server answers POST requests from stratadisk clients only.');
+    if (req.method !== 'POST') throw refuse('unsupported', 'The store server answers POST requests from stratadisk clients only.');
     const auth = Buffer.from(req.headers.authorization ?? '');
     if (auth.length !== tokenBytes.length || !timingSafeEqual(auth, tokenBytes)) {
       req.resume();
-      sendJson(res, 401, { code: 'invalid-argument', message: 'Wrong or missing token; pass the token serve-store printed.' });
+      sendJson(res, 401, { code: 'invalid-argument', message: 'Wrong or missing token; pass the token of serve-store (from its token file).' });
       return;
     }
     const url = new URL(req.url ?? '/', 'http://x');
@@ -189,6 +327,9 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
       req.destroy();
       return;
     }
+    sweep();
+    const lease = q.get('lease');
+    if (CHANGES.has(op) || (op === 'open' && q.get('create') === '1')) checkLease(seg, lease);
     const ns = space(seg);
     switch (op) {
       case 'list':
@@ -249,21 +390,30 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
         return sendJson(res, 200, { size: s.size });
       }
       case 'truncate': {
-        const size = Number(q.get('size'));
+        const given = q.get('size') ?? '';
+        const size = Number(given);
+        if (!/^[0-9]{1,16}$/.test(given) || !Number.isSafeInteger(size)) throw bad('truncate needs size=BYTES (a whole number)');
         const s = await file(seg, name, false);
         await s.truncate(size);
         return sendJson(res, 200, { size: s.size });
       }
       case 'lock': {
-        const lease = randomUUID();
-        leases.set(lease, await ns.lock());
-        return sendJson(res, 200, { lease });
+        if (holders.has(seg)) throw refuse('locked', 'Another client holds the writer lease of this namespace; try again when it is done (a lease not renewed expires).');
+        const lock = await ns.lock();
+        const id = randomUUID();
+        leases.set(id, { seg, lock, expires: now() + leaseMs });
+        holders.set(seg, id);
+        return sendJson(res, 200, { lease: id, ttlMs: leaseMs });
+      }
+      case 'renew': {
+        const l = leases.get(lease ?? '');
+        if (!l || l.seg !== seg) throw refuse('locked', 'The writer lease expired or was released; take the lock again.');
+        l.expires = now() + leaseMs;
+        return sendJson(res, 200, { ttlMs: leaseMs });
       }
       case 'unlock': {
-        const lease = q.get('lease') ?? '';
-        const l = leases.get(lease);
-        leases.delete(lease);
-        await l?.release();
+        const l = leases.get(lease ?? '');
+        if (l && l.seg === seg) await drop(lease!);
         return sendJson(res, 200, {});
       }
       default:
@@ -271,38 +421,72 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
     }
   }
 
-  const server: Server = createServer((req, res) => {
+  /** What a client may read about a failure: our own refusals as written, others without server paths, pids or host names. */
+  const answer = (e: unknown, req: IncomingMessage): { code: ErrorCode; message: string } => {
+    const code: ErrorCode = isStrataError(e) ? e.code : 'io';
+    if (e instanceof Error && forClient.has(e)) return { code, message: e.message };
+    const name = new URL(req.url ?? '/', 'http://x').searchParams.get('name') ?? '';
+    const what = NAME_PATTERN.test(name) ? `"${name}"` : 'the namespace';
+    switch (code) {
+      case 'invalid-argument':
+        return { code, message: e instanceof Error && /^Store name ".*" is not allowed/.test(e.message) ? e.message.slice(0, 300) : `The request about ${what} is not valid.` };
+      case 'not-found':
+        return { code, message: `No store ${what} here.` };
+      case 'exists':
+        return { code, message: `${what} exists already.` };
+      case 'locked':
+        return { code, message: 'Another writer holds this namespace (a client\'s lease, or a process on the server); try again when it is done.' };
+      case 'out-of-range':
+        return { code, message: `The request reaches outside what ${what} allows (offset or size).` };
+      case 'read-only':
+        return { code, message: `${what} is read-only on this server.` };
+      case 'quota':
+        return { code, message: `The server has no space left for ${what}.` };
+      default:
+        return { code, message: `The server failed on ${what} (${code}); its log has the details.` };
+    }
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((e: unknown) => {
-      const code: ErrorCode = isStrataError(e) ? e.code : 'io';
-      const message = e instanceof Error ? e.message : String(e);
+      const a = answer(e, req);
+      // the server's log gets what went wrong on its side (a refused or missing name is the client's business)
+      if (!(e instanceof Error && forClient.has(e)) && STATUS[a.code] === undefined) options.onError?.(e);
       if (res.headersSent) {
         res.destroy();
         return;
       }
-      sendJson(res, STATUS[code] ?? 500, { code, message });
+      sendJson(res, STATUS[a.code] ?? 500, a);
       // a body we stopped reading: do not let the client keep sending it
       if (!req.complete) req.destroy();
     });
-  });
-  server.requestTimeout = 120_000;
+  };
+  const timeouts = { requestTimeout, headersTimeout, keepAliveTimeout: Math.min(5_000, idleTimeout), connectionsCheckingInterval: Math.max(10, Math.min(1_000, headersTimeout / 2)) };
+  const server: Server = options.tls
+    ? createHttpsServer({ ...timeouts, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: headersTimeout, minVersion: 'TLSv1.2' }, onRequest)
+    : createHttpServer(timeouts, onRequest);
+  server.maxConnections = options.maxConnections ?? 128;
+  server.setTimeout(idleTimeout); // no traffic for that long: the socket is destroyed
+  server.on('clientError', (_e, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, host, () => resolve());
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
-  const host = options.host ?? '127.0.0.1';
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,
+    url: `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}/`,
     port,
     token,
     async close() {
+      clearInterval(sweeper);
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       for (const s of files.values()) await s.close().catch(() => {});
       files.clear();
-      for (const l of leases.values()) await l.release().catch(() => {});
+      for (const l of leases.values()) await l.lock.release().catch(() => {});
       leases.clear();
+      holders.clear();
     },
   };
 }

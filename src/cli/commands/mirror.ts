@@ -6,6 +6,7 @@ import { mirrorRaw } from '../../jobs/mirror-raw.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { NodeFileStore } from '../../store/node-file.js';
 import { RemoteNamespace } from '../../store/remote.js';
+import { argvWarning, readSecret, registerSecret } from '../../util/secret.js';
 import type { StoreNamespace } from '../../store/store.js';
 import type { Command } from '../command.js';
 import { line, UsageError } from '../io.js';
@@ -15,10 +16,10 @@ import { openVolume, parseTarget } from '../target.js';
 export const mirrorCommand: Command = {
   name: 'mirror',
   summary: 'copy a volume (all layers, or flattened) to another directory, a store server, or a raw image',
-  usage: 'mirror SRC DST [--flatten] [--token T] | mirror SRC FILE|DEVICE --raw [--force]',
+  usage: 'mirror SRC DST [--flatten] [--token-file FILE] | mirror SRC FILE|DEVICE --raw [--force]',
   details: [
     'Copies every layer and snapshot of SRC into DST (a new or empty directory, or a store server',
-    'URL http://HOST:PORT/NAME#token=T from `stratadisk serve-store`), or with --flatten only the',
+    'URL http(s)://HOST:PORT/NAME from `stratadisk serve-store`), or with --flatten only the',
     'live view, as a single layer. When another process serves SRC (serve-nbd), the copy runs',
     'there, through its control socket, while the volume is written: new writes are mirrored to',
     'DST, and at the end serve-nbd switches over to a DST directory: it serves DST from then on',
@@ -28,11 +29,12 @@ export const mirrorCommand: Command = {
     'With --raw, DST is a raw image: a file (created, or overwritten with --force) or a block',
     'device at least as large as the volume; it gets the live view byte for byte, flushed.',
     '  --flatten   copy the live view into one layer (snapshots are not copied)',
-    '  --token T   the store server\'s token (else #token= in the URL, or $STRATADISK_TOKEN)',
+    '  --token-file FILE  the store server\'s token: a file of mode 0600 (- reads standard input);',
+    '              else $STRATADISK_TOKEN. (--token T and URL#token=T still work but warn: argv is public)',
     '  --raw       DST is a raw image file or block device',
     '  --force     with --raw: overwrite a regular file that already has content',
   ].join('\n'),
-  options: { flatten: { type: 'boolean' }, token: { type: 'string' }, raw: { type: 'boolean' }, force: { type: 'boolean' } },
+  options: { flatten: { type: 'boolean' }, token: { type: 'string' }, 'token-file': { type: 'string' }, raw: { type: 'boolean' }, force: { type: 'boolean' } },
   positionals: { min: 2, max: 2 },
   async run(ctx) {
     const { io, args, values } = ctx;
@@ -43,9 +45,23 @@ export const mirrorCommand: Command = {
     const label = args[1]!.split('#')[0]!;
     if (raw && remote) throw new UsageError('--raw takes a file or device path, not a URL', 'mirror');
     let dst = remote ? args[1]! : resolve(args[1]!);
-    if (remote && !dst.includes('#token=')) {
-      const token = typeof values.token === 'string' ? values.token : process.env.STRATADISK_TOKEN;
-      if (token) dst = `${dst}#token=${encodeURIComponent(token)}`;
+    if (remote) {
+      const warn = (m: string) => line(io.stderr, `stratadisk: mirror: ${m}`);
+      const inUrl = new URLSearchParams(dst.split('#')[1] ?? '').get('token');
+      if (inUrl !== null) {
+        registerSecret(inUrl);
+        warn(argvWarning({ what: 'the store server\'s token', argumentName: 'URL#token=', env: 'STRATADISK_TOKEN' }));
+      } else {
+        const token = await readSecret({
+          what: 'the store server\'s token',
+          ...(typeof values['token-file'] === 'string' ? { file: values['token-file'] } : {}),
+          ...(typeof values.token === 'string' ? { argument: values.token, argumentName: '--token' } : {}),
+          env: 'STRATADISK_TOKEN',
+          ...(io.stdin ? { stdin: io.stdin as AsyncIterable<Uint8Array> } : {}),
+          warn,
+        });
+        if (token) dst = `${dst.split('#')[0]}#token=${encodeURIComponent(token)}`;
+      }
     }
     if (raw) {
       const st = existsSync(dst) ? statSync(dst) : null;

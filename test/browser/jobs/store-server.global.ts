@@ -1,6 +1,7 @@
 /**
  * Global set-up of the browser project for the mirror-to-server test: a store server
- * (`serveStore`, src/store/store-server.ts) on loopback over a temporary directory, and a
+ * (`serveStore`, src/store/store-server.ts) on loopback over a temporary directory, answering
+ * CORS for the test page's origin only, and a
  * verification endpoint that opens a volume of that directory **in Node** (NodeDirNamespace)
  * and answers the SHA-256 of its live view and of each snapshot, and whether `check` passes.
  */
@@ -19,7 +20,10 @@ import type { StoreServerInfo } from './store-server.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dir = await mkdtemp(join(tmpdir(), 'stratadisk-served-'));
-  const server = await serveStore(dir);
+  // CORS for the test page only: vitest serves it from a loopback origin whose port it picks
+  // when the browser starts (after this set-up), so the origin is matched by its shape.
+  const testPage = (origin: string) => /^http:\/\/(localhost|127\.0\.0\.1):\d{1,5}$/.test(origin);
+  const server = await serveStore(dir, { allowOrigins: testPage });
   const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
   const verify = createServer((req, res) => {
     const headers = { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin', 'content-type': 'application/json' };

@@ -1,5 +1,6 @@
 /**
- * CLI: `serve-store DIR` + `mirror SRC http://...` (token from --token, the URL, or refused),
+ * CLI: `serve-store DIR` + `mirror SRC http://...` (token from a 0600 file, the URL with a
+ * warning, or refused),
  * and `mirror SRC FILE --raw` (byte for byte; an existing file needs --force).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -30,16 +31,24 @@ describe('mirror to a store server and to a raw image (CLI)', () => {
     const { root, src } = await volume();
     const served = join(root, 'served');
     mkdirSync(served);
-    const server = startCli(['serve-store', served, '--token', 'tok']);
+    const tokenFile = join(root, 'token');
+    const server = startCli(['serve-store', served, '--token-file', tokenFile]);
     try {
-      const url = await server.firstLine();
-      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#token=tok$/);
-      const base = url.split('#')[0]!;
-      const bad = await cli(['mirror', src, `${base}copy`, '--token', 'nope']);
+      const [url, where] = (await server.firstLine()).split('\n');
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      expect(where).toBe(`token file: ${tokenFile}`);
+      const token = readFileSync(tokenFile, 'utf8').trim();
+      const base = url!;
+      const wrong = join(root, 'wrong');
+      writeFileSync(wrong, 'A'.repeat(43), { mode: 0o600 });
+      const bad = await cli(['mirror', src, `${base}copy`, '--token-file', wrong]);
       expect(bad.code).not.toBe(0);
       expect(bad.stderr).toContain('token');
-      expect(await ok(['mirror', src, `${base}copy`, '--token', 'tok'])).toContain('Mirrored');
-      expect(await ok(['mirror', src, `${base}flat#token=tok`, '--flatten'])).toContain('(flattened)');
+      expect(await ok(['mirror', src, `${base}copy`, '--token-file', tokenFile])).toContain('Mirrored');
+      const inUrl = await cli(['mirror', src, `${base}flat#token=${token}`, '--flatten']);
+      expect(inUrl.stdout).toContain('(flattened)');
+      expect(inUrl.stderr).toContain('warning');
+      expect(inUrl.stderr).not.toContain(token);
     } finally {
       server.stop();
       await server.done;

@@ -77,10 +77,10 @@ describe('mirror job', () => {
   for (const flatten of [false, true]) {
     it(`node-dir -> store server over HTTP (${flatten ? 'flattened' : 'all layers'}) while written; the server's directory opens as the volume`, async () => {
       const served = dirNs();
-      const server = await serveStore(served.dir, { token: 'tk' });
+      const server = await serveStore(served.dir);
       let model: Model;
       try {
-        model = await scenario(dirNs().ns, new RemoteNamespace(`${server.url}vol#token=tk`, { maxRequestBytes: 16 * 1024 }), flatten, 43);
+        model = await scenario(dirNs().ns, new RemoteNamespace(`${server.url}vol#token=${server.token}`, { maxRequestBytes: 16 * 1024 }), flatten, 43);
       } finally {
         await server.close();
       }

@@ -87,7 +87,7 @@ describe('store server under corrupt requests', () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'stratadisk-fuzz-'));
     await mkdtemp(join(root, 'inner-'));
-    server = await serveStore(join(root, readdirSync(root)[0]!), { token: 'x', maxBodyBytes: 1 << 20 });
+    server = await serveStore(join(root, readdirSync(root)[0]!), { maxBodyBytes: 1 << 20 });
   });
   afterAll(async () => {
     await server.close();
@@ -95,7 +95,7 @@ describe('store server under corrupt requests', () => {
   });
 
   it('answers 2xx/4xx to mutated requests, keeps serving, and writes only inside its directory', async () => {
-    const ns = new RemoteNamespace(`${server.url}#token=x`);
+    const ns = new RemoteNamespace(`${server.url}#token=${server.token}`);
     await (await ns.open('disk', { create: true })).close();
     const rng = new Rng(103);
     const ops = ['write', 'read', 'open', 'truncate', 'flush', 'list', 'exists', 'wat', ''];
@@ -105,7 +105,7 @@ describe('store server under corrupt requests', () => {
       const op = rng.pick(ops);
       const body = op === 'write' ? mutate(validWrite(rng), rng) : Uint8Array.from({ length: rng.int(40) }, () => rng.int(256));
       const q = `op=${op}&name=${rng.pick(names)}&size=${rng.pick(['-1', '1e30', 'abc', '100', '0.5'])}&create=${rng.int(2)}`;
-      const res = await fetch(`${server.url}${rng.pick(['', 'sub', '..%2f', '%00'])}?${q}`, { method: 'POST', headers: { authorization: 'Bearer x' }, body });
+      const res = await fetch(`${server.url}${rng.pick(['', 'sub', '..%2f', '%00'])}?${q}`, { method: 'POST', headers: { authorization: `Bearer ${server.token}` }, body });
       await res.arrayBuffer();
       expect(res.status, `${op} ${q}`).toBeLessThan(500);
     }
