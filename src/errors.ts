@@ -19,7 +19,9 @@ export type ErrorCode =
   | 'closed'
   | 'io'
   /** a remote image (HTTP base of a volume) is no longer the version the volume was pinned to */
-  | 'image-changed';
+  | 'image-changed'
+  /** a path that would leave its directory: a symbolic link (or a non-regular file) where a store or a namespace must be */
+  | 'unsafe-path';
 
 export class StrataError extends Error {
   override name = 'StrataError';

@@ -97,6 +97,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   'read-only': 403,
   unsupported: 501,
   quota: 507,
+  'unsafe-path': 403,
 };
 
 /** Serve `dir` until `close()`. */
