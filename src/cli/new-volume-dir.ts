@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { StrataError } from '../errors.js';
 import { MANIFEST_SLOTS } from '../format/manifest.js';
 import { nodeError } from '../store/node-file.js';
+import { plainPath } from '../store/node-links.js';
 import { DIR_MODE } from '../store/node-modes.js';
 
 /**
@@ -20,7 +21,8 @@ export interface NewVolumeDir {
   undo(): Promise<string>;
 }
 
-export async function prepareVolumeDir(dir: string, dirMode = DIR_MODE): Promise<NewVolumeDir> {
+export async function prepareVolumeDir(given: string, dirMode = DIR_MODE): Promise<NewVolumeDir> {
+  const dir = plainPath(given); // `vol/` would resolve a link at vol
   const st = await lstat(dir).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return undefined;
     throw nodeError(e, `look up ${dir}`, false);

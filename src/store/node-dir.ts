@@ -1,14 +1,19 @@
 import { constants as fsConstants, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open as fsOpen, readdir, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { StrataError } from '../errors.js';
 import { lockDirectory } from './node-dir-lock.js';
 import { nodeError, NodeFileStore, type NodeIoMode } from './node-file.js';
-import { linkInNamespace } from './node-links.js';
+import { linkInNamespace, plainPath } from './node-links.js';
 import { dirModeFor, DIR_MODE, fileModeIn } from './node-modes.js';
 import { checkName, NAME_PATTERN, type NamespaceLock, type OpenOptions, type Store, type StoreNamespace } from './store.js';
 
 export { processAlive } from './node-dir-lock.js';
+
+/** The namespace's directory is a link. */
+function dirIsLink(dir: string): StrataError {
+  return new StrataError('unsafe-path', `The directory ${dir} is a symbolic link; stores never follow links out of their directory. Give the real directory (or replace the link with it).`);
+}
 
 /** The directory itself, never through a link (O_NOFOLLOW refuses a link as the last component). */
 const DIR_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_DIRECTORY ?? 0) | (fsConstants.O_NOFOLLOW ?? 0);
@@ -70,7 +75,7 @@ export class NodeDirNamespace implements StoreNamespace {
   private ready: Promise<void> | undefined;
 
   constructor(dir: string, options: NodeDirOptions = {}) {
-    this.dir = dir;
+    this.dir = plainPath(dir);
     this.readOnly = options.readOnly ?? false;
     this.options = options;
   }
@@ -90,7 +95,7 @@ export class NodeDirNamespace implements StoreNamespace {
           if (made !== undefined) await chmod(this.dir, mode);
           st = await lstat(this.dir);
         }
-        if (st.isSymbolicLink()) throw linkInNamespace(`The directory ${basename(this.dir)}`, this.dir);
+        if (st.isSymbolicLink()) throw dirIsLink(this.dir);
         if (!st.isDirectory()) throw new StrataError('invalid-argument', `${this.dir} is not a directory; give a directory path for the namespace.`);
       } catch (e) {
         this.ready = undefined; // let a later call retry, e.g. once the directory exists
@@ -115,7 +120,7 @@ export class NodeDirNamespace implements StoreNamespace {
       const st = await lstat(this.dir).catch((e: unknown) => {
         throw nodeError(e, `${action} in ${this.dir}`, writing);
       });
-      if (st.isSymbolicLink()) throw linkInNamespace(`The directory ${basename(this.dir)}`, this.dir);
+      if (st.isSymbolicLink()) throw dirIsLink(this.dir);
       return fn(this.dir, st.mode, undefined);
     }
     let h: FileHandle;
@@ -136,7 +141,7 @@ export class NodeDirNamespace implements StoreNamespace {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP' || code === 'ENOTDIR') {
       const st = await lstat(this.dir).catch(() => undefined);
-      if (st?.isSymbolicLink()) return linkInNamespace(`The directory ${basename(this.dir)}`, this.dir);
+      if (st?.isSymbolicLink()) return dirIsLink(this.dir);
       if (st && !st.isDirectory()) return new StrataError('invalid-argument', `${this.dir} is not a directory; give a directory path for the namespace.`, { cause: e });
     }
     if (code === 'ENOENT') return new StrataError('not-found', `Directory ${this.dir} does not exist (it was removed); cannot ${action}.`, { cause: e });

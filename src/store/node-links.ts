@@ -11,13 +11,26 @@ import type { Stats } from 'node:fs';
 import { readlinkSync } from 'node:fs';
 import { StrataError } from '../errors.js';
 
+/**
+ * `path` without `.` segments and trailing separators: `dir/` and `dir/.` make the kernel
+ * resolve a link at `dir` even with O_NOFOLLOW or lstat, so a link check must see `dir`.
+ */
+export function plainPath(path: string): string {
+  let p = path;
+  for (;;) {
+    const next = p.replace(/(?<=[^\\/:])[\\/]+\.?$/, '');
+    if (next === p || next === '') return p;
+    p = next;
+  }
+}
+
 /** A link at a path given by the user that may be followed to write: owned by us or by root. */
 export function trustedLink(link: Stats): boolean {
   const uid = process.geteuid?.();
   return uid === undefined || link.uid === uid || link.uid === 0;
 }
 
-/** A symbolic link where a namespace holds only files and directories of its own. */
+/** A symbolic link where a namespace holds only files and directories of its own (`what` in `where`). */
 export function linkInNamespace(what: string, where: string): StrataError {
   return new StrataError(
     'unsafe-path',

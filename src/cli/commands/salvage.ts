@@ -2,6 +2,7 @@ import { lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError, isStrataError } from '../../errors.js';
+import { plainPath } from '../../store/node-links.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { nodeError } from '../../store/node-file.js';
 import { Salvage, type SalvageView } from '../../volume/salvage.js';
@@ -110,7 +111,7 @@ async function salvageInto(dir: string, out: string, unlocked: string | undefine
 function prepareOut(out: string): void {
   let st;
   try {
-    st = lstatSync(out);
+    st = lstatSync(plainPath(out)); // `out/` would resolve a link at out
   } catch {
     try {
       mkdirSync(out, { mode: 0o700 });

@@ -131,7 +131,12 @@ describe('a link as the namespace directory (an intermediate directory of the na
         expect(await code(ns.lock())).toBe('unsafe-path');
       }
     }
-    expect(await message(new NodeDirNamespace(link).list())).toMatch(/The directory linkdir in .*linkdir is a symbolic link/);
+    expect(await message(new NodeDirNamespace(link).list())).toMatch(/The directory .*linkdir is a symbolic link; stores never follow links/);
+    // `linkdir/` and `linkdir/.` make the kernel resolve the link even under lstat and O_NOFOLLOW
+    for (const spelled of [`${link}/`, `${link}/.`, `${link}//./`]) {
+      expect({ spelled, code: await code(new NodeDirNamespace(spelled).list()) }).toEqual({ spelled, code: 'unsafe-path' });
+      expect({ spelled, code: await code(new NodeDirNamespace(spelled, { create: true }).open('x', { create: true })) }).toEqual({ spelled, code: 'unsafe-path' });
+    }
     await outsideUntouched();
   });
 
@@ -259,14 +264,17 @@ describe('create, exports and raw targets never write through a planted link', (
     await outsideUntouched();
   });
 
-  it('create into a link to an existing empty directory is refused and writes nothing there', async () => {
+  it('create into a link to an existing empty directory is refused and writes nothing there, however the path is spelled', async () => {
     const target = join(outside, 'emptydir');
     await mkdir(target);
     const link = join(t.dir, 'vol');
     await symlink(target, link);
-    const r = await cli(['create', link, '--size', '1M']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^stratadisk: unsafe-path:/);
+    for (const spelled of [link, `${link}/`, `${link}/.`]) {
+      const r = await cli(['create', spelled, '--size', '1M']);
+      expect({ spelled, code: r.code, err: r.stderr }).toMatchObject({ spelled, code: 2, err: expect.stringMatching(/^stratadisk: unsafe-path:/) });
+      const w = await cli(['info', spelled]);
+      expect({ spelled, err: w.stderr }).toMatchObject({ spelled, err: expect.stringMatching(/^stratadisk: unsafe-path:/) });
+    }
     expect(await readdir(target)).toEqual([]);
   });
 
