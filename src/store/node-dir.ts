@@ -116,17 +116,22 @@ export class NodeDirNamespace implements StoreNamespace {
    */
   private async at<T>(action: string, writing: boolean, fn: (base: string, dirMode: number, handle: FileHandle | undefined) => Promise<T>): Promise<T> {
     await this.init();
-    if (process.platform === 'win32') {
+    const byPath = async () => {
       const st = await lstat(this.dir).catch((e: unknown) => {
         throw nodeError(e, `${action} in ${this.dir}`, writing);
       });
       if (st.isSymbolicLink()) throw dirIsLink(this.dir);
       return fn(this.dir, st.mode, undefined);
-    }
+    };
+    if (process.platform === 'win32') return byPath();
     let h: FileHandle;
     try {
       h = await fsOpen(this.dir, DIR_FLAGS);
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // a directory we may search (x) but not read (r), e.g. 0711: names are still reachable,
+      // checked by path (lstat, then O_NOFOLLOW on the name)
+      if (code === 'EACCES' || code === 'EPERM') return byPath();
       throw await this.dirError(e, action, writing);
     }
     try {
@@ -250,10 +255,17 @@ export class NodeDirNamespace implements StoreNamespace {
   async sync(): Promise<void> {
     // Windows cannot open a directory as a file; NTFS journals metadata, so nothing to do.
     await this.at('sync the directory', true, async (_base, _mode, handle) => {
+      if (process.platform === 'win32') return;
+      let h = handle;
       try {
-        await handle?.sync();
+        h ??= await fsOpen(this.dir, 'r').catch((e: unknown) => {
+          throw nodeError(e, `open directory ${this.dir} to sync it`, false);
+        });
+        await h.sync();
       } catch (e) {
         throw nodeError(e, `sync directory ${this.dir}`, true);
+      } finally {
+        if (h !== handle) await h?.close().catch(() => {});
       }
     });
   }
