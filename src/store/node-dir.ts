@@ -42,9 +42,10 @@ export interface NodeDirOptions {
   /** Largest blocking transfer in `'sync'` mode (see NodeFileOpenOptions.syncMaxBytes). */
   syncMaxBytes?: number;
   /**
-   * Mode of the files it creates. Default: 0600 plus the group read/write bits of the directory
-   * (see node-modes.ts), so a directory made group-readable shares every file added later. A
-   * directory created with `create` gets 0700, or with `mode` the matching directory mode.
+   * Mode of the files it creates. Default: 0600, plus the group read/write bits of a directory
+   * shared with its group only (0750, 0770; see node-modes.ts), so such a directory shares every
+   * file added later. A directory created with `create` gets 0700, or with `mode` the matching
+   * directory mode.
    */
   mode?: number;
 }

@@ -4,11 +4,13 @@
  * explicitly (fchmod/chmod after creating): the umask can neither widen nor narrow them.
  *
  * Sharing a volume with a group (a read-only NBD server under another account, a backup user)
- * goes through the directory: a file created in a directory gets owner read/write plus the
- * group read/write bits the directory grants, and never any bit for others. `create --mode 0640`
- * makes the volume's directory 0750, so every file any later command adds to it (a snapshot's
- * layer, a job journal, a compacted map) is 0640 too, whoever runs that command and whatever
- * its umask. An existing file keeps its mode when it is rewritten.
+ * goes through the directory: in a directory that grants its group access and others none
+ * (0750, 0770: a deliberate choice, never what a umask makes), a new file gets owner read/write
+ * plus the group's read/write bits; in any other directory (0700, and the 0755/0775 a default
+ * umask makes) it is 0600. Never any bit for others. `create --mode 0640` makes the volume's
+ * directory 0750, so every file any later command adds to it (a snapshot's layer, a job journal,
+ * a compacted map) is 0640 too, whoever runs that command and whatever its umask. An existing
+ * file keeps its mode when it is rewritten.
  */
 import { StrataError } from '../errors.js';
 
@@ -17,8 +19,9 @@ export const FILE_MODE = 0o600;
 /** Mode of a new directory (a volume, a namespace, a salvage output). */
 export const DIR_MODE = 0o700;
 
-/** The mode of a file created in a directory of mode `dirMode`: 0600 plus the directory's group read/write bits. */
+/** The mode of a file created in a directory of mode `dirMode`: 0600, plus the group's read/write bits of a directory shared with its group only. */
 export function fileModeIn(dirMode: number): number {
+  if ((dirMode & 0o007) !== 0) return FILE_MODE;
   return FILE_MODE | (dirMode & 0o060);
 }
 

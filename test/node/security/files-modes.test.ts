@@ -151,16 +151,42 @@ describe('the override for shared setups: create --mode', () => {
     }
   });
 
-  it('a file created in a directory gets the group read/write bits of the directory, never any for others', () => {
+  it('a file created in a directory shared with its group only gets the group\'s read/write bits; elsewhere 0600; never any for others', () => {
     expect(fileModeIn(0o700)).toBe(0o600);
     expect(fileModeIn(0o750)).toBe(0o640);
     expect(fileModeIn(0o770)).toBe(0o660);
-    expect(fileModeIn(0o777)).toBe(0o660);
-    expect(fileModeIn(0o755)).toBe(0o640);
+    expect(fileModeIn(0o2770)).toBe(0o660);
+    // what a default umask makes (022, 002) is no decision to share: private
+    expect(fileModeIn(0o755)).toBe(0o600);
+    expect(fileModeIn(0o775)).toBe(0o600);
+    expect(fileModeIn(0o777)).toBe(0o600);
+    expect(fileModeIn(0o701)).toBe(0o600);
     expect(dirModeFor(0o600)).toBe(0o700);
     expect(dirModeFor(0o640)).toBe(0o750);
     expect(dirModeFor(0o660)).toBe(0o770);
     expect(parseFileMode('0o640')).toBe(0o640);
+  });
+});
+
+describe('files added to an existing directory', () => {
+  it('mirror and the API into directories made by a default umask (0755, 0775) give 0600 files; into a 0750 one, 0640', async () => {
+    const t = tempDir();
+    try {
+      const vol = join(t.dir, 'vol');
+      await ok(['create', vol, '--size', '1M']);
+      for (const [name, mode, want] of [['m755', 0o755, 0o600], ['m775', 0o775, 0o600], ['m750', 0o750, 0o640], ['m770', 0o770, 0o660]] as const) {
+        for (const how of ['mirror', 'api'] as const) {
+          const d = join(t.dir, `${how}-${name}`);
+          await mkdir(d);
+          await chmod(d, mode);
+          if (how === 'mirror') await ok(['mirror', vol, d]);
+          else await (await new NodeDirNamespace(d).open('a', { create: true })).close();
+          expect({ d, wrong: await wrongModes(d, want, mode) }).toEqual({ d, wrong: {} });
+        }
+      }
+    } finally {
+      t.cleanup();
+    }
   });
 });
 
