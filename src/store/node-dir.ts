@@ -115,14 +115,14 @@ export class NodeDirNamespace implements StoreNamespace {
    * directory's mode: /proc/self/fd/N of a descriptor opened with O_DIRECTORY|O_NOFOLLOW on Linux,
    * else the path, checked with lstat.
    */
-  private async at<T>(action: string, writing: boolean, fn: (base: string, dirMode: number, handle: FileHandle | undefined) => Promise<T>): Promise<T> {
+  private async at<T>(action: string, writing: boolean, fn: (base: string, dirMode: () => Promise<number>, handle: FileHandle | undefined) => Promise<T>): Promise<T> {
     await this.init();
     const byPath = async () => {
       const st = await lstat(this.dir).catch((e: unknown) => {
         throw nodeError(e, `${action} in ${this.dir}`, writing);
       });
       if (st.isSymbolicLink()) throw dirIsLink(this.dir);
-      return fn(this.dir, st.mode, undefined);
+      return fn(this.dir, async () => st.mode, undefined);
     };
     if (process.platform === 'win32') return byPath();
     let h: FileHandle;
@@ -136,8 +136,8 @@ export class NodeDirNamespace implements StoreNamespace {
       throw await this.dirError(e, action, writing);
     }
     try {
-      const st = await h.stat();
-      return await fn((await procFdWorks(h)) ? `/proc/self/fd/${h.fd}` : this.dir, st.mode, h);
+      const held = h;
+      return await fn((await procFdWorks(h)) ? `/proc/self/fd/${h.fd}` : this.dir, async () => (await held.stat()).mode, h);
     } finally {
       await h.close().catch(() => {});
     }
@@ -173,16 +173,15 @@ export class NodeDirNamespace implements StoreNamespace {
     if (this.readOnly && options.create && !(await this.exists(name))) {
       throw new StrataError('read-only', `Cannot create "${name}": the namespace ${this.dir} is read-only.`);
     }
+    const create = !this.readOnly && (options.create ?? false);
     return this.at(`open "${name}"`, !this.readOnly, async (base, dirMode) => {
-      const st = await this.look(base, name);
-      if (st && !st.isFile()) {
-        throw new StrataError('unsupported', `"${name}" in ${this.dir} is ${st.isDirectory() ? 'a directory' : st.isBlockDevice() ? 'a block device' : 'not a regular file'}; a namespace holds regular files only.`);
-      }
+      // NodeFileStore.open looks (lstat) before it opens, refuses a link (noFollow), a directory
+      // or a device node (`unsupported`), and opens with O_NOFOLLOW
       const store = await NodeFileStore.open(join(base, name), {
-        create: !this.readOnly && (options.create ?? false),
+        create,
         readOnly: this.readOnly || (options.readOnly ?? false),
         noFollow: true,
-        mode: this.options.mode ?? fileModeIn(dirMode),
+        ...(create ? { mode: this.options.mode ?? fileModeIn(await dirMode()) } : {}),
         label: join(this.dir, name),
         ...(this.options.io ? { io: this.options.io } : {}),
         ...(this.options.syncMaxBytes !== undefined ? { syncMaxBytes: this.options.syncMaxBytes } : {}),
