@@ -21,7 +21,9 @@ export type ErrorCode =
   /** a remote image (HTTP base of a volume) is no longer the version the volume was pinned to */
   | 'image-changed'
   /** an HTTP peer is not trusted: a redirect to another origin or from https to http, a TLS certificate no trusted CA signed */
-  | 'untrusted';
+  | 'untrusted'
+  /** a path that would leave its directory: a symbolic link (or a non-regular file) where a store or a namespace must be */
+  | 'unsafe-path';
 
 export class StrataError extends Error {
   override name = 'StrataError';

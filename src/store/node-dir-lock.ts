@@ -17,9 +17,10 @@
  * that is reported with the file to delete, never guessed away.
  */
 import { randomBytes } from 'node:crypto';
-import { link, open as fsOpen, readFile, unlink } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { link, open as fsOpen, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { StrataError } from '../errors.js';
 import type { NamespaceLock } from './store.js';
 import { nodeError } from './node-file.js';
@@ -102,12 +103,32 @@ function heldLock(path: string, token: string): NamespaceLock {
   };
 }
 
+/** Longest lock record read; ours are about 120 bytes. */
+const MAX_RECORD = 4096;
+
+/**
+ * The lock's record, or null when there is none. Read without following a link and without
+ * blocking on a FIFO: a lock planted as a link (to a secret, to a device) is `unsafe-path`.
+ */
 async function readLock(path: string): Promise<string | null> {
+  let h;
   try {
-    return await readFile(path, 'utf8');
+    h = await fsOpen(path, fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0) | (fsConstants.O_NONBLOCK ?? 0));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') throw new StrataError('unsafe-path', `The lock ${basename(path)} in ${dirname(path)} is a symbolic link; it is not followed. Remove it if no stratadisk process uses the directory.`, { cause: e });
     throw nodeError(e, `read the lock ${path}`, false);
+  }
+  try {
+    if (!(await h.stat()).isFile()) throw new StrataError('unsafe-path', `The lock ${basename(path)} in ${dirname(path)} is not a regular file. Remove it if no stratadisk process uses the directory.`);
+    const buf = Buffer.alloc(MAX_RECORD);
+    const { bytesRead } = await h.read(buf, 0, MAX_RECORD, 0);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } catch (e) {
+    throw e instanceof StrataError ? e : nodeError(e, `read the lock ${path}`, false);
+  } finally {
+    await h.close().catch(() => {});
   }
 }
 

@@ -1,9 +1,14 @@
 import { constants as fsConstants, read as fsRead, readSync, writeSync } from 'node:fs';
-import { open as fsOpen, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, open as fsOpen, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { StrataError } from '../errors.js';
 import { PAGE, isPageAligned } from '../wasm/aligned.js';
+import { danglingLink, foreignLink, trustedLink } from './node-links.js';
+import { FILE_MODE } from './node-modes.js';
 import { BaseStore } from './store.js';
+
+/** O_NOFOLLOW where the platform has it (not on Windows, which has no such links to follow in a namespace). */
+const NO_FOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 
 /**
  * How a {@link NodeFileStore} does its I/O.
@@ -51,6 +56,12 @@ export interface NodeFileOpenOptions {
   io?: NodeIoMode;
   /** In `'sync'` mode, the largest transfer done with a blocking call (default {@link SYNC_IO_MAX_BYTES}). */
   syncMaxBytes?: number;
+  /** Mode of a file this call creates (default 0600, see node-modes.ts); an existing file keeps its own. */
+  mode?: number;
+  /** Refuse a symbolic link at `path` (`unsafe-path`) instead of following it: the stores of a namespace. */
+  noFollow?: boolean;
+  /** The path to name in messages and `path`, when `path` is an alias (/proc/self/fd/N/name). */
+  label?: string;
 }
 
 /**
@@ -81,24 +92,59 @@ export class NodeFileStore extends BaseStore {
     this.io = io;
   }
 
-  /** Opens (or with `create`, creates) the file or block device at `path`. */
+  /**
+   * Opens (or with `create`, creates) the file or block device at `path`. A file this call
+   * creates gets `mode` (default 0600) explicitly, whatever the umask; an existing one keeps its
+   * mode. A symbolic link at `path` is refused with `noFollow`; otherwise it is followed, but
+   * never to create a file (a dangling link is `unsafe-path`), and for writing only when it
+   * belongs to the current user or to root (see node-links.ts).
+   */
   static async open(path: string, options: NodeFileOpenOptions = {}): Promise<NodeFileStore> {
     const readOnly = options.readOnly ?? false;
-    // O_CREAT is fine with O_RDONLY: `create` + `readOnly` gives an empty, read-only store.
-    const flags = (readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR) | (options.create ? fsConstants.O_CREAT : 0);
-    // Look before opening: open() of a FIFO blocks until a writer appears, which would hang us.
-    const before = await stat(path).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT' && options.create) return undefined;
-      throw nodeError(e, `open ${path}`, false);
-    });
-    if (before && !before.isFile() && !before.isBlockDevice()) throw notFileOrDevice(path);
-    let handle: FileHandle;
-    try {
-      handle = await fsOpen(path, flags, 0o666);
-    } catch (e) {
-      throw nodeError(e, `open ${path}${readOnly ? '' : ' for writing'}`, !readOnly);
+    const shown = options.label ?? path;
+    for (let attempt = 0; ; attempt++) {
+      // Look before opening: open() of a FIFO blocks until a writer appears, which would hang us.
+      const link = await lstat(path).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return undefined;
+        throw nodeError(e, `open ${shown}`, false);
+      });
+      let before = link;
+      if (link?.isSymbolicLink()) {
+        if (options.noFollow) throw new StrataError('unsafe-path', `${shown} is a symbolic link; it is not followed. Remove it, or put the real file there.`);
+        before = await stat(path).catch((e: NodeJS.ErrnoException) => {
+          if ((e.code === 'ENOENT' || e.code === 'ELOOP') && options.create) throw danglingLink(shown);
+          throw nodeError(e, `open ${shown}`, false);
+        });
+        if (!readOnly && !trustedLink(link)) throw foreignLink(shown, link);
+      }
+      if (before === undefined && !options.create) throw nodeError(Object.assign(new Error('ENOENT'), { code: 'ENOENT' }), `open ${shown}`, false);
+      if (before && !before.isFile() && !before.isBlockDevice()) throw notFileOrDevice(shown);
+      const creating = before === undefined;
+      // O_EXCL when creating: the file is ours, and a link planted meanwhile fails (EEXIST) instead
+      // of being followed. O_CREAT is fine with O_RDONLY: `create` + `readOnly` gives an empty, read-only store.
+      const flags =
+        (readOnly ? fsConstants.O_RDONLY : fsConstants.O_RDWR) |
+        (creating ? fsConstants.O_CREAT | fsConstants.O_EXCL : 0) |
+        (options.noFollow ? NO_FOLLOW : 0);
+      let handle: FileHandle;
+      try {
+        handle = await fsOpen(path, flags, FILE_MODE);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // created (or replaced by a link) between the look and the open: look again, once
+        if ((code === 'EEXIST' && creating) || (code === 'ENOENT' && !creating)) {
+          if (attempt === 0) continue;
+        }
+        if (code === 'ELOOP' && options.noFollow) throw new StrataError('unsafe-path', `${shown} is a symbolic link; it is not followed. Remove it, or put the real file there.`, { cause: e });
+        throw nodeError(e, `open ${shown}${readOnly ? '' : ' for writing'}`, !readOnly);
+      }
+      return await NodeFileStore.wrap(path, shown, handle, readOnly, creating ? (options.mode ?? FILE_MODE) : undefined, options);
     }
+  }
+
+  private static async wrap(path: string, shown: string, handle: FileHandle, readOnly: boolean, mode: number | undefined, options: NodeFileOpenOptions): Promise<NodeFileStore> {
     try {
+      if (mode !== undefined) await handle.chmod(mode);
       const st = await handle.stat({ bigint: true });
       let size: number;
       const blockDevice = st.isBlockDevice();
@@ -107,15 +153,15 @@ export class NodeFileStore extends BaseStore {
       } else if (st.isFile()) {
         size = Number(st.size);
       } else {
-        throw notFileOrDevice(path);
+        throw notFileOrDevice(shown);
       }
       const io = options.io ?? (blockDevice ? 'async' : 'sync');
-      const store = new NodeFileStore(path, handle, size, blockDevice, readOnly, io);
+      const store = new NodeFileStore(shown, handle, size, blockDevice, readOnly, io);
       if (options.syncMaxBytes !== undefined) store.syncMaxBytes = options.syncMaxBytes;
       return store;
     } catch (e) {
       await handle.close().catch(() => {});
-      throw e instanceof StrataError ? e : nodeError(e, `inspect ${path}`, false);
+      throw e instanceof StrataError ? e : nodeError(e, `inspect ${shown}`, false);
     }
   }
 

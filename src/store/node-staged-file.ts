@@ -6,11 +6,13 @@
  * caller says what was written.
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, realpathSync, unlinkSync } from 'node:fs';
-import { open as fsOpen, rename, stat, unlink } from 'node:fs/promises';
+import { lstatSync, realpathSync, unlinkSync, type Stats } from 'node:fs';
+import { open as fsOpen, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { StrataError } from '../errors.js';
 import { nodeError, NodeFileStore, type NodeIoMode } from './node-file.js';
+import { danglingLink, foreignLink, trustedLink } from './node-links.js';
+import { FILE_MODE } from './node-modes.js';
 
 export interface StagedFile {
   /** the path as given */
@@ -56,10 +58,12 @@ function track(temp: string): void {
 }
 
 /**
- * Opens `path` for writing a whole new content: a temporary file (mode 0600) in the same
- * directory, or the device itself when `path` is a block device.
+ * Opens `path` for writing a whole new content: a temporary file in the same directory, or the
+ * device itself when `path` is a block device. The temporary file is 0600 while it is written;
+ * it takes the mode (and, where allowed, the owner and group) of the file it replaces, or
+ * `mode` (default 0600, whatever the umask) when there was none.
  */
-export async function stageFile(path: string, options: { io?: NodeIoMode } = {}): Promise<StagedFile> {
+export async function stageFile(path: string, options: { io?: NodeIoMode; mode?: number } = {}): Promise<StagedFile> {
   const target = resolveTarget(path);
   const st = await stat(target).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return undefined;
@@ -81,13 +85,17 @@ export async function stageFile(path: string, options: { io?: NodeIoMode } = {})
     throw nodeError(e, `create a temporary file in ${dir} (the target is written there, then renamed to ${basename(target)})`, true);
   }
   track(temp);
-  await handle.close();
+  // The descriptor that created the file stays open until commit: modes and owners are set
+  // through it, never through the path (a path in a shared directory can be swapped for a link).
+  const own = handle;
   let store: NodeFileStore;
   try {
-    store = await NodeFileStore.open(temp, options.io ? { io: options.io } : {});
+    await own.chmod(FILE_MODE);
+    store = await NodeFileStore.open(temp, { noFollow: true, ...(options.io ? { io: options.io } : {}) });
   } catch (e) {
+    await own.close().catch(() => {});
     await removeTemp(temp);
-    throw e;
+    throw e instanceof StrataError ? e : nodeError(e, `set the mode of ${temp}`, true);
   }
   let state: 'open' | 'renamed' | 'committed' | 'discarded' = 'open';
   return {
@@ -102,14 +110,18 @@ export async function stageFile(path: string, options: { io?: NodeIoMode } = {})
     async commit() {
       if (state !== 'open') throw new StrataError('closed', `${path} was already ${state}.`);
       try {
+        // the mode before the flush, so the fsync makes it durable along with the data
+        await carryOver(own, temp, st, options.mode ?? FILE_MODE);
         await store.flush();
         await store.close();
+        await own.close();
         await rename(temp, target).catch((e: unknown) => {
           throw nodeError(e, `rename ${temp} to ${target}`, true);
         });
       } catch (e) {
         state = 'discarded';
         await store.close().catch(() => {});
+        await own.close().catch(() => {});
         await removeTemp(temp);
         throw e;
       }
@@ -122,6 +134,7 @@ export async function stageFile(path: string, options: { io?: NodeIoMode } = {})
       if (state !== 'open') return;
       state = 'discarded';
       await store.close().catch(() => {});
+      await own.close().catch(() => {});
       await removeTemp(temp);
     },
     keptMessage() {
@@ -167,14 +180,48 @@ function deviceTarget(path: string, store: NodeFileStore): StagedFile {
   };
 }
 
-/** A symlink at `path` is followed (its target gets replaced, the link stays); anything else is used as is. */
+/**
+ * A symlink at `path` is followed (its target gets replaced, the link stays) when it belongs to
+ * the current user or to root and points to something; a dangling link (the file would be
+ * created wherever it points) or another user's link is `unsafe-path`. Anything else is used as is.
+ */
 function resolveTarget(path: string): string {
+  let link;
   try {
-    if (lstatSync(path).isSymbolicLink()) return realpathSync(path);
+    link = lstatSync(path);
   } catch {
-    // missing, or a dangling link: written at `path` itself
+    return path; // missing: written at `path` itself
   }
-  return path;
+  if (!link.isSymbolicLink()) return path;
+  let real;
+  try {
+    real = realpathSync(path);
+  } catch {
+    throw danglingLink(path);
+  }
+  if (!trustedLink(link)) throw foreignLink(path, link);
+  return real;
+}
+
+/**
+ * Gives the finished temporary file the mode of the file it replaces (and its owner and group,
+ * which only root may set: ignored when not allowed), or `mode` for a new file; explicit, so the
+ * umask plays no part.
+ */
+async function carryOver(own: FileHandle, temp: string, before: Stats | undefined, mode: number): Promise<void> {
+  if (before === undefined) {
+    await own.chmod(mode).catch((e: unknown) => {
+      throw nodeError(e, `set the mode of ${temp}`, true);
+    });
+    return;
+  }
+  if (before.uid !== process.geteuid?.() || before.gid !== process.getegid?.()) {
+    await own.chown(before.uid, before.gid).catch(() => {});
+  }
+  // after chown, which may clear set-id bits
+  await own.chmod(before.mode & 0o7777).catch((e: unknown) => {
+    throw nodeError(e, `give ${temp} the mode of the file it replaces`, true);
+  });
 }
 
 async function removeTemp(temp: string): Promise<void> {

@@ -138,6 +138,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   'read-only': 403,
   unsupported: 501,
   quota: 507,
+  'unsafe-path': 403,
 };
 
 /** Operations that change a namespace: refused without the current lease while one is held. */
@@ -442,6 +443,8 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
         return { code, message: `${what} is read-only on this server.` };
       case 'quota':
         return { code, message: `The server has no space left for ${what}.` };
+      case 'unsafe-path':
+        return { code, message: `${what === 'the namespace' ? 'This namespace' : what} is a symbolic link or another kind of file on the server, not one of its own; the server does not follow it.` };
       default:
         return { code, message: `The server failed on ${what} (${code}); its log has the details.` };
     }

@@ -1,7 +1,8 @@
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError, isStrataError } from '../../errors.js';
+import { plainPath } from '../../store/node-links.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { nodeError } from '../../store/node-file.js';
 import { Salvage, type SalvageView } from '../../volume/salvage.js';
@@ -106,11 +107,11 @@ async function salvageInto(dir: string, out: string, unlocked: string | undefine
   }
 }
 
-/** OUT must be new (created 0700) or an empty directory, so salvaged images never mix with other files. */
+/** OUT must be new (created 0700) or an empty directory, not a link, so salvaged images never mix with other files or land elsewhere. */
 function prepareOut(out: string): void {
   let st;
   try {
-    st = statSync(out);
+    st = lstatSync(plainPath(out)); // `out/` would resolve a link at out
   } catch {
     try {
       mkdirSync(out, { mode: 0o700 });
@@ -119,6 +120,7 @@ function prepareOut(out: string): void {
     }
     return;
   }
+  if (st.isSymbolicLink()) throw new StrataError('unsafe-path', `${out} is a symbolic link; salvaged images are written only into a real directory, never through a link. Give the directory itself.`);
   if (!st.isDirectory()) throw new UsageError(`${out} exists and is not a directory; give a new or empty directory for the salvaged images`, 'salvage');
   if (readdirSync(out).length > 0) throw new UsageError(`${out} is not empty; give a new or empty directory for the salvaged images`, 'salvage');
 }
@@ -169,7 +171,8 @@ async function writeReport(out: string, report: SalvageReport, text: string): Pr
     ['salvage-report.txt', text + '\n'],
   ] as const) {
     const path = join(out, name);
-    const fh = await fileOp(() => open(path, 'w', 0o600), `create ${path}`);
+    // 'wx': OUT was empty, so the report is new; a link put there meanwhile is not followed
+    const fh = await fileOp(() => open(path, 'wx', 0o600), `create ${path}`);
     try {
       await fileOp(() => fh.writeFile(body), `write ${path}`);
       await fileOp(() => fh.sync(), `sync ${path}`);

@@ -23,7 +23,7 @@ export const tour: Command = {
   async run({ io, args, signal }) {
     const keep = args[0] !== undefined;
     const work = keep ? args[0]! : mkdtempSync(join(tmpdir(), 'stratadisk-tour-'));
-    if (keep) mkdirSync(work, { recursive: true });
+    if (keep) mkdirSync(work, { recursive: true, mode: 0o700 });
     const vol = join(work, 'vol');
     const image = join(work, 'source.img');
     const exported = join(work, 'export.img');
@@ -111,7 +111,7 @@ export const tour: Command = {
 
 /** A sparse image: 4 MiB of labelled text at the start and 1 MiB at 200 MiB; zeros elsewhere. */
 function writeSourceImage(path: string): void {
-  const fd = openSync(path, 'w');
+  const fd = openSync(path, 'w', 0o600);
   try {
     ftruncateSync(fd, VOLUME_SIZE);
     writeSync(fd, patternBytes(4 * MiB, 'stratadisk tour '), 0, 4 * MiB, 0);
@@ -122,7 +122,7 @@ function writeSourceImage(path: string): void {
 }
 
 function writePattern(path: string, size: number, text: string): void {
-  const fd = openSync(path, 'w');
+  const fd = openSync(path, 'w', 0o600);
   try {
     writeSync(fd, patternBytes(size, text));
   } finally {

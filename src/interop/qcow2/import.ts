@@ -17,6 +17,7 @@
  * a crash it is left empty, and the next writable open deletes the import's partial layers).
  */
 import { mkdirSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { DIR_MODE } from '../../store/node-modes.js';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { StrataError } from '../../errors.js';
 import { MANIFEST_SLOTS, SNAPSHOT_NAME } from '../../format/manifest.js';
@@ -165,7 +166,7 @@ export async function importQcow2(target: Volume | string, imagePath: string, op
       } else {
         const blockSize = options.blockSize ?? Math.min(1 << 20, Math.max(4096, topReader.clusterSize));
         const before = existed ? new Set(readdirSync(dir)) : new Set<string>();
-        if (!existed) mkdirSync(dir, { recursive: true });
+        if (!existed) mkdirSync(dir, { recursive: true, mode: DIR_MODE });
         createdDir = { dir, existed, before };
         try {
           volume = await Volume.create(new NodeDirNamespace(dir), { size: top.size, blockSize });
