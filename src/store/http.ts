@@ -403,6 +403,9 @@ function checkUrl(url: string): void {
     throw new StrataError('invalid-argument', `"${clip(redactUrl(url))}" is not a URL; give an http:// or https:// address of a raw disk image.`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new StrataError('invalid-argument', `${clip(redactUrl(url))} is not an http(s) URL; give an http:// or https:// address.`);
+  if (u.username !== '' || u.password !== '') {
+    throw new StrataError('invalid-argument', `${clip(redactUrl(url))} carries a user name or password; they are not sent (fetch refuses them) and would be kept in the volume's records. Serve the image without credentials, or behind a presigned URL.`);
+  }
 }
 
 function imageChanged(url: string, detail: string): StrataError {

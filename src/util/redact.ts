@@ -21,7 +21,15 @@ export function redactSecrets(text: string): string {
     const enc = encodeURIComponent(s);
     if (enc !== s) out = out.split(enc).join(REDACTED);
   }
-  return out.replace(/([#&?]token=)[^\s&#"'`)]+/gi, `$1${REDACTED}`);
+  out = out.replace(/([#&?]token=)[^\s&#"'`)]+/gi, `$1${REDACTED}`);
+  // any URL in the text: its password, and query parameters that carry credentials
+  out = out.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@#?]*):[^\s@/#?]*@/gi, `$1:${REDACTED}@`);
+  const param = /(:\/\/[^\s]*[?&][^=&#\s]*(?:signature|sig|credential|secret|password|key)[^=&#\s]*=)(?!\[redacted\])[^&#\s"'`)]*/gi;
+  for (let round = 0; round < 16 && param.test(out); round++) {
+    param.lastIndex = 0;
+    out = out.replace(param, `$1${REDACTED}`);
+  }
+  return out;
 }
 
 /** A URL as it may be shown: the `#token=` fragment value and any password replaced. */

@@ -2,6 +2,7 @@ import { NodeDirNamespace } from '../../store/node-dir.js';
 import { dirModeFor, DIR_MODE, parseFileMode } from '../../store/node-modes.js';
 import { DEFAULT_BLOCK_SIZE, Volume } from '../../volume/volume.js';
 import type { Command } from '../command.js';
+import { redactUrl } from '../../util/redact.js';
 import { line, throwIfAborted, UsageError, withKept } from '../io.js';
 import { prepareVolumeDir } from '../new-volume-dir.js';
 import { formatBytes, parseSize } from '../size.js';
@@ -46,7 +47,7 @@ export const create: Command = {
     if (backing !== undefined) {
       const r = v.manifest.remote!;
       const pin = r.etag !== undefined ? `ETag ${r.etag}` : r.lastModified !== undefined ? `Last-Modified ${r.lastModified}` : 'size only (the server sends no validator)';
-      line(io.stdout, `Created ${dir}: ${formatBytes(v.size)} on ${r.url} (${formatBytes(r.size)} image, pinned by ${pin}), ${formatBytes(blockSize)} blocks; nothing fetched yet.`);
+      line(io.stdout, `Created ${dir}: ${formatBytes(v.size)} on ${redactUrl(r.url)} (${formatBytes(r.size)} image, pinned by ${pin}), ${formatBytes(blockSize)} blocks; nothing fetched yet.`);
     } else {
       line(io.stdout, `Created ${dir}: ${formatBytes(size!)} (${size} bytes), ${formatBytes(blockSize)} blocks.`);
     }

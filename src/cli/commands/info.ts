@@ -2,6 +2,7 @@ import { JSON_OPTION, type Command } from '../command.js';
 import { line, table } from '../io.js';
 import { formatBytes } from '../size.js';
 import { parseTarget, withVolume } from '../target.js';
+import { redactUrl } from '../../util/redact.js';
 
 export const info: Command = {
   name: 'info',
@@ -35,7 +36,7 @@ export const info: Command = {
       if (i.remote) {
         const r = i.remote;
         const pct = r.imageBytes > 0 ? ` (${((r.localBytes / r.imageBytes) * 100).toFixed(1)}% local)` : '';
-        out('image', `${r.url} (${formatBytes(r.imageBytes)}, ${r.etag !== null ? `ETag ${r.etag}` : r.lastModified !== null ? `Last-Modified ${r.lastModified}` : 'no validator'})`);
+        out('image', `${redactUrl(r.url)} (${formatBytes(r.imageBytes)}, ${r.etag !== null ? `ETag ${r.etag}` : r.lastModified !== null ? `Last-Modified ${r.lastModified}` : 'no validator'})`);
         out('local', `${formatBytes(r.localBytes)} (${r.localBytes} bytes)${pct}: ${r.cleanBlocks} blocks fetched clean, ${r.modifiedBlocks} modified`);
         out('remote', `${formatBytes(r.remoteBytes)} (${r.remoteBytes} bytes) still on the server${r.remoteBytes > 0 ? ' (`stratadisk stream` fetches it)' : ': works offline'}`);
       }

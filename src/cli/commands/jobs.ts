@@ -9,6 +9,7 @@ import { JSON_OPTION, type Command } from '../command.js';
 import { line, table, UsageError } from '../io.js';
 import { followJob } from '../job-runner.js';
 import { formatBytes } from '../size.js';
+import { redactUrl } from '../../util/redact.js';
 import { parseTarget } from '../target.js';
 
 export interface JobRow {
@@ -108,7 +109,7 @@ export async function listJobs(dir: string): Promise<JobRow[]> {
         // a stream's progress is what is local now (the cache is its checkpoint)
         done = p.localBytes;
         total = p.imageBytes;
-        what = `stream ${p.url}: ${formatBytes(p.remoteBytes)} still remote`;
+        what = `stream ${redactUrl(p.url)}: ${formatBytes(p.remoteBytes)} still remote`;
       }
       if (r.pid !== null && r.pid !== process.pid && processAlive(r.pid)) {
         // its process still runs but has no control socket (an API user): not interrupted

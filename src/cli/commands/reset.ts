@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { redactUrl } from '../../util/redact.js';
 import { line } from '../io.js';
 import { formatBytes } from '../size.js';
 import { parseTarget, withVolume } from '../target.js';
@@ -25,7 +26,7 @@ export const reset: Command = {
       await v.flush();
       const p = v.info().remote!;
       const pin = p.etag ?? p.lastModified ?? 'no validator';
-      line(io.stdout, `Reset ${dir} to ${p.url} (${pin})${values.refresh ? (refreshed ? ', a new image version: fetched blocks dropped' : ', the image is unchanged') : ''}; ${formatBytes(p.localBytes)} of ${formatBytes(p.imageBytes)} local.`);
+      line(io.stdout, `Reset ${dir} to ${redactUrl(p.url)} (${pin})${values.refresh ? (refreshed ? ', a new image version: fetched blocks dropped' : ', the image is unchanged') : ''}; ${formatBytes(p.localBytes)} of ${formatBytes(p.imageBytes)} local.`);
       return 0;
     });
   },

@@ -2,6 +2,7 @@ import { serveControl } from '../../jobs/control.js';
 import { JobRegistry } from '../../jobs/registry.js';
 import { StreamJob } from '../../jobs/stream.js';
 import type { Command } from '../command.js';
+import { redactUrl } from '../../util/redact.js';
 import { line } from '../io.js';
 import { formatBytes, parseSize } from '../size.js';
 import { parseTarget, withVolume } from '../target.js';
@@ -39,7 +40,7 @@ export const stream: Command = {
         await control?.close();
       }
       const p = v.info().remote!;
-      line(io.stdout, `Streamed ${formatBytes(job.info().progress.done)} of ${p.url} into ${dir}; ${formatBytes(p.localBytes)} of ${formatBytes(p.imageBytes)} local, ${p.remoteBytes === 0 ? 'works offline' : `${formatBytes(p.remoteBytes)} still remote`}.`);
+      line(io.stdout, `Streamed ${formatBytes(job.info().progress.done)} of ${redactUrl(p.url)} into ${dir}; ${formatBytes(p.localBytes)} of ${formatBytes(p.imageBytes)} local, ${p.remoteBytes === 0 ? 'works offline' : `${formatBytes(p.remoteBytes)} still remote`}.`);
       return 0;
     });
   },
