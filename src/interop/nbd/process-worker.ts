@@ -13,15 +13,17 @@ import type { Socket } from 'node:net';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { Volume } from '../../volume/volume.js';
 import { ExportRegistry } from './exports.js';
+import { closeWhenIdle } from './limits.js';
 import { SocketReader } from './socket-reader.js';
 import { BufferPool, Transmission } from './transmission.js';
 
 export type WorkerMessage =
-  | { type: 'init'; dir: string; name: string; snapshot: string | null; syncMaxBytes: number }
+  | { type: 'init'; dir: string; name: string; snapshot: string | null; syncMaxBytes: number; idleTimeoutMs: number }
   | { type: 'conn'; exportName: string; flags: number; structuredReplies: boolean; baseAllocationId: number; pending: string }
   | { type: 'close' };
 
-export type WorkerReply = { type: 'ready' } | { type: 'failed'; message: string } | { type: 'closed' };
+/** `ended`: a connection handed over has closed (the parent counts open connections against its cap). */
+export type WorkerReply = { type: 'ready' } | { type: 'failed'; message: string } | { type: 'closed' } | { type: 'ended' };
 
 const send = (m: WorkerReply) => process.send?.(m);
 let registry: ExportRegistry | undefined;
@@ -29,9 +31,11 @@ let volume: Volume | undefined;
 const pool = new BufferPool();
 const sessions = new Set<Transmission>();
 const sockets = new Set<Socket>();
+let idleTimeoutMs = 0;
 
 process.on('message', (m: WorkerMessage, handle?: unknown) => {
   if (m.type === 'init') {
+    idleTimeoutMs = m.idleTimeoutMs;
     const ns = new NodeDirNamespace(m.dir, { readOnly: true, syncMaxBytes: m.syncMaxBytes });
     Volume.open(ns, { readOnly: true }).then(
       (v) => {
@@ -60,6 +64,7 @@ async function serve(socket: Socket, m: Extract<WorkerMessage, { type: 'conn' }>
     if (!e) throw new Error(`export "${m.exportName}" is gone`);
     const reader = new SocketReader(socket, Buffer.from(m.pending, 'base64'));
     const t = new Transmission(socket, reader, { export: e, flags: m.flags, structuredReplies: m.structuredReplies, baseAllocationId: m.baseAllocationId }, pool);
+    closeWhenIdle(socket, idleTimeoutMs, () => t.busy, () => socket.destroy());
     t.onDamage = (err) => process.stderr.write(`stratadisk: serve-nbd: ${err.message} (the client got EIO)\n`);
     await t.runListed(sessions);
   } catch {
@@ -67,6 +72,7 @@ async function serve(socket: Socket, m: Extract<WorkerMessage, { type: 'conn' }>
     socket.destroy();
   } finally {
     sockets.delete(socket);
+    send({ type: 'ended' });
   }
 }
 

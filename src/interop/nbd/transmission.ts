@@ -173,6 +173,11 @@ export class Transmission {
     return true;
   }
 
+  /** Whether requests read are still being served. */
+  get busy(): boolean {
+    return this.inflight.size > 0;
+  }
+
   /** Stop reading requests (the run loop ends at its next read). */
   stop(): void {
     this.stopping = true;
