@@ -54,7 +54,7 @@ describe.skipIf(!built)('serve-nbd --read-only --processes', () => {
     const { serveNbd } = (await import(DIST)) as { serveNbd: ServeNbd };
     const dir = join(tmp.dir, 'vol');
     const { live, snap } = await makeVolume(dir);
-    const server = await serveNbd({ dir }, { readOnly: true, processes: 2 });
+    const server = await serveNbd({ dir }, { readOnly: true, processes: 2, port: 0, insecure: true });
     try {
       // Several connections, round robin over both children, pipelined right after GO.
       for (let i = 0; i < 4; i++) {
