@@ -118,6 +118,7 @@ export const serveNbdCommand: Command = {
       readOnly: values['read-only'] === true,
       onConnectionError: (e) => line(io.stderr, `stratadisk: serve-nbd: a connection was closed: ${e.message}`),
       onDamage: (e) => line(io.stderr, `stratadisk: serve-nbd: ${e.message} (the client got EIO)`),
+      onRequestError: (e) => line(io.stderr, `stratadisk: serve-nbd: a request failed: ${e.message} (the client got EIO)`),
     });
     line(io.stdout, server.uri);
     if (insecure && !server.socket) {

@@ -66,6 +66,7 @@ async function serve(socket: Socket, m: Extract<WorkerMessage, { type: 'conn' }>
     const t = new Transmission(socket, reader, { export: e, flags: m.flags, structuredReplies: m.structuredReplies, baseAllocationId: m.baseAllocationId }, pool);
     closeWhenIdle(socket, idleTimeoutMs, () => t.busy, () => socket.destroy());
     t.onDamage = (err) => process.stderr.write(`stratadisk: serve-nbd: ${err.message} (the client got EIO)\n`);
+    t.onRequestError = (err) => process.stderr.write(`stratadisk: serve-nbd: a request failed: ${err.message} (the client got EIO)\n`);
     await t.runListed(sessions);
   } catch {
     // a protocol violation or a vanished client: this connection ends, nothing else does

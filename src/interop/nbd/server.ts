@@ -70,6 +70,11 @@ export interface ServeNbdOptions {
   onConnectionError?: (e: Error) => void;
   /** Called when a request is refused because stored data failed its checksum (the client got EIO); for logging. */
   onDamage?: (e: Error) => void;
+  /**
+   * Called with the full error when a request fails with EIO for another reason; for logging.
+   * Clients get a fixed message (no paths, process IDs or host names of the server).
+   */
+  onRequestError?: (e: Error) => void;
 }
 
 export interface NbdServer {
@@ -241,6 +246,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
       const t = new Transmission(socket, reader, session, pool, () => switching);
       closeWhenIdle(socket, limits.idleTimeoutMs, () => t.busy, hangUp);
       t.onDamage = options.onDamage;
+      t.onRequestError = options.onRequestError;
       // negotiated on a volume switched away from in the meantime: serve the current one
       t.retarget((e) => registry.current(e));
       await t.runListed(sessions);
