@@ -23,12 +23,16 @@ export function privateSocketDir(env: NodeJS.ProcessEnv = process.env): string {
   return ensurePrivateDir(join(tmpdir(), `stratadisk-${uid ?? 'user'}`), uid);
 }
 
-/** The default NBD socket for a served volume: `<private dir>/<name>-<pid>.nbd.sock`. */
+let served = 0;
+
+/** The default NBD socket for a served volume: `<private dir>/<name>-<pid>[-<n>].nbd.sock`. */
 export function defaultNbdSocket(volumeName: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (process.platform === 'win32') return `\\\\.\\pipe\\stratadisk-nbd-${process.pid}`;
+  if (process.platform === 'win32') return `\\\\.\\pipe\\stratadisk-nbd-${process.pid}-${served++}`;
   const dir = privateSocketDir(env);
   const safe = basename(volumeName).replace(/[^A-Za-z0-9._@-]/g, '_').slice(0, 32) || 'volume';
-  const path = join(dir, `${safe}-${process.pid}.nbd.sock`);
+  // the process ID, and a count for a second server in the same process
+  const n = served++;
+  const path = join(dir, `${safe}-${process.pid}${n > 0 ? `-${n}` : ''}.nbd.sock`);
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
     throw new StrataError('invalid-argument', `The default socket path ${path} is too long for a Unix socket; give one with --socket PATH (in a directory only you can enter).`);
   }
