@@ -32,7 +32,7 @@ export const serveNbdCommand: Command = {
     '                  every host that reaches the address) can then read and write the volume',
     '  --read-only     refuse every write',
     '  --processes N   read-only only: serve connections from N child processes (several cores for',
-    '                  clients with several connections, such as nbdcopy); default 0; not with TLS',
+    '                  clients with several connections, such as nbdcopy); default 0',
     '  --handshake-timeout S  close a connection that has not finished negotiating in S seconds',
     '                  (default 10)',
     '  --idle-timeout S  close a connection idle for S seconds (default: never)',
@@ -80,7 +80,6 @@ export const serveNbdCommand: Command = {
     if (tcp && !wantsTls && !insecure) {
       throw new UsageError('TCP needs TLS: add --tls-certificates DIR or --tls-psk FILE (or serve on a Unix socket: drop --port/--host). --insecure serves plain TCP that every local user can read and write.', 'serve-nbd');
     }
-    if (processes && wantsTls) throw new UsageError('--processes cannot serve TLS connections (a TLS session stays in the process that began it): drop one of them', 'serve-nbd');
     const seconds = (flag: string): number | undefined => {
       const v = values[flag];
       if (typeof v !== 'string') return undefined;

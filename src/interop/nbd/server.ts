@@ -12,7 +12,7 @@ import { ExportRegistry } from './exports.js';
 import { negotiate, type Conn } from './handshake.js';
 import { closeWhenIdle, deadline, resolveLimits } from './limits.js';
 import { defaultNbdSocket, makeSocketPrivate } from './socket-place.js';
-import { tlsConfig, type NbdTls } from './tls.js';
+import { tlsConfig, toWire, type NbdTls } from './tls.js';
 import { SocketReader } from './socket-reader.js';
 import { BufferPool, Transmission } from './transmission.js';
 import type { WorkerMessage, WorkerReply } from './process-worker.js';
@@ -62,8 +62,9 @@ export interface ServeNbdOptions {
    * round robin). One Node thread runs the protocol per process, so a client with several
    * connections (nbdcopy, qemu with multi-conn) gets several cores, as nbdkit's threads do.
    * Default 0: every connection in this process. Ignored for writable servers, a Volume passed
-   * in, TLS servers (a TLS session cannot be handed to another process), or when the package is
-   * not built (src/ run directly).
+   * in, or when the package is not built (src/ run directly). With TLS the children take each
+   * connection as accepted and negotiate it themselves (a TLS session cannot move between
+   * processes); the credentials reach them over the IPC channel.
    */
   processes?: number;
   /** Called with each connection-level failure (bad magic, client gone); for logging. */
@@ -170,7 +171,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     if (ownsVolume) await volume.close();
     throw e;
   }
-  const children = source instanceof Volume || !volume.readOnly || tls ? [] : await startChildren(source.dir, name, snapshot, options.processes ?? 0, limits.idleTimeoutMs).catch(async (e) => {
+  const children = source instanceof Volume || !volume.readOnly ? [] : await startChildren(source.dir, name, snapshot, options.processes ?? 0, { idleTimeoutMs: limits.idleTimeoutMs, handshakeTimeoutMs: limits.handshakeTimeoutMs, tls: options.tls ? toWire(options.tls) : null }).catch(async (e) => {
     if (ownsVolume) await volume.close();
     throw e;
   });
@@ -257,7 +258,24 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     }
   };
 
-  const server: Server = createServer((socket) => {
+  // With TLS, serving processes take each connection as accepted (this process never reads it).
+  const acceptInChildren = tls !== undefined && children.length > 0;
+  const handOverAccepted = (socket: Socket) => {
+    const child = children[nextChild++ % children.length]!;
+    if (!child.connected) {
+      socket.destroy();
+      return;
+    }
+    handed.set(child, (handed.get(child) ?? 0) + 1);
+    child.send({ type: 'accept' } satisfies WorkerMessage, socket, (e) => {
+      if (e) {
+        handed.set(child, Math.max(0, (handed.get(child) ?? 0) - 1));
+        socket.destroy();
+      }
+    });
+  };
+
+  const server: Server = createServer({ pauseOnConnect: acceptInChildren }, (socket) => {
     socket.on('error', () => {}); // reported through the reader; never crash the process
     if (closing) {
       socket.destroy();
@@ -267,6 +285,10 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     if (open >= limits.maxConnections) {
       socket.destroy();
       options.onConnectionRefused?.(open);
+      return;
+    }
+    if (acceptInChildren) {
+      handOverAccepted(socket);
       return;
     }
     const conn: Conn = { socket, reader: new SocketReader(socket) };
@@ -383,7 +405,7 @@ function workerScript(): string | null {
 }
 
 /** Fork `n` children serving `dir` read-only; resolves once each has opened the volume. */
-async function startChildren(dir: string, name: string, snapshot: string | undefined, n: number, idleTimeoutMs: number): Promise<ChildProcess[]> {
+async function startChildren(dir: string, name: string, snapshot: string | undefined, n: number, settings: Pick<Extract<WorkerMessage, { type: 'init' }>, 'idleTimeoutMs' | 'handshakeTimeoutMs' | 'tls'>): Promise<ChildProcess[]> {
   const script = n > 0 ? workerScript() : null;
   if (!script) return [];
   const children: ChildProcess[] = [];
@@ -397,7 +419,7 @@ async function startChildren(dir: string, name: string, snapshot: string | undef
           c.once('exit', (code) => reject(new StrataError('io', `An NBD serving process exited (${code}) before it was ready.`)));
           c.once('error', reject);
         });
-        c.send({ type: 'init', dir: resolve(dir), name, snapshot: snapshot ?? null, syncMaxBytes: PROCESS_SYNC_MAX_BYTES, idleTimeoutMs } satisfies WorkerMessage);
+        c.send({ type: 'init', dir: resolve(dir), name, snapshot: snapshot ?? null, syncMaxBytes: PROCESS_SYNC_MAX_BYTES, ...settings } satisfies WorkerMessage);
         await ready;
       }),
     );

@@ -93,6 +93,20 @@ export function startTls(socket: Socket, config: TlsConfig): Promise<TLSSocket> 
   });
 }
 
+/** TLS credentials as JSON for a serving process (sent over its IPC channel, never argv). */
+export type WireTls = { cert: string; key: string; ca: string | null; verifyClient: boolean } | { psk: [string, string][] };
+
+export function toWire(tls: NbdTls): WireTls {
+  if ('psk' in tls) return { psk: [...tls.psk].map(([u, k]) => [u, k.toString('hex')]) };
+  const text = (b: string | Buffer) => (typeof b === 'string' ? b : b.toString('utf8'));
+  return { cert: text(tls.cert), key: text(tls.key), ca: tls.ca === undefined ? null : text(tls.ca), verifyClient: tls.verifyClient !== false };
+}
+
+export function fromWire(w: WireTls): NbdTls {
+  if ('psk' in w) return { psk: new Map(w.psk.map(([u, k]) => [u, Buffer.from(k, 'hex')])) };
+  return { cert: w.cert, key: w.key, ...(w.ca !== null ? { ca: w.ca } : {}), verifyClient: w.verifyClient };
+}
+
 /**
  * Read a PSK file: lines `username:hexkey` (QEMU tls-creds-psk keys.psk, nbdkit --tls-psk,
  * libnbd tls-psk-file). Blank lines are skipped; anything else malformed is refused, naming the
