@@ -6,7 +6,7 @@
  * speaks plain NBD, presents no or an untrusted certificate, or the wrong key. As a second local
  * user, the default socket and a TLS port give nothing away.
  */
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +57,46 @@ describe('the default: a Unix socket only this user can reach', () => {
       c.close();
     } finally {
       await s.close();
+    }
+  });
+
+  it('a default directory planted by someone else (another owner, open mode, a symlink) is refused, not used', async () => {
+    const saved = { TMPDIR: process.env.TMPDIR, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR };
+    const base = mkdtempSync(join(tmp.dir, 'tmpdir-'));
+    process.env.TMPDIR = base;
+    delete process.env.XDG_RUNTIME_DIR;
+    const place = join(base, `stratadisk-${process.getuid!()}`);
+    try {
+      mkdirSync(place, { mode: 0o777 });
+      chmodSync(place, 0o777);
+      await expect(serveNbd({ dir: volDir }, { readOnly: true })).rejects.toMatchObject({ code: 'exists', message: expect.stringMatching(/may be entered by other users/) });
+      rmSync(place, { recursive: true });
+      const elsewhere = mkdtempSync(join(tmp.dir, 'elsewhere-'));
+      symlinkSync(elsewhere, place);
+      await expect(serveNbd({ dir: volDir }, { readOnly: true })).rejects.toMatchObject({ code: 'exists' });
+      rmSync(place);
+      if (otherUser) {
+        mkdirSync(place, { mode: 0o700 });
+        chownSync(place, otherUser.uid, otherUser.gid);
+        await expect(serveNbd({ dir: volDir }, { readOnly: true })).rejects.toMatchObject({ code: 'exists', message: expect.stringMatching(/belongs to another user/) });
+        rmSync(place, { recursive: true });
+      }
+      // an XDG_RUNTIME_DIR that is not private is passed over for the temporary directory
+      const runtime = mkdtempSync(join(tmp.dir, 'runtime-'));
+      chmodSync(runtime, 0o755);
+      process.env.XDG_RUNTIME_DIR = runtime;
+      const s = await serveNbd({ dir: volDir }, { readOnly: true });
+      expect(dirname(s.socket!)).toBe(place);
+      await s.close();
+      chmodSync(runtime, 0o700);
+      const r = await serveNbd({ dir: volDir }, { readOnly: true });
+      expect(dirname(r.socket!)).toBe(join(runtime, 'stratadisk'));
+      await r.close();
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     }
   });
 
