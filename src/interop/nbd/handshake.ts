@@ -16,7 +16,8 @@ import {
   optionError,
   optionReply,
 } from './protocol.js';
-import type { SocketReader } from './socket-reader.js';
+import { SocketReader } from './socket-reader.js';
+import { startTls, type TlsConfig } from './tls.js';
 
 /** What option haggling settled: the export, and the extensions the client turned on. */
 export interface Session {
@@ -32,6 +33,12 @@ export interface Session {
 const MAX_OPTIONS = 256;
 /** The context id we hand out for base:allocation (any nonzero value would do). */
 const BASE_ALLOCATION_ID = 1;
+
+/** A connection being negotiated: its socket and reader are replaced by TLS ones after STARTTLS. */
+export interface Conn {
+  socket: Socket;
+  reader: SocketReader;
+}
 
 /** The protocol was broken in a way that leaves no way to answer: close the connection. */
 export class ProtocolViolation extends Error {
@@ -52,11 +59,17 @@ export function transmissionFlags(e: NbdExport, structured: boolean): number {
 /**
  * Fixed newstyle handshake and option haggling. Resolves with the session once the client
  * enters transmission (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), or null when it aborted. Throws
- * ProtocolViolation (or ConnectionEnded) when the connection must simply be closed.
+ * ProtocolViolation (or ConnectionEnded, TlsHandshakeFailed) when the connection must simply be
+ * closed. With `tls`, the server runs in the protocol's FORCEDTLS mode (as qemu-nbd and nbdkit
+ * with --tls=require): before NBD_OPT_STARTTLS every option but ABORT gets
+ * NBD_REP_ERR_TLS_REQD and EXPORT_NAME ends the connection; after it, `conn` holds the TLS
+ * socket and its reader, and the haggling starts over inside TLS.
  */
-export async function negotiate(socket: Socket, reader: SocketReader, registry: ExportRegistry, isClosing: () => boolean): Promise<Session | null> {
+export async function negotiate(conn: Conn, registry: ExportRegistry, isClosing: () => boolean, tls?: TlsConfig): Promise<Session | null> {
+  let { socket, reader } = conn;
   socket.write(greeting());
   const clientFlags = (await reader.read(4)).readUInt32BE(0);
+  let secured = tls === undefined;
   if ((clientFlags & ~(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES)) !== 0) throw new ProtocolViolation(`unknown client flags 0x${clientFlags.toString(16)}`);
   const noZeroes = (clientFlags & FLAG_C_NO_ZEROES) !== 0;
   let structured = false;
@@ -80,6 +93,36 @@ export async function negotiate(socket: Socket, reader: SocketReader, registry: 
     const reply = (type: number, payload?: Uint8Array) => socket.write(optionReply(option, type, payload));
     const fail = (type: number, message: string) => socket.write(optionError(option, type, message));
 
+    if (!secured) {
+      if (option === OPT.EXPORT_NAME) throw new ProtocolViolation('NBD_OPT_EXPORT_NAME before TLS (this server requires TLS)');
+      if (option === OPT.ABORT) {
+        reply(REP.ACK);
+        return null;
+      }
+      if (option !== OPT.STARTTLS) {
+        fail(REP.ERR_TLS_REQD, 'this server requires TLS: send NBD_OPT_STARTTLS first');
+        continue;
+      }
+      if (length !== 0) {
+        fail(REP.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+        continue;
+      }
+      reply(REP.ACK);
+      // The client starts the TLS handshake only after our ACK: nothing may be left unread.
+      if (reader.release().length > 0) throw new ProtocolViolation('data sent after NBD_OPT_STARTTLS before the TLS handshake');
+      const secure = await startTls(socket, tls!);
+      secure.on('error', () => {}); // reported through the reader
+      socket = secure;
+      reader = new SocketReader(secure);
+      conn.socket = socket;
+      conn.reader = reader;
+      secured = true;
+      continue;
+    }
+    if (option === OPT.STARTTLS) {
+      fail(tls ? REP.ERR_INVALID : REP.ERR_UNSUP, tls ? 'TLS is already on' : 'this server was started without TLS');
+      continue;
+    }
     if (option === OPT.EXPORT_NAME) {
       // No way to say no: an unknown export ends the session (as the spec requires).
       const name = data.toString('utf8');
@@ -203,7 +246,6 @@ export async function negotiate(socket: Socket, reader: SocketReader, registry: 
         break;
       }
       default:
-        // STARTTLS included: this server does not do TLS (loopback and Unix sockets are its use).
         fail(REP.ERR_UNSUP, `option ${option} is not supported by stratadisk`);
     }
   }

@@ -9,7 +9,10 @@ import { NodeDirNamespace } from '../../store/node-dir.js';
 import { listenOnSocket } from '../../util/unix-socket.js';
 import { Volume } from '../../volume/volume.js';
 import { ExportRegistry } from './exports.js';
-import { negotiate } from './handshake.js';
+import { negotiate, type Conn } from './handshake.js';
+import { closeWhenIdle, deadline, resolveLimits } from './limits.js';
+import { defaultNbdSocket, makeSocketPrivate } from './socket-place.js';
+import { tlsConfig, toWire, type NbdTls } from './tls.js';
 import { SocketReader } from './socket-reader.js';
 import { BufferPool, Transmission } from './transmission.js';
 import type { WorkerMessage, WorkerReply } from './process-worker.js';
@@ -18,12 +21,35 @@ import type { WorkerMessage, WorkerReply } from './process-worker.js';
 export type NbdSource = Volume | { dir: string; snapshot?: string };
 
 export interface ServeNbdOptions {
-  /** TCP port; 0 (the default) picks a free one. Ignored with `socket`. */
+  /**
+   * TCP port (0 picks a free one). TCP needs `tls`, or `insecure: true`. Ignored with `socket`.
+   * With none of port, host, socket and tls, the server listens on a Unix socket of its own
+   * (mode 0600, in a 0700 directory of this user's: see socket-place.ts).
+   */
   port?: number;
-  /** TCP address to listen on; default 127.0.0.1 (loopback only). */
+  /** TCP address to listen on; default 127.0.0.1 (loopback only). Needs `tls` or `insecure` as `port` does. */
   host?: string;
-  /** Listen on this Unix socket path instead of TCP. */
+  /** Listen on this Unix socket path (made 0600); TLS may be used there too. */
   socket?: string;
+  /**
+   * Require TLS (NBD_OPT_STARTTLS; every other option before it is refused with
+   * NBD_REP_ERR_TLS_REQD): X.509 certificates (client certificates checked against a CA by
+   * default) or pre-shared keys. With TLS and no `socket`, the server listens on TCP.
+   */
+  tls?: NbdTls;
+  /**
+   * Serve TCP without TLS: whoever can reach the address (every local user, at least) can read
+   * and write the volume. Needed for `port`/`host` without `tls`.
+   */
+  insecure?: boolean;
+  /** Close a connection that has not finished negotiating (TLS included) within this time; default 10 s. */
+  handshakeTimeoutMs?: number;
+  /** Close a connection idle (no request in flight, nothing sent or received) for this long; default 0: never. */
+  idleTimeoutMs?: number;
+  /** Connections open at once; a connection beyond it is closed at once (onConnectionRefused). Default 64. */
+  maxConnections?: number;
+  /** Called when a connection is closed at once because `maxConnections` are open; for logging. */
+  onConnectionRefused?: (open: number) => void;
   /** Serve every export read-only (the volume is then opened read-only too). */
   readOnly?: boolean;
   /** Name of the live volume's export besides '' (default: the directory's base name, or 'volume'). */
@@ -36,20 +62,31 @@ export interface ServeNbdOptions {
    * round robin). One Node thread runs the protocol per process, so a client with several
    * connections (nbdcopy, qemu with multi-conn) gets several cores, as nbdkit's threads do.
    * Default 0: every connection in this process. Ignored for writable servers, a Volume passed
-   * in, or when the package is not built (src/ run directly).
+   * in, or when the package is not built (src/ run directly). With TLS the children take each
+   * connection as accepted and negotiate it themselves (a TLS session cannot move between
+   * processes); the credentials reach them over the IPC channel.
    */
   processes?: number;
   /** Called with each connection-level failure (bad magic, client gone); for logging. */
   onConnectionError?: (e: Error) => void;
   /** Called when a request is refused because stored data failed its checksum (the client got EIO); for logging. */
   onDamage?: (e: Error) => void;
+  /**
+   * Called with the full error when a request fails with EIO for another reason; for logging.
+   * Clients get a fixed message (no paths, process IDs or host names of the server).
+   */
+  onRequestError?: (e: Error) => void;
 }
 
 export interface NbdServer {
-  /** nbd://127.0.0.1:PORT/ or nbd+unix:///?socket=PATH */
+  /** nbd://127.0.0.1:PORT/ or nbd+unix:///?socket=PATH (nbds:// and nbds+unix:// with TLS) */
   uri: string;
   /** the TCP port (0 for a Unix socket) */
   port: number;
+  /** the Unix socket's path, when listening on one */
+  socket?: string;
+  /** whether clients must use TLS */
+  tls: boolean;
   /** the served volume (live), for inspection; after a switch-over, the copy */
   readonly volume: Volume;
   /**
@@ -120,12 +157,41 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     }
   }
   const registry = new ExportRegistry(volume, name, snapshot, options.readOnly === true);
-  const children = source instanceof Volume || !volume.readOnly ? [] : await startChildren(source.dir, name, snapshot, options.processes ?? 0).catch(async (e) => {
+  const limits = resolveLimits(options);
+  let tls: ReturnType<typeof tlsConfig> | undefined;
+  let socketPath = options.socket;
+  try {
+    if (options.tls) tls = tlsConfig(options.tls);
+    const tcp = socketPath === undefined && (options.port !== undefined || options.host !== undefined || tls !== undefined);
+    if (tcp && !tls && options.insecure !== true) {
+      throw new StrataError('invalid-argument', `Serving NBD over TCP without TLS lets whoever reaches ${options.host ?? '127.0.0.1'} (every local user, at least) read and write the volume. Configure TLS (certificates or pre-shared keys), serve on a Unix socket, or pass insecure: true (--insecure) if that is what you want.`);
+    }
+    if (!tcp && socketPath === undefined) socketPath = defaultNbdSocket(snapshot === undefined ? name : `${name}@${snapshot}`);
+  } catch (e) {
+    if (ownsVolume) await volume.close();
+    throw e;
+  }
+  const children = source instanceof Volume || !volume.readOnly ? [] : await startChildren(source.dir, name, snapshot, options.processes ?? 0, { idleTimeoutMs: limits.idleTimeoutMs, handshakeTimeoutMs: limits.handshakeTimeoutMs, tls: options.tls ? toWire(options.tls) : null }).catch(async (e) => {
     if (ownsVolume) await volume.close();
     throw e;
   });
   let nextChild = 0;
-  const sockets = new Set<Socket>();
+  /** every connection open in this process (its socket is the TLS one once upgraded) */
+  const sockets = new Set<Conn>();
+  /** connections handed to each serving process and not yet closed there */
+  const handed = new Map<ChildProcess, number>();
+  const handedOver = () => {
+    let n = 0;
+    for (const k of handed.values()) n += k;
+    return n;
+  };
+  for (const c of children) {
+    handed.set(c, 0);
+    c.on('message', (m: WorkerReply) => {
+      if (m.type === 'ended') handed.set(c, Math.max(0, (handed.get(c) ?? 0) - 1));
+    });
+    c.once('exit', () => handed.set(c, 0));
+  }
   const sessions = new Set<Transmission>();
   const pending = new Set<Promise<void>>();
   const pool = new BufferPool();
@@ -134,11 +200,23 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
   const retired: Volume[] = [];
   let switching: Promise<void> | undefined;
 
-  const handle = async (socket: Socket): Promise<void> => {
-    socket.setNoDelay(true);
-    const reader = new SocketReader(socket);
+  const handle = async (conn: Conn): Promise<void> => {
+    const raw = conn.socket;
+    raw.setNoDelay(true);
+    const hangUp = () => {
+      conn.socket.destroy();
+      raw.destroy();
+    };
+    // A client that connects and says nothing (or haggles forever) is cut off.
+    const negotiated = deadline(limits.handshakeTimeoutMs, hangUp);
     try {
-      const session = await negotiate(socket, reader, registry, () => closing);
+      let session;
+      try {
+        session = await negotiate(conn, registry, () => closing, tls);
+      } finally {
+        negotiated();
+      }
+      const { socket, reader } = conn;
       if (!session) {
         socket.end();
         return;
@@ -155,30 +233,68 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
           baseAllocationId: session.baseAllocationId,
           pending: reader.detach().toString('base64'),
         };
-        await new Promise<void>((r, reject) => child.send(m, socket, (e) => (e ? reject(e) : r())));
+        handed.set(child, (handed.get(child) ?? 0) + 1);
+        await new Promise<void>((r, reject) =>
+          child.send(m, socket, (e) => {
+            if (e) {
+              handed.set(child, Math.max(0, (handed.get(child) ?? 0) - 1));
+              reject(e);
+            } else r();
+          }),
+        );
         return;
       }
       const t = new Transmission(socket, reader, session, pool, () => switching);
+      closeWhenIdle(socket, limits.idleTimeoutMs, () => t.busy, hangUp);
       t.onDamage = options.onDamage;
+      t.onRequestError = options.onRequestError;
       // negotiated on a volume switched away from in the meantime: serve the current one
       t.retarget((e) => registry.current(e));
       await t.runListed(sessions);
     } catch (e) {
       // Bad magic, absurd lengths, a vanished client: this connection ends, nothing else does.
       if (!(e instanceof Error && e.name === 'ConnectionEnded')) options.onConnectionError?.(e as Error);
-      socket.destroy();
+      hangUp();
     }
   };
 
-  const server: Server = createServer((socket) => {
+  // With TLS, serving processes take each connection as accepted (this process never reads it).
+  const acceptInChildren = tls !== undefined && children.length > 0;
+  const handOverAccepted = (socket: Socket) => {
+    const child = children[nextChild++ % children.length]!;
+    if (!child.connected) {
+      socket.destroy();
+      return;
+    }
+    handed.set(child, (handed.get(child) ?? 0) + 1);
+    child.send({ type: 'accept' } satisfies WorkerMessage, socket, (e) => {
+      if (e) {
+        handed.set(child, Math.max(0, (handed.get(child) ?? 0) - 1));
+        socket.destroy();
+      }
+    });
+  };
+
+  const server: Server = createServer({ pauseOnConnect: acceptInChildren }, (socket) => {
+    socket.on('error', () => {}); // reported through the reader; never crash the process
     if (closing) {
       socket.destroy();
       return;
     }
-    sockets.add(socket);
-    socket.on('error', () => {}); // reported through the reader; never crash the process
-    const p = handle(socket).finally(() => {
-      sockets.delete(socket);
+    const open = sockets.size + handedOver();
+    if (open >= limits.maxConnections) {
+      socket.destroy();
+      options.onConnectionRefused?.(open);
+      return;
+    }
+    if (acceptInChildren) {
+      handOverAccepted(socket);
+      return;
+    }
+    const conn: Conn = { socket, reader: new SocketReader(socket) };
+    sockets.add(conn);
+    const p = handle(conn).finally(() => {
+      sockets.delete(conn);
       pending.delete(p);
     });
     pending.add(p);
@@ -186,8 +302,10 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
 
   try {
     // A socket left by a server that died is removed first (never one in use, never a non-socket).
-    if (options.socket !== undefined) await listenOnSocket(server, options.socket, 'NBD socket');
-    else {
+    if (socketPath !== undefined) {
+      await listenOnSocket(server, socketPath, 'NBD socket');
+      await makeSocketPrivate(socketPath);
+    } else {
       await new Promise<void>((resolvePromise, reject) => {
         server.once('error', reject);
         server.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' }, () => resolvePromise());
@@ -198,19 +316,20 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     if (ownsVolume) await volume.close();
     if (e instanceof StrataError) throw e;
     const err = e as NodeJS.ErrnoException;
-    const where = options.socket ?? `${options.host ?? '127.0.0.1'}:${options.port ?? 0}`;
+    const where = socketPath ?? `${options.host ?? '127.0.0.1'}:${options.port ?? 0}`;
     throw new StrataError(err.code === 'EADDRINUSE' ? 'exists' : 'io', `Cannot listen on ${where}: ${err.message}`, { cause: e });
   }
 
   let uri: string;
   let port = 0;
-  if (options.socket !== undefined) {
-    uri = `nbd+unix:///?socket=${options.socket}`;
+  const scheme = tls ? 'nbds' : 'nbd';
+  if (socketPath !== undefined) {
+    uri = `${scheme}+unix:///?socket=${uriEscape(socketPath)}`;
   } else {
     const a = server.address() as AddressInfo;
     port = a.port;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    uri = `nbd://${host}:${port}/`;
+    uri = `${scheme}://${host}:${port}/`;
   }
 
   const switchTo = (next: Volume) => {
@@ -227,11 +346,13 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
   return {
     uri,
     port,
+    ...(socketPath !== undefined ? { socket: socketPath } : {}),
+    tls: tls !== undefined,
     get volume() {
       return volume;
     },
     get connections() {
-      return sockets.size;
+      return sockets.size + handedOver();
     },
     switchOver(next) {
       const done: Promise<void> = next
@@ -257,11 +378,11 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
         // Let requests already read finish, then hang up on everyone.
         const grace = new Promise<void>((r) => setTimeout(r, CLOSE_GRACE_MS).unref());
         await Promise.race([Promise.allSettled([...sessions].map((t) => t.idle())), grace]);
-        for (const s of sockets) s.destroy();
+        for (const c of sockets) c.socket.destroy();
         await Promise.race([Promise.allSettled([...pending]), grace]);
         await stopChildren(children);
         await stopped;
-        if (options.socket !== undefined) await unlink(options.socket).catch(() => {});
+        if (socketPath !== undefined) await unlink(socketPath).catch(() => {});
         await switching?.catch(() => {});
         if (!volume.readOnly) await volume.flush();
         if (ownsVolume || retired.length > 0) await volume.close();
@@ -272,6 +393,11 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
   };
 }
 
+/** A socket path as the query value of an nbd+unix URI: only unreserved characters and '/' as they are. */
+function uriEscape(path: string): string {
+  return path.replace(/[^A-Za-z0-9._~/-]/g, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+}
+
 /** The child process entry (built JavaScript next to this module), or null when run from sources. */
 function workerScript(): string | null {
   const path = fileURLToPath(new URL('./process-worker.js', import.meta.url));
@@ -279,7 +405,7 @@ function workerScript(): string | null {
 }
 
 /** Fork `n` children serving `dir` read-only; resolves once each has opened the volume. */
-async function startChildren(dir: string, name: string, snapshot: string | undefined, n: number): Promise<ChildProcess[]> {
+async function startChildren(dir: string, name: string, snapshot: string | undefined, n: number, settings: Pick<Extract<WorkerMessage, { type: 'init' }>, 'idleTimeoutMs' | 'handshakeTimeoutMs' | 'tls'>): Promise<ChildProcess[]> {
   const script = n > 0 ? workerScript() : null;
   if (!script) return [];
   const children: ChildProcess[] = [];
@@ -293,7 +419,7 @@ async function startChildren(dir: string, name: string, snapshot: string | undef
           c.once('exit', (code) => reject(new StrataError('io', `An NBD serving process exited (${code}) before it was ready.`)));
           c.once('error', reject);
         });
-        c.send({ type: 'init', dir: resolve(dir), name, snapshot: snapshot ?? null, syncMaxBytes: PROCESS_SYNC_MAX_BYTES } satisfies WorkerMessage);
+        c.send({ type: 'init', dir: resolve(dir), name, snapshot: snapshot ?? null, syncMaxBytes: PROCESS_SYNC_MAX_BYTES, ...settings } satisfies WorkerMessage);
         await ready;
       }),
     );

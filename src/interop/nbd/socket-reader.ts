@@ -56,12 +56,22 @@ export class SocketReader {
    * into a buffer nobody takes, and after the hand-over into nothing. Not while a read() waits.
    */
   detach(): Buffer {
+    this.socket.pause();
+    (this.socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
+    return this.release();
+  }
+
+  /**
+   * Stop listening and return the bytes read but not consumed, leaving the socket paused but its
+   * handle reading: for a TLS upgrade of the socket (node:tls takes over the handle's reads,
+   * which a readStop would leave stopped), done in this same turn of the event loop.
+   */
+  release(): Buffer {
     this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);
     this.socket.off('error', this.onEnd);
     this.socket.pause();
-    (this.socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
     for (let c = this.socket.read() as Buffer | null; c !== null; c = this.socket.read() as Buffer | null) this.chunks.push(c);
     const rest = Buffer.concat(this.chunks);
     this.chunks = [];

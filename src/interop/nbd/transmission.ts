@@ -71,6 +71,8 @@ class NbdError extends Error {
 export class Transmission {
   /** Told of each request refused because stored data failed its checksum (for the operator's log). */
   onDamage: ((e: Error) => void) | undefined;
+  /** Told of each request that failed with EIO for another reason (the client got a message without the details). */
+  onRequestError: ((e: Error) => void) | undefined;
   private readonly inflight = new Set<Promise<void>>();
   private stopping = false;
 
@@ -173,6 +175,11 @@ export class Transmission {
     return true;
   }
 
+  /** Whether requests read are still being served. */
+  get busy(): boolean {
+    return this.inflight.size > 0;
+  }
+
   /** Stop reading requests (the run loop ends at its next read). */
   stop(): void {
     this.stopping = true;
@@ -246,6 +253,7 @@ export class Transmission {
     } catch (e) {
       if (isStrataError(e, 'checksum-mismatch')) this.onDamage?.(e);
       const err = toNbdError(e, req.type === CMD.WRITE || req.type === CMD.WRITE_ZEROES);
+      if (err.errno === NBD_ERR.EIO && !isStrataError(e, 'checksum-mismatch')) this.onRequestError?.(e as Error);
       if (this.session.structuredReplies) this.send(errorChunk(req.cookie, err.errno, err.message));
       else this.send(simpleReply(req.cookie, err.errno));
     }
@@ -421,30 +429,37 @@ function mergeExtents(extents: readonly Extent[]): [number, number, boolean][] {
   return out;
 }
 
-/** A StrataError (or anything else) as the NBD error value a client understands. */
+/**
+ * A StrataError (or anything else) as the NBD error value a client understands, with a message
+ * for the client's user. Only messages written for the client (NbdError) are passed on; the
+ * engine's own messages name directories, files, processes and hosts of the server, which are
+ * none of a client's business: the client gets a fixed sentence per kind, the server's operator
+ * the full message (onRequestError / onDamage).
+ */
 function toNbdError(e: unknown, write: boolean): NbdError {
   if (e instanceof NbdError) return e;
-  const message = e instanceof Error ? e.message : String(e);
   if (isStrataError(e)) {
     switch (e.code) {
       case 'out-of-range':
-        return new NbdError(write ? NBD_ERR.ENOSPC : NBD_ERR.EINVAL, message);
+        return new NbdError(write ? NBD_ERR.ENOSPC : NBD_ERR.EINVAL, 'the request reaches past the end of the export');
       case 'invalid-argument':
-        return new NbdError(NBD_ERR.EINVAL, message);
+        return new NbdError(NBD_ERR.EINVAL, 'the server refused the request as invalid');
       case 'quota':
-        return new NbdError(NBD_ERR.ENOSPC, message);
+        return new NbdError(NBD_ERR.ENOSPC, 'the server has no space left for this write');
       case 'read-only':
       case 'frozen':
       case 'locked':
-        return new NbdError(NBD_ERR.EPERM, message);
+        return new NbdError(NBD_ERR.EPERM, `the volume takes no writes now (${e.code})`);
       case 'unsupported':
-        return new NbdError(NBD_ERR.ENOTSUP, message);
+        return new NbdError(NBD_ERR.ENOTSUP, 'the server does not support this request');
       case 'closed':
       case 'aborted':
-        return new NbdError(NBD_ERR.ESHUTDOWN, message);
+        return new NbdError(NBD_ERR.ESHUTDOWN, 'the server is shutting down');
+      case 'checksum-mismatch':
+        return new NbdError(NBD_ERR.EIO, 'stored data failed its checksum; the server\'s log names the damaged range');
       default:
-        return new NbdError(NBD_ERR.EIO, message);
+        return new NbdError(NBD_ERR.EIO, `the server could not complete the request (${e.code}); its log has the details`);
     }
   }
-  return new NbdError(NBD_ERR.EIO, message);
+  return new NbdError(NBD_ERR.EIO, 'the server could not complete the request; its log has the details');
 }

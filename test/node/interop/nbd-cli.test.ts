@@ -14,7 +14,7 @@ describe.skipIf(!have('qemu-io') || !have('nbdcopy'))('stratadisk serve-nbd', ()
   it('serves DIR, takes writes, and flushes them on interrupt', async () => {
     const dir = join(tmp.dir, 'vol');
     await makeVolume(dir);
-    const s = startCli(['serve-nbd', dir, '--port', '0']);
+    const s = startCli(['serve-nbd', dir, '--port', '0', '--insecure']);
     const uri = await s.firstLine();
     expect(uri).toMatch(/^nbd:\/\/127\.0\.0\.1:\d+\/$/);
     await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x3c 64k 64k', uri]);

@@ -92,9 +92,11 @@ export class RawClient {
     this.waiters = [];
     for (const f of w) f();
   }
-  static connect(port: number): Promise<RawClient> {
+  /** Connect to a TCP port on 127.0.0.1, or to a server (its Unix socket, else its port). */
+  static connect(to: number | { port: number; socket?: string }): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = connect({ port, host: '127.0.0.1' }, () => resolve(new RawClient(s)));
+      const where = typeof to === 'number' ? { port: to, host: '127.0.0.1' } : to.socket !== undefined ? { path: to.socket } : { port: to.port, host: '127.0.0.1' };
+      const s = connect(where, () => resolve(new RawClient(s)));
       s.once('error', reject);
     });
   }

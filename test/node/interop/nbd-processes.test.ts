@@ -7,7 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KiB, RawClient, have, makeVolume, runOk, tempDir } from './nbd-helpers.js';
+import { makeTestTls } from '../helpers/tls-certs.js';
+import { KiB, RawClient, have, makeVolume, run, runOk, tempDir } from './nbd-helpers.js';
 
 const DIST = fileURLToPath(new URL('../../../dist/interop/nbd/index.js', import.meta.url));
 const built = existsSync(DIST) && existsSync(fileURLToPath(new URL('../../../dist/interop/nbd/process-worker.js', import.meta.url)));
@@ -54,7 +55,7 @@ describe.skipIf(!built)('serve-nbd --read-only --processes', () => {
     const { serveNbd } = (await import(DIST)) as { serveNbd: ServeNbd };
     const dir = join(tmp.dir, 'vol');
     const { live, snap } = await makeVolume(dir);
-    const server = await serveNbd({ dir }, { readOnly: true, processes: 2 });
+    const server = await serveNbd({ dir }, { readOnly: true, processes: 2, port: 0, insecure: true });
     try {
       // Several connections, round robin over both children, pipelined right after GO.
       for (let i = 0; i < 4; i++) {
@@ -82,6 +83,31 @@ describe.skipIf(!built)('serve-nbd --read-only --processes', () => {
       }
     } finally {
       await server.close();
+    }
+  });
+
+  it.skipIf(!have('nbdinfo') || !have('nbdcopy'))('with TLS the children negotiate each connection themselves: X.509 and PSK clients are served, plain and silent ones refused', async () => {
+    const { serveNbd } = (await import(DIST)) as { serveNbd: ServeNbd };
+    const { readPskFile } = (await import(fileURLToPath(new URL('../../../dist/interop/nbd/tls.js', import.meta.url)))) as typeof import('../../../src/interop/nbd/tls.js');
+    const dir = join(tmp.dir, 'vol-tls');
+    const { live } = await makeVolume(dir);
+    const t = makeTestTls(tmp.dir);
+    const x509 = { cert: readFileSync(t.serverCert), key: readFileSync(t.serverKey), ca: readFileSync(t.caCert) };
+    const server = await serveNbd({ dir }, { readOnly: true, processes: 2, tls: x509, handshakeTimeoutMs: 300 });
+    const psk = await serveNbd({ dir }, { readOnly: true, processes: 1, tls: { psk: readPskFile(t.pskFile) } });
+    try {
+      const out = join(tmp.dir, 'tls.raw');
+      await runOk('nbdcopy', [`nbds://localhost:${server.port}/?tls-certificates=${t.dir}`, out]);
+      expect(Buffer.compare(readFileSync(out), Buffer.from(live))).toBe(0);
+      expect((await run('nbdinfo', ['--size', `nbd://localhost:${server.port}/`])).code).not.toBe(0);
+      const silent = await RawClient.connect(server);
+      expect(await silent.closedByServer(120_000)).toBe(true);
+      expect((await runOk('nbdinfo', ['--size', `nbds://${t.pskUser}@localhost:${psk.port}/?tls-psk-file=${t.pskFile}`])).trim()).toBe(String(live.length));
+      const wrong = join(makeTestTls(tmp.dir).dir, 'keys.psk');
+      expect((await run('nbdinfo', ['--size', `nbds://${t.pskUser}@localhost:${psk.port}/?tls-psk-file=${wrong}`])).code).not.toBe(0);
+    } finally {
+      await server.close();
+      await psk.close();
     }
   });
 });

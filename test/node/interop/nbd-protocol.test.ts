@@ -49,7 +49,7 @@ describe('NBD protocol by hand', () => {
   beforeAll(async () => {
     expected = await makeVolume(volDir);
     server = await serveNbd({ dir: volDir });
-    steady = await RawClient.connect(server.port);
+    steady = await RawClient.connect(server);
     await steady.hello();
     const g = await steady.go('');
     expect(g).toEqual({ size: 8 * MiB, flags: expect.any(Number) });
@@ -61,13 +61,13 @@ describe('NBD protocol by hand', () => {
   });
 
   const fresh = async () => {
-    const c = await RawClient.connect(server.port);
+    const c = await RawClient.connect(server);
     await c.hello();
     return c;
   };
 
   it('greets with fixed newstyle + no zeroes; LIST; unknown option → ERR_UNSUP; ABORT → ACK', async () => {
-    const c = await RawClient.connect(server.port);
+    const c = await RawClient.connect(server);
     expect(await c.hello()).toBe(3);
     c.option(OPT_LIST);
     const names: string[] = [];
@@ -273,7 +273,7 @@ describe('NBD protocol by hand', () => {
   ];
   for (const [what, act] of hostile) {
     it(`${what}: that connection closes, others keep working`, async () => {
-      const c = await RawClient.connect(server.port);
+      const c = await RawClient.connect(server);
       await act(c);
       expect(await c.closedByServer()).toBe(true);
       await steadyRead(3 * MiB, 64 * KiB);
@@ -287,7 +287,7 @@ describe('NBD protocol by hand', () => {
       // Ten hostile clients at a time; each sends garbage (sometimes after a valid prefix).
       await Promise.all(
         Array.from({ length: 10 }, async () => {
-          const c = await RawClient.connect(server.port);
+          const c = await RawClient.connect(server);
           const mode = rng.int(3);
           if (mode >= 1) await c.hello();
           if (mode === 2) await c.go(rng.pick(['', 's1']));

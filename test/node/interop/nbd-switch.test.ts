@@ -89,7 +89,7 @@ describe('serve-nbd switches over to a mirror copy', () => {
     const src = join(tmp.dir, 'src');
     const dst = join(tmp.dir, 'dst');
     const { live, snap } = await makeVolume(src, SIZE, BS);
-    const s = startCli(['serve-nbd', src, '--port', '0']);
+    const s = startCli(['serve-nbd', src, '--port', '0', '--insecure']);
     const uri = await s.firstLine();
     const w = new Writer(await connect(uri), live, new Rng(7));
     let stop = false;
@@ -148,7 +148,7 @@ describe('serve-nbd switches over to a mirror copy', () => {
     const dst = join(tmp.dir, 'dst2');
     await makeVolume(src, SIZE, BS);
     await makeVolume(dst, SIZE, BS); // stands for the copy (same shape; contents need not match here)
-    const server = await serveNbd({ dir: src });
+    const server = await serveNbd({ dir: src }, { port: 0, insecure: true });
     const w = new Writer(await connect(server.uri), new Uint8Array(SIZE), new Rng(9));
     const old = server.volume;
     const access = old.beginJob('mirror');

@@ -25,7 +25,7 @@ describe.skipIf(tools.length > 0)('NBD server with qemu and libnbd tools', () =>
 
   beforeAll(async () => {
     expected = await makeVolume(volDir);
-    server = await serveNbd({ dir: volDir });
+    server = await serveNbd({ dir: volDir }, { port: 0, insecure: true }); // TCP (the Unix socket case is below)
     servers.push(server);
   });
   afterAll(async () => {
@@ -160,7 +160,7 @@ describe.skipIf(tools.length > 0)('NBD server with qemu and libnbd tools', () =>
   it('a read-only server refuses writes; the volume is untouched', async () => {
     const ro = await serveNbd({ dir: join(tmp.dir, 'vol@s1') }).catch(() => undefined);
     expect(ro).toBeUndefined(); // DIR@NAME is the CLI's syntax; the API takes { dir, snapshot }
-    const s = await serveNbd({ dir: volDir, snapshot: 's1' }, { port: 0 });
+    const s = await serveNbd({ dir: volDir, snapshot: 's1' }, { port: 0, insecure: true });
     servers.push(s);
     const info = JSON.parse(await runOk('nbdinfo', ['--json', s.uri])) as { exports: Record<string, unknown>[] };
     expect(info.exports[0]!['is_read_only']).toBe(true);

@@ -43,7 +43,7 @@ describe('CLI: commit, delete-snapshot, jobs', () => {
 
   it('delete-snapshot and commit run online in the process serving the volume, while it is written', async () => {
     const { dir, model } = await volumeDir(2);
-    const server = await serveNbd({ dir }, { port: 0 });
+    const server = await serveNbd({ dir }, { port: 0, insecure: true });
     const control = await serveControl(server.volume, dir);
     try {
       const vol = server.volume;
@@ -111,7 +111,7 @@ describe('CLI: commit, delete-snapshot, jobs', () => {
     await flat.close();
     expect((await cli(['mirror', dir, `${t.dir}/all`])).stderr).toMatch(/not empty/);
 
-    const server = await serveNbd({ dir }, { port: 0 });
+    const server = await serveNbd({ dir }, { port: 0, insecure: true });
     const control = await serveControl(server.volume, dir);
     try {
       const rng = new Rng(44);
