@@ -26,6 +26,7 @@ export async function serveNbdControl(server: NbdServer, dir: string, onError: (
   const start = (d: string): Promise<ControlServer> =>
     serveControl(server.volume, d, undefined, {
       targetOptions: { syncMaxBytes: SYNC_MAX_BYTES },
+      onRefused: (reason) => onError(new Error(reason)),
       onSwitchOver: (job, target) => {
         const next = job.done.then(
           () => job.target,
