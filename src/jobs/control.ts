@@ -52,10 +52,11 @@ export interface ControlOptions {
   /**
    * Mirror requests switch the volume over to the copy (MirrorOptions.switchOver) and this is
    * called with each such job as it starts, and the copy's directory: the caller serves
-   * `job.target` once `job.done` resolves. Without it, a mirror leaves a point-in-time copy and
+   * `job.target` once `job.done` resolves. The requester is told the job ended only once the
+   * promise it may return settles (e.g. the control socket moved to the copy). Without it, a mirror leaves a point-in-time copy and
    * the source in use.
    */
-  onSwitchOver?: (job: MirrorJob, targetDir: string) => void;
+  onSwitchOver?: (job: MirrorJob, targetDir: string) => void | Promise<void>;
   /** Options of a mirror's target namespace (e.g. syncMaxBytes for the copy served next). */
   targetOptions?: Omit<NodeDirOptions, 'create' | 'readOnly'>;
   /** Told of each connection refused (a peer that is not the server's user), for the server's log. */
@@ -153,8 +154,9 @@ function handle(sock: Socket, volume: Volume, registry: JobRegistry, options: Co
       const off = job.on((ev) => send({ type: 'progress', info: ev.info }));
       sock.on('close', () => job.cancel());
       job.done.then(
-        () => {
+        async () => {
           off();
+          await moved.get(job);
           send({ type: 'end', info: job.info() });
           sock.end();
         },
@@ -167,6 +169,9 @@ function handle(sock: Socket, volume: Volume, registry: JobRegistry, options: Co
   });
   sock.resume();
 }
+
+/** Mirror jobs whose requester is told of the end only once the server switched over (ControlOptions.onSwitchOver). */
+const moved = new WeakMap<Job, Promise<void>>();
 
 function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, send: (m: ControlMessage) => void, options: ControlOptions = {}): Job | null {
   switch (req?.op) {
@@ -187,7 +192,7 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
       // on a store server is a point-in-time copy as of the job's end.
       const switchOver = options.onSwitchOver !== undefined && !remote;
       const job = registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver, targetLabel: req.target.split('#')[0]! }));
-      if (switchOver) options.onSwitchOver?.(job, req.target);
+      if (switchOver) moved.set(job, Promise.resolve(options.onSwitchOver?.(job, req.target)).catch(() => {}));
       return job;
     }
     case 'pause':

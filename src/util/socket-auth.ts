@@ -96,6 +96,8 @@ function readLine(sock: Socket, timeoutMs: number): Promise<string> {
     };
     const onData = (chunk: Buffer | string) => {
       buf = Buffer.concat([buf, typeof chunk === 'string' ? Buffer.from(chunk) : chunk]);
+      // Every handshake line is a JSON object: anything else is refused at once, not waited on.
+      if (buf[0] !== 0x7b) return done(new StrataError('invalid-argument', 'The peer sent something other than the authentication.'));
       const nl = buf.indexOf(10);
       if (nl < 0) {
         if (buf.length > MAX_LINE) done(new StrataError('invalid-argument', 'The authentication line is too long.'));
