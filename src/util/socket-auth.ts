@@ -150,7 +150,8 @@ export async function acceptPeer(sock: Socket, key: SocketKey | null, what: stri
     line = await readLine(sock, HANDSHAKE_MS);
   } catch (e) {
     sock.destroy();
-    onRefused(`refused a ${what} connection: ${(e as Error).message}`);
+    const why = e instanceof StrataError && e.code === 'closed' ? "the client hung up without proving it runs as this server's user (another user's client cannot read the key)" : (e as Error).message;
+    onRefused(`refused a ${what} connection: ${why}`);
     return false;
   }
   const m = parse(line);
