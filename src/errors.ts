@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'exists'
   | 'closed'
   | 'io'
+  /** the peer is not allowed here: another user on a private socket, a target someone else owns */
+  | 'permission-denied'
   /** a remote image (HTTP base of a volume) is no longer the version the volume was pinned to */
   | 'image-changed'
   /** an HTTP peer is not trusted: a redirect to another origin or from https to http, a TLS certificate no trusted CA signed */

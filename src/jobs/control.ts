@@ -2,15 +2,23 @@
  * The control socket (Node): how `stratadisk delete-snapshot`, `commit` and `jobs` reach a
  * volume that another process holds open for writing (volumes have one writer; `serve-nbd` is
  * the usual long-lived one). The writer listens on a Unix socket `.stratadisk.sock` in the
- * volume directory, where only users who can write the directory can reach it; each connection
- * sends one JSON request line and gets JSON lines back: a job's progress while it runs, then its
- * end. Disconnecting cancels a job the connection started (like Ctrl-C on a local job).
+ * volume directory; each connection sends one JSON request line and gets JSON lines back: a
+ * job's progress while it runs, then its end. Disconnecting cancels a job the connection
+ * started (like Ctrl-C on a local job).
+ *
+ * The owner's alone. Whoever gets in can copy the disk elsewhere, delete snapshots and move the
+ * served volume, so: the socket is 0600, bound in a private 0700 directory and linked to
+ * DIR/.stratadisk.sock only then (src/util/unix-socket.ts; the path stays where clients have
+ * always looked for it); every connection must prove it runs as the server's user before its
+ * request is read, and the client checks the server the same way before sending it
+ * (src/util/socket-auth.ts); a mirror's target directory must be the server's user's own and
+ * hold nothing but regular files (./target-check.ts).
  */
-import { unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { StrataError, type ErrorCode } from '../errors.js';
-import { listenOnSocket } from '../util/unix-socket.js';
+import { acceptPeer, createSocketKey, peerAuthApplies, provePeer, type SocketKey } from '../util/socket-auth.js';
+import { listenOnSocket, MAX_SOCKET_PATH } from '../util/unix-socket.js';
 import type { Volume } from '../volume/volume.js';
 import { NodeDirNamespace, type NodeDirOptions } from '../store/node-dir.js';
 import { RemoteNamespace } from '../store/remote.js';
@@ -18,6 +26,7 @@ import { consolidate, type Direction } from './consolidate.js';
 import { mirror, type MirrorJob } from './mirror.js';
 import type { Job, JobInfo } from './job.js';
 import { JobRegistry } from './registry.js';
+import { checkMirrorTarget } from './target-check.js';
 
 export const CONTROL_SOCKET = '.stratadisk.sock';
 /** One request is a short JSON line; anything longer is not ours. */
@@ -43,12 +52,15 @@ export interface ControlOptions {
   /**
    * Mirror requests switch the volume over to the copy (MirrorOptions.switchOver) and this is
    * called with each such job as it starts, and the copy's directory: the caller serves
-   * `job.target` once `job.done` resolves. Without it, a mirror leaves a point-in-time copy and
+   * `job.target` once `job.done` resolves. The requester is told the job ended only once the
+   * promise it may return settles (e.g. the control socket moved to the copy). Without it, a mirror leaves a point-in-time copy and
    * the source in use.
    */
-  onSwitchOver?: (job: MirrorJob, targetDir: string) => void;
+  onSwitchOver?: (job: MirrorJob, targetDir: string) => void | Promise<void>;
   /** Options of a mirror's target namespace (e.g. syncMaxBytes for the copy served next). */
   targetOptions?: Omit<NodeDirOptions, 'create' | 'readOnly'>;
+  /** Told of each connection refused (a peer that is not the server's user), for the server's log. */
+  onRefused?: (reason: string) => void;
 }
 
 export interface ControlServer {
@@ -64,13 +76,30 @@ export interface ControlServer {
 export async function serveControl(volume: Volume, dir: string, registry = new JobRegistry(), options: ControlOptions = {}): Promise<ControlServer> {
   const path = join(dir, CONTROL_SOCKET);
   const conns = new Set<Socket>();
+  // Connections wait for the key: it is written once the socket is in place (never before a
+  // connection could be challenged with it), and none is admitted without it.
+  let setKey!: (k: SocketKey | null) => void;
+  const key = new Promise<SocketKey | null>((r) => (setKey = r));
   const server: Server = createServer((sock) => {
     conns.add(sock);
     sock.on('close', () => conns.delete(sock));
-    handle(sock, volume, registry, options);
+    sock.on('error', () => {});
+    sock.pause();
+    void key
+      .then((k) => acceptPeer(sock, k, 'control socket', options.onRefused))
+      .then((ok) => {
+        if (ok) handle(sock, volume, registry, options);
+      });
   });
   // A socket left by a process that died is removed; one that answers means another process serves jobs here.
-  await listenOnSocket(server, path, 'control socket');
+  const listening = await listenOnSocket(server, path, 'control socket');
+  try {
+    setKey(await createSocketKey(listening));
+  } catch (e) {
+    for (const c of conns) c.destroy();
+    await new Promise((r) => server.close(r));
+    throw e;
+  }
   let closed: Promise<void> | undefined;
   return {
     path,
@@ -83,12 +112,7 @@ export async function serveControl(volume: Volume, dir: string, registry = new J
         const stopped = new Promise<void>((r) => server.close(() => r()));
         await registry.cancelAll();
         for (const c of conns) c.destroy();
-        await stopped;
-        try {
-          unlinkSync(path);
-        } catch {
-          // already gone
-        }
+        await stopped; // removes the socket file and its private directory
       })();
       return closed;
     },
@@ -107,7 +131,6 @@ function handle(sock: Socket, volume: Volume, registry: JobRegistry, options: Co
     sock.end();
   };
   sock.setEncoding('utf8');
-  sock.on('error', () => {});
   sock.on('data', (chunk: string) => {
     if (started) return;
     buf += chunk;
@@ -121,14 +144,19 @@ function handle(sock: Socket, volume: Volume, registry: JobRegistry, options: Co
     } catch {
       return fail(new StrataError('invalid-argument', 'The control request is not JSON.'));
     }
-    try {
-      const job = dispatch(req, volume, registry, send, options);
+    void (async () => {
+      // A mirror's target is checked (and created) before the job starts.
+      if (req?.op === 'mirror' && typeof req.target === 'string' && isAbsolute(req.target)) await checkMirrorTarget(req.target, { create: true });
+      if (sock.destroyed) return null; // the requester hung up meanwhile
+      return dispatch(req, volume, registry, send, options);
+    })().then((job) => {
       if (!job) return void sock.end();
       const off = job.on((ev) => send({ type: 'progress', info: ev.info }));
       sock.on('close', () => job.cancel());
       job.done.then(
-        () => {
+        async () => {
           off();
+          await moved.get(job);
           send({ type: 'end', info: job.info() });
           sock.end();
         },
@@ -137,11 +165,13 @@ function handle(sock: Socket, volume: Volume, registry: JobRegistry, options: Co
           fail(e);
         },
       );
-    } catch (e) {
-      fail(e);
-    }
+    }, fail);
   });
+  sock.resume();
 }
+
+/** Mirror jobs whose requester is told of the end only once the server switched over (ControlOptions.onSwitchOver). */
+const moved = new WeakMap<Job, Promise<void>>();
 
 function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, send: (m: ControlMessage) => void, options: ControlOptions = {}): Job | null {
   switch (req?.op) {
@@ -162,7 +192,7 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
       // on a store server is a point-in-time copy as of the job's end.
       const switchOver = options.onSwitchOver !== undefined && !remote;
       const job = registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver, targetLabel: req.target.split('#')[0]! }));
-      if (switchOver) options.onSwitchOver?.(job, req.target);
+      if (switchOver) moved.set(job, Promise.resolve(options.onSwitchOver?.(job, req.target)).catch(() => {}));
       return job;
     }
     case 'pause':
@@ -183,23 +213,39 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
   }
 }
 
-/** Does something listen on `path`? */
 /**
  * Send `req` to the process serving `dir`, calling `onMessage` for each message; resolves with
  * the last one (an `error` message rejects with its code). Rejects `not-found` when nothing
- * listens there.
+ * listens there, `permission-denied` when the server is another user's (or refuses us). The
+ * request is sent only after both ends proved they run as the same user (src/util/socket-auth.ts).
  */
 export function requestControl(dir: string, req: ControlRequest, onMessage: (m: ControlMessage) => void = () => {}, signal?: AbortSignal): Promise<ControlMessage> {
   const path = join(dir, CONTROL_SOCKET);
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+    return Promise.reject(new StrataError('invalid-argument', `The control socket path ${path} is too long for a Unix socket (at most ${MAX_SOCKET_PATH} bytes); no server can listen there.`));
+  }
   return new Promise((resolve, reject) => {
     const sock = createConnection(path);
     let buf = '';
     let last: ControlMessage | undefined;
+    let failed: StrataError | undefined;
     const onAbort = () => sock.destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
-    sock.setEncoding('utf8');
-    sock.once('connect', () => sock.write(JSON.stringify(req) + '\n'));
-    sock.on('data', (chunk: string) => {
+    sock.once('connect', () => {
+      (peerAuthApplies(path) ? provePeer(sock, path, 'control socket') : Promise.resolve()).then(
+        () => {
+          sock.setEncoding('utf8');
+          sock.write(JSON.stringify(req) + '\n');
+          sock.resume();
+        },
+        (e: unknown) => {
+          failed = e instanceof StrataError ? e : new StrataError('io', `Control socket ${path}: ${(e as Error).message}`, { cause: e });
+          sock.destroy();
+        },
+      );
+    });
+    sock.on('data', (chunk: string | Buffer) => {
+      if (typeof chunk !== 'string') return; // the authentication's own lines (provePeer reads them)
       buf += chunk;
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const lineText = buf.slice(0, nl);
@@ -215,11 +261,13 @@ export function requestControl(dir: string, req: ControlRequest, onMessage: (m: 
     sock.once('error', (e: NodeJS.ErrnoException) => {
       signal?.removeEventListener('abort', onAbort);
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new StrataError('not-found', `No process serves jobs for ${dir} (no control socket).`));
+      else if (e.code === 'EACCES' || e.code === 'EPERM') reject(new StrataError('permission-denied', `The control socket of ${dir} belongs to another user; only the user who started its server can send it jobs. Run the command as that user.`, { cause: e }));
       else reject(new StrataError('io', `Control socket ${path}: ${e.message}`, { cause: e }));
     });
     sock.once('close', () => {
       signal?.removeEventListener('abort', onAbort);
       if (signal?.aborted) return reject(new StrataError('aborted', 'Interrupted.'));
+      if (failed) return reject(failed);
       if (!last) return reject(new StrataError('io', `The process serving ${dir} closed the control connection without an answer.`));
       if (last.type === 'error') return reject(new StrataError(last.code, last.message));
       resolve(last);

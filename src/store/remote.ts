@@ -48,7 +48,7 @@ export interface RemoteNamespaceOptions {
 /** Header bytes of one record in a read or write body. */
 export const RECORD_HEAD = 12;
 
-const CODES: readonly ErrorCode[] = ['out-of-range', 'invalid-argument', 'corrupt', 'checksum-mismatch', 'quota', 'locked', 'read-only', 'frozen', 'timeout', 'unsupported', 'aborted', 'not-found', 'exists', 'closed', 'io', 'image-changed', 'untrusted', 'unsafe-path'];
+const CODES: readonly ErrorCode[] = ['out-of-range', 'invalid-argument', 'corrupt', 'checksum-mismatch', 'quota', 'locked', 'read-only', 'frozen', 'timeout', 'unsupported', 'aborted', 'not-found', 'exists', 'closed', 'io', 'image-changed', 'untrusted', 'unsafe-path', 'permission-denied'];
 
 /** Connection of one namespace: base URL, token, limits, and the request helper. */
 class Conn {

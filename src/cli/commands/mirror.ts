@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { StrataError } from '../../errors.js';
 import { mirror } from '../../jobs/mirror.js';
 import { mirrorRaw } from '../../jobs/mirror-raw.js';
+import { checkMirrorTarget, checkRawTarget } from '../../jobs/target-check.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { NodeFileStore } from '../../store/node-file.js';
 import { RemoteNamespace } from '../../store/remote.js';
@@ -82,6 +83,7 @@ export const mirrorCommand: Command = {
     }
     try {
       if (raw) {
+        await checkRawTarget(dst, { label });
         const store = await NodeFileStore.open(dst, { create: !existsSync(dst) });
         try {
           if (store.resizable && store.size > 0) await store.truncate(0); // --force: a file starts over (then reads as zeros)
@@ -93,6 +95,7 @@ export const mirrorCommand: Command = {
         }
         return 0;
       }
+      if (!remote) await checkMirrorTarget(dst, { create: true, label });
       const ns: StoreNamespace = remote ? new RemoteNamespace(dst) : new NodeDirNamespace(dst, { create: true });
       const job = mirror(v, ns, { flatten, targetLabel: label, signal: ctx.signal });
       const info = await followJob(ctx, job, 'mirror');

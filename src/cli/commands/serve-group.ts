@@ -25,7 +25,10 @@ export const serveGroupCommand: Command = {
     'A consistent snapshot (from any participant, or `stratadisk group-snapshot SOCKET`) freezes',
     'every participant, snapshots every volume under one name, then thaws them. NAME defaults to',
     'the directory\'s name. Serves until Ctrl-C or SIGTERM, then flushes and closes the volumes.',
-    'A stale SOCKET left by a host that died is replaced; one a process listens on is refused.',
+    'SOCKET is private: mode 0600, and only processes of the user running serve-group may join',
+    '(each proves it can read a key file only that user can read); others are refused and logged.',
+    'A stale SOCKET left by a host that died is replaced; one a process listens on, or anything',
+    'that is not a socket (a regular file, a directory, a symbolic link), is refused and left alone.',
     'At start, a set snapshot (default name cg-...) that a crash left on some volumes only is removed.',
     '  --freeze-timeout MS  each participant must freeze within this (default 10000)',
     '  --freeze-limit MS    nobody stays frozen longer (default 60000)',
@@ -51,7 +54,7 @@ export const serveGroupCommand: Command = {
       host.coordinator.onEvent = (e) => {
         if (e.state === 'done' || e.state === 'aborted') line(io.stderr, `stratadisk: serve-group: attempt ${e.attempt} ${e.state}${e.reason ? `: ${e.reason}` : ''}`);
       };
-      const server = await listenGroup(host, socket);
+      const server = await listenGroup(host, socket, { onRefused: (reason) => line(io.stderr, `stratadisk: serve-group: ${reason}`) });
       line(io.stdout, `Serving ${Object.keys(volumes).join(', ')} on ${socket}`);
       const term = new AbortController();
       const onTerm = () => term.abort();

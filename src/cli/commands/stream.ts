@@ -31,7 +31,7 @@ export const stream: Command = {
       job.on((e) => bar.update(e.info.progress.done));
       // `stratadisk jobs DIR` lists the job and can pause, continue or cancel it meanwhile
       const registry = new JobRegistry();
-      const control = await serveControl(v, dir, registry).catch(() => null);
+      const control = await serveControl(v, dir, registry, { onRefused: (reason) => line(io.stderr, `stratadisk: stream: ${reason}`) }).catch(() => null);
       registry.add(job.start());
       try {
         await job.done;

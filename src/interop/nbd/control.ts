@@ -26,26 +26,34 @@ export async function serveNbdControl(server: NbdServer, dir: string, onError: (
   const start = (d: string): Promise<ControlServer> =>
     serveControl(server.volume, d, undefined, {
       targetOptions: { syncMaxBytes: SYNC_MAX_BYTES },
+      onRefused: (reason) => onError(new Error(reason)),
+      // Resolves once the control socket answers in the copy's directory (or will not move), so
+      // the mirror's requester hears of the end only when `jobs DST` already reaches the server.
       onSwitchOver: (job, target) => {
+        let moved!: () => void;
+        const done = new Promise<void>((r) => (moved = r));
         const next = job.done.then(
           () => job.target,
           () => null,
         );
         moving = server.switchOver(next).then(async () => {
-          if (closing || server.volume !== job.target) return;
+          if (closing || server.volume !== job.target) return moved();
           const old = current;
           try {
             current = await start(target);
             currentDir = target;
           } catch (e) {
             onError(e as Error);
-            return;
+            return moved();
           }
+          moved();
           // The mirror's requester is still being told the job ended: let it hang up first.
           const deadline = Date.now() + HANDOVER_MS;
           while (old.connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
           await old.close();
         });
+        moving.catch(() => moved());
+        return done;
       },
     });
 

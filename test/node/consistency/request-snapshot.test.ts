@@ -10,14 +10,14 @@
  * That is how the ledger test across processes once saw a member miss its own snapshot.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GroupHost, type HostVolume } from '../../../src/consistency/host.js';
 import type { Link } from '../../../src/consistency/link.js';
 import { localLinkPair } from '../../../src/consistency/local.js';
-import { connectGroup, socketLink } from '../../../src/consistency/node-socket.js';
+import { socketLink } from '../../../src/consistency/node-socket.js';
 import { Participant, type ParticipantCallbacks } from '../../../src/consistency/participant.js';
 import type { ToHost, ToMember } from '../../../src/consistency/protocol.js';
 import { MemoryNamespace } from '../../../src/store/memory.js';
@@ -81,7 +81,11 @@ async function member(host: GroupHost, transport: Transport, name: string, callb
       await new Promise<void>((r) => server.close(() => r()));
       await rm(dir, { recursive: true, force: true });
     });
-    link = await connectGroup<ToHost>(path);
+    // a plain socket at both ends (this host is not listenGroup's, so no peer authentication)
+    link = await new Promise<Link<ToHost>>((resolve, reject) => {
+      const sock = createConnection(path, () => resolve(socketLink<ToHost>(sock)));
+      sock.once('error', reject);
+    });
   }
   const p = new Participant(link, { name, callbacks });
   cleanup.push(() => p.close());

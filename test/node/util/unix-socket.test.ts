@@ -4,7 +4,7 @@
  * directory, a symbolic link and another user's stale socket are refused and left in place.
  */
 import { spawn } from 'node:child_process';
-import { chownSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -95,5 +95,30 @@ describe.skipIf(!posix)('Unix socket paths left behind', () => {
 
   it('nothing at the path: nothing to do', async () => {
     await expect(claimSocketPath(join(dir(), 'none.sock'))).resolves.toBeUndefined();
+  });
+
+  it('the socket is 0600 from birth whatever the umask, bound in a 0700 directory; closing removes both', async () => {
+    const d = dir();
+    const path = join(d, 'wide.sock');
+    const old = process.umask(0); // the widest: without the private directory the socket would be 0777
+    let s: Server;
+    try {
+      s = serverOn();
+      const l = await listenOnSocket(s, path, 'test socket');
+      expect(lstatSync(path).mode & 0o777).toBe(0o600);
+      expect(lstatSync(l.privateDir!).mode & 0o777).toBe(0o700);
+      expect(l.privateDir!.startsWith(`${path}.`)).toBe(true);
+    } finally {
+      process.umask(old);
+    }
+    expect(await connects(path)).toBe('hello');
+    await new Promise<void>((r) => s.close(() => r()));
+    expect(existsSync(path)).toBe(false);
+    expect(readdirSync(d)).toEqual([]);
+  });
+
+  it('a path too long for a socket address is refused, not cut short', async () => {
+    const path = join(dir(), 'x'.repeat(100));
+    await expect(listenOnSocket(createServer(), path, 'test socket')).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringContaining('is too long for a Unix socket') });
   });
 });
