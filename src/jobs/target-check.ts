@@ -13,12 +13,20 @@
  * then open each file with no-follow semantics (src/store/node-*.ts), which covers a symlink
  * planted in a directory that was private when checked.
  *
+ * Group write counts as "other users" unless the group is the user's own private group (the
+ * user-private-group scheme of Debian and Ubuntu, where umask 002 makes every directory 0775):
+ * the directory's group is this process's group and no other account is in it (/etc/group
+ * members, /etc/passwd primary groups). A group found nowhere locally (LDAP, ...) is treated
+ * as shared.
+ *
  * Refusals name the target as the requester gave it and its entries by their relative names.
  */
+import { readFileSync } from 'node:fs';
 import { lstat, mkdir, readdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { StrataError } from '../errors.js';
+import { danglingLink, foreignLink, trustedLink } from '../store/node-links.js';
 
 export interface TargetCheckOptions {
   /** create the directory (0700, and missing parents) when it does not exist; default false */
@@ -34,6 +42,43 @@ function kindOf(st: Stats): string {
   if (st.isSocket()) return 'a socket';
   if (st.isBlockDevice() || st.isCharacterDevice()) return 'a device';
   return 'not a regular file';
+}
+
+/** True when only this process's user is in group `gid` (a user-private group), by the local files. */
+function privateGroup(gid: number): boolean {
+  if (gid !== process.getegid?.()) return false;
+  const uid = process.geteuid?.();
+  let group: string;
+  let passwd: string;
+  try {
+    group = readFileSync('/etc/group', 'utf8');
+    passwd = readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return false;
+  }
+  const entry = group.split('\n').map((l) => l.split(':')).find((f) => f.length >= 4 && f[2] === String(gid));
+  if (!entry) return false;
+  const users = passwd.split('\n').map((l) => l.split(':')).filter((f) => f.length >= 4);
+  const me = users.find((f) => f[2] === String(uid))?.[0];
+  const members = entry[3]!.split(',').map((m) => m.trim()).filter((m) => m !== '' && m !== me);
+  if (members.length > 0) return false;
+  return !users.some((f) => f[3] === String(gid) && f[2] !== String(uid));
+}
+
+/** Write bits others have on a directory: group write counts unless the group is private. */
+function othersMayWrite(st: Stats): boolean {
+  if ((st.mode & 0o002) !== 0) return true;
+  return (st.mode & 0o020) !== 0 && !privateGroup(st.gid);
+}
+
+/** What a link at `path` points to; null when dangling. */
+async function lstatTarget(path: string): Promise<Stats | null> {
+  try {
+    return await stat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
 }
 
 async function lstatOrNull(path: string): Promise<Stats | null> {
@@ -62,7 +107,7 @@ async function checkAncestors(path: string, uid: number, label: string): Promise
       if (owners.some((o) => o !== 0 && o !== uid)) {
         throw new StrataError('permission-denied', `${a}, above the target ${label}, belongs to another user, who could replace the target; write the copy under directories of your own.`);
       }
-      if (st.isDirectory() && (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+      if (st.isDirectory() && othersMayWrite(st) && (st.mode & 0o1000) === 0) {
         throw new StrataError('permission-denied', `${a}, above the target ${label}, can be changed by other users (mode ${octal(st.mode)}), who could replace the target; write the copy under directories only you can change (chmod go-w).`);
       }
     }
@@ -93,7 +138,7 @@ export async function checkMirrorTarget(dir: string, options: TargetCheckOptions
   if (!st) throw new StrataError('not-found', `The target ${label} does not exist.`);
   if (!st.isDirectory()) throw new StrataError('invalid-argument', `The target ${label} is ${kindOf(st)}, not a directory; give a real directory (or a new path).`);
   if (st.uid !== uid) throw new StrataError('permission-denied', `The target ${label} belongs to another user; mirror into a directory of the user the server runs as, or a new path.`);
-  if ((st.mode & 0o022) !== 0) {
+  if (othersMayWrite(st)) {
     throw new StrataError('permission-denied', `The target ${label} can be changed by other users (mode ${octal(st.mode)}); make it private (chmod go-w), or mirror into a new path.`);
   }
   for (const name of (await readdir(path)).sort()) {
@@ -119,10 +164,9 @@ export async function checkRawTarget(file: string, options: { label?: string } =
   await checkAncestors(path, uid, label);
   const l = await lstatOrNull(path);
   if (!l) return;
-  if (l.isSymbolicLink() && l.uid !== 0 && l.uid !== uid) {
-    throw new StrataError('permission-denied', `The target ${label} is a symbolic link of another user; give the real path.`);
-  }
-  const st = l.isSymbolicLink() ? await stat(path) : l;
+  if (l.isSymbolicLink() && !trustedLink(l)) throw foreignLink(label, l);
+  const st = l.isSymbolicLink() ? await lstatTarget(path) : l;
+  if (!st) throw danglingLink(label);
   if (st.isBlockDevice()) return;
   if (!st.isFile()) throw new StrataError('invalid-argument', `The target ${label} is ${kindOf(st)}; a raw image goes to a regular file or a block device.`);
   if (st.uid !== uid) throw new StrataError('permission-denied', `The target ${label} is a file of another user; write the image to a file of your own.`);

@@ -224,7 +224,7 @@ describe('create', () => {
     const empty = join(tmp.dir, 'empty');
     mkdirSync(empty, { mode: 0o755 });
     await ok(['create', empty, '--size', '1M']);
-    expect(statSync(empty).mode & 0o777).toBe(0o755);
+    expect(statSync(empty).mode & 0o777).toBe(0o700); // made private (test/node/security/files-modes.test.ts)
     // A new one is made private.
     const fresh = join(tmp.dir, 'a', 'b');
     await ok(['create', fresh, '--size', '1M']);

@@ -63,7 +63,7 @@ describe.skipIf(!posix)('mirror targets', () => {
       const r = await cli(['mirror', vol, link, '--raw', '--force']);
       expect(readFileSync(victim, 'utf8')).toBe('precious');
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain(`stratadisk: permission-denied: The target ${link} is a symbolic link of another user`);
+      expect(r.stderr).toContain(`stratadisk: unsafe-path: ${link} is a symbolic link owned by uid ${otherUser!.uid} (another user)`);
     });
 
     it('a raw image file of theirs is refused (they would read the image)', async () => {
