@@ -85,7 +85,8 @@ export class RunReader {
           await reads[i];
           if (!verify) continue;
           const k = bounds[i]!, n = bounds[i + 1]! - k;
-          verifyRun(this.label, layer as LayerChecksums, first + k, n, view.subarray(k * bs, (k + n) * bs), bs);
+          // (a view detached meanwhile has length 0: verifyRun refuses it rather than subarray throwing a TypeError)
+          verifyRun(this.label, layer as LayerChecksums, first + k, n, view.length === count * bs ? view.subarray(k * bs, (k + n) * bs) : view, bs);
         }
       } catch (e) {
         await Promise.allSettled(reads);

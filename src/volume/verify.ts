@@ -53,6 +53,11 @@ let expected = new Uint8Array(16 * 64);
  * back to back), against their checksums; mark them verified. Throws `checksum-mismatch`.
  */
 export function verifyRun(volume: string, layer: LayerChecksums, first: number, count: number, data: Uint8Array, blockSize: number): void {
+  // A view whose buffer was detached while the read was in flight (a view of WebAssembly memory
+  // that grew) has length 0: it would hash nothing and mark the blocks verified.
+  if (data.length !== count * blockSize) {
+    throw new StrataError('invalid-argument', `${volume}: the buffer for a read of ${count} blocks of layer ${layer.id} holds ${data.length} bytes, not ${count * blockSize} (a view of WebAssembly memory that grew during the read?); nothing was verified. Read into a buffer that stays valid.`);
+  }
   if (expected.length < count * 16) expected = new Uint8Array(Math.max(count * 16, expected.length * 2));
   layer.hashRun(first, count, expected, 0);
   const bad = verifyBlocks(data, blockSize, expected);
