@@ -20,7 +20,8 @@ import { promisify } from 'node:util';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { NodeFileStore } from '../store/node-file.js';
 import { Volume } from '../volume/volume.js';
-import { result, type BenchResult } from './result.js';
+import { load1, ownCpuSeconds } from './cpu.js';
+import { median, pairedResult, result, type BenchResult } from './result.js';
 import { prng } from './prng.js';
 
 const run = promisify(execFile);
@@ -275,6 +276,45 @@ export async function benchChain(opts: VolumeBenchOptions = {}): Promise<BenchRe
   return out;
 }
 
+/** One timed pass over a volume: MB/s, CPU seconds of this process (all threads), each chunk's milliseconds. */
+interface TimedPass {
+  mbs: number;
+  cpu: number;
+  chunkMs: number[];
+}
+
+/** Reads the first `size` bytes of `v` in chunks of buf.length, one at a time. */
+async function timedReads(v: Volume, size: number, buf: Uint8Array): Promise<TimedPass> {
+  const chunkMs: number[] = [];
+  const c0 = ownCpuSeconds();
+  const t0 = performance.now();
+  let t = t0;
+  for (let at = 0; at < size; at += buf.length) {
+    await v.readInto(at, buf);
+    const now = performance.now();
+    chunkMs.push(now - t);
+    t = now;
+  }
+  return { mbs: size / 1e6 / ((t - t0) / 1000), cpu: ownCpuSeconds() - c0, chunkMs };
+}
+
+/**
+ * The on-vs-off row from paired passes: MB/s medians and the median per-round ratio (with its
+ * range), CPU seconds per GiB of each side (load-independent: what verification costs), the
+ * load average, and the ratio of the median chunk times, which preemption by other processes
+ * (they shift the tail, not the middle) barely moves.
+ */
+function onOffResult(name: string, on: TimedPass[], off: TimedPass[], size: number, load: [number, number], note: string): BenchResult {
+  const r = pairedResult(name, on.map((p) => p.mbs), off.map((p) => p.mbs), 'MB/s', 'the same volume opened with verify: off', 0.9, note);
+  const gib = size / 2 ** 30;
+  r.oursCpuPerGiB = Math.round((median(on.map((p) => p.cpu)) / gib) * 1000) / 1000;
+  r.peerCpuPerGiB = Math.round((median(off.map((p) => p.cpu)) / gib) * 1000) / 1000;
+  r.load = load;
+  const chunkRatio = median(off.flatMap((p) => p.chunkMs)) / median(on.flatMap((p) => p.chunkMs));
+  r.note = `${note}; ratio of the median chunk times (robust to preemption) ${chunkRatio.toFixed(3)}`;
+  return r;
+}
+
 /** Can this process drop the page cache (root on Linux)? */
 function canDropCaches(): boolean {
   try {
@@ -335,11 +375,8 @@ export async function benchSequential(opts: VolumeBenchOptions = {}): Promise<Be
             }
             return mbs(performance.now() - t0);
           };
-          const offPass = async (): Promise<number> => {
-            const t0 = performance.now();
-            for (let at = 0; at < size; at += cs) await volOff.readInto(at, buf);
-            return mbs(performance.now() - t0);
-          };
+          const timedPass = (v: Volume): Promise<TimedPass> => timedReads(v, size, buf);
+          const offPass = async (): Promise<number> => (await timedPass(volOff)).mbs;
           const storePass = async (): Promise<number> => {
             const t0 = performance.now();
             for (let at = 0; at < size; at += cs) await store.readInto(at, buf);
@@ -347,49 +384,44 @@ export async function benchSequential(opts: VolumeBenchOptions = {}): Promise<Be
           };
           // warm-up (page cache and JIT), then best of alternating rounds
           await oursPass(); syncPass(); await storePass(); await offPass();
-          let ours = 0, sync = 0, viaStore = 0, off = 0;
-          const onOff: number[] = [];
+          let ours = 0, sync = 0, viaStore = 0;
+          const on: TimedPass[] = [], off: TimedPass[] = [];
+          const load0 = load1();
           for (let r = 0; r < rounds; r++) {
-            const on = await oursPass();
-            ours = Math.max(ours, on);
+            // on and off back to back, in alternating order, so drift in the machine's load hits both
+            const pair = r % 2 === 0 ? [vol, volOff] : [volOff, vol];
+            for (const v of pair) (v === vol ? on : off).push(await timedPass(v));
+            ours = Math.max(ours, on[r]!.mbs);
             sync = Math.max(sync, syncPass());
             viaStore = Math.max(viaStore, await storePass());
-            const o = await offPass();
-            off = Math.max(off, o);
-            onOff.push(on / o);
           }
-          const common = `${size / MiB} MiB single-layer volume fully written with random bytes (64 KiB blocks, slots in order so each chunk is one coalesced store read) vs a raw file with the same bytes; ${cs / MiB} MiB chunks, one at a time, into one reused buffer; warm page cache; best of ${rounds} alternating passes`;
+          const load = [load0, load1()] as [number, number];
+          const common = `${size / MiB} MiB single-layer volume fully written with random bytes (64 KiB blocks, slots in order so each chunk is one coalesced run: one store read, or for runs over the store's 1 MiB blocking-read limit, pieces read in flight together on the thread pool) vs a raw file with the same bytes; ${cs / MiB} MiB chunks, one at a time, into one reused buffer; warm page cache; best of ${rounds} alternating passes`;
           emit(result(`sequential read, ${cs / MiB} MiB chunks`, ours, sync, 'MB/s', 'fs.readSync on a raw file', undefined,
             `${common}; peer: blocking positional reads (the fastest plain-Node route, no thread-pool hop); ours: Volume.readInto on NodeFileStore, which sends transfers > 1 MiB (syncMaxBytes) to the libuv thread pool`));
           emit(result(`sequential read, ${cs / MiB} MiB chunks (vs NodeFileStore)`, ours, viaStore, 'MB/s', 'NodeFileStore.readInto on a raw file', undefined,
             `${common}; peer: the same store class reading the raw file directly, so the ratio isolates the volume layer's cost (lock, resolve, slot lookup)`));
-          onOff.sort((a, b) => a - b);
-          emit(result(`sequential read, ${cs / MiB} MiB chunks, verification on vs off`, ours, off, 'MB/s', 'the same volume opened with verify: off', 0.9,
-            `${common}; ours: every block hashed (XXH3-128, verify_blocks kernel) and compared with its stored checksum on every read; peer: verify 'off' (benchmarks only); ` +
-            `per-round ratios ${onOff.map((x) => x.toFixed(2)).join(', ')}`));
+          emit(onOffResult(`sequential read, ${cs / MiB} MiB chunks, verification on vs off`, on, off, size, load,
+            `${common.replace(`best of ${rounds} alternating passes`, `${rounds} paired rounds (medians)`)}; ours: every block hashed (XXH3-128, verify_blocks kernel) and compared with its stored checksum on every read; peer: verify 'off' (benchmarks only)`));
         }
         // From the device: the page cache dropped before every pass (root only), where the read,
         // not the hash, sets the pace.
         if (!quick && canDropCaches()) {
           const cs = 4 * MiB;
           const buf = new Uint8Array(cs);
-          const pass = async (v: Volume): Promise<number> => {
+          const pass = (v: Volume): Promise<TimedPass> => {
             dropCaches();
-            const t0 = performance.now();
-            for (let at = 0; at < size; at += cs) await v.readInto(at, buf);
-            return mbs(performance.now() - t0);
+            return timedReads(v, size, buf);
           };
-          let on = 0, off = 0;
-          const ratios: number[] = [];
+          const on: TimedPass[] = [], off: TimedPass[] = [];
+          const load0 = load1();
           for (let r = 0; r < rounds; r++) {
-            const a = await pass(vol);
-            const b = await pass(volOff);
-            on = Math.max(on, a);
-            off = Math.max(off, b);
-            ratios.push(a / b);
+            const pair = r % 2 === 0 ? [vol, volOff] : [volOff, vol];
+            for (const v of pair) (v === vol ? on : off).push(await pass(v));
           }
-          emit(result(`sequential read from the device, 4 MiB chunks, verification on vs off`, on, off, 'MB/s', 'the same volume opened with verify: off', 0.9,
-            `${size / MiB} MiB single-layer volume, page cache dropped (echo 3 > /proc/sys/vm/drop_caches) before every pass; best of ${rounds} alternating passes; per-round ratios ${ratios.map((x) => x.toFixed(2)).join(', ')}`));
+          emit(onOffResult(`sequential read from the device, 4 MiB chunks, verification on vs off`, on, off, size, [load0, load1()],
+            `${size / MiB} MiB single-layer volume, page cache dropped (echo 3 > /proc/sys/vm/drop_caches) before every pass; ${rounds} paired rounds (medians); ` +
+            `runs longer than the store's blocking-read limit are read in pieces in flight together, hashed as each lands (the same pieces with verify off)`));
         }
       } finally {
         await volOff.close();

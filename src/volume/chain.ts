@@ -30,6 +30,14 @@ export interface ChainData {
   readInto(offset: number, target: Uint8Array): Promise<void>;
   /** Optional synchronous read (see Store.readIntoNow): false when it declines. */
   readIntoNow?(offset: number, target: Uint8Array): boolean;
+  /**
+   * Optional, how the store does its I/O (a NodeFileStore has both): with `io` 'async' every
+   * read runs in the background (libuv's thread pool); with 'sync', reads of at most
+   * `syncMaxBytes` are blocking calls and larger ones run in the background. Long verified runs
+   * are read in pieces only where the pieces run in the background too (src/volume/run-reader.ts).
+   */
+  readonly io?: string;
+  readonly syncMaxBytes?: number;
 }
 
 export interface ChainOptions {
