@@ -1,6 +1,6 @@
 import { StrataError } from '../errors.js';
 import { consolidate, type ConsolidateRequest, type Direction } from '../jobs/consolidate.js';
-import { requestControl, type ControlRequest } from '../jobs/control.js';
+import { isNoControlSocket, requestControl, type ControlRequest } from '../jobs/control.js';
 import type { Job, JobInfo } from '../jobs/job.js';
 import type { Context } from './command.js';
 import type { Progress } from './progress.js';
@@ -68,7 +68,7 @@ export async function runRemote(ctx: Context, dir: string, req: ControlRequest, 
     if (last.type !== 'end') throw new StrataError('io', `Unexpected answer from the process serving ${dir}.`);
     return last.info;
   } catch (r) {
-    if (r instanceof StrataError && r.code === 'not-found') {
+    if (isNoControlSocket(r)) {
       throw new StrataError('locked', `${locked.message} It offers no control socket, so the job cannot run there; \`stratadisk serve-nbd\` does.`, { cause: locked });
     }
     throw r;

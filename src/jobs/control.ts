@@ -213,6 +213,14 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
   }
 }
 
+/** `not-found` errors that mean "nothing listens" (not a server's own `not-found` answer). */
+const noServer = new WeakSet<StrataError>();
+
+/** True when `e` says no process serves jobs for the directory (no control socket, or nothing listening). */
+export function isNoControlSocket(e: unknown): boolean {
+  return e instanceof StrataError && noServer.has(e);
+}
+
 /**
  * Send `req` to the process serving `dir`, calling `onMessage` for each message; resolves with
  * the last one (an `error` message rejects with its code). Rejects `not-found` when nothing
@@ -260,7 +268,11 @@ export function requestControl(dir: string, req: ControlRequest, onMessage: (m: 
     });
     sock.once('error', (e: NodeJS.ErrnoException) => {
       signal?.removeEventListener('abort', onAbort);
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new StrataError('not-found', `No process serves jobs for ${dir} (no control socket).`));
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+        const none = new StrataError('not-found', `No process serves jobs for ${dir} (no control socket).`);
+        noServer.add(none);
+        reject(none);
+      }
       else if (e.code === 'EACCES' || e.code === 'EPERM') reject(new StrataError('permission-denied', `The control socket of ${dir} belongs to another user; only the user who started its server can send it jobs. Run the command as that user.`, { cause: e }));
       else reject(new StrataError('io', `Control socket ${path}: ${e.message}`, { cause: e }));
     });

@@ -1,5 +1,5 @@
 import { StrataError } from '../../errors.js';
-import { requestControl } from '../../jobs/control.js';
+import { isNoControlSocket, requestControl } from '../../jobs/control.js';
 import type { JobInfo } from '../../jobs/job.js';
 import { JobJournal } from '../../jobs/job-journal.js';
 import { pendingMerges, resumeJobs } from '../../jobs/resume.js';
@@ -89,7 +89,7 @@ export async function listJobs(dir: string): Promise<JobRow[]> {
     const m = await requestControl(dir, { op: 'jobs' });
     if (m.type === 'jobs') live = m.jobs;
   } catch (e) {
-    if (!(e instanceof StrataError && e.code === 'not-found')) throw e;
+    if (!isNoControlSocket(e)) throw e;
   }
   const rows: JobRow[] = live.map((j) => ({ id: j.id, kind: j.kind, state: j.state, done: j.progress.done, total: j.progress.total, rate: j.progress.rate, detail: 'running in the process serving the volume' }));
   const ns = new NodeDirNamespace(dir, { readOnly: true });

@@ -37,7 +37,11 @@ describe('jobs across processes', () => {
       server.stdout.on('data', (d: Buffer) => d.toString().includes('nbd+unix') && resolve());
       server.once('exit', (c) => reject(new Error(`serve-nbd exited ${c}`)));
     });
-    let r = run('delete-snapshot', dir, 's1');
+    // the server's own `not-found` (no such snapshot) is reported as such, not as "no control socket"
+    let r = run('delete-snapshot', dir, 'nosuch');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^stratadisk: not-found: No snapshot named "nosuch"/);
+    r = run('delete-snapshot', dir, 's1');
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/online, in the process serving it/);
     model.snaps.delete('s1');
