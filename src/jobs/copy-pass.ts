@@ -1,3 +1,4 @@
+import { isStrataError } from '../errors.js';
 import { verifyGathered } from '../volume/verify.js';
 import type { Layer } from '../volume/layer.js';
 import { SLOT_ABSENT, SLOT_ZERO } from '../volume/layer.js';
@@ -16,6 +17,11 @@ export interface BlockSource {
    * at hashes[k*16..]), KIND_ZERO (a known-zero entry to copy) or KIND_SKIP (nothing to copy).
    */
   read(batch: readonly number[], buf: Uint8Array, hashes: Uint8Array, kinds: Uint8Array): Promise<void>;
+  /**
+   * True when `read` reads without the volume's lock (a layer's store directly), so it may be
+   * called again under the write lock (readConsistent); a view reads under the read lock itself.
+   */
+  readonly unlocked?: boolean;
 }
 
 /**
@@ -29,6 +35,7 @@ export interface BlockSource {
 export function layerSource(src: Layer, verifyAs?: string): BlockSource {
   const bs = src.blockSize;
   return {
+    unlocked: true,
     async read(batch, buf, hashes, kinds) {
       const reads: Promise<void>[] = [];
       const runs: number[] = [];
@@ -101,6 +108,24 @@ export interface CopyPassOptions {
   step(bytes: number): Promise<void>;
 }
 
+/**
+ * Read a batch without the lock (writers keep going), as copies do. A block the writer rewrites
+ * in place during that read can arrive as new bytes beside the checksum taken just before it:
+ * it looks damaged although nothing is. So a `checksum-mismatch` is not believed at once: the
+ * batch is read again under the write lock, where no write can interleave (a loaded CI run
+ * failed a mirror of a volume being written on exactly that). Damage still there is real and
+ * fails the pass; the re-read data is the current data (staleness is settled later, as always).
+ */
+async function readConsistent(source: BlockSource, batch: readonly number[], buf: Uint8Array, hashes: Uint8Array, kinds: Uint8Array, o: CopyPassOptions): Promise<void> {
+  try {
+    await source.read(batch, buf, hashes, kinds);
+  } catch (e) {
+    if (!source.unlocked || !isStrataError(e, 'checksum-mismatch')) throw e;
+    kinds.fill(KIND_SKIP);
+    await o.exclusive(() => source.read(batch, buf, hashes, kinds));
+  }
+}
+
 /** Bytes per store write: several writes in flight let the thread pool copy in parallel. */
 const WRITE_PIECE = 2 << 20;
 
@@ -125,7 +150,7 @@ export async function copyPass(source: BlockSource, dst: Layer, todo: readonly n
       const { buf, hashes, kinds } = bufs[n & 1]!;
       const batch = todo.slice(i, i + perBatch);
       kinds.fill(KIND_SKIP);
-      await source.read(batch, buf, hashes, kinds);
+      await readConsistent(source, batch, buf, hashes, kinds, o);
       if (inFlight) {
         const p = inFlight;
         inFlight = null;
