@@ -54,7 +54,11 @@ export async function spoolInput(input: AsyncIterable<Uint8Array | string>, limi
   } catch (e) {
     // Stop reading, without waiting: a stream's iterator answers return() only after the read
     // it has pending, which an open, idle pipe (Ctrl-C while the producer waits) never ends.
+    // A stream is also destroyed: its pending read would otherwise keep the pipe, and so the
+    // process, alive until the producer closes it (a loaded CI run caught exactly that hang).
     it.return?.()?.catch(() => {});
+    const stream = input as { destroy?: (error?: Error) => void };
+    if (typeof stream.destroy === 'function') stream.destroy();
     await spool?.close();
     throw e;
   }
