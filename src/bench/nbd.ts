@@ -48,16 +48,7 @@ export async function benchNbd(opts: { quick?: boolean } = {}): Promise<BenchRes
   let server: Awaited<ReturnType<typeof serveNbd>> | undefined;
   try {
     // The same random bytes into a raw file and into a volume (64 KiB blocks, the default).
-    const v = await Volume.create(new NodeDirNamespace(volDir, { create: true }), { size });
-    const file = await open(raw, 'w');
-    const buf = new Uint8Array(8 * MiB);
-    for (let at = 0; at < size; at += buf.length) {
-      randomFillSync(buf);
-      await file.write(buf, 0, buf.length, at);
-      await v.write(at, buf);
-    }
-    await file.close();
-    await v.close();
+    await sameData(raw, volDir, size);
 
     // One serving process per core (at most 4): nbdcopy opens several connections.
     const processes = Math.min(4, availableParallelism());
@@ -122,16 +113,7 @@ async function benchNbdTls(dir: string, quick: boolean): Promise<BenchResult[]> 
   const volDir = join(dir, 'tls-vol');
   const certs = join(dir, 'pki');
   makeCertificates(certs);
-  const v = await Volume.create(new NodeDirNamespace(volDir, { create: true }), { size });
-  const file = await open(raw, 'w');
-  const buf = new Uint8Array(8 * MiB);
-  for (let at = 0; at < size; at += buf.length) {
-    randomFillSync(buf);
-    await file.write(buf, 0, buf.length, at);
-    await v.write(at, buf);
-  }
-  await file.close();
-  await v.close();
+  await sameData(raw, volDir, size);
 
   const tls = { cert: readFileSync(join(certs, 'server-cert.pem')), key: readFileSync(join(certs, 'server-key.pem')), ca: readFileSync(join(certs, 'ca-cert.pem')) };
   // One serving process per core (at most 4), as in the plain rows; with TLS each process
@@ -227,4 +209,18 @@ async function waitFor(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error('nbdkit did not start listening in time');
+}
+
+/** The same random bytes into a raw file (the peer's) and a new volume (ours; 64 KiB blocks). */
+async function sameData(raw: string, volDir: string, size: number): Promise<void> {
+  const v = await Volume.create(new NodeDirNamespace(volDir, { create: true }), { size });
+  const file = await open(raw, 'w');
+  const buf = new Uint8Array(8 * MiB);
+  for (let at = 0; at < size; at += buf.length) {
+    randomFillSync(buf);
+    await file.write(buf, 0, buf.length, at);
+    await v.write(at, buf);
+  }
+  await file.close();
+  await v.close();
 }
