@@ -14,8 +14,10 @@ declare -A PACKAGE_OF=(
   [rsync]=rsync
   [chromium]=chromium
   [cpio]=cpio
+  [b3sum]=b3sum
+  [casync]=casync
 )
-TOOLS=(qemu-img nbdcopy nbdinfo nbdkit rsync chromium cpio)
+TOOLS=(qemu-img nbdcopy nbdinfo nbdkit rsync chromium cpio b3sum casync)
 
 missing_tools=()
 for tool in "${TOOLS[@]}"; do
