@@ -397,3 +397,26 @@ describe('S3 backend against the S3 test server, configured from the environment
     expect(r.message).toContain('does not exist');
   });
 });
+
+describe('S3 and R2 backends run outside Node', () => {
+  it('import no node: module, directly or through their imports (browsers and Workers load them)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { dirname, join } = await import('node:path');
+    const { fileURLToPath } = await import('node:url');
+    const src = join(dirname(fileURLToPath(import.meta.url)), '../../../src');
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)[^;]*?from '([^']+)'/gms)) {
+        const spec = m[1]!;
+        expect(spec.startsWith('node:'), `${file} imports ${spec}`).toBe(false);
+        if (spec.startsWith('.')) visit(join(dirname(file), spec.replace(/\.js$/, '.ts')));
+      }
+    };
+    visit(join(src, 'transfer/s3-objects.ts'));
+    visit(join(src, 'transfer/r2-objects.ts'));
+    expect(seen.size).toBeGreaterThan(5);
+  });
+});
