@@ -317,7 +317,7 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
     lease.assertHeld();
     // The version becomes visible here: everything it names is in the store already.
     if ((await objects.head(versionKey(contentId), signal)) === null) await put(versionKey(contentId), bytes, 'index');
-    await put(markerKey(image, contentId), new Uint8Array(0), 'index');
+    if ((await objects.head(markerKey(image, contentId), signal)) === null) await put(markerKey(image, contentId), new Uint8Array(0), 'index');
     await put(tagKey(image, tag), new TextEncoder().encode(JSON.stringify({ version: contentId, published: new Date().toISOString() })), 'index');
     report();
     const tEnd = performance.now();
