@@ -24,6 +24,8 @@ export interface OpenPublishedOptions {
   maxRangeBytes?: number;
   /** decoded segments kept (default 64) */
   cachedSegments?: number;
+  /** the longest single read (default 256 MiB): a version's size comes from the store, so reads are made in pieces */
+  maxReadBytes?: number;
 }
 
 export interface PublishedVersion {
@@ -147,6 +149,8 @@ class VersionReader implements PublishedVersion {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
       throw new StrataError('out-of-range', `Read of ${length} bytes at ${offset} is outside version ${this.contentId} (${this.size} bytes).`);
     }
+    const maxRead = this.options.maxReadBytes ?? 256 << 20;
+    if (length > maxRead) throw new StrataError('invalid-argument', `A read of ${length} bytes is longer than ${maxRead}; read a published version in pieces.`);
     if (signal?.aborted) throw new StrataError('aborted', 'The read was cancelled.');
     const out = new Uint8Array(length);
     if (length === 0) return out;
