@@ -245,11 +245,12 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
       const id = toHex(await hashBytes(bytes));
       if (!existingSegments.has(segmentKey(id))) {
         await put(segmentKey(id), bytes, 'index');
+        existingSegments.add(segmentKey(id));
         r.segmentsWritten++;
       }
       refs[s.index] = { id, firstBlock: s.index * SEGMENT_BLOCKS, blocks: s.blocks, entries: entries.length };
     };
-    /** Write the waiting segments; with `all`, close the open pack first. */
+    /** Close the open pack, wait for every upload, then write the waiting segments (their chunks all have a pack now). */
     const flushSegments = async (): Promise<void> => {
       const last = writer.finish();
       if (last) await startUpload(last);
