@@ -1,8 +1,13 @@
 /**
- * The ObjectStore conformance suite on every backend this machine can run: memory, S3 (against
+ * The ObjectStore conformance suite on every backend this machine can run: memory, a local
+ * directory, S3 (against
  * a SigV4-checking S3 server on loopback) and R2 (workerd's R2 through miniflare).
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe } from 'vitest';
+import { DirObjectStore } from '../../../src/transfer/dir-objects.js';
 import { MemoryObjectStore } from '../../../src/transfer/memory-objects.js';
 import { R2ObjectStore } from '../../../src/transfer/r2-objects.js';
 import { S3ObjectStore } from '../../../src/transfer/s3-objects.js';
@@ -13,6 +18,12 @@ import { objectStoreConformance } from './object-store-conformance.js';
 let run = 0;
 
 objectStoreConformance('memory', async () => ({ store: new MemoryObjectStore(), cleanup: async () => {} }));
+
+objectStoreConformance('directory', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sd-objects-'));
+  const store = await DirObjectStore.open(join(dir, 'store'), { create: true });
+  return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
 
 describe('S3 (s3rver)', () => {
   let server: TestS3Server;
