@@ -33,3 +33,13 @@ export { mirrorRaw, RawMirrorJob, RawImageMirror, type RawMirrorOptions } from '
 export { resumeJobs, pendingMerges, type ResumeOptions } from './jobs/resume.js';
 export { JobJournal, type JobRecord } from './jobs/job-journal.js';
 export { JobRegistry } from './jobs/registry.js';
+// Published images: object stores, publish, versions, gc, and the reader the edge worker uses.
+export type { ObjectStore, ObjectInfo, ObjectRange } from './transfer/object-store.js';
+export { MemoryObjectStore } from './transfer/memory-objects.js';
+export { S3ObjectStore, type S3Credentials, type S3ObjectStoreOptions } from './transfer/s3-objects.js';
+export { R2ObjectStore, type R2BucketLike } from './transfer/r2-objects.js';
+export { FaultObjectStore } from './transfer/fault-objects.js';
+export { publish, type PublishSource, type PublishOptions, type PublishProgress, type PublishResult } from './transfer/publish.js';
+export { openPublishedVersion, type PublishedVersion, type VersionRef, type OpenPublishedOptions } from './transfer/published-version.js';
+export { listVersions, type StoreVersions, type VersionInfo, type TagInfo } from './transfer/versions.js';
+export { gc, type GcOptions, type GcResult } from './transfer/gc.js';

@@ -9,3 +9,5 @@ export { listenGroup, connectGroup, socketLink } from './consistency/node-socket
 export { attachWorker, joinFromParent, type GroupPortMessage } from './consistency/worker-threads.js';
 export { encodeFrame, FrameReader } from './consistency/framing.js';
 export { serveControl, requestControl, CONTROL_SOCKET, type ControlRequest, type ControlMessage, type ControlServer } from './jobs/control.js';
+export { DirObjectStore } from './transfer/dir-objects.js';
+export { openObjectStore } from './transfer/open-objects.js';
