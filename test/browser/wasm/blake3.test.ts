@@ -34,14 +34,17 @@ it('BLAKE3 matches the official vectors, hash-wasm and per-chunk hashes in Chrom
     expect(hex(blake3(big.subarray(0, n))), `len ${n}`).toBe(reference(big.subarray(0, n)));
   }
 
-  const size = 64 * 1024;
-  const d = big.subarray(0, 20 * size + 1234);
-  const got = blake3Chunks(d, size);
-  const w = new WasmBuffer(d.length);
-  w.view.set(d);
-  expect(hex(blake3Chunks(w.view, size))).toBe(hex(got));
-  w.dispose();
-  for (let i = 0; i * size < d.length; i++) {
-    expect(hex(got.subarray(i * 32, i * 32 + 32)), `chunk ${i}`).toBe(reference(d.subarray(i * size, (i + 1) * size)));
+  // 64 KiB chunks (four BLAKE3 chunks per lane set, then parents) and slices of one BLAKE3
+  // chunk or less (four slices per lane set), each with a short tail.
+  for (const size of [64 * 1024, 1024, 100]) {
+    const d = big.subarray(0, (size > 1024 ? 20 : 41) * size + 77);
+    const got = blake3Chunks(d, size);
+    const w = new WasmBuffer(d.length);
+    w.view.set(d);
+    expect(hex(blake3Chunks(w.view, size))).toBe(hex(got));
+    w.dispose();
+    for (let i = 0; i * size < d.length; i++) {
+      expect(hex(got.subarray(i * 32, i * 32 + 32)), `size ${size} chunk ${i}`).toBe(reference(d.subarray(i * size, (i + 1) * size)));
+    }
   }
 });
