@@ -7,9 +7,10 @@
 // state words is a v128 holding that word for four chunks, and the message words are transposed
 // to match, so a round is plain lane-wise arithmetic with no shuffles. Parent nodes are hashed
 // four at a time the same way: chaining values stay transposed in groups of four (8 v128 = 128
-// bytes per group) from the chunk level up to the root. A lone chunk (a short input, or the last,
-// partial chunk of an input) and the final parents use a one-lane compression that keeps the
-// state as four v128 rows.
+// bytes per group) from the chunk level up to the root. Batches of slices of one chunk or less
+// (blake3_chunks) go four slices at a time, one per lane. A lone chunk (a short input, or the
+// last, partial chunk of an input) and the final parents use a one-lane compression that keeps
+// the state as four v128 rows.
 //
 // Inputs longer than SUBTREE_BYTES are cut into complete subtrees of SUBTREE_CHUNKS chunks whose
 // chaining values go on a stack, merged as soon as a pair is complete; the last part (1 byte to
