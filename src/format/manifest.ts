@@ -27,6 +27,12 @@ export interface LayerRecord {
   sealed: boolean;
   /** content ID of a sealed layer (null while active) */
   contentId: string | null;
+  /**
+   * The content ID the parent had when this layer was stacked on it (or re-linked to it by a
+   * merge or a copy): opening the volume refuses the chain when the parent's recorded ID differs.
+   * Absent in manifests written before it existed, and null over an unsealed parent: no check.
+   */
+  parentContentId?: string | null;
   created: string;
   /** generation of the layer's map log (absent = 0); bumped by each compaction */
   mapGen?: number;
@@ -71,6 +77,8 @@ export const MAX_BLOCK_SIZE = 1 << 20;
 /** Block indices are u32 in the bitmap kernels. */
 export const MAX_BLOCKS = 2 ** 32;
 export const LAYER_ID = /^L[0-9]{6,12}$/;
+/** A layer content ID as recorded (src/volume/content-id.ts): 32 lowercase hex digits. */
+export const CONTENT_ID = /^[0-9a-f]{32}$/;
 export const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$/;
 
 export function layerId(n: number): string {
@@ -118,6 +126,8 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
     if (!(r.parent === null || (typeof r.parent === 'string' && LAYER_ID.test(r.parent)))) bad(`bad parent of ${r.id}`);
     if (typeof r.sealed !== 'boolean' || !(r.contentId === null || typeof r.contentId === 'string')) bad(`bad flags of ${r.id}`);
     if (Number(r.id.slice(1)) >= (x.nextLayer as number)) bad(`layer ${r.id} is newer than the layer counter`);
+    if (!(r.parentContentId === undefined || r.parentContentId === null || (typeof r.parentContentId === 'string' && CONTENT_ID.test(r.parentContentId)))) bad(`bad parent content ID of ${r.id}`);
+    if (r.parentContentId != null && r.parent === null) bad(`layer ${r.id} has a parent content ID but no parent`);
     if (r.mapGen !== undefined && !(Number.isInteger(r.mapGen) && r.mapGen >= 0 && r.mapGen < 1e9)) bad(`bad map generation of ${r.id}`);
     layers.set(r.id, r);
   }
