@@ -168,6 +168,8 @@ class CopyRun {
   private active = '';
   private dropActive: string | null = null;
   private newActive = false;
+  /** the chain re-links a sealed layer to DST's live layer: the commit seals it */
+  private sealActive = false;
   private committing = false;
 
   constructor(
@@ -211,20 +213,21 @@ class CopyRun {
     this.next = this.from;
     const top = this.levels[this.levels.length - 1]!;
     for (const lv of this.levels) if (lv.target === undefined) lv.target = layerId(this.next++);
-    if (dm && top.how === 'reused' && !top.rec.sealed) this.active = top.target!;
-    else if (dm && top.how === 'reused' && layerRecord(dm, dm.active).parent === top.target) this.active = dm.active; // empty (checked)
-    else if (!top.rec.sealed) this.active = top.target!;
+    if (!top.rec.sealed) this.active = top.target!;
+    else if (dm && top.how === 'reused' && top.target !== dm.active && layerRecord(dm, dm.active).parent === top.target) this.active = dm.active; // empty (checked)
     else {
       this.active = layerId(this.next++);
       this.newActive = true;
     }
-    if (dm && this.active !== dm.active) this.dropActive = dm.active;
+    if (dm && this.active !== dm.active && !this.levels.some((l) => l.target === dm.active)) this.dropActive = dm.active;
+    this.sealActive = dm !== undefined && this.levels.some((l) => l.rec.sealed && l.target === dm.active);
     this.report.active = this.active;
     this.report.bytesTotal = this.levels.reduce((n, l) => n + l.layer.dataBlocks * l.layer.blockSize, 0);
 
     const toCopy = this.levels.filter((l) => l.how === undefined);
-    const work = toCopy.length > 0 || this.newActive || this.dropActive !== null || this.missingSnapshots(dm).length > 0;
+    const work = toCopy.length > 0 || this.newActive || this.dropActive !== null || this.sealActive || this.missingSnapshots(dm).length > 0;
     if (work) await this.build(toCopy, dm);
+    else if ((await readStagingMark(this.dst)) !== null) await this.removeLeftovers(dm); // a crash after the commit left them
     for (const lv of this.levels) {
       this.report.layers.push({ source: lv.rec.id, target: lv.target!, contentId: lv.contentId, how: lv.how!, bytes: lv.bytes });
       this.report[lv.how!]++;
@@ -252,16 +255,18 @@ class CopyRun {
     const foreign = names.filter((n) => !ours(n));
     const where = this.dst.label ?? 'The destination';
     if (foreign.length > 0) throw new StrataError('exists', `${where} is not empty and holds no volume (it holds ${foreign.slice(0, 3).join(', ')}); copy into a new or empty directory, or into a volume.`);
-    if (names.length > 0 && mark === null) throw new StrataError('exists', `${where} holds the files of a volume whose creation never completed; remove them, or copy elsewhere.`);
+    // a torn mark (a crash while writing it) came before any layer: nothing else is there then
+    if (mark === null && names.some((n) => n !== STAGING_MARK)) throw new StrataError('exists', `${where} holds the files of a volume whose creation never completed; remove them, or copy elsewhere.`);
   }
 
   /** Walk up from the base: re-link each layer to a matching, clean layer of the destination. */
   private async planReuse(dm: Manifest): Promise<void> {
     let below: string | null = null;
     for (const lv of this.levels) {
-      const cands = lv.rec.sealed
-        ? dm.layers.filter((c) => c.sealed && c.contentId === lv.contentId && c.parent === below)
-        : dm.layers.filter((c) => c.id === dm.active && c.parent === below && this.existing!.layer(c.id).contentId() === lv.contentId);
+      // A sealed layer matches a sealed one, or DST's live layer (sealed by the commit) when its
+      // content is exactly that: a source that took a snapshot since the last copy moves nothing.
+      const live = dm.layers.find((c) => c.id === dm.active && c.parent === below && this.existing!.layer(c.id).contentId() === lv.contentId);
+      const cands = lv.rec.sealed ? [...dm.layers.filter((c) => c.sealed && c.contentId === lv.contentId && c.parent === below), ...(live ? [live] : [])] : live ? [live] : [];
       let found: string | null = null;
       for (const c of cands) {
         this.aborted();
@@ -279,8 +284,8 @@ class CopyRun {
     }
     const live = this.existing!.layer(dm.active);
     const top = this.levels[this.levels.length - 1]!;
-    // The live layer is kept only when it is the chain's own live layer, re-linked.
-    const keepsLive = top.how === 'reused' && !top.rec.sealed;
+    // The live layer is kept only when the chain re-links to it.
+    const keepsLive = this.levels.some((l) => l.how === 'reused' && l.target === dm.active);
     if (!keepsLive && live.dataBlocks + live.zeroBlocks > 0) {
       throw new StrataError('exists', `${this.existing!.label} has changes in its live view that no snapshot holds; the copy would replace its live view. Take a snapshot of it (or revert it) first, or copy into a new directory.`);
     }
@@ -288,7 +293,9 @@ class CopyRun {
       const have = dm.snapshots.find((x) => x.name === s.name);
       const want = this.levels[this.levelOf(s.layer)]!;
       if (have && !(want.how === 'reused' && have.layer === want.target)) {
-        throw new StrataError('exists', `${this.existing!.label} already has a snapshot named "${s.name}" on other content; delete it there first (\`stratadisk delete-snapshot\`), or copy into a new directory.`);
+        const damage = this.report.rejected.find((x) => x.layer === have.layer);
+        const why = damage ? `on a layer with the right content ID whose data is damaged (${damage.problem})` : 'on other content';
+        throw new StrataError('exists', `${this.existing!.label} already has a snapshot named "${s.name}" ${why}; delete it there first (\`stratadisk delete-snapshot\`), or copy into a new directory.`);
       }
     }
   }
@@ -397,6 +404,12 @@ class CopyRun {
     if (dm) {
       const m = cloneManifest(dm);
       if (this.dropActive !== null) m.layers = m.layers.filter((l) => l.id !== this.dropActive);
+      for (const lv of this.levels) {
+        if (lv.how !== 'reused' || lv.target !== dm.active || !lv.rec.sealed) continue;
+        const r = layerRecord(m, lv.target);
+        r.sealed = true;
+        r.contentId = lv.contentId;
+      }
       m.layers.push(...recs);
       m.snapshots.push(...snaps);
       m.active = this.active;
