@@ -4,7 +4,7 @@ import { benchCopy } from '../../../src/bench/copy.js';
 // Shape only: timings are never asserted; bytes moved are exact.
 describe('copy benchmark (quick)', () => {
   it('moves only the deltas to a store holding the base, and reports cp from the same run', async () => {
-    const [moved, time] = await benchCopy({ quick: true });
+    const [moved, , time] = await benchCopy({ quick: true });
     expect(moved!.ours).toBeCloseTo((3 << 20) / 1e6, 2);
     expect(moved!.peer).toBeGreaterThan((11 << 20) / 1e6);
     expect(moved!.note).toContain('bytes moved / delta bytes = 1.000');
