@@ -16,6 +16,16 @@ export const MANIFEST_VERSION = 1;
  * remote bases refuses it (`unsupported`) instead of reading the image's blocks as zeros.
  */
 export const MANIFEST_VERSION_REMOTE = 2;
+/**
+ * Version of the manifest *record* (the checksummed envelope, src/format/record.ts). Version 2
+ * says "written by a stratadisk that keeps layer links" (`parentContentId`, src/volume/links.ts):
+ * every commit records them and every merge updates them. A stratadisk that reads only version
+ * 1 refuses a version-2 manifest (`unsupported`), so it can never merge layers without updating
+ * their links, which would make a newer stratadisk refuse the chain. Version-1 records (volumes
+ * written before links) are read as before; their next commit writes version 2.
+ */
+export const MANIFEST_RECORD_VERSION = 2;
+const MANIFEST_RECORD_VERSIONS: readonly number[] = [1, 2];
 export const MANIFEST_SLOTS = ['manifest.0', 'manifest.1'] as const;
 /** Manifests are small (a few hundred bytes per layer); anything larger is not ours. */
 export const MAX_MANIFEST_BYTES = 16 << 20;
@@ -214,7 +224,7 @@ export class ManifestStore {
     const gen = this.generation + 1;
     const payload = new TextEncoder().encode(JSON.stringify(next));
     if (payload.length > MAX_MANIFEST_BYTES) throw new StrataError('quota', `The manifest would be ${payload.length} bytes; delete some snapshots first.`);
-    const rec = encodeRecord({ magic: MAGIC_MANIFEST, kind: KIND_MANIFEST, version: MANIFEST_VERSION, seq: gen, length: payload.length }, payload);
+    const rec = encodeRecord({ magic: MAGIC_MANIFEST, kind: KIND_MANIFEST, version: MANIFEST_RECORD_VERSION, seq: gen, length: payload.length }, payload);
     const store = await this.ns.open(MANIFEST_SLOTS[gen % 2]!, { create: true });
     try {
       await store.write(0, rec);
@@ -269,8 +279,8 @@ async function readSlot(store: Store, name: (typeof MANIFEST_SLOTS)[number]): Pr
   if (RECORD_OVERHEAD + head.length > store.size) return invalid('the record is cut short');
   const whole = await store.read(0, RECORD_OVERHEAD + head.length);
   if (!checksumOk(whole, head.length)) return invalid('checksum mismatch');
-  if (head.version !== MANIFEST_VERSION) {
-    const error = new StrataError('unsupported', `${name} has format version ${head.version}; this stratadisk reads version ${MANIFEST_VERSION}. Upgrade stratadisk.`);
+  if (!MANIFEST_RECORD_VERSIONS.includes(head.version)) {
+    const error = new StrataError('unsupported', `${name} has format version ${head.version}; this stratadisk reads versions ${MANIFEST_RECORD_VERSIONS.join(' and ')}. Upgrade stratadisk.`);
     return { name, state: 'unsupported', generation: head.seq, error };
   }
   let m: unknown;
