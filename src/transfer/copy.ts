@@ -80,7 +80,7 @@ export interface CopyReport {
   resumed: number;
   /** data bytes read from the source and written to the destination */
   bytesMoved: number;
-  /** data bytes of the copied layers (what a copy that re-linked nothing would move on top of the reused ones) */
+  /** data bytes of the whole chain: what a copy that re-linked nothing would move */
   bytesTotal: number;
   /** bytes read at the destination to check re-link candidates and resumed layers */
   bytesVerified: number;

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { serveStore } from '../../../src/store/store-server.js';
 import { dirDigest, volumeView } from '../interop/fixtures/volume-state.js';
 import { cli, MiB, ok, pattern, tempDir } from './harness.js';
 
@@ -86,6 +87,32 @@ describe('stratadisk copy', () => {
     expect(line).toContain('4 layers, 3 re-linked');
     expect(line).toContain('1 copied; 1 MiB moved.');
     expect(await volumeView(golden)).toEqual(await volumeView(vm));
+  });
+
+  it('to and from a store server (serve-store namespaces), token from $STRATADISK_TOKEN, never printed', async () => {
+    const { vm, golden } = await chain(1);
+    const served = path('served');
+    mkdirSync(served);
+    const server = await serveStore(served);
+    const before = process.env.STRATADISK_TOKEN;
+    process.env.STRATADISK_TOKEN = server.token;
+    try {
+      const up = await cli(['copy', `${vm}@s1`, `${server.url}vm2`]);
+      expect(up.code, up.stderr).toBe(0);
+      expect(up.stdout).toContain(`Copied ${vm}@s1 to ${server.url}vm2 (a new volume): 2 layers, 0 re-linked, 2 copied`);
+      const up2 = JSON.parse(await ok(['copy', vm, `${server.url}vm2`, '--json']));
+      expect(up2).toMatchObject({ reused: 2, copied: 2 });
+      const down = await cli(['copy', `${server.url}vm2@s2`, golden]);
+      expect(down.code, down.stderr).toBe(0);
+      expect(down.stdout).toContain('3 layers, 1 re-linked');
+      expect((await volumeView(golden)).live).toBe((await volumeView(vm)).content.s2);
+      expect(await volumeView(join(served, 'vm2'))).toEqual(await volumeView(vm));
+      for (const r of [up, down]) expect(r.stdout + r.stderr).not.toContain(server.token);
+    } finally {
+      if (before === undefined) delete process.env.STRATADISK_TOKEN;
+      else process.env.STRATADISK_TOKEN = before;
+      await server.close();
+    }
   });
 
   it('refuses a destination that is a file or a non-empty directory, and a missing source', async () => {
