@@ -92,7 +92,7 @@ export const copyCommand: Command = {
       bar?.finish();
     } catch (e) {
       bar?.finish();
-      const kept = made ? await made.undo() : kind === 'volume' ? `${dstDir} is unchanged` : `nothing of the copy was left at ${shown(dstDir)}`;
+      const kept = made ? await made.undo() : kind === 'volume' ? `the volume in ${dstDir} is unchanged` : `nothing of the copy was left at ${shown(dstDir)}`;
       throw withKept(e, kept, signal);
     }
     if (values.json) {

@@ -145,7 +145,7 @@ describe('stratadisk copy', () => {
       // the base is re-linked (its 3 MiB are read back to check them) before anything is copied
       const r = await runStopped(['copy', vm, golden], 'pause');
       expect(r.code, r.stderr).toBe(130);
-      expect(r.stderr).toContain(`stratadisk: interrupted; ${golden} is unchanged.`);
+      expect(r.stderr).toContain(`stratadisk: interrupted; the volume in ${golden} is unchanged.`);
       expect(await volumeView(golden)).toEqual(view);
       expect(dirDigest(golden)).toEqual(files);
     });
