@@ -55,8 +55,11 @@ export interface CopyOptions {
    * only when a read of the copy meets it (`checksum-mismatch`), never served. For measurements.
    */
   checkReused?: boolean;
-  /** called once the plan is known and then as bytes are moved */
-  onProgress?: (done: number, total: number) => void;
+  /**
+   * Progress of each phase: `check` (reading back a re-link candidate at the destination, per
+   * candidate) and `copy` (bytes moved, once the plan is known).
+   */
+  onProgress?: (done: number, total: number, phase: 'check' | 'copy') => void;
 }
 
 export interface CopiedLayer {
@@ -185,7 +188,7 @@ class CopyRun {
     private readonly dst: StoreNamespace,
     private readonly existing: Volume | null,
     private readonly signal: AbortSignal | undefined,
-    private readonly onProgress: ((done: number, total: number) => void) | undefined,
+    private readonly onProgress: ((done: number, total: number, phase: 'check' | 'copy') => void) | undefined,
     private readonly checkReused: boolean,
   ) {
     this.report = {
@@ -277,7 +280,17 @@ class CopyRun {
       let found: string | null = null;
       for (const c of cands) {
         this.aborted();
-        const problem = this.checkReused ? await damageIn(this.existing!.layer(c.id), `Layer ${c.id} of ${this.existing!.label}`, this.signal, (n) => (this.report.bytesVerified += n)) : null;
+        const cand = this.existing!.layer(c.id);
+        const size = cand.dataBlocks * cand.blockSize;
+        let checked = 0;
+        if (this.checkReused) this.onProgress?.(0, size, 'check');
+        const problem = this.checkReused
+          ? await damageIn(cand, `Layer ${c.id} of ${this.existing!.label}`, this.signal, (n) => {
+              this.report.bytesVerified += n;
+              checked += n;
+              this.onProgress?.(checked, size, 'check');
+            })
+          : null;
         if (problem === null) {
           found = c.id;
           break;
@@ -319,7 +332,7 @@ class CopyRun {
   private async build(toCopy: Level[], dm: Manifest | undefined): Promise<void> {
     const total = toCopy.reduce((n, l) => n + l.layer.dataBlocks * l.layer.blockSize, 0);
     let done = 0;
-    this.onProgress?.(0, total);
+    this.onProgress?.(0, total, 'copy');
     try {
       await this.takeLeftovers(toCopy, dm);
       await writeStagingMark(this.dst, this.from);
@@ -330,7 +343,7 @@ class CopyRun {
           lv.bytes += n;
           done += n;
           this.report.bytesMoved += n;
-          this.onProgress?.(done, total);
+          this.onProgress?.(done, total, 'copy');
         });
         await copy.close();
         lv.how = 'copied';

@@ -79,14 +79,19 @@ export const copyCommand: Command = {
     let made: NewVolumeDir | undefined;
     if (kind === 'new') made = await prepareVolumeDir(dstDir);
     let bar: Progress | undefined;
+    let barPhase: string | undefined;
     let report: CopyReport;
     try {
       report = await copyVolume(srcNs, dstNs ?? new NodeDirNamespace(dstDir), {
         snapshot: src.snapshot,
         signal,
-        onProgress: (done, total) => {
-          bar ??= progress('copy', total);
-          bar.update(done);
+        onProgress: (done, total, phase) => {
+          if (phase !== barPhase || done === 0) {
+            bar?.finish();
+            bar = progress(phase, total);
+            barPhase = phase;
+          }
+          bar!.update(done);
         },
       });
       bar?.finish();
