@@ -7,6 +7,7 @@ export { BaseStore, checkName, type Store, type StoreNamespace, type OpenOptions
 export { MemoryStore, MemoryNamespace, MemoryBacking } from './store/memory.js';
 export { FaultController, FaultNamespace, FaultStore, type FaultPlan, type CrashMode, type TearMode } from './store/fault.js';
 export { Volume, DEFAULT_BLOCK_SIZE, type CreateVolumeOptions, type OpenVolumeOptions, type SnapshotInfo, type VolumeInfo, type VolumeReader } from './volume/volume.js';
+export { copyVolume, type CopyOptions, type CopyReport, type CopiedLayer } from './transfer/copy.js';
 export type { Extent } from './volume/map.js';
 export type { CheckReport, CheckProblem } from './volume/check.js';
 export type { NewerState } from './volume/newer-state.js';

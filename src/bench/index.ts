@@ -1,8 +1,8 @@
 /**
  * Entry point of the benchmarks: WASM kernels (vs hash-wasm, xxhash-wasm, TypedArray.set, TS loops),
  * volume I/O (vs qemu-img bench on a qcow2 chain, and vs positional reads of a raw file), qcow2
- * import/export (vs qemu-img convert), NBD serving (vs nbdkit file) and provisioning from an image
- * server (vs one request per read).
+ * import/export (vs qemu-img convert), NBD serving (vs nbdkit file), provisioning from an image
+ * server (vs one request per read) and `copy` to a store holding the base (vs cp).
  * Every result carries our figure, the peer's figure from the same run and their ratio.
  */
 import { result, type BenchResult } from './result.js';
@@ -11,7 +11,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'publish', 'v86', 'v86-sync'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'publish', 'copy', 'v86', 'v86-sync'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -86,6 +86,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
   if (want('publish')) {
     const { benchPublish } = await import('./publish.js');
     for (const r of await benchPublish({ quick })) emit(r);
+  }
+  if (want('copy')) {
+    const { benchCopy } = await import('./copy.js');
+    for (const r of await benchCopy({ quick })) emit(r);
   }
   // v86 boots a real guest three times (minutes): only when asked for by name.
   if (only?.has('v86')) {

@@ -16,6 +16,16 @@ export const MANIFEST_VERSION = 1;
  * remote bases refuses it (`unsupported`) instead of reading the image's blocks as zeros.
  */
 export const MANIFEST_VERSION_REMOTE = 2;
+/**
+ * Version of the manifest *record* (the checksummed envelope, src/format/record.ts). Version 2
+ * says "written by a stratadisk that keeps layer links" (`parentContentId`, src/volume/links.ts):
+ * every commit records them and every merge updates them. A stratadisk that reads only version
+ * 1 refuses a version-2 manifest (`unsupported`), so it can never merge layers without updating
+ * their links, which would make a newer stratadisk refuse the chain. Version-1 records (volumes
+ * written before links) are read as before; their next commit writes version 2.
+ */
+export const MANIFEST_RECORD_VERSION = 2;
+const MANIFEST_RECORD_VERSIONS: readonly number[] = [1, 2];
 export const MANIFEST_SLOTS = ['manifest.0', 'manifest.1'] as const;
 /** Manifests are small (a few hundred bytes per layer); anything larger is not ours. */
 export const MAX_MANIFEST_BYTES = 16 << 20;
@@ -27,6 +37,12 @@ export interface LayerRecord {
   sealed: boolean;
   /** content ID of a sealed layer (null while active) */
   contentId: string | null;
+  /**
+   * The content ID the parent had when this layer was stacked on it (or re-linked to it by a
+   * merge or a copy): opening the volume refuses the chain when the parent's recorded ID differs.
+   * Absent in manifests written before it existed, and null over an unsealed parent: no check.
+   */
+  parentContentId?: string | null;
   created: string;
   /** generation of the layer's map log (absent = 0); bumped by each compaction */
   mapGen?: number;
@@ -71,6 +87,8 @@ export const MAX_BLOCK_SIZE = 1 << 20;
 /** Block indices are u32 in the bitmap kernels. */
 export const MAX_BLOCKS = 2 ** 32;
 export const LAYER_ID = /^L[0-9]{6,12}$/;
+/** A layer content ID as recorded (src/volume/content-id.ts): 32 lowercase hex digits. */
+export const CONTENT_ID = /^[0-9a-f]{32}$/;
 export const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$/;
 
 export function layerId(n: number): string {
@@ -118,6 +136,8 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
     if (!(r.parent === null || (typeof r.parent === 'string' && LAYER_ID.test(r.parent)))) bad(`bad parent of ${r.id}`);
     if (typeof r.sealed !== 'boolean' || !(r.contentId === null || typeof r.contentId === 'string')) bad(`bad flags of ${r.id}`);
     if (Number(r.id.slice(1)) >= (x.nextLayer as number)) bad(`layer ${r.id} is newer than the layer counter`);
+    if (!(r.parentContentId === undefined || r.parentContentId === null || (typeof r.parentContentId === 'string' && CONTENT_ID.test(r.parentContentId)))) bad(`bad parent content ID of ${r.id}`);
+    if (r.parentContentId != null && r.parent === null) bad(`layer ${r.id} has a parent content ID but no parent`);
     if (r.mapGen !== undefined && !(Number.isInteger(r.mapGen) && r.mapGen >= 0 && r.mapGen < 1e9)) bad(`bad map generation of ${r.id}`);
     layers.set(r.id, r);
   }
@@ -204,7 +224,7 @@ export class ManifestStore {
     const gen = this.generation + 1;
     const payload = new TextEncoder().encode(JSON.stringify(next));
     if (payload.length > MAX_MANIFEST_BYTES) throw new StrataError('quota', `The manifest would be ${payload.length} bytes; delete some snapshots first.`);
-    const rec = encodeRecord({ magic: MAGIC_MANIFEST, kind: KIND_MANIFEST, version: MANIFEST_VERSION, seq: gen, length: payload.length }, payload);
+    const rec = encodeRecord({ magic: MAGIC_MANIFEST, kind: KIND_MANIFEST, version: MANIFEST_RECORD_VERSION, seq: gen, length: payload.length }, payload);
     const store = await this.ns.open(MANIFEST_SLOTS[gen % 2]!, { create: true });
     try {
       await store.write(0, rec);
@@ -259,8 +279,8 @@ async function readSlot(store: Store, name: (typeof MANIFEST_SLOTS)[number]): Pr
   if (RECORD_OVERHEAD + head.length > store.size) return invalid('the record is cut short');
   const whole = await store.read(0, RECORD_OVERHEAD + head.length);
   if (!checksumOk(whole, head.length)) return invalid('checksum mismatch');
-  if (head.version !== MANIFEST_VERSION) {
-    const error = new StrataError('unsupported', `${name} has format version ${head.version}; this stratadisk reads version ${MANIFEST_VERSION}. Upgrade stratadisk.`);
+  if (!MANIFEST_RECORD_VERSIONS.includes(head.version)) {
+    const error = new StrataError('unsupported', `${name} has format version ${head.version}; this stratadisk reads versions ${MANIFEST_RECORD_VERSIONS.join(' and ')}. Upgrade stratadisk.`);
     return { name, state: 'unsupported', generation: head.seq, error };
   }
   let m: unknown;

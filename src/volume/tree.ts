@@ -1,4 +1,5 @@
 import type { LayerRecord, Manifest } from '../format/manifest.js';
+import { relinkChildren } from './links.js';
 
 /** Pure helpers over the layer tree recorded in a manifest. */
 
@@ -40,8 +41,11 @@ export function collapsedManifest(m: Manifest, direction: 'up' | 'down', lowerId
   const upper = layerRecord(next, upperId);
   if (direction === 'up') {
     upper.parent = lower.parent;
+    if (lower.parentContentId === undefined) delete upper.parentContentId;
+    else upper.parentContentId = lower.parentContentId;
     if (upper.sealed) upper.contentId = contentId;
     next.layers = next.layers.filter((l) => l.id !== lowerId);
+    relinkChildren(next, upperId);
   } else {
     lower.sealed = upper.sealed;
     lower.contentId = upper.sealed ? contentId : null;
@@ -49,6 +53,7 @@ export function collapsedManifest(m: Manifest, direction: 'up' | 'down', lowerId
     for (const l of next.layers) if (l.parent === upperId) l.parent = lowerId;
     if (next.active === upperId) next.active = lowerId;
     next.layers = next.layers.filter((l) => l.id !== upperId);
+    relinkChildren(next, lowerId);
   }
   return next;
 }

@@ -29,6 +29,7 @@ import type { WriteMirror } from './write-mirror.js';
 import { VERIFY_MODES, type VerifyMode } from './verify.js';
 import { StagedManifest, type ManifestHolder } from './staged-manifest.js';
 import { removeStagingMark, writeStagingMark } from './staging-mark.js';
+import { checkLinks, parentLink } from './links.js';
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
 /** Writes are processed in batches of at most this many bytes, bounding scratch memory. */
@@ -226,6 +227,12 @@ export class Volume implements VolumeReader {
         if (l.sealed && l.contentId !== null && l.contentId !== layer.contentId()) {
           throw withSlotEvidence(corrupt(`Layer ${l.id}`, 'its content no longer matches the content ID recorded when it was sealed'), ms);
         }
+      }
+      // Each sealed layer matches its own recorded ID (above); each child matches its parent's.
+      try {
+        checkLinks(ms.manifest, v.label);
+      } catch (e) {
+        throw withSlotEvidence(e, ms);
       }
       if (ms.manifest.remote) v.remoteBase = new RemoteBase(v.remoteContext(), options.remote);
       v.rebuildChain();
@@ -652,7 +659,7 @@ export class Volume implements VolumeReader {
     const fresh = await Layer.create(this.ns, id, this.blockSize);
     await this.ns.sync();
     change(m);
-    m.layers.push({ id, parent, sealed: false, contentId: null, created: new Date().toISOString() });
+    m.layers.push({ id, parent, sealed: false, contentId: null, parentContentId: parentLink(m, parent), created: new Date().toISOString() });
     m.active = id;
     m.nextLayer++;
     try {
@@ -976,6 +983,17 @@ export class Volume implements VolumeReader {
     };
     chainNow();
     return this.viewReader(chainNow);
+  }
+
+  /**
+   * A layer of the volume as it is open, for transfers that read a chain layer by layer
+   * (src/transfer/copy.ts). Read it only; its blocks change through the volume's own calls.
+   */
+  layer(id: string): Layer {
+    this.assertOpen();
+    const l = this.layers.get(id);
+    if (!l) throw new StrataError('not-found', `Layer ${id} is not part of the volume.`);
+    return l;
   }
 
   /** Verify every layer: map integrity (done at open) and every data block against its checksum. */

@@ -3,6 +3,7 @@ import { bench } from './bench.js';
 import { check } from './check.js';
 import { commit } from './commit.js';
 import { compare } from './compare.js';
+import { copyCommand } from './copy.js';
 import { create } from './create.js';
 import { deleteSnapshot } from './delete-snapshot.js';
 import { exportCommand } from './export.js';
@@ -35,6 +36,7 @@ export const COMMANDS: readonly Command[] = [
   importCommand,
   write,
   exportCommand,
+  copyCommand,
   snapshot,
   snapshots,
   revert,
