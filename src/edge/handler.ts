@@ -26,8 +26,12 @@ export interface EdgeHandlerOptions {
   pieceBytes?: number;
   /** byte spans up to this size go to the cache (default 8 MiB; 0: none) */
   cacheMaxBytes?: number;
-  /** Access-Control-Allow-Origin (default `*`: public images, no credentials) */
-  allowOrigin?: string;
+  /**
+   * Which web pages may read the responses (CORS): `'*'` (the default: published images are
+   * public and no credentials are involved), a list of origins (the request's Origin is echoed
+   * when listed, with `Vary: Origin`), or `[]` for none.
+   */
+  allowOrigin?: '*' | readonly string[];
   /** told about every error that became a 5xx or cut a body short (the message is not sent on) */
   onError?: (error: unknown, request: Request) => void;
 }
@@ -41,28 +45,37 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
   const tagMaxAge = Math.max(0, Math.floor(options.tagMaxAge ?? 60));
   const pieceBytes = Math.max(4096, Math.floor(options.pieceBytes ?? 2 * 1024 * 1024));
   const cacheMaxBytes = Math.max(0, Math.floor(options.cacheMaxBytes ?? 8 * 1024 * 1024));
-  const cors: Record<string, string> = {
-    'Access-Control-Allow-Origin': options.allowOrigin ?? '*',
-    'Access-Control-Expose-Headers': 'Accept-Ranges, Content-Length, Content-Range, ETag',
+  const allow = options.allowOrigin ?? '*';
+  /** CORS headers for a request from `origin` (none when it may not read the answer) */
+  function corsFor(origin: string | null): Record<string, string> {
+    let value: string | undefined;
+    if (allow === '*') value = '*';
+    else if (origin !== null && allow.includes(origin)) value = origin;
+    const h: Record<string, string> = {};
+    if (allow !== '*') h.Vary = 'Origin';
+    if (value === undefined) return h;
+    h['Access-Control-Allow-Origin'] = value;
+    h['Access-Control-Expose-Headers'] = 'Accept-Ranges, Content-Length, Content-Range, ETag';
     // pages under COEP require-corp (cross-origin isolated, as v86 with SharedArrayBuffer wants) may read it
-    'Cross-Origin-Resource-Policy': 'cross-origin',
-  };
+    h['Cross-Origin-Resource-Policy'] = 'cross-origin';
+    return h;
+  }
   const cache = options.cache;
 
-  function plain(status: number, text: string, extra: Record<string, string> = {}): Response {
+  function plain(cors: Record<string, string>, status: number, text: string, extra: Record<string, string> = {}): Response {
     return new Response(`${text}\n`, {
       status,
       headers: { ...cors, 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', ...extra },
     });
   }
 
-  function failure(e: unknown, request: Request): Response {
-    if (isStrataError(e, 'not-found') || isStrataError(e, 'invalid-argument')) return plain(404, 'Not found.');
+  function failure(cors: Record<string, string>, e: unknown, request: Request): Response {
+    if (isStrataError(e, 'not-found') || isStrataError(e, 'invalid-argument')) return plain(cors, 404, 'Not found.');
     options.onError?.(e, request);
     if (isStrataError(e) && (e.code === 'corrupt' || e.code === 'checksum-mismatch' || e.code === 'io' || e.code === 'timeout')) {
-      return plain(502, `The published data could not be read intact (${e.code}); nothing of it was sent.`);
+      return plain(cors, 502, `The published data could not be read intact (${e.code}); nothing of it was sent.`);
     }
-    return plain(500, 'Internal error; nothing of the version was sent.');
+    return plain(cors, 500, 'Internal error; nothing of the version was sent.');
   }
 
   /** tag → content ID through the cache (short TTL), then the version by content ID */
@@ -86,14 +99,15 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
   }
 
   return async function handle(request: Request, ctx?: WaitUntil): Promise<Response> {
+    const cors = corsFor(request.headers.get('origin'));
     let url: URL;
     try {
       url = new URL(request.url);
     } catch {
-      return plain(404, 'Not found.');
+      return plain(cors, 404, 'Not found.');
     }
     const ref = parseRoute(url.pathname);
-    if (ref === null) return plain(404, 'Not found.');
+    if (ref === null) return plain(cors, 404, 'Not found.');
     const method = request.method.toUpperCase();
     if (method === 'OPTIONS') {
       return new Response(null, {
@@ -107,7 +121,7 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
         },
       });
     }
-    if (method !== 'GET' && method !== 'HEAD') return plain(405, 'Only GET and HEAD.', { Allow: 'GET, HEAD, OPTIONS' });
+    if (method !== 'GET' && method !== 'HEAD') return plain(cors, 405, 'Only GET and HEAD.', { Allow: 'GET, HEAD, OPTIONS' });
 
     const abort = new AbortController();
     const onAbort = () => abort.abort();
@@ -116,10 +130,10 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
     try {
       version = await openRef(ref, url.origin, ctx, abort.signal);
     } catch (e) {
-      return failure(e, request);
+      return failure(cors, e, request);
     }
-    if (version.image !== ref.image) return plain(404, 'Not found.');
-    if (isContentIdRef(ref) && version.contentId !== ref.contentId) return plain(404, 'Not found.');
+    if (version.image !== ref.image) return plain(cors, 404, 'Not found.');
+    if (isContentIdRef(ref) && version.contentId !== ref.contentId) return plain(cors, 404, 'Not found.');
 
     const etag = entityTag(version.contentId);
     const size = version.size;
@@ -132,13 +146,13 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
       'X-Content-Type-Options': 'nosniff',
     };
     const pre = evaluatePreconditions(request.headers, etag);
-    if (pre === 'failed') return plain(412, 'Precondition failed.', { ETag: etag });
+    if (pre === 'failed') return plain(cors, 412, 'Precondition failed.', { ETag: etag });
     if (pre === 'not-modified') {
       const { 'Content-Type': _, ...h } = headers;
       return new Response(null, { status: 304, headers: h });
     }
     const decision = rangeApplies(request.headers, etag) ? decideRange(request.headers.get('range'), size) : { kind: 'full' as const };
-    if (decision.kind === 'unsatisfiable') return plain(416, 'Range not satisfiable.', { 'Content-Range': unsatisfiedRange(size), ETag: etag, 'Accept-Ranges': 'bytes' });
+    if (decision.kind === 'unsatisfiable') return plain(cors, 416, 'Range not satisfiable.', { 'Content-Range': unsatisfiedRange(size), ETag: etag, 'Accept-Ranges': 'bytes' });
     const start = decision.kind === 'partial' ? decision.start : 0;
     const end = decision.kind === 'partial' ? decision.end : size;
     const status = decision.kind === 'partial' ? 206 : 200;
@@ -168,7 +182,7 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
     try {
       first = await readExact(version, start, Math.min(pieceBytes, end - start), abort.signal);
     } catch (e) {
-      return failure(e, request);
+      return failure(cors, e, request);
     }
     const body = pieceStream(version, start, end, first, pieceBytes, abort, (e) => options.onError?.(e, request));
     if (cache && spanKey) {

@@ -160,6 +160,20 @@ describe('edge handler: HTTP semantics over an in-memory version', () => {
     expect(p.headers.get('access-control-allow-headers')).toMatch(/Range/);
   });
 
+  it('CORS with a list of origins: a listed Origin is echoed (Vary: Origin), another gets no CORS headers; [] gives none', async () => {
+    const { get } = handlerOver(memorySource(data), { allowOrigin: ['https://app.example'] });
+    const ok = await get('/disk/latest', { Origin: 'https://app.example', Range: 'bytes=0-0' });
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(ok.headers.get('vary')).toBe('Origin');
+    const no = await get('/disk/latest', { Origin: 'https://evil.example', Range: 'bytes=0-0' });
+    expect(no.status).toBe(206);
+    expect(no.headers.get('access-control-allow-origin')).toBeNull();
+    const pre = await get('/disk/latest', { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'GET' }, 'OPTIONS');
+    expect(pre.headers.get('access-control-allow-origin')).toBeNull();
+    const { get: none } = handlerOver(memorySource(data), { allowOrigin: [] });
+    expect((await none('/disk/latest', { Origin: 'https://app.example', Range: 'bytes=0-0' })).headers.get('access-control-allow-origin')).toBeNull();
+  });
+
   it('a version that fails verification before the first byte: 502 and none of its bytes', async () => {
     const { get } = handlerOver(memorySource(data, { failAt: 100 }));
     const r = await get('/disk/latest', { Range: 'bytes=0-1000' });
