@@ -100,7 +100,7 @@ function segmentCount(data: Uint8Array, segmentSize: number): number {
  * Runs `kernel(ptr, len, firstIndex)` over batches of whole segments that fit the scratch area
  * (or are hashed in place), and `big(from, len, index)` for each segment too large to stage.
  */
-function forBatches(data: Uint8Array, seg: number, perOut: number, kernel: (p: number, len: number, first: number) => void, big: (from: number, len: number, index: number) => void): void {
+export function forBatches(data: Uint8Array, seg: number, perOut: number, kernel: (p: number, len: number, first: number) => void, big: (from: number, len: number, index: number) => void): void {
   const n = data.length;
   const maxOut = Math.floor(SCRATCH_OUT / perOut);
   const direct = inWasm(data);

@@ -15,10 +15,16 @@
  * - Seeds are bigints taken modulo 2^64; 64-bit results are unsigned bigints; 128-bit results
  *   are 16 bytes in canonical (big-endian, high half first) order.
  * - hashSegments64/128 take an optional trailing seed (default 0n) beyond the requested API.
+ * - BLAKE3 (blake3, blake3Chunks) names content-addressed chunks: hash mode, 32-byte output.
+ *   Four 1-KiB BLAKE3 chunks are hashed at once in v128 lanes, parents four at a time; inputs
+ *   longer than the scratch area are streamed in 2 MiB subtrees.
+ * - loadKernels(module) takes build/kernels.wasm already compiled, for runtimes that forbid
+ *   compiling WebAssembly at run time (Cloudflare Workers); the first call decides the source.
  * - WasmBuffer and SparseBitmap memory is reclaimed by dispose(), or by a FinalizationRegistry
  *   when the object is collected: keep the object alive while using a view of it.
  */
 export { loadKernels } from './kernels.js';
 export { xxh3_64, xxh3_128, xxh64, hashSegments64, hashSegments128, scanBlocks, verifyBlocks, type BlockScan } from './hash.js';
+export { blake3, blake3Chunks, BLAKE3_BYTES } from './blake3.js';
 export { WasmBuffer, copyRuns, isZero, equalBlocks } from './bytes.js';
 export { SparseBitmap, resolve, resolveRuns } from './bitmap.js';

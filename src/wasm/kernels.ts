@@ -35,7 +35,15 @@ export interface KernelExports {
   bits_op(dst: number, src: number, from: number, to: number, op: number): void;
   resolve_page(table: number, n: number, from: number, to: number, out: number): void;
   resolve_runs_page(table: number, n: number, from: number, to: number, tmp: number, runs: number): number;
+  blake3_hash(p: number, len: number, out: number): void;
+  blake3_chunks(p: number, len: number, size: number, out: number): void;
+  blake3_stream_begin(): void;
+  blake3_stream_subtrees(p: number, count: number): void;
+  blake3_stream_end(p: number, len: number, out: number): void;
 }
+
+/** Exports checked on a module passed to loadKernels(), so a wrong or stale module fails at once. */
+const REQUIRED_EXPORTS = ['memory', 'heap_base', 'xxh3_64', 'xxh64', 'scan_blocks', 'copy_runs', 'resolve_page', 'blake3_hash', 'blake3_chunks', 'blake3_stream_end'];
 
 /** Bytes of the scratch area where inputs from JS memory are staged for a kernel call. */
 export const SCRATCH_DATA = 2 * 1024 * 1024;
@@ -55,16 +63,42 @@ export let scratch = 0;
 /**
  * Loads and instantiates build/kernels.wasm once; later calls return the same promise.
  * Everything else in src/wasm/ is synchronous once this has resolved.
+ *
+ * `source` is the module already compiled, for runtimes that forbid compiling WebAssembly from
+ * bytes at run time (Cloudflare Workers / workerd: the worker imports build/kernels.wasm, which
+ * the platform compiles at deploy time, and passes it here before anything else loads the
+ * kernels). The first call decides where the kernels come from: a later call, with or without a
+ * source, returns the same promise (unless that load failed).
  */
-export function loadKernels(): Promise<void> {
-  loading ??= instantiate().catch((e: unknown) => {
+export function loadKernels(source?: WebAssembly.Module): Promise<void> {
+  if (source !== undefined && !(source instanceof WebAssembly.Module)) {
+    return Promise.reject(new StrataError('invalid-argument', `loadKernels(source): source must be a WebAssembly.Module (build/kernels.wasm compiled by the platform), got ${Object.prototype.toString.call(source)}.`));
+  }
+  loading ??= instantiate(source).catch((e: unknown) => {
     loading = undefined;
     throw e instanceof StrataError ? e : new StrataError('unsupported', `Could not load the WebAssembly kernels (build/kernels.wasm; run \`npm run build:wasm\`, and check the runtime supports WebAssembly SIMD): ${String(e)}`, { cause: e });
   });
   return loading;
 }
 
-async function instantiate(): Promise<void> {
+async function instantiate(source?: WebAssembly.Module): Promise<void> {
+  const module = source ?? await compileKernels();
+  const names = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+  const missing = REQUIRED_EXPORTS.filter((n) => !names.has(n));
+  if (missing.length > 0) {
+    throw new StrataError('unsupported', `The WebAssembly module given to loadKernels() is not this version's build/kernels.wasm (it lacks ${missing.join(', ')}): pass the build/kernels.wasm shipped with this package.`);
+  }
+  const instance = await WebAssembly.instantiate(module, {});
+  const k = instance.exports as unknown as KernelExports;
+  heapTop = align(k.heap_base());
+  freeList.length = 0;
+  pageFree.length = 0;
+  exportsRef = k;
+  scratch = allocate(SCRATCH_DATA + SCRATCH_OUT);
+}
+
+/** Compiles build/kernels.wasm, read from disk (Node) or fetched next to this module (browsers). */
+async function compileKernels(): Promise<WebAssembly.Module> {
   const url = new URL('../../build/kernels.wasm', import.meta.url);
   let module: WebAssembly.Module;
   if (url.protocol === 'file:') {
@@ -81,13 +115,7 @@ async function instantiate(): Promise<void> {
       ? await WebAssembly.compileStreaming(response)
       : await WebAssembly.compile(await response.arrayBuffer());
   }
-  const instance = await WebAssembly.instantiate(module, {});
-  const k = instance.exports as unknown as KernelExports;
-  heapTop = align(k.heap_base());
-  freeList.length = 0;
-  pageFree.length = 0;
-  exportsRef = k;
-  scratch = allocate(SCRATCH_DATA + SCRATCH_OUT);
+  return module;
 }
 
 /** The kernel exports; throws `unsupported` before loadKernels() has resolved. */
