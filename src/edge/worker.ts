@@ -23,7 +23,7 @@ export interface EdgeWorkerOptions {
    */
   kernels?: WebAssembly.Module;
   /** the ObjectStore over an R2 binding (the R2 adapter of src/transfer/) */
-  objects(bucket: unknown, prefix: string): ObjectStore;
+  objects(bucket: unknown, where: { prefix: string; name: string }): ObjectStore;
 }
 
 export interface EdgeWorker {
@@ -43,7 +43,7 @@ export function createEdgeWorker(options: EdgeWorkerOptions): EdgeWorker {
     }
     const prefix = typeof env.EDGE_PREFIX === 'string' ? env.EDGE_PREFIX : '';
     const tagMaxAge = typeof env.EDGE_TAG_MAX_AGE === 'string' && /^[0-9]{1,7}$/.test(env.EDGE_TAG_MAX_AGE) ? Number(env.EDGE_TAG_MAX_AGE) : 60;
-    const objects = options.objects(bucket, prefix);
+    const objects = options.objects(bucket, { prefix, name: bindingName });
     const cache = env.EDGE_CACHE === 'off' ? undefined : defaultCache();
     const handler = createEdgeHandler({
       open: createVersionCache({

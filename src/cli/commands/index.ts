@@ -15,6 +15,7 @@ import { reset } from './reset.js';
 import { salvage } from './salvage.js';
 import { mirrorCommand } from './mirror.js';
 import { revert } from './revert.js';
+import { serveEdgeCommand } from './serve-edge.js';
 import { serveGroupCommand } from './serve-group.js';
 import { serveNbdCommand } from './serve-nbd.js';
 import { serveStoreCommand } from './serve-store.js';
@@ -48,6 +49,7 @@ export const COMMANDS: readonly Command[] = [
   serveNbdCommand,
   serveGroupCommand,
   serveStoreCommand,
+  serveEdgeCommand,
   groupSnapshotCommand,
   shadowCommand,
   bench,
