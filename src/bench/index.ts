@@ -11,7 +11,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'edge', 'v86', 'v86-sync'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'publish', 'edge', 'v86', 'v86-sync'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -82,6 +82,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
   if (want('mirror')) {
     const { benchMirror } = await import('./mirror.js');
     for (const r of await benchMirror({ quick })) emit(r);
+  }
+  if (want('publish')) {
+    const { benchPublish } = await import('./publish.js');
+    for (const r of await benchPublish({ quick })) emit(r);
   }
   if (want('edge')) {
     const { benchEdge } = await import('./edge.js');

@@ -16,6 +16,7 @@ import type { ObjectStore } from './object-store.js';
 import { checkName, indexKey, markerKey, packKey, segmentKey, tagKey, toHex, versionKey } from './object-names.js';
 import { encodePackIndex } from './pack-index.js';
 import { PackWriter, type FinishedPack } from './pack-writer.js';
+import { loadManifest, resolveVersion } from './published-version.js';
 import { encodeSegment, SEGMENT_BLOCKS, type SegmentEntry } from './segment.js';
 import { blockCount, encodeVersionManifest, MAX_BLOCK, MIN_BLOCK, VERSION_FORMAT, type SegmentRef, type VersionManifest } from './version-manifest.js';
 
@@ -58,6 +59,8 @@ export interface PublishOptions {
 
 export interface PublishResult {
   contentId: string;
+  /** the content equals the version the tag named already: no new version was made */
+  unchanged: boolean;
   image: string;
   tag: string;
   size: number;
@@ -98,6 +101,28 @@ function isZero(buf: Uint8Array, at: number, len: number): boolean {
   }
   for (let i = at; i < at + len; i++) if (buf[i] !== 0) return false;
   return true;
+}
+
+/** The version `image`/`tag` names now, or null (no tag, or one that cannot be read: it is replaced). */
+async function taggedVersion(objects: ObjectStore, image: string, tag: string, signal?: AbortSignal): Promise<{ contentId: string; manifest: VersionManifest } | null> {
+  try {
+    const contentId = await resolveVersion(objects, { image, tag }, signal);
+    return { contentId, manifest: await loadManifest(objects, contentId, signal) };
+  } catch (e) {
+    if (e instanceof StrataError && ['not-found', 'corrupt', 'checksum-mismatch'].includes(e.code)) return null;
+    throw e;
+  }
+}
+
+function sameContent(a: VersionManifest, b: VersionManifest): boolean {
+  return (
+    a.image === b.image &&
+    a.size === b.size &&
+    a.blockSize === b.blockSize &&
+    a.segments.length === b.segments.length &&
+    a.segments.every((s, i) => s.id === b.segments[i]!.id) &&
+    JSON.stringify(a.source) === JSON.stringify(b.source)
+  );
 }
 
 interface PendingSegment {
@@ -312,17 +337,22 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
       chunks: r.chunks,
       storedBytes: r.storedBytes,
     };
+    // Unchanged content under the same tag is the version the tag names already (not a new one
+    // that differs only by its creation time).
+    const tagged = await taggedVersion(objects, image, tag, signal);
+    const unchanged = tagged !== null && sameContent(tagged.manifest, manifest);
     const bytes = encodeVersionManifest(manifest);
-    const contentId = toHex(await hashBytes(bytes));
+    const contentId = unchanged ? tagged.contentId : toHex(await hashBytes(bytes));
     lease.assertHeld();
     // The version becomes visible here: everything it names is in the store already.
-    if ((await objects.head(versionKey(contentId), signal)) === null) await put(versionKey(contentId), bytes, 'index');
-    await put(markerKey(image, contentId), new Uint8Array(0), 'index');
-    await put(tagKey(image, tag), new TextEncoder().encode(JSON.stringify({ version: contentId, published: new Date().toISOString() })), 'index');
+    if (!unchanged && (await objects.head(versionKey(contentId), signal)) === null) await put(versionKey(contentId), bytes, 'index');
+    if ((await objects.head(markerKey(image, contentId), signal)) === null) await put(markerKey(image, contentId), new Uint8Array(0), 'index');
+    if (!unchanged) await put(tagKey(image, tag), new TextEncoder().encode(JSON.stringify({ version: contentId, published: new Date().toISOString() })), 'index');
     report();
     const tEnd = performance.now();
     return {
       contentId,
+      unchanged,
       image,
       tag,
       size: source.size,

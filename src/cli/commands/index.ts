@@ -6,6 +6,7 @@ import { compare } from './compare.js';
 import { create } from './create.js';
 import { deleteSnapshot } from './delete-snapshot.js';
 import { exportCommand } from './export.js';
+import { gcCommand } from './gc.js';
 import { groupSnapshotCommand } from './group-snapshot.js';
 import { importCommand } from './import.js';
 import { info } from './info.js';
@@ -14,6 +15,7 @@ import { map } from './map.js';
 import { reset } from './reset.js';
 import { salvage } from './salvage.js';
 import { mirrorCommand } from './mirror.js';
+import { publishCommand } from './publish.js';
 import { revert } from './revert.js';
 import { serveEdgeCommand } from './serve-edge.js';
 import { serveGroupCommand } from './serve-group.js';
@@ -24,6 +26,7 @@ import { snapshot } from './snapshot.js';
 import { snapshots } from './snapshots.js';
 import { stream } from './stream.js';
 import { tour } from './tour.js';
+import { versionsCommand } from './versions.js';
 import { write } from './write.js';
 
 /** Every subcommand, in the order `stratadisk --help` lists them. */
@@ -46,6 +49,9 @@ export const COMMANDS: readonly Command[] = [
   check,
   salvage,
   compare,
+  publishCommand,
+  versionsCommand,
+  gcCommand,
   serveNbdCommand,
   serveGroupCommand,
   serveStoreCommand,

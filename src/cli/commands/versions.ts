@@ -1,0 +1,36 @@
+import { openObjectStore } from '../../transfer/open-objects.js';
+import { listVersions } from '../../transfer/versions.js';
+import { JSON_OPTION, type Command } from '../command.js';
+import { line, table } from '../io.js';
+import { formatBytes } from '../size.js';
+
+export const versionsCommand: Command = {
+  name: 'versions',
+  summary: 'list the published versions and tags in an object store',
+  usage: 'versions URL [--image IMAGE] [--json]',
+  details: [
+    '  --image IMAGE   only this image',
+    '  --json          { versions: [{ image, contentId, created, size, blockSize, chunks, storedBytes, tags }], damaged: [...] }',
+    'Versions are listed newest first per image; every manifest is verified against its content ID.',
+  ].join('\n'),
+  options: { image: { type: 'string' }, ...JSON_OPTION },
+  positionals: { min: 1, max: 1 },
+  async run({ io, args, values, signal }) {
+    const objects = await openObjectStore(args[0]!);
+    try {
+      const l = await listVersions(objects, { signal, ...(typeof values.image === 'string' ? { image: values.image } : {}) });
+      const damaged = l.damaged.map((d) => ({ image: d.image, contentId: d.contentId, code: d.error.code, message: d.error.message }));
+      if (values.json) {
+        line(io.stdout, JSON.stringify({ versions: l.versions, damaged }, null, 2));
+      } else if (l.versions.length === 0 && damaged.length === 0) {
+        line(io.stdout, `No published versions in ${objects.description}.`);
+      } else {
+        line(io.stdout, table(['image', 'created', 'content ID', 'size', 'chunks', 'stored', 'tags'], l.versions.map((v) => [v.image, v.created, v.contentId, formatBytes(v.size), v.chunks, formatBytes(v.storedBytes), v.tags.join(',') || '-'])));
+        for (const d of damaged) line(io.stderr, `stratadisk: versions: ${d.image} ${d.contentId}: ${d.code}: ${d.message}`);
+      }
+      return damaged.length > 0 ? 1 : 0;
+    } finally {
+      await objects.close?.();
+    }
+  },
+};
