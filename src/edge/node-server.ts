@@ -91,11 +91,11 @@ export async function serveEdge(handler: EdgeHandler, options: EdgeServerOptions
         if (!res.write(value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
       }
       res.end();
-    } catch (e) {
-      // the body could not be finished: cut the connection, so the client sees a short body (an error), never wrong bytes
+    } catch {
+      // the body could not be finished (the handler has logged why, or the client left): cut the
+      // connection, so the client sees a short body (an error), never wrong bytes
       await reader.cancel().catch(() => undefined);
       res.destroy();
-      if (!abort.signal.aborted) options.onError?.(e);
     }
   }
 
