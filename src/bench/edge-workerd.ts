@@ -13,12 +13,14 @@ export interface WorkerSpec {
   entry: string;
   /** plain-text bindings ([vars]) */
   vars?: Record<string, string>;
+  /** the name the shared bucket is bound as (default BUCKET) */
+  bucketBinding?: string;
 }
 
 export interface Workerd {
   /** one worker's fetch (the first worker also answers dispatchFetch) */
   fetch(worker: string, url: string, init?: RequestInit): Promise<Response>;
-  /** the shared R2 bucket, bound as BUCKET in every worker */
+  /** the shared R2 bucket (the first worker's binding) */
   bucket(): Promise<R2BucketNode>;
   dispose(): Promise<void>;
 }
@@ -50,6 +52,13 @@ export async function bundleWorker(entry: string): Promise<string> {
           return source.endsWith('.wasm') ? { id: './kernels.wasm', external: true } : null;
         },
       },
+      {
+        // see edge-hash-shim.ts: hash-wasm cannot run in workerd
+        name: 'hash-wasm-in-workerd',
+        resolveId(source: string) {
+          return source === 'hash-wasm' ? siblingEntry(import.meta.url, 'edge-hash-shim') : null;
+        },
+      },
     ],
   });
   try {
@@ -79,7 +88,7 @@ export async function startWorkerd(workers: readonly WorkerSpec[], options: { ca
         { type: 'CompiledWasm' as const, path: 'kernels.wasm', contents: wasm },
       ],
       compatibilityDate: '2026-04-01',
-      r2Buckets: { BUCKET: 'images' },
+      r2Buckets: { [w.bucketBinding ?? 'BUCKET']: 'images' },
       bindings: w.vars ?? {},
       cache: options.cache ?? true,
     });
@@ -92,7 +101,7 @@ export async function startWorkerd(workers: readonly WorkerSpec[], options: { ca
       return f.fetch(url, init);
     },
     async bucket() {
-      return (await mf.getR2Bucket('BUCKET')) as unknown as R2BucketNode;
+      return (await mf.getR2Bucket(workers[0]!.bucketBinding ?? 'BUCKET', workers[0]!.name)) as unknown as R2BucketNode;
     },
     dispose: () => mf.dispose(),
   };

@@ -32,6 +32,14 @@ export interface EdgeHandlerOptions {
    * when listed, with `Vary: Origin`), or `[]` for none.
    */
   allowOrigin?: '*' | readonly string[];
+  /**
+   * Names the store in cached tag lookups (e.g. the binding and prefix), so two workers of one
+   * host name over different buckets do not share them. Spans need none: they are keyed by
+   * content ID, and looked up only after the version was opened from this store.
+   */
+  cacheScope?: string;
+  /** told when the cache refuses a put (the answer itself is not affected) */
+  onCacheError?: (error: unknown) => void;
   /** told about every error that became a 5xx or cut a body short (the message is not sent on) */
   onError?: (error: unknown, request: Request) => void;
 }
@@ -81,7 +89,7 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
   /** tag → content ID through the cache (short TTL), then the version by content ID */
   async function openRef(ref: VersionRef, origin: string, ctx: WaitUntil | undefined, signal: AbortSignal): Promise<VersionSource> {
     if (isContentIdRef(ref) || !cache || tagMaxAge === 0) return options.open(ref, signal);
-    const key = new Request(`${origin}/${ref.image}/${ref.tag}?stratadisk-tag`);
+    const key = new Request(`${origin}/${ref.image}/${ref.tag}?stratadisk-tag=${encodeURIComponent(options.cacheScope ?? '')}`);
     let cached: string | undefined;
     try {
       const hit = await cache.match(key);
@@ -166,8 +174,8 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
     if (cache && spanKey) {
       try {
         const hit = await cache.match(spanKey);
-        if (hit?.body && hit.status === 200 && hit.headers.get('content-length') === String(end - start)) {
-          return new Response(hit.body, { status, headers });
+        if (hit?.body && hit.status === 200 && hit.headers.get('x-stratadisk-span') === `${start}-${end - 1}`) {
+          return new Response(hit.body, { status, headers: { ...headers, 'X-Stratadisk-Cache': 'hit' } });
         }
         await hit?.body?.cancel();
       } catch {
@@ -188,11 +196,11 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
     if (cache && spanKey) {
       const [toClient, toCache] = body.tee();
       const put = cache
-        .put(spanKey, new Response(toCache, { headers: { 'Cache-Control': IMMUTABLE, 'Content-Type': 'application/octet-stream', 'Content-Length': String(end - start) } }))
-        .catch(() => undefined);
+        .put(spanKey, new Response(fixedLength(toCache, end - start), { headers: { 'Cache-Control': IMMUTABLE, 'Content-Type': 'application/octet-stream', 'Content-Length': String(end - start), 'X-Stratadisk-Span': `${start}-${end - 1}` } }))
+        .catch((e: unknown) => options.onCacheError?.(e));
       if (ctx) ctx.waitUntil(put);
       else void put;
-      return new Response(fixedLength(toClient, end - start), { status, headers });
+      return new Response(fixedLength(toClient, end - start), { status, headers: { ...headers, 'X-Stratadisk-Cache': 'miss' } });
     }
     return new Response(fixedLength(body, end - start), { status, headers });
   };

@@ -51,8 +51,9 @@ export function createEdgeWorker(options: EdgeWorkerOptions): EdgeWorker {
         tagMaxAgeMs: tagMaxAge * 1000,
       }),
       tagMaxAge,
-      ...(cache ? { cache } : {}),
+      ...(cache ? { cache, cacheScope: `${bindingName}/${prefix}` } : {}),
       onError: (e) => console.error(`stratadisk edge: ${e instanceof Error ? e.message : String(e)}`),
+      onCacheError: (e) => console.warn(`stratadisk edge: cache put refused: ${e instanceof Error ? e.message : String(e)}`),
     });
     state = { env, handler };
     return handler;
@@ -62,7 +63,7 @@ export function createEdgeWorker(options: EdgeWorkerOptions): EdgeWorker {
     async fetch(request, env, ctx) {
       let handler: EdgeHandler;
       try {
-        kernels ??= (loadKernels as (module?: WebAssembly.Module) => Promise<void>)(options.kernels).catch((e: unknown) => {
+        kernels ??= loadKernels(options.kernels).catch((e: unknown) => {
           kernels = undefined;
           throw e;
         });

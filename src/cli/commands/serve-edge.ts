@@ -87,7 +87,7 @@ export const serveEdgeCommand: Command = {
     const warn = (m: string) => line(io.stderr, `stratadisk: serve-edge: ${m}`);
 
     await loadKernels();
-    const objects = await openObjectStore(args[0]!);
+    const objects = await openObjectStore(args[0]!, { onWarning: warn });
     const handler = createEdgeHandler({
       open: createVersionCache({
         open: (ref, s) => openPublishedVersion(objects, 'contentId' in ref ? { contentId: ref.contentId } : ref, s ? { signal: s } : {}),
