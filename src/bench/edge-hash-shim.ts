@@ -16,7 +16,7 @@ export async function createBLAKE3(bits = 256): Promise<{ init(): unknown; updat
       return h;
     },
     update(data: Uint8Array) {
-      parts.push(data.slice());
+      parts.push(data); // chunk-hash.ts digests right after update, before the caller can change data
       return h;
     },
     digest(_format: 'binary'): Uint8Array {

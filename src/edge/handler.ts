@@ -20,10 +20,12 @@ export interface EdgeHandlerOptions {
   /** max-age of tag URLs and of cached tag lookups, seconds (default 60) */
   tagMaxAge?: number;
   /**
-   * Bytes read from the version per step while a body streams (default 2 MiB): a 1 GiB range
-   * is served in pieces of this size, one read ahead, never buffered whole.
+   * Bytes read from the version per step while a body streams (default 1 MiB): a 1 GiB range
+   * is served in pieces of this size, `readAhead` in flight, never buffered whole.
    */
   pieceBytes?: number;
+  /** pieces read at once while a body streams (default 4) */
+  readAhead?: number;
   /** byte spans up to this size go to the cache (default 8 MiB; 0: none) */
   cacheMaxBytes?: number;
   /**
@@ -51,7 +53,8 @@ const CACHE_KEY_PARAM = 'stratadisk-span';
 
 export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
   const tagMaxAge = Math.max(0, Math.floor(options.tagMaxAge ?? 60));
-  const pieceBytes = Math.max(4096, Math.floor(options.pieceBytes ?? 2 * 1024 * 1024));
+  const pieceBytes = Math.max(4096, Math.floor(options.pieceBytes ?? 1024 * 1024));
+  const readAhead = Math.max(1, Math.min(16, Math.floor(options.readAhead ?? 4)));
   const cacheMaxBytes = Math.max(0, Math.floor(options.cacheMaxBytes ?? 8 * 1024 * 1024));
   const allow = options.allowOrigin ?? '*';
   /** CORS headers for a request from `origin` (none when it may not read the answer) */
@@ -184,25 +187,32 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
     }
 
     // The first piece is read (and verified) before the status line goes out: a version that
-    // cannot be read gets an error status with no body. A later piece that fails aborts the
-    // stream: the client sees a body shorter than Content-Length (an error), never wrong bytes.
+    // cannot be read gets an error status with no body. Later pieces are read `readAhead` at a
+    // time while earlier ones are sent; one that fails aborts the stream: the client sees a body
+    // shorter than Content-Length (an error), never wrong bytes.
+    const pieces = new PieceReader(version, start, end, pieceBytes, readAhead, abort.signal);
     let first: Uint8Array;
     try {
-      first = await readExact(version, start, Math.min(pieceBytes, end - start), abort.signal);
+      first = await pieces.next()!;
     } catch (e) {
+      abort.abort();
       return failure(cors, e, request);
     }
-    const body = pieceStream(version, start, end, first, pieceBytes, abort, (e) => options.onError?.(e, request));
+    // A span of one piece is answered from memory (no stream); a longer one streams.
+    const whole = first.length === end - start;
+    const firstBody = (first.buffer instanceof ArrayBuffer ? first : first.slice()) as Uint8Array<ArrayBuffer>;
+    const body = whole ? undefined : pieceStream(pieces, first, abort, (e) => options.onError?.(e, request));
     if (cache && spanKey) {
-      const [toClient, toCache] = body.tee();
+      const [toClient, toCache] = body ? body.tee() : [undefined, undefined];
+      const cacheHeaders = { 'Cache-Control': IMMUTABLE, 'Content-Type': 'application/octet-stream', 'Content-Length': String(end - start), 'X-Stratadisk-Span': `${start}-${end - 1}` };
       const put = cache
-        .put(spanKey, new Response(fixedLength(toCache, end - start), { headers: { 'Cache-Control': IMMUTABLE, 'Content-Type': 'application/octet-stream', 'Content-Length': String(end - start), 'X-Stratadisk-Span': `${start}-${end - 1}` } }))
+        .put(spanKey, new Response(toCache ? fixedLength(toCache, end - start) : firstBody, { headers: cacheHeaders }))
         .catch((e: unknown) => options.onCacheError?.(e));
       if (ctx) ctx.waitUntil(put);
       else void put;
-      return new Response(fixedLength(toClient, end - start), { status, headers: { ...headers, 'X-Stratadisk-Cache': 'miss' } });
+      return new Response(toClient ? fixedLength(toClient, end - start) : firstBody, { status, headers: { ...headers, 'X-Stratadisk-Cache': 'miss' } });
     }
-    return new Response(fixedLength(body, end - start), { status, headers });
+    return new Response(body ? fixedLength(body, end - start) : firstBody, { status, headers });
   };
 }
 
@@ -212,43 +222,64 @@ async function readExact(version: VersionSource, offset: number, length: number,
   return data;
 }
 
-/** Bytes [start, end) in pieces, the first already read, the next one read ahead while one is sent. */
-function pieceStream(version: VersionSource, start: number, end: number, first: Uint8Array, pieceBytes: number, abort: AbortController, onError: (e: unknown) => void): ReadableStream<Uint8Array> {
-  let pos = start + first.length;
-  let firstPending: Uint8Array | undefined = first;
-  const next = (): Promise<Uint8Array> | undefined => {
-    if (pos >= end) return undefined;
-    const p = readExact(version, pos, Math.min(pieceBytes, end - pos), abort.signal);
-    p.catch(() => undefined); // observed in pull(); this keeps a cancelled stream's read from being an unhandled rejection
-    pos += Math.min(pieceBytes, end - pos);
+/** Reads [start, end) in pieces of `pieceBytes`, up to `window` of them in flight, in order. */
+class PieceReader {
+  private pos: number;
+  private readonly inflight: Promise<Uint8Array>[] = [];
+
+  constructor(
+    private readonly version: VersionSource,
+    start: number,
+    private readonly end: number,
+    private readonly pieceBytes: number,
+    private readonly window: number,
+    private readonly signal: AbortSignal,
+  ) {
+    this.pos = start;
+    this.fill();
+  }
+
+  private fill(): void {
+    while (this.inflight.length < this.window && this.pos < this.end) {
+      const n = Math.min(this.pieceBytes, this.end - this.pos);
+      const p = readExact(this.version, this.pos, n, this.signal);
+      p.catch(() => undefined); // observed by next(); this keeps an abandoned read from being an unhandled rejection
+      this.inflight.push(p);
+      this.pos += n;
+    }
+  }
+
+  /** the next piece, or undefined after the last */
+  next(): Promise<Uint8Array> | undefined {
+    const p = this.inflight.shift();
+    this.fill();
     return p;
-  };
-  let pending = next();
+  }
+}
+
+/** The body: the first piece (already read and verified), then the rest as they arrive. */
+function pieceStream(pieces: PieceReader, first: Uint8Array, abort: AbortController, onError: (e: unknown) => void): ReadableStream<Uint8Array> {
+  let firstPending: Uint8Array | undefined = first;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         if (firstPending !== undefined) {
           controller.enqueue(firstPending);
           firstPending = undefined;
-          if (pending === undefined) controller.close();
           return;
         }
-        if (pending === undefined) {
+        const p = pieces.next();
+        if (p === undefined) {
           controller.close();
           return;
         }
-        let data: Uint8Array;
         try {
-          data = await pending;
+          controller.enqueue(await p);
         } catch (e) {
           onError(e);
           abort.abort();
           controller.error(e);
-          return;
         }
-        pending = next();
-        controller.enqueue(data);
-        if (pending === undefined) controller.close();
       },
       cancel() {
         abort.abort();
