@@ -5,6 +5,7 @@
  * one R2 bucket. Needs the dev dependencies (miniflare, and rolldown through vite).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface WorkerSpec {
@@ -55,8 +56,11 @@ export async function bundleWorker(entry: string): Promise<string> {
       {
         // see edge-hash-shim.ts: hash-wasm cannot run in workerd
         name: 'hash-wasm-in-workerd',
-        resolveId(source: string) {
-          return source === 'hash-wasm' ? siblingEntry(import.meta.url, 'edge-hash-shim') : null;
+        resolveId(source: string, importer?: string) {
+          if (source !== 'hash-wasm' || importer === undefined) return null;
+          // the shim of the importer's own tree (src/ or dist/), so that both use one copy of the kernels
+          const ext = importer.endsWith('.ts') ? '.ts' : '.js';
+          return join(dirname(importer), '..', 'bench', `edge-hash-shim${ext}`);
         },
       },
     ],

@@ -10,6 +10,7 @@ import { publish } from '../../../src/transfer/publish.ts';
 import { KiB, makeVolume, MiB, sameBytes } from '../transfer/fixtures.ts';
 
 const ENTRY = new URL('../../../src/edge/workerd.ts', import.meta.url).pathname;
+const DEMO = new URL('../../../demo/edge/worker.js', import.meta.url).pathname;
 const RAW_SOURCE = new URL('./workers/raw-source-worker.ts', import.meta.url).pathname;
 const SIZE = 3 * MiB + 12345;
 const BS = 64 * KiB;
@@ -29,6 +30,8 @@ beforeAll(async () => {
     { name: 'prefixed', entry: ENTRY, vars: { EDGE_BUCKET: 'DISKS', EDGE_PREFIX: 'pub/v1', EDGE_TAG_MAX_AGE: '5' }, bucketBinding: 'DISKS' },
     { name: 'unbound', entry: ENTRY, vars: { EDGE_BUCKET: 'NOPE' } },
     { name: 'stream', entry: RAW_SOURCE, vars: { PIECE: String(64 * KiB), FAIL_AT: String(5 * 64 * KiB + 1) } },
+    // the deployable example: `export { default } from 'stratadisk/edge'`, resolved through the package's exports (built dist/)
+    { name: 'demo', entry: DEMO },
   ]);
   bucket = (await w.bucket()) as unknown as R2BucketLike;
   const objects = new R2ObjectStore(bucket);
@@ -79,6 +82,13 @@ describe('edge worker in workerd', () => {
     const multi = await get('nocache', `/disk/@${v1}`, { Range: 'bytes=0-1,100-200' });
     expect(multi.status).toBe(200);
     expect(sameBytes(await bytesOf(multi), model)).toBe(true);
+  });
+
+  it('the deployable example (demo/edge/worker.js, one line importing stratadisk/edge) serves the image', async () => {
+    const r = await get('demo', '/disk/latest', { Range: 'bytes=123456-234566' });
+    expect(r.status).toBe(206);
+    expect(r.headers.get('etag')).toBe(`"${v1}"`);
+    expect(sameBytes(await bytesOf(r), model.subarray(123456, 234567))).toBe(true);
   });
 
   it('416 with bytes */SIZE for ranges past the end and bytes=-0', async () => {
