@@ -7,7 +7,7 @@ import type { CacheLike, OpenVersion, VersionRef, VersionSource, WaitUntil } fro
 /**
  * The fetch handler that serves published versions (Cloudflare Workers / workerd, and Node
  * through `stratadisk serve-edge`): GET and HEAD of `/IMAGE/TAG` and `/IMAGE/@CONTENTID` with
- * single byte ranges, validators and CORS. See docs in src/edge/README.md.
+ * single byte ranges, validators and CORS (README.md in this folder).
  */
 export interface EdgeHandlerOptions {
   /** opens a version by tag or content ID (throws StrataError 'not-found' when there is none) */
