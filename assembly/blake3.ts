@@ -7,9 +7,10 @@
 // state words is a v128 holding that word for four chunks, and the message words are transposed
 // to match, so a round is plain lane-wise arithmetic with no shuffles. Parent nodes are hashed
 // four at a time the same way: chaining values stay transposed in groups of four (8 v128 = 128
-// bytes per group) from the chunk level up to the root. A lone chunk (a short input, or the last,
-// partial chunk of an input) and the final parents use a one-lane compression that keeps the
-// state as four v128 rows.
+// bytes per group) from the chunk level up to the root. Batches of slices of one chunk or less
+// (blake3_chunks) go four slices at a time, one per lane. A lone chunk (a short input, or the
+// last, partial chunk of an input) and the final parents use a one-lane compression that keeps
+// the state as four v128 rows.
 //
 // Inputs longer than SUBTREE_BYTES are cut into complete subtrees of SUBTREE_CHUNKS chunks whose
 // chaining values go on a stack, merged as soon as a pair is complete; the last part (1 byte to
@@ -495,10 +496,54 @@ export function blake3_hash(p: usize, len: usize, out: usize): void {
   blake3_stream_end(p + whole * SUBTREE_BYTES, len - whole * SUBTREE_BYTES, out);
 }
 
-/** BLAKE3 of each `size`-byte slice of [p, p+len) (the last may be short): 32 bytes at out + 32*i. */
+const ROOTS: usize = memory.data(128, 16);
+const PAD4: usize = memory.data(256, 16);
+
+/**
+ * Hashes of four inputs of the same length (1..1024 bytes, so each is one chunk and its own
+ * root) at p, p+size, p+2*size, p+3*size, one per lane: 32 bytes each at out + 32*j.
+ */
+function roots4(p: usize, size: usize, out: usize): void {
+  memory.copy(ROOTS, IV_GROUP, 128);
+  const zero = i32x4.splat(0);
+  const blocks = (size + BLOCK - 1) / BLOCK;
+  for (let b: usize = 0; b < blocks; b++) {
+    const off = b * BLOCK;
+    let flags: u32 = b == 0 ? CHUNK_START : 0;
+    let blen = BLOCK;
+    let q = p + off, stride = size;
+    if (b == blocks - 1) {
+      flags |= CHUNK_END | ROOT;
+      blen = size - off;
+      if (blen < BLOCK) {
+        // Zero-padded copies of the four short last blocks.
+        memory.fill(PAD4, 0, 4 * BLOCK);
+        for (let j: usize = 0; j < 4; j++) memory.copy(PAD4 + j * BLOCK, q + j * size, blen);
+        q = PAD4;
+        stride = BLOCK;
+      }
+    }
+    transposeQuarter(q, q + stride, q + 2 * stride, q + 3 * stride, MSG4);
+    transposeQuarter(q + 16, q + stride + 16, q + 2 * stride + 16, q + 3 * stride + 16, MSG4 + 64);
+    transposeQuarter(q + 32, q + stride + 32, q + 2 * stride + 32, q + 3 * stride + 32, MSG4 + 128);
+    transposeQuarter(q + 48, q + stride + 48, q + 2 * stride + 48, q + 3 * stride + 48, MSG4 + 192);
+    compress4(ROOTS, zero, zero, i32x4.splat(<i32>blen), i32x4.splat(<i32>flags), ROOTS);
+  }
+  for (let j: usize = 0; j < 4; j++) {
+    for (let w: usize = 0; w < 8; w++) store<u32>(out + (j << 5) + (w << 2), load<u32>(ROOTS + (w << 4) + (j << 2)));
+  }
+}
+
+/**
+ * BLAKE3 of each `size`-byte slice of [p, p+len) (the last may be short): 32 bytes at out + 32*i.
+ * Slices of one chunk or less are hashed four at a time, one per lane.
+ */
 export function blake3_chunks(p: usize, len: usize, size: usize, out: usize): void {
-  let i: usize = 0;
-  for (let o: usize = 0; o < len; o += size) {
+  let i: usize = 0, o: usize = 0;
+  if (size <= CHUNK) {
+    for (; len - o >= 4 * size; o += 4 * size, i += 4) roots4(p + o, size, out + (i << 5));
+  }
+  for (; o < len; o += size) {
     blake3_hash(p + o, min(size, len - o), out + (i++ << 5));
   }
 }

@@ -1,10 +1,11 @@
 /**
  * Benchmarks of the WebAssembly kernels against peers measured in the same run: hash-wasm and
- * xxhash-wasm for checksums, TypedArray.prototype.set for copies, plain TypeScript loops for
- * zero detection and layer resolution.
+ * xxhash-wasm for checksums, hash-wasm and Debian's native b3sum for BLAKE3,
+ * TypedArray.prototype.set for copies, plain TypeScript loops for zero detection and layer
+ * resolution.
  */
-import { result, rate, type BenchResult } from './result.js';
-import { copyRuns, hashSegments128, hashSegments64, isZero, loadKernels, resolve, SparseBitmap, WasmBuffer, xxh64 } from '../wasm/index.js';
+import { median, pairedResult, result, rate, runPairedRounds, type BenchResult } from './result.js';
+import { blake3, blake3Chunks, copyRuns, hashSegments128, hashSegments64, isZero, loadKernels, resolve, SparseBitmap, WasmBuffer, xxh64 } from '../wasm/index.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -78,6 +79,8 @@ export async function benchKernels(options: { quick?: boolean } = {}): Promise<B
     () => { for (let o = 0; o < data.length; o += SEG) h64Raw(data.subarray(o, o + SEG)); }, ms);
   out.push(result('xxh64, 64 KiB inputs', gbs(oursX64, data.length), gbs(peerX64, data.length), 'GB/s', 'xxhash-wasm h64Raw', undefined, 'one call per 64 KiB input on both sides'));
   out.push(result('xxh3-64 vs xxh64, 64 KiB segments', gbs(ours64, data.length), gbs(peerX64, data.length), 'GB/s', 'xxhash-wasm h64Raw', undefined, 'informative: different algorithms'));
+
+  out.push(...(await benchBlake3(quick, ms)));
 
   // --- copyRuns vs TypedArray.set ---------------------------------------------------------
   const RUN = 64 * KiB;
@@ -170,4 +173,136 @@ export async function benchKernels(options: { quick?: boolean } = {}): Promise<B
   for (const l of layers) l.dispose();
 
   return out;
+}
+
+/** User+system CPU seconds of this process, where the runtime tells (Node); undefined in browsers. */
+const cpuNow: (() => number) | undefined = typeof process !== 'undefined' && typeof process.cpuUsage === 'function'
+  ? () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; }
+  : undefined;
+
+/** Runs `fn` (over `bytes` bytes) for about `ms` after one warm-up call: [GB/s, CPU s per GiB or NaN]. */
+async function measure(fn: () => unknown, bytes: number, ms: number): Promise<[number, number]> {
+  await fn();
+  const c0 = cpuNow?.() ?? Number.NaN;
+  const t0 = performance.now();
+  let n = 0, t = t0;
+  while (t - t0 < ms) {
+    await fn();
+    n++;
+    t = performance.now();
+  }
+  const c = (cpuNow?.() ?? Number.NaN) - c0;
+  return [(n * bytes) / ((t - t0) / 1000) / 1e9, c / ((n * bytes) / 2 ** 30)];
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+const roundTo = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/**
+ * BLAKE3 over 64 KiB chunks (the names of published chunks): blake3Chunks vs hash-wasm's
+ * blake3 (one init/update/digest per chunk) in paired rounds, and, under Node, vs Debian's
+ * native b3sum on a tmpfs file (one thread and its default of one thread per core).
+ */
+async function benchBlake3(quick: boolean, ms: number): Promise<BenchResult[]> {
+  const out: BenchResult[] = [];
+  const SEG = 64 * KiB;
+  const data = new Uint8Array(quick ? 4 * MiB : 64 * MiB);
+  fill(data, 0xb1a4e3);
+  const nseg = data.length / SEG;
+  const ours = new Uint8Array(nseg * 32), theirs = new Uint8Array(nseg * 32);
+  const peer = await (await import('hash-wasm')).createBLAKE3();
+  const oursAll = (): unknown => blake3Chunks(data, SEG, ours);
+  const peerAll = (): void => {
+    for (let i = 0; i < nseg; i++) {
+      peer.init();
+      peer.update(data.subarray(i * SEG, (i + 1) * SEG));
+      theirs.set(peer.digest('binary'), i * 32);
+    }
+  };
+  oursAll();
+  peerAll();
+  if (!sameBytes(ours, theirs)) throw new Error('blake3 benchmark: blake3Chunks differs from hash-wasm');
+
+  const rounds = quick ? 2 : 7;
+  const wdata = new WasmBuffer(data.length);
+  wdata.view.set(data);
+  const view = wdata.view; // nothing allocates while this view is in use
+  const figures = await runPairedRounds([
+    () => measure(oursAll, data.length, ms / 2),
+    () => measure(peerAll, data.length, ms / 2),
+    () => measure(() => blake3Chunks(view, SEG, ours), data.length, ms / 2),
+  ], rounds);
+  wdata.dispose();
+  const gbs = (k: number): number[] => figures[k]!.map((f) => f[0]);
+  const cpu = (k: number): number | undefined => {
+    const c = median(figures[k]!.map((f) => f[1]));
+    return Number.isFinite(c) ? roundTo(c, 3) : undefined;
+  };
+  const withCpu = (r: BenchResult, a: number, b: number): BenchResult => {
+    const oc = cpu(a), pc = cpu(b);
+    return oc === undefined || pc === undefined ? r : { ...r, oursCpuPerGiB: oc, peerCpuPerGiB: pc };
+  };
+  const size = `${data.length / MiB} MiB in ${nseg} chunks of 64 KiB`;
+  out.push(withCpu(pairedResult('blake3, 64 KiB chunks', gbs(0), gbs(1), 'GB/s', 'hash-wasm createBLAKE3 (init/update/digest per chunk)', 1.5,
+    `blake3Chunks, input in JS memory (staged through WASM scratch); ${size}; ${rounds} paired rounds, medians`), 0, 1));
+  out.push(withCpu(pairedResult('blake3, 64 KiB chunks in a WasmBuffer', gbs(2), gbs(1), 'GB/s', 'hash-wasm createBLAKE3 (init/update/digest per chunk)', undefined,
+    'informative: input already in WASM memory'), 2, 1));
+
+  if (cpuNow !== undefined) out.push(...(await benchB3sum(data, oursAll, quick)));
+  return out;
+}
+
+/** Node only: ours (blake3Chunks, one thread) vs b3sum over the same bytes in a tmpfs file. */
+async function benchB3sum(data: Uint8Array, oursAll: () => unknown, quick: boolean): Promise<BenchResult[]> {
+  // Variable specifiers, hidden from bundlers: these modules use node: built-ins.
+  const b3sumModule = './b3sum.js', cpuModule = './cpu.js';
+  const { B3sumPeer } = (await import(/* @vite-ignore */ b3sumModule)) as typeof import('./b3sum.js');
+  const { load1 } = (await import(/* @vite-ignore */ cpuModule)) as typeof import('./cpu.js');
+  const copies = 4;
+  const peer = await B3sumPeer.create(data, copies);
+  if (peer === undefined) return [];
+  try {
+    // b3sum hashes the file as one BLAKE3 input: check it agrees with ours on the same bytes.
+    const all = new Uint8Array(peer.bytes);
+    for (let i = 0; i < copies; i++) all.set(data, i * data.length);
+    const mine = Array.from(blake3(all), (b) => b.toString(16).padStart(2, '0')).join('');
+    if (mine !== await peer.hash()) throw new Error('blake3 benchmark: b3sum and blake3() disagree on the same bytes');
+
+    const oursTimed = async (): Promise<[number, number]> => {
+      const c0 = cpuNow!();
+      const t0 = performance.now();
+      for (let i = 0; i < copies; i++) oursAll();
+      const s = (performance.now() - t0) / 1000;
+      return [peer.bytes / s / 1e9, cpuNow!() - c0];
+    };
+    const b3 = (threads?: number) => async (): Promise<[number, number]> => {
+      const r = await peer.time(threads);
+      return [r.gbs, r.cpuSeconds];
+    };
+    await oursTimed(); // warm-up
+    await b3(1)();
+    const rounds = quick ? 1 : 7;
+    const loadStart = load1();
+    const figures = await runPairedRounds([oursTimed, b3(1), b3()], rounds);
+    const load: [number, number] = [loadStart, load1()];
+    const GiB = peer.bytes / 2 ** 30;
+    const gbs = (k: number): number[] => figures[k]!.map((f) => f[0]);
+    const cpu = (k: number): number => roundTo(median(figures[k]!.map((f) => f[1])) / GiB, 3);
+    const note = `${peer.bytes / MiB} MiB per measurement: ours blake3Chunks over 64 KiB chunks (${copies} x ${data.length / MiB} MiB in JS memory, one thread); ${peer.version} hashes the same bytes as one input from a tmpfs file (native SIMD, AVX-512 where present), timed by bash \`time\` (process start included); ${rounds} paired rounds, medians; load ${load[0]}->${load[1]}`;
+    const row = (name: string, k: number, peerName: string): BenchResult => ({
+      ...pairedResult(name, gbs(0), gbs(k), 'GB/s', peerName, undefined, note),
+      oursCpuPerGiB: cpu(0),
+      peerCpuPerGiB: cpu(k),
+      load,
+    });
+    return [
+      row('blake3, 64 KiB chunks vs native b3sum, 1 thread', 1, 'b3sum --num-threads 1 (Debian, native)'),
+      row('blake3, 64 KiB chunks vs native b3sum, default threads', 2, 'b3sum (Debian, native, one thread per core)'),
+    ];
+  } finally {
+    await peer.close();
+  }
 }

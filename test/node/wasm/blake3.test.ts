@@ -101,6 +101,12 @@ describe('blake3Chunks', () => {
     for (let o = 0; o < d.length; o += size) out.push(reference(d.subarray(o, o + size)));
     return out;
   }
+  /** Asserts equal lists of hashes, naming the first difference (a full diff of thousands is slow). */
+  function expectSame(got: string[], want: string[], what: string): void {
+    expect(got.length, `${what}: count`).toBe(want.length);
+    const i = got.findIndex((h, k) => h !== want[k]);
+    expect(i === -1 ? 'all equal' : `chunk ${i}: ${got[i]} != ${want[i]}`, what).toBe('all equal');
+  }
   function split(h: Uint8Array): string[] {
     const out: string[] = [];
     for (let o = 0; o < h.length; o += 32) out.push(hex(h.subarray(o, o + 32)));
@@ -116,7 +122,7 @@ describe('blake3Chunks', () => {
       const want = perChunk(d, size);
       expect(got.length).toBe(Math.ceil(d.length / size));
       if (size > 1) expect(d.length % size).not.toBe(0);
-      expect(got).toEqual(want);
+      expectSame(got, want, `${size}-byte chunks`);
       for (const i of [0, got.length - 1]) expect(got[i]).toBe(hex(blake3(d.subarray(i * size, (i + 1) * size))));
     });
   }
@@ -127,17 +133,17 @@ describe('blake3Chunks', () => {
     const want = perChunk(d, size);
     const w = new WasmBuffer(d.length);
     w.view.set(d);
-    expect(split(blake3Chunks(w.view, size))).toEqual(want);
+    expectSame(split(blake3Chunks(w.view, size)), want, 'in place');
     w.dispose();
     const out = new Uint8Array(40 * 32 + 10).fill(0xee);
     expect(blake3Chunks(d, size, out)).toBe(out);
-    expect(split(out.subarray(0, 40 * 32))).toEqual(want);
+    expectSame(split(out.subarray(0, 40 * 32)), want, 'into out');
     expect([...out.subarray(40 * 32)].every((b) => b === 0xee)).toBe(true);
   });
 
   it('hashes more chunks than one kernel call returns (several batches)', () => {
     const d = data.subarray(0, 3 * MiB + 100);
-    expect(split(blake3Chunks(d, 1024))).toEqual(perChunk(d, 1024)); // 3073 chunks > 2048 per call
+    expectSame(split(blake3Chunks(d, 1024)), perChunk(d, 1024), '3073 chunks > 2048 per call');
   });
 
   it('returns no hashes for empty data', () => {
