@@ -69,6 +69,8 @@ export interface PublishResult {
   chunks: number;
   /** chunks packed and uploaded by this run */
   chunksUploaded: number;
+  /** chunks this run packed into packs an interrupted earlier run had uploaded already */
+  chunksFound: number;
   /** raw bytes of those chunks */
   rawBytesUploaded: number;
   /** every byte this run PUT (packs, indexes, segments, manifest, marker, tag) */
@@ -86,7 +88,7 @@ export interface PublishResult {
   storedBytes: number;
   /** raw bytes of this version's chunks */
   rawBytes: number;
-  /** stored / raw over chunks uploaded by this run (1 without --compress) */
+  /** stored / raw over the chunks this run packed (1 without --compress) */
   compressRatio: number;
   ms: { total: number; catalogue: number; scan: number };
 }
@@ -165,7 +167,9 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
       segmentsWritten: 0,
       storedBytes: 0,
       rawBytes: 0,
-      storedUploaded: 0,
+      chunksFound: 0,
+      rawPacked: 0,
+      storedPacked: 0,
     };
     const put = async (key: string, data: Uint8Array, kind: 'pack' | 'index'): Promise<void> => {
       await objects.put(key, data, signal ? { signal } : {});
@@ -180,16 +184,20 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
     const report = () => options.onProgress?.({ done: progress.done, total: progress.total, chunksUploaded: r.chunksUploaded, bytesUploaded: r.bytesUploaded });
     const uploadPack = async (pack: FinishedPack): Promise<void> => {
       const p = toHex(await hashBytes(pack.bytes));
-      if (listing.packs.get(p) === pack.bytes.length) r.packsFound++;
-      else {
-        await put(packKey(p), pack.bytes, 'pack');
-        r.packsWritten++;
-      }
+      const found = listing.packs.get(p) === pack.bytes.length;
+      if (!found) await put(packKey(p), pack.bytes, 'pack');
       await put(indexKey(p), await encodePackIndex(pack.entries), 'index');
       catalog.add(p, pack.entries);
-      r.chunksUploaded += pack.entries.length;
-      r.rawBytesUploaded += pack.rawBytes;
-      r.storedUploaded += pack.bytes.length;
+      if (found) {
+        r.packsFound++;
+        r.chunksFound += pack.entries.length;
+      } else {
+        r.packsWritten++;
+        r.chunksUploaded += pack.entries.length;
+        r.rawBytesUploaded += pack.rawBytes;
+      }
+      r.rawPacked += pack.rawBytes;
+      r.storedPacked += pack.bytes.length;
       report();
     };
     const startUpload = async (pack: FinishedPack): Promise<void> => {
@@ -237,11 +245,12 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
       const id = toHex(await hashBytes(bytes));
       if (!existingSegments.has(segmentKey(id))) {
         await put(segmentKey(id), bytes, 'index');
+        existingSegments.add(segmentKey(id));
         r.segmentsWritten++;
       }
       refs[s.index] = { id, firstBlock: s.index * SEGMENT_BLOCKS, blocks: s.blocks, entries: entries.length };
     };
-    /** Write the waiting segments; with `all`, close the open pack first. */
+    /** Close the open pack, wait for every upload, then write the waiting segments (their chunks all have a pack now). */
     const flushSegments = async (): Promise<void> => {
       const last = writer.finish();
       if (last) await startUpload(last);
@@ -369,7 +378,8 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
       segmentsWritten: r.segmentsWritten,
       storedBytes: r.storedBytes,
       rawBytes: r.rawBytes,
-      compressRatio: r.rawBytesUploaded > 0 ? r.storedUploaded / r.rawBytesUploaded : 1,
+      chunksFound: r.chunksFound,
+      compressRatio: r.rawPacked > 0 ? r.storedPacked / r.rawPacked : 1,
       ms: { total: tEnd - t0, catalogue: tCat - t0, scan: tScan - tCat },
     };
   } catch (e) {

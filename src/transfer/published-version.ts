@@ -24,6 +24,8 @@ export interface OpenPublishedOptions {
   maxRangeBytes?: number;
   /** decoded segments kept (default 64) */
   cachedSegments?: number;
+  /** the longest single read (default 256 MiB): a version's size comes from the store, so reads are made in pieces */
+  maxReadBytes?: number;
 }
 
 export interface PublishedVersion {
@@ -104,6 +106,13 @@ interface Want {
   e: SegmentEntry;
 }
 
+interface Range {
+  pack: string;
+  start: number;
+  end: number;
+  wants: Want[];
+}
+
 class VersionReader implements PublishedVersion {
   readonly image: string;
   readonly size: number;
@@ -140,6 +149,8 @@ class VersionReader implements PublishedVersion {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
       throw new StrataError('out-of-range', `Read of ${length} bytes at ${offset} is outside version ${this.contentId} (${this.size} bytes).`);
     }
+    const maxRead = this.options.maxReadBytes ?? 256 << 20;
+    if (length > maxRead) throw new StrataError('invalid-argument', `A read of ${length} bytes is longer than ${maxRead}; read a published version in pieces.`);
     if (signal?.aborted) throw new StrataError('aborted', 'The read was cancelled.');
     const out = new Uint8Array(length);
     if (length === 0) return out;
@@ -163,15 +174,17 @@ class VersionReader implements PublishedVersion {
         wants.push({ block: seg.firstBlock + e.block, pack: seg.packs[e.pack]!, e });
       }
     }
-    // Coalesce chunks that sit back to back in one pack into one range GET.
+    // Coalesce chunks that sit back to back in one pack (or are the same chunk) into one range GET.
     wants.sort((a, b) => (a.pack < b.pack ? -1 : a.pack > b.pack ? 1 : a.e.offset - b.e.offset));
     const maxRange = this.options.maxRangeBytes ?? 16 << 20;
-    const ranges: Want[][] = [];
+    const ranges: Range[] = [];
     for (const w of wants) {
       const r = ranges[ranges.length - 1];
-      const prev = r?.[r.length - 1];
-      if (r && prev && prev.pack === w.pack && prev.e.offset + prev.e.stored === w.e.offset && w.e.offset + w.e.stored - r[0]!.e.offset <= maxRange) r.push(w);
-      else ranges.push([w]);
+      const end = w.e.offset + w.e.stored;
+      if (r && r.pack === w.pack && w.e.offset <= r.end && Math.max(r.end, end) - r.start <= maxRange) {
+        r.end = Math.max(r.end, end);
+        r.wants.push(w);
+      } else ranges.push({ pack: w.pack, start: w.e.offset, end, wants: [w] });
     }
     let next = 0;
     let failed = false;
@@ -191,18 +204,16 @@ class VersionReader implements PublishedVersion {
     return out;
   }
 
-  private async fetchRange(range: Want[], offset: number, out: Uint8Array, signal?: AbortSignal): Promise<void> {
-    const pack = range[0]!.pack;
-    const start = range[0]!.e.offset;
-    const last = range[range.length - 1]!.e;
-    const length = last.offset + last.stored - start;
+  private async fetchRange(range: Range, offset: number, out: Uint8Array, signal?: AbortSignal): Promise<void> {
+    const { pack, start } = range;
+    const length = range.end - start;
     const key = packKey(pack);
     const what = `${this.objects.description}: ${key}`;
     const bytes = await this.objects.get(key, { offset: start, length }, signal);
     if (bytes === null) throw new StrataError('not-found', `${what} is missing (version ${this.contentId} names it). Publish the version again.`);
     if (bytes.length !== length) throw new StrataError('corrupt', `${what} ends before byte ${start + length}, where version ${this.contentId} says chunks are. Publish the version again.`);
     const bs = this.blockSize;
-    for (const w of range) {
+    for (const w of range.wants) {
       const stored = bytes.subarray(w.e.offset - start, w.e.offset - start + w.e.stored);
       const expect = Math.min(bs, this.size - w.block * bs);
       const chunkWhat = `chunk ${toHex(w.e.id)} (block ${w.block}) in ${what}`;

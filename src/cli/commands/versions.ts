@@ -12,6 +12,7 @@ export const versionsCommand: Command = {
     '  --image IMAGE   only this image',
     '  --json          { versions: [{ image, contentId, created, size, blockSize, chunks, storedBytes, tags }], damaged: [...] }',
     'Versions are listed newest first per image; every manifest is verified against its content ID.',
+    'Exit status 1 when a version\'s manifest is missing or damaged (each is reported on stderr).',
   ].join('\n'),
   options: { image: { type: 'string' }, ...JSON_OPTION },
   positionals: { min: 1, max: 1 },

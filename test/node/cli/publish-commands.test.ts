@@ -69,6 +69,9 @@ describe('publish / versions / gc', () => {
     // a third version moves latest; gc --keep 1 drops the second (untagged now), keeps "one"
     await ok(['write', vol, '--offset', '0', (writeFileSync(path('y'), pattern(MiB, 3)), join(t.dir, `${seq - 1}-y`))]);
     const third = JSON.parse(await ok(['publish', vol, '--to', store, '--name', 'disk', '--json']));
+    const dry = JSON.parse(await ok(['gc', store, '--keep', '1', '--dry-run', '--json']));
+    expect(dry).toMatchObject({ keptVersions: 2, deletedVersions: 1 });
+    expect((await ok(['versions', store])).split('\n').length).toBe(5); // header + 3 versions + end
     const g = JSON.parse(await ok(['gc', store, '--keep', '1', '--json']));
     expect(g).toMatchObject({ keptVersions: 2, deletedVersions: 1 });
     expect(same(await readPublished(store, { contentId: third.contentId }), await readVolume(vol))).toBe(true);

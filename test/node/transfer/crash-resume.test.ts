@@ -69,3 +69,30 @@ describe('publish interrupted at every put, then resumed', () => {
     await vol.close();
   });
 });
+
+describe('a reader during a publish', () => {
+  it('sees the previous version or the new one, complete, at every put', async () => {
+    const { vol, model } = await makeVolume(2 * MiB, 64 * KiB);
+    const inner = new MemoryObjectStore();
+    await publish(inner, vol, opts);
+    const old = model.slice();
+    const { changeBlocks } = await import('./fixtures.js');
+    await changeBlocks(vol, model, 64 * KiB, 8, 4);
+    const seen = new Set<string>();
+    const store = new FaultObjectStore(inner, {
+      beforePut: async () => {
+        const v = await openPublishedVersion(inner, { image: 'disk', tag: 'latest' });
+        const bytes = await v.read(0, v.size);
+        if (sameBytes(bytes, old)) seen.add('old');
+        else {
+          expect(sameBytes(bytes, model)).toBe(true);
+          seen.add('new');
+        }
+      },
+    });
+    await publish(store, vol, { ...opts, created: new Date('2026-02-04T00:00:00Z'), parallel: 1 });
+    expect([...seen]).toEqual(['old']);
+    expect(sameBytes(await (await openPublishedVersion(inner, { image: 'disk', tag: 'latest' })).read(0, model.length), model)).toBe(true);
+    await vol.close();
+  });
+});

@@ -22,6 +22,7 @@ describe('publish and read back', () => {
         expect(sameBytes(await v.read(o, n), model.subarray(o, o + n))).toBe(true);
       }
       await expectCode(v.read(size - 1, 2), 'out-of-range');
+      await expectCode(v.read(0, 1 << 30), ['out-of-range', 'invalid-argument']);
       await vol.close();
     });
   }
@@ -70,5 +71,28 @@ describe('publish and read back', () => {
     const v = await openPublishedVersion(objects, { image: 'empty', tag: 'latest' });
     expect(sameBytes(await v.read(0, 1 * MiB), new Uint8Array(1 * MiB))).toBe(true);
     await vol.close();
+  });
+});
+
+describe('hostile sizes', () => {
+  it('a version claiming a huge size is read in bounded pieces, never one huge allocation', async () => {
+    const { hashBytes } = await import('../../../src/transfer/chunk-hash.js');
+    const { toHex } = await import('../../../src/transfer/object-names.js');
+    const { encodeSegment } = await import('../../../src/transfer/segment.js');
+    const objects = new MemoryObjectStore();
+    // 2^40 bytes at 1 MiB blocks: 16 segments, all empty; well-formed, and reads as zeros
+    const segs = [];
+    for (let i = 0; i < 16; i++) {
+      const b = await encodeSegment({ firstBlock: i * 65536, blocks: 65536, packs: [], entries: [] });
+      const id = toHex(await hashBytes(b));
+      await objects.put(`segments/${id}`, b);
+      segs.push({ id, firstBlock: i * 65536, blocks: 65536, entries: 0 });
+    }
+    const m = new TextEncoder().encode(JSON.stringify({ format: 'stratadisk-version/1', image: 'big', size: 2 ** 40, blockSize: 1 << 20, created: '2026-01-01T00:00:00Z', source: { volume: 'x', snapshot: null, layer: null }, segments: segs, chunks: 0, storedBytes: 0 }));
+    const vid = toHex(await hashBytes(m));
+    await objects.put(`versions/${vid}`, m);
+    const v = await openPublishedVersion(objects, { contentId: vid });
+    await expectCode(v.read(0, v.size), 'invalid-argument');
+    expect(sameBytes(await v.read(2 ** 40 - 4096, 4096), new Uint8Array(4096))).toBe(true);
   });
 });
