@@ -69,7 +69,7 @@ export async function s3CredentialsFromEnv(env: Env = process.env): Promise<S3Cr
   const profile = nonEmpty(env.AWS_PROFILE) ?? 'default';
   let text: string;
   try {
-    text = await readSecretFile(file, 'the S3 credentials', 64 << 10);
+    text = await readSecretFile(file, 'the S3 secret key', 64 << 10);
   } catch (e) {
     if (named === undefined && isStrataError(e, 'not-found')) return undefined;
     throw e;

@@ -70,6 +70,8 @@ const MAX_LIST_PAGE_BYTES = 16 << 20;
 /** Largest error answer read. */
 const MAX_ERROR_BYTES = 64 << 10;
 const DELETE_BATCH = 1000;
+/** Keep signed answers out of HTTP caches; Workers' fetch does not take the `cache` option (older compatibility dates throw). */
+const NO_STORE: RequestInit = typeof navigator !== 'undefined' && navigator.userAgent === 'Cloudflare-Workers' ? {} : { cache: 'no-store' };
 const DELETE_PARALLEL = 8;
 
 /** True for the hosts plain http is allowed to: 127.0.0.0/8, ::1, localhost. */
@@ -357,7 +359,7 @@ export class S3ObjectStore implements ObjectStore {
         const init: RequestInit = { method, headers: o.headers ?? {}, ...(o.body ? { body: o.body as Uint8Array<ArrayBuffer> } : {}) };
         let headers: Headers = new Headers(init.headers);
         if (this.client) headers = (await this.client.sign(url, init)).headers;
-        res = await this.fetchFn(url, { method, headers, ...(o.body ? { body: o.body as Uint8Array<ArrayBuffer> } : {}), redirect: 'manual', signal, cache: 'no-store' });
+        res = await this.fetchFn(url, { method, headers, ...(o.body ? { body: o.body as Uint8Array<ArrayBuffer> } : {}), redirect: 'manual', signal, ...NO_STORE });
       } catch (e) {
         if (o.signal?.aborted) throw new StrataError('aborted', 'the object store operation was cancelled', { cause: e });
         const tls = tlsFailure(e);
@@ -392,7 +394,7 @@ export class S3ObjectStore implements ObjectStore {
       code = 'permission-denied';
       if (!this.hasCredentials) hint = ' No credentials were given: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_SHARED_CREDENTIALS_FILE (a file of mode 0600).';
       else if (/Signature|AccessKey|InvalidToken|ExpiredToken|TokenRefresh/i.test(info.code ?? '')) hint = ' Check the access key ID and secret access key (and the session token, if any) and the clock.';
-      else hint = ' Check that the credentials may do this on this bucket and prefix.';
+      else hint = ` Check that the credentials may do this on this bucket and prefix${what.startsWith('HEAD') ? ' (S3 also answers 403 for a missing object when the credentials lack s3:ListBucket)' : ''}.`;
     } else if (status === 404) {
       code = 'not-found';
       hint = info.code === 'NoSuchBucket' ? ` The bucket ${this.bucket} does not exist; create it first.` : '';
