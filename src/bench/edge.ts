@@ -8,6 +8,7 @@
  * sequential 4 MiB reads. The edge worker's Cache API is off: every request reads R2.
  * Paired rounds (each side right after the other, order alternating), median ratio and range.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { MemoryNamespace } from '../store/memory.js';
 import { MemoryObjectStore } from '../transfer/memory-objects.js';
 import { publish } from '../transfer/publish.js';
@@ -16,7 +17,7 @@ import { loadKernels } from '../wasm/index.js';
 import { load1 } from './cpu.js';
 import { siblingEntry, startWorkerd, type Workerd } from './edge-workerd.js';
 import { prng } from './prng.js';
-import { pairedResult, runPairedRounds, type BenchResult } from './result.js';
+import { median, pairedResult, runPairedRounds, type BenchResult } from './result.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -73,19 +74,28 @@ export async function benchEdge(opts: EdgeBenchOptions = {}): Promise<BenchResul
       const len = pattern === 'random 64 KiB' ? 64 * KiB : 4 * MiB;
       const offsets = pattern === 'random 64 KiB' ? randomOffsets(size, len, 7) : sequentialOffsets(size, len);
       const side = (worker: string, url: string) => () => measure(w, worker, url, offsets, len, concurrency, ms);
-      const [o, p] = await runPairedRounds([side('edge', ours), side('raw', peer)], rounds);
+      const [oRuns, pRuns] = await runPairedRounds([side('edge', ours), side('raw', peer)], rounds);
+      const o = oRuns!.map((x) => x.perSecond);
+      const p = pRuns!.map((x) => x.perSecond);
       const unit = pattern === 'random 64 KiB' ? 'req/s' : 'MB/s';
       const scale = pattern === 'random 64 KiB' ? 1 : len / 1e6;
       const r = pairedResult(
         `edge worker: ${pattern} range reads of a published ${size / MiB} MiB image (workerd + R2 emulation)`,
-        o!.map((x) => x * scale),
-        p!.map((x) => x * scale),
+        o.map((x) => x * scale),
+        p.map((x) => x * scale),
         unit,
         'a minimal worker serving the same image as one raw R2 object (Range passed to R2.get)',
         0.8,
         `${concurrency} requests in flight; every chunk BLAKE3-verified; Cache API off; 64 KiB blocks, incompressible data; client: Node through miniflare's dispatch (same for both)`,
       );
       r.load = [loadBefore, load1()];
+      // CPU of the workerd process per GiB served: independent of the machine's other load
+      const oc = oRuns!.map((x) => x.cpuPerGiB).filter((x) => Number.isFinite(x));
+      const pc = pRuns!.map((x) => x.cpuPerGiB).filter((x) => Number.isFinite(x));
+      if (oc.length > 0 && pc.length > 0) {
+        r.oursCpuPerGiB = Math.round(median(oc) * 100) / 100;
+        r.peerCpuPerGiB = Math.round(median(pc) * 100) / 100;
+      }
       out.push(r);
     }
     return out;
@@ -104,10 +114,11 @@ function sequentialOffsets(size: number, len: number): number[] {
   return Array.from({ length: Math.floor(size / len) }, (_, i) => i * len);
 }
 
-/** Requests per second over about `ms`, `concurrency` in flight, each body read to its end. */
-async function measure(w: Workerd, worker: string, url: string, offsets: readonly number[], len: number, concurrency: number, ms: number): Promise<number> {
+/** Requests per second over about `ms`, `concurrency` in flight, each body read to its end; and workerd's CPU seconds per GiB. */
+async function measure(w: Workerd, worker: string, url: string, offsets: readonly number[], len: number, concurrency: number, ms: number): Promise<{ perSecond: number; cpuPerGiB: number }> {
   let next = 0;
   let done = 0;
+  const cpu0 = workerdCpuSeconds();
   const t0 = performance.now();
   const until = t0 + ms;
   const lane = async () => {
@@ -120,5 +131,33 @@ async function measure(w: Workerd, worker: string, url: string, offsets: readonl
     }
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
-  return (done * 1000) / (performance.now() - t0);
+  const elapsed = performance.now() - t0;
+  const cpu = workerdCpuSeconds() - cpu0;
+  return { perSecond: (done * 1000) / elapsed, cpuPerGiB: done > 0 ? cpu / ((done * len) / 2 ** 30) : Number.NaN };
+}
+
+/** user+system CPU seconds of the workerd processes this process started (Linux /proc; NaN elsewhere). */
+function workerdCpuSeconds(): number {
+  try {
+    let total = 0;
+    let found = false;
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        continue;
+      }
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // after "pid (comm) ": ppid is field 4 (index 1 here), utime 14 and stime 15 (11 and 12)
+      if (comm !== 'workerd' || Number(f[1]) !== process.pid) continue;
+      total += (Number(f[11]) + Number(f[12])) / 100;
+      found = true;
+    }
+    return found ? total : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
 }

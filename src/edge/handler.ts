@@ -201,7 +201,7 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
     // A span of one piece is answered from memory (no stream); a longer one streams.
     const whole = first.length === end - start;
     const firstBody = (first.buffer instanceof ArrayBuffer ? first : first.slice()) as Uint8Array<ArrayBuffer>;
-    const body = whole ? undefined : pieceStream(pieces, first, abort, (e) => options.onError?.(e, request));
+    const body = whole ? undefined : pieceStream(pieces, first, end - start, abort, (e) => options.onError?.(e, request));
     if (cache && spanKey) {
       const [toClient, toCache] = body ? body.tee() : [undefined, undefined];
       const cacheHeaders = { 'Cache-Control': IMMUTABLE, 'Content-Type': 'application/octet-stream', 'Content-Length': String(end - start), 'X-Stratadisk-Span': `${start}-${end - 1}` };
@@ -212,7 +212,7 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
       else void put;
       return new Response(toClient ? fixedLength(toClient, end - start) : firstBody, { status, headers: { ...headers, 'X-Stratadisk-Cache': 'miss' } });
     }
-    return new Response(body ? fixedLength(body, end - start) : firstBody, { status, headers });
+    return new Response(body ?? firstBody, { status, headers });
   };
 }
 
@@ -257,36 +257,38 @@ class PieceReader {
   }
 }
 
-/** The body: the first piece (already read and verified), then the rest as they arrive. */
-function pieceStream(pieces: PieceReader, first: Uint8Array, abort: AbortController, onError: (e: unknown) => void): ReadableStream<Uint8Array> {
-  let firstPending: Uint8Array | undefined = first;
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        if (firstPending !== undefined) {
-          controller.enqueue(firstPending);
-          firstPending = undefined;
-          return;
-        }
-        const p = pieces.next();
-        if (p === undefined) {
-          controller.close();
-          return;
-        }
+/**
+ * The body: the first piece (already read and verified), then the rest as they arrive, written
+ * into a FixedLengthStream in workerd (the runtime then sends Content-Length and treats a body
+ * cut short as an error) or a plain identity stream elsewhere. A piece that fails aborts it.
+ */
+function pieceStream(pieces: PieceReader, first: Uint8Array, length: number, abort: AbortController, onError: (e: unknown) => void): ReadableStream<Uint8Array> {
+  const pipe: TransformStream<Uint8Array, Uint8Array> = typeof FixedLengthStream === 'undefined' ? new TransformStream() : new FixedLengthStream(length);
+  const writer = pipe.writable.getWriter();
+  const pump = async (): Promise<void> => {
+    try {
+      await writer.ready;
+      await writer.write(first);
+      for (let p = pieces.next(); p !== undefined; p = pieces.next()) {
+        let data: Uint8Array;
         try {
-          controller.enqueue(await p);
+          data = await p;
         } catch (e) {
-          onError(e);
-          abort.abort();
-          controller.error(e);
+          onError(e); // the store's data failed: logged; the client gets a short body
+          throw e;
         }
-      },
-      cancel() {
-        abort.abort();
-      },
-    },
-    { highWaterMark: 0 },
-  );
+        await writer.ready;
+        await writer.write(data);
+      }
+      await writer.close();
+    } catch (e) {
+      // a piece failed, or the client went away: stop reading, end the body as an error
+      abort.abort();
+      await writer.abort(e).catch(() => undefined);
+    }
+  };
+  void pump();
+  return pipe.readable;
 }
 
 declare const FixedLengthStream: (new (length: number) => TransformStream<Uint8Array, Uint8Array>) | undefined;
