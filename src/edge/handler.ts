@@ -201,18 +201,17 @@ export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
     // A span of one piece is answered from memory (no stream); a longer one streams.
     const whole = first.length === end - start;
     const firstBody = (first.buffer instanceof ArrayBuffer ? first : first.slice()) as Uint8Array<ArrayBuffer>;
-    const body = whole ? undefined : pieceStream(pieces, first, end - start, abort, (e) => options.onError?.(e, request));
+    const bodies = whole ? [] : pieceStreams(cache && spanKey ? 2 : 1, pieces, first, end - start, abort, (e) => options.onError?.(e, request));
     if (cache && spanKey) {
-      const [toClient, toCache] = body ? body.tee() : [undefined, undefined];
       const cacheHeaders = { 'Cache-Control': IMMUTABLE, 'Content-Type': 'application/octet-stream', 'Content-Length': String(end - start), 'X-Stratadisk-Span': `${start}-${end - 1}` };
       const put = cache
-        .put(spanKey, new Response(toCache ? fixedLength(toCache, end - start) : firstBody, { headers: cacheHeaders }))
+        .put(spanKey, new Response(bodies[1] ?? firstBody, { headers: cacheHeaders }))
         .catch((e: unknown) => options.onCacheError?.(e));
       if (ctx) ctx.waitUntil(put);
       else void put;
-      return new Response(toClient ? fixedLength(toClient, end - start) : firstBody, { status, headers: { ...headers, 'X-Stratadisk-Cache': 'miss' } });
+      return new Response(bodies[0] ?? firstBody, { status, headers: { ...headers, 'X-Stratadisk-Cache': 'miss' } });
     }
-    return new Response(body ?? firstBody, { status, headers });
+    return new Response(bodies[0] ?? firstBody, { status, headers });
   };
 }
 
@@ -258,17 +257,23 @@ class PieceReader {
 }
 
 /**
- * The body: the first piece (already read and verified), then the rest as they arrive, written
- * into a FixedLengthStream in workerd (the runtime then sends Content-Length and treats a body
- * cut short as an error) or a plain identity stream elsewhere. A piece that fails aborts it.
+ * The body (and, with a cache, a second copy of it for the cache): the first piece (already
+ * read and verified), then the rest as they arrive, written by one pump into a FixedLengthStream
+ * each in workerd (the runtime then sends Content-Length and treats a body cut short as an
+ * error) or a plain identity stream elsewhere. A piece that fails aborts them all.
  */
-function pieceStream(pieces: PieceReader, first: Uint8Array, length: number, abort: AbortController, onError: (e: unknown) => void): ReadableStream<Uint8Array> {
-  const pipe: TransformStream<Uint8Array, Uint8Array> = typeof FixedLengthStream === 'undefined' ? new TransformStream() : new FixedLengthStream(length);
-  const writer = pipe.writable.getWriter();
+function pieceStreams(copies: number, pieces: PieceReader, first: Uint8Array, length: number, abort: AbortController, onError: (e: unknown) => void): ReadableStream<Uint8Array>[] {
+  const pipes: TransformStream<Uint8Array, Uint8Array>[] = Array.from({ length: copies }, () => (typeof FixedLengthStream === 'undefined' ? new TransformStream() : new FixedLengthStream(length)));
+  const writers = pipes.map((p) => p.writable.getWriter());
+  const writeAll = async (data: Uint8Array) => {
+    await Promise.all(writers.map(async (w) => {
+      await w.ready;
+      await w.write(data);
+    }));
+  };
   const pump = async (): Promise<void> => {
     try {
-      await writer.ready;
-      await writer.write(first);
+      await writeAll(first);
       for (let p = pieces.next(); p !== undefined; p = pieces.next()) {
         let data: Uint8Array;
         try {
@@ -277,28 +282,18 @@ function pieceStream(pieces: PieceReader, first: Uint8Array, length: number, abo
           onError(e); // the store's data failed: logged; the client gets a short body
           throw e;
         }
-        await writer.ready;
-        await writer.write(data);
+        await writeAll(data);
       }
-      await writer.close();
+      await Promise.all(writers.map((w) => w.close()));
     } catch (e) {
-      // a piece failed, or the client went away: stop reading, end the body as an error
+      // a piece failed, or the client (or the cache) went away: stop reading, end the bodies as errors
       abort.abort();
-      await writer.abort(e).catch(() => undefined);
+      await Promise.all(writers.map((w) => w.abort(e).catch(() => undefined)));
     }
   };
   void pump();
-  return pipe.readable;
+  return pipes.map((p) => p.readable);
 }
 
 declare const FixedLengthStream: (new (length: number) => TransformStream<Uint8Array, Uint8Array>) | undefined;
 
-/**
- * In workerd, a body of known length goes through FixedLengthStream, so the response carries
- * Content-Length (not chunked) and a body cut short is an error the client sees. Elsewhere (Node)
- * the stream is returned as it is and the server writes Content-Length itself.
- */
-function fixedLength(body: ReadableStream<Uint8Array>, length: number): ReadableStream<Uint8Array> {
-  if (typeof FixedLengthStream === 'undefined') return body;
-  return body.pipeThrough(new FixedLengthStream(length));
-}
