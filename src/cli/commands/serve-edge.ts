@@ -88,6 +88,16 @@ export const serveEdgeCommand: Command = {
 
     await loadKernels();
     const objects = await openObjectStore(args[0]!, { onWarning: warn });
+    if (!args[0]!.startsWith('s3://')) {
+      // A local store this user cannot read would answer every request with 502: say so now.
+      // (Not for S3: a key allowed only s3:GetObject answers a missing key with 403.)
+      try {
+        await objects.head(`versions/${'0'.repeat(64)}`);
+      } catch (e) {
+        await objects.close?.();
+        throw e;
+      }
+    }
     const handler = createEdgeHandler({
       open: createVersionCache({
         open: (ref, s) => openPublishedVersion(objects, 'contentId' in ref ? { contentId: ref.contentId } : ref, s ? { signal: s } : {}),

@@ -3,7 +3,13 @@
  * are a tag of the named image, version manifests, and the segments and packs they name. No
  * listing, no lease, no key built from the raw path.
  */
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { DirObjectStore } from '../../../src/transfer/dir-objects.ts';
+import { otherUser, otherUserSkip } from '../helpers/other-user.js';
 import { createEdgeHandler } from '../../../src/edge/handler.ts';
 import { createVersionCache } from '../../../src/edge/version-cache.ts';
 import { MemoryObjectStore } from '../../../src/transfer/memory-objects.ts';
@@ -12,6 +18,8 @@ import { publish } from '../../../src/transfer/publish.ts';
 import { openPublishedVersion } from '../../../src/transfer/published-version.ts';
 import { KiB, makeVolume, MiB } from '../transfer/fixtures.ts';
 
+const BIN = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
+const built = existsSync(BIN);
 const HEX = '[0-9a-f]{64}';
 const ALLOWED = new RegExp(`^(images/[A-Za-z0-9._-]{1,128}/tags/[A-Za-z0-9._-]{1,128}|versions/${HEX}|segments/${HEX}|packs/${HEX}\\.pack)$`);
 
@@ -57,5 +65,24 @@ describe('edge access: only published versions', () => {
     expect(served.sort()).toEqual(['/disk/latest#x', '/disk/latest?key=secret/key']);
     expect(listed).toEqual([]);
     for (const k of keys) expect(k, k).toMatch(ALLOWED);
+  });
+});
+
+describe.skipIf(!otherUser || !built)(`serve-edge of a directory another user cannot read ${otherUserSkip ?? (built ? '' : '(needs dist/: npm run build)')}`, () => {
+  it('stops at startup with a code, instead of serving 502s', async () => {
+    const t = mkdtempSync(join(tmpdir(), 'stratadisk-edge-'));
+    try {
+      chmodSync(t, 0o711); // the other user may traverse to the store, whose own mode (0700) refuses it
+      const { vol } = await makeVolume(256 * KiB, 64 * KiB);
+      const store = join(t, 'pub');
+      await publish(await DirObjectStore.open(store, { create: true }), vol, { image: 'disk' });
+      await vol.close();
+      const r = await otherUser!.run(process.execPath, [BIN, 'serve-edge', store, '--port', '0'], { timeoutMs: 20_000 });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^stratadisk: [a-z-]+: .*(permission|EACCES|cannot)/i);
+      expect(r.stdout).toBe('');
+    } finally {
+      rmSync(t, { recursive: true, force: true });
+    }
   });
 });
