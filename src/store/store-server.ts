@@ -151,7 +151,7 @@ export function isLoopback(host: string): boolean {
 }
 
 /** DNS names of a PEM certificate (its subjectAltName), lower case. */
-function certificateNames(cert: string | Buffer): string[] {
+export function certificateNames(cert: string | Buffer): string[] {
   try {
     const san = new X509Certificate(cert).subjectAltName ?? '';
     return san
@@ -165,7 +165,7 @@ function certificateNames(cert: string | Buffer): string[] {
 }
 
 /** The host name of a Host header (no port, no brackets), lower case; null when malformed. */
-function hostOf(header: string | undefined): string | null {
+export function hostOf(header: string | undefined): string | null {
   if (header === undefined) return null;
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::\d{1,5})?$/.exec(header.trim());
   if (!m) return null;

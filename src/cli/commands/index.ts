@@ -18,6 +18,7 @@ import { salvage } from './salvage.js';
 import { mirrorCommand } from './mirror.js';
 import { publishCommand } from './publish.js';
 import { revert } from './revert.js';
+import { serveEdgeCommand } from './serve-edge.js';
 import { serveGroupCommand } from './serve-group.js';
 import { serveNbdCommand } from './serve-nbd.js';
 import { serveStoreCommand } from './serve-store.js';
@@ -56,6 +57,7 @@ export const COMMANDS: readonly Command[] = [
   serveNbdCommand,
   serveGroupCommand,
   serveStoreCommand,
+  serveEdgeCommand,
   groupSnapshotCommand,
   shadowCommand,
   bench,

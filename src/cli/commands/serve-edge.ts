@@ -1,0 +1,147 @@
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createEdgeHandler } from '../../edge/handler.js';
+import { serveEdge } from '../../edge/node-server.js';
+import { createVersionCache } from '../../edge/version-cache.js';
+import { StrataError } from '../../errors.js';
+import { isLoopback } from '../../store/store-server.js';
+import { openObjectStore } from '../../transfer/open-objects.js';
+import { openPublishedVersion } from '../../transfer/published-version.js';
+import { readSecret } from '../../util/secret.js';
+import { loadKernels } from '../../wasm/index.js';
+import type { Command } from '../command.js';
+import { line, UsageError } from '../io.js';
+
+export const serveEdgeCommand: Command = {
+  name: 'serve-edge',
+  summary: 'serve the published images of a directory or object store over HTTP(S), as the edge worker does',
+  usage: 'serve-edge DIR|URL [--port P] [--host ADDR] [--cert FILE --key FILE | --insecure] [--allow-origin ORIGIN|*]... [--allow-host NAME]... [--tag-max-age SECONDS]',
+  details: [
+    'Serves GET and HEAD of /IMAGE/TAG and /IMAGE/@VERSION for the images published to DIR (a local',
+    'directory, file:///path) or URL (s3://BUCKET/PREFIX, credentials from the usual AWS variables),',
+    'with single byte ranges, ETag = the version content ID, If-None-Match/If-Range, and',
+    'Cache-Control immutable on version URLs (TAG URLs: --tag-max-age). Every chunk is checked',
+    'against its BLAKE3 name; damaged data is an error status or a cut body, never wrong bytes.',
+    'Nothing else of the store is served (no listing). Until stopped (Ctrl-C or SIGTERM).',
+    'Only loopback is served in plain HTTP: another address needs --cert/--key (HTTPS), or',
+    '--insecure. Web pages may read the images only from the origins given with --allow-origin',
+    '(none by default; * for any page, as the Cloudflare worker does for public images).',
+    '  --port P              TCP port (default: a free one)',
+    '  --host ADDR           listen address (default 127.0.0.1: loopback only)',
+    '  --cert FILE           TLS certificate chain (PEM): serve HTTPS',
+    '  --key FILE            its private key (PEM, mode 0600)',
+    '  --insecure            allow plain HTTP on a non-loopback address (NOT recommended)',
+    '  --allow-origin O      let web pages of origin O (e.g. https://app.example), or * for any, read the images; repeatable',
+    '  --allow-host NAME     a host name clients use besides IP addresses, localhost and the certificate\'s names; repeatable',
+    '  --tag-max-age S       seconds a TAG URL may be cached, and a tag lookup trusted (default 60)',
+    'Example: stratadisk publish vm --to /srv/published && stratadisk serve-edge /srv/published --port 8788 &',
+    '         curl -r 0-511 http://127.0.0.1:8788/vm/latest | xxd | head',
+  ].join('\n'),
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    insecure: { type: 'boolean' },
+    'allow-origin': { type: 'string', multiple: true },
+    'allow-host': { type: 'string', multiple: true },
+    'tag-max-age': { type: 'string' },
+  },
+  positionals: { min: 1, max: 1 },
+  async run({ io, args, values, signal }) {
+    const v = values as Record<string, string | boolean | string[] | undefined>;
+    let port = 0;
+    if (typeof v.port === 'string') {
+      port = Number(v.port);
+      if (!/^[0-9]+$/.test(v.port) || port > 65535) throw new UsageError(`--port: "${v.port}" is not a port number (0-65535)`, 'serve-edge');
+    }
+    let tagMaxAge = 60;
+    if (typeof v['tag-max-age'] === 'string') {
+      tagMaxAge = Number(v['tag-max-age']);
+      if (!/^[0-9]{1,7}$/.test(v['tag-max-age'])) throw new UsageError('--tag-max-age: give a number of seconds (0-9999999)', 'serve-edge');
+    }
+    const host = typeof v.host === 'string' ? v.host : '127.0.0.1';
+    const certFile = typeof v.cert === 'string' ? v.cert : undefined;
+    const keyFile = typeof v.key === 'string' ? v.key : undefined;
+    if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--cert and --key go together', 'serve-edge');
+    if (certFile !== undefined && v.insecure === true) throw new UsageError('--insecure means plain HTTP; it does not go with --cert/--key', 'serve-edge');
+    if (!isLoopback(host) && certFile === undefined && v.insecure !== true) {
+      throw new UsageError(`serving ${host} in plain HTTP lets anyone on the network path change the bytes clients boot: give --cert FILE --key FILE, or --insecure on a network you trust`, 'serve-edge');
+    }
+    const origins = (v['allow-origin'] as string[] | undefined) ?? [];
+    for (const o of origins) {
+      if (o === '*') continue;
+      let u: URL | undefined;
+      try {
+        u = new URL(o);
+      } catch {
+        u = undefined;
+      }
+      if (!u || u.origin !== o) throw new UsageError(`--allow-origin: "${o}" is not an origin (scheme://host[:port], no path), e.g. https://app.example, or *`, 'serve-edge');
+    }
+    let tls: { cert: Buffer; key: Buffer } | undefined;
+    if (certFile !== undefined && keyFile !== undefined) {
+      const key = await readSecret({ what: 'the TLS private key', file: keyFile });
+      tls = { cert: readPem(certFile), key: Buffer.from(key!) };
+    }
+    const warn = (m: string) => line(io.stderr, `stratadisk: serve-edge: ${m}`);
+
+    await loadKernels();
+    const objects = await openObjectStore(args[0]!, { onWarning: warn });
+    if (!args[0]!.startsWith('s3://')) {
+      // A local store this user cannot read would answer every request with 502: say so now.
+      // (Not for S3: a key allowed only s3:GetObject answers a missing key with 403.)
+      try {
+        await objects.head(`versions/${'0'.repeat(64)}`);
+      } catch (e) {
+        await objects.close?.();
+        throw e;
+      }
+    }
+    const handler = createEdgeHandler({
+      open: createVersionCache({
+        open: (ref, s) => openPublishedVersion(objects, 'contentId' in ref ? { contentId: ref.contentId } : ref, s ? { signal: s } : {}),
+        tagMaxAgeMs: tagMaxAge * 1000,
+      }),
+      tagMaxAge,
+      allowOrigin: origins.includes('*') ? '*' : origins,
+      onError: (e) => warn(`error: ${e instanceof Error ? e.message : String(e)}`),
+    });
+    let server;
+    try {
+      server = await serveEdge(handler, {
+        port,
+        host,
+        ...(tls ? { tls } : {}),
+        ...(v.insecure === true ? { insecure: true } : {}),
+        ...(Array.isArray(v['allow-host']) ? { allowHosts: v['allow-host'] } : {}),
+        onError: (e) => warn(`error: ${e instanceof Error ? e.message : String(e)}`),
+      });
+    } catch (e) {
+      await objects.close?.();
+      throw e;
+    }
+    line(io.stdout, server.url);
+    if (!tls && !isLoopback(host)) warn(`WARNING: plain HTTP on ${host} (--insecure): anyone on the network path can change the bytes clients read.`);
+    const term = new AbortController();
+    const onTerm = () => term.abort();
+    process.on('SIGTERM', onTerm);
+    try {
+      if (!signal.aborted && !term.signal.aborted) await Promise.race([once(signal, 'abort'), once(term.signal, 'abort')]);
+    } finally {
+      process.off('SIGTERM', onTerm);
+      await server.close();
+      await objects.close?.();
+    }
+    line(io.stderr, 'stratadisk: serve-edge: stopped.');
+    return 0;
+  },
+};
+
+function readPem(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new StrataError('not-found', `Cannot read the certificate ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, { cause: e });
+  }
+}
