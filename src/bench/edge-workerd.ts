@@ -5,7 +5,6 @@
  * one R2 bucket. Needs the dev dependencies (miniflare, and rolldown through vite).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface WorkerSpec {
@@ -54,13 +53,12 @@ export async function bundleWorker(entry: string): Promise<string> {
         },
       },
       {
-        // see edge-hash-shim.ts: hash-wasm cannot run in workerd
-        name: 'hash-wasm-in-workerd',
+        // hash-wasm compiles WebAssembly from bytes at run time, which workerd refuses: nothing
+        // that runs in the worker may import it (chunk names use our BLAKE3 kernel)
+        name: 'no-hash-wasm-in-workerd',
         resolveId(source: string, importer?: string) {
-          if (source !== 'hash-wasm' || importer === undefined) return null;
-          // the shim of the importer's own tree (src/ or dist/), so that both use one copy of the kernels
-          const ext = importer.endsWith('.ts') ? '.ts' : '.js';
-          return join(dirname(importer), '..', 'bench', `edge-hash-shim${ext}`);
+          if (source === 'hash-wasm') throw new Error(`${importer ?? 'the worker'} imports hash-wasm, which cannot run in workerd`);
+          return null;
         },
       },
     ],
