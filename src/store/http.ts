@@ -1,4 +1,5 @@
 import { StrataError } from '../errors.js';
+import { abortableSleep } from '../util/sleep.js';
 import { redactUrl } from '../util/redact.js';
 import { fetchSameOrigin, tlsFailure, untrustedCertificate } from './guarded-fetch.js';
 import { BaseStore } from './store.js';
@@ -421,19 +422,8 @@ function clip(s: string | null): string {
   return s.length > 80 ? `${s.slice(0, 80)}...` : s;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(new StrataError('aborted', 'The read was cancelled.'));
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new StrataError('aborted', 'The read was cancelled.'));
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return abortableSleep(ms, signal, 'The read was cancelled.');
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -5,6 +5,7 @@
  * renewed while the work runs.
  */
 import { StrataError } from '../errors.js';
+import { abortableSleep } from '../util/sleep.js';
 import type { ObjectStore } from './object-store.js';
 import { LEASES } from './object-names.js';
 
@@ -93,18 +94,7 @@ function randomHex(): string {
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new StrataError('aborted', 'Interrupted while waiting for a gc to finish.'));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new StrataError('aborted', 'Interrupted while waiting for a gc to finish.'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  return abortableSleep(ms, signal, 'Interrupted while waiting for a gc to finish.');
 }
 
 /** Take a lease of `kind` (see the file comment); the caller must `release()` it. */

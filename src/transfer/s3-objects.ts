@@ -24,6 +24,7 @@
  */
 import { AwsClient } from 'aws4fetch';
 import { StrataError, type ErrorCode } from '../errors.js';
+import { abortableSleep } from '../util/sleep.js';
 import { redactSecrets, registerSecret } from '../util/redact.js';
 import { tlsFailure, untrustedCertificate } from '../store/guarded-fetch.js';
 import { checkObjectKey } from './memory-objects.js';
@@ -443,17 +444,7 @@ function anySignal(signals: AbortSignal[]): AbortSignal {
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new StrataError('aborted', 'the object store operation was cancelled'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  return abortableSleep(ms, signal, 'the object store operation was cancelled');
 }
 
 async function discard(res: Response): Promise<void> {

@@ -3,6 +3,7 @@
  * localhost port (cross-origin isolated by vite.config.ts), and drives Debian's Chromium with
  * Playwright. Nothing is downloaded: the browser is /usr/bin/chromium (see vitest.config.ts).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -168,4 +169,14 @@ export async function reloadVm(page: Page, backend: 'opfs' | 'idb' | 'memory', n
 async function vmReady(page: Page): Promise<void> {
   await page.waitForFunction(() => window.__vm !== undefined, undefined, { timeout: 30_000 });
   await page.evaluate(() => window.__vm!.ready);
+}
+
+/** Why the tests that make an ext2 image cannot run here, or undefined when they can. */
+export function mke2fsMissing(): string | undefined {
+  try {
+    execFileSync('mke2fs', ['-V'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'mke2fs (e2fsprogs) is not installed';
+  }
 }

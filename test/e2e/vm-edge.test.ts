@@ -6,25 +6,16 @@
  * copy-on-read volume over the edge URL `/IMAGE/latest` (the HttpStore path: range requests,
  * pinned by the ETag, which is the version content ID) and boots before the image is local.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BrowserContext } from 'playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guestMissing } from '../../src/v86/guest-node.ts';
-import { launchPersistent, openVmPage, pageProblems, profileDir, serveDemo, TMP, type DemoServer } from './harness.ts';
+import { launchPersistent, mke2fsMissing, openVmPage, pageProblems, profileDir, serveDemo, TMP, type DemoServer } from './harness.ts';
 
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
-
-function mke2fsMissing(): string | undefined {
-  try {
-    execFileSync('mke2fs', ['-V'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'mke2fs (e2fsprogs) is not installed';
-  }
-}
 
 const missing = guestMissing() ?? mke2fsMissing();
 const IMAGE_MIB = 64;

@@ -16,16 +16,7 @@ import type { BrowserContext } from 'playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startImageServer, type ImageServer } from '../../src/bench/image-server.ts';
 import { guestMissing } from '../../src/v86/guest-node.ts';
-import { launchPersistent, openVmPage, pageProblems, profileDir, reloadVm, serveDemo, TMP, type DemoServer } from './harness.ts';
-
-function mke2fsMissing(): string | undefined {
-  try {
-    execFileSync('mke2fs', ['-V'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'mke2fs (e2fsprogs) is not installed';
-  }
-}
+import { launchPersistent, mke2fsMissing, openVmPage, pageProblems, profileDir, reloadVm, serveDemo, TMP, type DemoServer } from './harness.ts';
 
 const missing = guestMissing() ?? mke2fsMissing();
 const IMAGE_MIB = 128;
