@@ -145,8 +145,13 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
     if (signal?.aborted) throw new StrataError('aborted', 'The publish was cancelled; packs that were finished stay in the store and the next publish reuses them.');
   };
   const parallel = Math.max(1, options.parallel ?? 4);
-  const lease = await takeLease(objects, 'publish', { ...options.lease, ...(signal ? { signal } : {}) });
+  const lease = await takeLease(objects, 'publish', { ...options.lease, ...(signal ? { signal } : {}) }).catch((e: unknown) => {
+    if (e instanceof StrataError && e.code !== 'aborted') throw new StrataError(e.code, `${e.message} No new version was made in ${objects.description}: nothing was published.`, { cause: e });
+    throw e;
+  });
   const inFlight = new Set<Promise<void>>();
+  /** how far the version manifest got: a failure after its put began may leave a version (untagged) */
+  let versionPut: { id: string; landed: boolean } | null = null;
   try {
     aborted();
     const listing = await listPacks(objects, signal);
@@ -354,7 +359,9 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
     const contentId = unchanged ? tagged.contentId : toHex(await hashBytes(bytes));
     lease.assertHeld();
     // The version becomes visible here: everything it names is in the store already.
+    versionPut = { id: contentId, landed: false };
     if (!unchanged && (await objects.head(versionKey(contentId), signal)) === null) await put(versionKey(contentId), bytes, 'index');
+    versionPut.landed = true;
     if ((await objects.head(markerKey(image, contentId), signal)) === null) await put(markerKey(image, contentId), new Uint8Array(0), 'index');
     if (!unchanged) await put(tagKey(image, tag), new TextEncoder().encode(JSON.stringify({ version: contentId, published: new Date().toISOString() })), 'index');
     report();
@@ -385,6 +392,15 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
   } catch (e) {
     if (signal?.aborted && !(e instanceof StrataError && e.code === 'aborted')) {
       throw new StrataError('aborted', 'The publish was cancelled; packs that were finished stay in the store and the next publish reuses them.', { cause: e });
+    }
+    // Say exactly what the store holds now (the CLI words Ctrl-C itself).
+    if (e instanceof StrataError && e.code !== 'aborted') {
+      const kept = versionPut === null
+        ? `No new version was made in ${objects.description}; packs that were finished stay there, and publishing again sends only what is missing.`
+        : versionPut.landed
+          ? `Version ${versionPut.id} is in ${objects.description}, but ${image}:${tag} may not name it yet; publishing again finishes that without sending the data again.`
+          : `Version ${versionPut.id} may or may not have reached ${objects.description} (its manifest's write failed), and ${image}:${tag} does not name it; publishing again finishes it without sending the data again.`;
+      throw new StrataError(e.code, `${e.message} ${kept}`, { cause: e });
     }
     throw e;
   } finally {

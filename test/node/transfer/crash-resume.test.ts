@@ -38,7 +38,18 @@ describe('publish interrupted at every put, then resumed', () => {
       for (const landed of [false, true]) {
         const inner = new MemoryObjectStore();
         const first = new FaultObjectStore(inner, { crashAtPut: n, landed });
-        await expect(publish(first, vol, opts)).rejects.toThrow(/Injected crash/);
+        const failure = await publish(first, vol, opts).then(() => null, (e: unknown) => e);
+        expect(String(failure)).toMatch(/Injected crash/);
+        // the message says exactly what the store holds: no version, or a version maybe untagged
+        const key = /Injected crash at put \d+ \(([^)]+)\)/.exec(String(failure))?.[1] ?? '';
+        const before = first.putLog.filter((k) => k !== key);
+        expect(String(failure)).toMatch(
+          before.some((k) => k.startsWith('versions/'))
+            ? /Version [0-9a-f]{64} is in .* may not name it yet/
+            : key.startsWith('versions/')
+              ? /Version [0-9a-f]{64} may or may not have reached/
+              : /No new version was made in /,
+        );
         const visible = await visibleIsComplete(inner, model);
         // only the tag makes a version visible by name, and it is the last put
         if (visible) expect(n === total - 1 && landed).toBe(true);
