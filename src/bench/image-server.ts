@@ -26,6 +26,8 @@ export interface ImageServer {
   url: string;
   /** range requests answered (206 or otherwise), not counting preflights */
   requests: number;
+  /** CORS preflights answered (OPTIONS) */
+  preflights: number;
   /** body bytes sent */
   bytes: number;
   /** [first, last] of each range request */
@@ -38,7 +40,8 @@ export interface ImageServer {
 
 const CORS = {
   'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Headers': 'Range',
+  // v86's own HTTP disk sends X-Accept-Encoding with its range requests
+  'Access-Control-Allow-Headers': 'Range, X-Accept-Encoding',
   'Access-Control-Expose-Headers': 'Content-Range, Content-Length, ETag, Last-Modified, Accept-Ranges',
   // The test page runs under COEP require-corp: a cross-origin response needs this to be readable.
   'Cross-Origin-Resource-Policy': 'cross-origin',
@@ -51,6 +54,7 @@ export async function startImageServer(image: Uint8Array, options: ImageServerOp
   const state: ImageServer = {
     url: '',
     requests: 0,
+    preflights: 0,
     bytes: 0,
     log: [],
     options,
@@ -66,6 +70,7 @@ export async function startImageServer(image: Uint8Array, options: ImageServerOp
   };
   const server: Server = createServer((req, res) => {
     if (req.method === 'OPTIONS') {
+      state.preflights++;
       res.writeHead(204, { ...CORS, 'Access-Control-Allow-Methods': 'GET, HEAD', 'Access-Control-Max-Age': '600' });
       res.end();
       return;
