@@ -1,15 +1,13 @@
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { createEdgeHandler } from '../../edge/handler.js';
 import { serveEdge } from '../../edge/node-server.js';
 import { createVersionCache } from '../../edge/version-cache.js';
-import { StrataError } from '../../errors.js';
 import { isLoopback } from '../../store/store-server.js';
 import { openObjectStore } from '../../transfer/open-objects.js';
 import { openPublishedVersion } from '../../transfer/published-version.js';
-import { readSecret } from '../../util/secret.js';
 import { loadKernels } from '../../wasm/index.js';
 import type { Command } from '../command.js';
+import { parseOrigins, parsePort, readTlsOptions } from '../server-options.js';
 import { line, UsageError } from '../io.js';
 
 export const serveEdgeCommand: Command = {
@@ -50,40 +48,18 @@ export const serveEdgeCommand: Command = {
   positionals: { min: 1, max: 1 },
   async run({ io, args, values, signal }) {
     const v = values as Record<string, string | boolean | string[] | undefined>;
-    let port = 0;
-    if (typeof v.port === 'string') {
-      port = Number(v.port);
-      if (!/^[0-9]+$/.test(v.port) || port > 65535) throw new UsageError(`--port: "${v.port}" is not a port number (0-65535)`, 'serve-edge');
-    }
+    const port = parsePort(v.port, 'serve-edge');
     let tagMaxAge = 60;
     if (typeof v['tag-max-age'] === 'string') {
       tagMaxAge = Number(v['tag-max-age']);
       if (!/^[0-9]{1,7}$/.test(v['tag-max-age'])) throw new UsageError('--tag-max-age: give a number of seconds (0-9999999)', 'serve-edge');
     }
     const host = typeof v.host === 'string' ? v.host : '127.0.0.1';
-    const certFile = typeof v.cert === 'string' ? v.cert : undefined;
-    const keyFile = typeof v.key === 'string' ? v.key : undefined;
-    if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--cert and --key go together', 'serve-edge');
-    if (certFile !== undefined && v.insecure === true) throw new UsageError('--insecure means plain HTTP; it does not go with --cert/--key', 'serve-edge');
-    if (!isLoopback(host) && certFile === undefined && v.insecure !== true) {
+    const tls = await readTlsOptions(v, 'serve-edge');
+    if (!isLoopback(host) && tls === undefined && v.insecure !== true) {
       throw new UsageError(`serving ${host} in plain HTTP lets anyone on the network path change the bytes clients boot: give --cert FILE --key FILE, or --insecure on a network you trust`, 'serve-edge');
     }
-    const origins = (v['allow-origin'] as string[] | undefined) ?? [];
-    for (const o of origins) {
-      if (o === '*') continue;
-      let u: URL | undefined;
-      try {
-        u = new URL(o);
-      } catch {
-        u = undefined;
-      }
-      if (!u || u.origin !== o) throw new UsageError(`--allow-origin: "${o}" is not an origin (scheme://host[:port], no path), e.g. https://app.example, or *`, 'serve-edge');
-    }
-    let tls: { cert: Buffer; key: Buffer } | undefined;
-    if (certFile !== undefined && keyFile !== undefined) {
-      const key = await readSecret({ what: 'the TLS private key', file: keyFile });
-      tls = { cert: readPem(certFile), key: Buffer.from(key!) };
-    }
+    const origins = parseOrigins(v['allow-origin'], 'serve-edge', true);
     const warn = (m: string) => line(io.stderr, `stratadisk: serve-edge: ${m}`);
 
     await loadKernels();
@@ -138,10 +114,3 @@ export const serveEdgeCommand: Command = {
   },
 };
 
-function readPem(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new StrataError('not-found', `Cannot read the certificate ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, { cause: e });
-  }
-}

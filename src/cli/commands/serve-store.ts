@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import { lstatSync, readFileSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { StrataError } from '../../errors.js';
 import { isLoopback, serveStore } from '../../store/store-server.js';
 import { checkToken, generateToken, readSecret, writeSecretFile } from '../../util/secret.js';
 import type { Command } from '../command.js';
+import { parseOrigins, parsePort, readTlsOptions } from '../server-options.js';
 import { line, UsageError } from '../io.js';
 
 export const serveStoreCommand: Command = {
@@ -55,11 +55,7 @@ export const serveStoreCommand: Command = {
   positionals: { min: 1, max: 1 },
   async run({ io, args, values, signal }) {
     const v = values as Record<string, string | boolean | string[] | undefined>;
-    let port = 0;
-    if (typeof v.port === 'string') {
-      port = Number(v.port);
-      if (!/^[0-9]+$/.test(v.port) || port > 65535) throw new UsageError(`--port: "${v.port}" is not a port number (0-65535)`, 'serve-store');
-    }
+    const port = parsePort(v.port, 'serve-store');
     let maxBodyBytes: number | undefined;
     if (typeof v['max-request'] === 'string') {
       maxBodyBytes = Number(v['max-request']);
@@ -71,25 +67,8 @@ export const serveStoreCommand: Command = {
       if (!/^[0-9]+$/.test(v['max-connections']) || maxConnections < 1 || maxConnections > 65536) throw new UsageError('--max-connections: give a number from 1 to 65536', 'serve-store');
     }
     const host = typeof v.host === 'string' ? v.host : '127.0.0.1';
-    const certFile = typeof v.cert === 'string' ? v.cert : undefined;
-    const keyFile = typeof v.key === 'string' ? v.key : undefined;
-    if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--cert and --key go together', 'serve-store');
-    if (certFile !== undefined && v.insecure === true) throw new UsageError('--insecure means plain HTTP; it does not go with --cert/--key', 'serve-store');
-    const origins = (v['allow-origin'] as string[] | undefined) ?? [];
-    for (const o of origins) {
-      let u: URL | undefined;
-      try {
-        u = new URL(o);
-      } catch {
-        u = undefined;
-      }
-      if (!u || u.origin !== o) throw new UsageError(`--allow-origin: "${o}" is not an origin (scheme://host[:port], no path), e.g. https://app.example`, 'serve-store');
-    }
-    let tls: { cert: Buffer; key: Buffer } | undefined;
-    if (certFile !== undefined && keyFile !== undefined) {
-      const key = await readSecret({ what: 'the TLS private key', file: keyFile });
-      tls = { cert: readPem(certFile), key: Buffer.from(key!) };
-    }
+    const tls = await readTlsOptions(v, 'serve-store');
+    const origins = parseOrigins(v['allow-origin'], 'serve-store', false);
     const warn = (m: string) => line(io.stderr, `stratadisk: serve-store: ${m}`);
 
     // The token: a file (read, or created), standard input, the deprecated argument, the environment, or a new one.
@@ -162,13 +141,6 @@ export const serveStoreCommand: Command = {
   },
 };
 
-function readPem(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new StrataError('not-found', `Cannot read the certificate ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, { cause: e });
-  }
-}
 
 function existsNoFollow(path: string): boolean {
   try {
