@@ -20,11 +20,13 @@ export interface EdgeHandlerOptions {
   /** max-age of tag URLs and of cached tag lookups, seconds (default 60) */
   tagMaxAge?: number;
   /**
-   * Bytes read from the version per step while a body streams (default 1 MiB): a 1 GiB range
-   * is served in pieces of this size, `readAhead` in flight, never buffered whole.
+   * Bytes read from the version per step while a body streams (default 4 MiB): a 1 GiB range
+   * is served in pieces of this size, `readAhead` in flight, never buffered whole. A range up
+   * to this size is one read of the version (one coalesced object read when its chunks lie
+   * together): each object read costs a round trip to the bucket.
    */
   pieceBytes?: number;
-  /** pieces read at once while a body streams (default 4) */
+  /** pieces read at once while a body streams (default 2: at most 8 MiB held per request) */
   readAhead?: number;
   /** byte spans up to this size go to the cache (default 8 MiB; 0: none) */
   cacheMaxBytes?: number;
@@ -53,8 +55,8 @@ const CACHE_KEY_PARAM = 'stratadisk-span';
 
 export function createEdgeHandler(options: EdgeHandlerOptions): EdgeHandler {
   const tagMaxAge = Math.max(0, Math.floor(options.tagMaxAge ?? 60));
-  const pieceBytes = Math.max(4096, Math.floor(options.pieceBytes ?? 1024 * 1024));
-  const readAhead = Math.max(1, Math.min(16, Math.floor(options.readAhead ?? 4)));
+  const pieceBytes = Math.max(4096, Math.floor(options.pieceBytes ?? 4 * 1024 * 1024));
+  const readAhead = Math.max(1, Math.min(16, Math.floor(options.readAhead ?? 2)));
   const cacheMaxBytes = Math.max(0, Math.floor(options.cacheMaxBytes ?? 8 * 1024 * 1024));
   const allow = options.allowOrigin ?? '*';
   /** CORS headers for a request from `origin` (none when it may not read the answer) */

@@ -23,8 +23,8 @@ export interface ObjectStore {
   /** a short description for messages (never carries a secret) */
   readonly description: string;
   /**
-   * The whole object, or `length` bytes at `offset` (fewer only at its end). `null` when the
-   * object does not exist. A range past the end gives an empty array.
+   * The whole object, or `length` bytes at `offset` (fewer only at its end), in a new array the
+   * caller owns. `null` when the object does not exist. A range past the end gives an empty array.
    */
   get(key: string, range?: ObjectRange, signal?: AbortSignal): Promise<Uint8Array | null>;
   /** size (and time) of an object, `null` when it does not exist */
