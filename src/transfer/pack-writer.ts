@@ -14,6 +14,17 @@ export interface FinishedPack {
   rawBytes: number;
 }
 
+export interface EncodedChunk {
+  stored: Uint8Array;
+  codec: number;
+}
+
+/** A chunk as a pack stores it with compression on: deflate-raw when that saves at least 1/8, else raw. */
+export async function encodeChunk(data: Uint8Array): Promise<EncodedChunk> {
+  const z = await deflateChunk(data);
+  return z.length <= data.length - data.length / 8 ? { stored: z, codec: CODEC_DEFLATE } : { stored: data, codec: CODEC_RAW };
+}
+
 export class PackWriter {
   private buf: Uint8Array | null = null;
   private used = 0;
@@ -30,17 +41,13 @@ export class PackWriter {
     return this.entries.length;
   }
 
-  /** Add a chunk; returns the pack it closed to make room, if any. */
-  async add(id: Uint8Array, data: Uint8Array): Promise<FinishedPack | null> {
-    let stored = data;
-    let codec = CODEC_RAW;
-    if (this.options.compress) {
-      const z = await deflateChunk(data);
-      if (z.length <= data.length - data.length / 8) {
-        stored = z;
-        codec = CODEC_DEFLATE;
-      }
-    }
+  /**
+   * Add a chunk; returns the pack it closed to make room, if any. With compression on, `encoded`
+   * is the chunk's {@link encodeChunk} when the caller made it already (many at once: deflate
+   * runs off the main thread, so a batch of chunks compresses on every core).
+   */
+  async add(id: Uint8Array, data: Uint8Array, encoded?: EncodedChunk): Promise<FinishedPack | null> {
+    const { stored, codec } = this.options.compress ? (encoded ?? (await encodeChunk(data))) : { stored: data, codec: CODEC_RAW };
     let closed: FinishedPack | null = null;
     if (this.used > 0 && this.used + stored.length > this.maxBytes) closed = this.finish();
     this.buf ??= new Uint8Array(Math.max(this.maxBytes, stored.length));

@@ -15,7 +15,7 @@ import { takeLease, type LeaseOptions } from './leases.js';
 import type { ObjectStore } from './object-store.js';
 import { checkName, indexKey, markerKey, packKey, segmentKey, tagKey, toHex, versionKey } from './object-names.js';
 import { encodePackIndex } from './pack-index.js';
-import { PackWriter, type FinishedPack } from './pack-writer.js';
+import { encodeChunk, PackWriter, type FinishedPack } from './pack-writer.js';
 import { loadManifest, resolveVersion } from './published-version.js';
 import { encodeSegment, SEGMENT_BLOCKS, type SegmentEntry } from './segment.js';
 import { blockCount, encodeVersionManifest, MAX_BLOCK, MIN_BLOCK, VERSION_FORMAT, type SegmentRef, type VersionManifest } from './version-manifest.js';
@@ -310,6 +310,7 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
         const n = Math.ceil(length / bs);
         // Zero blocks are not chunks; hash the rest in one call.
         await hashChunks(data, bs, ids);
+        const fresh: { id: Uint8Array; data: Uint8Array }[] = [];
         for (let i = 0; i < n; i++) {
           const from = i * bs;
           const len = Math.min(bs, length - from);
@@ -323,7 +324,13 @@ export async function publish(objects: ObjectStore, source: PublishSource, optio
           r.rawBytes += len;
           if (catalog.get(hex) || packed.has(hex)) continue;
           packed.add(hex);
-          const closed = await writer.add(id, data.subarray(from, from + len));
+          fresh.push({ id, data: data.subarray(from, from + len) });
+        }
+        // New chunks go into packs in block order (packs stay deterministic); with --compress
+        // they are deflated all at once first (zlib works off the main thread, on every core).
+        const encoded = options.compress ? await Promise.all(fresh.map((f) => encodeChunk(f.data))) : undefined;
+        for (const [j, f] of fresh.entries()) {
+          const closed = await writer.add(f.id, f.data, encoded?.[j]);
           if (closed) await startUpload(closed);
         }
         progress.done += length;
