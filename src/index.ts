@@ -25,7 +25,8 @@ export { HttpStore, type HttpStoreOptions, type HttpStats, type ImagePin } from 
 export { RemoteNamespace, type RemoteNamespaceOptions } from './store/remote.js';
 export { RemoteBase, type RemoteOptions, type ProvisioningInfo, type CreateRemoteVolumeOptions } from './volume/remote-base.js';
 export { StreamJob, streamVolume, type StreamJobOptions } from './jobs/stream.js';
-export { ShadowVolume, ShadowReader, ShadowCopyReader, ShadowExportJob, toEndpoint, sharedMemoryAvailable, type ShadowVolumeOptions, type CreateShadowOptions, type ShadowInfo, type ShadowReaderOptions, type ShadowEndpoint, type OnFull, type ReadStats } from './shadow/index.js';
+export { ShadowExportJob } from './jobs/shadow-export.js';
+export { ShadowVolume, ShadowReader, ShadowCopyReader, toEndpoint, sharedMemoryAvailable, type ShadowVolumeOptions, type CreateShadowOptions, type ShadowInfo, type ShadowReaderOptions, type ShadowEndpoint, type OnFull, type ReadStats } from './shadow/index.js';
 // Block jobs: the Job interface, consolidation (delete-snapshot / commit online), mirror, resume.
 export { BaseJob, newJobId, PROGRESS_MS, type Job, type JobEvent, type JobInfo, type JobOptions, type JobProgress, type JobState } from './jobs/job.js';
 export { consolidate, planConsolidation, ConsolidateJob, type ConsolidateRequest, type ConsolidateOptions, type ConsolidationPlan } from './jobs/consolidate.js';

@@ -15,6 +15,8 @@ export interface Context {
   signal: AbortSignal;
   /** A progress bar on stderr when it is a terminal; inert otherwise. */
   progress(label: string, total: number): Progress;
+  /** Run another stratadisk command line in this process, with its own output streams (the tour shows real commands). */
+  runCommand(argv: string[], io: CliIo): Promise<number>;
 }
 
 /** One `stratadisk` subcommand; each lives in its own file under commands/. */

@@ -129,6 +129,7 @@ async function dispatch(argv: string[], io: CliIo, signal: AbortSignal): Promise
     values: parsed.values as Context['values'],
     signal,
     progress: (label, total) => new Progress(io.stderr, label, total, io.isTTY === true),
+    runCommand: (argv2, io2) => main(argv2, io2),
   };
   return command.run(ctx);
 }

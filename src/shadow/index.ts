@@ -5,4 +5,3 @@ export { ShadowCopyReader, type ReadStats } from './read-path.js';
 export { toEndpoint, type ShadowEndpoint } from './protocol.js';
 export { sharedMemoryAvailable } from './shared-bits.js';
 export type { OnFull } from './catalog.js';
-export { ShadowExportJob } from './export.js';

@@ -1,5 +1,6 @@
 import { resolveRuns, type SparseBitmap } from '../wasm/index.js';
 import { SLOT_ABSENT } from './layer.js';
+import type { ChainData, ChainLayer } from './chain-layer.js';
 import { RunReader } from './run-reader.js';
 import type { VerifyMode } from './verify.js';
 
@@ -9,36 +10,7 @@ const NOW_MAX_BLOCKS = 256;
 /** Reads of up to this many blocks find their owners by slot lookups rather than a resolve call. */
 const LOOKUP_MAX_BLOCKS = 16;
 
-/**
- * What a chain needs of a layer: its ownership bitmap, the slot of a block (>= 0 data, negative
- * = known zero or absent) and a store to read slots from. A `Layer` is one; so is the remote
- * base of a copy-on-read volume (src/volume/remote-base.ts), whose slot of block b is b.
- * Layers that keep block checksums (`verified` and `hashRun`, see src/volume/verify.ts) have
- * every read checked against them.
- */
-export interface ChainLayer {
-  readonly id: string;
-  readonly owned: SparseBitmap;
-  slot(block: number): number;
-  readonly data: ChainData;
-  readonly verified?: SparseBitmap;
-  hashRun?(first: number, count: number, out: Uint8Array, at?: number): void;
-}
-
-/** The reads a chain makes of a layer's data store (a Store satisfies it). */
-export interface ChainData {
-  readInto(offset: number, target: Uint8Array): Promise<void>;
-  /** Optional synchronous read (see Store.readIntoNow): false when it declines. */
-  readIntoNow?(offset: number, target: Uint8Array): boolean;
-  /**
-   * Optional, how the store does its I/O (a NodeFileStore has both): with `io` 'async' every
-   * read runs in the background (libuv's thread pool); with 'sync', reads of at most
-   * `syncMaxBytes` are blocking calls and larger ones run in the background. Long verified runs
-   * are read in pieces only where the pieces run in the background too (src/volume/run-reader.ts).
-   */
-  readonly io?: string;
-  readonly syncMaxBytes?: number;
-}
+export type { ChainData, ChainLayer } from './chain-layer.js';
 
 export interface ChainOptions {
   /** how reads are checked against the stored block checksums (default 'on') */

@@ -1,4 +1,4 @@
-import type { ChainData, ChainLayer } from './chain.js';
+import type { ChainData, ChainLayer } from './chain-layer.js';
 import { verifyRun, type LayerChecksums, type VerifyMode } from './verify.js';
 
 /**

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { StrataError } from '../../errors.js';
-import { ShadowExportJob } from '../../shadow/export.js';
+import { ShadowExportJob } from '../../jobs/shadow-export.js';
 import { ShadowVolume } from '../../shadow/shadow-volume.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { NodeFileStore } from '../../store/node-file.js';

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from '../command.js';
 import { line, throwIfAborted, type CliIo, type TextSink } from '../io.js';
-import { main } from '../main.js';
 import { formatBytes } from '../size.js';
 import { withVolume } from '../target.js';
 
@@ -20,7 +19,7 @@ export const tour: Command = {
     'volume named "vol" already). Takes a few seconds.',
   ].join('\n'),
   positionals: { min: 0, max: 1 },
-  async run({ io, args, signal }) {
+  async run({ io, args, signal, runCommand }) {
     const keep = args[0] !== undefined;
     const work = keep ? args[0]! : mkdtempSync(join(tmpdir(), 'stratadisk-tour-'));
     if (keep) mkdirSync(work, { recursive: true, mode: 0o700 });
@@ -41,7 +40,7 @@ export const tour: Command = {
         write: (s: string) => sink.write(s.split(work).join('$TOUR').replace(/^(?=.)/gm, '  ')),
       });
       const sub: CliIo = { ...io, stdout: indent(io.stdout), stderr: indent(io.stderr), isTTY: false, signal };
-      const code = await main(argv, sub);
+      const code = await runCommand(argv, sub);
       if (code !== 0) say(`  (exit code ${code})`);
       return code;
     };

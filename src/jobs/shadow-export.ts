@@ -4,10 +4,10 @@
  * and writes only pieces that are not all zeros; the target is then sized to the volume, so a
  * file gets holes where the copy is zero.
  */
-import { BaseJob, type JobOptions } from '../jobs/job.js';
+import { BaseJob, type JobOptions } from './job.js';
 import type { Store } from '../store/store.js';
 import { isZero } from '../wasm/index.js';
-import type { ShadowCopyReader } from './read-path.js';
+import type { ShadowCopyReader } from '../shadow/read-path.js';
 
 const PIECE = 4 << 20;
 
