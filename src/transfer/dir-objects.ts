@@ -18,6 +18,16 @@ const code = (e: unknown): string | undefined => (e as { code?: string }).code;
 
 function ioError(what: string, e: unknown): StrataError {
   if (e instanceof StrataError) return e;
+  switch (code(e)) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new StrataError('quota', `${what}: ${code(e) === 'EDQUOT' ? 'disk quota exceeded' : 'no space left on the device'}. Free some space and run the same command again (what landed is kept).`, { cause: e });
+    case 'EROFS':
+      return new StrataError('read-only', `${what}: the file system is mounted read-only.`, { cause: e });
+    case 'EACCES':
+    case 'EPERM':
+      return new StrataError('permission-denied', `${what}: permission denied. Check the directory's owner and mode.`, { cause: e });
+  }
   return new StrataError('io', `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DirObjectStore } from '../../../src/transfer/dir-objects.js';
+import { mountTmpfs } from '../helpers/tmpfs.js';
 import { expectCode } from './fixtures.js';
 
 const work = mkdtempSync(join(tmpdir(), 'stratadisk-dir-objects-'));
@@ -70,5 +71,24 @@ describe('DirObjectStore', () => {
 
   it('a missing directory is not-found unless create is asked for', async () => {
     await expectCode(DirObjectStore.open(fresh()), 'not-found');
+  });
+});
+
+describe('DirObjectStore on a full disk (1 MiB tmpfs)', () => {
+  it('refuses a put that does not fit with `quota`, leaves no temporary file, and keeps working', async (ctx) => {
+    const m = mountTmpfs(1024 * 1024);
+    if (typeof m === 'string') return ctx.skip(m);
+    try {
+      const s = await DirObjectStore.open(join(m.dir, 'objects'), { create: true });
+      await s.put('small', enc('kept'));
+      const big = new Uint8Array(2 * 1024 * 1024).fill(7);
+      await expectCode(s.put('packs/big', big), 'quota');
+      expect(await keys(s)).toEqual(['small']);
+      expect(readdirSync(join(m.dir, 'objects', 'packs'))).toEqual([]);
+      expect(new TextDecoder().decode((await s.get('small'))!)).toBe('kept');
+      expect(await s.put('packs/fits', enc('yes'))).toBe(true);
+    } finally {
+      m.unmount();
+    }
   });
 });
