@@ -21,7 +21,7 @@ function ioError(what: string, e: unknown): StrataError {
   switch (code(e)) {
     case 'ENOSPC':
     case 'EDQUOT':
-      return new StrataError('quota', `${what}: ${code(e) === 'EDQUOT' ? 'disk quota exceeded' : 'no space left on the device'}. Free some space and run the same command again (what landed is kept).`, { cause: e });
+      return new StrataError('quota', `${what}: ${code(e) === 'EDQUOT' ? 'disk quota exceeded' : 'no space left on the device'}. Free some space and try again.`, { cause: e });
     case 'EROFS':
       return new StrataError('read-only', `${what}: the file system is mounted read-only.`, { cause: e });
     case 'EACCES':
