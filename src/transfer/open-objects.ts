@@ -80,6 +80,7 @@ function openStoreServerObjects(url: string, options: OpenObjectStoreOptions): O
       `${u.origin}/ is plain HTTP to another host: the token and the images would cross the network in clear, and anyone on the path could change them. Use https:// (serve-store --cert/--key), or allow plain HTTP explicitly with --insecure on a network you trust.`,
     );
   }
+  new HttpObjectStore(url); // the URL's own checks first (no credentials, path or fragment in it)
   const env = options.env ?? process.env;
   const token = options.token ?? (env.STRATADISK_TOKEN || undefined);
   if (token === undefined) {

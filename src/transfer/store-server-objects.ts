@@ -252,11 +252,14 @@ export function storeObjectArea(): StoreServerRoute {
           res.destroy();
           return;
         }
+        // a body we stopped reading: once the answer is out, do not let the client keep sending it
+        res.once('finish', () => {
+          if (!req.complete) req.destroy();
+        });
         if (req.method === 'HEAD') {
           res.writeHead(STATUS[a.code] ?? 500, { 'content-length': '0' });
           res.end();
         } else sendJson(res, STATUS[a.code] ?? 500, a);
-        if (!req.complete) req.destroy();
       }
     },
   };

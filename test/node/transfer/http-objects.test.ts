@@ -62,7 +62,7 @@ describe('store server object area: what the server refuses', () => {
         resolve({ status: m ? Number(m[1]) : 0, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
       });
       const b = body ?? '';
-      sock.end(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${a.server.token}\r\nConnection: close\r\nContent-Length: ${b.length}\r\n\r\n${b}`, 'latin1');
+      sock.write(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${a.server.token}\r\nConnection: close\r\nContent-Length: ${b.length}\r\n\r\n${b}`, 'latin1');
     });
   };
   beforeAll(async () => {
@@ -97,6 +97,30 @@ describe('store server object area: what the server refuses', () => {
     expect(await a.store.head('images/x/tags/latest')).not.toBeNull(); // all keys are checked before any is deleted
   });
 
+  it('a seeded fuzz of hostile paths: never a 5xx, never a file outside DIR/.objects, never a server path in an answer', async () => {
+    const parts = ['..', '.', '%2e%2e', '%2E.', '.%2e', '%2f', '%5c', 'a', 'b.c', '', '\\', '%00', '~', '@', 'x'.repeat(300), 'y'.repeat(1030), 'images', 'packs', '..%2f..', '%252e%252e', ';', '*'];
+    let x = 0x5eed;
+    const rnd = (n: number) => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    const outside = async () => (await readdir(a.dir)).sort();
+    const before = await outside();
+    for (let i = 0; i < 300; i++) {
+      const segs = Array.from({ length: 1 + rnd(4) }, () => parts[rnd(parts.length)]!);
+      const path = `/.objects/${segs.join('/')}${rnd(5) === 0 ? '/' : ''}`;
+      const method = ['GET', 'HEAD', 'PUT'][rnd(3)]!;
+      const r = await sendRaw(method, path, method === 'PUT' ? 'fuzz' : undefined);
+      expect(r.status, `${method} ${path.slice(0, 120)}`).toBeGreaterThanOrEqual(200);
+      expect(r.status, `${method} ${path.slice(0, 120)}`).toBeLessThan(500);
+      expect(r.body).not.toContain(a.dir);
+    }
+    expect(await outside()).toEqual(before);
+    expect(a.errors).toEqual([]);
+  });
+
   it('refuses a body over its limit before reading it, and bad listing and delete requests', async () => {
     const big = await raw('/.objects/big', { method: 'PUT', body: new Uint8Array((1 << 20) + 1) });
     expect(big.status).toBe(413);
@@ -122,10 +146,10 @@ describe('store server object area: what the server refuses', () => {
     expect((e as Error).message).not.toContain('A'.repeat(43));
     const o = await raw('/.objects/images/x/tags/latest', { headers: { origin: 'https://evil.example' } });
     expect(o.status).toBe(403);
-    const blocked = await raw('/.objects/a/b', { method: 'PUT', body: 'x' });
+    const blocked = await raw('/.objects/own/b', { method: 'PUT', body: 'x' });
     expect(blocked.status).toBe(201);
     // a file where a directory of the key must be: refused without the path
-    const under = await raw('/.objects/a/b/c', { method: 'PUT', body: 'x' });
+    const under = await raw('/.objects/own/b/c', { method: 'PUT', body: 'x' });
     expect(under.status).toBeGreaterThanOrEqual(400);
     expect(await under.text()).not.toContain(a.dir);
   });
