@@ -47,6 +47,11 @@ export const MAX_OBJECT_PAGE = 1000;
 export const MAX_KEY_CHARS = 1024;
 /** Largest delete body: 1000 keys of 1024 characters, quoted, with commas. */
 const MAX_DELETE_BODY = MAX_OBJECT_PAGE * (MAX_KEY_CHARS + 3) + 64;
+/** How long, and how many, walked listings are kept for their next pages. */
+const LISTING_TTL_MS = 60_000;
+const MAX_LISTINGS = 4;
+/** Listings longer than this are walked again for each page (memory: at most 4 × 100,000 entries). */
+const MAX_LISTING_KEYS = 100_000;
 /** A prefix or `after` of a listing: what a key may hold, possibly cut anywhere. */
 const PARTIAL_KEY = /^[A-Za-z0-9._@/-]{0,1024}$/;
 
@@ -81,6 +86,12 @@ function checkKey(key: string): string {
 /** The object area of the store server: pass it in `serveStore(dir, { routes: [storeObjectArea()] })`. */
 export function storeObjectArea(): StoreServerRoute {
   let opened: { dir: string; store: Promise<DirObjectStore> } | undefined;
+  /**
+   * The listing a first page walked, by prefix, for the pages after it: a directory walk per page
+   * would make a listing of N keys cost N²/1000 lstat calls. A continuation sees the objects as
+   * they were at its first page (as one DirObjectStore.list call does); a first page always walks.
+   */
+  const listings = new Map<string, { keys: ObjectInfo[]; expires: number }>();
 
   /** The area's store; `null` when it was never made and `create` is false. */
   const area = async (ctx: StoreServerRouteContext, create: boolean): Promise<DirObjectStore | null> => {
@@ -94,6 +105,7 @@ export function storeObjectArea(): StoreServerRoute {
     if (st?.isSymbolicLink()) throw new Refusal('unsafe-path', 'The object area of this server is a symbolic link; the server does not follow it.');
     if (st !== null && !st.isDirectory()) throw new Refusal('unsafe-path', 'The object area of this server is not a directory; the server does not use it.');
     if (st === null && !create) return null;
+    if (st === null) opened = undefined; // removed since: make it again
     if (!opened || opened.dir !== path) opened = { dir: path, store: DirObjectStore.open(path, { create: true }) };
     try {
       return await opened.store;
@@ -204,19 +216,28 @@ export function storeObjectArea(): StoreServerRoute {
     if (!PARTIAL_KEY.test(prefix) || !PARTIAL_KEY.test(after)) throw new Refusal('invalid-argument', 'A listing\'s prefix and after are parts of object keys (at most 1024 characters of letters, digits, ._@-/).');
     if (!/^[0-9]{1,4}$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > MAX_OBJECT_PAGE) throw new Refusal('invalid-argument', `A listing's limit is 1 to ${MAX_OBJECT_PAGE}.`);
     const limit = Number(limitText);
-    const store = await area(ctx, false);
-    const objects: ObjectInfo[] = [];
-    let next: string | null = null;
-    if (store) {
-      for await (const o of store.list(prefix)) {
-        if (after !== '' && o.key <= after) continue;
-        if (objects.length === limit) {
-          next = objects[objects.length - 1]!.key;
-          break;
-        }
-        objects.push({ key: o.key, size: o.size, ...(o.modified !== undefined ? { modified: Math.floor(o.modified) } : {}) });
+    const now = Date.now();
+    for (const [k, l] of listings) if (l.expires <= now) listings.delete(k);
+    let all = after !== '' ? listings.get(prefix)?.keys : undefined;
+    if (!all) {
+      const store = await area(ctx, false);
+      all = [];
+      if (store) for await (const o of store.list(prefix)) all.push({ key: o.key, size: o.size, ...(o.modified !== undefined ? { modified: Math.floor(o.modified) } : {}) });
+      if (all.length > limit && all.length <= MAX_LISTING_KEYS) {
+        listings.delete(prefix);
+        listings.set(prefix, { keys: all, expires: now + LISTING_TTL_MS });
+        if (listings.size > MAX_LISTINGS) listings.delete(listings.keys().next().value!);
       }
     }
+    // the first key after `after` (keys are sorted)
+    let lo = 0;
+    for (let hi = all.length; lo < hi; ) {
+      const mid = (lo + hi) >>> 1;
+      if (all[mid]!.key <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    const objects = all.slice(lo, lo + limit);
+    const next = lo + limit < all.length ? objects[objects.length - 1]!.key : null;
     sendJson(res, 200, { objects, next });
   }
 
