@@ -41,6 +41,7 @@ export { MemoryObjectStore } from './transfer/memory-objects.js';
 export { S3ObjectStore, type S3Credentials, type S3ObjectStoreOptions } from './transfer/s3-objects.js';
 export { R2ObjectStore, type R2BucketLike } from './transfer/r2-objects.js';
 export { FaultObjectStore } from './transfer/fault-objects.js';
+export { HttpObjectStore, type HttpObjectStoreOptions } from './transfer/http-objects.js';
 export { publish, type PublishSource, type PublishOptions, type PublishProgress, type PublishResult } from './transfer/publish.js';
 export { openPublishedVersion, type PublishedVersion, type VersionRef, type OpenPublishedOptions } from './transfer/published-version.js';
 export { listVersions, type StoreVersions, type VersionInfo, type TagInfo } from './transfer/versions.js';

@@ -11,3 +11,4 @@ export { encodeFrame, FrameReader } from './consistency/framing.js';
 export { serveControl, requestControl, CONTROL_SOCKET, type ControlRequest, type ControlMessage, type ControlServer } from './jobs/control.js';
 export { DirObjectStore } from './transfer/dir-objects.js';
 export { openObjectStore } from './transfer/open-objects.js';
+export { storeObjectArea } from './transfer/store-server-objects.js';

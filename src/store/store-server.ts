@@ -57,6 +57,31 @@ export interface StoreServerOptions {
   now?: () => number;
   /** server-side failures (answered 5xx) as they happened, with server paths (the answer to the client has none): the server's log */
   onError?: (error: unknown) => void;
+  /**
+   * More areas of the server, each under a first path segment that no namespace can have (one
+   * NAME_PATTERN refuses, e.g. `.objects`): requests to it get the same Host, origin (CORS),
+   * connection and token checks, then go to the route. src/transfer/store-server-objects.ts is
+   * one (the object area); the store layer does not know what a route serves.
+   */
+  routes?: readonly StoreServerRoute[];
+}
+
+/** An area of the store server besides its namespaces (see `StoreServerOptions.routes`). */
+export interface StoreServerRoute {
+  /** the first path segment it answers; must not match NAME_PATTERN */
+  readonly segment: string;
+  /** answer an authenticated request under `/segment` (its answer, errors included, is the route's own) */
+  handle(req: IncomingMessage, res: ServerResponse, context: StoreServerRouteContext): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export interface StoreServerRouteContext {
+  /** the served directory */
+  readonly dir: string;
+  /** the request body and answer bound of the server */
+  readonly maxBodyBytes: number;
+  /** the server's log of server-side failures */
+  readonly onError: (error: unknown) => void;
 }
 
 export interface StoreServer {
@@ -201,6 +226,9 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
   const allowOrigin: (origin: string) => boolean =
     typeof options.allowOrigins === 'function' ? options.allowOrigins : ((list: readonly string[]) => (o: string) => list.includes(o))(options.allowOrigins ?? []);
   const hostNames = new Set(['localhost', host.toLowerCase(), ...(options.allowHosts ?? []).map((h) => h.toLowerCase()), ...(options.tls ? certificateNames(options.tls.cert) : [])]);
+  const routes = new Map((options.routes ?? []).map((r) => [r.segment, r]));
+  for (const seg of routes.keys()) if (NAME_PATTERN.test(seg) || !/^[!-~]+$/.test(seg) || seg.includes('/')) throw new StrataError('invalid-argument', `A route of the store server may not use "${seg}": a namespace could have that name.`);
+  const routeContext: StoreServerRouteContext = { dir, maxBodyBytes: maxBody, onError: (e) => options.onError?.(e) };
   const root = new NodeDirNamespace(dir);
   await root.list(); // the directory must exist (not-found otherwise)
   const spaces = new Map<string, NodeDirNamespace>();
@@ -289,21 +317,23 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
     }
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {
-        'access-control-allow-methods': 'POST',
-        'access-control-allow-headers': 'authorization, content-type',
+        'access-control-allow-methods': routes.size > 0 ? 'POST, GET, HEAD, PUT' : 'POST',
+        'access-control-allow-headers': routes.size > 0 ? 'authorization, content-type, range, if-none-match' : 'authorization, content-type',
         ...(origin !== undefined && req.headers['access-control-request-private-network'] === 'true' ? { 'access-control-allow-private-network': 'true' } : {}),
         'access-control-max-age': '600',
       });
       res.end();
       return;
     }
-    if (req.method !== 'POST') throw refuse('unsupported', 'The store server answers POST requests from stratadisk clients only.');
+    const route = routes.get((req.url ?? '/').split('?')[0]!.split('/')[1] ?? '');
+    if (req.method !== 'POST' && !route) throw refuse('unsupported', 'The store server answers POST requests from stratadisk clients only.');
     const auth = Buffer.from(req.headers.authorization ?? '');
     if (auth.length !== tokenBytes.length || !timingSafeEqual(auth, tokenBytes)) {
       req.resume();
       sendJson(res, 401, { code: 'invalid-argument', message: 'Wrong or missing token; pass the token of serve-store (from its token file).' });
       return;
     }
+    if (route) return route.handle(req, res, routeContext);
     const url = new URL(req.url ?? '/', 'http://x');
     // split the path as sent: URL parsing would resolve dot segments before we could refuse them
     const segs = (req.url ?? '/').split('?')[0]!.split('/').filter((s) => s !== '');
@@ -490,18 +520,19 @@ export async function serveStore(dir: string, options: StoreServerOptions = {}):
       for (const l of leases.values()) await l.lock.release().catch(() => {});
       leases.clear();
       holders.clear();
+      for (const r of routes.values()) await r.close?.().catch(() => {});
     },
   };
 }
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
   res.end(body);
 }
 
 /** The request body, refused with `out-of-range` (413) as soon as it exceeds `limit` bytes. */
-async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+export async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) throw new StrataError('out-of-range', `The request body (${declared} bytes) is over this server's limit of ${limit} bytes; send smaller batches.`);
   // With a declared length (bounded above), chunks go straight into one buffer: no second copy.

@@ -3,20 +3,21 @@ import { createEdgeHandler } from '../../edge/handler.js';
 import { serveEdge } from '../../edge/node-server.js';
 import { createVersionCache } from '../../edge/version-cache.js';
 import { isLoopback } from '../../store/store-server.js';
-import { openObjectStore } from '../../transfer/open-objects.js';
 import { openPublishedVersion } from '../../transfer/published-version.js';
 import { loadKernels } from '../../wasm/index.js';
 import type { Command } from '../command.js';
+import { openObjectStoreArg } from '../object-store-arg.js';
 import { parseOrigins, parsePort, readTlsOptions } from '../server-options.js';
 import { line, UsageError } from '../io.js';
 
 export const serveEdgeCommand: Command = {
   name: 'serve-edge',
   summary: 'serve the published images of a directory or object store over HTTP(S), as the edge worker does',
-  usage: 'serve-edge DIR|URL [--port P] [--host ADDR] [--cert FILE --key FILE | --insecure] [--allow-origin ORIGIN|*]... [--allow-host NAME]... [--tag-max-age SECONDS]',
+  usage: 'serve-edge DIR|URL [--port P] [--host ADDR] [--cert FILE --key FILE | --insecure] [--allow-origin ORIGIN|*]... [--allow-host NAME]... [--tag-max-age SECONDS] [--token-file FILE]',
   details: [
     'Serves GET and HEAD of /IMAGE/TAG and /IMAGE/@VERSION for the images published to DIR (a local',
-    'directory, file:///path) or URL (s3://BUCKET/PREFIX, credentials from the usual AWS variables),',
+    'directory, file:///path) or URL (s3://BUCKET/PREFIX, credentials from the usual AWS variables;',
+    'or http(s)://HOST:PORT/ of `serve-store`, its token from --token-file or $STRATADISK_TOKEN),',
     'with single byte ranges, ETag = the version content ID, If-None-Match/If-Range, and',
     'Cache-Control immutable on version URLs (TAG URLs: --tag-max-age). Every chunk is checked',
     'against its BLAKE3 name; damaged data is an error status or a cut body, never wrong bytes.',
@@ -28,10 +29,11 @@ export const serveEdgeCommand: Command = {
     '  --host ADDR           listen address (default 127.0.0.1: loopback only)',
     '  --cert FILE           TLS certificate chain (PEM): serve HTTPS',
     '  --key FILE            its private key (PEM, mode 0600)',
-    '  --insecure            allow plain HTTP on a non-loopback address (NOT recommended)',
+    '  --insecure            allow plain HTTP on a non-loopback address, and plain http:// to a store server off loopback (NOT recommended)',
     '  --allow-origin O      let web pages of origin O (e.g. https://app.example), or * for any, read the images; repeatable',
     '  --allow-host NAME     a host name clients use besides IP addresses, localhost and the certificate\'s names; repeatable',
     '  --tag-max-age S       seconds a TAG URL may be cached, and a tag lookup trusted (default 60)',
+    '  --token-file FILE     the token of the store server URL (mode 0600; - reads standard input); else $STRATADISK_TOKEN',
     'Example: stratadisk publish vm --to /srv/published && stratadisk serve-edge /srv/published --port 8788 &',
     '         curl -r 0-511 http://127.0.0.1:8788/vm/latest | xxd | head',
   ].join('\n'),
@@ -44,6 +46,7 @@ export const serveEdgeCommand: Command = {
     'allow-origin': { type: 'string', multiple: true },
     'allow-host': { type: 'string', multiple: true },
     'tag-max-age': { type: 'string' },
+    'token-file': { type: 'string' },
   },
   positionals: { min: 1, max: 1 },
   async run({ io, args, values, signal }) {
@@ -63,7 +66,7 @@ export const serveEdgeCommand: Command = {
     const warn = (m: string) => line(io.stderr, `stratadisk: serve-edge: ${m}`);
 
     await loadKernels();
-    const objects = await openObjectStore(args[0]!, { onWarning: warn });
+    const objects = await openObjectStoreArg(args[0]!, { io, values }, 'serve-edge', { onWarning: warn });
     if (!args[0]!.startsWith('s3://')) {
       // A local store this user cannot read would answer every request with 502: say so now.
       // (Not for S3: a key allowed only s3:GetObject answers a missing key with 403.)

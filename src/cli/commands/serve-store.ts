@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isLoopback, serveStore } from '../../store/store-server.js';
+import { storeObjectArea } from '../../transfer/store-server-objects.js';
 import { checkToken, generateToken, readSecret, writeSecretFile } from '../../util/secret.js';
 import type { Command } from '../command.js';
 import { parseOrigins, parsePort, readTlsOptions } from '../server-options.js';
@@ -18,6 +19,8 @@ export const serveStoreCommand: Command = {
     'clients (RemoteNamespace, the worker backend "remote", `stratadisk mirror SRC URL`). Prints the',
     'URL (a volume goes to URL/NAME, subdirectory NAME) and the file holding the token clients must',
     'send. flush on a client means fsync on the server. Until stopped (Ctrl-C or SIGTERM).',
+    'It also holds published images: `stratadisk publish vol --to URL` (and versions, gc, serve-edge of',
+    'URL) keep them in DIR/.objects (files 0600, directories 0700), a name no namespace can have.',
     'The token: read from --token-file FILE (mode 0600, yours) or $STRATADISK_TOKEN; with',
     '--token-file FILE naming no file yet, a new token is written there (0600); with neither, a new',
     'token is written to a private temporary file, removed when the server stops. A token has at',
@@ -117,6 +120,7 @@ export const serveStoreCommand: Command = {
         ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
         ...(maxConnections !== undefined ? { maxConnections } : {}),
         onError: (e) => warn(`error: ${e instanceof Error ? e.message : String(e)}`),
+        routes: [storeObjectArea()],
       });
     } catch (e) {
       if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });

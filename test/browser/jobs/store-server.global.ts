@@ -15,6 +15,7 @@ import type { TestProject } from 'vitest/node';
 import { NAME_PATTERN } from '../../../src/store/store.js';
 import { NodeDirNamespace } from '../../../src/store/node-dir.js';
 import { serveStore } from '../../../src/store/store-server.js';
+import { storeObjectArea } from '../../../src/transfer/store-server-objects.js';
 import { Volume } from '../../../src/volume/volume.js';
 import type { StoreServerInfo } from './store-server.js';
 
@@ -23,7 +24,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // CORS for the test page only: vitest serves it from a loopback origin whose port it picks
   // when the browser starts (after this set-up), so the origin is matched by its shape.
   const testPage = (origin: string) => /^http:\/\/(localhost|127\.0\.0\.1):\d{1,5}$/.test(origin);
-  const server = await serveStore(dir, { allowOrigins: testPage });
+  const server = await serveStore(dir, { allowOrigins: testPage, routes: [storeObjectArea()] }); // the object area: http-objects.test.ts
   const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
   const verify = createServer((req, res) => {
     const headers = { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin', 'content-type': 'application/json' };

@@ -7,6 +7,7 @@ import { isStrataError } from '../../../src/errors.js';
 import { MemoryObjectStore } from '../../../src/transfer/memory-objects.js';
 import { openObjectStore } from '../../../src/transfer/open-objects.js';
 import { parseCredentialsFile, parseS3Url, s3OptionsFromEnv } from '../../../src/transfer/s3-env.js';
+import { HttpObjectStore } from '../../../src/transfer/http-objects.js';
 import { S3ObjectStore } from '../../../src/transfer/s3-objects.js';
 
 async function code(p: Promise<unknown>): Promise<string> {
@@ -38,8 +39,23 @@ describe('openObjectStore', () => {
     expect(s.description).toBe('s3://my-bucket/images/prod');
   });
 
-  it('a store server URL and unknown schemes are refused with what to give instead', async () => {
-    expect(await code(openObjectStore('http://127.0.0.1:7000/vol#token=abcdefabcdefabcdefabcdefabcdefab'))).toBe('unsupported');
+  it('a store server URL opens its object area with a token; plain http off loopback needs insecure', async () => {
+    const token = 'tok-abcdefabcdefabcdefabcdefabcdefab';
+    const s = await openObjectStore('http://127.0.0.1:7000/', { token });
+    expect(s).toBeInstanceOf(HttpObjectStore);
+    expect(s.description).toBe('http://127.0.0.1:7000/');
+    expect(await openObjectStore('https://store.example:7000', { env: { STRATADISK_TOKEN: token } })).toBeInstanceOf(HttpObjectStore);
+    expect(await code(openObjectStore('http://127.0.0.1:7000/', { env: {} }))).toBe('invalid-argument'); // no token
+    expect(await code(openObjectStore('http://192.0.2.1:7000/', { token }))).toBe('invalid-argument');
+    expect(await openObjectStore('http://192.0.2.1:7000/', { token, insecure: true })).toBeInstanceOf(HttpObjectStore);
+    // a namespace path, or a token in the URL: refused, and the token is not repeated
+    expect(await code(openObjectStore('http://127.0.0.1:7000/vol', { token }))).toBe('invalid-argument');
+    const e = await openObjectStore('http://127.0.0.1:7000/#token=abcdefabcdefabcdefabcdefabcdefab', { token }).catch((x: unknown) => x as Error);
+    expect(e).toBeInstanceOf(Error);
+    expect((e as Error).message).not.toContain('abcdefabcdefabcdefabcdefabcdefab');
+  });
+
+  it('unknown schemes are refused with what to give instead', async () => {
     expect(await code(openObjectStore('gs://bucket/x'))).toBe('invalid-argument');
     expect(await code(openObjectStore(''))).toBe('invalid-argument');
     expect(await code(openObjectStore('s3://Bad_Bucket/x', { env: NOHOME }))).toBe('invalid-argument');
