@@ -3,7 +3,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import { StrataError } from '../errors.js';
-import { certificateNames, hostOf, isLoopback } from '../store/store-server.js';
+import { certificateNames, hostOf } from '../store/store-server.js';
+import { isLoopback } from '../util/loopback.js';
 import type { EdgeHandler } from './handler.js';
 
 /**

@@ -1,5 +1,6 @@
 import { StrataError, type ErrorCode } from '../errors.js';
 import { redactUrl, registerSecret } from '../util/redact.js';
+import { isLoopback } from '../util/loopback.js';
 import { fetchSameOrigin, tlsFailure, untrustedCertificate } from './guarded-fetch.js';
 import { BaseStore, checkName, NAME_PATTERN, type NamespaceLock, type OpenOptions, type Store, type StoreNamespace } from './store.js';
 
@@ -43,6 +44,11 @@ export interface RemoteNamespaceOptions {
   timeoutMs?: number;
   /** retries of a request that failed to reach the server or got a 5xx (default 3; all ops are idempotent) */
   retries?: number;
+  /**
+   * Allow plain http:// to a host that is not loopback (else refused: the token and the data
+   * would cross the network in clear). The URL fragment `#insecure=1` says the same.
+   */
+  insecure?: boolean;
 }
 
 /** Header bytes of one record in a read or write body. */
@@ -59,7 +65,7 @@ class Conn {
   constructor(
     url: URL,
     private readonly token: string | undefined,
-    readonly o: Required<Omit<RemoteNamespaceOptions, 'token' | 'readOnly'>>,
+    readonly o: Required<Omit<RemoteNamespaceOptions, 'token' | 'readOnly' | 'insecure'>>,
   ) {
     this.url = `${url.origin}${url.pathname}`;
     this.label = this.url;
@@ -124,12 +130,19 @@ export class RemoteNamespace implements StoreNamespace {
     } catch (e) {
       throw new StrataError('invalid-argument', `"${redactUrl(url)}" is not a URL; give the store server's address, e.g. http://127.0.0.1:7000/vol1.`, { cause: e });
     }
-    const fromHash = new URLSearchParams(u.hash.replace(/^#/, '')).get('token') ?? undefined;
+    const fragment = new URLSearchParams(u.hash.replace(/^#/, ''));
+    const fromHash = fragment.get('token') ?? undefined;
     if (fromHash !== undefined) registerSecret(fromHash);
     if (options.token !== undefined) registerSecret(options.token);
     u.hash = '';
     if (u.username !== '' || u.password !== '') throw new StrataError('invalid-argument', `${redactUrl(url)}: credentials do not go in the URL; pass the token (#token= in a browser, --token-file or $STRATADISK_TOKEN on the command line).`);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new StrataError('invalid-argument', `${u.href} is not an http(s) URL; a store server is reached over HTTP.`);
+    if (u.protocol === 'http:' && !isLoopback(u.hostname) && options.insecure !== true && fragment.get('insecure') !== '1') {
+      throw new StrataError(
+        'invalid-argument',
+        `${u.href} is plain HTTP to another host: the token and the data would cross the network in clear, and anyone on the path could change them. Use https:// (serve-store --cert/--key), or allow plain HTTP explicitly (--insecure) on a network you trust.`,
+      );
+    }
     const segs = u.pathname.split('/').filter((s) => s !== '');
     if (segs.length > 1 || (segs.length === 1 && !NAME_PATTERN.test(segs[0]!))) {
       throw new StrataError('invalid-argument', `${u.href}: the path is at most one plain name (a subdirectory of the server's directory), e.g. /vol1.`);

@@ -4,6 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { isStrataError, StrataError, type ErrorCode } from '../errors.js';
+import { isLoopback } from '../util/loopback.js';
 import { checkToken, generateToken, registerSecret } from '../util/secret.js';
 import { NodeDirNamespace } from './node-dir.js';
 import { RECORD_HEAD } from './remote.js';
@@ -168,12 +169,6 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 
 /** Operations that change a namespace: refused without the current lease while one is held. */
 const CHANGES = new Set(['write', 'truncate', 'delete', 'sync']);
-
-/** True for addresses only this machine reaches. */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(h);
-}
 
 /** DNS names of a PEM certificate (its subjectAltName), lower case. */
 export function certificateNames(cert: string | Buffer): string[] {

@@ -11,7 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import { StrataError } from '../errors.js';
 import { redactUrl } from '../util/redact.js';
-import { isLoopback } from '../store/store-server.js';
+import { isLoopback } from '../util/loopback.js';
 import { DirObjectStore } from './dir-objects.js';
 import { HttpObjectStore } from './http-objects.js';
 import { MemoryObjectStore } from './memory-objects.js';

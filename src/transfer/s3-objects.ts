@@ -25,6 +25,7 @@
 import { AwsClient } from 'aws4fetch';
 import { StrataError, type ErrorCode } from '../errors.js';
 import { abortableSleep } from '../util/sleep.js';
+import { isLoopback } from '../util/loopback.js';
 import { redactSecrets, registerSecret } from '../util/redact.js';
 import { tlsFailure, untrustedCertificate } from '../store/guarded-fetch.js';
 import { checkObjectKey } from './memory-objects.js';
@@ -75,12 +76,6 @@ const DELETE_BATCH = 1000;
 const NO_STORE: RequestInit = typeof navigator !== 'undefined' && navigator.userAgent === 'Cloudflare-Workers' ? {} : { cache: 'no-store' };
 const DELETE_PARALLEL = 8;
 
-/** True for the hosts plain http is allowed to: 127.0.0.0/8, ::1, localhost. */
-export function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127(?:\.\d{1,3}){3}$/.test(h);
-}
-
 /** Check an endpoint URL: https, or http to a loopback host; no credentials, query or fragment. */
 export function checkEndpoint(endpoint: string): URL {
   let u: URL;
@@ -92,7 +87,7 @@ export function checkEndpoint(endpoint: string): URL {
   if (u.username !== '' || u.password !== '') throw new StrataError('invalid-argument', 'The S3 endpoint URL carries credentials; remove them and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a credentials file) instead.');
   if (u.search !== '' || u.hash !== '') throw new StrataError('invalid-argument', `The S3 endpoint ${u.origin} has a query or a fragment; give just scheme, host, port (and a path if the service needs one).`);
   if (u.protocol === 'http:') {
-    if (!isLoopbackHost(u.hostname)) {
+    if (!isLoopback(u.hostname)) {
       throw new StrataError('untrusted', `The S3 endpoint ${u.origin} is plain http to another host: anyone on the path could read the data and replay requests. Use https (plain http is allowed only to 127.0.0.1, localhost and ::1).`);
     }
   } else if (u.protocol !== 'https:') {

@@ -17,7 +17,7 @@ import { openVolume, parseTarget } from '../target.js';
 export const mirrorCommand: Command = {
   name: 'mirror',
   summary: 'copy a volume (all layers, or flattened) to another directory, a store server, or a raw image',
-  usage: 'mirror SRC DST [--flatten] [--token-file FILE] | mirror SRC FILE|DEVICE --raw [--force]',
+  usage: 'mirror SRC DST [--flatten] [--token-file FILE] [--insecure] | mirror SRC FILE|DEVICE --raw [--force]',
   details: [
     'Copies every layer and snapshot of SRC into DST (a new or empty directory, or a store server',
     'URL http(s)://HOST:PORT/NAME from `stratadisk serve-store`), or with --flatten only the',
@@ -32,10 +32,11 @@ export const mirrorCommand: Command = {
     '  --flatten   copy the live view into one layer (snapshots are not copied)',
     '  --token-file FILE  the store server\'s token: a file of mode 0600 (- reads standard input);',
     '              else $STRATADISK_TOKEN. (--token T and URL#token=T still work but warn: argv is public)',
+    '  --insecure  allow plain http:// to a store server that is not on loopback',
     '  --raw       DST is a raw image file or block device',
     '  --force     with --raw: overwrite a regular file that already has content',
   ].join('\n'),
-  options: { flatten: { type: 'boolean' }, token: { type: 'string' }, 'token-file': { type: 'string' }, raw: { type: 'boolean' }, force: { type: 'boolean' } },
+  options: { flatten: { type: 'boolean' }, token: { type: 'string' }, 'token-file': { type: 'string' }, raw: { type: 'boolean' }, force: { type: 'boolean' }, insecure: { type: 'boolean' } },
   positionals: { min: 2, max: 2 },
   async run(ctx) {
     const { io, args, values } = ctx;
@@ -63,6 +64,8 @@ export const mirrorCommand: Command = {
         });
         if (token) dst = `${dst.split('#')[0]}#token=${encodeURIComponent(token)}`;
       }
+      // plain http beyond loopback only when asked (RemoteNamespace reads it from the fragment, here and in a serving process)
+      if (values.insecure === true) dst = `${dst}${dst.includes('#') ? '&' : '#'}insecure=1`;
     }
     if (raw) {
       const st = existsSync(dst) ? statSync(dst) : null;

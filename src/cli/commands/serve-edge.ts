@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createEdgeHandler } from '../../edge/handler.js';
 import { serveEdge } from '../../edge/node-server.js';
 import { createVersionCache } from '../../edge/version-cache.js';
-import { isLoopback } from '../../store/store-server.js';
+import { isLoopback } from '../../util/loopback.js';
 import { openPublishedVersion } from '../../transfer/published-version.js';
 import { loadKernels } from '../../wasm/index.js';
 import type { Command } from '../command.js';

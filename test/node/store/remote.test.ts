@@ -123,6 +123,15 @@ describe('RemoteNamespace specifics', () => {
     expect(() => new RemoteNamespace('file:///etc')).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
   });
 
+  it('refuses plain http beyond loopback unless told (the token would cross the network in clear)', () => {
+    for (const url of ['http://10.1.2.3:7000/vol', 'http://example.com/vol', 'http://[fe80::1]:7000/', 'http://127.0.0.1.example.com/'])
+      expect(() => new RemoteNamespace(`${url}#token=${'a'.repeat(32)}`)).toThrow(expect.objectContaining({ code: 'invalid-argument', message: expect.stringMatching(/plain HTTP to another host[^]*--insecure/) }));
+    expect(() => new RemoteNamespace('http://10.1.2.3:7000/vol', { insecure: true })).not.toThrow();
+    expect(() => new RemoteNamespace(`http://10.1.2.3:7000/vol#token=${'a'.repeat(32)}&insecure=1`)).not.toThrow();
+    for (const url of ['https://10.1.2.3:7000/vol', 'http://127.0.0.1:7000/vol', 'http://[::1]:7000/', 'http://localhost:7000/'])
+      expect(() => new RemoteNamespace(url)).not.toThrow();
+  });
+
   it('bounds request bodies and read answers', async () => {
     const post = (q: string, body: Uint8Array<ArrayBuffer>) => fetch(`${server.url}?${q}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body });
     await (await new RemoteNamespace(url('')).open('big', { create: true })).close();
