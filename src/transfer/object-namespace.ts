@@ -239,8 +239,8 @@ export class ObjectNamespace implements StoreNamespace, PartHost {
       const modified = held === null ? undefined : (await this.slot(() => this.objects.head(LOCK)))?.modified;
       const expires = (held === null ? null : leaseExpiry(held)) ?? (modified === undefined ? null : modified + this.lockTtlMs);
       if (attempt > 0 || expires === null || expires > this.now()) {
-        const left = expires === null ? '' : ` (it expires in ${Math.max(1, Math.ceil((expires - this.now()) / 1000))} s unless its holder renews it)`;
-        throw new StrataError('locked', `${this.label} is open for writing by another process${left}; close it first, or wait.`);
+        const left = expires === null ? '' : `, which expires in ${Math.max(1, Math.ceil((expires - this.now()) / 1000))} s unless renewed (a crashed writer's lease lapses then)`;
+        throw new StrataError('locked', `${this.label} holds the writer lease of another process${left}.`);
       }
       await this.slot(() => this.objects.delete([LOCK]));
     }
