@@ -91,6 +91,8 @@ export class PartCache {
 }
 
 let nextFileId = 0;
+/** how far a sequential reader is read ahead */
+const AHEAD_BYTES = 16 << 20;
 
 /** The shared state of one name: every Store opened on it in one namespace object is a view of it. */
 export class PartFile {
@@ -106,6 +108,10 @@ export class PartFile {
   private readonly loading = new Map<number, Promise<void>>();
   /** the last put of each part still in flight: puts of one key go one after the other */
   private readonly lastPut = new Map<number, Promise<void>>();
+  /** parts fetched ahead of a sequential reader, in flight */
+  private readonly prefetching = new Map<number, Promise<Uint8Array | null>>();
+  /** where a sequential reader reads next */
+  private nextRead = -1;
   /** uploads a shrink cut off, still in flight */
   private readonly orphans = new Set<Upload>();
   private buffered = 0;
@@ -154,6 +160,8 @@ export class PartFile {
 
   async readInto(offset: number, target: Uint8Array): Promise<void> {
     const P = this.partSize;
+    const sequential = offset === this.nextRead;
+    this.nextRead = offset + target.length;
     const reads: Promise<void>[] = [];
     for (let pos = offset; pos < offset + target.length; ) {
       const i = Math.floor(pos / P);
@@ -161,13 +169,40 @@ export class PartFile {
       reads.push(this.readPart(i, pos - i * P, target.subarray(pos - offset, end - offset)));
       pos = end;
     }
+    if (sequential) this.readAhead(Math.ceil(this.nextRead / P));
     await Promise.all(reads);
+  }
+
+  /** A reader that went on where it stopped gets the next parts fetched into the cache meanwhile. */
+  private readAhead(from: number): void {
+    const P = this.partSize;
+    const ahead = Math.max(1, Math.min(16, Math.floor(AHEAD_BYTES / P)));
+    for (let i = from; i < from + ahead && i * P < this.size; i++) {
+      if (this.prefetching.has(i) || this.dirty.has(i) || this.uploading.has(i) || this.absent(i)) continue;
+      if (this.host.cache.get(this.cacheKey(i))) continue;
+      const changes = this.changes;
+      const p = this.fetch(i, this.validLen(i)).then(
+        (got) => {
+          if (this.changes === changes) this.host.cache.set(this.cacheKey(i), got);
+          return this.changes === changes ? got : null;
+        },
+        () => null, // the reader that needs it fetches it again and sees the error
+      );
+      this.prefetching.set(i, p);
+      void p.then(() => this.prefetching.delete(i));
+    }
   }
 
   private async readPart(i: number, at: number, out: Uint8Array): Promise<void> {
     const mem = this.dirty.get(i) ?? this.uploading.get(i)?.part;
     if (mem) return copyOut(mem.buf, mem.len, at, out);
     if (this.absent(i)) return void out.fill(0);
+    const ahead = this.prefetching.get(i);
+    if (ahead) {
+      const got = await ahead;
+      if (got) return copyOut(got, got.length, at, out);
+      return this.readPart(i, at, out);
+    }
     const cached = this.host.cache.get(this.cacheKey(i));
     if (cached) return copyOut(cached, cached.length, at, out);
     const valid = this.validLen(i);

@@ -209,6 +209,35 @@ describe('ObjectNamespace specifics', () => {
     expect([f.puts, f.deletes]).toEqual([0, 0]);
   });
 
+  it('a sequential reader is read ahead: each part is fetched once, and a write after a read-ahead is seen', async () => {
+    const o = new MemoryObjectStore();
+    const data = pattern(64 * 512, 9);
+    await writeFlushClose(new ObjectNamespace(o, { partSize: 512 }), 'disk', 0, data);
+    let gets = 0;
+    const counting: ObjectStore = Object.assign(Object.create(o) as MemoryObjectStore, {
+      get: (key: string, range?: { offset: number; length: number }) => {
+        gets++;
+        return o.get(key, range);
+      },
+    });
+    const ns = new ObjectNamespace(counting);
+    const s = await ns.open('disk');
+    for (let at = 0; at < data.length; at += 700) {
+      const n = Math.min(700, data.length - at);
+      equalBytes(await s.read(at, n), data.subarray(at, at + n), `read at ${at}`);
+    }
+    expect(gets - 1).toBe(64); // the record, then each part once
+    // a write lands in a part that was read ahead: the next read sees the write
+    await s.read(0, 700);
+    await s.write(1000, new Uint8Array([1, 2, 3]));
+    equalBytes(await s.read(700, 700), (() => {
+      const w = data.slice(700, 1400);
+      w.set([1, 2, 3], 300);
+      return w;
+    })(), 'after the write');
+    await s.close();
+  });
+
   it('the writer lease: a second writer gets locked; after release, or once the lease expired, it is taken', async () => {
     const o = new MemoryObjectStore();
     const a = new ObjectNamespace(o, { lockTtlMs: 60_000 });
