@@ -50,7 +50,7 @@ export const copyCommand: Command = {
     const src = srcUrl ? parseUrlTarget(args[0]!) : parseTarget(args[0]!, true, 'copy');
     if (isS3(args[1]!) && parseUrlTarget(args[1]!).snapshot !== undefined) throw new StrataError('invalid-argument', `${redactUrl(args[1]!)} names a snapshot; the destination is a volume (s3://BUCKET/PREFIX).`);
     const dstDir = args[1]!;
-    const shown = (x: string) => (isUrl(x) ? redactUrl(x.split('#')[0]!) : x);
+    const shown = (x: string) => (isUrl(x) || isS3(x) ? redactUrl(x.split('#')[0]!) : x);
     let token: string | undefined;
     const opened: { close?(): Promise<void> }[] = [];
     const urlNs = async (url: string, readOnly: boolean): Promise<StoreNamespace> => {

@@ -73,5 +73,9 @@ describe('copy to and from s3:// (CLI processes, AWS environment)', () => {
     expect(denied?.stderr).toMatch(/permission-denied/);
     expect(denied?.stderr).not.toContain(wrong);
     expect(denied?.stderr).not.toContain(s3.secretAccessKey);
+
+    const inUrl = await cli('copy', vol, 's3://AKIAEXAMPLE:url-secret-0123456789@stratadisk-test/x').then(() => null, (e: Failed) => e);
+    expect(inUrl?.stderr).toMatch(/invalid-argument: Credentials .* do not go in an s3:\/\/ URL/);
+    expect(inUrl?.stderr).not.toContain('url-secret-0123456789');
   });
 });
