@@ -317,7 +317,7 @@ export class PartFile {
       p.len = Math.min(p.len, S - b * P);
     }
     for (const i of this.exists!) {
-      if (i * P >= S && i * P < end && !this.dirty.has(i) && !this.uploading.has(i)) {
+      if (i * P >= S && i * P < end) {
         this.stale.add(i);
         this.host.cache.drop(this.cacheKey(i));
       }
