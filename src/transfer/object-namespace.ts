@@ -14,7 +14,8 @@
  */
 import { StrataError } from '../errors.js';
 import { checkName, NAME_PATTERN, type NamespaceLock, type OpenOptions, type Store, type StoreNamespace } from '../store/store.js';
-import { ObjectPartStore, PartCache, PartFile, corruptRecord, type PartHost } from './object-part-file.js';
+import { ObjectPartStore, PartFile, corruptRecord, type PartHost } from './object-part-file.js';
+import { PartCache } from './part-cache.js';
 import type { ObjectStore } from './object-store.js';
 
 export const NAMES = 'volume/names/';
