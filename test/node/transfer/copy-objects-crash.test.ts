@@ -91,3 +91,40 @@ describe.each([
     expect(resumed).toBeGreaterThan(0);
   });
 });
+
+describe('copy into an object namespace interrupted (Ctrl-C), crashed at every delete of its cleanup, then run again', () => {
+  it('completes equal to the source', { timeout: 300_000 }, async () => {
+    const src = new MemoryNamespace();
+    await fourLayers(src);
+    const want = await view(src);
+    // interrupted once the third layer's data starts to go up: two layers to remove
+    const interrupted = (inner: ObjectStore, crashAtDelete?: number) => {
+      const ac = new AbortController();
+      const f = new FaultObjectStore(inner, {
+        beforePut: (key) => {
+          if (key.includes('L000003.data/')) ac.abort();
+        },
+        ...(crashAtDelete === undefined ? {} : { crashAtDelete, landed: crashAtDelete % 2 === 1 }),
+      });
+      return { f, run: copyVolume(src, new ObjectNamespace(f, opts), { signal: ac.signal }).then(() => null, (e: unknown) => e) };
+    };
+    const probe = interrupted(new MemoryObjectStore());
+    expect(await probe.run).toMatchObject({ code: 'aborted' });
+    const total = probe.f.deletes;
+    expect(total).toBeGreaterThan(3);
+    const failures: string[] = [];
+    for (let k = 0; k < total; k++) {
+      const inner = new MemoryObjectStore();
+      const { run } = interrupted(inner, k);
+      if ((await run) === null) failures.push(`delete ${k}: the copy did not fail`);
+      if ((await viewOrNone(inner)) !== 'none') failures.push(`delete ${k}: a volume shows after the crash`);
+      try {
+        await copyVolume(src, later(inner));
+        if (JSON.stringify(await viewOrNone(inner)) !== JSON.stringify(want)) failures.push(`delete ${k}: the rerun is not the source`);
+      } catch (e) {
+        failures.push(`delete ${k}: the rerun threw ${String(e)}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+});
