@@ -12,6 +12,13 @@
  *    commit) vs `cp` of the same files, i.e. the delta layers' data and map files, followed by
  *    `sync` of the copies (our copy fsyncs too); informative, the same copy with `checkReused:
  *    false` (the base is not read back), which shows what the check of the base costs.
+ * 3. into an object store (an ObjectNamespace: part objects of 4 MiB and size records) that
+ *    holds the base, vs the same copy into a directory holding the base, same rounds: bytes put
+ *    (every object: data parts, maps, manifests, the lease) / delta bytes, and delta MB/s. The
+ *    object store is a DirObjectStore in the same temporary directory (atomic puts: temp file,
+ *    fsync, rename), or the one STRATADISK_BENCH_OBJECTS names (s3://BUCKET/PREFIX with the AWS
+ *    variables, e.g. the test server test/node/helpers/s3-server.ts starts; a fresh prefix per
+ *    round under it). Informative: the same copy into the object store with `checkReused: false`.
  */
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -21,6 +28,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { copyVolume } from '../transfer/copy.js';
+import { FaultObjectStore } from '../transfer/fault-objects.js';
+import { ObjectNamespace } from '../transfer/object-namespace.js';
+import { openObjectStore } from '../transfer/open-objects.js';
 import { dataName, mapName } from '../volume/layer.js';
 import { Volume } from '../volume/volume.js';
 import { pairedResult, runPairedRounds, type BenchResult } from './result.js';
@@ -110,7 +120,9 @@ export async function benchCopy(opts: { quick?: boolean } = {}): Promise<BenchRe
     );
     const movedMB = moved.map((b) => b / MB);
     const note = `4-layer chain, base ${base >> 20} MiB re-linked (read back and checked: ${Math.round(verified[0]! / MB)} MB), deltas 3 x ${delta >> 20} MiB; bytes moved / delta bytes = ${(moved[0]! / deltaBytes).toFixed(3)}`;
+    const objectRows = await benchIntoObjects(root, src, template, deltaBytes, rounds);
     return [
+      ...objectRows,
       pairedResult('copy to a store holding the base: data moved', movedMB, movedMB.map(() => srcBytes / MB), 'MB moved', 'cp -r of the whole source volume', undefined, `${note}; lower is better (ratio = our bytes / cp's)`),
       pairedResult('copy to a store holding the base: time, base not read back (checkReused: false)', trusted!, peer!, 'delta MB/s', 'cp + sync of the delta layer files', undefined, 'informative: the same copy trusting the re-linked base on its content ID (a damaged block would still fail its read, never be served)'),
       pairedResult('copy to a store holding the base: time', checked!, peer!, 'delta MB/s', 'cp + sync of the delta layer files', undefined, `${note}; ours includes opening both volumes, checking the base at the destination and every copied block, fsync and the manifest commit`),
@@ -118,4 +130,53 @@ export async function benchCopy(opts: { quick?: boolean } = {}): Promise<BenchRe
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/** Rows 3: the same copy into an object namespace holding the base vs into a directory holding it. */
+async function benchIntoObjects(root: string, src: string, template: string, deltaBytes: number, rounds: number): Promise<BenchResult[]> {
+  const where = process.env.STRATADISK_BENCH_OBJECTS;
+  let k = 0;
+  const put: number[] = [];
+  const parts: number[] = [];
+  const srcNs = () => new NodeDirNamespace(src, { readOnly: false });
+  const intoObjectStore = async (checkReused: boolean) => {
+    const n = k++;
+    const url = where ? `${where.replace(/\/+$/, '')}/bench-copy-${Date.now()}-${n}` : join(root, `objects-${n}`);
+    const objects = await openObjectStore(url, { create: true });
+    // the destination holds the base (not timed)
+    await copyVolume(new NodeDirNamespace(src, { readOnly: true }), new ObjectNamespace(objects), { snapshot: 'base' });
+    const counted = new FaultObjectStore(objects);
+    const t0 = performance.now();
+    await copyVolume(srcNs(), new ObjectNamespace(counted), { checkReused });
+    const secs = (performance.now() - t0) / 1000;
+    if (checkReused) {
+      put.push(counted.putBytes);
+      parts.push(counted.putLog.filter((key) => key.startsWith('volume/parts/')).length);
+    }
+    if (!where) await rm(url, { recursive: true, force: true });
+    return deltaBytes / MB / secs;
+  };
+  const [intoObjects, intoObjectsTrusted, intoDir] = await runPairedRounds(
+    [
+      () => intoObjectStore(true),
+      () => intoObjectStore(false),
+      async () => {
+        const dst = join(root, `dir-${k++}`);
+        await run('cp', ['-r', template, dst]);
+        const t0 = performance.now();
+        await copyVolume(srcNs(), new NodeDirNamespace(dst));
+        const secs = (performance.now() - t0) / 1000;
+        await rm(dst, { recursive: true, force: true });
+        return deltaBytes / MB / secs;
+      },
+    ],
+    rounds,
+  );
+  const kind = where ? 'an S3 endpoint' : 'a local directory object store';
+  const note = `${kind}, 4 MiB parts; bytes put / delta bytes = ${(put[0]! / deltaBytes).toFixed(3)} (${parts[0]} part puts)`;
+  return [
+    pairedResult('copy into an object store holding the base: bytes put', put.map((b) => b / MB), put.map(() => deltaBytes / MB), 'MB put', 'delta bytes of the chain', undefined, `${note}; 1.0 is ideal`),
+    pairedResult('copy into an object store holding the base: time', intoObjects!, intoDir!, 'delta MB/s', 'the same copy into a directory holding the base', undefined, `${note}; both read back and check the base at the destination`),
+    pairedResult('copy into an object store holding the base: time, base not read back (checkReused: false)', intoObjectsTrusted!, intoDir!, 'delta MB/s', 'the same copy into a directory holding the base (base read back)', undefined, 'informative: what reading the base back through the object store costs'),
+  ];
 }

@@ -4,6 +4,9 @@ import { SNAPSHOT_NAME } from '../format/manifest.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { NodeFileStore } from '../store/node-file.js';
 import { Volume, type VolumeReader } from '../volume/volume.js';
+import { ObjectNamespace } from '../transfer/object-namespace.js';
+import { openObjectStore } from '../transfer/open-objects.js';
+import { redactUrl } from '../util/redact.js';
 import { UsageError } from './io.js';
 
 /** A volume directory, optionally naming one of its snapshots (`DIR@NAME`). */
@@ -34,6 +37,7 @@ export function parseTarget(spec: string, allowSnapshot: boolean, command: strin
  * repair, no garbage collection), so they work on read-only media and on a volume being inspected.
  */
 export async function openVolume(dir: string, readOnly: boolean): Promise<Volume> {
+  if (dir.startsWith('s3://')) return openObjectVolume(dir, readOnly);
   let st;
   try {
     st = statSync(dir);
@@ -50,6 +54,24 @@ export async function openVolume(dir: string, readOnly: boolean): Promise<Volume
     }
     if (e instanceof StrataError && e.code === 'not-found' && e.message.startsWith('No stratadisk volume here')) {
       throw new StrataError('not-found', `No stratadisk volume in ${dir} (no manifest, or its creation never completed). Create one with \`stratadisk create ${dir} --size 1G\`.`, { cause: e });
+    }
+    throw e;
+  }
+}
+
+/**
+ * A volume in an object store (s3://BUCKET/PREFIX, as `copy` writes it), for the commands that
+ * only read; commands that write need a local volume.
+ */
+async function openObjectVolume(url: string, readOnly: boolean): Promise<Volume> {
+  const shown = redactUrl(url);
+  if (!readOnly) throw new StrataError('unsupported', `${shown} is a volume in an object store, which this command cannot change; copy it to a directory first (\`stratadisk copy ${shown} DIR\`).`);
+  const ns = new ObjectNamespace(await openObjectStore(url), { readOnly: true, label: shown });
+  try {
+    return await Volume.open(ns, { readOnly: true });
+  } catch (e) {
+    if (e instanceof StrataError && e.code === 'not-found' && e.message.startsWith('No stratadisk volume here')) {
+      throw new StrataError('not-found', `No stratadisk volume at ${shown}. Put one there with \`stratadisk copy DIR ${shown}\`.`, { cause: e });
     }
     throw e;
   }
@@ -100,6 +122,6 @@ export async function openAnySource(spec: string, command: string): Promise<Sour
     const store = await NodeFileStore.open(spec, { readOnly: true, io: 'async' });
     return { label: spec, size: store.size, readInto: (o, b) => store.readInto(o, b), close: () => store.close() };
   }
-  if (!st && !spec.includes('@')) throw new StrataError('not-found', `${spec} does not exist; give a volume directory, DIR@SNAPSHOT, or a raw image file.`);
+  if (!st && !spec.includes('@') && !spec.startsWith('s3://')) throw new StrataError('not-found', `${spec} does not exist; give a volume directory, DIR@SNAPSHOT, or a raw image file.`);
   return openVolumeSource(spec, command);
 }

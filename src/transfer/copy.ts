@@ -153,7 +153,7 @@ async function copyOpen(vol: Volume, dst: StoreNamespace, options: CopyOptions):
     dstLock = await dst.lock?.();
   } catch (e) {
     if (!isStrataError(e, 'locked')) throw e;
-    throw new StrataError('locked', `The destination ${dst.label ?? ''} is open for writing elsewhere; close it first.`.replace('  ', ' '), { cause: e });
+    throw new StrataError('locked', `The destination ${dst.label ?? ''} is open for writing elsewhere; close it first (${e.message.replace(/\.$/, '')}).`.replace('  ', ' '), { cause: e });
   }
   try {
     const slots = await readManifestSlots(dst);

@@ -7,6 +7,8 @@ import type { StoreNamespace } from '../../store/store.js';
 import { SNAPSHOT_NAME } from '../../format/manifest.js';
 import { argvWarning, readSecret, redactUrl, registerSecret } from '../../util/secret.js';
 import { copyVolume, type CopyReport } from '../../transfer/copy.js';
+import { ObjectNamespace } from '../../transfer/object-namespace.js';
+import { openObjectStore } from '../../transfer/open-objects.js';
 import { STAGING_MARK } from '../../volume/staging-mark.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { line, withKept } from '../io.js';
@@ -30,7 +32,11 @@ export const copyCommand: Command = {
     'snapshots stay. Nothing shows at DST until the copy is complete; Ctrl-C or a failure removes',
     'what it made. After a crash, running the same copy again keeps the layers already copied.',
     'Copying the live view takes SRC\'s writer lock (copy a snapshot of a volume in use).',
-    'SRC and DST may also be store-server namespaces, http(s)://HOST:PORT/NAME (`serve-store`).',
+    'SRC and DST may also be store-server namespaces, http(s)://HOST:PORT/NAME (`serve-store`),',
+    'or volumes in an object store, s3://BUCKET/PREFIX (any S3-compatible endpoint; endpoint,',
+    'region and credentials from the AWS environment variables or files, never from argv). Its',
+    'objects sit under PREFIX/volume/; its writer lock is a lease that a crashed copy leaves for',
+    'at most 60 s. info, check, map, export and compare read s3:// volumes too.',
     '  --token-file FILE  the store server\'s token: a file of mode 0600 (- reads standard input);',
     '           else $STRATADISK_TOKEN (URL#token=T still works but warns: argv is public)',
     '  --json   { into, layers: [{ source, target, contentId, how, bytes }], reused, copied,',
@@ -39,13 +45,20 @@ export const copyCommand: Command = {
   options: { ...JSON_OPTION, 'token-file': { type: 'string' } },
   positionals: { min: 2, max: 2 },
   async run({ io, args, values, signal, progress }) {
-    const srcUrl = isUrl(args[0]!);
-    const dstUrl = isUrl(args[1]!);
+    const srcUrl = isUrl(args[0]!) || isS3(args[0]!);
+    const dstUrl = isUrl(args[1]!) || isS3(args[1]!);
     const src = srcUrl ? parseUrlTarget(args[0]!) : parseTarget(args[0]!, true, 'copy');
+    if (isS3(args[1]!) && parseUrlTarget(args[1]!).snapshot !== undefined) throw new StrataError('invalid-argument', `${redactUrl(args[1]!)} names a snapshot; the destination is a volume (s3://BUCKET/PREFIX).`);
     const dstDir = args[1]!;
-    const shown = (x: string) => (isUrl(x) ? redactUrl(x.split('#')[0]!) : x);
+    const shown = (x: string) => (isUrl(x) || isS3(x) ? redactUrl(x.split('#')[0]!) : x);
     let token: string | undefined;
+    const opened: { close?(): Promise<void> }[] = [];
     const urlNs = async (url: string, readOnly: boolean): Promise<StoreNamespace> => {
+      if (isS3(url)) {
+        const objects = await openObjectStore(url, { onWarning: (m) => line(io.stderr, `stratadisk: copy: ${m}`) });
+        opened.push(objects);
+        return new ObjectNamespace(objects, { readOnly, label: redactUrl(url) });
+      }
       const inUrl = new URLSearchParams(url.split('#')[1] ?? '').get('token');
       if (inUrl !== null) {
         registerSecret(inUrl);
@@ -70,7 +83,7 @@ export const copyCommand: Command = {
       }
       if (!st.isDirectory()) throw new StrataError('invalid-argument', `${src.dir} is not a directory; a volume is a directory.`);
       if (!dstUrl && existsReal(dstDir) === realpathSync(src.dir)) throw new StrataError('invalid-argument', `${dstDir} is the source volume itself; copy to another directory.`);
-    } else if (dstUrl && src.dir.split('#')[0] === dstDir.split('#')[0]) {
+    } else if (dstUrl && sameUrl(src.dir, dstDir)) {
       throw new StrataError('invalid-argument', `${shown(dstDir)} is the source volume itself; copy to another namespace.`);
     }
     const kind = dstUrl ? 'url' : destinationKind(dstDir);
@@ -82,19 +95,23 @@ export const copyCommand: Command = {
     let barPhase: string | undefined;
     let report: CopyReport;
     try {
-      report = await copyVolume(srcNs, dstNs ?? new NodeDirNamespace(dstDir), {
-        snapshot: src.snapshot,
-        signal,
-        onProgress: (done, total, phase) => {
-          if (phase !== barPhase || done === 0) {
-            bar?.finish();
-            bar = progress(phase, total);
-            barPhase = phase;
-          }
-          bar!.update(done);
-        },
-      });
-      bar?.finish();
+      try {
+        report = await copyVolume(srcNs, dstNs ?? new NodeDirNamespace(dstDir), {
+          snapshot: src.snapshot,
+          signal,
+          onProgress: (done, total, phase) => {
+            if (phase !== barPhase || done === 0) {
+              bar?.finish();
+              bar = progress(phase, total);
+              barPhase = phase;
+            }
+            bar!.update(done);
+          },
+        });
+        bar?.finish();
+      } finally {
+        for (const o of opened) await o.close?.().catch(() => {});
+      }
     } catch (e) {
       bar?.finish();
       const kept = made ? await made.undo() : kind === 'volume' ? `the volume in ${dstDir} is unchanged` : `nothing of the copy was left at ${shown(dstDir)}`;
@@ -134,6 +151,16 @@ function destinationKind(dir: string): 'new' | 'volume' | 'resume' {
 
 function isUrl(x: string): boolean {
   return /^https?:\/\//i.test(x);
+}
+
+function isS3(x: string): boolean {
+  return x.startsWith('s3://');
+}
+
+/** The same namespace: equal URLs without the fragment and trailing slashes. */
+function sameUrl(a: string, b: string): boolean {
+  const norm = (x: string) => x.split('#')[0]!.replace(/\/+$/, '');
+  return norm(a) === norm(b);
 }
 
 /** `URL` or `URL@NAME` (a snapshot): the name is split off the end of the path, before any `#`. */
