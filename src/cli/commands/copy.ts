@@ -20,7 +20,7 @@ import { parseTarget } from '../target.js';
 export const copyCommand: Command = {
   name: 'copy',
   summary: 'copy a volume (or a snapshot) with its chain, re-linking layers the destination already holds',
-  usage: 'copy SRC[@NAME] DST [--json] [--token-file FILE]',
+  usage: 'copy SRC[@NAME] DST [--trust-reused] [--json] [--token-file FILE] [--insecure]',
   details: [
     'Copies the chain of SRC\'s live view (or of snapshot NAME) with its snapshots. DST is either',
     'a new or empty directory: it becomes a new volume (like `create`), or a volume: the chain is',
@@ -37,12 +37,17 @@ export const copyCommand: Command = {
     'region and credentials from the AWS environment variables or files, never from argv). Its',
     'objects sit under PREFIX/volume/; its writer lock is a lease that a crashed copy leaves for',
     'at most 60 s. info, check, map, export and compare read s3:// volumes too.',
+    '  --trust-reused  re-link a layer DST holds on its content ID, parent and sealed state alone,',
+    '           without reading its data back first (saves downloading the base of an s3:// or',
+    '           remote copy each time; damage in it then shows as checksum-mismatch when read,',
+    '           never as wrong bytes)',
+    '  --insecure  allow plain http:// to a store server that is not on loopback',
     '  --token-file FILE  the store server\'s token: a file of mode 0600 (- reads standard input);',
     '           else $STRATADISK_TOKEN (URL#token=T still works but warns: argv is public)',
     '  --json   { into, layers: [{ source, target, contentId, how, bytes }], reused, copied,',
     '           resumed, bytesMoved, bytesTotal, bytesVerified, rejected, snapshots, active, uuid }',
   ].join('\n'),
-  options: { ...JSON_OPTION, 'token-file': { type: 'string' } },
+  options: { ...JSON_OPTION, 'token-file': { type: 'string' }, insecure: { type: 'boolean' }, 'trust-reused': { type: 'boolean' } },
   positionals: { min: 2, max: 2 },
   async run({ io, args, values, signal, progress }) {
     const srcUrl = isUrl(args[0]!) || isS3(args[0]!);
@@ -63,7 +68,7 @@ export const copyCommand: Command = {
       if (inUrl !== null) {
         registerSecret(inUrl);
         line(io.stderr, `stratadisk: copy: ${argvWarning({ what: "the store server's token", argumentName: 'URL#token=', env: 'STRATADISK_TOKEN' })}`);
-        return new RemoteNamespace(url, { readOnly });
+        return new RemoteNamespace(url, { readOnly, insecure: values.insecure === true });
       }
       token ??= await readSecret({
         what: "the store server's token",
@@ -72,7 +77,7 @@ export const copyCommand: Command = {
         ...(io.stdin ? { stdin: io.stdin as AsyncIterable<Uint8Array> } : {}),
         warn: (m) => line(io.stderr, `stratadisk: copy: ${m}`),
       });
-      return new RemoteNamespace(url.split('#')[0]!, { readOnly, ...(token ? { token } : {}) });
+      return new RemoteNamespace(url.split('#')[0]!, { readOnly, insecure: values.insecure === true, ...(token ? { token } : {}) });
     };
     if (!srcUrl) {
       let st;
@@ -99,6 +104,7 @@ export const copyCommand: Command = {
         report = await copyVolume(srcNs, dstNs ?? new NodeDirNamespace(dstDir), {
           snapshot: src.snapshot,
           signal,
+          ...(values['trust-reused'] === true ? { checkReused: false } : {}),
           onProgress: (done, total, phase) => {
             if (phase !== barPhase || done === 0) {
               bar?.finish();

@@ -4,7 +4,7 @@
  * spawned CLI paused at its first progress bar by fixtures/at-progress.mjs) and SIGKILL.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -87,6 +87,29 @@ describe('stratadisk copy', () => {
     expect(line).toContain('4 layers, 3 re-linked');
     expect(line).toContain('1 copied; 1 MiB moved.');
     expect(await volumeView(golden)).toEqual(await volumeView(vm));
+  });
+
+  it('--trust-reused re-links on content ID without reading the layer back: damage in it is then refused on read, never served', async () => {
+    const flip = (dir: string) => {
+      const f = join(dir, 'L000001.data');
+      const b = readFileSync(f);
+      b[100] = b[100]! ^ 0xff;
+      writeFileSync(f, b);
+    };
+    const { vm, golden } = await chain(1);
+    flip(golden);
+    const trusted = JSON.parse(await ok(['copy', `${vm}@s1`, golden, '--trust-reused', '--json']));
+    expect(trusted).toMatchObject({ reused: 1, copied: 1, rejected: [] });
+    const read = await cli(['export', golden, path('out.img')]);
+    expect(read.code).not.toBe(0);
+    expect(read.stderr).toContain('checksum-mismatch');
+
+    const { vm: vm2, golden: golden2 } = await chain(1);
+    flip(golden2);
+    // Read back first (the default), the damaged base is found and nothing is linked to it.
+    const checked = await cli(['copy', `${vm2}@s1`, golden2, '--json']);
+    expect(checked.code).toBe(2);
+    expect(checked.stderr).toMatch(/snapshot named "base" on a layer with the right content ID whose data is damaged[^]*is unchanged/);
   });
 
   it('to and from a store server (serve-store namespaces), token from $STRATADISK_TOKEN, never printed', async () => {
