@@ -57,6 +57,8 @@ export class ObjectNamespace implements StoreNamespace, PartHost {
   private readonly opening = new Map<string, Promise<PartFile>>();
   private readonly lockTtlMs: number;
   private readonly now: () => number;
+  /** the writer lease this namespace holds, if it took one */
+  private lease: ObjectLease | undefined;
 
   constructor(
     readonly objects: ObjectStore,
@@ -91,7 +93,17 @@ export class ObjectNamespace implements StoreNamespace, PartHost {
     return `${PARTS}${name}/${String(index).padStart(INDEX_DIGITS, '0')}`;
   }
 
+  checkWriter(): void {
+    const lease = this.lease;
+    if (lease === undefined || this.now() < lease.validUntil) return;
+    throw new StrataError(
+      'locked',
+      `${this.label}: this process's writer lease lapsed ${Math.ceil((this.now() - lease.validUntil) / 1000)} s ago (its renewals failed), so another process may have taken the volume; nothing more is written. Run the command again.`,
+    );
+  }
+
   async putRecord(name: string, size: number, partSize: number): Promise<void> {
+    this.checkWriter();
     await this.slot(() => this.objects.put(`${NAMES}${name}`, recordBytes(size, partSize)));
   }
 
@@ -106,6 +118,7 @@ export class ObjectNamespace implements StoreNamespace, PartHost {
   }
 
   async deleteKeys(keys: string[]): Promise<void> {
+    this.checkWriter();
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       await this.slot(() => this.objects.delete(batch));
@@ -158,6 +171,7 @@ export class ObjectNamespace implements StoreNamespace, PartHost {
     // parts a crashed delete left behind must not show through the new store
     const left = await this.listParts(name);
     if (left.size > 0) await this.deleteKeys([...left].map((i) => this.partKey(name, i)));
+    this.checkWriter();
     const wrote = await this.slot(() => this.objects.put(`${NAMES}${name}`, recordBytes(0, this.partSize), { ifAbsent: true }));
     if (!wrote) return this.load(name, false); // created meanwhile by another client
     return new PartFile(this, name, this.partSize, 0);
@@ -214,6 +228,7 @@ export class ObjectNamespace implements StoreNamespace, PartHost {
       open.detached = true;
       this.files.delete(name);
     }
+    this.checkWriter();
     await this.slot(() => this.objects.delete([`${NAMES}${name}`]));
     const parts = await this.listParts(name);
     if (parts.size > 0) await this.deleteKeys([...parts].map((i) => this.partKey(name, i)));
@@ -231,7 +246,11 @@ export class ObjectNamespace implements StoreNamespace, PartHost {
   async lock(): Promise<NamespaceLock> {
     if (this.readOnly) throw new StrataError('read-only', `Cannot lock ${this.label} for writing: the namespace is read-only.`);
     const owner = randomHex();
-    const body = () => new TextEncoder().encode(JSON.stringify({ owner, expires: this.now() + this.lockTtlMs }));
+    let expires = 0;
+    const body = () => {
+      expires = this.now() + this.lockTtlMs;
+      return new TextEncoder().encode(JSON.stringify({ owner, expires }));
+    };
     for (let attempt = 0; ; attempt++) {
       if (await this.slot(() => this.objects.put(LOCK, body(), { ifAbsent: true }))) break;
       const held = await this.slot(() => this.objects.get(LOCK, { offset: 0, length: MAX_RECORD_BYTES }));
@@ -245,10 +264,24 @@ export class ObjectNamespace implements StoreNamespace, PartHost {
       }
       await this.slot(() => this.objects.delete([LOCK]));
     }
-    return new ObjectLease(this, owner, body, Math.max(10, Math.floor(this.lockTtlMs / 3)));
+    // Held until a sixth of its time before it lapses; each renewal that lands moves that on.
+    const margin = Math.floor(this.lockTtlMs / 6);
+    const lease = new ObjectLease(this, owner, () => {
+      const b = body();
+      return { bytes: b, validUntil: expires - margin };
+    }, Math.max(10, Math.floor(this.lockTtlMs / 3)), expires - margin, () => {
+      if (this.lease === lease) this.lease = undefined;
+    });
+    this.lease = lease;
+    return lease;
   }
 }
 
+/**
+ * A held writer lease: renewed every third of its time. `validUntil` is how long the last renewal
+ * that landed keeps it ours (less a margin); past it, the namespace writes nothing more
+ * (ObjectNamespace.checkWriter), since another process may have taken the lease over.
+ */
 class ObjectLease implements NamespaceLock {
   private readonly timer: ReturnType<typeof setInterval>;
   private released = false;
@@ -256,11 +289,20 @@ class ObjectLease implements NamespaceLock {
   constructor(
     private readonly ns: ObjectNamespace,
     private readonly owner: string,
-    body: () => Uint8Array,
+    renewal: () => { bytes: Uint8Array; validUntil: number },
     every: number,
+    public validUntil: number,
+    private readonly onRelease: () => void,
   ) {
     this.timer = setInterval(() => {
-      if (!this.released) void ns.objects.put(LOCK, body()).catch(() => {});
+      if (this.released) return;
+      const r = renewal();
+      void ns.objects.put(LOCK, r.bytes).then(
+        () => {
+          if (!this.released) this.validUntil = Math.max(this.validUntil, r.validUntil);
+        },
+        () => {},
+      );
     }, every);
     (this.timer as { unref?: () => void }).unref?.();
   }
@@ -268,6 +310,7 @@ class ObjectLease implements NamespaceLock {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    this.onRelease();
     clearInterval(this.timer);
     // remove it only while it is still ours (best effort: a lease lost to a takeover stays)
     const held = await this.ns.objects.get(LOCK, { offset: 0, length: MAX_RECORD_BYTES }).catch(() => null);

@@ -29,6 +29,8 @@ export interface PartHost {
   readonly cache: PartCache;
   /** bytes of dirty and uploading parts one file may hold before its writer waits */
   readonly maxBufferBytes: number;
+  /** throw `locked` when the namespace's writer lease lapsed (nothing more may be written) */
+  checkWriter(): void;
   partKey(name: string, index: number): string;
   putRecord(name: string, size: number, partSize: number): Promise<void>;
   /** every part index under `name` */
@@ -322,7 +324,12 @@ export class PartFile {
     }
     const entry: Upload = { part, done: Promise.resolve() };
     const before = this.lastPut.get(i);
-    const put = (before ?? Promise.resolve()).then(() => this.host.slot(() => this.host.objects.put(this.host.partKey(this.name, i), part.buf.subarray(0, len))));
+    const put = (before ?? Promise.resolve()).then(() =>
+      this.host.slot(async () => {
+        this.host.checkWriter();
+        return this.host.objects.put(this.host.partKey(this.name, i), part.buf.subarray(0, len));
+      }),
+    );
     const settled = put.then(
       () => {},
       () => {},
@@ -379,6 +386,7 @@ export class PartFile {
   async flush(): Promise<void> {
     if (this.detached) return;
     await this.serial(async () => {
+      this.host.checkWriter();
       // Every dirty part up (several in flight), and every upload started before done.
       for (;;) {
         for (const i of [...this.dirty.keys()]) this.upload(i);

@@ -259,4 +259,24 @@ describe('ObjectNamespace specifics', () => {
     expect(await errorCode(new ObjectNamespace(o).lock())).toBe('locked');
     await (await new ObjectNamespace(o, { now: () => Date.now() + 3_600_000 }).lock()).release();
   });
+
+  it('a writer whose lease lapsed (renewals failed) writes nothing more: `locked`, the store unchanged', async () => {
+    const o = new MemoryObjectStore();
+    let skew = 0;
+    const ns = new ObjectNamespace(o, { lockTtlMs: 60_000, partSize: 4096, now: () => Date.now() + skew });
+    const lease = await ns.lock();
+    const s = await ns.open('f', { create: true });
+    await s.write(0, pattern(8192, 1));
+    await s.flush();
+    const before = keys(o);
+    // no renewal landed for longer than the lease lives: another process may hold it now
+    skew = 55_000;
+    await s.write(8192, pattern(4096, 2));
+    const err = await s.flush().then(() => null, (e: unknown) => e as Error);
+    expect(err).toMatchObject({ code: 'locked' });
+    expect(err!.message).toMatch(/lease lapsed[^]*nothing more is written/);
+    expect(keys(o)).toEqual(before);
+    expect(await errorCode(ns.delete('f'))).toBe('locked');
+    await lease.release();
+  });
 });
