@@ -29,6 +29,16 @@ export const MAGIC_JOBS = 0x4a4a4453; // "SDJJ": job journal slots (jobs.0/1)
 /** The ASCII tag opening a saved v86 machine state (src/v86/state-file.ts). */
 export const MAGIC_V86_STATE = 'V86STATE';
 
+/**
+ * Published versions in a chunk store (src/transfer/): the 8-byte tags opening a block-table
+ * segment and a pack index, and the `format` of a version manifest. Their version is part of the
+ * tag. (src/transfer/ still defines its own copies, checked equal to these by
+ * test/node/format/magic.test.ts; it should import them from here.)
+ */
+export const MAGIC_SEGMENT = 'SDSEG001';
+export const MAGIC_PACK_INDEX = 'SDPIDX01';
+export const VERSION_MANIFEST_FORMAT = 'stratadisk-version/1';
+
 /** `format` fields of the JSON payloads. */
 export const MANIFEST_FORMAT = 'stratadisk-volume';
 export const CATALOG_FORMAT = 'stratadisk-shadows';
@@ -68,6 +78,9 @@ export const FORMATS = {
   diffArea: { title: 'shadow diff area', files: '<id>.diff', magic: MAGIC_DIFF_AREA, reads: [1], writes: 1 },
   jobJournal: { title: 'job journal', files: 'jobs.0, jobs.1', magic: MAGIC_JOBS, reads: [1], writes: 1 },
   v86State: { title: 'saved v86 machine state', files: 'v86 state store', magic: MAGIC_V86_STATE, reads: [1], writes: 1 },
+  segment: { title: 'block table segment', files: 'segments/<hash> (chunk store)', magic: MAGIC_SEGMENT, reads: [1], writes: 1 },
+  packIndex: { title: 'pack index', files: 'packs/<hash>.idx (chunk store)', magic: MAGIC_PACK_INDEX, reads: [1], writes: 1 },
+  versionManifest: { title: 'version manifest', files: 'versions/<V> (chunk store)', magic: VERSION_MANIFEST_FORMAT, reads: [1], writes: 1 },
 } as const satisfies Record<string, FormatSpec>;
 
 export type FormatName = keyof typeof FORMATS;

@@ -14,6 +14,9 @@ import { MAP_FORMAT_VERSION } from '../../../src/format/map-log.js';
 import { MAGIC_JOBS } from '../../../src/jobs/job-journal.js';
 import { CATALOG_FORMAT, CATALOG_VERSION, MAGIC_SHADOW_CATALOG } from '../../../src/shadow/catalog.js';
 import { AREA_FORMAT, AREA_VERSION, MAGIC_DIFF_AREA } from '../../../src/shadow/diff-area.js';
+import { PACK_INDEX_MAGIC } from '../../../src/transfer/pack-index.js';
+import { SEGMENT_MAGIC } from '../../../src/transfer/segment.js';
+import { VERSION_FORMAT } from '../../../src/transfer/version-manifest.js';
 
 const tag = (m: number) => String.fromCharCode(m & 255, (m >>> 8) & 255, (m >>> 16) & 255, m >>> 24);
 
@@ -57,6 +60,7 @@ describe('format registry', () => {
       FORMATS.shadowCatalog.magic,
       FORMATS.diffArea.magic,
     ]);
+    expect([SEGMENT_MAGIC, PACK_INDEX_MAGIC, VERSION_FORMAT]).toEqual([magic.MAGIC_SEGMENT, magic.MAGIC_PACK_INDEX, magic.VERSION_MANIFEST_FORMAT]);
     expect([MANIFEST_FORMAT, CATALOG_FORMAT, AREA_FORMAT]).toEqual(['stratadisk-volume', 'stratadisk-shadows', 'stratadisk-shadow-area']);
     expect([MANIFEST_RECORD_VERSION, MAP_FORMAT_VERSION, CATALOG_VERSION, AREA_VERSION]).toEqual([FORMATS.manifest.writes, FORMATS.mapLog.writes, FORMATS.shadowCatalog.writes, FORMATS.diffArea.writes]);
   });
