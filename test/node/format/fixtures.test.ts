@@ -2,7 +2,8 @@
  * The checked-in stores of every on-store format (test/fixtures/formats/<format>/v<N>/, written
  * by test/fixtures/formats/generate.mjs; see the README there) open with this stratadisk and hold
  * what was written: a shadow catalog with its diff areas, a copy-on-read volume partly
- * provisioned, and a job journal with a stream job stopped mid-way. Each test works on a copy.
+ * provisioned, a job journal with a stream job stopped mid-way, an import cut short (staging
+ * mark) and a saved v86 machine state. Each test works on a copy.
  * (The plain volumes, volume/v1 and volume/v2, are test/node/volume/format-fixtures.test.ts.)
  */
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -17,6 +18,8 @@ import { CatalogStore } from '../../../src/shadow/catalog.js';
 import { ShadowVolume } from '../../../src/shadow/index.js';
 import { MemoryStore } from '../../../src/store/memory.js';
 import { NodeDirNamespace } from '../../../src/store/node-dir.js';
+import { decodeState } from '../../../src/v86/state-file.js';
+import { NamespaceStateStore } from '../../../src/v86/state-store.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { loadKernels } from '../../../src/wasm/index.js';
 
@@ -78,6 +81,8 @@ describe('format fixtures', () => {
       'copy-on-read': { file: 'manifest.1', format: 'manifest' },
       shadow: { file: 'shadows/shadows.1', format: 'shadowCatalog' },
       'job-journal': { file: 'jobs.1', format: 'jobJournal' },
+      staging: { file: 'staging.mark', format: 'stagingMark' },
+      'v86-state': { file: 'v86-state.boot', format: 'v86State' },
     };
     const found = readdirSync(FIXTURES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
     expect(found).toEqual(Object.keys(want).sort());
@@ -87,7 +92,9 @@ describe('format fixtures', () => {
       // the newest fixture of each format is the version this stratadisk writes
       expect(versions, name).toContain(`v${FORMATS[format].writes}`);
       for (const v of versions) {
-        const head = recordHead(join(FIXTURES, name, v, file));
+        const path = join(FIXTURES, name, v, file);
+        // the v86 state file is not a record: an 8-byte tag, then its version (u32 LE)
+        const head = format === 'v86State' ? { magic: readFileSync(path).subarray(0, 8).toString('latin1'), version: readFileSync(path).readUInt32LE(8) } : recordHead(path);
         expect(head.magic, `${name}/${v}`).toBe(FORMATS[format].magic);
         expect(`v${head.version}`, `${name}/${v}`).toBe(v);
         expect(readsVersion(format, head.version)).toBe(true);
@@ -171,6 +178,41 @@ describe('format fixtures', () => {
       expect(srv.requests).toBeGreaterThan(0);
       expect((await v.check()).ok).toBe(true);
       await v.close();
+    });
+  });
+
+  describe('staging/v1: an import cut short by a crash', () => {
+    const committed = new Uint8Array(64 * KiB);
+    committed.fill(0x61, 0, 8 * KiB);
+    const base = committed.slice();
+    committed.fill(0x62, 12 * KiB, 16 * KiB);
+
+    it('reads as before the import; a writable open removes the layers of the import and its mark', async () => {
+      const dir = copyOf('staging/v1');
+      expect(readdirSync(dir).sort()).toEqual(['L000001.data', 'L000001.map', 'L000002.data', 'L000002.map', 'L000003.data', 'L000003.map', 'L000004.data', 'L000004.map', 'manifest.0', 'manifest.1', 'staging.mark']);
+      const ro = await Volume.open(new NodeDirNamespace(dir, { readOnly: true }), { readOnly: true });
+      expect(ro.snapshots().map((s) => s.name)).toEqual(['base']);
+      expect(await ro.read(0, ro.size)).toEqual(committed);
+      await ro.close();
+      const v = await Volume.open(new NodeDirNamespace(dir));
+      expect(await v.read(0, v.size)).toEqual(committed);
+      expect(await v.openSnapshot('base').read(0, v.size)).toEqual(base);
+      expect((await v.check()).ok).toBe(true);
+      await v.close();
+      expect(readdirSync(dir).filter((f) => !f.startsWith('.')).sort()).toEqual(['L000001.data', 'L000001.map', 'L000002.data', 'L000002.map', 'manifest.0', 'manifest.1']);
+    });
+  });
+
+  describe('v86-state/v1: a saved machine state', () => {
+    it('decodes to the state that was saved', async () => {
+      const dir = copyOf('v86-state/v1');
+      const want = new Uint8Array(64 * KiB + 100);
+      for (let i = 0; i * 4096 < 64 * KiB; i++) want.fill((i * 17) & 255, i * 4096, (i + 1) * 4096);
+      want.fill(0, 3 * 4096, 6 * 4096);
+      want.fill(0xee, 64 * KiB);
+      const states = new NamespaceStateStore(new NodeDirNamespace(dir, { readOnly: true }));
+      expect(await states.list()).toEqual([{ name: 'boot', bytes: 53291 }]);
+      expect(new Uint8Array(await decodeState((await states.get('boot'))!, 'boot'))).toEqual(want);
     });
   });
 
