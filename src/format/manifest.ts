@@ -1,6 +1,8 @@
 import { StrataError } from '../errors.js';
-import type { Store, StoreNamespace } from '../store/store.js';
-import { MAGIC_MANIFEST, RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, decodeHead, encodeRecord } from './record.js';
+import type { StoreNamespace } from '../store/store.js';
+import { FORMATS, KIND_MANIFEST, MAGIC_MANIFEST, MANIFEST_FORMAT, newerVersion } from './magic.js';
+import { corrupt } from './record.js';
+import { RecordSlots, newerUnsupported, newestValid } from './record-slots.js';
 
 /**
  * The volume manifest: which layers exist, how they stack, which one is active, and the named
@@ -9,7 +11,7 @@ import { MAGIC_MANIFEST, RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, de
  * the previous generation intact and opening picks the newest valid slot. No rename or backend
  * transaction is needed, so the same scheme works on raw devices, OPFS and IndexedDB.
  */
-export const MANIFEST_FORMAT = 'stratadisk-volume';
+export { MANIFEST_FORMAT };
 export const MANIFEST_VERSION = 1;
 /**
  * Version of the manifest JSON of a volume with a remote base: a stratadisk that does not know
@@ -24,12 +26,10 @@ export const MANIFEST_VERSION_REMOTE = 2;
  * their links, which would make a newer stratadisk refuse the chain. Version-1 records (volumes
  * written before links) are read as before; their next commit writes version 2.
  */
-export const MANIFEST_RECORD_VERSION = 2;
-const MANIFEST_RECORD_VERSIONS: readonly number[] = [1, 2];
+export const MANIFEST_RECORD_VERSION = FORMATS.manifest.writes;
 export const MANIFEST_SLOTS = ['manifest.0', 'manifest.1'] as const;
 /** Manifests are small (a few hundred bytes per layer); anything larger is not ours. */
 export const MAX_MANIFEST_BYTES = 16 << 20;
-const KIND_MANIFEST = 2;
 
 export interface LayerRecord {
   id: string;
@@ -116,9 +116,7 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
   if (typeof m !== 'object' || m === null) bad('not an object');
   const x = m as Record<string, unknown>;
   if (x.format !== MANIFEST_FORMAT) bad('wrong format tag');
-  if (x.version !== MANIFEST_VERSION && x.version !== MANIFEST_VERSION_REMOTE) {
-    throw new StrataError('unsupported', `${what} has format version ${String(x.version)}; this stratadisk reads version ${MANIFEST_VERSION}. Upgrade stratadisk.`);
-  }
+  if (x.version !== MANIFEST_VERSION && x.version !== MANIFEST_VERSION_REMOTE) throw newerVersion('manifestJson', what, x.version);
   if (typeof x.uuid !== 'string' || x.uuid.length > 64) bad('bad uuid');
   if (typeof x.blockSize !== 'number' || typeof x.size !== 'number') bad('bad size');
   try {
@@ -171,6 +169,23 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
   }
 }
 
+/**
+ * The manifest's two record slots. Record version 1 (before layer links) reads as it is: links
+ * are optional fields, so the upgrade is the next commit, which writes version 2.
+ */
+const manifestSlots = new RecordSlots<Manifest>({
+  names: MANIFEST_SLOTS,
+  format: 'manifest',
+  label: 'manifest',
+  magic: MAGIC_MANIFEST,
+  kind: KIND_MANIFEST,
+  maxBytes: MAX_MANIFEST_BYTES,
+  decode(m, _version, name) {
+    validateManifest(m, name);
+    return m;
+  },
+});
+
 export class ManifestStore {
   private constructor(
     private readonly ns: StoreNamespace,
@@ -186,13 +201,8 @@ export class ManifestStore {
       if (await ns.exists(name)) throw new StrataError('exists', `A volume already exists here (${name} found); open it, or choose an empty directory.`);
     }
     validateManifest(manifest);
-    // Both slots exist from the start, so "no manifest here" is never confused with a torn first commit.
-    for (const name of MANIFEST_SLOTS) {
-      const s = await ns.open(name, { create: true });
-      await s.flush();
-      await s.close();
-    }
-    await ns.sync();
+    // Both slots exist from the start (flushed), so "no manifest here" is never confused with a torn first commit.
+    await manifestSlots.createEmpty(ns, { flushEach: true });
     const ms = new ManifestStore(ns, 0, manifest);
     await ms.commit(manifest);
     return ms;
@@ -205,11 +215,10 @@ export class ManifestStore {
    */
   static async open(ns: StoreNamespace): Promise<ManifestStore> {
     const slots = await readManifestSlots(ns);
-    let best: ManifestSlot | null = null;
-    for (const s of slots) if (s.state === 'valid' && (!best || s.generation! > best.generation!)) best = s;
+    const best = newestValid(slots);
     // A slot of a newer format that is newer than every slot we can read: opening the older one
     // would silently roll the volume back, so refuse and ask for an upgrade.
-    const newer = slots.find((s) => s.state === 'unsupported' && (!best || s.generation! > best.generation!));
+    const newer = newerUnsupported(slots, best);
     if (newer) throw newer.error!;
     if (slots.every((s) => s.state === 'missing' || s.state === 'empty')) {
       throw new StrataError('not-found', 'No stratadisk volume here (no manifest, or its creation never completed). Create one with `stratadisk create DIR --size 1G`.');
@@ -224,14 +233,8 @@ export class ManifestStore {
     const gen = this.generation + 1;
     const payload = new TextEncoder().encode(JSON.stringify(next));
     if (payload.length > MAX_MANIFEST_BYTES) throw new StrataError('quota', `The manifest would be ${payload.length} bytes; delete some snapshots first.`);
-    const rec = encodeRecord({ magic: MAGIC_MANIFEST, kind: KIND_MANIFEST, version: MANIFEST_RECORD_VERSION, seq: gen, length: payload.length }, payload);
-    const store = await this.ns.open(MANIFEST_SLOTS[gen % 2]!, { create: true });
-    try {
-      await store.write(0, rec);
-      await store.flush();
-    } finally {
-      await store.close();
-    }
+    // Written in place, never truncated: a shorter record leaves the older bytes after its checksum.
+    await manifestSlots.write(this.ns, gen, payload);
     this.generation = gen;
     this.manifest = next;
   }
@@ -254,46 +257,11 @@ export interface ManifestSlot {
 
 /** Read both manifest slots without judging the volume (open, check and salvage decide). */
 export async function readManifestSlots(ns: StoreNamespace): Promise<ManifestSlot[]> {
-  const out: ManifestSlot[] = [];
-  for (const name of MANIFEST_SLOTS) {
-    if (!(await ns.exists(name))) {
-      out.push({ name, state: 'missing' });
-      continue;
-    }
-    const store = await ns.open(name, { readOnly: true });
-    try {
-      out.push(store.size === 0 ? { name, state: 'empty' } : await readSlot(store, name));
-    } finally {
-      await store.close();
-    }
-  }
-  return out;
-}
-
-async function readSlot(store: Store, name: (typeof MANIFEST_SLOTS)[number]): Promise<ManifestSlot> {
-  // No advice here: the caller decides what a bad slot means (a torn commit is normal after a crash).
-  const invalid = (detail: string): ManifestSlot => ({ name, state: 'invalid', error: corrupt(name, detail, '') });
-  if (store.size < RECORD_OVERHEAD) return invalid('shorter than a record');
-  const head = decodeHead(await store.read(0, RECORD_HEADER), MAGIC_MANIFEST, MAX_MANIFEST_BYTES);
-  if (!head || head.kind !== KIND_MANIFEST) return invalid('no manifest record header');
-  if (RECORD_OVERHEAD + head.length > store.size) return invalid('the record is cut short');
-  const whole = await store.read(0, RECORD_OVERHEAD + head.length);
-  if (!checksumOk(whole, head.length)) return invalid('checksum mismatch');
-  if (!MANIFEST_RECORD_VERSIONS.includes(head.version)) {
-    const error = new StrataError('unsupported', `${name} has format version ${head.version}; this stratadisk reads versions ${MANIFEST_RECORD_VERSIONS.join(' and ')}. Upgrade stratadisk.`);
-    return { name, state: 'unsupported', generation: head.seq, error };
-  }
-  let m: unknown;
-  try {
-    m = JSON.parse(new TextDecoder().decode(whole.subarray(RECORD_HEADER, RECORD_HEADER + head.length)));
-  } catch {
-    return invalid('not JSON');
-  }
-  try {
-    validateManifest(m, name);
-  } catch (e) {
-    if (e instanceof StrataError && e.code === 'unsupported') return { name, state: 'unsupported', generation: head.seq, error: e };
-    return { name, state: 'invalid', generation: head.seq, error: e instanceof StrataError ? e : corrupt(name, String(e), '') };
-  }
-  return { name, state: 'valid', generation: head.seq, manifest: m };
+  return (await manifestSlots.readAll(ns)).map((s) => {
+    const out: ManifestSlot = { name: s.name as ManifestSlot['name'], state: s.state };
+    if (s.generation !== undefined) out.generation = s.generation;
+    if (s.value !== undefined) out.manifest = s.value;
+    if (s.error !== undefined) out.error = s.error;
+    return out;
+  });
 }

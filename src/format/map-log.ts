@@ -1,6 +1,7 @@
 import { StrataError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { MAGIC_MAP, RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, decodeHead, encodeRecord } from './record.js';
+import { FORMATS, MAGIC_MAP, newerVersion, readsVersion } from './magic.js';
+import { RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, decodeHead, encodeRecord } from './record.js';
 
 /**
  * The block map of one layer, kept as an append-only log of checksummed records on its own
@@ -14,7 +15,7 @@ import { MAGIC_MAP, RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, decodeH
 export const ENTRY_SIZE = 28;
 export const SLOT_ABSENT = -1;
 export const SLOT_ZERO = -2;
-export const MAP_FORMAT_VERSION = 1;
+export const MAP_FORMAT_VERSION = FORMATS.mapLog.writes;
 const KIND_HEADER = 0;
 const KIND_ENTRIES = 1;
 /** Largest payload we ever write; anything claiming more is not ours and is never allocated. */
@@ -84,6 +85,10 @@ export class MapLog {
   static async open(store: Store, expect: MapHeader, sink: EntrySink, what: string): Promise<MapLog> {
     const reader = new ChunkReader(store);
     const first = await readRecord(reader, 0, -1);
+    if (!first) {
+      const version = await wholeRecordVersion(reader);
+      if (version !== null && !readsVersion('mapLog', version)) throw newerVersion('mapLog', what, version);
+    }
     if (!first || first.kind !== KIND_HEADER) throw corrupt(what, 'the map header record is missing or unreadable');
     let header: MapHeader;
     try {
@@ -174,6 +179,15 @@ async function readRecord(reader: ChunkReader, at: number, prevSeq: number): Pro
   const whole = await reader.get(at, RECORD_OVERHEAD + head.length);
   if (!whole || !checksumOk(whole, head.length)) return null;
   return { kind: head.kind, seq: head.seq, payload: whole.subarray(RECORD_HEADER, RECORD_HEADER + head.length).slice(), next: at + RECORD_OVERHEAD + head.length };
+}
+
+/** The version of an intact map record at offset 0 whatever its version, or null (no intact record there). */
+async function wholeRecordVersion(reader: ChunkReader): Promise<number | null> {
+  const headBytes = await reader.get(0, RECORD_HEADER);
+  const head = headBytes && decodeHead(headBytes, MAGIC_MAP, MAX_MAP_PAYLOAD);
+  if (!head) return null;
+  const whole = await reader.get(0, RECORD_OVERHEAD + head.length);
+  return whole && checksumOk(whole, head.length) ? head.version : null;
 }
 
 /** Is there any valid record with a later sequence number at or after `from`? (Corruption vs torn tail.) */

@@ -74,6 +74,5 @@ export function corrupt(what: string, detail: string, advice = VOLUME_DAMAGE_ADV
   return new StrataError('corrupt', `${what} is damaged (${detail}).${advice ? ` ${advice}` : ''}`);
 }
 
-export const MAGIC_MAP = 0x4c4d4453; // "SDML" little-endian: layer map log
-export const MAGIC_MANIFEST = 0x4d564453; // "SDVM": volume manifest
-export const MAGIC_STAGING = 0x54534453; // "SDST": the mark of a staged change (volume/staging-mark.ts)
+/** Record magics live in the format registry (src/format/magic.ts); re-exported for older imports. */
+export { MAGIC_MANIFEST, MAGIC_MAP, MAGIC_STAGING } from './magic.js';

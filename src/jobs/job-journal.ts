@@ -1,24 +1,34 @@
 import { StrataError } from '../errors.js';
-import { RECORD_HEADER, RECORD_OVERHEAD, checksumOk, decodeHead, encodeRecord } from '../format/record.js';
-import type { Store, StoreNamespace } from '../store/store.js';
-import { loadKernels } from '../wasm/index.js';
+import { KIND_JOBS, MAGIC_JOBS } from '../format/magic.js';
+import { RecordSlots, newerUnsupported, newestValid } from '../format/record-slots.js';
+import type { StoreNamespace } from '../store/store.js';
 
 /**
  * Durable records of the block jobs started on a volume, so that after a crash or a reload
  * `stratadisk jobs DIR` can say what was interrupted, and the next writer can resume or abandon
- * it. Same scheme as the manifest: two slots (`jobs.0`, `jobs.1`), each commit writes the next
- * generation into the other slot and flushes it, so a torn commit leaves the previous one.
+ * it. Same scheme as the manifest (src/format/record-slots.ts): two slots (`jobs.0`, `jobs.1`),
+ * each commit writes the next generation into the other slot and flushes it, so a torn commit
+ * leaves the previous one. Unlike the manifest, a journal whose slots are absent or damaged reads
+ * as empty (it only lists interrupted jobs); one written by a newer stratadisk is `unsupported`.
  *
  * A record is written before the job changes anything and removed after its last change is
  * committed. A record whose job has no process behind it any more is "interrupted".
  */
 export const JOURNAL_SLOTS = ['jobs.0', 'jobs.1'] as const;
-export const MAGIC_JOBS = 0x4a4a4453; // "SDJJ" little-endian
-const KIND_JOBS = 3;
-const JOURNAL_VERSION = 1;
+export { MAGIC_JOBS };
 /** A journal holds a handful of records; anything larger is not ours and is never read. */
 const MAX_JOURNAL_BYTES = 1 << 20;
 const MAX_RECORDS = 256;
+
+const journalSlots = new RecordSlots<JobRecord[]>({
+  names: JOURNAL_SLOTS,
+  format: 'jobJournal',
+  label: 'job journal',
+  magic: MAGIC_JOBS,
+  kind: KIND_JOBS,
+  maxBytes: MAX_JOURNAL_BYTES,
+  decode: (parsed) => decodeRecords(parsed),
+});
 
 export interface JobRecord {
   id: string;
@@ -62,19 +72,11 @@ export class JobJournal {
   }
 
   private static async read(ns: StoreNamespace): Promise<JobJournal> {
-    await loadKernels(); // record checksums are XXH3 (WASM)
-    let best: { gen: number; records: JobRecord[] } | null = null;
-    for (const name of JOURNAL_SLOTS) {
-      if (!(await ns.exists(name))) continue;
-      const store = await ns.open(name, { readOnly: true });
-      try {
-        const got = await readSlot(store);
-        if (got && (!best || got.gen > best.gen)) best = got;
-      } finally {
-        await store.close();
-      }
-    }
-    return new JobJournal(ns, best?.gen ?? 0, best?.records ?? []);
+    const slots = await journalSlots.readAll(ns);
+    const best = newestValid(slots);
+    const newer = newerUnsupported(slots, best);
+    if (newer) throw newer.error!;
+    return new JobJournal(ns, best?.generation ?? 0, best?.value ?? []);
   }
 
   records(): JobRecord[] {
@@ -110,42 +112,24 @@ export class JobJournal {
     const gen = this.generation + 1;
     const payload = new TextEncoder().encode(JSON.stringify(records));
     if (payload.length > MAX_JOURNAL_BYTES) throw new StrataError('quota', 'The job journal is full; drop interrupted jobs with `stratadisk jobs DIR --clear`.');
-    const rec = encodeRecord({ magic: MAGIC_JOBS, kind: KIND_JOBS, version: JOURNAL_VERSION, seq: gen, length: payload.length }, payload);
-    const name = JOURNAL_SLOTS[gen % 2]!;
-    const created = !(await this.ns.exists(name));
-    const store = await this.ns.open(name, { create: true });
-    try {
-      await store.write(0, rec);
-      if (store.size > rec.length && store.resizable) await store.truncate(rec.length);
-      await store.flush();
-    } finally {
-      await store.close();
-    }
-    if (created) await this.ns.sync();
+    // Slots are made on first use (the namespace synced after); a shorter record cuts the slot.
+    await journalSlots.write(this.ns, gen, payload, { truncate: true, syncNewSlot: true });
     this.generation = gen;
     this.list = records;
   }
 }
 
-async function readSlot(store: Store): Promise<{ gen: number; records: JobRecord[] } | null> {
-  if (store.size < RECORD_OVERHEAD) return null;
-  const head = decodeHead(await store.read(0, RECORD_HEADER), MAGIC_JOBS, MAX_JOURNAL_BYTES);
-  if (!head || head.kind !== KIND_JOBS || head.version !== JOURNAL_VERSION) return null;
-  if (RECORD_OVERHEAD + head.length > store.size) return null;
-  const whole = await store.read(0, RECORD_OVERHEAD + head.length);
-  if (!checksumOk(whole, head.length)) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder().decode(whole.subarray(RECORD_HEADER, RECORD_HEADER + head.length)));
-  } catch {
-    return null;
-  }
-  if (!Array.isArray(parsed) || parsed.length > MAX_RECORDS) return null;
+/** The records of a parsed journal payload; throws (the slot is then damaged) when it is not one. */
+function decodeRecords(parsed: unknown): JobRecord[] {
+  const bad = (): never => {
+    throw new StrataError('corrupt', 'The job journal holds a record that is not a job.');
+  };
+  if (!Array.isArray(parsed) || parsed.length > MAX_RECORDS) bad();
   const records: JobRecord[] = [];
   for (const r of parsed as unknown[]) {
     const x = r as JobRecord;
-    if (typeof x !== 'object' || x === null || typeof x.id !== 'string' || typeof x.kind !== 'string' || typeof x.params !== 'object' || x.params === null) return null;
+    if (typeof x !== 'object' || x === null || typeof x.id !== 'string' || typeof x.kind !== 'string' || typeof x.params !== 'object' || x.params === null) bad();
     records.push({ id: x.id, kind: x.kind, params: x.params, started: String(x.started), pid: typeof x.pid === 'number' ? x.pid : null, host: typeof x.host === 'string' ? x.host : null });
   }
-  return { gen: head.seq, records };
+  return records;
 }

@@ -1,16 +1,19 @@
 /**
  * The shadow catalog: which diff areas exist, oldest first, and the state of each shadow copy.
- * Two slots (`shadows.0`, `shadows.1`) of one checksummed record each; a commit writes the next
- * generation into the other slot and flushes it, so a torn commit leaves the previous one.
+ * Two slots (`shadows.0`, `shadows.1`) of one checksummed record each (src/format/record-slots.ts);
+ * a commit writes the next generation into the other slot and flushes it, so a torn commit
+ * leaves the previous one.
  */
 import { StrataError } from '../errors.js';
-import { checksumOk, corrupt, SHADOW_DAMAGE_ADVICE, decodeHead, encodeRecord, RECORD_HEADER, RECORD_OVERHEAD } from '../format/record.js';
+import { CATALOG_FORMAT, FORMATS, KIND_SHADOW_CATALOG, MAGIC_SHADOW_CATALOG, newerVersion } from '../format/magic.js';
+import { RecordSlots, anyWritten, newerUnsupported, newestValid } from '../format/record-slots.js';
+import { corrupt, SHADOW_DAMAGE_ADVICE } from '../format/record.js';
 import type { StoreNamespace } from '../store/store.js';
 import { checkShadowBlockSize } from './diff-area.js';
 
-export const MAGIC_SHADOW_CATALOG = 0x43534453; // "SDSC"
-export const CATALOG_FORMAT = 'stratadisk-shadows';
-export const CATALOG_VERSION = 1;
+export { CATALOG_FORMAT, MAGIC_SHADOW_CATALOG };
+/** The catalog's JSON `version` (its record carries the same number). */
+export const CATALOG_VERSION = FORMATS.shadowCatalog.writes;
 export const CATALOG_SLOTS = ['shadows.0', 'shadows.1'] as const;
 const MAX_CATALOG_BYTES = 4 << 20;
 /** VSS allows 64 shadow copies per volume; so do we (areas kept for older copies count too). */
@@ -67,7 +70,7 @@ export function validateCatalog(c: unknown, what = 'The shadow catalog'): assert
   if (typeof c !== 'object' || c === null) bad('not an object');
   const x = c as Record<string, unknown>;
   if (x.format !== CATALOG_FORMAT) bad('wrong format tag');
-  if (x.version !== CATALOG_VERSION) throw new StrataError('unsupported', `${what} has format version ${String(x.version)}; this stratadisk reads version ${CATALOG_VERSION}. Upgrade stratadisk.`);
+  if (x.version !== CATALOG_VERSION) throw newerVersion('shadowCatalog', what, x.version);
   try {
     checkShadowBlockSize(x.blockSize as number);
   } catch {
@@ -101,6 +104,19 @@ export function validateCatalog(c: unknown, what = 'The shadow catalog'): assert
   }
 }
 
+const catalogSlots = new RecordSlots<Catalog>({
+  names: CATALOG_SLOTS,
+  format: 'shadowCatalog',
+  label: 'shadow catalog',
+  magic: MAGIC_SHADOW_CATALOG,
+  kind: KIND_SHADOW_CATALOG,
+  maxBytes: MAX_CATALOG_BYTES,
+  decode(c, _version, name) {
+    validateCatalog(c, name);
+    return c;
+  },
+});
+
 /** The two catalog slots of a shadow namespace. */
 export class CatalogStore {
   private constructor(
@@ -123,57 +139,32 @@ export class CatalogStore {
 
   static async create(ns: StoreNamespace, catalog: Catalog): Promise<CatalogStore> {
     if (await CatalogStore.exists(ns)) throw new StrataError('exists', 'Shadow copies are already set up here; open them instead.');
-    for (const name of CATALOG_SLOTS) await (await ns.open(name, { create: true })).close();
-    await ns.sync();
+    // Both slots exist (not flushed: empty files; the namespace sync makes their names durable).
+    await catalogSlots.createEmpty(ns, { flushEach: false });
     const cs = new CatalogStore(ns, 0, catalog);
     await cs.commit(catalog);
     return cs;
   }
 
+  /**
+   * The newest valid generation. A slot of a newer format than every valid one is refused
+   * (`unsupported`): opening the older generation would roll the catalog back.
+   */
   static async open(ns: StoreNamespace): Promise<CatalogStore> {
-    let best: { gen: number; c: Catalog } | null = null;
-    let unsupported: unknown = null;
-    let found = false;
-    for (const name of CATALOG_SLOTS) {
-      if (!(await ns.exists(name))) continue;
-      const s = await ns.open(name, { readOnly: true });
-      try {
-        if (s.size > 0) found = true;
-        if (s.size < RECORD_OVERHEAD) continue;
-        const head = decodeHead(await s.read(0, RECORD_HEADER), MAGIC_SHADOW_CATALOG, MAX_CATALOG_BYTES);
-        if (!head || RECORD_OVERHEAD + head.length > s.size) continue;
-        const whole = await s.read(0, RECORD_OVERHEAD + head.length);
-        if (!checksumOk(whole, head.length)) continue;
-        let c: unknown;
-        try {
-          c = JSON.parse(new TextDecoder().decode(whole.subarray(RECORD_HEADER, RECORD_HEADER + head.length)));
-          validateCatalog(c, name);
-        } catch (e) {
-          if (e instanceof StrataError && e.code === 'unsupported') unsupported = e;
-          continue;
-        }
-        if (!best || head.seq > best.gen) best = { gen: head.seq, c };
-      } finally {
-        await s.close();
-      }
-    }
-    if (!found) throw new StrataError('not-found', 'No shadow copies here. Create one first (`stratadisk shadow create`).');
-    if (!best) throw unsupported ?? corrupt('The shadow catalog', 'neither slot holds a valid generation', SHADOW_DAMAGE_ADVICE);
-    return new CatalogStore(ns, best.gen, best.c);
+    const slots = await catalogSlots.readAll(ns);
+    if (!anyWritten(slots)) throw new StrataError('not-found', 'No shadow copies here. Create one first (`stratadisk shadow create`).');
+    const best = newestValid(slots);
+    const newer = newerUnsupported(slots, best);
+    if (newer) throw newer.error!;
+    if (!best) throw corrupt('The shadow catalog', 'neither slot holds a valid generation', SHADOW_DAMAGE_ADVICE);
+    return new CatalogStore(ns, best.generation!, best.value!);
   }
 
   async commit(next: Catalog): Promise<void> {
     validateCatalog(next, 'The new shadow catalog');
     const gen = this.generation + 1;
-    const payload = new TextEncoder().encode(JSON.stringify(next));
-    const rec = encodeRecord({ magic: MAGIC_SHADOW_CATALOG, kind: 1, version: CATALOG_VERSION, seq: gen, length: payload.length }, payload);
-    const s = await this.ns.open(CATALOG_SLOTS[gen % 2]!, { create: true });
-    try {
-      await s.write(0, rec);
-      await s.flush();
-    } finally {
-      await s.close();
-    }
+    // Written in place, never truncated: a shorter record leaves the older bytes after its checksum.
+    await catalogSlots.write(this.ns, gen, new TextEncoder().encode(JSON.stringify(next)));
     this.generation = gen;
     this.catalog = next;
   }

@@ -16,13 +16,13 @@
  * every record keeps volume data (which may be written by a guest) from ever posing as a record.
  */
 import { StrataError } from '../errors.js';
+import { AREA_FORMAT, FORMATS, MAGIC_DIFF_AREA, newerVersion } from '../format/magic.js';
 import { checksumOk, corrupt, SHADOW_DAMAGE_ADVICE, decodeHead, encodeRecord, RECORD_HEADER, RECORD_OVERHEAD } from '../format/record.js';
 import type { Store } from '../store/store.js';
 import { xxh3_64 } from '../wasm/index.js';
 
-export const MAGIC_DIFF_AREA = 0x41534453; // "SDSA"
-export const AREA_FORMAT = 'stratadisk-shadow-area';
-export const AREA_VERSION = 1;
+export { AREA_FORMAT, MAGIC_DIFF_AREA };
+export const AREA_VERSION = FORMATS.diffArea.writes;
 export const AREA_HEADER_BYTES = 4096;
 export const ALIGN = 512;
 const KIND_HEADER = 1;
@@ -77,7 +77,7 @@ export function encodeAreaHeader(h: AreaHeader): Uint8Array {
 export function decodeAreaHeader(bytes: Uint8Array, what: string): AreaHeader {
   const head = decodeHead(bytes, MAGIC_DIFF_AREA, AREA_HEADER_BYTES - RECORD_OVERHEAD);
   if (!head || head.kind !== KIND_HEADER) throw corrupt(what, 'no diff area header', SHADOW_DAMAGE_ADVICE);
-  if (head.version !== AREA_VERSION) throw new StrataError('unsupported', `${what} has format version ${head.version}; this stratadisk reads version ${AREA_VERSION}. Upgrade stratadisk.`);
+  if (head.version !== AREA_VERSION) throw newerVersion('diffArea', what, head.version);
   if (!checksumOk(bytes, head.length)) throw corrupt(what, 'header checksum mismatch', SHADOW_DAMAGE_ADVICE);
   let h: AreaHeader;
   try {

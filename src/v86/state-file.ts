@@ -14,9 +14,9 @@
  *  40  body: bitmap (1 bit per page, LSB first, 1 = stored), then the stored pages in order
  */
 import { StrataError } from '../errors.js';
+import { FORMATS, MAGIC_V86_STATE as MAGIC, newerVersion } from '../format/magic.js';
 import { loadKernels, scanBlocks, xxh3_64 } from '../wasm/index.js';
 
-const MAGIC = 'V86STATE';
 const HEADER = 40;
 const PAGE = 4096;
 /** v86 states are guest RAM + VGA RAM + devices; 4 GiB RAM is v86's ceiling. */
@@ -43,7 +43,7 @@ export async function encodeState(state: ArrayBuffer | Uint8Array): Promise<Uint
   }
   const view = new DataView(out.buffer);
   for (let i = 0; i < MAGIC.length; i++) out[i] = MAGIC.charCodeAt(i);
-  view.setUint32(8, 1, true);
+  view.setUint32(8, FORMATS.v86State.writes, true);
   view.setUint32(12, PAGE, true);
   view.setBigUint64(16, BigInt(raw.length), true);
   view.setBigUint64(24, BigInt(stored), true);
@@ -59,7 +59,7 @@ export async function decodeState(bytes: Uint8Array, what: string): Promise<Arra
   for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC.charCodeAt(i)) throw bad('bad magic');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
-  if (version !== 1) throw new StrataError('unsupported', `The saved machine state ${what} has format version ${version}; this stratadisk reads version 1.`);
+  if (version !== FORMATS.v86State.writes) throw newerVersion('v86State', `The saved machine state ${what}`, version);
   if (view.getUint32(12, true) !== PAGE) throw bad('unexpected page size');
   const rawLength = view.getBigUint64(16, true);
   const stored = view.getBigUint64(24, true);

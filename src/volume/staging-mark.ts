@@ -1,4 +1,5 @@
-import { MAGIC_STAGING, RECORD_OVERHEAD, checksumOk, decodeHead, encodeRecord } from '../format/record.js';
+import { FORMATS, MAGIC_STAGING } from '../format/magic.js';
+import { RECORD_OVERHEAD, checksumOk, decodeHead, encodeRecord } from '../format/record.js';
 import { isStrataError } from '../errors.js';
 import type { StoreNamespace } from '../store/store.js';
 
@@ -13,7 +14,7 @@ import type { StoreNamespace } from '../store/store.js';
  */
 export const STAGING_MARK = 'staging.mark';
 const KIND = 1;
-const VERSION = 1;
+const VERSION = FORMATS.stagingMark.writes;
 const PAYLOAD = 8;
 
 export async function writeStagingMark(ns: StoreNamespace, from: number): Promise<void> {

@@ -22,7 +22,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 let seq = 0;
 
 function copyOf(name: string): string {
-  const dir = join(work, `${seq++}-${name}`);
+  const dir = join(work, `${seq++}-${name.replace('/', '-')}`);
   cpSync(join(FIXTURES, name), dir, { recursive: true });
   return dir;
 }
@@ -42,8 +42,8 @@ function expected(view: 'base' | 's1' | 'live'): Uint8Array {
 }
 
 describe.each([
-  ['volume-v1', 1],
-  ['volume-v2', 2],
+  ['volume/v1', 1],
+  ['volume/v2', 2],
 ])('fixture %s', (name, version) => {
   it(`is record version ${version}, opens and reads every view`, async () => {
     const dir = copyOf(name);
@@ -74,12 +74,12 @@ describe.each([
 });
 
 it('a manifest record of a version this stratadisk does not know is unsupported', async () => {
-  const dir = copyOf('volume-v2');
+  const dir = copyOf('volume/v2');
   for (const slot of ['manifest.0', 'manifest.1']) {
     const b = readFileSync(join(dir, slot));
     const payload = b.subarray(24, b.length - 8);
     const head = { magic: b.readUInt32LE(0), kind: b.readUInt16LE(4), version: 3, seq: b.readUInt32LE(8), length: payload.length };
     writeFileSync(join(dir, slot), encodeRecord(head, payload));
   }
-  await expect(Volume.open(new NodeDirNamespace(dir, { readOnly: true }), { readOnly: true })).rejects.toMatchObject({ code: 'unsupported', message: expect.stringMatching(/format version 3; this stratadisk reads versions 1 and 2/) });
+  await expect(Volume.open(new NodeDirNamespace(dir, { readOnly: true }), { readOnly: true })).rejects.toMatchObject({ code: 'unsupported', message: expect.stringMatching(/format version 3; this stratadisk reads versions 1 and 2\. Upgrade stratadisk: it was written by a release newer than \d+\.\d+\.\d+/) });
 });
