@@ -18,7 +18,7 @@ import { StrataError } from '../errors.js';
 import type { NamespaceLock, Store, StoreNamespace } from '../store/store.js';
 import { loadKernels, resolveRuns, SparseBitmap } from '../wasm/index.js';
 import { BlockIndex } from './block-index.js';
-import { areaId, areaStoreName, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type OnFull } from './catalog.js';
+import { areaId, areaStoreName, CATALOG_FORMAT, CATALOG_VERSION, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type OnFull } from './catalog.js';
 import {
   AREA_FORMAT, AREA_HEADER_BYTES, AREA_VERSION, batchHeadBytes, checkShadowBlockSize, decodeAreaHeader, encodeAreaHeader, encodeSeal,
   MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, verifyRecordData, type AreaHeader,
@@ -143,7 +143,7 @@ export class ShadowVolume {
         const bs = options.blockSize ?? 65536;
         checkShadowBlockSize(bs);
         if (Math.ceil(volume.size / bs) > 2 ** 32) throw new StrataError('invalid-argument', `The volume needs more than 2^32 blocks of ${bs} bytes; use a larger block size.`);
-        catalog = await CatalogStore.create(namespace, { format: 'stratadisk-shadows', version: 1, blockSize: bs, volumeSize: volume.size, nextId: 1, areas: [] });
+        catalog = await CatalogStore.create(namespace, { format: CATALOG_FORMAT, version: CATALOG_VERSION, blockSize: bs, volumeSize: volume.size, nextId: 1, areas: [] });
       }
       const sv = new ShadowVolume(volume, namespace, catalog, lock, options.sharedMemory ?? sharedMemoryAvailable(), options.durability ?? 'strict');
       await sv.load();

@@ -5,7 +5,8 @@
 import { StrataError } from '../errors.js';
 import { HASH_BYTES, hashBytes } from './chunk-hash.js';
 
-export const PACK_INDEX_MAGIC = 'SDPIDX01';
+export { MAGIC_PACK_INDEX as PACK_INDEX_MAGIC } from '../format/magic.js';
+import { MAGIC_PACK_INDEX as PACK_INDEX_MAGIC } from '../format/magic.js';
 export const MAX_PACK_CHUNKS = 1_048_576;
 export const MAX_CHUNK_BYTES = 1024 * 1024;
 /** how much larger than its raw bytes a stored chunk may be */

@@ -7,7 +7,8 @@ import { StrataError } from '../errors.js';
 import { HASH_BYTES, hashBytes } from './chunk-hash.js';
 import { storedFormOk, STORED_SLACK } from './pack-index.js';
 
-export const SEGMENT_MAGIC = 'SDSEG001';
+export { MAGIC_SEGMENT as SEGMENT_MAGIC } from '../format/magic.js';
+import { MAGIC_SEGMENT as SEGMENT_MAGIC } from '../format/magic.js';
 export const SEGMENT_BLOCKS = 65_536;
 const HEADER = 28;
 export const SEGMENT_ENTRY_BYTES = 17 + HASH_BYTES;

@@ -6,7 +6,8 @@ import { StrataError } from '../errors.js';
 import { HEX_ID, NAME } from './object-names.js';
 import { SEGMENT_BLOCKS } from './segment.js';
 
-export const VERSION_FORMAT = 'stratadisk-version/1';
+export { VERSION_MANIFEST_FORMAT as VERSION_FORMAT } from '../format/magic.js';
+import { VERSION_MANIFEST_FORMAT as VERSION_FORMAT } from '../format/magic.js';
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
 export const MIN_BLOCK = 4096;
 export const MAX_BLOCK = 1024 * 1024;
