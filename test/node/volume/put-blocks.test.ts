@@ -4,6 +4,7 @@ import { MemoryNamespace } from '../../../src/store/memory.js';
 import type { OpenOptions, Store, StoreNamespace } from '../../../src/store/store.js';
 import { Layer, SLOT_ABSENT, SLOT_ZERO, dataName } from '../../../src/volume/layer.js';
 import { batchFromRuns, type BlockBatch } from '../../../src/volume/layer-writer.js';
+import { copyPass, layerSource } from '../../../src/jobs/copy-pass.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { loadKernels, scanBlocks } from '../../../src/wasm/index.js';
 import { Rng } from '../helpers/random.js';
@@ -260,5 +261,46 @@ describe('snapshot deletion (merge) writes through Layer.putBlocks', () => {
     expect(await w.read(100 * BS, 32 * BS)).toEqual(top);
     expect((await w.check()).ok).toBe(true);
     await w.close();
+  });
+});
+
+describe('copy pass (consolidation, mirror) writes through Layer.stageBlocks', () => {
+  it('a failed in-place overwrite under the lock gives back the new slots of its batch and records nothing', async () => {
+    const ns = new TrapNamespace();
+    const src = await Layer.create(ns, 'S', BS);
+    const dst = await Layer.create(ns, 'D', BS);
+    const rng = new Rng(7);
+    const s = blocksOf(rng, 8);
+    await src.putBlocks(batchFromRuns([0, 8], s, scanBlocks(s, BS)));
+    const d = blocksOf(rng, 4);
+    await dst.putBlocks(batchFromRuns([0, 4], d, scanBlocks(d, BS)));
+    await src.flush();
+    await dst.flush();
+    const blocks = [0, 1, 2, 3, 4, 5, 6, 7];
+    const before = stateOf(dst, blocks);
+    const slotCount = dst.slotCount;
+    // blocks 4..7 get new slots (written unlocked); blocks 0..3 are overwritten in place under the lock, which fails
+    await expect(
+      copyPass(layerSource(src), dst, blocks, {
+        batchBytes: 8 * BS,
+        overwrite: true,
+        exclusive: async (fn) => {
+          ns.failing.add(dataName('D'));
+          try {
+            return await fn();
+          } finally {
+            ns.failing.clear();
+          }
+        },
+        stale: () => false,
+        step: async () => {},
+      }),
+    ).rejects.toThrow(/Injected write failure/);
+    expect(stateOf(dst, blocks)).toEqual(before);
+    const got: number[] = [];
+    dst.allocate(4, got);
+    expect(got).toEqual([0, 1, 2, 3].map((i) => slotCount + i));
+    await src.close();
+    await dst.close();
   });
 });
