@@ -208,22 +208,26 @@ export class PendingPut {
       }
     }
     this.done = true;
+    // entries in batch order, those overwritten in place last (the map log's order as it always was)
     const own = new Set(this.ownK);
-    const inOwn = new Set(ownK);
     const keepBlocks: number[] = [];
     const keepSlots: number[] = [];
     const keepIndex: number[] = [];
     const unused: number[] = [];
     for (let k = 0; k < blocks.length; k++) {
       const slot = this.slots[k]!;
-      if (own.has(k)) {
-        if (!inOwn.has(k)) continue;
-      } else if (keep && !keep(blocks[k]!)) {
+      if (own.has(k)) continue;
+      if (keep && !keep(blocks[k]!)) {
         if (slot >= 0) unused.push(slot);
         continue;
       }
       keepBlocks.push(blocks[k]!);
       keepSlots.push(slot);
+      keepIndex.push(index[k]!);
+    }
+    for (const k of ownK) {
+      keepBlocks.push(blocks[k]!);
+      keepSlots.push(this.slots[k]!);
       keepIndex.push(index[k]!);
     }
     if (unused.length > 0) layer.unallocate(unused);
