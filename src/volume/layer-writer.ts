@@ -1,3 +1,4 @@
+import { StrataError } from '../errors.js';
 import { SLOT_ZERO } from '../format/map-log.js';
 import type { Store } from '../store/store.js';
 import type { BlockScan } from '../wasm/index.js';
@@ -184,7 +185,7 @@ export class PendingPut {
    * blocks written in place at this step (the 'own' rule).
    */
   async commit(keep?: (block: number) => boolean): Promise<number> {
-    if (this.done) throw new Error('PendingPut.commit: this put was already committed or given back');
+    if (this.done) throw new StrataError('invalid-argument', 'This put was already committed or given back (a failed write gives its slots back); stage the blocks again.');
     const { blocks, hashes, index } = this.batch;
     const layer = this.layer;
     const bs = layer.blockSize;
