@@ -121,13 +121,10 @@ export class PendingPut {
     for (let j = 0; j < need.length; j++) slots[need[j]!] = this.fresh[j]!;
     const ios: Promise<void>[] = [];
     this.writeRuns(now, slots, ios, options.gather);
-    this.written = Promise.all(ios).then(
-      () => {},
-      (e: unknown) => {
-        this.giveBack();
-        throw e;
-      },
-    );
+    this.written = (ios.length === 1 ? ios[0]! : Promise.all(ios)).then(noop, (e: unknown) => {
+      this.giveBack();
+      throw e;
+    });
     // the caller may never await `written` when a sibling write failed first: no unhandled rejection
     this.written.catch(() => {});
   }
@@ -184,11 +181,20 @@ export class PendingPut {
    * `keep` returns false are left out (their new slots given back). Returns the number of
    * blocks written in place at this step (the 'own' rule).
    */
-  async commit(keep?: (block: number) => boolean): Promise<number> {
-    if (this.done) throw new StrataError('invalid-argument', 'This put was already committed or given back (a failed write gives its slots back); stage the blocks again.');
-    const { blocks, hashes, index } = this.batch;
+  commit(keep?: (block: number) => boolean): Promise<number> {
+    if (this.ownK.length > 0) return this.commitOwn(keep);
+    try {
+      this.record(keep, null);
+      return Promise.resolve(0);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private async commitOwn(keep: ((block: number) => boolean) | undefined): Promise<number> {
+    this.checkLive();
+    const blocks = this.batch.blocks;
     const layer = this.layer;
-    const bs = layer.blockSize;
     // 'own' in-place writes, only where the block still has the slot it had at staging
     const ownK: number[] = [];
     for (let j = 0; j < this.ownK.length; j++) {
@@ -208,8 +214,24 @@ export class PendingPut {
         throw e;
       }
     }
+    this.record(keep, ownK);
+    return ownK.length;
+  }
+
+  private checkLive(): void {
+    if (this.done) throw new StrataError('invalid-argument', 'This put was already committed or given back (a failed write gives its slots back); stage the blocks again.');
+  }
+
+  /** One setEntries: in batch order, the 'own' blocks in `ownK` last (the map log's order as it always was). */
+  private record(keep: ((block: number) => boolean) | undefined, ownK: readonly number[] | null): void {
+    this.checkLive();
     this.done = true;
-    // entries in batch order, those overwritten in place last (the map log's order as it always was)
+    const { blocks, hashes, index } = this.batch;
+    const layer = this.layer;
+    if (!keep && ownK === null) {
+      layer.setEntries(blocks, this.slots, blocks.length, hashes, index);
+      return;
+    }
     const own = new Set(this.ownK);
     const keepBlocks: number[] = [];
     const keepSlots: number[] = [];
@@ -226,16 +248,17 @@ export class PendingPut {
       keepSlots.push(slot);
       keepIndex.push(index[k]!);
     }
-    for (const k of ownK) {
+    for (const k of ownK ?? []) {
       keepBlocks.push(blocks[k]!);
       keepSlots.push(this.slots[k]!);
       keepIndex.push(index[k]!);
     }
     if (unused.length > 0) layer.unallocate(unused);
     layer.setEntries(keepBlocks, keepSlots, keepBlocks.length, hashes, keepIndex);
-    return ownK.length;
   }
 }
+
+function noop(): void {}
 
 /**
  * The batch for whole blocks given as runs: `runs` is flat [firstBlock, count]*, the blocks whose
