@@ -1,7 +1,7 @@
 import { isStrataError } from '../errors.js';
 import { verifyGathered } from '../volume/verify.js';
 import type { Layer } from '../volume/layer.js';
-import { SLOT_ABSENT, SLOT_ZERO } from '../volume/layer.js';
+import { SLOT_ZERO } from '../volume/layer.js';
 import { scanBlocks } from '../wasm/index.js';
 import type { VolumeReader } from '../volume/volume.js';
 
@@ -164,93 +164,28 @@ export async function copyPass(source: BlockSource, dst: Layer, todo: readonly n
   }
 }
 
+/**
+ * One batch through Layer.stageBlocks: new slots written now, without the lock; then, under the
+ * lock, blocks written since the pass began are left out (their slots given back), the target's
+ * own slots are overwritten (with `overwrite`: a slot the mirror freed since the batch began
+ * could already hold another block, so only where the block still has it) and the entries set.
+ */
 async function writeBatch(dst: Layer, batch: number[], buf: Uint8Array, hashes: Uint8Array, kinds: Uint8Array, piece: number, staging: Uint8Array, o: CopyPassOptions): Promise<void> {
   const bs = dst.blockSize;
-  const dataIdx: number[] = [];
-  /** blocks to overwrite in place, and the target slot each had when the batch began */
-  const inPlace: number[] = [];
-  const inPlaceSlot: number[] = [];
+  const blocks: number[] = [];
+  const index: number[] = [];
+  const zero: number[] = [];
   for (let k = 0; k < batch.length; k++) {
-    if (kinds[k] !== KIND_DATA) continue;
-    const own = o.overwrite ? dst.slot(batch[k]!) : -1;
-    if (own >= 0) {
-      inPlace.push(k);
-      inPlaceSlot.push(own);
-    } else dataIdx.push(k);
+    if (kinds[k] === KIND_SKIP) continue;
+    blocks.push(batch[k]!);
+    index.push(k);
+    zero.push(kinds[k] === KIND_ZERO ? 1 : 0);
   }
-  const slots = new Array<number>(batch.length).fill(SLOT_ABSENT);
-  for (let k = 0; k < batch.length; k++) if (kinds[k] === KIND_ZERO) slots[k] = SLOT_ZERO;
-  const fresh: number[] = [];
-  dst.allocate(dataIdx.length, fresh);
-  const writes: Promise<void>[] = [];
-  for (let j = 0; j < dataIdx.length; ) {
-    let e = j + 1;
-    let inBuf = true; // the run's blocks also lie consecutively in buf (no gathering needed)
-    while (e < dataIdx.length && e - j < piece && fresh[e] === fresh[j]! + (e - j)) {
-      if (dataIdx[e] !== dataIdx[j]! + (e - j)) inBuf = false;
-      e++;
-    }
-    for (let q = j; q < e; q++) slots[dataIdx[q]!] = fresh[q]!;
-    let data: Uint8Array;
-    if (inBuf) data = buf.subarray(dataIdx[j]! * bs, (dataIdx[e - 1]! + 1) * bs);
-    else {
-      data = staging.subarray(j * bs, e * bs);
-      for (let q = j; q < e; q++) data.set(buf.subarray(dataIdx[q]! * bs, (dataIdx[q]! + 1) * bs), (q - j) * bs);
-    }
-    dst.markDataWritten();
-    writes.push(dst.data.write(fresh[j]! * bs, data));
-    j = e;
-  }
-  try {
-    await Promise.all(writes);
-  } catch (e) {
-    dst.unallocate(fresh);
-    throw e;
-  }
+  const put = dst.stageBlocks({ blocks, index, zero, data: buf, hashes }, { inPlace: o.overwrite ? 'own' : 'none', maxRun: piece, gather: staging });
+  await put.written;
   await o.exclusive(async () => {
-    const keepBlocks: number[] = [];
-    const keepSlots: number[] = [];
-    const keepHash: number[] = [];
-    const unused: number[] = [];
-    for (let k = 0; k < batch.length; k++) {
-      const b = batch[k]!;
-      const slot = slots[k]!;
-      if (slot === SLOT_ABSENT || o.stale(b)) {
-        if (slot >= 0) unused.push(slot);
-        continue;
-      }
-      keepBlocks.push(b);
-      keepSlots.push(slot);
-      keepHash.push(k);
-    }
-    if (unused.length > 0) dst.unallocate(unused);
-    // In-place overwrites happen under the lock: a slot the mirror freed since the batch began
-    // could already hold another block.
-    const ips: number[] = [];
-    const ipk: number[] = [];
-    for (let j = 0; j < inPlace.length; j++) {
-      const k = inPlace[j]!;
-      const b = batch[k]!;
-      if (o.stale(b) || dst.slot(b) !== inPlaceSlot[j]) continue;
-      ipk.push(k);
-      ips.push(inPlaceSlot[j]!);
-    }
-    const ios: Promise<void>[] = [];
-    for (let j = 0; j < ipk.length; ) {
-      let e = j + 1;
-      while (e < ipk.length && e - j < piece && ipk[e] === ipk[j]! + (e - j) && ips[e] === ips[j]! + (e - j)) e++;
-      dst.markDataWritten();
-      ios.push(dst.data.write(ips[j]! * bs, buf.subarray(ipk[j]! * bs, (ipk[e - 1]! + 1) * bs)));
-      j = e;
-    }
-    await Promise.all(ios);
-    for (let j = 0; j < ipk.length; j++) {
-      keepBlocks.push(batch[ipk[j]!]!);
-      keepSlots.push(ips[j]!);
-      keepHash.push(ipk[j]!);
-    }
-    dst.setEntries(keepBlocks, keepSlots, keepBlocks.length, hashes, keepHash);
-    await o.afterBatch?.((dataIdx.length + ipk.length) * bs);
+    const inPlace = await put.commit((b) => !o.stale(b));
+    await o.afterBatch?.((put.fresh.length + inPlace) * bs);
   });
   await o.step(batch.length * bs);
 }

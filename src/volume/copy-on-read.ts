@@ -1,7 +1,8 @@
 import type { Store } from '../store/store.js';
 import { RwLock } from '../util/rwlock.js';
 import { scanBlocks } from '../wasm/index.js';
-import { SLOT_ABSENT, SLOT_ZERO, type Layer } from './layer.js';
+import { SLOT_ABSENT, type Layer } from './layer.js';
+import { batchFromRuns } from './layer-writer.js';
 import { RunReader } from './run-reader.js';
 
 /** Read-ahead starts at this many blocks after two sequential misses and doubles per further one. */
@@ -167,43 +168,8 @@ export class CopyOnReadStore {
 
   /** Write fetched blocks into the cache layer: zero blocks as known-zero, others in new slots, runs coalesced. */
   private async store(start: number, buf: Uint8Array): Promise<void> {
-    const cache = this.cache!;
-    const bs = this.blockSize;
-    const n = buf.length / bs;
-    const scan = scanBlocks(buf, bs);
-    const blocks: number[] = [];
-    const slots: number[] = [];
-    const index: number[] = [];
-    let dataCount = 0;
-    for (let i = 0; i < n; i++) if (!scan.zero[i]) dataCount++;
-    const fresh: number[] = [];
-    cache.allocate(dataCount, fresh);
-    let k = 0;
-    for (let i = 0; i < n; i++) {
-      blocks.push(start + i);
-      index.push(i);
-      slots.push(scan.zero[i] ? SLOT_ZERO : fresh[k++]!);
-    }
-    const ios: Promise<void>[] = [];
-    for (let a = 0; a < n; ) {
-      const s = slots[a]!;
-      if (s < 0) {
-        a++;
-        continue;
-      }
-      let e = a + 1;
-      while (e < n && slots[e] === s + (e - a)) e++;
-      ios.push(cache.data.write(s * bs, buf.subarray(a * bs, e * bs)));
-      a = e;
-    }
-    if (ios.length > 0) cache.markDataWritten();
-    try {
-      await Promise.all(ios);
-    } catch (e) {
-      cache.unallocate(fresh);
-      throw e;
-    }
-    cache.setEntries(blocks, slots, blocks.length, scan.hashes, index);
+    const n = buf.length / this.blockSize;
+    await this.cache!.putBlocks(batchFromRuns([start, n], buf, scanBlocks(buf, this.blockSize)));
     this.onCached?.();
   }
 

@@ -4,6 +4,8 @@ import { corrupt } from '../format/record.js';
 import type { Store, StoreNamespace } from '../store/store.js';
 import { SparseBitmap } from '../wasm/index.js';
 import { ContentAccumulator, ItemBuffer, STATE_DATA, STATE_ZERO } from './content-id.js';
+import { BitmapRuns } from './bitmap-runs.js';
+import { PendingPut, type BlockBatch, type PutOptions } from './layer-writer.js';
 
 export { SLOT_ABSENT, SLOT_ZERO };
 
@@ -145,8 +147,11 @@ export class Layer {
     for (let s = this.slotCount - 1; s >= 0; s--) if (!used[s]) this.free.push(s);
   }
 
-  /** Set an entry without logging it (replay and internal use). */
-  private setRaw(block: number, slot: number, hashSrc: Uint8Array | null, hashOffset: number): void {
+  /**
+   * Set an entry without logging it (replay and internal use). With `bits`, the bitmap changes
+   * are gathered there (applied per run by `bits.apply`) instead of made one block at a time.
+   */
+  private setRaw(block: number, slot: number, hashSrc: Uint8Array | null, hashOffset: number, bits?: BitmapRuns): void {
     const page = block >>> PAGE_BITS;
     let slots = this.slotPages.get(page);
     let hashes = this.hashPages.get(page);
@@ -159,21 +164,28 @@ export class Layer {
     }
     const i = block & MASK;
     const old = slots[i]!;
-    if (old >= 0 && this.verified.allocatedPages > 0) this.verified.clear(block, 1);
+    if (old >= 0 && this.verified.allocatedPages > 0) {
+      if (bits) bits.unverify(block);
+      else this.verified.clear(block, 1);
+    }
     if (old >= 0) this.dataBlocks--;
     else if (old === SLOT_ZERO) this.zeroBlocks--;
     slots[i] = slot;
+    const gained = old === SLOT_ABSENT && slot !== SLOT_ABSENT;
+    const lost = old !== SLOT_ABSENT && slot === SLOT_ABSENT;
     if (slot >= 0) {
       this.dataBlocks++;
       if (hashSrc) hashes!.set(hashSrc.subarray(hashOffset, hashOffset + 16), i * 16);
-      if (old < 0) this.owned.set(block, 1);
-    } else if (slot === SLOT_ZERO) {
-      this.zeroBlocks++;
-      hashes!.fill(0, i * 16, i * 16 + 16);
-      if (old === SLOT_ABSENT) this.owned.set(block, 1);
     } else {
+      if (slot === SLOT_ZERO) this.zeroBlocks++;
       hashes!.fill(0, i * 16, i * 16 + 16);
-      if (old !== SLOT_ABSENT) this.owned.clear(block, 1);
+    }
+    if (gained) {
+      if (bits) bits.own(block);
+      else this.owned.set(block, 1);
+    } else if (lost) {
+      if (bits) bits.disown(block);
+      else this.owned.clear(block, 1);
     }
   }
 
@@ -231,6 +243,22 @@ export class Layer {
     }
   }
 
+  /**
+   * Put whole blocks into this layer: slots, coalesced store writes, entries, content ID and
+   * bitmaps, with every slot given back on failure (see layer-writer.ts). Returns the number of
+   * blocks written in place at commit (the 'own' rule).
+   */
+  async putBlocks(batch: BlockBatch, options?: PutOptions): Promise<number> {
+    const put = this.stageBlocks(batch, options);
+    await put.written;
+    return put.commit();
+  }
+
+  /** The two steps of putBlocks apart: data written now, entries recorded by `commit` (under the caller's lock). */
+  stageBlocks(batch: BlockBatch, options?: PutOptions): PendingPut {
+    return new PendingPut(this, batch, options);
+  }
+
   /** Give back slots allocated for a write that failed before being mapped. */
   unallocate(slots: number[]): void {
     for (const s of slots) {
@@ -251,6 +279,7 @@ export class Layer {
    * 16 bytes per block for data entries (at hashIndex[k] * 16).
    */
   setEntries(blocks: ArrayLike<number>, slots: ArrayLike<number>, count: number, hashes: Uint8Array | null, hashIndex?: ArrayLike<number>): void {
+    const bits = this.bits;
     for (let k = 0; k < count; k++) {
       const block = blocks[k]!;
       const slot = slots[k]!;
@@ -266,15 +295,19 @@ export class Layer {
         this.removes.push(block, STATE_ZERO, null);
       }
       const hOff = hashIndex ? hashIndex[k]! * 16 : k * 16;
-      this.setRaw(block, slot, hashes, hOff);
+      this.setRaw(block, slot, hashes, hOff, bits);
       if (slot >= 0) this.adds.push(block, STATE_DATA, hashes, hOff);
       else if (slot === SLOT_ZERO) this.adds.push(block, STATE_ZERO, null);
       this.pending.push(block, slot, slot >= 0 ? hashes : null, hOff);
     }
+    bits.apply(this.owned, this.verified);
     this.content.apply(this.adds, this.removes);
     this.adds.clear();
     this.removes.clear();
   }
+
+  /** bitmap changes of one setEntries call, applied a run at a time */
+  private readonly bits = new BitmapRuns();
 
   get dirty(): boolean {
     return this.pending.count > 0;

@@ -83,7 +83,11 @@ export function sameEntry(src: Layer, dst: Layer, block: number): boolean {
   return true;
 }
 
-/** Copy `src`'s entries that pass `want` into `dst` (dst wins nothing: entries overwrite), then flush dst. */
+/**
+ * Copy `src`'s entries that pass `want` into `dst` (dst wins nothing: entries overwrite), then
+ * flush dst. Each block keeps its stored checksum (a damaged block stays detectably damaged);
+ * consecutive source slots are read, and consecutive new slots written, with one call each.
+ */
 async function copyEntries(blockSize: number, src: Layer, dst: Layer, want: (block: number) => boolean): Promise<void> {
   const all: number[] = [];
   for (const [block] of src.entries()) if (want(block)) all.push(block);
@@ -92,36 +96,25 @@ async function copyEntries(blockSize: number, src: Layer, dst: Layer, want: (blo
   const buf = new Uint8Array(perBatch * blockSize);
   const hashes = new Uint8Array(perBatch * 16);
   for (let i = 0; i < all.length; i += perBatch) {
-    const batch = all.slice(i, i + perBatch);
-    const blocks: number[] = [];
-    const slots: number[] = [];
+    const blocks = all.slice(i, i + perBatch);
+    const index: number[] = [];
+    const zero = new Uint8Array(blocks.length);
     const reads: Promise<void>[] = [];
-    const dataIdx: number[] = [];
-    for (let k = 0; k < batch.length; k++) {
-      const block = batch[k]!;
-      const s = src.slot(block);
-      blocks.push(block);
+    for (let k = 0; k < blocks.length; ) {
+      index.push(k);
+      const s = src.slot(blocks[k]!);
       if (s === SLOT_ZERO) {
-        slots.push(SLOT_ZERO);
+        zero[k++] = 1;
         continue;
       }
-      slots.push(-1);
-      dataIdx.push(k);
-      hashes.set(src.hash(block)!, k * 16);
-      reads.push(src.data.readInto(s * blockSize, buf.subarray(k * blockSize, (k + 1) * blockSize)));
+      let e = k + 1;
+      while (e < blocks.length && src.slot(blocks[e]!) === s + (e - k)) index.push(e++);
+      for (let q = k; q < e; q++) hashes.set(src.hash(blocks[q]!)!, q * 16);
+      reads.push(src.data.readInto(s * blockSize, buf.subarray(k * blockSize, e * blockSize)));
+      k = e;
     }
     await Promise.all(reads);
-    const fresh: number[] = [];
-    dst.allocate(dataIdx.length, fresh);
-    const writes: Promise<void>[] = [];
-    for (let j = 0; j < dataIdx.length; j++) {
-      const k = dataIdx[j]!;
-      slots[k] = fresh[j]!;
-      dst.markDataWritten();
-      writes.push(dst.data.write(fresh[j]! * blockSize, buf.subarray(k * blockSize, (k + 1) * blockSize)));
-    }
-    await Promise.all(writes);
-    dst.setEntries(blocks, slots, blocks.length, hashes);
+    await dst.putBlocks({ blocks, index, zero, data: buf, hashes });
   }
   await dst.flush();
 }

@@ -18,6 +18,7 @@ import { RwLock } from '../util/rwlock.js';
 import { loadKernels, resolve, scanBlocks, type BlockScan } from '../wasm/index.js';
 import { Chain, NO_OWNER, type ChainLayer } from './chain.js';
 import { Layer, SLOT_ZERO, dataName, mapName } from './layer.js';
+import { batchFromRuns } from './layer-writer.js';
 import { collectGarbage } from './merge.js';
 import { chainIds, cloneManifest, layerRecord } from './tree.js';
 import { extents, type Extent } from './map.js';
@@ -471,60 +472,15 @@ export class Volume implements VolumeReader {
       if (this.owners.length < n) this.owners = new Uint16Array(Math.max(n, 256));
       for (let r = 0, i = 0; r < runs.length; i += runs[r + 1]!, r += 2) resolve(this.chain.bitmaps, runs[r]!, runs[r + 1]!, this.owners.subarray(i));
     }
-    const blocks: number[] = [];
-    const slots: number[] = [];
-    const hashIndex: number[] = [];
-    const needSlot: number[] = [];
-    let r = 0;
-    let block = runs[0]!;
-    let runEnd = block + runs[1]!;
-    for (let i = 0; i < n; i++, block++) {
-      if (block === runEnd) {
-        r += 2;
-        block = runs[r]!;
-        runEnd = block + runs[r + 1]!;
-      }
-      const cur = active.slot(block);
-      if (scan.zero[i]) {
-        // A zero block needs no data: record "known zero" only if something would show through.
-        if (this.owners[i] === NO_OWNER || cur === SLOT_ZERO) continue;
-        blocks.push(block);
-        slots.push(SLOT_ZERO);
-        hashIndex.push(i);
-        continue;
-      }
-      blocks.push(block);
-      hashIndex.push(i);
-      if (cur >= 0 && active.isFresh(cur)) slots.push(cur);
-      else {
-        slots.push(-1);
-        needSlot.push(slots.length - 1);
-      }
-    }
-    const fresh: number[] = [];
-    active.allocate(needSlot.length, fresh);
-    for (let k = 0; k < needSlot.length; k++) slots[needSlot[k]!] = fresh[k]!;
-    // Consecutive slots over consecutive bytes of `buf` make one store write, whether or not the
-    // blocks themselves are consecutive (fresh slots are handed out in order).
-    const ios: Promise<void>[] = [];
-    for (let k = 0; k < blocks.length; ) {
-      const s = slots[k]!;
-      if (s < 0) { k++; continue; }
-      let e = k + 1;
-      while (e < blocks.length && slots[e] === s + (e - k) && hashIndex[e] === hashIndex[k]! + (e - k)) e++;
-      const i0 = hashIndex[k]!;
-      active.markDataWritten();
-      ios.push(active.data.write(s * bs, buf.subarray(i0 * bs, (i0 + (e - k)) * bs)));
-      k = e;
-    }
-    if (this.mirror && blocks.length > 0) ios.push(this.mirror.write({ blocks, slots, data: buf, dataIndex: hashIndex, hashes: scan.hashes }));
-    try {
-      await Promise.all(ios);
-    } catch (e) {
-      active.unallocate(fresh);
-      throw e;
-    }
-    active.setEntries(blocks, slots, blocks.length, scan.hashes, hashIndex);
+    // A zero block needs no data: record "known zero" only if something would show through.
+    const batch = batchFromRuns(runs, buf, scan, anyZero ? (i, block) => this.owners[i] !== NO_OWNER && active.slot(block) !== SLOT_ZERO : undefined);
+    if (batch.blocks.length === 0) return;
+    // A slot taken since the last flush is overwritten in place; consecutive slots over
+    // consecutive bytes of `buf` make one store write (new slots are handed out in order).
+    const put = active.stageBlocks(batch, { inPlace: 'fresh' });
+    if (this.mirror) await Promise.all([put.written, this.mirror.write({ blocks: batch.blocks, slots: put.slots, data: buf, dataIndex: batch.index, hashes: scan.hashes })]);
+    else await put.written;
+    await put.commit();
   }
 
   /** The durability barrier: every write that completed before this call is durable when it resolves. */

@@ -37,33 +37,21 @@ export class LayerMirror implements WriteMirror {
 
   async write(w: MirroredWrite): Promise<void> {
     if (this.error !== null) return;
-    const bs = this.target.blockSize;
-    const t = this.target;
-    const data: number[] = [];
-    for (let k = 0; k < w.blocks.length; k++) if (w.slots[k] !== SLOT_ZERO) data.push(k);
-    const fresh: number[] = [];
-    t.allocate(data.length, fresh);
-    const slots = new Array<number>(w.blocks.length).fill(SLOT_ZERO);
-    const ios: Promise<void>[] = [];
-    // Coalesce runs of consecutive source bytes going to consecutive fresh slots.
-    for (let j = 0; j < data.length; ) {
-      let e = j + 1;
-      while (e < data.length && fresh[e] === fresh[j]! + (e - j) && w.dataIndex[data[e]!] === w.dataIndex[data[j]!]! + (e - j)) e++;
-      for (let q = j; q < e; q++) slots[data[q]!] = fresh[q]!;
-      const i0 = w.dataIndex[data[j]!]!;
-      t.markDataWritten();
-      ios.push(t.data.write(fresh[j]! * bs, w.data.subarray(i0 * bs, (i0 + (e - j)) * bs)));
-      j = e;
+    const n = w.blocks.length;
+    const zero = new Uint8Array(n);
+    let dataBlocks = 0;
+    for (let k = 0; k < n; k++) {
+      if (w.slots[k] === SLOT_ZERO) zero[k] = 1;
+      else dataBlocks++;
     }
     try {
-      await Promise.all(ios);
+      // each mirrored data block gets a new slot: the target is never overwritten in place
+      await this.target.putBlocks({ blocks: w.blocks, index: w.dataIndex, zero, data: w.data, hashes: w.hashes });
     } catch (e) {
-      t.unallocate(fresh);
       this.error = e;
       return;
     }
-    t.setEntries(w.blocks, slots, w.blocks.length, w.hashes, w.dataIndex);
     for (const b of w.blocks) this.written.add(b);
-    this.bytes += data.length * bs;
+    this.bytes += dataBlocks * this.target.blockSize;
   }
 }
