@@ -83,19 +83,8 @@ export async function copyLayer(src: Layer, srcLabel: string, ns: StoreNamespace
       src,
       srcLabel,
       async (b) => {
-        const fresh: number[] = [];
-        dst.allocate(b.blocks.length, fresh);
-        const writes: Promise<void>[] = [];
-        // Fresh slots come out consecutive: one write per run of them.
-        for (let k = 0; k < fresh.length; ) {
-          let e = k + 1;
-          while (e < fresh.length && fresh[e] === fresh[k]! + (e - k)) e++;
-          dst.markDataWritten();
-          writes.push(dst.data.write(fresh[k]! * bs, b.data.subarray(k * bs, e * bs)));
-          k = e;
-        }
-        await Promise.all(writes);
-        dst.setEntries(b.blocks, fresh, b.blocks.length, b.hashes);
+        // New slots, one store write per run of them, the source's checksums carried over.
+        await dst.putBlocks({ blocks: b.blocks, index: b.blocks.map((_, k) => k), data: b.data, hashes: b.hashes });
         onBytes(b.data.length);
       },
       signal,
