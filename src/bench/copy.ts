@@ -122,10 +122,10 @@ export async function benchCopy(opts: { quick?: boolean } = {}): Promise<BenchRe
     const note = `4-layer chain, base ${base >> 20} MiB re-linked (read back and checked: ${Math.round(verified[0]! / MB)} MB), deltas 3 x ${delta >> 20} MiB; bytes moved / delta bytes = ${(moved[0]! / deltaBytes).toFixed(3)}`;
     const objectRows = await benchIntoObjects(root, src, template, deltaBytes, rounds);
     return [
-      ...objectRows,
       pairedResult('copy to a store holding the base: data moved', movedMB, movedMB.map(() => srcBytes / MB), 'MB moved', 'cp -r of the whole source volume', undefined, `${note}; lower is better (ratio = our bytes / cp's)`),
       pairedResult('copy to a store holding the base: time, base not read back (checkReused: false)', trusted!, peer!, 'delta MB/s', 'cp + sync of the delta layer files', undefined, 'informative: the same copy trusting the re-linked base on its content ID (a damaged block would still fail its read, never be served)'),
       pairedResult('copy to a store holding the base: time', checked!, peer!, 'delta MB/s', 'cp + sync of the delta layer files', undefined, `${note}; ours includes opening both volumes, checking the base at the destination and every copied block, fsync and the manifest commit`),
+      ...objectRows,
     ];
   } finally {
     await rm(root, { recursive: true, force: true });
