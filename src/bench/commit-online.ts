@@ -33,7 +33,7 @@ export async function benchOnlineConsolidation(opts: { quick?: boolean; root: st
   const quick = opts.quick === true;
   const root = opts.root;
   const size = quick ? 32 << 20 : 256 << 20;
-  const span = quick ? 0.5 : 2;
+  const span = quick ? 0.5 : 4;
   const fresh = async <T>(name: string, fn: (vol: Volume) => Promise<T>): Promise<T> => {
     const dir = join(root, name);
     await makeChain(dir, size, 1, 0.5);
