@@ -7,8 +7,9 @@
  * time: a batch that took d ms is followed by a pause of d × (1 − share) / share. The share
  * halves after every batch during which the volume saw foreground I/O, down to `minShare`
  * (never lower, so a job under constant foreground load still finishes), and doubles after every
- * quiet batch, back to 1: full speed. A pause is slept in slices, and a slice without foreground
- * I/O ends it at once, so a job on an idle volume is never held back for long.
+ * quiet batch, back to 1: full speed. A pause is slept in slices, and ends early once the
+ * volume has been quiet for {@link IDLE_MS} (the counter counts operations started: one slow
+ * flush must not look like an idle volume), so a job whose volume falls idle is not held back long.
  *
  * The idea is DRBD's resync controller, which drops to `c-min-rate` while the application does
  * I/O, expressed as a share of time rather than a rate so that it needs no knowledge of how fast
@@ -21,8 +22,10 @@ export type ForegroundPolicy = 'yield' | 'ignore';
 
 /** The default floor of the share: a job under constant foreground load works 1/16 of the time. */
 export const MIN_SHARE = 1 / 16;
-/** Pauses are slept in slices of this many ms; a quiet slice ends the pause. */
+/** Pauses are slept in slices of this many ms. */
 export const PAUSE_SLICE_MS = 50;
+/** A pause ends early once no foreground operation has started for this long. */
+export const IDLE_MS = 250;
 /** Pauses shorter than this are carried over to the next batch (a timer cannot sleep less). */
 const MIN_PAUSE_MS = 1;
 

@@ -1,5 +1,5 @@
 import { StrataError, type ErrorCode } from '../errors.js';
-import { ForegroundPacer, PAUSE_SLICE_MS, type ForegroundPolicy } from './foreground.js';
+import { ForegroundPacer, IDLE_MS, PAUSE_SLICE_MS, type ForegroundPolicy } from './foreground.js';
 
 /**
  * A long-running block job (commit, consolidation, stream, mirror, export...): an id, a kind,
@@ -263,15 +263,17 @@ export abstract class BaseJob implements Job {
     this.pacer?.startWork();
   }
 
-  /** Sleep `ms` in slices while foreground I/O goes on; a quiet slice (or a rate limit set meanwhile) ends it. */
+  /** Sleep `ms` in slices; IDLE_MS without foreground I/O (or a rate limit set meanwhile) ends it early. */
   private async yieldForeground(ms: number): Promise<void> {
     const pacer = this.pacer!;
+    let quiet = 0;
     for (let left = ms; left > 0; ) {
       const slice = Math.min(left, PAUSE_SLICE_MS);
       await this.sleep(slice);
       await this.checkpoint();
       left -= slice;
-      if (this._rateLimit || !pacer.busy()) return;
+      quiet = pacer.busy() ? 0 : quiet + slice;
+      if (this._rateLimit || quiet >= IDLE_MS) return;
     }
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConsolidateJob, planConsolidation, type ConsolidateRequest } from '../../../src/jobs/consolidate.js';
-import { ForegroundPacer, MIN_SHARE, PAUSE_SLICE_MS } from '../../../src/jobs/foreground.js';
+import { ForegroundPacer, IDLE_MS, MIN_SHARE, PAUSE_SLICE_MS } from '../../../src/jobs/foreground.js';
 import { BaseJob, type JobEvent, type JobOptions } from '../../../src/jobs/job.js';
 import { MirrorJob } from '../../../src/jobs/mirror.js';
 import { Volume } from '../../../src/volume/volume.js';
@@ -92,12 +92,14 @@ describe('ForegroundPacer', () => {
 });
 
 /**
- * A job of `units` batches of 1000 bytes, each taking 10 ms on a fake clock; `busy(i)` says
+ * A job of `units` batches of 1000 bytes, each taking `batchMs` on a fake clock; `busy(i)` says
  * whether the volume saw foreground I/O during batch i. Sleeps advance the fake clock and are
  * recorded; foreground I/O keeps going during a pause while `busy` says so for that batch.
  */
 class FakeVolumeJob extends BaseJob {
   readonly sleeps: number[] = [];
+  /** ms slept after each batch */
+  readonly slept: number[] = [];
   readonly paces: (number | undefined)[] = [];
   private readonly f: { ops: number; t: number };
   private batch = 0;
@@ -106,6 +108,7 @@ class FakeVolumeJob extends BaseJob {
     private readonly units: number,
     private readonly busy: (i: number) => boolean,
     options: JobOptions = {},
+    private readonly batchMs = 10,
   ) {
     const f = { ops: 0, t: 0 };
     super('fake', { ...options, now: () => f.t });
@@ -116,6 +119,7 @@ class FakeVolumeJob extends BaseJob {
 
   protected override sleep(ms: number): Promise<void> {
     this.sleeps.push(ms);
+    this.slept[this.batch] = (this.slept[this.batch] ?? 0) + ms;
     this.f.t += ms;
     if (this.busy(this.batch)) this.f.ops++;
     return Promise.resolve();
@@ -123,7 +127,7 @@ class FakeVolumeJob extends BaseJob {
 
   protected async run(): Promise<void> {
     for (this.batch = 0; this.batch < this.units; this.batch++) {
-      this.f.t += 10;
+      this.f.t += this.batchMs;
       if (this.busy(this.batch)) this.f.ops++;
       await this.step(1000);
       this.paces.push(this.info().pace);
@@ -147,16 +151,18 @@ describe('BaseJob yielding to foreground I/O', () => {
     expect(Math.max(...job.sleeps)).toBeLessThanOrEqual(PAUSE_SLICE_MS);
   });
 
-  it('goes back to full speed when the foreground stops, and a quiet slice ends a pause early', async () => {
-    // busy during batches 0-9 and their pauses, then quiet
-    const job = new FakeVolumeJob(20, (i) => i < 10);
+  it('goes back to full speed when the foreground stops; a pause ends early once the volume is idle', async () => {
+    // batches of 100 ms, busy during batches 0-9 and their pauses, then quiet
+    const job = new FakeVolumeJob(20, (i) => i < 10, {}, 100);
     job.start();
     await job.done;
     expect(job.paces.slice(9)).toEqual([1 / 16, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 1, 1, 1, 1, 1]);
-    // batch 9's pause: 150 ms in three busy slices; batch 10 (still 1/16, since batch 9's pause
-    // was busy) owes 150 ms but its first slice is quiet, so it stops there; then 70 ms owed at
-    // 1/8 stops after one slice too; 30 and 10 ms are single slices; nothing after that
-    expect(job.sleeps.slice(-7)).toEqual([50, 50, 50, 50, 50, 30, 10]);
+    // batch 9's pause: 1500 ms, all busy; batch 10 is still at 1/16 (batch 9's pause was busy)
+    // and owes 1500 ms, but the volume is idle, so it stops after IDLE_MS; so do 700 and 300 ms
+    // owed at 1/8 and 1/4; 100 ms at 1/2 is slept whole; nothing after that
+    expect(IDLE_MS).toBe(250);
+    expect(job.slept.slice(9)).toEqual([1500, 250, 250, 250, 100]);
+    expect(Math.max(...job.sleeps)).toBe(PAUSE_SLICE_MS);
   });
 
   it('an explicit rate limit wins over yielding (and reports no pace)', async () => {
