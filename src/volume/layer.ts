@@ -76,11 +76,19 @@ export class Layer {
 
   static async create(ns: StoreNamespace, id: string, blockSize: number): Promise<Layer> {
     const data = await ns.open(dataName(id), { create: true });
-    if (data.size !== 0) await data.truncate(0);
-    await data.flush();
-    const mapStore = await ns.open(mapName(id), { create: true });
-    const map = await MapLog.create(mapStore, { layer: id, blockSize });
-    return new Layer(id, blockSize, data, map, 0);
+    let mapStore: Store | undefined;
+    try {
+      if (data.size !== 0) await data.truncate(0);
+      await data.flush();
+      mapStore = await ns.open(mapName(id), { create: true });
+      const map = await MapLog.create(mapStore, { layer: id, blockSize });
+      return new Layer(id, blockSize, data, map, 0);
+    } catch (e) {
+      // a full disk or a failing store: release the files rather than leave them to the GC
+      await mapStore?.close().catch(() => {});
+      await data.close().catch(() => {});
+      throw e;
+    }
   }
 
   static async open(ns: StoreNamespace, id: string, blockSize: number, readOnly: boolean, mapGen = 0): Promise<Layer> {
