@@ -101,6 +101,7 @@ describe.skipIf(!posix)('control socket peer check', () => {
     chownSync(dir, otherUser!.uid, otherUser!.gid);
     const sock = join(dir, CONTROL_SOCKET);
     const log = join(dir, 'received');
+    const ready = join(dir, 'listening');
     const fake = otherUser!.run(process.execPath, [
       '-e',
       `const fs = require('fs'); const d = ${JSON.stringify(sock)} + '.abcdef';
@@ -110,9 +111,11 @@ describe.skipIf(!posix)('control socket peer check', () => {
          c.write(JSON.stringify({ type: 'auth', scheme: 'hmac-sha256-1', nonce: '22'.repeat(32), key: ${JSON.stringify(`${CONTROL_SOCKET}.abcdef/key`)} }) + '\\n');
          c.on('data', (b) => (got += b)); c.on('close', () => { fs.writeFileSync(${JSON.stringify(log)}, got); process.exit(0); });
        });
-       s.listen(${JSON.stringify(sock)}, () => fs.chmodSync(${JSON.stringify(sock)}, 0o666));`,
+       s.listen(${JSON.stringify(sock)}, () => { fs.chmodSync(${JSON.stringify(sock)}, 0o666); fs.writeFileSync(${JSON.stringify(ready)}, ''); });`,
     ]);
-    while (!existsSync(sock)) await new Promise((res) => setTimeout(res, 20));
+    // Wait for the listen callback, not the socket file: the file appears at bind, before listen,
+    // and a connect in between is refused (seen once in CI as \`not-found\`).
+    while (!existsSync(ready)) await new Promise((res) => setTimeout(res, 20));
     await expect(requestControl(dir, { op: 'mirror', target: 'https://store.example/vol#token=secret' })).rejects.toMatchObject({
       code: 'permission-denied',
       message: `The control socket ${sock} belongs to another user; only the user who started its server can use it. Run the command as that user.`,
