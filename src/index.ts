@@ -9,6 +9,7 @@ export { FaultController, FaultNamespace, FaultStore, type FaultPlan, type Crash
 export { Volume, DEFAULT_BLOCK_SIZE, type CreateVolumeOptions, type OpenVolumeOptions, type SnapshotInfo, type VolumeInfo, type VolumeReader } from './volume/volume.js';
 export { copyVolume, type CopyOptions, type CopyReport, type CopiedLayer } from './transfer/copy.js';
 export type { Extent } from './volume/map.js';
+export type { WriteObserver, ObserverHandle, ObserverMode, ObserverFailure, VolumeEvent, WriteEvent, FlushEvent, LayerWrite, ByteRange } from './volume/write-observer.js';
 export type { CheckReport, CheckProblem } from './volume/check.js';
 export type { NewerState } from './volume/newer-state.js';
 export { Salvage, type SalvageRange, type SalvageSurvey, type SalvageView, type SalvageViewResult } from './volume/salvage.js';

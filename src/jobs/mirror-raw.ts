@@ -2,7 +2,6 @@ import { StrataError } from '../errors.js';
 import { ShadowVolume } from '../shadow/shadow-volume.js';
 import type { Store, StoreNamespace } from '../store/store.js';
 import type { VolumeJobAccess } from '../volume/job-access.js';
-import { SLOT_ZERO } from '../volume/layer.js';
 import type { Volume } from '../volume/volume.js';
 import type { MirroredWrite, WriteMirror } from '../volume/write-mirror.js';
 import { KIND_DATA, viewSource } from './copy-pass.js';
@@ -177,13 +176,13 @@ export class RawImageMirror implements WriteMirror {
     const bs = this.blockSize;
     const ios: Promise<void>[] = [];
     for (let k = 0; k < w.blocks.length; ) {
-      const zero = w.slots[k] === SLOT_ZERO;
+      const zero = !!w.zero?.[k];
       let e = k + 1;
       // runs of consecutive blocks, all zero or all data with consecutive bytes in w.data
       while (
         e < w.blocks.length &&
         w.blocks[e] === w.blocks[k]! + (e - k) &&
-        (w.slots[e] === SLOT_ZERO) === zero &&
+        !!w.zero?.[e] === zero &&
         (zero || w.dataIndex[e] === w.dataIndex[k]! + (e - k))
       ) e++;
       let data: Uint8Array;

@@ -21,7 +21,10 @@ export interface VolumeJobAccess {
   commit(m: Manifest): Promise<void>;
   /** Inside `exclusive`, after a commit that no longer names `id`: close and delete its files. */
   dropLayerFiles(id: string): Promise<void>;
-  /** Send every write of the active layer to `mirror` too (null removes it). */
+  /**
+   * Send every write of the active layer to `mirror` too (null removes it): a thin wrapper that
+   * attaches the mirror as one sync write observer (write-observer.ts), detached on release.
+   */
   setMirror(mirror: WriteMirror | null): void;
   /** Inside `exclusive`: refuse every later write with `closed` and this message (the volume moved). */
   retire(reason: string): void;

@@ -18,7 +18,7 @@ import { RwLock } from '../util/rwlock.js';
 import { loadKernels, resolve, scanBlocks, type BlockScan } from '../wasm/index.js';
 import { Chain, NO_OWNER, type ChainLayer } from './chain.js';
 import { Layer, SLOT_ZERO, dataName, mapName } from './layer.js';
-import { batchFromRuns } from './layer-writer.js';
+import { batchFromRuns, type BlockBatch } from './layer-writer.js';
 import { collectGarbage } from './merge.js';
 import { chainIds, cloneManifest, layerRecord } from './tree.js';
 import { extents, type Extent } from './map.js';
@@ -26,11 +26,14 @@ import { checkVolume, type CheckReport } from './check.js';
 import { scanForNewerState, slotEvidence, type NewerState } from './newer-state.js';
 import { RemoteBase, createRemoteVolumeFiles, type CreateRemoteVolumeOptions, type ProvisioningInfo, type RemoteContext, type RemoteOptions } from './remote-base.js';
 import type { VolumeJobAccess } from './job-access.js';
-import type { WriteMirror } from './write-mirror.js';
+import { mirrorObserver } from './write-mirror.js';
+import { WriteObservers, type ByteRange, type ObserverHandle, type WriteEvent, type WriteObserver } from './write-observer.js';
 import { VERIFY_MODES, type VerifyMode } from './verify.js';
 import { StagedManifest, type ManifestHolder } from './staged-manifest.js';
 import { removeStagingMark, writeStagingMark } from './staging-mark.js';
 import { checkLinks, parentLink } from './links.js';
+
+type WriteKind = WriteEvent['kind'];
 
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
 /** Writes are processed in batches of at most this many bytes, bounding scratch memory. */
@@ -126,7 +129,8 @@ export class Volume implements VolumeReader {
   private remoteBase: RemoteBase | undefined;
   /** the block job holding the volume's structure, if any (see beginJob) */
   private job: string | null = null;
-  private mirror: WriteMirror | null = null;
+  /** write observers (write-observer.ts): block-job mirrors, a write log, replication */
+  private readonly observers = new WriteObservers();
   /** set when a mirror job moved the volume elsewhere: the reason writes are refused */
   private retired: string | null = null;
   private verify: VerifyMode = 'on';
@@ -333,7 +337,30 @@ export class Volume implements VolumeReader {
     this.assertWritable();
     this.checkIo(offset, data.length);
     if (data.length === 0) return;
-    await this.lock.write(() => this.writeLocked(offset, data));
+    await this.observed(() => this.writeLocked(offset, data, 'data'));
+  }
+
+  /**
+   * Run a write or flush under the write lock; while an observer holds the volume frozen, wait
+   * before it starts and before it resolves (write-observer.ts).
+   */
+  private async observed(fn: () => Promise<void>): Promise<void> {
+    const before = this.observers.gate;
+    if (before) await before;
+    await this.lock.write(fn);
+    const after = this.observers.gate;
+    if (after) await after;
+  }
+
+  /**
+   * Attach a write observer: from now on it sees every write and flush of the live view, in
+   * order (see write-observer.ts for sync/async and failures). Detach it with the handle.
+   * While any is attached, revert, reset and staged changes (which change the live view without
+   * writes) are refused with `locked`.
+   */
+  observe(observer: WriteObserver): ObserverHandle {
+    this.assertWritable();
+    return this.observers.attach(observer);
   }
 
   /**
@@ -364,7 +391,7 @@ export class Volume implements VolumeReader {
     if (scan && (scan.zero.length < data.length / this.blockSize || scan.hashes.length < (data.length / this.blockSize) * 16)) {
       throw new StrataError('invalid-argument', `writeRanges: the scan covers fewer blocks than data holds; pass scanBlocks(data, ${this.blockSize}).`);
     }
-    await this.lock.write(() => this.writeRangesLocked(ranges, data, scan));
+    await this.observed(() => this.writeRangesLocked(ranges, data, scan));
   }
 
   private async writeRangesLocked(ranges: readonly WriteRange[], data: Uint8Array, scan?: BlockScan): Promise<void> {
@@ -375,7 +402,7 @@ export class Volume implements VolumeReader {
     let from = 0;
     let pos = 0;
     const gathered = async () => {
-      if (pos > from) await this.writeBlocks(runs, data.subarray(from, pos), from === 0 && pos === data.length ? scan : undefined);
+      if (pos > from) await this.writeBlocks(runs, data.subarray(from, pos), from === 0 && pos === data.length ? scan : undefined, 'data');
       runs.length = 0;
     };
     for (const r of ranges) {
@@ -392,7 +419,7 @@ export class Volume implements VolumeReader {
         else runs.push(first, n);
       } else {
         await gathered();
-        await this.writeLocked(r.offset, data.subarray(pos, pos + r.length));
+        await this.writeLocked(r.offset, data.subarray(pos, pos + r.length), 'data');
         from = pos + r.length;
       }
       pos += r.length;
@@ -406,15 +433,15 @@ export class Volume implements VolumeReader {
     this.checkIo(offset, length);
     if (length === 0) return;
     const chunk = new Uint8Array(Math.min(length, WRITE_BATCH));
-    await this.lock.write(async () => {
+    await this.observed(async () => {
       for (let at = 0; at < length; at += chunk.length) {
         const n = Math.min(chunk.length, length - at);
-        await this.writeLocked(offset + at, chunk.subarray(0, n));
+        await this.writeLocked(offset + at, chunk.subarray(0, n), 'zero');
       }
     });
   }
 
-  private async writeLocked(offset: number, data: Uint8Array): Promise<void> {
+  private async writeLocked(offset: number, data: Uint8Array, kind: WriteKind): Promise<void> {
     // checked again under the lock: a write queued behind a mirror's switch-over must not land here
     if (this.retired !== null) throw new StrataError('closed', this.retired);
     const bs = this.blockSize;
@@ -424,27 +451,27 @@ export class Volume implements VolumeReader {
     if (at % bs !== 0 || end - at < bs) {
       const block = Math.floor(at / bs);
       const blockEnd = Math.min((block + 1) * bs, end);
-      await this.writePartial(block, at - block * bs, data.subarray(0, blockEnd - offset));
+      await this.writePartial(block, at - block * bs, data.subarray(0, blockEnd - offset), kind);
       at = blockEnd;
     }
     // Middle: whole blocks straight from the caller's buffer, in bounded batches.
     const wholeEnd = Math.floor(end / bs) * bs;
     while (at < wholeEnd) {
       const n = Math.min(WRITE_BATCH, wholeEnd - at);
-      await this.writeBlocks([at / bs, n / bs], data.subarray(at - offset, at - offset + n));
+      await this.writeBlocks([at / bs, n / bs], data.subarray(at - offset, at - offset + n), undefined, kind);
       at += n;
     }
     // Tail.
     if (at < end) {
       const block = at / bs;
-      await this.writePartial(block, 0, data.subarray(at - offset));
+      await this.writePartial(block, 0, data.subarray(at - offset), kind);
     }
   }
 
   /** One block of scratch for copy-ups, reused: writes are serialised by the lock. */
   private copyUp: Uint8Array | null = null;
 
-  private async writePartial(block: number, within: number, bytes: Uint8Array): Promise<void> {
+  private async writePartial(block: number, within: number, bytes: Uint8Array, kind: WriteKind): Promise<void> {
     const bs = this.blockSize;
     const buf = (this.copyUp ??= new Uint8Array(bs));
     const start = block * bs;
@@ -452,16 +479,17 @@ export class Volume implements VolumeReader {
     if (readable < bs) buf.fill(0, readable);
     await this.chain.readInto(start, buf.subarray(0, readable));
     buf.set(bytes, within);
-    await this.writeBlocks([block, 1], buf);
+    await this.writeBlocks([block, 1], buf, undefined, kind, { offset: start + within, length: bytes.length });
   }
 
   private owners = new Uint16Array(0);
 
   /**
    * Redirect-on-write of whole blocks into the active layer. `runs` is flat [firstBlock, count]*:
-   * the blocks that `buf` holds back to back, in ascending order.
+   * the blocks that `buf` holds back to back, in ascending order. Observers see it as one write
+   * event of `kind` whose caller range is `partial` (a copied-up block), else the runs.
    */
-  private async writeBlocks(runs: readonly number[], buf: Uint8Array, scanned?: BlockScan): Promise<void> {
+  private async writeBlocks(runs: readonly number[], buf: Uint8Array, scanned: BlockScan | undefined, kind: WriteKind, partial?: ByteRange): Promise<void> {
     const bs = this.blockSize;
     const n = buf.length / bs;
     const active = this.active;
@@ -474,21 +502,52 @@ export class Volume implements VolumeReader {
     }
     // A zero block needs no data: record "known zero" only if something would show through.
     const batch = batchFromRuns(runs, buf, scan, anyZero ? (i, block) => this.owners[i] !== NO_OWNER && active.slot(block) !== SLOT_ZERO : undefined);
+    if (this.observers.any) return this.writeObserved(runs, buf, batch, kind, partial);
     if (batch.blocks.length === 0) return;
     // A slot taken since the last flush is overwritten in place; consecutive slots over
     // consecutive bytes of `buf` make one store write (new slots are handed out in order).
     const put = active.stageBlocks(batch, { inPlace: 'fresh' });
-    if (this.mirror) await Promise.all([put.written, this.mirror.write({ blocks: batch.blocks, slots: put.slots, data: buf, dataIndex: batch.index, hashes: scan.hashes })]);
-    else await put.written;
+    await put.written;
     await put.commit();
+  }
+
+  /** writeBlocks with observers: sync ones in parallel with the layer's writes, async ones after. */
+  private async writeObserved(runs: readonly number[], buf: Uint8Array, batch: BlockBatch, kind: WriteKind, partial: ByteRange | undefined): Promise<void> {
+    const bs = this.blockSize;
+    const ranges: ByteRange[] = [];
+    if (partial) ranges.push(partial);
+    else for (let r = 0; r < runs.length; r += 2) ranges.push({ offset: runs[r]! * bs, length: runs[r + 1]! * bs });
+    const event: WriteEvent = {
+      type: 'write',
+      seq: this.observers.nextSeq(),
+      kind,
+      ranges,
+      runs,
+      data: buf,
+      layer: { blocks: batch.blocks, zero: batch.zero ?? null, data: buf, dataIndex: batch.index, hashes: batch.hashes },
+    };
+    const put = batch.blocks.length > 0 ? this.active.stageBlocks(batch, { inPlace: 'fresh' }) : null;
+    const sync = this.observers.deliverSync(event);
+    // the observers' promises never reject; the layer's write is awaited after them (it may
+    // reject first, and the event's buffers must outlive the sync observers' use of them)
+    if (sync) await sync;
+    if (put) {
+      await put.written;
+      await put.commit();
+    }
+    this.observers.deliverAsync(event);
   }
 
   /** The durability barrier: every write that completed before this call is durable when it resolves. */
   async flush(): Promise<void> {
     this.assertOpen();
     if (this.readOnly) return;
-    await this.lock.write(async () => {
+    await this.observed(async () => {
+      const event = this.observers.any ? ({ type: 'flush', seq: this.observers.nextSeq() } as const) : null;
+      const sync = event && this.observers.deliverSync(event);
       await this.active.flush();
+      if (sync) await sync;
+      if (event) this.observers.deliverAsync(event);
       await this.remoteBase?.flushCache();
       if (this.active.wantsCompaction(this.compactMapBytes)) await this.compact(this.active);
       const cache = this.remoteBase?.cache;
@@ -633,6 +692,7 @@ export class Volume implements VolumeReader {
   async revert(name: string): Promise<void> {
     this.assertWritable();
     this.assertNoJob('revert');
+    this.assertNoObservers('revert');
     await this.lock.write(() => this.revertToLayer(this.findSnapshot(name).layer));
   }
 
@@ -671,6 +731,7 @@ export class Volume implements VolumeReader {
   async staged<T>(from: 'live' | 'last-snapshot', build: (stage: StagedChange) => Promise<T>, options: { signal?: AbortSignal; onCommit?: () => void } = {}): Promise<T> {
     this.assertWritable();
     this.assertNoJob('start a staged change');
+    this.assertNoObservers('start a staged change');
     if (this.remoteBase) throw new StrataError('unsupported', 'This volume is built on a remote image; an import cannot be staged on it. Import into a local volume (`stratadisk create`) instead.');
     const committed = this.manifestStore as ManifestStore;
     const state: StagingState = { committed, layersBefore: new Set(this.layers.keys()), dropOnCommit: null };
@@ -771,6 +832,7 @@ export class Volume implements VolumeReader {
   async reset(): Promise<void> {
     this.assertWritable();
     if (!this.remoteBase) throw new StrataError('unsupported', 'This volume has no remote image to reset to; revert to a snapshot instead.');
+    this.assertNoObservers('reset');
     await this.remoteBase.reset();
   }
 
@@ -814,6 +876,11 @@ export class Volume implements VolumeReader {
     if (this.job !== null) throw new StrataError('locked', `Cannot ${what} while the ${this.job} job runs on this volume; wait for it or cancel it.`);
   }
 
+  /** Changes of the live view that are not writes would pass observers by: refused while any is attached. */
+  private assertNoObservers(what: string): void {
+    if (this.observers.any) throw new StrataError('locked', `Cannot ${what} while write observers (a mirror, a write log, replication) are attached to this volume; detach them first.`);
+  }
+
   /** The running block job's kind, or null. */
   get runningJob(): string | null {
     return this.job;
@@ -828,6 +895,7 @@ export class Volume implements VolumeReader {
     this.assertNoJob(`start a ${kind} job`);
     this.job = kind;
     let held = true;
+    let mirrorHandle: ObserverHandle | null = null;
     const check = () => {
       if (!held) throw new StrataError('closed', `The ${kind} job no longer holds the volume.`);
       this.assertOpen();
@@ -859,12 +927,14 @@ export class Volume implements VolumeReader {
       },
       setMirror: (mirror) => {
         check();
-        this.mirror = mirror;
+        void mirrorHandle?.detach();
+        mirrorHandle = mirror ? this.observers.attach(mirrorObserver(mirror)) : null;
       },
       release: () => {
         if (!held) return;
         held = false;
-        this.mirror = null;
+        void mirrorHandle?.detach();
+        mirrorHandle = null;
         this.job = null;
       },
     };
@@ -995,11 +1065,16 @@ export class Volume implements VolumeReader {
     if (this.closed) return;
     await this.lock.write(async () => {
       if (!this.readOnly) {
+        const event = this.observers.any ? ({ type: 'flush', seq: this.observers.nextSeq() } as const) : null;
+        const sync = event && this.observers.deliverSync(event);
         await this.active.flush();
+        if (sync) await sync;
+        if (event) this.observers.deliverAsync(event);
         await this.remoteBase?.flushCache();
       }
     });
     this.closed = true;
+    await this.observers.detachAll();
     try {
       await this.remoteBase?.close();
       await this.closeLayers();

@@ -1,23 +1,15 @@
-import { SLOT_ZERO, type Layer } from './layer.js';
+import type { Layer } from './layer.js';
+import type { LayerWrite, WriteObserver } from './write-observer.js';
+
+/** One batch of whole-block writes into the active layer, as a write mirror sees it (see {@link LayerWrite}). */
+export type MirroredWrite = LayerWrite;
 
 /**
- * One batch of whole-block writes into the active layer, as a write mirror sees it. `slots[k]`
- * is SLOT_ZERO for a known-zero entry, otherwise the block's bytes are at
- * `data[dataIndex[k] * blockSize ...]` and its XXH3-128 at `hashes[dataIndex[k] * 16 ...]`.
- */
-export interface MirroredWrite {
-  blocks: readonly number[];
-  slots: readonly number[];
-  data: Uint8Array;
-  dataIndex: readonly number[];
-  hashes: Uint8Array;
-}
-
-/**
- * A hook the volume calls for every batch written to its active layer, under its write lock and
- * in parallel with the active layer's own data writes (a write completes when both have). Block
- * jobs install one to send new writes to a second place: the consolidation target, a mirror.
- * A mirror never fails the volume's write: it records its own error for its job to report.
+ * What a block job sends new writes to (the consolidation target, a mirror): one sync write
+ * observer (write-observer.ts), installed with `VolumeJobAccess.setMirror`. It is called for every
+ * batch written to the active layer, under the volume's write lock and in parallel with the active
+ * layer's own data writes (a write completes when both have). A mirror never fails: it records
+ * its own error for its job to report.
  */
 export interface WriteMirror {
   write(w: MirroredWrite): Promise<void>;
@@ -38,15 +30,11 @@ export class LayerMirror implements WriteMirror {
   async write(w: MirroredWrite): Promise<void> {
     if (this.error !== null) return;
     const n = w.blocks.length;
-    const zero = new Uint8Array(n);
-    let dataBlocks = 0;
-    for (let k = 0; k < n; k++) {
-      if (w.slots[k] === SLOT_ZERO) zero[k] = 1;
-      else dataBlocks++;
-    }
+    let dataBlocks = n;
+    if (w.zero) for (let k = 0; k < n; k++) if (w.zero[k]) dataBlocks--;
     try {
       // each mirrored data block gets a new slot: the target is never overwritten in place
-      await this.target.putBlocks({ blocks: w.blocks, index: w.dataIndex, zero, data: w.data, hashes: w.hashes });
+      await this.target.putBlocks({ blocks: w.blocks, index: w.dataIndex, zero: w.zero, data: w.data, hashes: w.hashes });
     } catch (e) {
       this.error = e;
       return;
@@ -54,4 +42,12 @@ export class LayerMirror implements WriteMirror {
     for (const b of w.blocks) this.written.add(b);
     this.bytes += dataBlocks * this.target.blockSize;
   }
+}
+
+/** `mirror` as a sync write observer that sees the blocks each write puts into the active layer. */
+export function mirrorObserver(mirror: WriteMirror): WriteObserver {
+  return {
+    mode: 'sync',
+    observe: (e) => (e.type === 'write' && e.layer.blocks.length > 0 ? mirror.write(e.layer) : undefined),
+  };
 }

@@ -1,0 +1,280 @@
+/**
+ * Write observers: the one door through which something outside the volume sees every change of
+ * its live view, in order — block-job mirrors (consolidation target, mirror, raw mirror) today,
+ * a write log and replication next.
+ *
+ * Every write (each batch of whole blocks the volume puts into its active layer) and every flush
+ * becomes an event with a sequence number, 1, 2, 3, ... per open volume, in the order they are
+ * applied (writes are applied one at a time, so this is their completion order). Observers are
+ * called in attach order.
+ *
+ * - A 'sync' observer is handed the event while the write holds the volume's write lock, in
+ *   parallel with the active layer's own store writes; the write (or flush) resolves only after
+ *   the observer's promise settles. The event's buffers are the volume's and the caller's: valid
+ *   until that promise settles; copy what you keep.
+ * - An 'async' observer gets its own copy of each event after the write succeeded on the volume,
+ *   one at a time in sequence order (the next only after the previous one's promise settled); the
+ *   write does not wait. `handle.idle()` waits until it has caught up.
+ *
+ * A failure (a rejected promise or a throw) never fails the volume's write: the volume's own data
+ * is already stored, and other observers have it too, so an error would tell the caller "not
+ * written" about a write that is. What happens instead is the observer's choice (`onFailure`):
+ * - 'detach' (default): the observer is detached; its handle keeps the error and the sequence
+ *   number of the first event it did not accept. Mirrors work this way (their job fails).
+ * - 'freeze': as 'detach', and the volume holds the write that failed and every write and flush
+ *   after it (applied to the volume, not acknowledged; new ones wait before starting) until the
+ *   owner calls `handle.detach()`. Reads go on. This is replication's "freeze on failure": no
+ *   write is acknowledged that the secondary may lack, until the owner decides (e.g. detach,
+ *   then resync from `failedSeq` on).
+ *
+ * A sync observer may see a write that then fails on the volume's own store (it ran in parallel):
+ * that sequence number never reaches the async observers.
+ *
+ * Detaching stops new hand-overs at once; `detach()` resolves once everything already handed over
+ * has been accepted (an async observer's queue drains), so no write handed over is lost.
+ */
+
+/** A byte range of the volume. */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+/**
+ * The whole blocks the active layer recorded for one write: block `blocks[k]` is a known-zero
+ * entry when `zero?.[k]` is nonzero, else its bytes are at `data[dataIndex[k] * blockSize]` and
+ * its XXH3-128 at `hashes[dataIndex[k] * 16]`. Zero blocks that nothing below shows through are
+ * left out (they read as zeros either way).
+ */
+export interface LayerWrite {
+  readonly blocks: readonly number[];
+  readonly zero: ArrayLike<number> | null;
+  readonly data: Uint8Array;
+  readonly dataIndex: readonly number[];
+  readonly hashes: Uint8Array;
+}
+
+export interface WriteEvent {
+  readonly type: 'write';
+  readonly seq: number;
+  /** 'data': write / writeRanges; 'zero': writeZeroes (the volume has no separate trim) */
+  readonly kind: 'data' | 'zero';
+  /** what the caller changed, ascending byte ranges (inside `runs`) */
+  readonly ranges: readonly ByteRange[];
+  /** the whole blocks this write covers: flat [firstBlock, count]*, ascending */
+  readonly runs: readonly number[];
+  /** their bytes back to back, as the volume reads them now (partial blocks copied up) */
+  readonly data: Uint8Array;
+  /** what the active layer recorded (hashes included: a mirror into a layer need not hash again) */
+  readonly layer: LayerWrite;
+}
+
+/** A flush: every write event before it is to be durable when the volume's flush resolves. */
+export interface FlushEvent {
+  readonly type: 'flush';
+  readonly seq: number;
+}
+
+export type VolumeEvent = WriteEvent | FlushEvent;
+
+export type ObserverMode = 'sync' | 'async';
+export type ObserverFailure = 'detach' | 'freeze';
+
+export interface WriteObserver {
+  readonly mode: ObserverMode;
+  /** what a failure of this observer does (default 'detach'; see the file comment) */
+  readonly onFailure?: ObserverFailure;
+  observe(event: VolumeEvent): void | Promise<void>;
+}
+
+export interface ObserverHandle {
+  readonly observer: WriteObserver;
+  /** still receiving events */
+  readonly attached: boolean;
+  /** sequence number of the last event handed over (0: none yet) */
+  readonly lastSeq: number;
+  /** the observer's failure, or null */
+  readonly error: unknown;
+  /** sequence number of the first event it did not accept (after a failure), else null */
+  readonly failedSeq: number | null;
+  /** resolves once every event handed over so far has been accepted (or the observer failed) */
+  idle(): Promise<void>;
+  /** stop handing events over (and end a freeze it caused); resolves like idle() */
+  detach(): Promise<void>;
+}
+
+interface Entry extends ObserverHandle {
+  attached: boolean;
+  lastSeq: number;
+  error: unknown;
+  failedSeq: number | null;
+  /** the async queue's tail (or the last sync delivery) */
+  tail: Promise<void>;
+  /** async: deliveries queued or in progress */
+  queued: number;
+}
+
+/** The volume's observers and its event sequence (one per open volume). */
+export class WriteObservers {
+  private list: Entry[] = [];
+  private syncCount = 0;
+  private asyncCount = 0;
+  private seq = 0;
+  private freeze: { by: Set<Entry>; promise: Promise<void>; release: () => void } | null = null;
+
+  /** True when any observer is attached (the write path skips all of this otherwise). */
+  get any(): boolean {
+    return this.list.length > 0;
+  }
+
+  /** Resolves when no observer holds the volume frozen; null when none does (the common case). */
+  get gate(): Promise<void> | null {
+    return this.freeze?.promise ?? null;
+  }
+
+  attach(observer: WriteObserver): ObserverHandle {
+    if (observer.mode !== 'sync' && observer.mode !== 'async') throw new TypeError(`observer mode must be 'sync' or 'async'`);
+    const self = this;
+    const e: Entry = {
+      observer,
+      attached: true,
+      lastSeq: 0,
+      error: null,
+      failedSeq: null,
+      tail: Promise.resolve(),
+      queued: 0,
+      idle() {
+        return e.tail;
+      },
+      detach() {
+        self.remove(e);
+        self.unfreeze(e);
+        return e.tail;
+      },
+    };
+    this.list = [...this.list, e];
+    if (observer.mode === 'sync') this.syncCount++;
+    else this.asyncCount++;
+    return e;
+  }
+
+  /** Detach every observer (the volume closes); resolves when their queues drained. */
+  async detachAll(): Promise<void> {
+    await Promise.all(this.list.map((e) => e.detach()));
+  }
+
+  /** The next sequence number (under the volume's write lock). */
+  nextSeq(): number {
+    return ++this.seq;
+  }
+
+  /**
+   * Hand `event` to the sync observers; null when there are none. The promise never rejects
+   * (failures are handled per observer).
+   */
+  deliverSync(event: VolumeEvent): Promise<void> | null {
+    if (this.syncCount === 0) return null;
+    let ps: Promise<void>[] | null = null;
+    for (const e of this.list) {
+      if (e.observer.mode !== 'sync') continue;
+      const p = this.deliver(e, event);
+      if (p === null) continue;
+      e.tail = p;
+      (ps ??= []).push(p);
+    }
+    if (ps === null) return null;
+    return ps.length === 1 ? ps[0]! : Promise.all(ps).then(noop);
+  }
+
+  /** Queue `event` (copied: the write does not wait) for each async observer. */
+  deliverAsync(event: VolumeEvent): void {
+    if (this.asyncCount === 0) return;
+    const own = event.type === 'write' ? copyEvent(event) : event;
+    for (const e of this.list) {
+      if (e.observer.mode !== 'async') continue;
+      if (e.queued === 0) {
+        // nothing queued: hand it over now (the observer's own work still runs on its own)
+        const p = this.deliver(e, own);
+        if (p !== null) this.track(e, p);
+      } else {
+        this.track(
+          e,
+          e.tail.then(() => (e.error === null ? this.deliver(e, own) : null) ?? undefined),
+        );
+      }
+    }
+  }
+
+  /** `p` is the async observer's newest queued delivery. */
+  private track(e: Entry, p: Promise<void>): void {
+    e.queued++;
+    e.tail = p.then(() => {
+      e.queued--;
+    });
+  }
+
+  /** Call the observer; a promise when it returned one (never rejects), else null. */
+  private deliver(e: Entry, event: VolumeEvent): Promise<void> | null {
+    e.lastSeq = event.seq;
+    let r: void | Promise<void>;
+    try {
+      r = e.observer.observe(event);
+    } catch (err) {
+      this.fail(e, err, event.seq);
+      return null;
+    }
+    if (r === undefined || r === null || typeof (r as Promise<void>).then !== 'function') return null;
+    return (r as Promise<void>).then(noop, (err: unknown) => this.fail(e, err, event.seq));
+  }
+
+  private fail(e: Entry, err: unknown, seq: number): void {
+    if (e.error !== null) return;
+    e.error = err;
+    e.failedSeq = seq;
+    const wasAttached = e.attached;
+    this.remove(e);
+    // a freeze asked for by an observer its owner already detached has nobody to end it
+    if (e.observer.onFailure === 'freeze' && wasAttached) {
+      if (!this.freeze) {
+        let release!: () => void;
+        const promise = new Promise<void>((r) => (release = r));
+        this.freeze = { by: new Set(), promise, release };
+      }
+      this.freeze.by.add(e);
+    }
+  }
+
+  private remove(e: Entry): void {
+    if (!e.attached) return;
+    e.attached = false;
+    this.list = this.list.filter((x) => x !== e);
+    if (e.observer.mode === 'sync') this.syncCount--;
+    else this.asyncCount--;
+  }
+
+  private unfreeze(e: Entry): void {
+    const f = this.freeze;
+    if (!f || !f.by.delete(e) || f.by.size > 0) return;
+    this.freeze = null;
+    f.release();
+  }
+}
+
+function copyEvent(ev: WriteEvent): WriteEvent {
+  const data = ev.data.slice();
+  const l = ev.layer;
+  let used = 0;
+  for (const i of l.dataIndex) if (i + 1 > used) used = i + 1;
+  const hashes = l.hashes.slice(0, used * 16);
+  return {
+    type: 'write',
+    seq: ev.seq,
+    kind: ev.kind,
+    ranges: ev.ranges.map((r) => ({ offset: r.offset, length: r.length })),
+    runs: ev.runs.slice(),
+    data,
+    layer: { blocks: l.blocks.slice(), zero: l.zero ? Array.from(l.zero) : null, data, dataIndex: l.dataIndex.slice(), hashes },
+  };
+}
+
+function noop(): void {}
