@@ -12,14 +12,9 @@
  *    second, informative row times both sides including that deletion (rm of the top image).
  *    A third row gives delta GiB per CPU-second (user+sys, all threads; GNU time for qemu-img),
  *    which barely depends on the machine's load. MB/s of delta data; paired rounds (3; quick: 1).
- * 2. Online consolidation with a concurrent writer: deleting the base snapshot under an active
- *    delta (the job commits the delta down while a write mirror copies new writes), with a
- *    writer doing random 64 KiB writes and a flush every 32. Job throughput with the writer vs
- *    the same job alone, and the writer's throughput during the job vs with no job running (and,
- *    informative, with the job rate-limited: the knob for a writer that must not slow down).
+ * 2. Online consolidation with a concurrent writer: see commit-online.ts.
  */
 import { execFile } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,52 +24,11 @@ import { consolidate } from '../jobs/consolidate.js';
 import { childCpuSeconds, ownCpuSeconds } from './cpu.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { Volume } from '../volume/volume.js';
-import { prng } from './prng.js';
-import { pairedResult, result, type BenchResult } from './result.js';
+import { makeChain } from './commit-chain.js';
+import { benchOnlineConsolidation } from './commit-online.js';
+import { pairedResult, type BenchResult } from './result.js';
 
 const run = promisify(execFile);
-const BLOCK = 64 * 1024;
-const BATCH = 128; // blocks per setup write
-
-/** Write random data into a `fraction` of the blocks of `vol`, chosen by `seed`; returns bytes written. */
-async function fill(vol: Volume, fraction: number, seed: number): Promise<number> {
-  const rnd = prng(seed);
-  const blocks = vol.size / BLOCK;
-  const buf = new Uint8Array(BATCH * BLOCK);
-  let bytes = 0;
-  for (let b0 = 0; b0 < blocks; b0 += BATCH) {
-    const n = Math.min(BATCH, blocks - b0);
-    randomFillSync(buf);
-    const ios: Promise<void>[] = [];
-    for (let i = 0; i < n; ) {
-      if (rnd() >= fraction) {
-        i++;
-        continue;
-      }
-      let e = i + 1;
-      while (e < n && rnd() < fraction) e++;
-      ios.push(vol.write((b0 + i) * BLOCK, buf.subarray(i * BLOCK, e * BLOCK)));
-      bytes += (e - i) * BLOCK;
-      i = e + 1;
-    }
-    await Promise.all(ios);
-  }
-  await vol.flush();
-  return bytes;
-}
-
-/** A volume in `dir`: base (snapshot "base") with `baseFraction` of blocks, active delta with `deltaFraction`. */
-async function makeChain(dir: string, size: number, baseFraction: number, deltaFraction: number): Promise<number> {
-  const vol = await Volume.create(new NodeDirNamespace(dir, { create: true }), { size, blockSize: BLOCK });
-  try {
-    await fill(vol, baseFraction, 1);
-    await vol.snapshot('base');
-    return await fill(vol, deltaFraction, 2);
-  } finally {
-    await vol.close();
-  }
-}
-
 export async function benchCommit(opts: { quick?: boolean } = {}): Promise<BenchResult[]> {
   const quick = opts.quick === true;
   const out: BenchResult[] = [];
@@ -146,79 +100,9 @@ export async function benchCommit(opts: { quick?: boolean } = {}): Promise<Bench
       out.push(pairedResult('offline commit: delta GiB per CPU-second (user+sys, all threads)', oursCpu, peerCpu, 'GiB/CPU-s', 'qemu-img commit -t writeback -d (its user+sys from /proc), then rm of the top image', undefined, `${noteOffline}; load-independent unlike the MB/s rows; ours: open, job (incl. deleting the merged-away layer) and close in this process`));
     }
 
-    // ---- online consolidation with a concurrent writer ----
-    const osize = quick ? 32 << 20 : 256 << 20;
-    const span = quick ? 0.5 : 2;
-    const writerAlone = await (async () => {
-      const dir = join(root, 'w0');
-      await makeChain(dir, osize, 1, 0.5);
-      const vol = await Volume.open(new NodeDirNamespace(dir));
-      try {
-        return await writer(vol, () => false, span * 1000);
-      } finally {
-        await vol.close();
-        await rm(dir, { recursive: true, force: true });
-      }
-    })();
-    const jobAlone = await (async () => {
-      const dir = join(root, 'j0');
-      await makeChain(dir, osize, 1, 0.5);
-      const vol = await Volume.open(new NodeDirNamespace(dir));
-      try {
-        const t0 = performance.now();
-        const job = consolidate(vol, { op: 'delete-snapshot', name: 'base' });
-        await job.done;
-        return job.info().progress.done / 1e6 / ((performance.now() - t0) / 1000);
-      } finally {
-        await vol.close();
-        await rm(dir, { recursive: true, force: true });
-      }
-    })();
-    const withWriter = async (name: string, rateLimit?: number) => {
-      const dir = join(root, name);
-      await makeChain(dir, osize, 1, 0.5);
-      const vol = await Volume.open(new NodeDirNamespace(dir));
-      try {
-        const t0 = performance.now();
-        const job = consolidate(vol, { op: 'delete-snapshot', name: 'base' }, { rateLimit });
-        let finished = false;
-        const end = job.done.finally(() => (finished = true));
-        const w = await writer(vol, () => finished, Infinity);
-        await end;
-        const jobRate = job.info().progress.done / 1e6 / ((performance.now() - t0) / 1000);
-        return { jobRate, writerRate: w, direction: job.plan.direction };
-      } finally {
-        await vol.close();
-        await rm(dir, { recursive: true, force: true });
-      }
-    };
-    const both = await withWriter('j1');
-    const limited = await withWriter('j2', (quick ? 16 : 32) * 1e6);
-    const noteOnline = `${osize >> 20} MiB volume: full base (snapshot "base", deleted) under a half-allocated active delta; the job commits the delta ${both.direction} while a write mirror copies new writes; writer: random 64 KiB writes, flush every 32`;
-    out.push(result('online consolidation: job throughput with a concurrent writer', both.jobRate, jobAlone, 'MB/s', 'the same job with no writer', undefined, noteOnline));
-    out.push(result('online consolidation: writer throughput while the job runs', both.writerRate, writerAlone, 'MB/s', 'the same writer with no job running', undefined, noteOnline));
-    const lim = `${quick ? 16 : 32} MB/s`;
-    out.push(result(`online consolidation rate-limited to ${lim}: writer throughput (informative)`, limited.writerRate, writerAlone, 'MB/s', 'the same writer with no job running', undefined, `${noteOnline}; job at ${limited.jobRate.toFixed(1)} MB/s under a ${lim} limit`));
+    out.push(...(await benchOnlineConsolidation({ quick, root })));
     return out;
   } finally {
     await rm(root, { recursive: true, force: true });
   }
 }
-
-/** Random 64 KiB writes with a flush every 32, until `stop()` or `ms`; returns MB/s. */
-async function writer(vol: Volume, stop: () => boolean, ms: number): Promise<number> {
-  const rnd = prng(99);
-  const buf = new Uint8Array(BLOCK);
-  randomFillSync(buf);
-  const blocks = vol.size / BLOCK;
-  const t0 = performance.now();
-  let n = 0;
-  while (!stop() && performance.now() - t0 < ms) {
-    buf[0] = n & 0xff;
-    await vol.write(Math.floor(rnd() * blocks) * BLOCK, buf);
-    if (++n % 32 === 0) await vol.flush();
-  }
-  await vol.flush();
-  return (n * BLOCK) / 1e6 / ((performance.now() - t0) / 1000);
-}
-

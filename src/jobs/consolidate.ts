@@ -155,6 +155,7 @@ export class ConsolidateJob extends BaseJob {
     options: ConsolidateOptions,
   ) {
     super('consolidate', options);
+    this.yieldTo(() => access.foregroundOps());
     this.switched = new Promise<boolean>((r) => (this.markSwitched = r));
     this.flushEvery = options.flushEvery ?? 1 << 30;
     this.batchBytes = options.batchBytes ?? BATCH_BYTES;

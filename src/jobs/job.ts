@@ -1,4 +1,5 @@
 import { StrataError, type ErrorCode } from '../errors.js';
+import { ForegroundPacer, IDLE_MS, PAUSE_SLICE_MS, type ForegroundPolicy } from './foreground.js';
 
 /**
  * A long-running block job (commit, consolidation, stream, mirror, export...): an id, a kind,
@@ -23,6 +24,11 @@ export interface JobInfo {
   progress: JobProgress;
   /** bytes per second, or undefined when unlimited */
   rateLimit: number | undefined;
+  /**
+   * While the job yields to foreground I/O (no rate limit, `foreground: 'yield'`): the share of
+   * time it currently works, 1 = full speed, lower while the volume is read or written.
+   */
+  pace?: number;
   error?: { code: ErrorCode; message: string };
 }
 
@@ -66,13 +72,23 @@ export interface JobOptions {
   signal?: AbortSignal;
   /** clock, for tests */
   now?: () => number;
+  /**
+   * 'yield' (default): while the volume is read, written or flushed, the job slows down to leave
+   * it most of the time, and runs at full speed when it is idle (see foreground.ts).
+   * 'ignore': always full speed. An explicit `rateLimit` takes precedence over both.
+   */
+  foreground?: ForegroundPolicy;
+  /** with 'yield': the lowest share of time the job keeps under foreground load (default 1/16) */
+  minShare?: number;
 }
 
 /**
- * The shared machinery: state, listeners, throttled progress, pause, cancel and a token-bucket
- * rate limit. Subclasses implement `run()` and call `await this.step(bytes)` after each unit of
- * work: `step` records progress, sleeps as the rate limit requires, waits while paused and throws
- * `aborted` once cancelled. Call `start()` once the subclass is constructed.
+ * The shared machinery: state, listeners, throttled progress, pause, cancel, a token-bucket
+ * rate limit and yielding to foreground I/O. Subclasses implement `run()` and call
+ * `await this.step(bytes)` after each unit of work: `step` records progress, sleeps as the rate
+ * limit (or, without one, the foreground pacer) requires, waits while paused and throws
+ * `aborted` once cancelled. A job on a volume calls `yieldTo(counter)` in its constructor with
+ * the volume's foreground counter. Call `start()` once the subclass is constructed.
  */
 export abstract class BaseJob implements Job {
   readonly id: string;
@@ -94,6 +110,9 @@ export abstract class BaseJob implements Job {
   protected readonly now: () => number;
   private _promise: Promise<void> | undefined;
   private readonly signal: AbortSignal | undefined;
+  private readonly foreground: ForegroundPolicy;
+  private readonly minShare: number | undefined;
+  private pacer: ForegroundPacer | null = null;
 
   constructor(kind: string, options: JobOptions = {}) {
     this.kind = kind;
@@ -101,6 +120,22 @@ export abstract class BaseJob implements Job {
     this._rateLimit = options.rateLimit || undefined;
     this.now = options.now ?? (() => performance.now());
     this.signal = options.signal;
+    this.foreground = options.foreground ?? 'yield';
+    if (this.foreground !== 'yield' && this.foreground !== 'ignore') {
+      throw new StrataError('invalid-argument', `foreground must be 'yield' or 'ignore', not ${JSON.stringify(this.foreground)}.`);
+    }
+    this.minShare = options.minShare;
+    if (this.minShare !== undefined && !(this.minShare > 0 && this.minShare <= 1)) {
+      throw new StrataError('invalid-argument', `minShare must be a share of time above 0 and at most 1, not ${this.minShare}.`);
+    }
+  }
+
+  /**
+   * Yield to the foreground I/O that `activity` counts (a volume's `foregroundOps`), unless the
+   * job was started with `foreground: 'ignore'`. Call it in the constructor.
+   */
+  protected yieldTo(activity: () => number): void {
+    if (this.foreground === 'yield') this.pacer = new ForegroundPacer(activity, this.now, { minShare: this.minShare });
   }
 
   /** Begin running; idempotent. Subclasses call it at the end of their own set-up. */
@@ -109,6 +144,7 @@ export abstract class BaseJob implements Job {
     this.signal?.addEventListener('abort', () => this.cancel(), { once: true });
     if (this.signal?.aborted) this.cancelled = true;
     this.budgetStart = this.now();
+    this.pacer?.startWork();
     this._promise = (async () => {
       try {
         await this.run();
@@ -143,6 +179,7 @@ export abstract class BaseJob implements Job {
       progress: { done: this._done, total: Math.max(this._total, this._done), rate: this.rate() },
       rateLimit: this._rateLimit,
     };
+    if (this.pacer && !this._rateLimit) info.pace = this.pacer.pace;
     if (this._error) info.error = { code: this._error.code, message: this._error.message };
     return info;
   }
@@ -156,6 +193,7 @@ export abstract class BaseJob implements Job {
     this.setState('running');
     this.budgetStart = this.now();
     this.budgetBytes = 0;
+    this.pacer?.startWork();
     const w = this.resumeWaiters;
     this.resumeWaiters = [];
     for (const f of w) f();
@@ -174,6 +212,7 @@ export abstract class BaseJob implements Job {
     this._rateLimit = bytesPerSecond || undefined;
     this.budgetStart = this.now();
     this.budgetBytes = 0;
+    this.pacer?.startWork();
     this.emitProgress(true);
   }
 
@@ -204,18 +243,37 @@ export abstract class BaseJob implements Job {
     }
   }
 
-  /** Record `bytes` more done, emit progress, honour the rate limit, pause and cancel. */
+  /** Record `bytes` more done, emit progress, honour the rate limit (or yield to foreground I/O), pause and cancel. */
   protected async step(bytes: number): Promise<void> {
     this._done += bytes;
+    const limit = this._rateLimit;
+    // measured before the checkpoint: time spent paused by the user is not work
+    const pause = !limit && this.pacer ? this.pacer.afterWork() : 0;
     this.emitProgress(false);
     await this.checkpoint();
-    const limit = this._rateLimit;
     if (limit) {
       this.budgetBytes += bytes;
       const due = this.budgetStart + (this.budgetBytes / limit) * 1000;
       const wait = due - this.now();
       if (wait > 1) await this.sleep(wait);
       await this.checkpoint();
+    } else if (pause > 0) {
+      await this.yieldForeground(pause);
+    }
+    this.pacer?.startWork();
+  }
+
+  /** Sleep `ms` in slices; IDLE_MS without foreground I/O (or a rate limit set meanwhile) ends it early. */
+  private async yieldForeground(ms: number): Promise<void> {
+    const pacer = this.pacer!;
+    let quiet = 0;
+    for (let left = ms; left > 0; ) {
+      const slice = Math.min(left, PAUSE_SLICE_MS);
+      await this.sleep(slice);
+      await this.checkpoint();
+      left -= slice;
+      quiet = pacer.busy() ? 0 : quiet + slice;
+      if (this._rateLimit || quiet >= IDLE_MS) return;
     }
   }
 

@@ -60,6 +60,7 @@ export class RawMirrorJob extends BaseJob {
     private readonly options: RawMirrorOptions,
   ) {
     super('mirror', options);
+    this.yieldTo(() => access.foregroundOps());
   }
 
   protected async run(): Promise<void> {
@@ -99,7 +100,7 @@ export class RawMirrorJob extends BaseJob {
     const bs = this.access.blockSize;
     const per = Math.max(1, Math.min(Math.floor((this.options.batchBytes ?? 8 << 20) / bs), todo.length));
     const bufs = [0, 1].map(() => ({ buf: new Uint8Array(per * bs), hashes: new Uint8Array(per * 16), kinds: new Uint8Array(per) }));
-    const source = viewSource(this.source);
+    const source = viewSource(this.access.view);
     let inFlight: Promise<void> | null = null;
     try {
       for (let i = 0, n = 0; i < todo.length; i += per, n++) {

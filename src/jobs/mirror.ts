@@ -54,6 +54,7 @@ export class MirrorJob extends BaseJob {
     private readonly options: MirrorOptions,
   ) {
     super('mirror', options);
+    this.yieldTo(() => access.foregroundOps());
   }
 
   protected async run(): Promise<void> {
@@ -100,7 +101,7 @@ export class MirrorJob extends BaseJob {
       const mirrored = mirrorTo as LayerMirror | null;
       this.setTotal(plan.reduce((n, p) => n + p.todo.length * bs, 0));
       for (const p of plan) {
-        await copyPass(p.source === 'view' ? viewSource(this.source) : layerSource(p.source, this.source.label), p.dst, p.todo, {
+        await copyPass(p.source === 'view' ? viewSource(a.view) : layerSource(p.source, this.source.label), p.dst, p.todo, {
           batchBytes: this.options.batchBytes ?? 8 << 20,
           exclusive: (fn) => a.exclusive(fn),
           stale: (b) => p.live && mirrored !== null && mirrored.written.has(b),

@@ -44,7 +44,7 @@ export async function resumeJobs(volume: Volume, options: ResumeOptions = {}): P
   for (const r of dropped) await journal.remove(r.id);
   for (const r of streams) {
     const rate = typeof r.params.rateLimit === 'number' && r.params.rateLimit > 0 ? r.params.rateLimit : undefined;
-    const job = new StreamJob(volume, { id: r.id, signal: options.signal, rateLimit: options.rateLimit ?? rate });
+    const job = new StreamJob(volume, { id: r.id, signal: options.signal, rateLimit: options.rateLimit ?? rate, foreground: options.foreground, minShare: options.minShare });
     options.onJob?.(job);
     job.start();
     await job.done;

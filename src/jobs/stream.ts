@@ -39,6 +39,7 @@ export class StreamJob extends BaseJob {
     options: StreamJobOptions = {},
   ) {
     super('stream', options);
+    this.yieldTo(() => volume.foregroundOps);
     if (!volume.remote) throw new StrataError('unsupported', 'This volume has no remote image to stream; only volumes created from an image URL (--backing) have one.');
     if (volume.readOnly) throw new StrataError('read-only', 'Cannot stream into a volume opened read-only.');
     this.batchBytes = Math.max(volume.blockSize, options.batchBytes ?? 1 << 20);

@@ -1,6 +1,7 @@
 import type { Manifest } from '../format/manifest.js';
 import type { StoreNamespace } from '../store/store.js';
 import type { Layer } from './layer.js';
+import type { VolumeReader } from './volume.js';
 import type { WriteMirror } from './write-mirror.js';
 
 /**
@@ -10,6 +11,10 @@ import type { WriteMirror } from './write-mirror.js';
 export interface VolumeJobAccess {
   readonly ns: StoreNamespace;
   readonly blockSize: number;
+  /** The live view, for the job's own reads (under the read lock; not counted as foreground I/O). */
+  readonly view: VolumeReader;
+  /** The volume's count of foreground reads, writes and flushes (see `Volume.foregroundOps`): jobs yield while it moves. */
+  foregroundOps(): number;
   manifest(): Manifest;
   /** The open layer `id` (throws `not-found` once it is gone). */
   layer(id: string): Layer;

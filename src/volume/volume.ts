@@ -137,6 +137,8 @@ export class Volume implements VolumeReader {
   private _newerState: readonly NewerState[] = [];
   /** set while {@link staged} builds a change that is not committed yet */
   private staging: StagingState | null = null;
+  /** foreground reads, writes and flushes started: block jobs yield while it moves (src/jobs/foreground.ts) */
+  private fgOps = 0;
 
   private constructor(
     readonly ns: StoreNamespace,
@@ -320,6 +322,7 @@ export class Volume implements VolumeReader {
     } catch (e) {
       return Promise.reject(e);
     }
+    this.fgOps++;
     return this.lock.read(() => this.chain.readInto(offset, target));
   }
 
@@ -329,6 +332,7 @@ export class Volume implements VolumeReader {
     this.checkIo(offset, target.length);
     // A write holds the lock across awaits while its map changes are incomplete; one waiting
     // for it must not be overtaken (the order of a read after a write must hold).
+    this.fgOps++;
     return this.lock.readable && this.chain.readIntoNow(offset, target);
   }
 
@@ -337,6 +341,7 @@ export class Volume implements VolumeReader {
     this.assertWritable();
     this.checkIo(offset, data.length);
     if (data.length === 0) return;
+    this.fgOps++;
     await this.observed(() => this.writeLocked(offset, data, 'data'));
   }
 
@@ -391,6 +396,7 @@ export class Volume implements VolumeReader {
     if (scan && (scan.zero.length < data.length / this.blockSize || scan.hashes.length < (data.length / this.blockSize) * 16)) {
       throw new StrataError('invalid-argument', `writeRanges: the scan covers fewer blocks than data holds; pass scanBlocks(data, ${this.blockSize}).`);
     }
+    this.fgOps++;
     await this.observed(() => this.writeRangesLocked(ranges, data, scan));
   }
 
@@ -433,6 +439,7 @@ export class Volume implements VolumeReader {
     this.checkIo(offset, length);
     if (length === 0) return;
     const chunk = new Uint8Array(Math.min(length, WRITE_BATCH));
+    this.fgOps++;
     await this.observed(async () => {
       for (let at = 0; at < length; at += chunk.length) {
         const n = Math.min(chunk.length, length - at);
@@ -542,6 +549,7 @@ export class Volume implements VolumeReader {
   async flush(): Promise<void> {
     this.assertOpen();
     if (this.readOnly) return;
+    this.fgOps++;
     await this.observed(async () => {
       const event = this.observers.any ? ({ type: 'flush', seq: this.observers.nextSeq() } as const) : null;
       const sync = event && this.observers.deliverSync(event);
@@ -886,6 +894,11 @@ export class Volume implements VolumeReader {
     return this.job;
   }
 
+  /** Foreground reads, writes and flushes started so far (a job's own reads are not counted). */
+  get foregroundOps(): number {
+    return this.fgOps;
+  }
+
   /**
    * For block jobs (src/jobs): hold the volume's structure for job `kind` while reads and writes
    * go on. Fails with `locked` when another job holds it. See {@link VolumeJobAccess}.
@@ -903,6 +916,8 @@ export class Volume implements VolumeReader {
     return {
       ns: this.ns,
       blockSize: this.blockSize,
+      view: this.viewReader(() => this.chain),
+      foregroundOps: () => this.fgOps,
       manifest: () => this.manifest,
       layer: (id) => {
         check();
