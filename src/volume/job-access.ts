@@ -1,7 +1,7 @@
 import type { Manifest } from '../format/manifest.js';
 import type { StoreNamespace } from '../store/store.js';
 import type { Layer } from './layer.js';
-import type { VolumeReader } from './volume.js';
+import type { VolumeReader } from './volume-reader.js';
 import type { WriteMirror } from './write-mirror.js';
 
 /**

@@ -304,7 +304,9 @@ describe('write observers', () => {
       const async = new Recorder('async', model.live);
       vol.observe(sync);
       const ha = vol.observe(async);
-      const job = consolidate(vol, { op: 'delete-snapshot', name: 's2' }, { direction, batchBytes: 2 * BS });
+      // foreground: 'ignore': the writer below never leaves the microtask queue (memory stores), so a
+      // job yielding to it would sleep on a timer that never fires while the writer runs forever
+      const job = consolidate(vol, { op: 'delete-snapshot', name: 's2' }, { direction, batchBytes: 2 * BS, foreground: 'ignore' });
       let finished = false;
       const end = job.done.finally(() => (finished = true));
       let writes = 0;
