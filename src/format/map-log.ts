@@ -52,6 +52,18 @@ export class EntryBuffer {
   clear(): void {
     this.count = 0;
   }
+
+  /** Append every entry of `other` after these. */
+  pushAll(other: EntryBuffer): void {
+    const need = (this.count + other.count) * ENTRY_SIZE;
+    if (need > this.bytes.length) {
+      const next = new Uint8Array(Math.max(need, this.bytes.length * 2));
+      next.set(this.bytes.subarray(0, this.count * ENTRY_SIZE));
+      this.bytes = next;
+    }
+    this.bytes.set(other.bytes.subarray(0, other.count * ENTRY_SIZE), this.count * ENTRY_SIZE);
+    this.count += other.count;
+  }
 }
 
 export type EntrySink = (packed: Uint8Array, count: number) => void;

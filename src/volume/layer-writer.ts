@@ -228,6 +228,9 @@ export class PendingPut {
     this.done = true;
     const { blocks, hashes, index } = this.batch;
     const layer = this.layer;
+    // again at recording: a flush that started after the data write cleared the layer's mark,
+    // and the entries recorded now point at data it did not sync
+    layer.markDataWritten();
     if (!keep && ownK === null) {
       layer.setEntries(blocks, this.slots, blocks.length, hashes, index);
       return;

@@ -57,7 +57,7 @@ export class Layer {
   private free: number[] = [];
   private readonly fresh = new Set<number>();
   private pendingFree: number[] = [];
-  private readonly pending = new EntryBuffer();
+  private pending = new EntryBuffer();
   private readonly adds = new ItemBuffer();
   private readonly removes = new ItemBuffer();
   private disposed = false;
@@ -345,27 +345,71 @@ export class Layer {
     });
   }
 
-  /** Durability barrier for this layer: data first, then the map records that point into it. */
-  async flush(): Promise<void> {
+  /** the flush or compaction last in line (flushes and compactions of the map log run one at a time) */
+  private tail: Promise<void> = Promise.resolve();
+  /** a flush in line that has not started yet: a caller arriving now shares it (group commit) */
+  private nextFlush: Promise<void> | null = null;
+
+  /**
+   * Durability barrier for this layer: data first, then the map records that point into it.
+   * It covers every entry recorded (setEntries) before it starts. It is a group commit: flushes
+   * run one at a time, and every caller that arrives while one runs shares the next one (one
+   * data sync and one map sync for all of them). Puts may go on while it runs: what they record
+   * meanwhile waits for the next flush.
+   */
+  flush(): Promise<void> {
+    if (this.nextFlush) return this.nextFlush;
+    const p: Promise<void> = this.tail.then(noop, noop).then(() => {
+      if (this.nextFlush === p) this.nextFlush = null;
+      return this.flushOnce();
+    });
+    this.nextFlush = p;
+    this.tail = p;
+    return p;
+  }
+
+  /** Run `fn` (a compaction) when the flushes in line before it have ended, and before any flush asked for later. */
+  serially<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(noop, noop).then(fn);
+    this.tail = p.then(noop, noop);
+    this.nextFlush = null;
+    return p;
+  }
+
+  private async flushOnce(): Promise<void> {
+    if (this.disposed) return;
     if (this.writeback) await this.writeback;
-    if (this.dataDirty) {
-      await this.data.flush();
-      this.dataDirty = false;
-    }
-    if (this.pending.count > 0) {
-      await this.map.append(this.pending);
-      this.pending.clear();
-      await this.map.flush();
-    }
-    this.fresh.clear();
-    for (const s of this.pendingFree) this.releaseSlot(s);
+    // What this flush makes durable: the entries recorded so far, whose data writes have all
+    // landed (a put records its entries only then). From now on no slot is overwritten in place
+    // until the next flush: a slot named by an entry being made durable must not change under it.
+    const entries = this.pending;
+    this.pending = new EntryBuffer();
+    const freed = this.pendingFree;
     this.pendingFree = [];
+    this.fresh.clear();
+    const dirty = this.dataDirty;
+    this.dataDirty = false;
+    try {
+      if (dirty) await this.data.flush();
+      if (entries.count > 0) {
+        await this.map.append(entries);
+        await this.map.flush();
+      }
+    } catch (e) {
+      // nothing is known durable: the entries and freed slots wait for the next flush, in order
+      entries.pushAll(this.pending);
+      this.pending = entries;
+      this.pendingFree = freed.concat(this.pendingFree);
+      this.dataDirty = true;
+      throw e;
+    }
+    for (const s of freed) this.releaseSlot(s);
   }
 
   /** Is the map log so much larger than the live entries that rewriting it pays off? */
   wantsCompaction(minBytes: number): boolean {
     const live = (this.dataBlocks + this.zeroBlocks) * ENTRY_SIZE;
-    return this.pending.count === 0 && this.map.end > minBytes && this.map.end > COMPACT_FACTOR * (live + 1024);
+    return this.pending.count === 0 && this.nextFlush === null && this.map.end > minBytes && this.map.end > COMPACT_FACTOR * (live + 1024);
   }
 
   /**
@@ -410,6 +454,8 @@ export class Layer {
   async close(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    // a flush or compaction in line ends first (a revert may drop a layer a flush is syncing)
+    await this.tail.then(noop, noop);
     if (this.writeback) await this.writeback;
     this.owned.dispose();
     this.verified.dispose();
@@ -417,3 +463,5 @@ export class Layer {
     await this.map.store.close();
   }
 }
+
+function noop(): void {}

@@ -12,7 +12,6 @@ import {
 } from '../format/manifest.js';
 import { HttpStore, type HttpStats, type HttpStoreOptions, type ImagePin } from '../store/http.js';
 import type { StoreNamespace } from '../store/store.js';
-import type { RwLock } from '../util/rwlock.js';
 import { SparseBitmap, loadKernels, resolveRuns } from '../wasm/index.js';
 import { NO_OWNER, type Chain, type ChainLayer } from './chain.js';
 import { CopyOnReadStore, absentRuns, type CopyOnReadStats } from './copy-on-read.js';
@@ -66,7 +65,8 @@ export interface RemoteContext {
   blockSize: number;
   size: number;
   readOnly: boolean;
-  lock: RwLock;
+  /** the volume's lock: `read` holds every block shared (no write runs), `write` exclusively */
+  lock: { read<T>(fn: () => Promise<T>): Promise<T>; write<T>(fn: () => Promise<T>): Promise<T> };
   layers: Map<string, Layer>;
   manifest(): Manifest;
   commit(m: Manifest): Promise<void>;

@@ -14,7 +14,7 @@ import {
 } from '../format/manifest.js';
 import { corrupt } from '../format/record.js';
 import { checkRange, type NamespaceLock, type StoreNamespace } from '../store/store.js';
-import { RwLock } from '../util/rwlock.js';
+import { ALL_BLOCKS, RangeLock } from '../util/range-lock.js';
 import { loadKernels, resolve, scanBlocks, type BlockScan } from '../wasm/index.js';
 import { Chain, NO_OWNER, type ChainLayer } from './chain.js';
 import { Layer, SLOT_ZERO, dataName, mapName } from './layer.js';
@@ -107,7 +107,14 @@ export type { VolumeReader };
  * snapshot changes.
  */
 export class Volume implements VolumeReader {
-  private readonly lock = new RwLock();
+  /**
+   * Reads hold their blocks shared, writes exclusively, structure changes (snapshot, revert,
+   * merges, close) every block: writes of different blocks run at once, a read never sees half
+   * of a write, and nothing overtakes an earlier request for the same blocks.
+   */
+  private readonly locks = new RangeLock();
+  /** writes started and not yet ended (a flush waits for those that started before it) */
+  private readonly inflight = new Set<Promise<void>>();
   private layers = new Map<string, Layer>();
   private chain!: Chain;
   private closed = false;
@@ -278,6 +285,16 @@ export class Volume implements VolumeReader {
     return `Volume ${this.ns.label ?? this.manifest.uuid}`;
   }
 
+  /** Run `fn` holding every block exclusively: no read or write in flight, none starts. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(ALL_BLOCKS[0], ALL_BLOCKS[1], true, fn);
+  }
+
+  /** Run `fn` holding every block shared: no write in flight, none starts. */
+  private shared<T>(fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(ALL_BLOCKS[0], ALL_BLOCKS[1], false, fn);
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new StrataError('closed', 'The volume is closed; open it again to use it.');
   }
@@ -310,17 +327,33 @@ export class Volume implements VolumeReader {
       return Promise.reject(e);
     }
     this.fgOps++;
-    return this.lock.read(() => this.chain.readInto(offset, target));
+    const bs = this.blockSize;
+    const first = Math.floor(offset / bs);
+    const end = Math.ceil((offset + target.length) / bs);
+    const got = this.locks.acquire(first, end, false);
+    if (typeof got === 'function') {
+      // granted at once (the common case): no extra promise
+      let p: Promise<void>;
+      try {
+        p = this.chain.readInto(offset, target);
+      } catch (e) {
+        got();
+        return Promise.reject(e);
+      }
+      return p.finally(got);
+    }
+    return got.then((release) => this.chain.readInto(offset, target).finally(release));
   }
 
   /** See {@link VolumeReader.readIntoNow}. */
   readIntoNow(offset: number, target: Uint8Array): boolean {
     this.assertOpen();
     this.checkIo(offset, target.length);
-    // A write holds the lock across awaits while its map changes are incomplete; one waiting
-    // for it must not be overtaken (the order of a read after a write must hold).
+    // A write holds its blocks across awaits while its map changes are incomplete; one waiting
+    // for them must not be overtaken (the order of a read after a write must hold).
     this.fgOps++;
-    return this.lock.readable && this.chain.readIntoNow(offset, target);
+    const bs = this.blockSize;
+    return this.locks.sharable(Math.floor(offset / bs), Math.ceil((offset + target.length) / bs)) && this.chain.readIntoNow(offset, target);
   }
 
   /** Write `data` at `offset`. Durable after the next `flush()`. */
@@ -329,17 +362,26 @@ export class Volume implements VolumeReader {
     this.checkIo(offset, data.length);
     if (data.length === 0) return;
     this.fgOps++;
-    await this.observed(() => this.writeLocked(offset, data, 'data'));
+    await this.observed(offset, offset + data.length, () => this.writeLocked(offset, data, 'data'));
   }
 
   /**
-   * Run a write or flush under the write lock; while an observer holds the volume frozen, wait
-   * before it starts and before it resolves (write-observer.ts).
+   * Run a write of bytes [from, to) holding its blocks exclusively, counted in flight until it
+   * ends; while an observer holds the volume frozen, wait before it starts and before it
+   * resolves (write-observer.ts).
    */
-  private async observed(fn: () => Promise<void>): Promise<void> {
+  private async observed(from: number, to: number, fn: () => Promise<void>): Promise<void> {
     const before = this.observers.gate;
     if (before) await before;
-    await this.lock.write(fn);
+    const bs = this.blockSize;
+    const run = this.locks.run(Math.floor(from / bs), Math.ceil(to / bs), true, fn);
+    const tracked = run.then(noop, noop);
+    this.inflight.add(tracked);
+    try {
+      await run;
+    } finally {
+      this.inflight.delete(tracked);
+    }
     const after = this.observers.gate;
     if (after) await after;
   }
@@ -384,7 +426,7 @@ export class Volume implements VolumeReader {
       throw new StrataError('invalid-argument', `writeRanges: the scan covers fewer blocks than data holds; pass scanBlocks(data, ${this.blockSize}).`);
     }
     this.fgOps++;
-    await this.observed(() => this.writeRangesLocked(ranges, data, scan));
+    await this.observed(ranges[0]!.offset, prevEnd, () => this.writeRangesLocked(ranges, data, scan));
   }
 
   private async writeRangesLocked(ranges: readonly WriteRange[], data: Uint8Array, scan?: BlockScan): Promise<void> {
@@ -427,7 +469,7 @@ export class Volume implements VolumeReader {
     if (length === 0) return;
     const chunk = new Uint8Array(Math.min(length, WRITE_BATCH));
     this.fgOps++;
-    await this.observed(async () => {
+    await this.observed(offset, offset + length, async () => {
       for (let at = 0; at < length; at += chunk.length) {
         const n = Math.min(chunk.length, length - at);
         await this.writeLocked(offset + at, chunk.subarray(0, n), 'zero');
@@ -462,12 +504,21 @@ export class Volume implements VolumeReader {
     }
   }
 
-  /** One block of scratch for copy-ups, reused: writes are serialised by the lock. */
-  private copyUp: Uint8Array | null = null;
+  /** Blocks of scratch for copy-ups, reused (writes run at once, each takes its own). */
+  private copyUps: Uint8Array[] = [];
 
   private async writePartial(block: number, within: number, bytes: Uint8Array, kind: WriteKind): Promise<void> {
     const bs = this.blockSize;
-    const buf = (this.copyUp ??= new Uint8Array(bs));
+    const buf = this.copyUps.pop() ?? new Uint8Array(bs);
+    try {
+      await this.copyUpBlock(block, within, bytes, kind, buf);
+    } finally {
+      if (this.copyUps.length < 64) this.copyUps.push(buf);
+    }
+  }
+
+  private async copyUpBlock(block: number, within: number, bytes: Uint8Array, kind: WriteKind, buf: Uint8Array): Promise<void> {
+    const bs = this.blockSize;
     const start = block * bs;
     const readable = Math.min(bs, this.size - start);
     if (readable < bs) buf.fill(0, readable);
@@ -520,33 +571,61 @@ export class Volume implements VolumeReader {
       data: buf,
       layer: { blocks: batch.blocks, zero: batch.zero ?? null, data: buf, dataIndex: batch.index, hashes: batch.hashes },
     };
-    const put = batch.blocks.length > 0 ? this.active.stageBlocks(batch, { inPlace: 'fresh' }) : null;
-    const sync = this.observers.deliverSync(event);
-    // the observers' promises never reject; the layer's write is awaited after them (it may
-    // reject first, and the event's buffers must outlive the sync observers' use of them)
-    if (sync) await sync;
-    if (put) {
-      await put.written;
-      await put.commit();
+    let ok = false;
+    try {
+      const put = batch.blocks.length > 0 ? this.active.stageBlocks(batch, { inPlace: 'fresh' }) : null;
+      const sync = this.observers.deliverSync(event);
+      // the observers' promises never reject; the layer's write is awaited after them (it may
+      // reject first, and the event's buffers must outlive the sync observers' use of them)
+      if (sync) await sync;
+      if (put) {
+        await put.written;
+        await put.commit();
+      }
+      ok = true;
+    } finally {
+      this.observers.settle(event.seq, ok ? event : null);
     }
-    this.observers.deliverAsync(event);
   }
 
-  /** The durability barrier: every write that completed before this call is durable when it resolves. */
+  /**
+   * The durability barrier: every write that completed before this call (and every write
+   * started before it, which it waits for) is durable when it resolves. Writes go on while it
+   * runs. Flushes are group commits: all callers waiting at once share one data sync and one map
+   * sync (Layer.flush).
+   */
   async flush(): Promise<void> {
     this.assertOpen();
     if (this.readOnly) return;
     this.fgOps++;
-    await this.observed(async () => {
-      const event = this.observers.any ? ({ type: 'flush', seq: this.observers.nextSeq() } as const) : null;
+    const before = this.observers.gate;
+    if (before) await before;
+    const event = this.observers.any ? ({ type: 'flush', seq: this.observers.nextSeq() } as const) : null;
+    let ok = false;
+    try {
+      if (this.inflight.size > 0) await Promise.all(this.inflight);
       const sync = event && this.observers.deliverSync(event);
       await this.active.flush();
       if (sync) await sync;
-      if (event) this.observers.deliverAsync(event);
-      await this.remoteBase?.flushCache();
-      if (this.active.wantsCompaction(this.compactMapBytes)) await this.compact(this.active);
-      const cache = this.remoteBase?.cache;
-      if (cache?.wantsCompaction(this.compactMapBytes)) await this.compact(cache);
+      ok = true;
+    } finally {
+      if (event) this.observers.settle(event.seq, ok ? event : null);
+    }
+    await this.remoteBase?.flushCache();
+    await this.compactIfWorthIt();
+    const after = this.observers.gate;
+    if (after) await after;
+  }
+
+  /** Compact the map logs that have grown far beyond their live entries (with no I/O in flight). */
+  private async compactIfWorthIt(): Promise<void> {
+    const cache = this.remoteBase?.cache;
+    const want = (l: Layer | undefined): l is Layer => l !== undefined && !this.closed && l.wantsCompaction(this.compactMapBytes);
+    if (!want(this.active) && !want(cache)) return;
+    await this.exclusive(async () => {
+      for (const layer of [this.active, cache]) {
+        if (want(layer)) await layer.serially(async () => (want(layer) ? this.compact(layer) : undefined));
+      }
     });
   }
 
@@ -591,7 +670,7 @@ export class Volume implements VolumeReader {
 
   private takeSnapshot(name: string): Promise<SnapshotInfo> {
     if (!SNAPSHOT_NAME.test(name)) throw new StrataError('invalid-argument', `Snapshot name "${name}" is not allowed: use letters, digits and . _ + : - (up to 128).`);
-    return this.lock.write(async () => {
+    return this.exclusive(async () => {
       if (this.manifest.snapshots.some((s) => s.name === name)) throw new StrataError('exists', `A snapshot named "${name}" already exists; pick another name or delete it first.`);
       const old = this.active;
       await old.flush();
@@ -643,17 +722,19 @@ export class Volume implements VolumeReader {
       async readInto(offset: number, target: Uint8Array) {
         self.assertOpen();
         self.checkIo(offset, target.length);
-        await self.lock.read(() => chainNow().readInto(offset, target));
+        const bs = self.blockSize;
+        await self.locks.run(Math.floor(offset / bs), Math.ceil((offset + target.length) / bs), false, () => chainNow().readInto(offset, target));
       },
       readIntoNow(offset: number, target: Uint8Array) {
         self.assertOpen();
         self.checkIo(offset, target.length);
-        return self.lock.readable && chainNow().readIntoNow(offset, target);
+        const bs = self.blockSize;
+        return self.locks.sharable(Math.floor(offset / bs), Math.ceil((offset + target.length) / bs)) && chainNow().readIntoNow(offset, target);
       },
       async map(offset?: number, length?: number) {
         self.assertOpen();
         const [from, to] = self.mapRange(offset, length);
-        return self.lock.read(async () => extents(chainNow(), self.size, from, to));
+        return self.shared(async () => extents(chainNow(), self.size, from, to));
       },
     };
   }
@@ -688,7 +769,7 @@ export class Volume implements VolumeReader {
     this.assertWritable();
     this.assertNoJob('revert');
     this.assertNoObservers('revert');
-    await this.lock.write(() => this.revertToLayer(this.findSnapshot(name).layer));
+    await this.exclusive(() => this.revertToLayer(this.findSnapshot(name).layer));
   }
 
   private async revertToLayer(parent: string): Promise<void> {
@@ -732,7 +813,7 @@ export class Volume implements VolumeReader {
     const state: StagingState = { committed, layersBefore: new Set(this.layers.keys()), dropOnCommit: null };
     let result: T;
     try {
-      await this.lock.write(async () => {
+      await this.exclusive(async () => {
         const live = this.active;
         await live.flush();
         // Mark the layers this change will build (numbered from nextLayer up) as its own, so that
@@ -762,7 +843,7 @@ export class Volume implements VolumeReader {
         },
       });
       if (options.signal?.aborted) throw new StrataError('aborted', 'Interrupted.');
-      await this.lock.write(async () => {
+      await this.exclusive(async () => {
         await this.active.flush();
         await this.ns.sync();
         if (options.signal?.aborted) throw new StrataError('aborted', 'Interrupted.');
@@ -774,12 +855,12 @@ export class Volume implements VolumeReader {
       });
     } catch (e) {
       if (this.staging !== state) throw e;
-      await this.lock.write(() => this.dropStaged(state));
+      await this.exclusive(() => this.dropStaged(state));
       if (!state.committing) throw e;
       throw new StrataError('io', `Storing the manifest that publishes the change failed (${e instanceof Error ? e.message : String(e)}); the volume holds either the state before the change or all of it: reopen it to see which.`, { cause: e });
     }
     // Committed: what follows only tidies up, and an open would do the same.
-    await this.lock.write(async () => {
+    await this.exclusive(async () => {
       try {
         await removeStagingMark(this.ns);
         if (state.dropOnCommit !== null) await this.dropLayerFiles(state.dropOnCommit);
@@ -839,7 +920,7 @@ export class Volume implements VolumeReader {
       blockSize: this.blockSize,
       size: this.size,
       readOnly: this.readOnly,
-      lock: this.lock,
+      lock: { read: (fn) => this.shared(fn), write: (fn) => this.exclusive(fn) },
       layers: this.layers,
       manifest: () => this.manifest,
       commit: (m) => this.manifestStore.commit(m),
@@ -854,7 +935,7 @@ export class Volume implements VolumeReader {
   async deleteSnapshot(name: string): Promise<void> {
     this.assertWritable();
     this.assertNoJob('delete a snapshot');
-    await this.lock.write(async () => {
+    await this.exclusive(async () => {
       this.findSnapshot(name);
       // Snapshot operations are durability points, like creating one.
       await this.active.flush();
@@ -914,7 +995,7 @@ export class Volume implements VolumeReader {
       },
       exclusive: (fn) => {
         check();
-        return this.lock.write(fn);
+        return this.exclusive(fn);
       },
       flushActive: () => this.active.flush(),
       commit: async (m) => {
@@ -980,7 +1061,7 @@ export class Volume implements VolumeReader {
   async map(offset?: number, length?: number): Promise<Extent[]> {
     this.assertOpen();
     const [from, to] = this.mapRange(offset, length);
-    return this.lock.read(async () => extents(this.chain, this.size, from, to));
+    return this.shared(async () => extents(this.chain, this.size, from, to));
   }
 
   private mapRange(offset?: number, length?: number): [number, number] {
@@ -1027,7 +1108,7 @@ export class Volume implements VolumeReader {
   /** Verify every layer: map integrity (done at open) and every data block against its checksum. */
   async check(onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<CheckReport> {
     this.assertOpen();
-    const report = await this.lock.read(() => checkVolume(this.manifest, this.layers, this.blockSize, onProgress, signal));
+    const report = await this.shared(() => checkVolume(this.manifest, this.layers, this.blockSize, onProgress, signal));
     if (this._newerState.length === 0) return report;
     const lost = this._newerState.map((e) => ({ layer: e.layer ?? e.file, code: 'corrupt' as const, message: e.message }));
     return { ...report, ok: false, problems: [...lost, ...report.problems] };
@@ -1065,13 +1146,18 @@ export class Volume implements VolumeReader {
   /** Flush (when writable) and release every store. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.lock.write(async () => {
+    await this.exclusive(async () => {
       if (!this.readOnly) {
         const event = this.observers.any ? ({ type: 'flush', seq: this.observers.nextSeq() } as const) : null;
-        const sync = event && this.observers.deliverSync(event);
-        await this.active.flush();
-        if (sync) await sync;
-        if (event) this.observers.deliverAsync(event);
+        let ok = false;
+        try {
+          const sync = event && this.observers.deliverSync(event);
+          await this.active.flush();
+          if (sync) await sync;
+          ok = true;
+        } finally {
+          if (event) this.observers.settle(event.seq, ok ? event : null);
+        }
         await this.remoteBase?.flushCache();
       }
     });
@@ -1142,3 +1228,5 @@ interface StagingState {
 function randomUuid(): string {
   return globalThis.crypto.randomUUID();
 }
+
+function noop(): void {}

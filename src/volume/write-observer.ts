@@ -4,17 +4,22 @@
  * a write log and replication next.
  *
  * Every write (each batch of whole blocks the volume puts into its active layer) and every flush
- * becomes an event with a sequence number, 1, 2, 3, ... per open volume, in the order they are
- * applied (writes are applied one at a time, so this is their completion order). Observers are
- * called in attach order.
+ * becomes an event with a sequence number, 1, 2, 3, ... per open volume. A write takes its number
+ * when it starts, holding its blocks (writes of the same blocks never run at once, so their
+ * numbers are the order in which they were applied); writes of different blocks may run at the
+ * same time. A flush takes its number when it is called, and waits for every write that had
+ * started before it: every write with a lower number is applied before the flush syncs.
+ * Observers are called in attach order.
  *
- * - A 'sync' observer is handed the event while the write holds the volume's write lock, in
- *   parallel with the active layer's own store writes; the write (or flush) resolves only after
- *   the observer's promise settles. The event's buffers are the volume's and the caller's: valid
- *   until that promise settles; copy what you keep.
- * - An 'async' observer gets its own copy of each event after the write succeeded on the volume,
- *   one at a time in sequence order (the next only after the previous one's promise settled); the
- *   write does not wait. `handle.idle()` waits until it has caught up.
+ * - A 'sync' observer is handed a write event while the write holds its blocks, in parallel with
+ *   the active layer's own store writes; the write resolves only after the observer's promise
+ *   settles. Events of writes to different blocks may reach it in any order and at the same
+ *   time; events of the same blocks come in sequence order. A flush event reaches it after every
+ *   write event with a lower number was accepted. The event's buffers are the volume's and the
+ *   caller's: valid until that promise settles; copy what you keep.
+ * - An 'async' observer gets its own copy of each event after it succeeded on the volume,
+ *   strictly in sequence order, one at a time (the next only after the previous one's promise
+ *   settled); the write does not wait. `handle.idle()` waits until it has caught up.
  *
  * A failure (a rejected promise or a throw) never fails the volume's write: the volume's own data
  * is already stored, and other observers have it too, so an error would tell the caller "not
@@ -120,6 +125,10 @@ export class WriteObservers {
   private syncCount = 0;
   private asyncCount = 0;
   private seq = 0;
+  /** the highest sequence number passed on to the async observers (all lower ones were too) */
+  private released = 0;
+  /** settled events waiting for a lower number to settle: the event, or null for a failed write */
+  private readonly early = new Map<number, VolumeEvent | null>();
   private freeze: { by: Set<Entry>; promise: Promise<void>; release: () => void } | null = null;
 
   /** True when any observer is attached (the write path skips all of this otherwise). */
@@ -141,7 +150,7 @@ export class WriteObservers {
       lastSeq: 0,
       error: null,
       failedSeq: null,
-      tail: Promise.resolve(),
+      tail: RESOLVED,
       queued: 0,
       idle() {
         return e.tail;
@@ -179,17 +188,43 @@ export class WriteObservers {
       if (e.observer.mode !== 'sync') continue;
       const p = this.deliver(e, event);
       if (p === null) continue;
-      e.tail = p;
+      // deliveries of writes to different blocks overlap: the handle's tail waits for all of them
+      const prev = e.tail;
+      e.tail = prev === RESOLVED ? p : Promise.all([prev, p]).then(noop);
       (ps ??= []).push(p);
     }
     if (ps === null) return null;
     return ps.length === 1 ? ps[0]! : Promise.all(ps).then(noop);
   }
 
-  /** Queue `event` (copied: the write does not wait) for each async observer. */
-  deliverAsync(event: VolumeEvent): void {
+  /**
+   * Event `seq` ended on the volume: `event` when it succeeded (a write's buffers are copied now:
+   * the write does not wait), null when it failed. Every number handed out by nextSeq must be
+   * settled exactly once. The async observers get the events in sequence order: one that ends
+   * before a lower number waits for it.
+   */
+  settle(seq: number, event: VolumeEvent | null): void {
+    if (seq !== this.released + 1) {
+      // no async observer now: one attached later must not get an event from before it came
+      this.early.set(seq, event && this.asyncCount > 0 ? (event.type === 'write' ? copyEvent(event) : event) : null);
+      return;
+    }
+    this.released = seq;
+    if (event) this.deliverAsync(event);
+    for (;;) {
+      const next = this.released + 1;
+      if (!this.early.has(next)) return;
+      const ev = this.early.get(next)!;
+      this.early.delete(next);
+      this.released = next;
+      if (ev) this.deliverAsync(ev);
+    }
+  }
+
+  /** Queue `event` (copied unless it already is: the write does not wait) for each async observer. */
+  private deliverAsync(event: VolumeEvent): void {
     if (this.asyncCount === 0) return;
-    const own = event.type === 'write' ? copyEvent(event) : event;
+    const own = event.type === 'write' && !COPIES.has(event) ? copyEvent(event) : event;
     for (const e of this.list) {
       if (e.observer.mode !== 'async') continue;
       if (e.queued === 0) {
@@ -260,13 +295,18 @@ export class WriteObservers {
   }
 }
 
+/** A settled promise: a handle with nothing in flight. */
+const RESOLVED: Promise<void> = Promise.resolve();
+/** events that are already the observers' own copies */
+const COPIES = new WeakSet<VolumeEvent>();
+
 function copyEvent(ev: WriteEvent): WriteEvent {
   const data = ev.data.slice();
   const l = ev.layer;
   let used = 0;
   for (const i of l.dataIndex) if (i + 1 > used) used = i + 1;
   const hashes = l.hashes.slice(0, used * 16);
-  return {
+  const copy: WriteEvent = {
     type: 'write',
     seq: ev.seq,
     kind: ev.kind,
@@ -275,6 +315,8 @@ function copyEvent(ev: WriteEvent): WriteEvent {
     data,
     layer: { blocks: l.blocks.slice(), zero: l.zero ? Array.from(l.zero) : null, data, dataIndex: l.dataIndex.slice(), hashes },
   };
+  COPIES.add(copy);
+  return copy;
 }
 
 function noop(): void {}
