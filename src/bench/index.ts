@@ -2,7 +2,8 @@
  * Entry point of the benchmarks: WASM kernels (vs hash-wasm, xxhash-wasm, TypedArray.set, TS loops),
  * volume I/O (vs qemu-img bench on a qcow2 chain, and vs positional reads of a raw file), qcow2
  * import/export (vs qemu-img convert), NBD serving (vs nbdkit file), provisioning from an image
- * server (vs one request per read) and `copy` to a store holding the base (vs cp).
+ * server (vs one request per read), `copy` to a store holding the base (vs cp) and a flush-heavy
+ * load of 16 writers (vs pwrite + fdatasync on a raw file, with fio as the physical anchor).
  * Every result carries our figure, the peer's figure from the same run and their ratio.
  */
 import { result, type BenchResult } from './result.js';
@@ -11,7 +12,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'publish', 'copy', 'edge', 'v86', 'v86-sync'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'publish', 'copy', 'edge', 'v86', 'v86-sync', 'flush'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -62,6 +63,8 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
     const nbd = await optionalModule<{ benchNbd(o: { quick?: boolean }): Promise<BenchResult[]> }>('./nbd.js');
     if (nbd) for (const r of await nbd.benchNbd({ quick })) emit(r);
     else emit(missing('nbd', 'nbdkit file', 0.8, 'src/bench/nbd.ts'));
+    const { benchNbdWrite } = await import('./nbd-write.js');
+    for (const r of await benchNbdWrite({ quick })) emit(r);
   }
   if (want('provision')) {
     const { benchProvision } = await import('./provision.js');
@@ -94,6 +97,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
   if (want('edge')) {
     const { benchEdge } = await import('./edge.js');
     for (const r of await benchEdge({ quick })) emit(r);
+  }
+  if (want('flush')) {
+    const { benchFlush } = await import('./flush.js');
+    for (const r of await benchFlush({ quick })) emit(r);
   }
   // v86 boots a real guest three times (minutes): only when asked for by name.
   if (only?.has('v86')) {

@@ -172,7 +172,7 @@ function makeCertificates(dir: string): void {
   for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o600);
 }
 
-function exec(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
+export function exec(cmd: string, args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -182,16 +182,16 @@ function exec(cmd: string, args: string[]): Promise<{ code: number; stderr: stri
   });
 }
 
-async function execOk(cmd: string, args: string[]): Promise<void> {
+export async function execOk(cmd: string, args: string[]): Promise<void> {
   const r = await exec(cmd, args);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
 }
 
-async function exists(tool: string): Promise<boolean> {
+export async function exists(tool: string): Promise<boolean> {
   return (await exec('sh', ['-c', `command -v ${tool}`])).code === 0;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -202,7 +202,7 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitFor(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
+export async function waitFor(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await ok()) return;
@@ -212,7 +212,7 @@ async function waitFor(ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
 }
 
 /** The same random bytes into a raw file (the peer's) and a new volume (ours; 64 KiB blocks). */
-async function sameData(raw: string, volDir: string, size: number): Promise<void> {
+export async function sameData(raw: string, volDir: string, size: number): Promise<void> {
   const v = await Volume.create(new NodeDirNamespace(volDir, { create: true }), { size });
   const file = await open(raw, 'w');
   const buf = new Uint8Array(8 * MiB);

@@ -57,8 +57,8 @@ interface QemuBench {
 }
 
 /** Runs `qemu-img bench` and parses "Run completed in X seconds". */
-async function qemuBench(image: string, args: { count: number; depth: number; step: number; write: boolean; aio: string }): Promise<QemuBench> {
-  const argv = ['bench', '-f', 'qcow2', '-t', 'writeback', '-i', args.aio, '-c', String(args.count), '-d', String(args.depth), '-s', String(IO), '-S', String(args.step), '-o', '0'];
+async function qemuBench(image: string, args: { count: number; depth: number; step: number; write: boolean; aio: string; io?: number }): Promise<QemuBench> {
+  const argv = ['bench', '-f', 'qcow2', '-t', 'writeback', '-i', args.aio, '-c', String(args.count), '-d', String(args.depth), '-s', String(args.io ?? IO), '-S', String(args.step), '-o', '0'];
   if (args.write) argv.push('-w', '--pattern=171');
   argv.push(image);
   const { stdout } = await run('qemu-img', argv, { maxBuffer: 1 << 20 });
@@ -69,22 +69,26 @@ async function qemuBench(image: string, args: { count: number; depth: number; st
 }
 
 /**
- * Ours: `count` requests of 4 KiB at offsets (i * step) mod size — exactly qemu-img bench's
- * sequence for `-o 0 -S step` — with `depth` requests in flight (each completion starts the next
- * one, as qemu-img bench does).
+ * Ours: `count` requests of `io` bytes (default 4 KiB) at offsets (i * step) mod size — exactly
+ * qemu-img bench's sequence for `-o 0 -S step` — with `depth` requests in flight (each completion
+ * starts the next one, as qemu-img bench does). With `writeShare`, request i is a write when a
+ * seeded generator draws below it and a read otherwise (a mixed load); else all are `write`.
  */
-async function oursBench(vol: Volume, args: { count: number; depth: number; step: number; write: boolean }): Promise<number> {
+async function oursBench(vol: Volume, args: { count: number; depth: number; step: number; write: boolean; io?: number; writeShare?: number }): Promise<number> {
   const size = vol.size;
+  const io = args.io ?? IO;
   let next = 0;
   let offset = 0;
-  const pattern = new Uint8Array(IO).fill(171);
+  const pattern = new Uint8Array(io).fill(171);
+  const draw = prng(0x5eed);
+  const isWrite = args.writeShare === undefined ? () => args.write : () => draw() < args.writeShare!;
   const worker = async (): Promise<void> => {
-    const buf = new Uint8Array(IO);
+    const buf = new Uint8Array(io);
     while (next < args.count) {
       next++;
       const at = offset;
       offset = (offset + args.step) % size;
-      if (args.write) await vol.write(at, pattern);
+      if (isWrite()) await vol.write(at, pattern);
       else await vol.readInto(at, buf);
     }
   };
@@ -95,13 +99,19 @@ async function oursBench(vol: Volume, args: { count: number; depth: number; step
   return (args.count * 1000) / (performance.now() - t0);
 }
 
-/** A stride in 4 KiB units that is odd (so it visits every 4 KiB page of a power-of-two size before repeating) and far from sequential. */
-function strideFor(size: number): number {
-  const pages = size / IO;
+/** A stride in `unit`s (default 4 KiB) that is odd (so it visits every unit of a power-of-two size before repeating) and far from sequential. */
+function strideFor(size: number, unit = IO): number {
+  const pages = size / unit;
   // about 0.381966 (1 - 1/golden ratio) of the image: consecutive requests land in distant clusters
   let p = Math.floor(pages * 0.381966);
   if (p % 2 === 0) p++;
-  return p * IO;
+  return p * unit;
+}
+
+/** A fresh, empty qcow2 overlay `img` (64 KiB clusters) on `backing`, replacing any earlier one. */
+async function newOverlay(backing: string, img: string): Promise<void> {
+  await rm(img, { force: true });
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `cluster_size=${BLOCK}`, '-b', backing, '-F', 'qcow2', img]);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -258,13 +268,59 @@ export async function benchChain(opts: VolumeBenchOptions = {}): Promise<BenchRe
         for (let r = 0; r < rounds; r++) {
           await vol.revert('top');
           ours = Math.max(ours, await oursBench(vol, { count: writeCount, depth, step, write: true }));
-          await rm(wimg, { force: true });
-          await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `cluster_size=${BLOCK}`, '-b', top, '-F', 'qcow2', wimg]);
+          await newOverlay(top, wimg);
           peer = Math.max(peer, (await qemuBench(wimg, { count: writeCount, depth, step, write: true, aio })).opsPerSec);
         }
         emit(result(`chain: random 4 KiB writes into a new top layer, QD${depth}`, ours, peer, 'ops/s', `qemu-img bench -w (new qcow2 overlay on the chain)`, undefined,
           `${common}; ${writeCount} writes of 4 KiB (0xab), ${depth} in flight, no flush inside the timed run on either side (qemu-img bench without --flush-interval); ` +
           `a 4 KiB write into a block not yet in the top layer copies the 64 KiB block up on both sides; ours serialises writes (one writer lock)`));
+      }
+
+      // 64 KiB writes at QD16 into a new top layer: whole-block (= whole-cluster) writes at
+      // block-aligned offsets, so neither side has anything to copy up.
+      {
+        const depth = 16;
+        const bigStep = strideFor(size, BLOCK);
+        const count = Math.max(1, Math.floor(writeCount / 4));
+        await vol.revert('top');
+        await oursBench(vol, { count: Math.min(count, 500), depth, step: bigStep, write: true, io: BLOCK }); // warm-up
+        let ours = 0, peer = 0;
+        for (let r = 0; r < rounds; r++) {
+          await vol.revert('top');
+          ours = Math.max(ours, await oursBench(vol, { count, depth, step: bigStep, write: true, io: BLOCK }));
+          await newOverlay(top, wimg);
+          peer = Math.max(peer, (await qemuBench(wimg, { count, depth, step: bigStep, write: true, aio, io: BLOCK })).opsPerSec);
+        }
+        emit(result(`chain: random 64 KiB writes into a new top layer, QD${depth}`, ours, peer, 'ops/s', `qemu-img bench -w -s 65536 (new qcow2 overlay on the chain)`, 1.0,
+          `${common}; but ${count} writes of 64 KiB (0xab) at block-aligned offsets (i*${bigStep / BLOCK} blocks) mod size (qemu-img bench -s 65536 -S ${bigStep}), ${depth} in flight, no flush in the timed run; ` +
+          `whole-block writes: no copy-up on either side; ${((ours * BLOCK) / 1e6).toFixed(0)} MB/s ours, ${((peer * BLOCK) / 1e6).toFixed(0)} MB/s qemu`));
+      }
+
+      // Mixed 70/30 reads/writes of 4 KiB at QD16, reads through the chain, writes into a new top
+      // layer. qemu-img bench does reads or writes, never both in one run, and qemu-io's aio
+      // commands have no sustained queue depth (each returns at once; only aio_flush waits), so
+      // the peer is the time-weighted composite of two qemu-img bench runs on one fresh overlay:
+      // 0.7 N reads at QD16, then 0.3 N writes at QD16; ops/s = N / (t_reads + t_writes).
+      {
+        const depth = 16;
+        const count = writeCount;
+        const reads = Math.round(count * 0.7);
+        const writes = count - reads;
+        let ours = 0, peer = 0;
+        await vol.revert('top');
+        await oursBench(vol, { count: Math.min(count, 2000), depth, step, write: false, writeShare: 0.3 }); // warm-up
+        for (let r = 0; r < rounds; r++) {
+          await vol.revert('top');
+          ours = Math.max(ours, await oursBench(vol, { count, depth, step, write: false, writeShare: 0.3 }));
+          await newOverlay(top, wimg);
+          const tr = (await qemuBench(wimg, { count: reads, depth, step, write: false, aio })).seconds;
+          const tw = (await qemuBench(wimg, { count: writes, depth, step, write: true, aio })).seconds;
+          peer = Math.max(peer, count / (tr + tw));
+        }
+        emit(result(`chain: mixed 70/30 random 4 KiB reads/writes, new top layer, QD${depth}`, ours, peer, 'ops/s', `qemu-img bench, ${reads} reads + ${writes} writes (-w) at QD${depth}, times added`, 1.0,
+          `${common}; ${count} requests of 4 KiB, ${depth} in flight; ours: one run, each request a write with probability 0.3 (seeded) and a read otherwise, the writes into a new top layer; ` +
+          `peer: qemu-img bench cannot mix reads and writes in one run and qemu-io's aio_read/aio_write keep no sustained queue depth, so two runs on one fresh overlay, ` +
+          `${reads} reads then ${writes} writes, both QD${depth} with the same stride, ops/s = ${count} / (t_reads + t_writes) (the fairest composite: neither run waits on the other)`));
       }
     } finally {
       if (fdToClose >= 0) closeSync(fdToClose);

@@ -38,7 +38,7 @@ describe('volume benchmarks (quick)', () => {
     }
   });
 
-  it.skipIf(!qemu)('chain vs qemu-img bench: well-formed results for reads and writes at QD1 and QD16', async () => {
+  it.skipIf(!qemu)('chain vs qemu-img bench: well-formed results for reads and writes at QD1 and QD16, 64 KiB writes and a 70/30 mix at QD16', async () => {
     const out = await runBenchmarks({ quick: true, only: ['chain'] });
     expect(out.map((r) => r.name)).toEqual([
       'chain: random 4 KiB reads, 4 layers, QD1',
@@ -49,6 +49,8 @@ describe('volume benchmarks (quick)', () => {
       'chain: random 4 KiB reads, 4 layers, QD16, fresh open (cold verification) vs qemu-img',
       'chain: random 4 KiB writes into a new top layer, QD1',
       'chain: random 4 KiB writes into a new top layer, QD16',
+      'chain: random 64 KiB writes into a new top layer, QD16',
+      'chain: mixed 70/30 random 4 KiB reads/writes, new top layer, QD16',
     ]);
     for (const r of out) {
       wellFormed(r);
