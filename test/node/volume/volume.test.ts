@@ -143,11 +143,15 @@ describe('volume read/write', () => {
     // Longer than the synchronous path takes: declined, for readInto to do.
     expect(vol.readIntoNow(0, new Uint8Array(size))).toBe(blockSize * 256 >= size);
     await expectCode(() => vol.readIntoNow(size - 1, new Uint8Array(2)), 'out-of-range');
-    // While a write holds the volume, a read must wait for it rather than see half of it.
+    // While a write holds its blocks, a read of them must wait for it rather than see half of
+    // it; a read of other blocks need not wait.
     const writing = vol.write(blockSize + 1, rng.bytes(2 * blockSize));
-    expect(vol.readIntoNow(0, new Uint8Array(blockSize))).toBe(false);
-    await writing;
+    expect(vol.readIntoNow(2 * blockSize, new Uint8Array(blockSize))).toBe(false);
+    expect(vol.readIntoNow(blockSize - 1, new Uint8Array(2))).toBe(false);
     expect(vol.readIntoNow(0, new Uint8Array(blockSize))).toBe(true);
+    expect(vol.readIntoNow(4 * blockSize, new Uint8Array(blockSize))).toBe(true);
+    await writing;
+    expect(vol.readIntoNow(blockSize, new Uint8Array(blockSize))).toBe(true);
     await vol.close();
     await expectCode(() => vol.readIntoNow(0, new Uint8Array(1)), 'closed');
   });
