@@ -63,7 +63,7 @@ function pickTarget(t: ImportTarget, conditions: ReadonlySet<string>): string | 
   return undefined;
 }
 
-function sourceImports(): Plugin {
+export function sourceImports(): Plugin {
   const imports = (JSON.parse(readFileSync(resolve(import.meta.dirname, 'package.json'), 'utf8')) as { imports?: Record<string, ImportTarget> }).imports ?? {};
   return {
     name: 'stratadisk-source-imports',
