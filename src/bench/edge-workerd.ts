@@ -44,7 +44,9 @@ export async function bundleWorker(entry: string): Promise<string> {
     input: entry,
     platform: 'browser',
     logLevel: 'silent',
-    resolve: { conditionNames: ['workerd', 'worker', 'browser', 'import', 'default'], extensionAlias: { '.js': ['.ts', '.js'] } },
+    // A .ts entry runs from the sources: the package's own "#..." imports then resolve into src/
+    // too (the `stratadisk-source` condition of package.json "imports"), not into dist/.
+    resolve: { conditionNames: [...(entry.endsWith('.ts') ? ['stratadisk-source'] : []), 'workerd', 'worker', 'browser', 'import', 'default'], extensionAlias: { '.js': ['.ts', '.js'] } },
     plugins: [
       {
         name: 'compiled-wasm',

@@ -20,6 +20,10 @@
  *   longer than the scratch area are streamed in 2 MiB subtrees.
  * - loadKernels(module) takes build/kernels.wasm already compiled, for runtimes that forbid
  *   compiling WebAssembly at run time (Cloudflare Workers); the first call decides the source.
+ * - Without a module, where build/kernels.wasm comes from is `#kernel-loader` (package.json
+ *   "imports"), chosen by the resolver's conditions, not by sniffing at run time: `node` reads
+ *   the file, `workerd` refuses (pass the module), `browser`/default fetch it next to the module
+ *   (./kernel-loader.ts).
  * - WasmBuffer and SparseBitmap memory is reclaimed by dispose(), or by a FinalizationRegistry
  *   when the object is collected: keep the object alive while using a view of it.
  */

@@ -1,8 +1,11 @@
 /**
- * Loader and memory manager for build/kernels.wasm. This file and its siblings in src/wasm/ are
+ * Loader and memory manager for build/kernels.wasm. Where the module comes from (a file under
+ * Node, a fetch in browsers, nothing in workerd) is `#kernel-loader`, chosen by the package's
+ * "imports" conditions (./kernel-loader.ts). This file and its siblings in src/wasm/ are
  * the only code that touches WASM memory. Views of memory are never kept across an await or a
  * call that may grow memory: `bytes()` and friends re-create them when the buffer changes.
  */
+import { compileKernels } from '#kernel-loader';
 import { StrataError } from '../errors.js';
 
 /** The raw exports of assembly/index.ts (pointers and lengths are byte offsets into `memory`). */
@@ -95,27 +98,6 @@ async function instantiate(source?: WebAssembly.Module): Promise<void> {
   pageFree.length = 0;
   exportsRef = k;
   scratch = allocate(SCRATCH_DATA + SCRATCH_OUT);
-}
-
-/** Compiles build/kernels.wasm, read from disk (Node) or fetched next to this module (browsers). */
-async function compileKernels(): Promise<WebAssembly.Module> {
-  const url = new URL('../../build/kernels.wasm', import.meta.url);
-  let module: WebAssembly.Module;
-  if (url.protocol === 'file:') {
-    // Node (and Deno/Bun): fetch() cannot read file: URLs everywhere, so read the file directly.
-    // The specifier is kept in a variable so browser bundlers do not try to resolve it.
-    const fsName = 'node:fs/promises';
-    const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs/promises');
-    module = await WebAssembly.compile(await fs.readFile(url));
-  } else {
-    const response = await fetch(url);
-    if (!response.ok) throw new Error(`HTTP ${response.status} for ${url.href}`);
-    // compileStreaming needs the application/wasm MIME type; fall back when a server omits it.
-    module = response.headers.get('content-type')?.startsWith('application/wasm')
-      ? await WebAssembly.compileStreaming(response)
-      : await WebAssembly.compile(await response.arrayBuffer());
-  }
-  return module;
 }
 
 /** The kernel exports; throws `unsupported` before loadKernels() has resolved. */

@@ -1,6 +1,6 @@
 /**
- * Node-only backends. Imported only by ./entry-node.ts, so `node:` modules never reach a
- * browser bundle.
+ * Node-only backends. Imported only by ./serve-node.ts (`#worker-serve` under the `node`
+ * condition), so `node:` modules never reach a browser bundle.
  */
 import { readdir, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,17 +1,12 @@
 /**
- * `stratadisk/worker` under Node worker_threads: serve the engine (memory and node-dir backends)
- * on `parentPort`. Evaluated on the main thread it does nothing. Spawn it with
- * `new Worker(new URL('stratadisk/dist/worker/entry-node.js', ...))` or via entry.js, which
- * forwards here under Node.
+ * `stratadisk/worker` under Node (the package's `node` export condition): serve the engine
+ * (memory and node-dir backends) on `parentPort` in a worker_threads worker (./serve-node.ts);
+ * on the main thread it does nothing. Spawn it with
+ * `new Worker(new URL('stratadisk/dist/worker/entry-node.js', ...))`, or entry.js, which under
+ * Node's conditions imports the same ./serve-node.js. Exports what entry.ts does, plus
+ * nodeEndpoint.
  */
-import { isMainThread, parentPort } from 'node:worker_threads';
-import { nodeBackends } from './backends-node.js';
-import { exposeEngine } from './host.js';
-import { nodeEndpoint } from './node-endpoint.js';
+import './serve-node.js';
 
-export { exposeEngine, Engine, type EngineOptions } from './host.js';
+export * from './entry.js';
 export { nodeEndpoint } from './node-endpoint.js';
-
-if (!isMainThread && parentPort) {
-  exposeEngine(nodeEndpoint(parentPort), { backends: await nodeBackends() });
-}

@@ -7,36 +7,19 @@
  * const client = StrataClient.connect(worker); // from 'stratadisk/client'
  * ```
  *
- * Under Node worker_threads it forwards to ./entry-node.js (adds the node-dir backend). That
- * import is computed and marked `@vite-ignore`, so a browser bundler never follows it and no
- * `node:` module reaches a browser bundle. Evaluated anywhere else (a page, Node's main thread)
- * it does nothing but export.
+ * Under Node worker_threads it serves on `parentPort` (adds the node-dir backend). Which of the
+ * two is `#worker-serve`, chosen by the package's "imports" conditions (`node`: ./serve-node.ts;
+ * `browser` and default: ./serve-browser.ts), so no `node:` module reaches a browser bundle and
+ * nothing is sniffed at run time. Evaluated anywhere else (a page, Node's main thread) it does
+ * nothing but export.
  *
- * This module is imported for its effect: package.json lists it (and entry-node.js) under
- * `sideEffects`, so a bundler keeps `import 'stratadisk/worker'` in a worker file. It has no
- * top-level `await`, so it bundles as an ES module worker and as a classic (iife) one alike.
+ * This module is imported for its effect: package.json lists it, entry-node.js and the serve-*
+ * files under `sideEffects`, so a bundler keeps `import 'stratadisk/worker'` in a worker file.
+ * The browser side has no top-level `await`, so it bundles as an ES module worker and as a
+ * classic (iife) one alike.
  */
-import { exposeEngine } from './host.js';
+import '#worker-serve';
 
 export { exposeEngine, Engine, type EngineOptions } from './host.js';
 export { registerErrorTransfer } from './errors.js';
 export type * from './protocol.js';
-
-declare const WorkerGlobalScope: { prototype: object } | undefined;
-
-const inBrowserWorker =
-  typeof WorkerGlobalScope !== 'undefined' && typeof self !== 'undefined' && self instanceof (WorkerGlobalScope as unknown as typeof Object) &&
-  // Shared and service workers have no single owner to talk to.
-  typeof (self as unknown as { postMessage?: unknown }).postMessage === 'function';
-const inNode = !inBrowserWorker && typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-
-if (inBrowserWorker) {
-  exposeEngine();
-} else if (inNode) {
-  // Not awaited: a top-level `await` here would make this module unbundleable as a classic
-  // (iife) worker, Vite's default worker format. Node queues what the client posts on
-  // parentPort until entry-node.js listens, and a failed import is an unhandled rejection,
-  // which ends the worker thread (the client's calls then reject with `closed`).
-  const nodeEntry = './entry-node.js';
-  void import(/* @vite-ignore */ nodeEntry);
-}

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright';
 import { build, preview, type PreviewServer } from 'vite';
+import { sourceImports } from '../../vite.config.ts';
 import { chromiumLaunch } from '../../vitest.config.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -42,7 +43,8 @@ export async function serveDemo(options: { isolated?: boolean } = {}): Promise<D
   const outDir = await mkdtemp(join(TMP, 'e2e-demo-'));
   const isolated = options.isolated ?? true;
   const configFile = isolated ? join(ROOT, 'vite.config.ts') : false;
-  const plain = isolated ? {} : { root: join(ROOT, 'demo'), base: './', worker: { format: 'es' as const } };
+  // sourceImports: the package's "#..." imports from src/ resolve into src/, as with vite.config.ts
+  const plain = isolated ? {} : { root: join(ROOT, 'demo'), base: './', plugins: [sourceImports()], worker: { format: 'es' as const, plugins: () => [sourceImports()] } };
   await build({ ...plain, configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   const port = await freePort();
   const server: PreviewServer = await preview({

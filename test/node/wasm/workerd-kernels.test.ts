@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Miniflare } from 'miniflare';
@@ -10,6 +10,7 @@ import { createBLAKE3 } from 'hash-wasm';
 // builds it first). workerd needs compatibility_date >= 2025-05-05 for FinalizationRegistry
 // (flag enable_weak_ref), which src/wasm/bytes.ts uses.
 const root = fileURLToPath(new URL('../../../', import.meta.url));
+const kernelLoader = (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { imports: { '#kernel-loader': { workerd: string } } }).imports['#kernel-loader'];
 const WORKER = `
 import kernelsWasm from './build/kernels.wasm';
 import { loadKernels, blake3, blake3Chunks, xxh3_64 } from './dist/wasm/index.js';
@@ -39,6 +40,9 @@ beforeAll(async () => {
     { type: 'CompiledWasm' as const, path: `${root}build/kernels.wasm` },
     { type: 'ESModule' as const, path: `${root}dist/errors.js` },
     ...readdirSync(`${root}dist/wasm`).filter((f) => f.endsWith('.js')).map((f) => ({ type: 'ESModule' as const, path: `${root}dist/wasm/${f}` })),
+    // workerd resolves no package.json "imports" (a bundler does: wrangler, with the `workerd`
+    // condition): name the module dist/wasm/kernels.js imports as '#kernel-loader' as that would
+    { type: 'ESModule' as const, path: `${root}dist/wasm/#kernel-loader`, contents: readFileSync(`${root}${kernelLoader.workerd.slice(2)}`, 'utf8') },
   ];
   mf = new Miniflare({ modules, modulesRoot: root, compatibilityDate: '2025-05-05' });
   await mf.ready;
