@@ -69,6 +69,13 @@ export interface PutOptions {
    * consecutive in `data` is gathered here into one write (without it: a write per piece).
    */
   gather?: Uint8Array;
+  /**
+   * For a batch of one data block: the bytes [from, to) of it are all that differ from what the
+   * block reads now. When it is overwritten in place (its own fresh slot, which holds exactly
+   * what it reads now), only those bytes are written (a 4 KiB write into a 64 KiB block writes
+   * 4 KiB, not the block).
+   */
+  changed?: { from: number; to: number };
 }
 
 /** A put in progress (see the file comment). */
@@ -120,7 +127,14 @@ export class PendingPut {
     layer.allocate(need.length, this.fresh);
     for (let j = 0; j < need.length; j++) slots[need[j]!] = this.fresh[j]!;
     const ios: Promise<void>[] = [];
-    this.writeRuns(now, slots, ios, options.gather);
+    const changed = options.changed;
+    if (changed && n === 1 && now.length === 1 && need.length === 0) {
+      // its own fresh slot: only the changed bytes
+      const bs = layer.blockSize;
+      const at = batch.index[0]! * bs;
+      layer.markDataWritten();
+      ios.push(layer.data.write(slots[0]! * bs + changed.from, batch.data.subarray(at + changed.from, at + changed.to)));
+    } else this.writeRuns(now, slots, ios, options.gather);
     this.written = (ios.length === 1 ? ios[0]! : Promise.all(ios)).then(noop, (e: unknown) => {
       this.giveBack();
       throw e;

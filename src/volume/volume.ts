@@ -551,7 +551,7 @@ export class Volume implements VolumeReader {
     if (batch.blocks.length === 0) return;
     // A slot taken since the last flush is overwritten in place; consecutive slots over
     // consecutive bytes of `buf` make one store write (new slots are handed out in order).
-    const put = active.stageBlocks(batch, { inPlace: 'fresh' });
+    const put = active.stageBlocks(batch, { inPlace: 'fresh', changed: partial && partialWithin(partial, runs[0]! * bs, bs) });
     await put.written;
     await put.commit();
   }
@@ -573,7 +573,7 @@ export class Volume implements VolumeReader {
     };
     let ok = false;
     try {
-      const put = batch.blocks.length > 0 ? this.active.stageBlocks(batch, { inPlace: 'fresh' }) : null;
+      const put = batch.blocks.length > 0 ? this.active.stageBlocks(batch, { inPlace: 'fresh', changed: partial && partialWithin(partial, runs[0]! * bs, bs) }) : null;
       const sync = this.observers.deliverSync(event);
       // the observers' promises never reject; the layer's write is awaited after them (it may
       // reject first, and the event's buffers must outlive the sync observers' use of them)
@@ -1230,3 +1230,9 @@ function randomUuid(): string {
 }
 
 function noop(): void {}
+
+/** A copied-up block's changed bytes, relative to the block at byte `start`. */
+function partialWithin(partial: ByteRange, start: number, bs: number): { from: number; to: number } {
+  const from = partial.offset - start;
+  return { from, to: Math.min(bs, from + partial.length) };
+}
