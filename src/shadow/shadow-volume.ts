@@ -24,6 +24,7 @@ import {
   MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, verifyRecordData, type AreaHeader,
 } from './diff-area.js';
 import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
+import { BATCH_WRITE_BYTES, PreserveBatch } from './preserve-batch.js';
 import { ShadowCopyReader, type ChainView } from './read-path.js';
 import { createControl, createSharedBits, CTL_GEN, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
 import { VerifiedRecords } from './verified-records.js';
@@ -106,6 +107,10 @@ export class ShadowVolume {
   private readonly lazy: boolean;
   /** lazy mode: preservations not yet flushed (the catalog says dirty) */
   private dirty = false;
+  /** strict mode: preserved blocks and volume writes waiting for one group commit */
+  private readonly batch: PreserveBatch | null;
+  /** the area the open batch's record goes to (the receiver when the batch opened) */
+  private batchArea: Area | null = null;
 
   private constructor(
     readonly volume: Store,
@@ -121,6 +126,7 @@ export class ShadowVolume {
     this.covered = new SparseBitmap();
     this.control = shared ? createControl() : null;
     this.lazy = durability === 'lazy';
+    this.batch = this.lazy ? null : new PreserveBatch(this.blockSize, this.size);
   }
 
   /**
@@ -269,7 +275,9 @@ export class ShadowVolume {
   /** Read the live volume (not a shadow copy). */
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.assertOpen();
-    return this.volume.read(offset, length);
+    const out = await this.volume.read(offset, length);
+    this.batch?.overlay(offset, out);
+    return out;
   }
 
   /** Write the live volume: preserve first-time blocks, publish, then write. */
@@ -283,9 +291,96 @@ export class ShadowVolume {
       this.assertOpen();
       const bs = this.blockSize;
       const first = Math.floor(offset / bs);
-      await this.preserve(first, Math.ceil((offset + data.length) / bs) - first);
+      const count = Math.ceil((offset + data.length) / bs) - first;
+      if (this.batch) return this.writeBatched(this.batch, offset, data, first, count);
+      await this.preserve(first, count);
       await this.volume.write(offset, data);
     });
+  }
+
+  /**
+   * Strict mode: the blocks to preserve join the open batch (their old content read now), the
+   * write is queued behind it, and one group commit later preserves them all with one record
+   * and one flush. A write of preserved blocks with no batch open goes straight to the volume.
+   * A batch that would overflow a record is committed first; a write that cannot join a batch
+   * (too large for one record, or the receiver is full or nearly so) commits the batch and
+   * takes the unbatched path, where the full-area policies decide.
+   */
+  private async writeBatched(b: PreserveBatch, offset: number, data: Uint8Array, first: number, count: number): Promise<void> {
+    const area = this.receiver;
+    const runs = area ? this.uncovered(area, first, count, b.bits) : [];
+    if (runs.length === 0) {
+      if (b.empty) return this.volume.write(offset, data);
+      b.queue(offset, data);
+      if (b.writeBytes >= BATCH_WRITE_BYTES) await this.commitBatch();
+      return;
+    }
+    const nRuns = runs.length / 2;
+    let nBlocks = 0;
+    for (let i = 1; i < runs.length; i += 2) nBlocks += runs[i]!;
+    const bs = this.blockSize;
+    const perRecord = Math.max(MAX_RECORD_DATA, bs);
+    if (b.runCount + nRuns > MAX_RUNS || (b.blocks + nBlocks) * bs > perRecord) await this.commitBatch();
+    if (nRuns > MAX_RUNS || nBlocks * bs > perRecord || !(await this.reserve(area!, b.recordBytes(nRuns, nBlocks)))) {
+      await this.commitBatch();
+      await this.preserve(first, count);
+      await this.volume.write(offset, data);
+      return;
+    }
+    this.batchArea = area;
+    await b.take(this.volume, runs);
+    b.queue(offset, data);
+    if (b.blocks * bs >= perRecord || b.writeBytes >= BATCH_WRITE_BYTES) await this.commitBatch();
+  }
+
+  /** Can `area` take a record of `bytes` more? Grows its store ahead; false when full. */
+  private async reserve(area: Area, bytes: number): Promise<boolean> {
+    const max = area.rec.maxBytes;
+    if (max !== null && area.end + bytes > max) return false;
+    try {
+      await this.growArea(area, area.end + bytes);
+    } catch (e) {
+      if (e instanceof StrataError && e.code === 'quota') return false;
+      throw e;
+    }
+    return true;
+  }
+
+  /** Grow an area's store ahead in steps (readers elsewhere then rarely see a store shorter than a location). */
+  private async growArea(area: Area, need: number): Promise<void> {
+    const s = area.store;
+    if (need <= s.size || !s.resizable) return;
+    let next = Math.max(need, s.size + Math.max(1 << 20, Math.floor(s.size / 4)));
+    next = Math.ceil(next / (1 << 20)) * (1 << 20);
+    if (area.rec.maxBytes !== null) next = Math.min(next, area.rec.maxBytes);
+    await s.truncate(next);
+  }
+
+  /**
+   * The group commit: append the batch's old blocks to the receiver as one record, flush it
+   * once, publish, then write the queued data to the volume in order. On a failure the rest of
+   * the batch stays queued (the next write, flush or close tries again).
+   */
+  private async commitBatch(): Promise<void> {
+    const b = this.batch;
+    if (!b || b.empty) return;
+    if (b.blocks > 0) {
+      const area = this.batchArea!;
+      const { buf, runs, head } = b.recordBuffer();
+      const n = runs.length / 2;
+      sealBatch(buf, area.seq, area.header.salt, runs, n, b.blocks);
+      await this.growArea(area, area.end + buf.length);
+      await area.store.write(area.end, buf);
+      await area.store.flush();
+      this.published(area, runs, n, head, buf.length);
+      b.preserved();
+    }
+    while (b.writes.length > 0) {
+      const w = b.writes[0]!;
+      await this.volume.write(w.offset, w.data);
+      b.writes.shift();
+      b.writeBytes -= w.data.length;
+    }
   }
 
   async flush(): Promise<void> {
@@ -295,6 +390,7 @@ export class ShadowVolume {
 
   /** Diff areas first, then the volume, then (lazy mode) the catalog is clean again. */
   private async flushAll(): Promise<void> {
+    await this.commitBatch();
     if (this.dirty) for (const a of this.areas) await a.store.flush();
     await this.volume.flush();
     if (this.dirty) {
@@ -336,8 +432,13 @@ export class ShadowVolume {
   }
 
   /** Flat [start, count]* runs of blocks in [start, start+count) that neither `area` nor any newer area holds. */
-  private uncovered(area: Area, start: number, count: number): number[] {
+  private uncovered(area: Area, start: number, count: number, pending?: SparseBitmap): number[] {
     let covered = this.covered;
+    if (pending) {
+      covered = new SparseBitmap();
+      covered.or(this.covered, start, count);
+      covered.or(pending, start, count);
+    }
     if (area !== this.receiver) {
       // Only while the receiver is full: add the areas from `area` up to the receiver.
       covered = new SparseBitmap();
@@ -408,13 +509,7 @@ export class ShadowVolume {
     await Promise.all(reads);
     sealBatch(buf, area.seq, area.header.salt, runs, n, blocks);
     const s = area.store;
-    if (area.end + total > s.size && s.resizable) {
-      // Grow ahead in steps (readers elsewhere then rarely see a store shorter than a location).
-      let next = Math.max(area.end + total, s.size + Math.max(1 << 20, Math.floor(s.size / 4)));
-      next = Math.ceil(next / (1 << 20)) * (1 << 20);
-      if (max !== null) next = Math.min(next, max);
-      await s.truncate(next);
-    }
+    await this.growArea(area, area.end + total);
     if (this.lazy && !this.dirty) {
       // From now until the next flush a crash may leave the volume ahead of its diff areas.
       await this.catalog.commit({ ...this.catalog.catalog, dirty: true, areas: this.withCounts(this.catalog.catalog.areas) });
@@ -422,7 +517,12 @@ export class ShadowVolume {
     }
     await s.write(area.end, buf);
     if (!this.lazy) await s.flush();
-    // Durable: now publish (private bitmap, shared bits, messages), and only then may the volume change.
+    this.published(area, runs, n, head, total);
+  }
+
+  /** The record of `total` bytes at the area's end is durable: publish it (private bitmap, shared bits, messages); only then may the volume change. */
+  private published(area: Area, runs: Uint32Array, n: number, head: number, total: number): void {
+    const bs = this.blockSize;
     const pub = new Float64Array(3 * n);
     let off = area.end + head;
     for (let r = 0; r < n; r++) {
@@ -498,7 +598,9 @@ export class ShadowVolume {
 
   private info(a: Area): ShadowInfo {
     const r = a.rec;
-    return { id: r.id, name: r.name, created: r.created, onFull: r.onFull, maxBytes: r.maxBytes, preservedBlocks: a.index.count, diffBytes: a.end };
+    // Blocks in the open batch count as preserved (they are, once the batch commits, before any of its writes reach the volume).
+    const b = this.batch && !this.batch.empty && this.batch.blocks > 0 && this.batchArea === a ? this.batch : null;
+    return { id: r.id, name: r.name, created: r.created, onFull: r.onFull, maxBytes: r.maxBytes, preservedBlocks: a.index.count + (b?.blocks ?? 0), diffBytes: a.end + (b?.recordBytes() ?? 0) };
   }
 
   /** Delete a shadow copy (live or lost). No other copy reads differently afterwards. */
@@ -507,6 +609,8 @@ export class ShadowVolume {
     return this.exclusive(async () => {
       const a = this.areas.find((x) => x.rec.name === name && x.rec.state !== 'deleted');
       if (!a) throw new StrataError('not-found', `No shadow copy named ${name}; \`stratadisk shadow list\` shows them.`);
+      // The batch belongs to the receiver, which may change (or go) now: commit it first.
+      await this.commitBatch();
       await this.setState([a], 'deleted');
     });
   }
@@ -644,6 +748,7 @@ export class ShadowVolume {
           await a.store.close().catch(() => {});
         }
         this.covered.dispose();
+        this.batch?.dispose();
         await this.volume.close().catch(() => {});
         await this.lock?.release();
       }
