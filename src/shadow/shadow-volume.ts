@@ -16,17 +16,19 @@
  */
 import { StrataError } from '../errors.js';
 import type { NamespaceLock, Store, StoreNamespace } from '../store/store.js';
-import { loadKernels, resolveRuns, SparseBitmap } from '../wasm/index.js';
+import { loadKernels, SparseBitmap } from '../wasm/index.js';
 import { BlockIndex } from './block-index.js';
 import { areaId, areaStoreName, CATALOG_FORMAT, CATALOG_VERSION, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type OnFull } from './catalog.js';
 import {
   AREA_FORMAT, AREA_HEADER_BYTES, AREA_VERSION, batchHeadBytes, checkShadowBlockSize, decodeAreaHeader, encodeAreaHeader, encodeSeal,
   MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, verifyRecordData, type AreaHeader,
 } from './diff-area.js';
-import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
+import type { Area } from './area.js';
+import { toEndpoint, type WriterMessage } from './protocol.js';
 import { BATCH_WRITE_BYTES, PreserveBatch } from './preserve-batch.js';
-import { ShadowCopyReader, type ChainView } from './read-path.js';
-import { createControl, createSharedBits, CTL_GEN, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
+import { lostError, ShadowCopyReader } from './read-path.js';
+import { LocalView, ReaderHub } from './serve-readers.js';
+import { createSharedBits, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
 import { VerifiedRecords } from './verified-records.js';
 
 export interface ShadowVolumeOptions {
@@ -64,27 +66,6 @@ export interface ShadowInfo {
   diffBytes: number;
 }
 
-interface Area {
-  rec: AreaRecord;
-  header: AreaHeader;
-  store: Store;
-  bits: SparseBitmap;
-  index: BlockIndex;
-  /** the batch records, verified on first read */
-  records: VerifiedRecords;
-  end: number;
-  seq: number;
-  slot: number;
-  shared: SharedArrayBuffer | null;
-  words: Int32Array | null;
-}
-
-interface Reader {
-  ep: ShadowEndpoint;
-  shared: boolean;
-  stop: () => void;
-}
-
 function full(area: Area, why: string): StrataError {
   return new StrataError('quota', `The diff area of shadow copy ${area.rec.name} is full (${why}).`);
 }
@@ -98,9 +79,8 @@ export class ShadowVolume {
   private receiver: Area | null = null;
   /** blocks preserved in the receiver or any newer area: a write of these preserves nothing */
   private covered: SparseBitmap;
-  private readonly readers = new Set<Reader>();
-  private readonly control: SharedArrayBuffer | null;
-  private gen = 0;
+  /** the passive readers served, and the shared control block */
+  private readonly hub: ReaderHub;
   private nextSlot = 1;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -124,7 +104,7 @@ export class ShadowVolume {
     this.size = catalog.catalog.volumeSize;
     this.blocks = Math.ceil(this.size / this.blockSize);
     this.covered = new SparseBitmap();
-    this.control = shared ? createControl() : null;
+    this.hub = new ReaderHub(shared);
     this.lazy = durability === 'lazy';
     this.batch = this.lazy ? null : new PreserveBatch(this.blockSize, this.size);
   }
@@ -227,7 +207,7 @@ export class ShadowVolume {
   private makeArea(rec: AreaRecord, header: AreaHeader, store: Store, bits: SparseBitmap, index: BlockIndex, records: VerifiedRecords, end: number, seq: number): Area {
     let shared: SharedArrayBuffer | null = null;
     let words: Int32Array | null = null;
-    if (this.control) {
+    if (this.hub.control) {
       shared = createSharedBits(this.blocks);
       words = new Int32Array(shared);
       for (let b = bits.nextSet(0); b >= 0; ) {
@@ -539,7 +519,7 @@ export class ShadowVolume {
     area.end += total;
     area.seq++;
     const msg: WriterMessage = { t: 'pub', slot: area.slot, runs: pub };
-    for (const rd of this.readers) rd.ep.post(msg);
+    this.hub.post(msg);
     if (area.words) publishRuns(area.words, runs, n);
   }
 
@@ -580,7 +560,7 @@ export class ShadowVolume {
         throw e;
       }
       this.pickReceiver();
-      this.broadcastChain();
+      this.hub.broadcastChain(this.areas);
       return this.info(this.areas[this.areas.length - 1]!);
     });
   }
@@ -636,7 +616,7 @@ export class ShadowVolume {
     for (const a of this.areas) a.rec = keep.find((r) => r.id === a.rec.id) ?? a.rec;
     this.areas = this.areas.filter((a) => !gone.includes(a));
     this.pickReceiver();
-    this.broadcastChain();
+    this.hub.broadcastChain(this.areas);
     for (const a of gone) {
       a.bits.dispose();
       await a.store.close().catch(() => {});
@@ -674,7 +654,7 @@ export class ShadowVolume {
   }
 
   // -------------------------------------------------------------------------------------------
-  // passive readers elsewhere
+  // passive readers elsewhere (the reader-serving side: serve-readers.ts)
 
   /**
    * Serve passive readers over `target` (a MessagePort, Worker, worker_threads port or child
@@ -682,45 +662,12 @@ export class ShadowVolume {
    */
   serve(target: Parameters<typeof toEndpoint>[0]): () => void {
     this.assertOpen();
-    const ep = toEndpoint(target);
-    let reader: Reader | null = null;
-    const stop = ep.listen((raw) => {
-      const m = raw as ReaderMessage;
-      if (!m || typeof m !== 'object') return;
-      if (m.t === 'sync') {
-        ep.post({ t: 'synced', rid: m.rid } satisfies WriterMessage);
-      } else if (m.t === 'hello') {
-        const a = this.areas.find((x) => x.rec.name === m.copy && x.rec.state === 'live');
-        if (this.closed || !a) {
-          ep.post({ t: 'refused', rid: m.rid, code: this.closed ? 'closed' : 'not-found', message: this.closed ? 'The shadow writer is closed.' : `No shadow copy named ${m.copy}.` } satisfies WriterMessage);
-          return;
-        }
-        const shared = !!m.shared && this.control !== null;
-        if (!reader) {
-          reader = { ep, shared, stop: () => stop() };
-          this.readers.add(reader);
-        }
-        reader.shared ||= shared;
-        ep.post({ t: 'welcome', rid: m.rid, blockSize: this.blockSize, volumeSize: this.size, chain: this.chainEntries(shared), control: shared ? this.control : null, gen: this.gen } satisfies WriterMessage);
-      } else if (m.t === 'bye') {
-        if (reader) this.readers.delete(reader);
-        reader = null;
-      }
-    });
-    return () => {
-      if (reader) this.readers.delete(reader);
-      stop();
-    };
+    return this.hub.serve(toEndpoint(target), this);
   }
 
-  private chainEntries(shared: boolean): ChainEntry[] {
-    return this.areas.map((a) => ({ slot: a.slot, id: a.rec.id, name: a.rec.name, store: areaStoreName(a.rec.id), state: a.rec.state, end: a.end, bits: shared ? a.shared : null }));
-  }
-
-  private broadcastChain(): void {
-    this.gen++;
-    for (const r of this.readers) r.ep.post({ t: 'chain', chain: this.chainEntries(r.shared), gen: this.gen } satisfies WriterMessage);
-    if (this.control) Atomics.store(new Int32Array(this.control), CTL_GEN, this.gen);
+  /** @internal for the reader hub: the areas, oldest first */
+  get chain(): readonly Area[] {
+    return this.areas;
   }
 
   /** Seal every diff area (a clean end for the next open), flush, release the lock. */
@@ -729,9 +676,7 @@ export class ShadowVolume {
     return this.exclusive(async () => {
       if (this.closed) return;
       this.closed = true;
-      for (const r of this.readers) r.ep.post({ t: 'closed' } satisfies WriterMessage);
-      if (this.control) Atomics.store(new Int32Array(this.control), CTL_GEN, ++this.gen);
-      this.readers.clear();
+      this.hub.closeAll();
       try {
         await this.flushAll();
         for (const a of this.areas) {
@@ -755,75 +700,3 @@ export class ShadowVolume {
     });
   }
 }
-
-/** The in-process view: the writer's own bitmaps and stores. */
-class LocalView implements ChainView {
-  constructor(
-    private readonly sv: ShadowVolume,
-    private readonly own: Area,
-  ) {}
-
-  get name(): string {
-    return this.own.rec.name;
-  }
-
-  get blockSize(): number {
-    return this.sv.blockSize;
-  }
-
-  get volumeSize(): number {
-    return this.sv.size;
-  }
-
-  get volume(): Store {
-    return this.sv.volume;
-  }
-
-  private chain(): Area[] {
-    const c = this.sv.chainFrom(this.own);
-    if (!c) throw this.gone();
-    return c;
-  }
-
-  private gone(): StrataError {
-    return new StrataError('not-found', `Shadow copy ${this.own.rec.name} was deleted.`);
-  }
-
-  runs(start: number, count: number): Uint32Array {
-    return resolveRuns(this.chain().map((a) => a.bits), start, count);
-  }
-
-  locate(k: number, b: number): number {
-    return this.chain()[k]?.index.get(b) ?? 0;
-  }
-
-  readArea(k: number, offset: number, target: Uint8Array): Promise<void> {
-    return this.chain()[k]!.store.readInto(offset, target);
-  }
-
-  verify(k: number, offset: number, length: number): Promise<void> | undefined {
-    const a = this.chain()[k]!;
-    return a.records.verify(offset, length, (at, dataAt, end) => verifyRecordData(a.store, a.header, at, dataAt, end));
-  }
-
-  async catchUp(): Promise<void> {}
-
-  ready(): undefined {
-    return undefined;
-  }
-
-  settle(): undefined {
-    return undefined;
-  }
-
-  check(): void {
-    if (this.sv.isClosed) throw new StrataError('closed', 'The shadow volume is closed.');
-    if (this.own.rec.state === 'lost') throw lostError(this.own.rec.name);
-    if (this.own.rec.state === 'deleted' || !this.sv.chainFrom(this.own)) throw this.gone();
-  }
-}
-
-export function lostError(name: string): StrataError {
-  return new StrataError('quota', `Shadow copy ${name} was dropped: its diff area filled up (policy 'drop'), or a writer in lazy durability mode crashed before flushing it. Its content is gone; delete it (give new copies a larger --max-size).`);
-}
-
