@@ -25,7 +25,7 @@ import {
 } from './diff-area.js';
 import type { Area } from './area.js';
 import { toEndpoint, type WriterMessage } from './protocol.js';
-import { BATCH_WRITE_BYTES, PreserveBatch } from './preserve-batch.js';
+import { batchDue, PreserveBatch } from './preserve-batch.js';
 import { lostError, ShadowCopyReader } from './read-path.js';
 import { LocalView, ReaderHub } from './serve-readers.js';
 import { createSharedBits, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
@@ -280,8 +280,8 @@ export class ShadowVolume {
 
   /**
    * Strict mode: the blocks to preserve join the open batch (their old content read now), the
-   * write is queued behind it, and one group commit later preserves them all with one record
-   * and one flush. A write of preserved blocks with no batch open goes straight to the volume.
+   * write is queued behind it, and one group commit later (256 writes, 16 MiB of new or old
+   * data, a flush) preserves them all with one record and one flush. A write of preserved blocks with no batch open goes straight to the volume.
    * A batch that would overflow a record is committed first; a write that cannot join a batch
    * (too large for one record, or the receiver is full or nearly so) commits the batch and
    * takes the unbatched path, where the full-area policies decide.
@@ -292,7 +292,7 @@ export class ShadowVolume {
     if (runs.length === 0) {
       if (b.empty) return this.volume.write(offset, data);
       b.queue(offset, data);
-      if (b.writeBytes >= BATCH_WRITE_BYTES) await this.commitBatch();
+      if (batchDue(b)) await this.commitBatch();
       return;
     }
     const nRuns = runs.length / 2;
@@ -310,7 +310,7 @@ export class ShadowVolume {
     this.batchArea = area;
     await b.take(this.volume, runs);
     b.queue(offset, data);
-    if (b.blocks * bs >= perRecord || b.writeBytes >= BATCH_WRITE_BYTES) await this.commitBatch();
+    if (b.blocks * bs >= perRecord || batchDue(b)) await this.commitBatch();
   }
 
   /** Can `area` take a record of `bytes` more? Grows its store ahead; false when full. */
@@ -355,12 +355,10 @@ export class ShadowVolume {
       this.published(area, runs, n, head, buf.length);
       b.preserved();
     }
-    while (b.writes.length > 0) {
-      const w = b.writes[0]!;
-      await this.volume.write(w.offset, w.data);
-      b.writes.shift();
-      b.writeBytes -= w.data.length;
-    }
+    // Writes that do not overlap go out together; a failure leaves them all queued (rewriting
+    // the same bytes again is harmless) for the next commit.
+    for (const wave of b.waves()) await Promise.all(wave.map((w) => this.volume.write(w.offset, w.data)));
+    b.written();
   }
 
   async flush(): Promise<void> {
