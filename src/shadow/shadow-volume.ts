@@ -288,7 +288,7 @@ export class ShadowVolume {
    */
   private async writeBatched(b: PreserveBatch, offset: number, data: Uint8Array, first: number, count: number): Promise<void> {
     const area = this.receiver;
-    const runs = area ? this.uncovered(area, first, count, b.bits) : [];
+    const runs = area ? this.uncovered(area, first, count, b.blocks > 0 ? b.bits : undefined) : [];
     if (runs.length === 0) {
       if (b.empty) return this.volume.write(offset, data);
       b.queue(offset, data);
@@ -412,13 +412,14 @@ export class ShadowVolume {
   /** Flat [start, count]* runs of blocks in [start, start+count) that neither `area` nor any newer area holds. */
   private uncovered(area: Area, start: number, count: number, pending?: SparseBitmap): number[] {
     let covered = this.covered;
-    if (pending) {
+    if (pending && covered.nextClear(start, start + count) >= 0) {
       covered = new SparseBitmap();
       covered.or(this.covered, start, count);
       covered.or(pending, start, count);
     }
     if (area !== this.receiver) {
       // Only while the receiver is full: add the areas from `area` up to the receiver.
+      if (covered !== this.covered) covered.dispose();
       covered = new SparseBitmap();
       const from = this.areas.indexOf(area);
       for (let i = from; i < this.areas.length; i++) covered.or(this.areas[i]!.bits, start, count);
