@@ -28,6 +28,11 @@ export function batchDue(b: PreserveBatch): boolean {
   return b.writes.length >= BATCH_WRITES || b.writeBytes >= BATCH_WRITE_BYTES;
 }
 
+export interface QueuedWrite {
+  offset: number;
+  data: Uint8Array;
+}
+
 export class PreserveBatch {
   /** blocks whose old content is in the batch */
   bits = new SparseBitmap();
@@ -42,10 +47,12 @@ export class PreserveBatch {
   private readonly headRoom: number;
   private readonly dataRoom: number;
   /** volume writes waiting for the record, in order */
-  writes: { offset: number; data: Uint8Array }[] = [];
+  writes: QueuedWrite[] = [];
   writeBytes = 0;
   /** the queued data, copied here (reused from commit to commit; a larger write gets its own copy) */
   private arena: Uint8Array | null = null;
+  /** reads in flight holding a view of queued writes (their data must not be overwritten) */
+  private pins = 0;
 
   constructor(readonly blockSize: number, private readonly volumeSize: number) {
     const blocks = Math.ceil(volumeSize / blockSize);
@@ -107,10 +114,10 @@ export class PreserveBatch {
    * The queued writes in waves of writes that do not overlap one another: each wave may be
    * issued at once; waves apply in order, so a later write to the same bytes lands last.
    */
-  waves(): { offset: number; data: Uint8Array }[][] {
+  waves(): QueuedWrite[][] {
     const bs = this.blockSize;
-    const out: { offset: number; data: Uint8Array }[][] = [];
-    let wave: { offset: number; data: Uint8Array }[] = [];
+    const out: QueuedWrite[][] = [];
+    let wave: QueuedWrite[] = [];
     let touched = new SparseBitmap();
     try {
       for (const w of this.writes) {
@@ -133,10 +140,33 @@ export class PreserveBatch {
     return out;
   }
 
-  /** Every queued write reached the volume. */
+  /**
+   * Every queued write reached the volume. The arena is reused for the next batch unless a read
+   * still holds a view of these writes (then a fresh one is taken and the old one is left to it).
+   */
   written(): void {
     this.writes = [];
     this.writeBytes = 0;
+    if (this.pins > 0) this.arena = null;
+  }
+
+  /**
+   * The writes queued now, for a read of the volume starting now: whatever the read then finds
+   * in the volume (a commit may write these meanwhile, in waves), laying these over it gives
+   * every byte acknowledged before the read. `release()` when the read is done.
+   */
+  pin(): PinnedWrites {
+    const list = this.writes;
+    const n = list.length;
+    this.pins++;
+    let held = true;
+    return {
+      overlay: (offset, target) => overlay(list, n, offset, target),
+      release: () => {
+        if (held) this.pins--;
+        held = false;
+      },
+    };
   }
 
   /** The record buffer: `head` bytes left for the record header, then the old blocks. */
@@ -154,17 +184,24 @@ export class PreserveBatch {
     this.blocks = 0;
   }
 
-  /** Lay the queued writes over `target`, which holds the volume's bytes from `offset`. */
-  overlay(offset: number, target: Uint8Array): void {
-    const end = offset + target.length;
-    for (const w of this.writes) {
-      const s = Math.max(offset, w.offset);
-      const e = Math.min(end, w.offset + w.data.length);
-      if (s < e) target.set(w.data.subarray(s - w.offset, e - w.offset), s - offset);
-    }
-  }
-
   dispose(): void {
     this.bits.dispose();
+  }
+}
+
+/** A read's view of the writes queued when it started (PreserveBatch.pin). */
+export interface PinnedWrites {
+  /** Lay the writes over `target`, which holds the volume's bytes from `offset`, in order. */
+  overlay(offset: number, target: Uint8Array): void;
+  release(): void;
+}
+
+function overlay(list: readonly QueuedWrite[], n: number, offset: number, target: Uint8Array): void {
+  const end = offset + target.length;
+  for (let i = 0; i < n; i++) {
+    const w = list[i]!;
+    const s = Math.max(offset, w.offset);
+    const e = Math.min(end, w.offset + w.data.length);
+    if (s < e) target.set(w.data.subarray(s - w.offset, e - w.offset), s - offset);
   }
 }

@@ -37,10 +37,20 @@ export interface ShadowVolumeOptions {
   /** Publish bits in shared memory for readers in other threads (default: when available). */
   sharedMemory?: boolean;
   /**
-   * 'strict' (default): each preserving write flushes its diff-area record before the volume is
-   * written, so every copy survives a crash intact. 'lazy': diff areas are flushed at `flush()`
-   * only (much faster writes); the catalog is marked dirty while preservations are unflushed,
-   * and after a crash in that state every copy is reported lost rather than risk a mixed read.
+   * 'strict' (default): every copy survives a crash intact. A write that must preserve old
+   * blocks joins a group commit: its old blocks are read at once and its data waits in memory
+   * until the commit (every 256 writes or 16 MiB, `flush()`, a copy created or deleted,
+   * `close()`) appends them as one diff-area record, flushes it, and only then writes the volume.
+   * What a caller may rely on: a read of the live volume started after a write returned sees it
+   * (copies keep the old bytes); `flush()` resolves only once every write acknowledged before it
+   * is durable in the diff areas and the volume; a crash loses at most unflushed writes and never
+   * shows a copy new bytes or the volume bytes nobody wrote. A failed commit keeps its writes (reads
+   * still see them); its error (stable code: the store's, else 'io') goes to the write or flush that
+   * ran it, and every later write and flush tries the commit again first and fails with it while
+   * it still fails, so a flush that resolves means nothing acknowledged was dropped.
+   * 'lazy': diff areas are flushed at `flush()` only (much faster writes); the catalog is marked
+   * dirty while preservations are unflushed, and after a crash in that state every copy is
+   * reported lost rather than risk a mixed read.
    */
   durability?: 'strict' | 'lazy';
 }
@@ -64,6 +74,17 @@ export interface ShadowInfo {
   preservedBlocks: number;
   /** bytes of log in the diff area */
   diffBytes: number;
+}
+
+/**
+ * The error of a failed group commit, with a stable code (the store's, or 'io'). Every write it
+ * held was acknowledged already: they stay queued (reads still see them) and are written again
+ * by the next commit, so nothing acknowledged is dropped; only a flush that resolves makes them durable.
+ */
+function commitFailed(e: unknown, writes: number): StrataError {
+  const code = e instanceof StrataError ? e.code : 'io';
+  const why = e instanceof Error ? e.message : String(e);
+  return new StrataError(code, `Writing to the shadow-copied volume failed: ${why} The ${writes} write(s) waiting for this group commit are kept and tried again by the next write, flush or close; until that succeeds, writes and flushes fail with this error. Fix the cause (space, device), then flush again.`, { cause: e });
 }
 
 function full(area: Area, why: string): StrataError {
@@ -91,6 +112,8 @@ export class ShadowVolume {
   private readonly batch: PreserveBatch | null;
   /** the area the open batch's record goes to (the receiver when the batch opened) */
   private batchArea: Area | null = null;
+  /** strict mode: the last group commit failed (its batch is kept and tried again before anything else) */
+  private commitFailure: StrataError | null = null;
 
   private constructor(
     readonly volume: Store,
@@ -252,12 +275,22 @@ export class ShadowVolume {
   // -------------------------------------------------------------------------------------------
   // the volume
 
-  /** Read the live volume (not a shadow copy). */
+  /**
+   * Read the live volume (not a shadow copy): every write acknowledged before the read started
+   * is in what it returns, whether it reached the volume or still waits for its group commit.
+   */
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.assertOpen();
-    const out = await this.volume.read(offset, length);
-    this.batch?.overlay(offset, out);
-    return out;
+    // The writes queued now, taken before the volume is read: a commit may write them to the
+    // volume (and forget them) while the read is under way, so they are laid over what it found.
+    const pinned = this.batch?.pin();
+    try {
+      const out = await this.volume.read(offset, length);
+      pinned?.overlay(offset, out);
+      return out;
+    } finally {
+      pinned?.release();
+    }
   }
 
   /** Write the live volume: preserve first-time blocks, publish, then write. */
@@ -287,6 +320,8 @@ export class ShadowVolume {
    * takes the unbatched path, where the full-area policies decide.
    */
   private async writeBatched(b: PreserveBatch, offset: number, data: Uint8Array, first: number, count: number): Promise<void> {
+    // The last group commit failed: try it again first, and refuse this write (queueing nothing) while it still fails.
+    if (this.commitFailure) await this.commitBatch();
     const area = this.receiver;
     const runs = area ? this.uncovered(area, first, count, b.blocks > 0 ? b.bits : undefined) : [];
     if (runs.length === 0) {
@@ -344,21 +379,34 @@ export class ShadowVolume {
   private async commitBatch(): Promise<void> {
     const b = this.batch;
     if (!b || b.empty) return;
-    if (b.blocks > 0) {
-      const area = this.batchArea!;
-      const { buf, runs, head } = b.recordBuffer();
-      const n = runs.length / 2;
-      sealBatch(buf, area.seq, area.header.salt, runs, n, b.blocks);
-      await this.growArea(area, area.end + buf.length);
-      await area.store.write(area.end, buf);
-      await area.store.flush();
-      this.published(area, runs, n, head, buf.length);
-      b.preserved();
+    const writes = b.writes.length;
+    try {
+      if (b.blocks > 0) {
+        const area = this.batchArea!;
+        const { buf, runs, head } = b.recordBuffer();
+        const n = runs.length / 2;
+        sealBatch(buf, area.seq, area.header.salt, runs, n, b.blocks);
+        await this.growArea(area, area.end + buf.length);
+        await area.store.write(area.end, buf);
+        await area.store.flush();
+        this.published(area, runs, n, head, buf.length);
+        b.preserved();
+      }
+      // Writes that do not overlap go out together; a failure leaves them all queued (rewriting
+      // the same bytes again is harmless) for the next commit. Every write of a wave is settled
+      // before the next wave (or a retry) starts: a write of a failed wave still under way could
+      // otherwise land after a later write to the same bytes.
+      for (const wave of b.waves()) {
+        const done = await Promise.allSettled(wave.map((w) => this.volume.write(w.offset, w.data)));
+        const bad = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (bad) throw bad.reason;
+      }
+      b.written();
+      this.commitFailure = null;
+    } catch (e) {
+      this.commitFailure = commitFailed(e, writes);
+      throw this.commitFailure;
     }
-    // Writes that do not overlap go out together; a failure leaves them all queued (rewriting
-    // the same bytes again is harmless) for the next commit.
-    for (const wave of b.waves()) await Promise.all(wave.map((w) => this.volume.write(w.offset, w.data)));
-    b.written();
   }
 
   async flush(): Promise<void> {
