@@ -1,12 +1,14 @@
 /**
- * A Store wrapper for forcing interleavings in tests: `afterRead` runs once a read has its
- * bytes (before the caller sees them), `beforeWrite` before a write reaches the inner store.
+ * A Store wrapper for forcing interleavings in tests: `beforeRead` runs before a read reaches
+ * the inner store, `afterRead` once it has its bytes (before the caller sees them), `beforeWrite`
+ * before a write reaches the inner store.
  * Either may return a promise to hold the call there (a gate the test opens), or throw to fail it.
  * Memory stores do no real I/O, so with gates the order of events is fixed by the test alone.
  */
 import { BaseStore, type Store } from '../../../src/store/store.js';
 
 export class GatedStore extends BaseStore {
+  beforeRead: ((offset: number, target: Uint8Array) => Promise<void> | void) | null = null;
   afterRead: ((offset: number, target: Uint8Array) => Promise<void> | void) | null = null;
   beforeWrite: ((offset: number, data: Uint8Array) => Promise<void> | void) | null = null;
 
@@ -23,6 +25,8 @@ export class GatedStore extends BaseStore {
   }
 
   protected async _readInto(offset: number, target: Uint8Array): Promise<void> {
+    const b = this.beforeRead;
+    if (b) await b(offset, target);
     await this.inner.readInto(offset, target);
     const h = this.afterRead;
     if (h) await h(offset, target);
