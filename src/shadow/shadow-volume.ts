@@ -383,14 +383,24 @@ export class ShadowVolume {
     try {
       if (b.blocks > 0) {
         const area = this.batchArea!;
-        const { buf, runs, head } = b.recordBuffer();
-        const n = runs.length / 2;
-        sealBatch(buf, area.seq, area.header.salt, runs, n, b.blocks);
-        await this.growArea(area, area.end + buf.length);
-        await area.store.write(area.end, buf);
-        await area.store.flush();
-        this.published(area, runs, n, head, buf.length);
-        b.preserved();
+        if (area !== this.receiver) await this.preserveApart(b);
+        else {
+          try {
+            const { buf, runs, head } = b.recordBuffer();
+            const n = runs.length / 2;
+            sealBatch(buf, area.seq, area.header.salt, runs, n, b.blocks);
+            await this.growArea(area, area.end + buf.length);
+            await area.store.write(area.end, buf);
+            await area.store.flush();
+            this.published(area, runs, n, head, buf.length);
+            b.preserved();
+          } catch (e) {
+            // The store ran out of space only now (reserve() grew the area, but a sparse file
+            // allocates on write): the full-area policies decide, as for an unbatched write.
+            if (!(e instanceof StrataError && e.code === 'quota')) throw e;
+            await this.preserveApart(b);
+          }
+        }
       }
       // Writes that do not overlap go out together; a failure leaves them all queued (rewriting
       // the same bytes again is harmless) for the next commit. Every write of a wave is settled
@@ -407,6 +417,18 @@ export class ShadowVolume {
       this.commitFailure = commitFailed(e, writes);
       throw this.commitFailure;
     }
+  }
+
+  /**
+   * The batch's record cannot go to its area (full, or its copy deleted meanwhile): preserve its
+   * blocks the unbatched way, where the full-area policies decide ('drop' hands them to older
+   * areas). The volume still holds their old content: no queued write reached it, as the batch
+   * still holds blocks. Blocks preserved before a failure here are skipped when it is retried.
+   */
+  private async preserveApart(b: PreserveBatch): Promise<void> {
+    const runs = b.runs.slice();
+    for (let i = 0; i < runs.length; i += 2) await this.preserve(runs[i]!, runs[i + 1]!);
+    b.preserved();
   }
 
   async flush(): Promise<void> {
@@ -636,8 +658,14 @@ export class ShadowVolume {
     return this.exclusive(async () => {
       const a = this.areas.find((x) => x.rec.name === name && x.rec.state !== 'deleted');
       if (!a) throw new StrataError('not-found', `No shadow copy named ${name}; \`stratadisk shadow list\` shows them.`);
-      // The batch belongs to the receiver, which may change (or go) now: commit it first.
-      await this.commitBatch();
+      // The batch belongs to the receiver, which may change (or go) now: commit it first. If
+      // the receiver is full with policy 'fail' and this is its copy, deleting it is the way out:
+      // delete it, and the batch goes to the next receiver at the next commit.
+      try {
+        await this.commitBatch();
+      } catch (e) {
+        if (!(e instanceof StrataError && e.code === 'quota' && this.batchArea === a)) throw e;
+      }
       await this.setState([a], 'deleted');
     });
   }

@@ -7,7 +7,9 @@
  * - a failed commit keeps its writes (reads still see them) and its error reaches the write or
  *   flush that ran it, with a stable code; every later write retries it first and fails, queueing
  *   nothing, while it keeps failing; a flush that resolves made every acknowledged write durable;
- * - a retried commit never lets a write of its failed attempt land after a later write.
+ * - a retried commit never lets a write of its failed attempt land after a later write;
+ * - a diff area that reports 'quota' only at the commit gets its policy applied ('drop' hands
+ *   the blocks to older areas; 'fail' refuses writes until that copy is deleted).
  * Interleavings are forced with gates on memory stores, never with timing.
  */
 import { describe, expect, it } from 'vitest';
@@ -15,6 +17,7 @@ import { StrataError } from '../../../src/errors.js';
 import { ShadowVolume } from '../../../src/shadow/index.js';
 import { FaultController, FaultNamespace, FaultStore } from '../../../src/store/fault.js';
 import { MemoryBacking, MemoryNamespace, MemoryStore } from '../../../src/store/memory.js';
+import type { OpenOptions, StoreNamespace } from '../../../src/store/store.js';
 import { loadKernels } from '../../../src/wasm/index.js';
 import { Rng, equalBytes } from '../helpers/random.js';
 import { Gate, GatedStore, settle } from './gated-store.js';
@@ -199,5 +202,95 @@ describe('deferred group-commit errors', () => {
       expect(equalBytes(after.volume, s.model), `${how}: volume`).toBe(true);
       expect(equalBytes(after.a, s.atA), `${how}: copy a`).toBe(true);
     }
+  });
+});
+
+describe('a diff area that runs out of space only at the group commit (a sparse file allocating on write)', () => {
+  /** A namespace whose diff-area stores are gated (so a test can make one report 'quota' on write). */
+  function gatedNs(ns: MemoryNamespace, stores: Map<string, GatedStore>): StoreNamespace {
+    return new Proxy(ns, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (prop === 'open') {
+          return async (name: string, options?: OpenOptions) => {
+            const s = await target.open(name, options);
+            if (!name.endsWith('.diff')) return s;
+            const g = new GatedStore(s, name);
+            stores.set(name, g);
+            return g;
+          };
+        }
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  }
+
+  const diskFull = (): never => {
+    throw new StrataError('quota', 'Cannot write: no space left on the device.');
+  };
+
+  async function setup(policies: ('drop' | 'fail')[]) {
+    await loadKernels();
+    const model = new Rng(71).bytes(BS * N);
+    const backing = new MemoryBacking(model.slice());
+    const ns = new MemoryNamespace();
+    const stores = new Map<string, GatedStore>();
+    const sv = await ShadowVolume.open(new MemoryStore(backing), gatedNs(ns, stores), { blockSize: BS, sharedMemory: false });
+    const taken: Uint8Array[] = [];
+    for (const [i, onFull] of policies.entries()) {
+      await sv.createShadow({ name: `c${i}`, onFull });
+      taken.push(model.slice());
+      const d = fill(0x30 + i, 2 * BS); // each copy gets blocks of its own
+      await sv.write((20 + 2 * i) * BS, d);
+      model.set(d, (20 + 2 * i) * BS);
+      await sv.flush();
+    }
+    const rng = new Rng(72);
+    for (let i = 0; i < 12; i++) {
+      const len = rng.pick([7, BS, 3 * BS]);
+      const off = rng.int(BS * N - len + 1);
+      const d = rng.bytes(len);
+      await sv.write(off, d); // first overwrites since the newest copy: they wait in the batch
+      model.set(d, off);
+    }
+    const newest = stores.get(`S${String(policies.length).padStart(6, '0')}.diff`)!;
+    newest.beforeWrite = diskFull;
+    const reopen = async () => {
+      newest.beforeWrite = null; // space was freed (close seals every area)
+      await sv.close();
+      return ShadowVolume.open(new MemoryStore(backing), ns, { sharedMemory: false });
+    };
+    return { sv, model, taken, reopen };
+  }
+
+  for (const copies of [1, 2]) {
+    it(`policy 'drop', ${copies} cop${copies === 1 ? 'y' : 'ies'}: the newest copy is dropped, older ones take the blocks, the writes go on`, async () => {
+      const s = await setup(Array.from({ length: copies }, () => 'drop' as const));
+      await s.sv.flush();
+      expect(s.sv.lost().map((c) => c.name)).toEqual([`c${copies - 1}`]);
+      expect(equalBytes(await s.sv.read(0, BS * N), s.model)).toBe(true);
+      for (let i = 0; i < copies - 1; i++) expect(equalBytes(await s.sv.openShadow(`c${i}`).read(0, BS * N), s.taken[i]!), `c${i}`).toBe(true);
+      const sv = await s.reopen();
+      expect(equalBytes(await sv.read(0, BS * N), s.model)).toBe(true);
+      for (let i = 0; i < copies - 1; i++) expect(equalBytes(await sv.openShadow(`c${i}`).read(0, BS * N), s.taken[i]!), `c${i} after reopen`).toBe(true);
+      await sv.close();
+    });
+  }
+
+  it("policy 'fail': writes and flushes fail with quota, reads still see the writes; deleting that copy is the way out and the others stay exact", async () => {
+    const s = await setup(['drop', 'fail']);
+    await expect(s.sv.flush()).rejects.toMatchObject({ code: 'quota' });
+    await expect(s.sv.write(0, fill(1, 4))).rejects.toMatchObject({ code: 'quota' });
+    expect(equalBytes(await s.sv.read(0, BS * N), s.model)).toBe(true);
+    expect(equalBytes(await s.sv.openShadow('c1').read(0, BS * N), s.taken[1]!)).toBe(true);
+    await s.sv.deleteShadow('c1');
+    await s.sv.flush();
+    expect(s.sv.list().map((c) => c.name)).toEqual(['c0']);
+    expect(equalBytes(await s.sv.read(0, BS * N), s.model)).toBe(true);
+    expect(equalBytes(await s.sv.openShadow('c0').read(0, BS * N), s.taken[0]!)).toBe(true);
+    const sv = await s.reopen();
+    expect(equalBytes(await sv.read(0, BS * N), s.model)).toBe(true);
+    expect(equalBytes(await sv.openShadow('c0').read(0, BS * N), s.taken[0]!)).toBe(true);
+    await sv.close();
   });
 });
