@@ -83,6 +83,8 @@ export interface HammerOptions {
   rotateEvery?: number;
   /** at most this many rotations */
   maxRotations?: number;
+  /** flush every this many writes (each flush is a group commit: publications, then volume writes) */
+  flushEvery?: number;
 }
 
 /** Overwrite random blocks with fresh bytes as fast as possible until told to stop; returns writes done. */
@@ -106,6 +108,7 @@ export async function hammer(sv: ShadowVolume, o: HammerOptions): Promise<{ writ
     await yieldToEventLoop();
     writes++;
     bytes += len;
+    if (o.flushEvery && writes % o.flushEvery === 0) await sv.flush();
     if (o.rotateEvery && writes % o.rotateEvery === 0 && rotations < (o.maxRotations ?? 16)) {
       const made = await sv.createShadow({ name: `rotate-${rotations}` });
       if (extra) await sv.deleteShadow(extra);

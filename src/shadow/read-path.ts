@@ -197,3 +197,7 @@ export class ShadowCopyReader {
     }
   }
 }
+
+export function lostError(name: string): StrataError {
+  return new StrataError('quota', `Shadow copy ${name} was dropped: its diff area filled up (policy 'drop'), or a writer in lazy durability mode crashed before flushing it. Its content is gone; delete it (give new copies a larger --max-size).`);
+}

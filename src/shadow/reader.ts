@@ -16,8 +16,7 @@ import { BlockIndex } from './block-index.js';
 import type { AreaState } from './catalog.js';
 import { AREA_HEADER_BYTES, batchHeadBytes, decodeAreaHeader, replayArea, verifyRecordData, type AreaHeader } from './diff-area.js';
 import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
-import { ShadowCopyReader, type ChainView } from './read-path.js';
-import { lostError } from './shadow-volume.js';
+import { lostError, ShadowCopyReader, type ChainView } from './read-path.js';
 import { CTL_FENCE, CTL_GEN, sharedMemoryAvailable, sharedRuns } from './shared-bits.js';
 import { VerifiedRecords } from './verified-records.js';
 

@@ -16,16 +16,19 @@
  */
 import { StrataError } from '../errors.js';
 import type { NamespaceLock, Store, StoreNamespace } from '../store/store.js';
-import { loadKernels, resolveRuns, SparseBitmap } from '../wasm/index.js';
+import { loadKernels, SparseBitmap } from '../wasm/index.js';
 import { BlockIndex } from './block-index.js';
 import { areaId, areaStoreName, CATALOG_FORMAT, CATALOG_VERSION, CatalogStore, MAX_AREAS, SHADOW_NAME, type AreaRecord, type OnFull } from './catalog.js';
 import {
   AREA_FORMAT, AREA_HEADER_BYTES, AREA_VERSION, batchHeadBytes, checkShadowBlockSize, decodeAreaHeader, encodeAreaHeader, encodeSeal,
   MAX_RECORD_DATA, MAX_RUNS, newSalt, replayArea, sealBatch, verifyRecordData, type AreaHeader,
 } from './diff-area.js';
-import { toEndpoint, type ChainEntry, type ReaderMessage, type ShadowEndpoint, type WriterMessage } from './protocol.js';
-import { ShadowCopyReader, type ChainView } from './read-path.js';
-import { createControl, createSharedBits, CTL_GEN, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
+import type { Area } from './area.js';
+import { toEndpoint, type WriterMessage } from './protocol.js';
+import { batchDue, PreserveBatch } from './preserve-batch.js';
+import { lostError, ShadowCopyReader } from './read-path.js';
+import { LocalView, ReaderHub } from './serve-readers.js';
+import { createSharedBits, publishRuns, sharedMemoryAvailable } from './shared-bits.js';
 import { VerifiedRecords } from './verified-records.js';
 
 export interface ShadowVolumeOptions {
@@ -34,10 +37,20 @@ export interface ShadowVolumeOptions {
   /** Publish bits in shared memory for readers in other threads (default: when available). */
   sharedMemory?: boolean;
   /**
-   * 'strict' (default): each preserving write flushes its diff-area record before the volume is
-   * written, so every copy survives a crash intact. 'lazy': diff areas are flushed at `flush()`
-   * only (much faster writes); the catalog is marked dirty while preservations are unflushed,
-   * and after a crash in that state every copy is reported lost rather than risk a mixed read.
+   * 'strict' (default): every copy survives a crash intact. A write that must preserve old
+   * blocks joins a group commit: its old blocks are read at once and its data waits in memory
+   * until the commit (every 256 writes or 16 MiB, `flush()`, a copy created or deleted,
+   * `close()`) appends them as one diff-area record, flushes it, and only then writes the volume.
+   * What a caller may rely on: a read of the live volume started after a write returned sees it
+   * (copies keep the old bytes); `flush()` resolves only once every write acknowledged before it
+   * is durable in the diff areas and the volume; a crash loses at most unflushed writes and never
+   * shows a copy new bytes or the volume bytes nobody wrote. A failed commit keeps its writes (reads
+   * still see them); its error (stable code: the store's, else 'io') goes to the write or flush that
+   * ran it, and every later write and flush tries the commit again first and fails with it while
+   * it still fails, so a flush that resolves means nothing acknowledged was dropped.
+   * 'lazy': diff areas are flushed at `flush()` only (much faster writes); the catalog is marked
+   * dirty while preservations are unflushed, and after a crash in that state every copy is
+   * reported lost rather than risk a mixed read.
    */
   durability?: 'strict' | 'lazy';
 }
@@ -63,25 +76,15 @@ export interface ShadowInfo {
   diffBytes: number;
 }
 
-interface Area {
-  rec: AreaRecord;
-  header: AreaHeader;
-  store: Store;
-  bits: SparseBitmap;
-  index: BlockIndex;
-  /** the batch records, verified on first read */
-  records: VerifiedRecords;
-  end: number;
-  seq: number;
-  slot: number;
-  shared: SharedArrayBuffer | null;
-  words: Int32Array | null;
-}
-
-interface Reader {
-  ep: ShadowEndpoint;
-  shared: boolean;
-  stop: () => void;
+/**
+ * The error of a failed group commit, with a stable code (the store's, or 'io'). Every write it
+ * held was acknowledged already: they stay queued (reads still see them) and are written again
+ * by the next commit, so nothing acknowledged is dropped; only a flush that resolves makes them durable.
+ */
+function commitFailed(e: unknown, writes: number): StrataError {
+  const code = e instanceof StrataError ? e.code : 'io';
+  const why = e instanceof Error ? e.message : String(e);
+  return new StrataError(code, `Writing to the shadow-copied volume failed: ${why} The ${writes} write(s) waiting for this group commit are kept and tried again by the next write, flush or close; until that succeeds, writes and flushes fail with this error. Fix the cause (space, device), then flush again.`, { cause: e });
 }
 
 function full(area: Area, why: string): StrataError {
@@ -97,15 +100,20 @@ export class ShadowVolume {
   private receiver: Area | null = null;
   /** blocks preserved in the receiver or any newer area: a write of these preserves nothing */
   private covered: SparseBitmap;
-  private readonly readers = new Set<Reader>();
-  private readonly control: SharedArrayBuffer | null;
-  private gen = 0;
+  /** the passive readers served, and the shared control block */
+  private readonly hub: ReaderHub;
   private nextSlot = 1;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly lazy: boolean;
   /** lazy mode: preservations not yet flushed (the catalog says dirty) */
   private dirty = false;
+  /** strict mode: preserved blocks and volume writes waiting for one group commit */
+  private readonly batch: PreserveBatch | null;
+  /** the area the open batch's record goes to (the receiver when the batch opened) */
+  private batchArea: Area | null = null;
+  /** strict mode: the last group commit failed (its batch is kept and tried again before anything else) */
+  private commitFailure: StrataError | null = null;
 
   private constructor(
     readonly volume: Store,
@@ -119,8 +127,9 @@ export class ShadowVolume {
     this.size = catalog.catalog.volumeSize;
     this.blocks = Math.ceil(this.size / this.blockSize);
     this.covered = new SparseBitmap();
-    this.control = shared ? createControl() : null;
+    this.hub = new ReaderHub(shared);
     this.lazy = durability === 'lazy';
+    this.batch = this.lazy ? null : new PreserveBatch(this.blockSize, this.size);
   }
 
   /**
@@ -221,7 +230,7 @@ export class ShadowVolume {
   private makeArea(rec: AreaRecord, header: AreaHeader, store: Store, bits: SparseBitmap, index: BlockIndex, records: VerifiedRecords, end: number, seq: number): Area {
     let shared: SharedArrayBuffer | null = null;
     let words: Int32Array | null = null;
-    if (this.control) {
+    if (this.hub.control) {
       shared = createSharedBits(this.blocks);
       words = new Int32Array(shared);
       for (let b = bits.nextSet(0); b >= 0; ) {
@@ -266,10 +275,22 @@ export class ShadowVolume {
   // -------------------------------------------------------------------------------------------
   // the volume
 
-  /** Read the live volume (not a shadow copy). */
+  /**
+   * Read the live volume (not a shadow copy): every write acknowledged before the read started
+   * is in what it returns, whether it reached the volume or still waits for its group commit.
+   */
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.assertOpen();
-    return this.volume.read(offset, length);
+    // The writes queued now, taken before the volume is read: a commit may write them to the
+    // volume (and forget them) while the read is under way, so they are laid over what it found.
+    const pinned = this.batch?.pin();
+    try {
+      const out = await this.volume.read(offset, length);
+      pinned?.overlay(offset, out);
+      return out;
+    } finally {
+      pinned?.release();
+    }
   }
 
   /** Write the live volume: preserve first-time blocks, publish, then write. */
@@ -283,9 +304,131 @@ export class ShadowVolume {
       this.assertOpen();
       const bs = this.blockSize;
       const first = Math.floor(offset / bs);
-      await this.preserve(first, Math.ceil((offset + data.length) / bs) - first);
+      const count = Math.ceil((offset + data.length) / bs) - first;
+      if (this.batch) return this.writeBatched(this.batch, offset, data, first, count);
+      await this.preserve(first, count);
       await this.volume.write(offset, data);
     });
+  }
+
+  /**
+   * Strict mode: the blocks to preserve join the open batch (their old content read now), the
+   * write is queued behind it, and one group commit later (256 writes, 16 MiB of new or old
+   * data, a flush) preserves them all with one record and one flush. A write of preserved blocks with no batch open goes straight to the volume.
+   * A batch that would overflow a record is committed first; a write that cannot join a batch
+   * (too large for one record, or the receiver is full or nearly so) commits the batch and
+   * takes the unbatched path, where the full-area policies decide.
+   */
+  private async writeBatched(b: PreserveBatch, offset: number, data: Uint8Array, first: number, count: number): Promise<void> {
+    // The last group commit failed: try it again first, and refuse this write (queueing nothing) while it still fails.
+    if (this.commitFailure) await this.commitBatch();
+    const area = this.receiver;
+    const runs = area ? this.uncovered(area, first, count, b.blocks > 0 ? b.bits : undefined) : [];
+    if (runs.length === 0) {
+      if (b.empty) return this.volume.write(offset, data);
+      b.queue(offset, data);
+      if (batchDue(b)) await this.commitBatch();
+      return;
+    }
+    const nRuns = runs.length / 2;
+    let nBlocks = 0;
+    for (let i = 1; i < runs.length; i += 2) nBlocks += runs[i]!;
+    const bs = this.blockSize;
+    const perRecord = Math.max(MAX_RECORD_DATA, bs);
+    if (b.runCount + nRuns > MAX_RUNS || (b.blocks + nBlocks) * bs > perRecord) await this.commitBatch();
+    if (nRuns > MAX_RUNS || nBlocks * bs > perRecord || !(await this.reserve(area!, b.recordBytes(nRuns, nBlocks)))) {
+      await this.commitBatch();
+      await this.preserve(first, count);
+      await this.volume.write(offset, data);
+      return;
+    }
+    this.batchArea = area;
+    await b.take(this.volume, runs);
+    b.queue(offset, data);
+    if (b.blocks * bs >= perRecord || batchDue(b)) await this.commitBatch();
+  }
+
+  /** Can `area` take a record of `bytes` more? Grows its store ahead; false when full. */
+  private async reserve(area: Area, bytes: number): Promise<boolean> {
+    const max = area.rec.maxBytes;
+    if (max !== null && area.end + bytes > max) return false;
+    try {
+      await this.growArea(area, area.end + bytes);
+    } catch (e) {
+      if (e instanceof StrataError && e.code === 'quota') return false;
+      throw e;
+    }
+    return true;
+  }
+
+  /** Grow an area's store ahead in steps (readers elsewhere then rarely see a store shorter than a location). */
+  private async growArea(area: Area, need: number): Promise<void> {
+    const s = area.store;
+    if (need <= s.size || !s.resizable) return;
+    let next = Math.max(need, s.size + Math.max(1 << 20, Math.floor(s.size / 4)));
+    next = Math.ceil(next / (1 << 20)) * (1 << 20);
+    if (area.rec.maxBytes !== null) next = Math.min(next, area.rec.maxBytes);
+    await s.truncate(next);
+  }
+
+  /**
+   * The group commit: append the batch's old blocks to the receiver as one record, flush it
+   * once, publish, then write the queued data to the volume in order. On a failure the rest of
+   * the batch stays queued (the next write, flush or close tries again).
+   */
+  private async commitBatch(): Promise<void> {
+    const b = this.batch;
+    if (!b || b.empty) return;
+    const writes = b.writes.length;
+    try {
+      if (b.blocks > 0) {
+        const area = this.batchArea!;
+        if (area !== this.receiver) await this.preserveApart(b);
+        else {
+          try {
+            const { buf, runs, head } = b.recordBuffer();
+            const n = runs.length / 2;
+            sealBatch(buf, area.seq, area.header.salt, runs, n, b.blocks);
+            await this.growArea(area, area.end + buf.length);
+            await area.store.write(area.end, buf);
+            await area.store.flush();
+            this.published(area, runs, n, head, buf.length);
+            b.preserved();
+          } catch (e) {
+            // The store ran out of space only now (reserve() grew the area, but a sparse file
+            // allocates on write): the full-area policies decide, as for an unbatched write.
+            if (!(e instanceof StrataError && e.code === 'quota')) throw e;
+            await this.preserveApart(b);
+          }
+        }
+      }
+      // Writes that do not overlap go out together; a failure leaves them all queued (rewriting
+      // the same bytes again is harmless) for the next commit. Every write of a wave is settled
+      // before the next wave (or a retry) starts: a write of a failed wave still under way could
+      // otherwise land after a later write to the same bytes.
+      for (const wave of b.waves()) {
+        const done = await Promise.allSettled(wave.map((w) => this.volume.write(w.offset, w.data)));
+        const bad = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (bad) throw bad.reason;
+      }
+      b.written();
+      this.commitFailure = null;
+    } catch (e) {
+      this.commitFailure = commitFailed(e, writes);
+      throw this.commitFailure;
+    }
+  }
+
+  /**
+   * The batch's record cannot go to its area (full, or its copy deleted meanwhile): preserve its
+   * blocks the unbatched way, where the full-area policies decide ('drop' hands them to older
+   * areas). The volume still holds their old content: no queued write reached it, as the batch
+   * still holds blocks. Blocks preserved before a failure here are skipped when it is retried.
+   */
+  private async preserveApart(b: PreserveBatch): Promise<void> {
+    const runs = b.runs.slice();
+    for (let i = 0; i < runs.length; i += 2) await this.preserve(runs[i]!, runs[i + 1]!);
+    b.preserved();
   }
 
   async flush(): Promise<void> {
@@ -295,6 +438,7 @@ export class ShadowVolume {
 
   /** Diff areas first, then the volume, then (lazy mode) the catalog is clean again. */
   private async flushAll(): Promise<void> {
+    await this.commitBatch();
     if (this.dirty) for (const a of this.areas) await a.store.flush();
     await this.volume.flush();
     if (this.dirty) {
@@ -336,10 +480,16 @@ export class ShadowVolume {
   }
 
   /** Flat [start, count]* runs of blocks in [start, start+count) that neither `area` nor any newer area holds. */
-  private uncovered(area: Area, start: number, count: number): number[] {
+  private uncovered(area: Area, start: number, count: number, pending?: SparseBitmap): number[] {
     let covered = this.covered;
+    if (pending && covered.nextClear(start, start + count) >= 0) {
+      covered = new SparseBitmap();
+      covered.or(this.covered, start, count);
+      covered.or(pending, start, count);
+    }
     if (area !== this.receiver) {
       // Only while the receiver is full: add the areas from `area` up to the receiver.
+      if (covered !== this.covered) covered.dispose();
       covered = new SparseBitmap();
       const from = this.areas.indexOf(area);
       for (let i = from; i < this.areas.length; i++) covered.or(this.areas[i]!.bits, start, count);
@@ -408,13 +558,7 @@ export class ShadowVolume {
     await Promise.all(reads);
     sealBatch(buf, area.seq, area.header.salt, runs, n, blocks);
     const s = area.store;
-    if (area.end + total > s.size && s.resizable) {
-      // Grow ahead in steps (readers elsewhere then rarely see a store shorter than a location).
-      let next = Math.max(area.end + total, s.size + Math.max(1 << 20, Math.floor(s.size / 4)));
-      next = Math.ceil(next / (1 << 20)) * (1 << 20);
-      if (max !== null) next = Math.min(next, max);
-      await s.truncate(next);
-    }
+    await this.growArea(area, area.end + total);
     if (this.lazy && !this.dirty) {
       // From now until the next flush a crash may leave the volume ahead of its diff areas.
       await this.catalog.commit({ ...this.catalog.catalog, dirty: true, areas: this.withCounts(this.catalog.catalog.areas) });
@@ -422,7 +566,12 @@ export class ShadowVolume {
     }
     await s.write(area.end, buf);
     if (!this.lazy) await s.flush();
-    // Durable: now publish (private bitmap, shared bits, messages), and only then may the volume change.
+    this.published(area, runs, n, head, total);
+  }
+
+  /** The record of `total` bytes at the area's end is durable: publish it (private bitmap, shared bits, messages); only then may the volume change. */
+  private published(area: Area, runs: Uint32Array, n: number, head: number, total: number): void {
+    const bs = this.blockSize;
     const pub = new Float64Array(3 * n);
     let off = area.end + head;
     for (let r = 0; r < n; r++) {
@@ -439,7 +588,7 @@ export class ShadowVolume {
     area.end += total;
     area.seq++;
     const msg: WriterMessage = { t: 'pub', slot: area.slot, runs: pub };
-    for (const rd of this.readers) rd.ep.post(msg);
+    this.hub.post(msg);
     if (area.words) publishRuns(area.words, runs, n);
   }
 
@@ -480,7 +629,7 @@ export class ShadowVolume {
         throw e;
       }
       this.pickReceiver();
-      this.broadcastChain();
+      this.hub.broadcastChain(this.areas);
       return this.info(this.areas[this.areas.length - 1]!);
     });
   }
@@ -498,7 +647,9 @@ export class ShadowVolume {
 
   private info(a: Area): ShadowInfo {
     const r = a.rec;
-    return { id: r.id, name: r.name, created: r.created, onFull: r.onFull, maxBytes: r.maxBytes, preservedBlocks: a.index.count, diffBytes: a.end };
+    // Blocks in the open batch count as preserved (they are, once the batch commits, before any of its writes reach the volume).
+    const b = this.batch && !this.batch.empty && this.batch.blocks > 0 && this.batchArea === a ? this.batch : null;
+    return { id: r.id, name: r.name, created: r.created, onFull: r.onFull, maxBytes: r.maxBytes, preservedBlocks: a.index.count + (b?.blocks ?? 0), diffBytes: a.end + (b?.recordBytes() ?? 0) };
   }
 
   /** Delete a shadow copy (live or lost). No other copy reads differently afterwards. */
@@ -507,6 +658,14 @@ export class ShadowVolume {
     return this.exclusive(async () => {
       const a = this.areas.find((x) => x.rec.name === name && x.rec.state !== 'deleted');
       if (!a) throw new StrataError('not-found', `No shadow copy named ${name}; \`stratadisk shadow list\` shows them.`);
+      // The batch belongs to the receiver, which may change (or go) now: commit it first. If
+      // the receiver is full with policy 'fail' and this is its copy, deleting it is the way out:
+      // delete it, and the batch goes to the next receiver at the next commit.
+      try {
+        await this.commitBatch();
+      } catch (e) {
+        if (!(e instanceof StrataError && e.code === 'quota' && this.batchArea === a)) throw e;
+      }
       await this.setState([a], 'deleted');
     });
   }
@@ -532,7 +691,7 @@ export class ShadowVolume {
     for (const a of this.areas) a.rec = keep.find((r) => r.id === a.rec.id) ?? a.rec;
     this.areas = this.areas.filter((a) => !gone.includes(a));
     this.pickReceiver();
-    this.broadcastChain();
+    this.hub.broadcastChain(this.areas);
     for (const a of gone) {
       a.bits.dispose();
       await a.store.close().catch(() => {});
@@ -570,7 +729,7 @@ export class ShadowVolume {
   }
 
   // -------------------------------------------------------------------------------------------
-  // passive readers elsewhere
+  // passive readers elsewhere (the reader-serving side: serve-readers.ts)
 
   /**
    * Serve passive readers over `target` (a MessagePort, Worker, worker_threads port or child
@@ -578,45 +737,12 @@ export class ShadowVolume {
    */
   serve(target: Parameters<typeof toEndpoint>[0]): () => void {
     this.assertOpen();
-    const ep = toEndpoint(target);
-    let reader: Reader | null = null;
-    const stop = ep.listen((raw) => {
-      const m = raw as ReaderMessage;
-      if (!m || typeof m !== 'object') return;
-      if (m.t === 'sync') {
-        ep.post({ t: 'synced', rid: m.rid } satisfies WriterMessage);
-      } else if (m.t === 'hello') {
-        const a = this.areas.find((x) => x.rec.name === m.copy && x.rec.state === 'live');
-        if (this.closed || !a) {
-          ep.post({ t: 'refused', rid: m.rid, code: this.closed ? 'closed' : 'not-found', message: this.closed ? 'The shadow writer is closed.' : `No shadow copy named ${m.copy}.` } satisfies WriterMessage);
-          return;
-        }
-        const shared = !!m.shared && this.control !== null;
-        if (!reader) {
-          reader = { ep, shared, stop: () => stop() };
-          this.readers.add(reader);
-        }
-        reader.shared ||= shared;
-        ep.post({ t: 'welcome', rid: m.rid, blockSize: this.blockSize, volumeSize: this.size, chain: this.chainEntries(shared), control: shared ? this.control : null, gen: this.gen } satisfies WriterMessage);
-      } else if (m.t === 'bye') {
-        if (reader) this.readers.delete(reader);
-        reader = null;
-      }
-    });
-    return () => {
-      if (reader) this.readers.delete(reader);
-      stop();
-    };
+    return this.hub.serve(toEndpoint(target), this);
   }
 
-  private chainEntries(shared: boolean): ChainEntry[] {
-    return this.areas.map((a) => ({ slot: a.slot, id: a.rec.id, name: a.rec.name, store: areaStoreName(a.rec.id), state: a.rec.state, end: a.end, bits: shared ? a.shared : null }));
-  }
-
-  private broadcastChain(): void {
-    this.gen++;
-    for (const r of this.readers) r.ep.post({ t: 'chain', chain: this.chainEntries(r.shared), gen: this.gen } satisfies WriterMessage);
-    if (this.control) Atomics.store(new Int32Array(this.control), CTL_GEN, this.gen);
+  /** @internal for the reader hub: the areas, oldest first */
+  get chain(): readonly Area[] {
+    return this.areas;
   }
 
   /** Seal every diff area (a clean end for the next open), flush, release the lock. */
@@ -625,9 +751,7 @@ export class ShadowVolume {
     return this.exclusive(async () => {
       if (this.closed) return;
       this.closed = true;
-      for (const r of this.readers) r.ep.post({ t: 'closed' } satisfies WriterMessage);
-      if (this.control) Atomics.store(new Int32Array(this.control), CTL_GEN, ++this.gen);
-      this.readers.clear();
+      this.hub.closeAll();
       try {
         await this.flushAll();
         for (const a of this.areas) {
@@ -644,81 +768,10 @@ export class ShadowVolume {
           await a.store.close().catch(() => {});
         }
         this.covered.dispose();
+        this.batch?.dispose();
         await this.volume.close().catch(() => {});
         await this.lock?.release();
       }
     });
   }
 }
-
-/** The in-process view: the writer's own bitmaps and stores. */
-class LocalView implements ChainView {
-  constructor(
-    private readonly sv: ShadowVolume,
-    private readonly own: Area,
-  ) {}
-
-  get name(): string {
-    return this.own.rec.name;
-  }
-
-  get blockSize(): number {
-    return this.sv.blockSize;
-  }
-
-  get volumeSize(): number {
-    return this.sv.size;
-  }
-
-  get volume(): Store {
-    return this.sv.volume;
-  }
-
-  private chain(): Area[] {
-    const c = this.sv.chainFrom(this.own);
-    if (!c) throw this.gone();
-    return c;
-  }
-
-  private gone(): StrataError {
-    return new StrataError('not-found', `Shadow copy ${this.own.rec.name} was deleted.`);
-  }
-
-  runs(start: number, count: number): Uint32Array {
-    return resolveRuns(this.chain().map((a) => a.bits), start, count);
-  }
-
-  locate(k: number, b: number): number {
-    return this.chain()[k]?.index.get(b) ?? 0;
-  }
-
-  readArea(k: number, offset: number, target: Uint8Array): Promise<void> {
-    return this.chain()[k]!.store.readInto(offset, target);
-  }
-
-  verify(k: number, offset: number, length: number): Promise<void> | undefined {
-    const a = this.chain()[k]!;
-    return a.records.verify(offset, length, (at, dataAt, end) => verifyRecordData(a.store, a.header, at, dataAt, end));
-  }
-
-  async catchUp(): Promise<void> {}
-
-  ready(): undefined {
-    return undefined;
-  }
-
-  settle(): undefined {
-    return undefined;
-  }
-
-  check(): void {
-    if (this.sv.isClosed) throw new StrataError('closed', 'The shadow volume is closed.');
-    if (this.own.rec.state === 'lost') throw lostError(this.own.rec.name);
-    if (this.own.rec.state === 'deleted' || !this.sv.chainFrom(this.own)) throw this.gone();
-  }
-}
-
-export function lostError(name: string): StrataError {
-  return new StrataError('quota', `Shadow copy ${name} was dropped: its diff area filled up (policy 'drop'), or a writer in lazy durability mode crashed before flushing it. Its content is gone; delete it (give new copies a larger --max-size).`);
-}
-

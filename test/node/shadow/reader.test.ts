@@ -28,12 +28,14 @@ describe('passive reader protocol', () => {
       const sv = await ShadowVolume.open(new MemoryStore(volume.backing), ns, { blockSize: BS, sharedMemory: mode === 'shared' });
       await sv.createShadow({ name: 'a' });
       const atA = model.slice();
-      await sv.write(0, new Uint8Array(4 * BS).fill(1)); // preserved before the reader connects: read from the log
+      await sv.write(0, new Uint8Array(4 * BS).fill(1));
+      await sv.flush(); // group commit: preserved before the reader connects, read from the log
       model.fill(1, 0, 4 * BS);
       const { reader, close } = await pair(mode, 'a', sv, ns, volume);
       expect(equalBytes(await reader.read(0, BS * N), atA)).toBe(true);
       await sv.createShadow({ name: 'b' }); // a newer copy: a's reader must now look in b's area too
       await sv.write(10 * BS, new Uint8Array(8 * BS).fill(2));
+      await sv.flush(); // published to the reader now (b's area), and the volume written
       expect(equalBytes(await reader.read(0, BS * N), atA)).toBe(true);
       expect(equalBytes(await reader.read(10 * BS + 7, 300), atA.subarray(10 * BS + 7, 10 * BS + 307))).toBe(true);
       expect(reader.stats.fromDiff).toBeGreaterThan(0);

@@ -28,6 +28,8 @@ export interface StressOptions {
   maxRun: number;
   recheck: boolean;
   rotateEvery?: number;
+  /** the writer flushes (a group commit) every this many writes */
+  flushEvery?: number;
   seed: number;
 }
 
@@ -49,6 +51,12 @@ export async function runStress(o: StressOptions): Promise<StressOutcome> {
   const sums = blockSums(content, o.blockSize);
   const sv = await ShadowVolume.open(await NodeFileStore.open(volumePath), new NodeDirNamespace(shadowDir, { create: true }), { blockSize: o.blockSize });
   await sv.createShadow({ name: 'stress' });
+  // Before any reader starts, preserve a seeded set of blocks and commit: the readers' seeded
+  // reads then find blocks in the diff area whatever the scheduling (not only if the writer
+  // happened to get ahead of them).
+  const pre = new Rng(o.seed + 1);
+  for (let i = 0; i < 256; i++) await sv.write(pre.int(o.blocks) * o.blockSize, pre.bytes(o.blockSize));
+  await sv.flush();
   const stop = new Int32Array(new SharedArrayBuffer(4));
   const cleanups: (() => void)[] = [];
   try {
@@ -79,7 +87,7 @@ export async function runStress(o: StressOptions): Promise<StressOutcome> {
       });
     });
     const all = Promise.all(done).finally(() => Atomics.store(stop, 0, 1));
-    const [results, h] = await Promise.all([all, hammer(sv, { maxRun: 4, seed: o.seed, stop, rotateEvery: o.rotateEvery, maxRotations: 20 })]);
+    const [results, h] = await Promise.all([all, hammer(sv, { maxRun: 4, seed: o.seed, stop, rotateEvery: o.rotateEvery, maxRotations: 20, flushEvery: o.flushEvery })]);
     return { results, writes: h.writes, rotations: h.rotations };
   } finally {
     Atomics.store(stop, 0, 1);

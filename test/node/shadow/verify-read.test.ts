@@ -17,7 +17,7 @@ import { cli, ok, pattern, tempDir, KiB } from '../cli/harness.js';
 const BS = 512;
 const N = 64;
 
-/** Copy 'a', then three writes: records of blocks 0..3, 10..11 and 20 in S000001.diff. */
+/** Copy 'a', then three writes, each group-committed by a flush: records of blocks 0..3, 10..11 and 20 in S000001.diff. */
 async function setup() {
   const model = new Rng(4).bytes(BS * N);
   const volume = new MemoryStore(model.slice());
@@ -25,7 +25,10 @@ async function setup() {
   const sv = await ShadowVolume.open(new MemoryStore(volume.backing), ns, { blockSize: BS });
   await sv.createShadow({ name: 'a' });
   const atA = model.slice();
-  for (const [block, count] of [[0, 4], [10, 2], [20, 1]] as const) await sv.write(block * BS, new Uint8Array(count * BS).fill(9));
+  for (const [block, count] of [[0, 4], [10, 2], [20, 1]] as const) {
+    await sv.write(block * BS, new Uint8Array(count * BS).fill(9));
+    await sv.flush();
+  }
   // byte offset of the second record's data (blocks 10, 11) in the diff area
   const second = AREA_HEADER_BYTES + batchHeadBytes(1) + 4 * BS + batchHeadBytes(1);
   return { volume, ns, sv, atA, second };
@@ -104,9 +107,12 @@ describe('shadow copies verify what they read from diff areas', () => {
     sv.serve(ch.port1);
     const reader = await ShadowReader.connect(ch.port2, { copy: 'a', volume: new MemoryStore(volume.backing, { readOnly: true }), areas: new MemoryNamespace({ files: ns.files, readOnly: true }), mode: 'message', timeoutMs: 5000 });
     await sv.write(0, new Uint8Array(4 * BS).fill(1));
+    await sv.flush(); // one group commit, one record
     await sv.write(10 * BS, new Uint8Array(2 * BS).fill(2));
+    await sv.flush();
     expect(equalBytes(await reader.read(0, BS * N), atA)).toBe(true); // both records verified: fine
     await sv.write(30 * BS, new Uint8Array(BS).fill(3));
+    await sv.flush();
     const third = AREA_HEADER_BYTES + 2 * batchHeadBytes(1) + 6 * BS + batchHeadBytes(1);
     flip(ns, third + 1);
     await expect(reader.read(30 * BS, BS)).rejects.toMatchObject({ code: 'checksum-mismatch', message: expect.stringMatching(/^Shadow copy a cannot be read at bytes 15360\.\.15871: .*record 3 of diff area S000001/) });
