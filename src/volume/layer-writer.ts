@@ -29,6 +29,9 @@ export interface SlotLayer {
   readonly data: Store;
   slot(block: number): number;
   isFresh(slot: number): boolean;
+  /** a put overwrites fresh slots in place until `inPlaceDone` (a flush waits for it before taking its entries) */
+  inPlaceStarted(): void;
+  inPlaceDone(): void;
   allocate(n: number, out: number[]): void;
   unallocate(slots: number[]): void;
   setEntries(blocks: ArrayLike<number>, slots: ArrayLike<number>, count: number, hashes: Uint8Array | null, hashIndex?: ArrayLike<number>): void;
@@ -90,6 +93,8 @@ export class PendingPut {
   private readonly ownK: number[] = [];
   private readonly ownSlot: number[] = [];
   private done = false;
+  /** overwrites a fresh slot in place: the layer knows until this put is recorded or given back */
+  private inPlace = false;
 
   constructor(
     private readonly layer: SlotLayer,
@@ -112,6 +117,10 @@ export class PendingPut {
       const cur = inPlace === 'none' ? -1 : layer.slot(blocks[k]!);
       if (cur >= 0 && inPlace === 'fresh' && layer.isFresh(cur)) {
         slots[k] = cur;
+        if (!this.inPlace) {
+          this.inPlace = true;
+          layer.inPlaceStarted();
+        }
       } else if (cur >= 0 && inPlace === 'own') {
         slots[k] = cur;
         this.ownK.push(k);
@@ -182,7 +191,14 @@ export class PendingPut {
   private giveBack(): void {
     if (this.done) return;
     this.done = true;
+    this.endInPlace();
     if (this.fresh.length > 0) this.layer.unallocate(this.fresh);
+  }
+
+  private endInPlace(): void {
+    if (!this.inPlace) return;
+    this.inPlace = false;
+    this.layer.inPlaceDone();
   }
 
   /** Give back every slot this put took and record nothing (after `written`, instead of commit). */
@@ -240,6 +256,7 @@ export class PendingPut {
   private record(keep: ((block: number) => boolean) | undefined, ownK: readonly number[] | null): void {
     this.checkLive();
     this.done = true;
+    this.endInPlace();
     const { blocks, hashes, index } = this.batch;
     const layer = this.layer;
     // again at recording: a flush that started after the data write cleared the layer's mark,

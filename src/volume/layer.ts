@@ -237,9 +237,30 @@ export class Layer {
     }
   }
 
-  /** Is `slot` safe to overwrite in place (allocated since the last flush, so no durable entry points at it)? */
+  /**
+   * Is `slot` safe to overwrite in place (allocated since the last flush, so no durable entry
+   * points at it, and no flush is about to make one durable)?
+   */
   isFresh(slot: number): boolean {
-    return this.fresh.has(slot);
+    return !this.freshClosed && this.fresh.has(slot);
+  }
+
+  /** a flush is waiting for in-place overwrites to end: none may start */
+  private freshClosed = false;
+  /** puts overwriting fresh slots in place, not yet recorded or given back */
+  private inPlacePuts = 0;
+  private inPlaceIdle: (() => void) | null = null;
+
+  inPlaceStarted(): void {
+    this.inPlacePuts++;
+  }
+
+  inPlaceDone(): void {
+    if (--this.inPlacePuts === 0 && this.inPlaceIdle) {
+      const idle = this.inPlaceIdle;
+      this.inPlaceIdle = null;
+      idle();
+    }
   }
 
   /** Allocate `n` slots: the lowest free ones first, then new ones appended to the data store. */
@@ -379,6 +400,15 @@ export class Layer {
   private async flushOnce(): Promise<void> {
     if (this.disposed) return;
     if (this.writeback) await this.writeback;
+    // A put overwriting a fresh slot in place must be recorded before the entries are taken: its
+    // slot's durable entry would otherwise keep the old checksum over the new bytes. None starts
+    // from now until they are taken.
+    this.freshClosed = true;
+    try {
+      if (this.inPlacePuts > 0) await new Promise<void>((r) => (this.inPlaceIdle = r));
+    } finally {
+      this.freshClosed = false;
+    }
     // What this flush makes durable: the entries recorded so far, whose data writes have all
     // landed (a put records its entries only then). From now on no slot is overwritten in place
     // until the next flush: a slot named by an entry being made durable must not change under it.
