@@ -48,7 +48,7 @@ describe('concurrent writers against the model (no crash)', () => {
         expect(out.problems).toEqual([]);
         expect(out.stats.rounds).toBe(60);
         // the workload did what it says: writes of every kind, flushes and reads among them
-        for (const k of ['writes', 'zeroes', 'ranges', 'reads', 'flushes', 'chained']) expect(out.stats[k], k).toBeGreaterThan(0);
+        for (const k of ['writes', 'zeroes', 'ranges', 'reads', 'flushes', 'chained', 'roundSnapshots']) expect(out.stats[k], k).toBeGreaterThan(0);
         await ctl.crash(mode);
         expect(await verifyConcurrentRecovered(copyNamespace(inner), out, false)).toBeNull();
         expect(await verifyConcurrentRecovered(inner, out, true)).toBeNull();

@@ -2,7 +2,7 @@ import type { StoreNamespace } from '../../../src/store/store.js';
 import { Volume, type WriteRange } from '../../../src/volume/volume.js';
 import { isStrataError } from '../../../src/errors.js';
 import { Rng } from '../helpers/random.js';
-import { ConcurrentModel, type ModelWrite } from './concurrent-model.js';
+import { ConcurrentModel, type ModelWrite, type RoundRecord } from './concurrent-model.js';
 
 /**
  * A seeded workload of concurrent writers against the public Volume API, checked against
@@ -14,8 +14,10 @@ import { ConcurrentModel, type ModelWrite } from './concurrent-model.js';
  * sometimes flushes and reads among them. An operation may wait a few microtask turns before it
  * is issued, or wait for an earlier write of the round to settle (a flush or read issued after
  * a write was acknowledged must see it). The round ends when every operation has settled; the
- * live view is read back and checked. Between rounds: sometimes a snapshot (checked to read
- * what the live view read), sometimes a snapshot deletion (a layer merge).
+ * live view is read back and checked. Sometimes a round also takes a snapshot among its writes:
+ * it must hold a state of the round with every write acknowledged before it was asked for, and
+ * once read back after the round it must never change. Between rounds: sometimes a snapshot
+ * (checked to read what the live view read), sometimes a snapshot deletion (a layer merge).
  *
  * Everything is decided by the seed before it is issued, and the memory store resolves in
  * microtasks, so one seed makes the same sequence of store calls every run.
@@ -30,7 +32,8 @@ type OpKind =
   | { kind: 'zeroes'; offset: number; length: number }
   | { kind: 'ranges'; ranges: WriteRange[]; data: Uint8Array }
   | { kind: 'read'; offset: number; length: number }
-  | { kind: 'flush' };
+  | { kind: 'flush' }
+  | { kind: 'snapshot' };
 
 type Op = OpKind & {
   /** microtask turns to wait before issuing */
@@ -41,10 +44,16 @@ type Op = OpKind & {
   writes: ModelWrite[];
 };
 
+/**
+ * What a snapshot holds: its bytes, or (taken during a round and not read back yet) a state of
+ * that round with the writes acknowledged before it was asked for.
+ */
+export type SnapContent = Uint8Array | { round: RoundRecord; required: Set<ModelWrite> };
+
 export interface SnapshotState {
-  committed: Map<string, Uint8Array>;
+  committed: Map<string, SnapContent>;
   /** a snapshot operation in progress: a creation (content) or a deletion (null) */
-  pending: { name: string; content: Uint8Array | null } | null;
+  pending: { name: string; content: SnapContent | null } | null;
 }
 
 export interface ConcurrentOutcome {
@@ -175,6 +184,7 @@ class Planner {
     while (ops.length < want) for (const k of this.writeOps(hot)) ops.push({ ...k, delay: this.delay(), writes: [] });
     const extra: OpKind[] = [];
     if (this.rng.next() < 0.45) for (let i = 0, n = 1 + this.rng.int(3); i < n; i++) extra.push({ kind: 'flush' });
+    if (this.rng.next() < 0.12) extra.push({ kind: 'snapshot' });
     if (this.rng.next() < 0.6) {
       for (let i = 0, n = 1 + this.rng.int(2); i < n; i++) {
         const whole = this.rng.next() < 0.5;
@@ -215,6 +225,8 @@ function describe(op: OpKind): string {
       return `read ${op.offset}+${op.length}`;
     case 'flush':
       return 'flush';
+    case 'snapshot':
+      return 'snapshot';
   }
 }
 
@@ -223,7 +235,7 @@ export async function runConcurrentWorkload(ns: StoreNamespace, seed: number, op
   const plan = new Planner(seed);
   const model = new ConcurrentModel(CSIZE, CBS);
   const snaps: SnapshotState = { committed: new Map(), pending: null };
-  const stats: Record<string, number> = { rounds: 0, writes: 0, zeroes: 0, ranges: 0, reads: 0, flushes: 0, chained: 0, snapshots: 0, deletions: 0 };
+  const stats: Record<string, number> = { rounds: 0, writes: 0, zeroes: 0, ranges: 0, reads: 0, flushes: 0, chained: 0, snapshots: 0, roundSnapshots: 0, deletions: 0 };
   const out: ConcurrentOutcome = { model, snaps, crashed: false, created: false, error: null, problems: [], stats };
   let vol: Volume;
   try {
@@ -250,6 +262,8 @@ export async function runConcurrentWorkload(ns: StoreNamespace, seed: number, op
         }
       }
       const settled: Promise<void>[] = [];
+      /** snapshots taken during this round, read back after it */
+      const taken: string[] = [];
       const issue = async (op: Op, i: number): Promise<void> => {
         if (op.after !== undefined) {
           stats.chained!++;
@@ -284,6 +298,20 @@ export async function runConcurrentWorkload(ns: StoreNamespace, seed: number, op
             model.flushAcked(captured);
             break;
           }
+          case 'snapshot': {
+            // names are handed out in issue order, which the seed fixes
+            const name = `s${names++}`;
+            const content: SnapContent = { round: r, required: model.ackedNow() };
+            snaps.pending = { name, content };
+            await vol.snapshot(name);
+            snaps.committed.set(name, content);
+            snaps.pending = null;
+            // a snapshot is a durability point: what it holds survives, like a flush issued with it
+            model.flushAcked(content.required);
+            taken.push(name);
+            stats.roundSnapshots!++;
+            break;
+          }
         }
         for (const w of op.writes) w.acked = true;
       };
@@ -291,6 +319,15 @@ export async function runConcurrentWorkload(ns: StoreNamespace, seed: number, op
       const results = await Promise.allSettled(settled);
       const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
       if (failed) throw failed.reason;
+      for (const name of taken) {
+        const content = snaps.committed.get(name)!;
+        const got = await vol.openSnapshot(name).read(0, CSIZE);
+        if (!(content instanceof Uint8Array)) {
+          const p = model.checkBlocks(got, 0, content.round, content.required, `snapshot ${name} taken`);
+          if (p) out.problems.push(p);
+        }
+        snaps.committed.set(name, got);
+      }
       const back = await vol.read(0, CSIZE);
       const p = model.endRound(back);
       if (p) out.problems.push(p);
@@ -357,7 +394,13 @@ export async function verifyConcurrentRecovered(ns: StoreNamespace, outcome: Con
     for (const name of names) {
       const want = committed.get(name) ?? pending?.content;
       const got = await vol.openSnapshot(name).read(0, CSIZE);
-      if (!want || !sameBytes(want, got)) return `${how}: snapshot ${name} changed`;
+      if (!want) return `${how}: snapshot ${name} was never taken`;
+      if (want instanceof Uint8Array) {
+        if (!sameBytes(want, got)) return `${how}: snapshot ${name} changed`;
+      } else {
+        const p = outcome.model.checkBlocks(got, 0, want.round, want.required, `snapshot ${name} (taken during the round)`);
+        if (p) return `${how}: ${p}`;
+      }
     }
     const report = await vol.check();
     if (!report.ok) return `${how}: check failed: ${report.problems[0]!.message}`;
