@@ -12,8 +12,9 @@ import { ConcurrentModel, type ModelWrite, type RoundRecord } from './concurrent
  * Each round issues 2-16 writes at once (whole blocks, partial blocks, writes straddling
  * blocks, two partial writes into one block, zero writes, writeZeroes, writeRanges), plus
  * sometimes flushes and reads among them. An operation may wait a few microtask turns before it
- * is issued, or wait for an earlier write of the round to settle (a flush or read issued after
- * a write was acknowledged must see it). The round ends when every operation has settled; the
+ * is issued, or wait for an earlier operation of the round to settle (a flush or read issued
+ * after a write was acknowledged must see it; writes issued right behind an acknowledged flush
+ * are where a flush that returned too early shows). The round ends when every operation has settled; the
  * live view is read back and checked. Sometimes a round also takes a snapshot among its writes:
  * it must hold a state of the round with every write acknowledged before it was asked for, and
  * once read back after the round it must never change. Between rounds: sometimes a snapshot
@@ -38,7 +39,7 @@ type OpKind =
 type Op = OpKind & {
   /** microtask turns to wait before issuing */
   delay: number;
-  /** index of an earlier write of the round to wait for (settled) before issuing */
+  /** index of an earlier operation of the round to wait for (settled) before issuing */
   after?: number;
   /** the model's writes this op makes (one per range) */
   writes: ModelWrite[];
