@@ -3,8 +3,10 @@
  * volume while four passive reader workers read random ranges of a shadow copy (diff areas in
  * OPFS) and check every block against checksums taken with it. Shared-memory bitmaps (the page
  * is cross-origin isolated) and the message fallback (forced; and with a writer that has no
- * shared memory at all). Zero mismatches over a million block reads each; without the
- * re-check the same run finds mismatches.
+ * shared memory at all). Zero mismatches over a million block reads each. That the check
+ * would see a mismatch is shown without timing in recheck.test.ts: with the re-check off, a
+ * forced interleaving returns the new bytes (a run like this one without it found 9 in 900,000
+ * reads once and none another time, so it could not be a test).
  *
  * Ranges are up to 512 blocks of 512 B: in Chromium 156 every call on a 'readwrite-unsafe' sync
  * access handle (the only mode in which a writer and readers share a file) costs about a
@@ -92,12 +94,5 @@ describe('shadow copy stress (Chromium, OPFS, Web Workers)', () => {
     console.log('chromium message', JSON.stringify({ ...s, writes: run.writes }));
     expect(s.blockReads).toBeGreaterThanOrEqual(messageTotal);
     expect(s.mismatches).toBe(0);
-  }, 600_000);
-
-  it('without the re-check the same run finds mismatches', async () => {
-    const run = await stress({ dir: 'shadow-stress-norecheck', writerShared: true, mode: 'shared', recheck: false, total: 1_000_000, blocks: 8192, maxRun: 512, stopAfterMismatches: 1 });
-    const s = sum(run);
-    console.log('chromium no re-check', JSON.stringify({ ...s, writes: run.writes }));
-    expect(s.mismatches).toBeGreaterThan(0);
   }, 600_000);
 });
