@@ -81,10 +81,12 @@ export class VolumeCore implements MergeContext, RemoteContext {
     return this.chain;
   }
 
+  /** Make reads follow the manifest's active layer (after a commit that changed the tree). */
   rebuildChain(): void {
     this.chain = this.chainFor(this.manifest.active);
   }
 
+  /** The read path from layer `top` down (the remote image last, if any). */
   chainFor(top: string): Chain {
     const layers: ChainLayer[] = chainIds(this.manifest, top).map((id) => this.layers.get(id)!);
     if (this.remoteBase) layers.push(this.remoteBase.layer);
@@ -96,6 +98,8 @@ export class VolumeCore implements MergeContext, RemoteContext {
     return `Volume ${this.ns.label ?? this.manifest.uuid}`;
   }
 
+  // ---- locks ----
+
   /** Run `fn` holding every block exclusively: no read or write in flight, none starts. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     return this.locks.run(ALL_BLOCKS[0], ALL_BLOCKS[1], true, fn);
@@ -105,6 +109,8 @@ export class VolumeCore implements MergeContext, RemoteContext {
   shared<T>(fn: () => Promise<T>): Promise<T> {
     return this.locks.run(ALL_BLOCKS[0], ALL_BLOCKS[1], false, fn);
   }
+
+  // ---- checks ----
 
   assertOpen(): void {
     if (this.closed) throw new StrataError('closed', 'The volume is closed; open it again to use it.');
@@ -123,6 +129,7 @@ export class VolumeCore implements MergeContext, RemoteContext {
     }
   }
 
+  /** The byte range [from, to) that `map(offset, length)` covers: all of the volume by default. */
   mapRange(offset?: number, length?: number): [number, number] {
     if (offset === undefined && length === undefined) return [0, this.size];
     const from = offset ?? 0;
@@ -131,6 +138,7 @@ export class VolumeCore implements MergeContext, RemoteContext {
     return [from, from + len];
   }
 
+  /** Structure changes are refused while a block job or a staged change holds the volume. */
   assertNoJob(what: string): void {
     if (this.staging !== null) throw new StrataError('locked', `Cannot ${what} while a staged change (an import) is being built on this volume; wait for it to finish or cancel it.`);
     if (this.job !== null) throw new StrataError('locked', `Cannot ${what} while the ${this.job} job runs on this volume; wait for it or cancel it.`);
@@ -141,6 +149,9 @@ export class VolumeCore implements MergeContext, RemoteContext {
     if (this.observers.any) throw new StrataError('locked', `Cannot ${what} while write observers (a mirror, a write log, replication) are attached to this volume; detach them first.`);
   }
 
+  // ---- the read path (Volume.readInto, Volume.readIntoNow) ----
+
+  /** See Volume.readInto: reads hold their blocks shared; no promise is added when they are free. */
   readInto(offset: number, target: Uint8Array): Promise<void> {
     // Not `async`: one promise less on the hottest path; argument errors still reject.
     try {
@@ -178,6 +189,8 @@ export class VolumeCore implements MergeContext, RemoteContext {
     const bs = this.blockSize;
     return this.locks.sharable(Math.floor(offset / bs), Math.ceil((offset + target.length) / bs)) && this.chain.readIntoNow(offset, target);
   }
+
+  // ---- structure changes (the caller holds every block: `exclusive`) ----
 
   /**
    * Create an empty layer on `parent`, commit a manifest making it the active layer (after
@@ -235,6 +248,8 @@ export class VolumeCore implements MergeContext, RemoteContext {
     for (const f of names) await this.ns.delete(f);
     if (names.length > 0) await this.ns.sync();
   }
+
+  // ---- closing ----
 
   async closeLayers(): Promise<void> {
     for (const l of this.layers.values()) await l.close();
