@@ -3,11 +3,12 @@ import type { StoreNamespace } from '../store/store.js';
 import { Layer, SLOT_ZERO } from './layer.js';
 import { children, cloneManifest, collapsedManifest, isReferenced, layerRecord } from './tree.js';
 
+/** What merges need of a volume (its core, core.ts, is one). Callers hold every block. */
 export interface MergeContext {
-  ns: StoreNamespace;
-  blockSize: number;
-  layers: Map<string, Layer>;
-  manifest(): Manifest;
+  readonly ns: StoreNamespace;
+  readonly blockSize: number;
+  readonly layers: Map<string, Layer>;
+  readonly manifest: Manifest;
   commit(m: Manifest): Promise<void>;
   dropLayerFiles(id: string): Promise<void>;
 }
@@ -24,7 +25,7 @@ const MERGE_BATCH_BYTES = 8 << 20;
  */
 export async function collectGarbage(ctx: MergeContext): Promise<void> {
   for (;;) {
-    const m = ctx.manifest();
+    const m = ctx.manifest;
     const victim = m.layers.find((l) => l.sealed && !isReferenced(m, l.id) && children(m, l.id).length <= 1);
     if (!victim) return;
     const kids = children(m, victim.id);
@@ -53,20 +54,20 @@ async function mergeIntoChild(ctx: MergeContext, xId: string, cId: string): Prom
   const up = upCost <= downCost;
   // The layer being written loses its recorded content ID first: until the merge commits, its
   // content is in flux (an open after a crash here finishes the merge and records the new ID).
-  const target = layerRecord(ctx.manifest(), up ? cId : xId);
+  const target = layerRecord(ctx.manifest, up ? cId : xId);
   if (target.contentId !== null) {
-    const pre = cloneManifest(ctx.manifest());
+    const pre = cloneManifest(ctx.manifest);
     layerRecord(pre, target.id).contentId = null;
     await ctx.commit(pre);
   }
   if (up) {
     await copyEntries(ctx.blockSize, x, c, (block) => c.slot(block) === -1);
-    await ctx.commit(collapsedManifest(ctx.manifest(), 'up', xId, cId, c.contentId()));
+    await ctx.commit(collapsedManifest(ctx.manifest, 'up', xId, cId, c.contentId()));
     await ctx.dropLayerFiles(xId);
   } else {
     // Blocks an interrupted run (or an online consolidation) already copied are skipped.
     await copyEntries(ctx.blockSize, c, x, (block) => !sameEntry(c, x, block));
-    await ctx.commit(collapsedManifest(ctx.manifest(), 'down', xId, cId, x.contentId()));
+    await ctx.commit(collapsedManifest(ctx.manifest, 'down', xId, cId, x.contentId()));
     await ctx.dropLayerFiles(cId);
   }
 }

@@ -56,19 +56,21 @@ export interface ProvisioningInfo {
   copyOnRead: CopyOnReadStats;
 }
 
-/** What RemoteBase needs from its Volume (kept narrow so the volume's internals stay its own). */
+/** What RemoteBase needs from its volume (the volume's core, core.ts, is one). */
 export interface RemoteContext {
-  ns: StoreNamespace;
+  readonly ns: StoreNamespace;
   /** how reads of cached blocks are checked, and the volume's name in errors */
-  verify: VerifyMode;
-  label: string;
-  blockSize: number;
-  size: number;
-  readOnly: boolean;
-  /** the volume's lock: `read` holds every block shared (no write runs), `write` exclusively */
-  lock: { read<T>(fn: () => Promise<T>): Promise<T>; write<T>(fn: () => Promise<T>): Promise<T> };
-  layers: Map<string, Layer>;
-  manifest(): Manifest;
+  readonly verify: VerifyMode;
+  readonly label: string;
+  readonly blockSize: number;
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Run `fn` holding every block shared (no write runs). */
+  shared<T>(fn: () => Promise<T>): Promise<T>;
+  /** Run `fn` holding every block exclusively. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  readonly layers: Map<string, Layer>;
+  readonly manifest: Manifest;
   commit(m: Manifest): Promise<void>;
   dropLayerFiles(id: string): Promise<void>;
   /** the live chain (its last layer is this base) */
@@ -161,7 +163,7 @@ export class RemoteBase {
     private readonly ctx: RemoteContext,
     private readonly options: RemoteOptions = {},
   ) {
-    this.attach(ctx.manifest().remote!);
+    this.attach(ctx.manifest.remote!);
   }
 
   private attach(rec: RemoteRecord): void {
@@ -182,7 +184,7 @@ export class RemoteBase {
   }
 
   get record(): RemoteRecord {
-    return this.ctx.manifest().remote!;
+    return this.ctx.manifest.remote!;
   }
 
   get cache(): Layer {
@@ -206,7 +208,7 @@ export class RemoteBase {
       this.timer = undefined;
       if (this.closed) return;
       // The volume's read lock keeps reset, refresh and close out; flushCache takes the cache lock.
-      this.ctx.lock.read(() => (this.closed ? Promise.resolve() : this.flushCache())).catch(() => {
+      this.ctx.shared(() => (this.closed ? Promise.resolve() : this.flushCache())).catch(() => {
         // The next flush (or close) reports the error to someone who can act on it.
       });
     }, this.options.cacheFlushMs ?? 2000);
@@ -261,7 +263,7 @@ export class RemoteBase {
   missingRuns(from: number, to: number): number[] {
     const cache = this.cache;
     const end = Math.min(to, this.cor.blocks);
-    const skipOverwritten = this.ctx.manifest().snapshots.length === 0;
+    const skipOverwritten = this.ctx.manifest.snapshots.length === 0;
     const out: number[] = [];
     if (skipOverwritten) {
       const chain = this.ctx.liveChain();
@@ -291,7 +293,7 @@ export class RemoteBase {
   /** Fetch image blocks [first, first + count) that are not local yet (stream job). Returns the bytes fetched. */
   fetchBlocks(first: number, count: number): Promise<number> {
     this.assertWritable('stream the image');
-    return this.ctx.lock.read(async () => {
+    return this.ctx.shared(async () => {
       const runs = this.missingRuns(first, first + count);
       const ps: Promise<number>[] = [];
       for (let i = 0; i < runs.length; i += 2) ps.push(this.cor.fetchBlocks(runs[i]!, runs[i + 1]! - runs[i]!));
@@ -302,13 +304,13 @@ export class RemoteBase {
 
   /** Flush fetched blocks now. */
   flushNow(): Promise<void> {
-    return this.ctx.lock.read(() => this.flushCache());
+    return this.ctx.shared(() => this.flushCache());
   }
 
   /** Drop every block the live volume changed: it reads as the image again (fetched blocks stay). Snapshots are kept. */
   async reset(): Promise<void> {
     this.assertWritable('reset the volume');
-    await this.ctx.lock.write(async () => {
+    await this.ctx.exclusive(async () => {
       await this.flushCache();
       await this.ctx.revertToLayer(this.record.cache);
     });
@@ -327,10 +329,10 @@ export class RemoteBase {
     const pin = probe.pin;
     await probe.close();
     checkVolumeSize(pin.size, this.ctx.blockSize);
-    return this.ctx.lock.write(async () => {
+    return this.ctx.exclusive(async () => {
       const old = this.record;
       if (old.url === pin.url && old.size === pin.size && (old.etag ?? null) === (pin.etag ?? null) && (old.lastModified ?? null) === (pin.lastModified ?? null)) return false;
-      const m = cloneManifest(this.ctx.manifest());
+      const m = cloneManifest(this.ctx.manifest);
       const id = layerId(m.nextLayer);
       const fresh = await Layer.create(this.ctx.ns, id, this.ctx.blockSize);
       await this.ctx.ns.sync();

@@ -29,3 +29,14 @@ export class StagedManifest implements ManifestHolder {
     this.manifest = next;
   }
 }
+
+/** A staged change being built (`Volume.staged`, staged.ts), as the volume keeps it. */
+export interface StagingState {
+  committed: ManifestStore;
+  /** layers open before the change: any other is the change's own */
+  layersBefore: Set<string>;
+  /** the live layer the change replaces, deleted once the change is committed */
+  dropOnCommit: string | null;
+  /** the stored manifest is being written: a failure leaves the outcome unknown */
+  committing?: boolean;
+}
