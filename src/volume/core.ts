@@ -256,21 +256,30 @@ export class VolumeCore implements MergeContext, RemoteContext {
     this.layers.clear();
   }
 
+  /**
+   * Flush the active layer as one flush event: numbered now, it waits for every write started
+   * before it, reaches sync observers after them, and async ones in number order.
+   */
+  async flushActiveObserved(): Promise<void> {
+    const event = this.observers.any ? ({ type: 'flush', seq: this.observers.nextSeq() } as const) : null;
+    let ok = false;
+    try {
+      if (this.inflight.size > 0) await Promise.all(this.inflight);
+      const sync = event && this.observers.deliverSync(event);
+      await this.active.flush();
+      if (sync) await sync;
+      ok = true;
+    } finally {
+      if (event) this.observers.settle(event.seq, ok ? event : null);
+    }
+  }
+
   /** Flush (when writable) and release every store. */
   async close(): Promise<void> {
     if (this.closed) return;
     await this.exclusive(async () => {
       if (!this.readOnly) {
-        const event = this.observers.any ? ({ type: 'flush', seq: this.observers.nextSeq() } as const) : null;
-        let ok = false;
-        try {
-          const sync = event && this.observers.deliverSync(event);
-          await this.active.flush();
-          if (sync) await sync;
-          ok = true;
-        } finally {
-          if (event) this.observers.settle(event.seq, ok ? event : null);
-        }
+        await this.flushActiveObserved();
         await this.remoteBase?.flushCache();
       }
     });

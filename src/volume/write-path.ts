@@ -236,17 +236,7 @@ export async function flushVolume(core: VolumeCore): Promise<void> {
   core.fgOps++;
   const before = core.observers.gate;
   if (before) await before;
-  const event = core.observers.any ? ({ type: 'flush', seq: core.observers.nextSeq() } as const) : null;
-  let ok = false;
-  try {
-    if (core.inflight.size > 0) await Promise.all(core.inflight);
-    const sync = event && core.observers.deliverSync(event);
-    await core.active.flush();
-    if (sync) await sync;
-    ok = true;
-  } finally {
-    if (event) core.observers.settle(event.seq, ok ? event : null);
-  }
+  await core.flushActiveObserved();
   await core.remoteBase?.flushCache();
   await compactIfWorthIt(core);
   const after = core.observers.gate;
