@@ -258,13 +258,21 @@ export class VolumeCore implements MergeContext, RemoteContext {
 
   /**
    * Flush the active layer as one flush event: numbered now, it waits for every write started
-   * before it, reaches sync observers after them, and async ones in number order.
+   * before it (unless the caller holds every block), reaches sync observers after them, and
+   * async ones in number order.
    */
-  async flushActiveObserved(): Promise<void> {
+  async flushActiveObserved(holdingAll = false): Promise<void> {
     const event = this.observers.any ? ({ type: 'flush', seq: this.observers.nextSeq() } as const) : null;
     let ok = false;
     try {
-      if (this.inflight.size > 0) await Promise.all(this.inflight);
+      // a caller holding every block (close) has no write running, and the writes queued
+      // behind it wait for it: waiting for them would never end
+      if (!holdingAll && this.inflight.size > 0) await Promise.all(this.inflight);
+      // close() ran meanwhile: it flushed every write before it, and the layers are gone
+      if (this.closed) {
+        ok = true;
+        return;
+      }
       const sync = event && this.observers.deliverSync(event);
       await this.active.flush();
       if (sync) await sync;
@@ -275,15 +283,27 @@ export class VolumeCore implements MergeContext, RemoteContext {
   }
 
   /** Flush (when writable) and release every store. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    // two calls share one close; a failed one (its flush failed) may be tried again
+    this.closing ??= this.closeOnce().catch((e: unknown) => {
+      this.closing = null;
+      throw e;
+    });
+    return this.closing;
+  }
+
+  private closing: Promise<void> | null = null;
+
+  private async closeOnce(): Promise<void> {
     if (this.closed) return;
     await this.exclusive(async () => {
       if (!this.readOnly) {
-        await this.flushActiveObserved();
+        await this.flushActiveObserved(true);
         await this.remoteBase?.flushCache();
       }
+      // before the hold ends: a read or write queued behind it finds the volume closed
+      this.closed = true;
     });
-    this.closed = true;
     await this.observers.detachAll();
     try {
       await this.remoteBase?.close();

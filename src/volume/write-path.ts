@@ -126,6 +126,8 @@ export async function writeZeroes(core: VolumeCore, offset: number, length: numb
 async function writeLocked(core: VolumeCore, offset: number, data: Uint8Array, kind: WriteKind): Promise<void> {
   // checked again under the lock: a write queued behind a mirror's switch-over must not land here
   if (core.retired !== null) throw new StrataError('closed', core.retired);
+  // and closed: a write queued behind close() must not reach layers it closed
+  core.assertOpen();
   const bs = core.blockSize;
   const end = offset + data.length;
   let at = offset;
@@ -237,6 +239,7 @@ export async function flushVolume(core: VolumeCore): Promise<void> {
   const before = core.observers.gate;
   if (before) await before;
   await core.flushActiveObserved();
+  if (core.closed) return;
   await core.remoteBase?.flushCache();
   await compactIfWorthIt(core);
   const after = core.observers.gate;

@@ -160,3 +160,27 @@ describe('concurrent writes', () => {
     await vol.close();
   });
 });
+
+describe('close among writes and flushes', () => {
+  it('a write queued behind close() fails with closed; a flush waiting for a write settles', async () => {
+    const { ns, vol } = await newVolume();
+    ns.hold = true;
+    const w = vol.write(0, new Uint8Array(BS).fill(1));
+    await settle();
+    const f = vol.flush();
+    const c = vol.close();
+    const late = vol.write(0, new Uint8Array(BS).fill(2)).then(
+      () => 'written',
+      (e: { code?: string }) => e.code,
+    );
+    ns.hold = false;
+    ns.release();
+    await w;
+    await f;
+    await c;
+    expect(await late).toBe('closed');
+    const again = await Volume.open(ns.inner, { readOnly: true });
+    expect((await again.read(0, BS)).every((x) => x === 1)).toBe(true);
+    await again.close();
+  });
+});
