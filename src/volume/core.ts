@@ -165,18 +165,18 @@ export class VolumeCore implements MergeContext, RemoteContext {
     const first = Math.floor(offset / bs);
     const end = Math.ceil((offset + target.length) / bs);
     const got = this.locks.acquire(first, end, false);
-    if (typeof got === 'function') {
-      // granted at once (the common case): no extra promise
-      let p: Promise<void>;
+    // granted at once (the common case): no extra promise (Chain.readInto is async: it never throws)
+    if (typeof got === 'function') return this.chain.readInto(offset, target).finally(got);
+    return got.then((release) => {
+      // it waited: the volume may have been closed meanwhile (close holds every block)
       try {
-        p = this.chain.readInto(offset, target);
+        this.assertOpen();
       } catch (e) {
-        got();
+        release();
         return Promise.reject(e);
       }
-      return p.finally(got);
-    }
-    return got.then((release) => this.chain.readInto(offset, target).finally(release));
+      return this.chain.readInto(offset, target).finally(release);
+    });
   }
 
   /** See {@link VolumeReader.readIntoNow}. */

@@ -184,3 +184,23 @@ describe('close among writes and flushes', () => {
     await again.close();
   });
 });
+
+describe('a read queued behind close()', () => {
+  it('fails with closed rather than reading layers close() released', async () => {
+    const { ns, vol } = await newVolume();
+    await vol.write(0, new Uint8Array(BS).fill(4));
+    ns.hold = true;
+    const w = vol.write(0, new Uint8Array(BS).fill(5));
+    await settle();
+    const c = vol.close();
+    const late = vol.read(0, BS).then(
+      () => 'read',
+      (e: { code?: string }) => e.code,
+    );
+    ns.hold = false;
+    ns.release();
+    await w;
+    await c;
+    expect(await late).toBe('closed');
+  });
+});
