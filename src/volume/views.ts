@@ -17,7 +17,10 @@ export function viewReader(core: VolumeCore, chainNow: () => Chain): VolumeReade
       core.assertOpen();
       core.checkIo(offset, target.length);
       const bs = core.blockSize;
-      await core.locks.run(Math.floor(offset / bs), Math.ceil((offset + target.length) / bs), false, () => chainNow().readInto(offset, target));
+      await core.locks.run(Math.floor(offset / bs), Math.ceil((offset + target.length) / bs), false, () => {
+        core.assertOpen(); // again after any wait: close() holds every block, then releases the layers
+        return chainNow().readInto(offset, target);
+      });
     },
     readIntoNow(offset: number, target: Uint8Array) {
       core.assertOpen();

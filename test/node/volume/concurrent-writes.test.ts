@@ -189,18 +189,24 @@ describe('a read queued behind close()', () => {
   it('fails with closed rather than reading layers close() released', async () => {
     const { ns, vol } = await newVolume();
     await vol.write(0, new Uint8Array(BS).fill(4));
+    await vol.snapshot('s');
+    const snap = vol.openSnapshot('s');
     ns.hold = true;
     const w = vol.write(0, new Uint8Array(BS).fill(5));
     await settle();
     const c = vol.close();
-    const late = vol.read(0, BS).then(
-      () => 'read',
-      (e: { code?: string }) => e.code,
-    );
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => 'read',
+        (e: { code?: string }) => e.code,
+      );
+    const late = code(vol.read(0, BS));
+    const lateSnap = code(snap.read(0, BS));
     ns.hold = false;
     ns.release();
     await w;
     await c;
     expect(await late).toBe('closed');
+    expect(await lateSnap).toBe('closed');
   });
 });
