@@ -3,7 +3,7 @@ import { layerRecord, cloneManifest } from './tree.js';
 import { resolve, scanBlocks, type BlockScan } from '../wasm/index.js';
 import { NO_OWNER } from './chain.js';
 import { SLOT_ZERO, mapName, type Layer } from './layer.js';
-import { batchFromRuns, type BlockBatch } from './layer-writer.js';
+import { batchFromRuns, type BlockBatch, type PutOptions } from './layer-writer.js';
 import type { ByteRange, WriteEvent } from './write-observer.js';
 import type { VolumeCore } from './core.js';
 
@@ -190,17 +190,19 @@ async function writeBlocks(core: VolumeCore, runs: readonly number[], buf: Uint8
   }
   // A zero block needs no data: record "known zero" only if something would show through.
   const batch = batchFromRuns(runs, buf, scan, anyZero ? (i, block) => core.owners[i] !== NO_OWNER && active.slot(block) !== SLOT_ZERO : undefined);
-  if (core.observers.any) return writeObserved(core, runs, buf, batch, kind, partial);
+  // A slot taken since the last flush is overwritten in place (only the changed bytes of a
+  // copied-up block); consecutive slots over consecutive bytes of `buf` make one store write
+  // (new slots are handed out in order).
+  const options: PutOptions = { inPlace: 'fresh', changed: partial && partialWithin(partial, runs[0]! * bs, bs) };
+  if (core.observers.any) return writeObserved(core, runs, buf, batch, options, kind, partial);
   if (batch.blocks.length === 0) return;
-  // A slot taken since the last flush is overwritten in place; consecutive slots over
-  // consecutive bytes of `buf` make one store write (new slots are handed out in order).
-  const put = active.stageBlocks(batch, { inPlace: 'fresh', changed: partial && partialWithin(partial, runs[0]! * bs, bs) });
+  const put = active.stageBlocks(batch, options);
   await put.written;
   await put.commit();
 }
 
 /** writeBlocks with observers: sync ones in parallel with the layer's writes, async ones after. */
-async function writeObserved(core: VolumeCore, runs: readonly number[], buf: Uint8Array, batch: BlockBatch, kind: WriteKind, partial: ByteRange | undefined): Promise<void> {
+async function writeObserved(core: VolumeCore, runs: readonly number[], buf: Uint8Array, batch: BlockBatch, options: PutOptions, kind: WriteKind, partial: ByteRange | undefined): Promise<void> {
   const bs = core.blockSize;
   const ranges: ByteRange[] = [];
   if (partial) ranges.push(partial);
@@ -216,7 +218,7 @@ async function writeObserved(core: VolumeCore, runs: readonly number[], buf: Uin
   };
   let ok = false;
   try {
-    const put = batch.blocks.length > 0 ? core.active.stageBlocks(batch, { inPlace: 'fresh', changed: partial && partialWithin(partial, runs[0]! * bs, bs) }) : null;
+    const put = batch.blocks.length > 0 ? core.active.stageBlocks(batch, options) : null;
     const sync = core.observers.deliverSync(event);
     // the observers' promises never reject; the layer's write is awaited after them (it may
     // reject first, and the event's buffers must outlive the sync observers' use of them)
