@@ -4,58 +4,24 @@
  * of a write; flushes are group commits; a flush covers every write started before it.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryNamespace } from '../../../src/store/memory.js';
-import type { OpenOptions, Store, StoreNamespace } from '../../../src/store/store.js';
 import { Volume } from '../../../src/volume/volume.js';
+import { HookedNamespace } from '../helpers/hooked-namespace.js';
 
 const BS = 4096;
 
 /** A namespace whose data-store writes can be held, and which counts data and map syncs. */
-class GatedNamespace implements StoreNamespace {
-  readonly readOnly = false;
-  readonly inner = new MemoryNamespace();
+class GatedNamespace extends HookedNamespace {
   hold = false;
   /** data writes that reached the store and wait for release */
   readonly waiting: (() => void)[] = [];
   dataFlushes = 0;
   mapFlushes = 0;
-  open(name: string, options?: OpenOptions): Promise<Store> {
-    return this.inner.open(name, options).then((s) => this.wrap(name, s));
+  protected override beforeWrite(name: string): Promise<void> | void {
+    if (this.hold && name.endsWith('.data')) return new Promise<void>((r) => this.waiting.push(r));
   }
-  private wrap(name: string, s: Store): Store {
-    const self = this;
-    return {
-      get size() {
-        return s.size;
-      },
-      readOnly: s.readOnly,
-      resizable: s.resizable,
-      read: (o, l) => s.read(o, l),
-      readInto: (o, t) => s.readInto(o, t),
-      async write(o, d) {
-        if (self.hold && name.endsWith('.data')) await new Promise<void>((r) => self.waiting.push(r));
-        return s.write(o, d);
-      },
-      async flush() {
-        if (name.endsWith('.data')) self.dataFlushes++;
-        if (name.endsWith('.map')) self.mapFlushes++;
-        return s.flush();
-      },
-      truncate: (n) => s.truncate(n),
-      close: () => s.close(),
-    };
-  }
-  exists(name: string): Promise<boolean> {
-    return this.inner.exists(name);
-  }
-  list(): Promise<string[]> {
-    return this.inner.list();
-  }
-  delete(name: string): Promise<void> {
-    return this.inner.delete(name);
-  }
-  sync(): Promise<void> {
-    return this.inner.sync();
+  protected override beforeFlush(name: string): void {
+    if (name.endsWith('.data')) this.dataFlushes++;
+    if (name.endsWith('.map')) this.mapFlushes++;
   }
   release(): void {
     for (const r of this.waiting.splice(0)) r();

@@ -1,11 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { StrataError } from '../../../src/errors.js';
 import { MemoryNamespace } from '../../../src/store/memory.js';
-import type { OpenOptions, Store, StoreNamespace } from '../../../src/store/store.js';
+import type { StoreNamespace } from '../../../src/store/store.js';
 import { Layer, SLOT_ABSENT, SLOT_ZERO, dataName } from '../../../src/volume/layer.js';
 import { batchFromRuns, type BlockBatch } from '../../../src/volume/layer-writer.js';
 import { copyPass, layerSource } from '../../../src/jobs/copy-pass.js';
 import { Volume } from '../../../src/volume/volume.js';
+import { HookedNamespace } from '../helpers/hooked-namespace.js';
 import { loadKernels, scanBlocks } from '../../../src/wasm/index.js';
 import { Rng } from '../helpers/random.js';
 
@@ -15,44 +16,13 @@ const BS = 4096;
  * A memory namespace that counts the writes to each store and fails those to the stores named
  * in `failing` (with `io`, nothing applied), so a test can aim a failure at one layer's data.
  */
-class TrapNamespace implements StoreNamespace {
-  readonly inner = new MemoryNamespace();
+class TrapNamespace extends HookedNamespace {
   readonly writes = new Map<string, number>();
   readonly failing = new Set<string>();
-  readonly readOnly = false;
 
-  async open(name: string, options?: OpenOptions): Promise<Store> {
-    const s = await this.inner.open(name, options);
-    const ns = this;
-    return {
-      get size() {
-        return s.size;
-      },
-      readOnly: s.readOnly,
-      resizable: s.resizable,
-      read: (o, n) => s.read(o, n),
-      readInto: (o, t) => s.readInto(o, t),
-      async write(o, d) {
-        ns.writes.set(name, (ns.writes.get(name) ?? 0) + 1);
-        if (ns.failing.has(name)) throw new StrataError('io', `Injected write failure on ${name}.`);
-        await s.write(o, d);
-      },
-      flush: () => s.flush(),
-      truncate: (n) => s.truncate(n),
-      close: () => s.close(),
-    };
-  }
-  exists(name: string): Promise<boolean> {
-    return this.inner.exists(name);
-  }
-  list(): Promise<string[]> {
-    return this.inner.list();
-  }
-  delete(name: string): Promise<void> {
-    return this.inner.delete(name);
-  }
-  sync(): Promise<void> {
-    return Promise.resolve();
+  protected override beforeWrite(name: string): void {
+    this.writes.set(name, (this.writes.get(name) ?? 0) + 1);
+    if (this.failing.has(name)) throw new StrataError('io', `Injected write failure on ${name}.`);
   }
   count(name: string): number {
     return this.writes.get(name) ?? 0;
