@@ -47,3 +47,4 @@ export { publish, type PublishSource, type PublishOptions, type PublishProgress,
 export { openPublishedVersion, type PublishedVersion, type VersionRef, type OpenPublishedOptions } from './transfer/published-version.js';
 export { listVersions, type StoreVersions, type VersionInfo, type TagInfo } from './transfer/versions.js';
 export { gc, type GcOptions, type GcResult } from './transfer/gc.js';
+export * from './journal/index.js';

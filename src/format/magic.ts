@@ -26,6 +26,7 @@ export const MAGIC_STAGING = 0x54534453; // "SDST": the mark of a staged change 
 export const MAGIC_SHADOW_CATALOG = 0x43534453; // "SDSC": shadow catalog slots (shadows.0/1)
 export const MAGIC_DIFF_AREA = 0x41534453; // "SDSA": a shadow copy's diff area (<id>.diff)
 export const MAGIC_JOBS = 0x4a4a4453; // "SDJJ": job journal slots (jobs.0/1)
+export const MAGIC_WRITE_LOG = 0x4c574453; // "SDWL": write log records (journal.<n>.log, src/journal/)
 /** The ASCII tag opening a saved v86 machine state (src/v86/state-file.ts). */
 export const MAGIC_V86_STATE = 'V86STATE';
 
@@ -70,12 +71,13 @@ export interface FormatSpec {
 export const FORMATS = {
   /** record version; 2 = layer links are kept (src/volume/links.ts); version-1 volumes are upgraded by their next commit */
   manifest: { title: 'volume manifest', files: 'manifest.0, manifest.1', magic: MAGIC_MANIFEST, reads: [1, 2], writes: 2 },
-  /** the manifest's JSON `version`: 1 = local volume, 2 = the volume has a remote base (written only then) */
-  manifestJson: { title: 'volume manifest', files: 'manifest.0, manifest.1', magic: MANIFEST_FORMAT, reads: [1, 2], writes: 1 },
+  /** the manifest's JSON `version`: 1 = local volume, 2 = the volume has a remote base, 3 = it has requirements (a write log); each written only then */
+  manifestJson: { title: 'volume manifest', files: 'manifest.0, manifest.1', magic: MANIFEST_FORMAT, reads: [1, 2, 3], writes: 1 },
   mapLog: { title: 'layer map log', files: '<layer>.map, <layer>.<gen>.map', magic: MAGIC_MAP, reads: [1], writes: 1 },
   stagingMark: { title: 'staging mark', files: 'staging.mark', magic: MAGIC_STAGING, reads: [1], writes: 1 },
   shadowCatalog: { title: 'shadow catalog', files: 'shadows.0, shadows.1', magic: MAGIC_SHADOW_CATALOG, reads: [1], writes: 1 },
   diffArea: { title: 'shadow diff area', files: '<id>.diff', magic: MAGIC_DIFF_AREA, reads: [1], writes: 1 },
+  writeLog: { title: 'write log', files: 'journal.<n>.log', magic: MAGIC_WRITE_LOG, reads: [1], writes: 1 },
   jobJournal: { title: 'job journal', files: 'jobs.0, jobs.1', magic: MAGIC_JOBS, reads: [1], writes: 1 },
   v86State: { title: 'saved v86 machine state', files: 'v86 state store', magic: MAGIC_V86_STATE, reads: [1], writes: 1 },
   segment: { title: 'block table segment', files: 'segments/<hash> (chunk store)', magic: MAGIC_SEGMENT, reads: [1], writes: 1 },

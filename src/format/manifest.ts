@@ -19,6 +19,12 @@ export const MANIFEST_VERSION = 1;
  */
 export const MANIFEST_VERSION_REMOTE = 2;
 /**
+ * Version of the manifest JSON of a volume with requirements (`requires`: e.g. a write log that
+ * must see every write). A stratadisk that does not know them refuses the volume (`unsupported`)
+ * instead of writing past them. A version-3 manifest may also have a remote base.
+ */
+export const MANIFEST_VERSION_REQUIRES = 3;
+/**
  * Version of the manifest *record* (the checksummed envelope, src/format/record.ts). Version 2
  * says "written by a stratadisk that keeps layer links" (`parentContentId`, src/volume/links.ts):
  * every commit records them and every merge updates them. A stratadisk that reads only version
@@ -78,8 +84,30 @@ export interface Manifest {
   active: string;
   snapshots: SnapshotRecord[];
   nextLayer: number;
-  /** present when the volume's base is a remote image (then `version` is MANIFEST_VERSION_REMOTE) */
+  /** present when the volume's base is a remote image (then `version` is MANIFEST_VERSION_REMOTE, or 3) */
   remote?: RemoteRecord;
+  /**
+   * What a writer must do besides writing the volume (then `version` is MANIFEST_VERSION_REQUIRES):
+   * each names a capability that must be attached before any write, and where its data lives.
+   * A writable open that does not handle one of them is refused (src/volume/open.ts).
+   */
+  requires?: Requirement[];
+}
+
+/** A capability a writer must attach (e.g. `journal`: every write goes to the write log too). */
+export interface Requirement {
+  name: string;
+  /** where its data lives, as the capability understands it (empty: in the volume's own namespace) */
+  where: string;
+}
+
+export const REQUIREMENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const MAX_REQUIREMENTS = 8;
+
+/** The JSON version a manifest must carry for what it holds. */
+export function manifestVersion(m: Pick<Manifest, 'remote' | 'requires'>): number {
+  if (m.requires !== undefined && m.requires.length > 0) return MANIFEST_VERSION_REQUIRES;
+  return m.remote !== undefined ? MANIFEST_VERSION_REMOTE : MANIFEST_VERSION;
 }
 
 export const MIN_BLOCK_SIZE = 4096;
@@ -116,7 +144,7 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
   if (typeof m !== 'object' || m === null) bad('not an object');
   const x = m as Record<string, unknown>;
   if (x.format !== MANIFEST_FORMAT) bad('wrong format tag');
-  if (x.version !== MANIFEST_VERSION && x.version !== MANIFEST_VERSION_REMOTE) throw newerVersion('manifestJson', what, x.version);
+  if (x.version !== MANIFEST_VERSION && x.version !== MANIFEST_VERSION_REMOTE && x.version !== MANIFEST_VERSION_REQUIRES) throw newerVersion('manifestJson', what, x.version);
   if (typeof x.uuid !== 'string' || x.uuid.length > 64) bad('bad uuid');
   if (typeof x.blockSize !== 'number' || typeof x.size !== 'number') bad('bad size');
   try {
@@ -148,7 +176,17 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
       p = layers.get(p)!.parent;
     }
   }
-  if ((x.version === MANIFEST_VERSION_REMOTE) !== (x.remote !== undefined)) bad('the remote base and the format version disagree');
+  if (x.requires !== undefined) {
+    const req = x.requires as unknown;
+    if (!Array.isArray(req) || req.length === 0 || req.length > MAX_REQUIREMENTS) bad('bad requirement list');
+    const seen = new Set<string>();
+    for (const r of req as Requirement[]) {
+      if (typeof r !== 'object' || r === null || typeof r.name !== 'string' || !REQUIREMENT_NAME.test(r.name) || seen.has(r.name)) bad('bad requirement');
+      if (typeof r.where !== 'string' || r.where.length > 4096) bad(`bad place of requirement ${r.name}`);
+      seen.add(r.name);
+    }
+  }
+  if (x.version !== manifestVersion(x as Pick<Manifest, 'remote' | 'requires'>)) bad('the remote base, the requirements and the format version disagree');
   if (x.remote !== undefined) {
     const r = x.remote as RemoteRecord;
     if (typeof r !== 'object' || r === null || typeof r.url !== 'string' || r.url.length > 8192 || !/^https?:\/\//i.test(r.url)) bad('bad remote URL');
@@ -229,6 +267,9 @@ export class ManifestStore {
 
   /** Make `next` the current manifest: write generation+1 into the other slot and flush it. */
   async commit(next: Manifest): Promise<void> {
+    // the version follows what the manifest holds (a requirement added or dropped changes it)
+    next = { ...next, version: manifestVersion(next) };
+    if (next.requires !== undefined && next.requires.length === 0) delete next.requires;
     validateManifest(next, 'The new manifest');
     const gen = this.generation + 1;
     const payload = new TextEncoder().encode(JSON.stringify(next));

@@ -29,7 +29,8 @@ export class VolumeCore implements MergeContext, RemoteContext {
   readonly locks = new RangeLock();
   /** writes started and not yet ended (a flush waits for those that started before it) */
   readonly inflight = new Set<Promise<void>>();
-  readonly layers = new Map<string, Layer>();
+  /** every layer of the volume; each one's flush asks the write-ahead observers first (LayerSet) */
+  readonly layers: Map<string, Layer> = new LayerSet(() => this.observers.commitAhead());
   chain!: Chain;
   closed = false;
   compactMapBytes = 1 << 20;
@@ -41,6 +42,12 @@ export class VolumeCore implements MergeContext, RemoteContext {
   readonly observers = new WriteObservers();
   /** set when a mirror job moved the volume elsewhere: the reason writes are refused */
   retired: string | null = null;
+  /**
+   * Set by Volume.stopWrites (an observer that must see every write, such as the write log,
+   * failed): every write and flush from now on fails with it, and close() does not flush, so
+   * nothing the observer missed becomes durable.
+   */
+  stopped: StrataError | null = null;
   verify: VerifyMode = 'on';
   newerState: readonly NewerState[] = [];
   /** set while `Volume.staged` (staged.ts) builds a change that is not committed yet */
@@ -119,7 +126,14 @@ export class VolumeCore implements MergeContext, RemoteContext {
   assertWritable(): void {
     this.assertOpen();
     if (this.retired !== null) throw new StrataError('closed', this.retired);
+    this.assertNotStopped();
     if (this.readOnly) throw new StrataError('read-only', 'The volume is open read-only; open it without --read-only (or readOnly: false) to change it.');
+  }
+
+  /** Throws the reason of Volume.stopWrites, if it was called. */
+  assertNotStopped(): void {
+    const s = this.stopped;
+    if (s) throw new StrataError(s.code, s.message, { cause: s });
   }
 
   checkIo(offset: number, length: number): void {
@@ -273,6 +287,7 @@ export class VolumeCore implements MergeContext, RemoteContext {
         ok = true;
         return;
       }
+      this.assertNotStopped();
       const sync = event && this.observers.deliverSync(event);
       await this.active.flush();
       if (sync) await sync;
@@ -297,7 +312,8 @@ export class VolumeCore implements MergeContext, RemoteContext {
   private async closeOnce(): Promise<void> {
     if (this.closed) return;
     await this.exclusive(async () => {
-      if (!this.readOnly) {
+      // a stopped volume keeps only what was durable when it stopped (see `stopped`)
+      if (!this.readOnly && this.stopped === null) {
         await this.flushActiveObserved(true);
         await this.remoteBase?.flushCache();
       }
@@ -311,5 +327,20 @@ export class VolumeCore implements MergeContext, RemoteContext {
     } finally {
       await this.writerLock?.release();
     }
+  }
+}
+
+/**
+ * The layers of a volume. Every layer put here flushes through `hook` (Layer.commitHook): write-
+ * ahead observers (the write log) make what they accepted durable after the layer fixed what it
+ * will record and before it records it, so the log is never behind the volume after a crash.
+ */
+class LayerSet extends Map<string, Layer> {
+  constructor(private readonly hook: () => Promise<void> | null) {
+    super();
+  }
+  override set(id: string, layer: Layer): this {
+    layer.commitHook = this.hook;
+    return super.set(id, layer);
   }
 }

@@ -397,6 +397,12 @@ export class Layer {
     return p;
   }
 
+  /**
+   * Set by the volume (core.ts, LayerSet): asked, at each flush, to make the write log durable
+   * before this layer records its entries; null (or a null result) when nothing must be.
+   */
+  commitHook: (() => Promise<void> | null) | null = null;
+
   private async flushOnce(): Promise<void> {
     if (this.disposed) return;
     if (this.writeback) await this.writeback;
@@ -420,7 +426,10 @@ export class Layer {
     const dirty = this.dataDirty;
     this.dataDirty = false;
     try {
-      if (dirty) await this.data.flush();
+      // the write log first (in parallel with our data sync): never behind what we record
+      const ahead = this.commitHook?.() ?? null;
+      if (ahead) await Promise.all([ahead, dirty ? this.data.flush() : null]);
+      else if (dirty) await this.data.flush();
       if (entries.count > 0) {
         await this.map.append(entries);
         await this.map.flush();

@@ -50,6 +50,25 @@ export interface OpenVolumeOptions {
    * benchmarks only: damaged data would be returned).
    */
   verify?: VerifyMode;
+  /**
+   * The requirements of the manifest (`requires`, e.g. `journal`) this opener attaches before it
+   * writes. A writable open of a volume with a requirement not listed here is refused
+   * (`unsupported`): its writes would pass the write log by. Read-only opens need none.
+   */
+  handles?: readonly string[];
+}
+
+/** What a requirement means, for the message that refuses a writable open without it. */
+const REQUIREMENT_HINTS: Record<string, string> = {
+  journal: 'it keeps a write log (journal) that must see every write: open it with openJournaled() (the stratadisk commands do), or disable the log first (`stratadisk journal disable DIR`)',
+};
+
+function checkRequirements(ms: ManifestStore, handles: readonly string[] | undefined, label: string): void {
+  for (const r of ms.manifest.requires ?? []) {
+    if (handles?.includes(r.name)) continue;
+    const hint = REQUIREMENT_HINTS[r.name] ?? `it requires "${r.name}", which this opener does not attach; use a stratadisk that knows it`;
+    throw new StrataError('unsupported', `${label} cannot be opened for writing here: ${hint}. It can be opened read-only.`);
+  }
 }
 
 /** Create the files of a new, empty volume in `ns` (which must not already hold one); open it after. */
@@ -98,6 +117,14 @@ export async function openVolumeCore(ns: StoreNamespace, options: OpenVolumeOpti
   }
   const v = new VolumeCore(ns, ms, readOnly);
   v.writerLock = lock;
+  if (!readOnly) {
+    try {
+      checkRequirements(ms, options.handles, v.label);
+    } catch (e) {
+      await lock?.release();
+      throw e;
+    }
+  }
   if (options.compactMapBytes !== undefined) v.compactMapBytes = options.compactMapBytes;
   if (options.verify !== undefined) {
     if (!VERIFY_MODES.includes(options.verify)) {

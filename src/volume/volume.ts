@@ -1,5 +1,5 @@
 import { StrataError } from '../errors.js';
-import type { Manifest } from '../format/manifest.js';
+import type { Manifest, Requirement } from '../format/manifest.js';
 import type { StoreNamespace } from '../store/store.js';
 import type { BlockScan } from '../wasm/index.js';
 import type { Layer } from './layer.js';
@@ -15,6 +15,7 @@ import { createVolumeFiles, openVolumeCore, type CreateVolumeOptions, type OpenV
 import { flushVolume, writeData, writeRanges, writeZeroes, type WriteRange } from './write-path.js';
 import { deleteSnapshot, layerChain, listSnapshots, openLayer, openSnapshot, revert, snapshot, type SnapshotInfo } from './snapshots.js';
 import { staged, type StagedChange } from './staged.js';
+import { listRequirements, setRequirement } from './requirements.js';
 import type { VolumeReader } from './volume-reader.js';
 
 export { DEFAULT_BLOCK_SIZE, type CreateVolumeOptions, type OpenVolumeOptions } from './open.js';
@@ -185,6 +186,27 @@ export class Volume implements VolumeReader {
   startWriteback(): void {
     if (this.core.closed || this.core.readOnly) return;
     this.core.active.startWriteback();
+  }
+
+  /**
+   * Stop accepting writes: every write and flush from now on (and every one in flight that has
+   * not resolved) fails with `reason`, and close() does not flush, so only what was durable
+   * before stays. For observers that must see every write (the write log) when they fail.
+   */
+  stopWrites(reason: StrataError): void {
+    this.core.stopped ??= reason;
+  }
+
+  // ---- requirements (requirements.ts) ----
+
+  /** Capabilities a writer must attach before writing (manifest `requires`), e.g. a write log. */
+  requirements(): Requirement[] {
+    return listRequirements(this.core);
+  }
+
+  /** Record (`where` a string) or drop (`where` null) a requirement: one manifest commit. src/journal/ uses it. */
+  setRequirement(name: string, where: string | null): Promise<void> {
+    return setRequirement(this.core, name, where);
   }
 
   // ---- snapshots (snapshots.ts) ----

@@ -90,6 +90,20 @@ export interface WriteObserver {
   /** what a failure of this observer does (default 'detach'; see the file comment) */
   readonly onFailure?: ObserverFailure;
   observe(event: VolumeEvent): void | Promise<void>;
+  /**
+   * Sync observers only, optional (write-ahead): make durable every write event accepted so far.
+   * Each flush of a layer calls it after fixing what the flush will record (writes that ended
+   * before) and before recording it, in parallel with the layer's data sync; a rejection fails
+   * that flush (nothing is recorded). So the write log is never behind the volume after a crash.
+   */
+  commit?(): Promise<void>;
+  /**
+   * Sync observers only, optional: event `seq` ended on the volume (`ok` false: the volume's own
+   * store write failed, so the write it saw did not happen; a write log voids it).
+   */
+  ended?(seq: number, ok: boolean): void;
+  /** Optional: called once when the observer is detached (also when the volume closes); detach() waits for it. */
+  detached?(): void | Promise<void>;
 }
 
 export interface ObserverHandle {
@@ -117,6 +131,8 @@ interface Entry extends ObserverHandle {
   tail: Promise<void>;
   /** async: deliveries queued or in progress */
   queued: number;
+  /** detach(): the queue drained and `detached` ran */
+  ended?: Promise<void>;
 }
 
 /** The volume's observers and its event sequence (one per open volume). */
@@ -158,7 +174,10 @@ export class WriteObservers {
       detach() {
         self.remove(e);
         self.unfreeze(e);
-        return e.tail;
+        e.ended ??= e.tail.then(async () => {
+          await observer.detached?.();
+        });
+        return e.ended;
       },
     };
     this.list = [...this.list, e];
@@ -198,12 +217,50 @@ export class WriteObservers {
   }
 
   /**
+   * Ask the write-ahead observers (WriteObserver.commit) to make what they accepted durable; null
+   * when there are none. Rejects when one fails (it is then detached like any failed observer).
+   */
+  commitAhead(): Promise<void> | null {
+    if (this.syncCount === 0) return null;
+    let ps: Promise<void>[] | null = null;
+    for (const e of this.list) {
+      if (e.observer.mode !== 'sync' || !e.observer.commit) continue;
+      const seq = this.seq;
+      let p: Promise<void>;
+      try {
+        p = e.observer.commit();
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+      (ps ??= []).push(
+        p.catch((err: unknown) => {
+          this.fail(e, err, seq);
+          throw err;
+        }),
+      );
+    }
+    if (ps === null) return null;
+    return ps.length === 1 ? ps[0]! : Promise.all(ps).then(noop);
+  }
+
+  /**
    * Event `seq` ended on the volume: `event` when it succeeded (a write's buffers are copied now:
    * the write does not wait), null when it failed. Every number handed out by nextSeq must be
    * settled exactly once. The async observers get the events in sequence order: one that ends
    * before a lower number waits for it.
    */
   settle(seq: number, event: VolumeEvent | null): void {
+    if (this.syncCount > 0) {
+      for (const e of this.list) {
+        if (e.observer.mode === 'sync' && e.observer.ended) {
+          try {
+            e.observer.ended(seq, event !== null);
+          } catch (err) {
+            this.fail(e, err, seq);
+          }
+        }
+      }
+    }
     if (seq !== this.released + 1) {
       // no async observer now: one attached later must not get an event from before it came
       this.early.set(seq, event && this.asyncCount > 0 ? (event.type === 'write' ? copyEvent(event) : event) : null);
@@ -268,6 +325,10 @@ export class WriteObservers {
     e.failedSeq = seq;
     const wasAttached = e.attached;
     this.remove(e);
+    // its owner learns of the failure from the observer's own error; `detached` still runs once
+    e.ended ??= e.tail.then(async () => {
+      await e.observer.detached?.();
+    }).catch(noop);
     // a freeze asked for by an observer its owner already detached has nobody to end it
     if (e.observer.onFailure === 'freeze' && wasAttached) {
       if (!this.freeze) {

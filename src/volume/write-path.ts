@@ -53,6 +53,8 @@ async function observed(core: VolumeCore, from: number, to: number, fn: () => Pr
   }
   const after = core.observers.gate;
   if (after) await after;
+  // an observer that must see every write failed meanwhile: this write is not acknowledged
+  core.assertNotStopped();
 }
 
 /** See Volume.writeRanges. */
@@ -242,6 +244,7 @@ export async function flushVolume(core: VolumeCore): Promise<void> {
   if (before) await before;
   await core.flushActiveObserved();
   if (core.closed) return;
+  core.assertNotStopped();
   await core.remoteBase?.flushCache();
   await compactIfWorthIt(core);
   const after = core.observers.gate;

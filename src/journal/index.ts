@@ -1,0 +1,4 @@
+export { Journal, BASE_SNAPSHOT, REQUIREMENT as JOURNAL_REQUIREMENT, type JournalStatus } from './journal.js';
+export { openJournaled, enableJournal, disableJournal } from './open.js';
+export { restoreTo, type RestoreReport } from './restore.js';
+export { parsePoint, type Point, type Mark } from './points.js';

@@ -1,0 +1,449 @@
+import { StrataError } from '../errors.js';
+import type { StoreNamespace } from '../store/store.js';
+import type { Volume } from '../volume/volume.js';
+import type { VolumeReader } from '../volume/volume-reader.js';
+import type { ObserverHandle, VolumeEvent, WriteEvent, WriteObserver } from '../volume/write-observer.js';
+import { xxh3_128 } from '../wasm/index.js';
+import { BlockHistory, FLAG_WHOLE, FLAG_ZERO, MAX_PARTIALS } from './block-history.js';
+import { resolvePoint, type Mark, type Point } from './points.js';
+import { KIND_FLUSH, KIND_HEAD, KIND_MARK, KIND_VOID, KIND_WRITE, KIND_ZERO, encodeMark, encodeVoid, encodeWrite, type LogRecord, type Piece } from './record.js';
+import { journalView } from './view.js';
+import { WriteLog, deleteLog, type Place } from './write-log.js';
+
+/**
+ * The write log of a volume (journal mode): every write, write-zeroes and flush of the live
+ * volume is appended to a log on its own stores (write-log.ts), so any earlier moment can be
+ * read (views), marked, and restored. It is a synchronous write observer (src/volume/
+ * write-observer.ts): a write is acknowledged only once its record is written, and each flush of
+ * the volume syncs the log first (WriteObserver.commit), so after a crash the log is never
+ * behind the volume. It is never ahead either: opening cuts what no flush covered and redoes
+ * the last flush's writes on the volume (recover()), so the view at the last flush equals the
+ * volume.
+ *
+ * The volume records the requirement (`requires: journal`, where the log lives), so a writer
+ * that does not attach the log is refused; open a journaled volume with openJournaled()
+ * (open.ts).
+ */
+export const REQUIREMENT = 'journal';
+/** The snapshot holding the volume as it was when the log began. */
+export const BASE_SNAPSHOT = 'journal.base';
+
+export interface JournalStatus {
+  journal: string;
+  /** log seq of the last record */
+  lastSeq: number;
+  /** log seq of the last durable flush */
+  lastFlush: number;
+  records: number;
+  bytes: number;
+  marks: number;
+  blocks: number;
+  /** set when the log failed: the volume takes no more writes */
+  failed: string | null;
+  /** what opening cut or redid */
+  recovered: { cutRecords: number; cutBytes: number; redone: number; reason: string } | null;
+}
+
+interface RecordInfo {
+  seq: number;
+  time: number;
+  kind: number;
+}
+
+export class Journal {
+  readonly history: BlockHistory;
+  /** records in log order: seq, time, kind (writes, zeroes, flushes, marks) */
+  private readonly records: RecordInfo[] = [];
+  private readonly markList: Mark[] = [];
+  /** volume event seq -> log seq of writes logged whose volume write has not ended */
+  private readonly inflight = new Map<number, number>();
+  private handle: ObserverHandle | null = null;
+  private failure: StrataError | null = null;
+  private lastFlushSeq = 0;
+  private closed = false;
+  recovered: JournalStatus['recovered'] = null;
+
+  private constructor(
+    readonly volume: Volume,
+    readonly log: WriteLog,
+    readonly id: string,
+    private readonly base: VolumeReader,
+    readonly readOnly: boolean,
+  ) {
+    this.history = new BlockHistory(volume.blockSize);
+  }
+
+  // ---- enable / open ----
+
+  /**
+   * Start a write log for `volume` (open for writing, no log yet) in `logNs` (`where` names it
+   * in the manifest: '' for the volume's own namespace). Snapshots the volume as the log's base
+   * (O(1)), records the requirement, and attaches.
+   */
+  static async enable(volume: Volume, logNs: StoreNamespace, where: string): Promise<Journal> {
+    if (volume.requirements().some((r) => r.name === REQUIREMENT)) throw new StrataError('exists', 'This volume already keeps a write log; see it with `stratadisk journal status DIR`.');
+    await volume.flush();
+    if (volume.snapshots().some((s) => s.name === BASE_SNAPSHOT)) await volume.deleteSnapshot(BASE_SNAPSHOT);
+    await volume.snapshot(BASE_SNAPSHOT);
+    // segments left by an enable that never recorded its requirement (or an unfinished disable)
+    await deleteLog(logNs);
+    const id = randomId();
+    const log = await WriteLog.create(logNs, { journal: id, volume: volume.info().uuid, blockSize: volume.blockSize, size: volume.size, base: BASE_SNAPSHOT });
+    try {
+      await volume.setRequirement(REQUIREMENT, where);
+    } catch (e) {
+      await log.destroy().catch(() => {});
+      throw e;
+    }
+    const j = new Journal(volume, log, id, volume.openSnapshot(BASE_SNAPSHOT), false);
+    j.lastFlushSeq = log.nextSeq - 1;
+    j.attach();
+    return j;
+  }
+
+  /**
+   * Open the log of `volume`. A writable volume is recovered (cut and redo, see the class
+   * comment) and the log attached; a read-only one only reads it.
+   */
+  static async open(volume: Volume, logNs: StoreNamespace, options: { readOnly?: boolean } = {}): Promise<Journal> {
+    const readOnly = options.readOnly ?? volume.info().readOnly;
+    let j: Journal | null = null;
+    const pending: { rec: LogRecord; place: Place; dataAt: number }[] = [];
+    const opened = await WriteLog.open(logNs, readOnly, (rec, place, dataAt) => {
+      if (rec.kind === KIND_HEAD) return;
+      pending.push({ rec, place, dataAt });
+    });
+    const { log, head } = opened;
+    try {
+      if (head.volume !== volume.info().uuid) throw new StrataError('invalid-argument', `The write log in ${logNs.label ?? 'that place'} belongs to another volume (${head.volume}).`);
+      if (!volume.snapshots().some((s) => s.name === head.base)) {
+        throw new StrataError('corrupt', `The snapshot ${head.base}, the base of the write log, is gone: no point of the log can be read. Disable the log (\`stratadisk journal disable DIR\`) and enable a new one.`);
+      }
+      j = new Journal(volume, log, head.journal, volume.openSnapshot(head.base), readOnly);
+      for (const p of pending) j.index(p.rec, p.place, p.dataAt);
+      j.lastFlushSeq = opened.lastSeq;
+      if (!readOnly) {
+        const redone = await j.recover();
+        if (opened.cut || redone > 0) j.recovered = { cutRecords: opened.cut?.records ?? 0, cutBytes: opened.cut?.bytes ?? 0, redone, reason: opened.cut?.reason ?? '' };
+        j.attach();
+      } else if (opened.cut) {
+        j.recovered = { cutRecords: opened.cut.records, cutBytes: opened.cut.bytes, redone: 0, reason: opened.cut.reason };
+      }
+      return j;
+    } catch (e) {
+      await log.close();
+      throw e;
+    }
+  }
+
+  /** The flushes seen while opening: [seq, inflight] of the last two (for recover). */
+  private flushes: { seq: number; inflight: number[] }[] = [];
+  /** write records of the last two flush intervals: seq -> pieces with places (for recover) */
+  private recent = new Map<number, { kind: number; pieces: Piece[]; dataAt: number; place: Place }>();
+
+  private index(rec: LogRecord, place: Place, dataAt: number): void {
+    switch (rec.kind) {
+      case KIND_WRITE:
+      case KIND_ZERO: {
+        this.records.push({ seq: rec.seq, time: rec.time, kind: rec.kind });
+        this.addPieces(rec.seq, rec.kind, rec.pieces, place.segment, dataAt);
+        this.recent.set(rec.seq, { kind: rec.kind, pieces: rec.pieces, dataAt, place });
+        break;
+      }
+      case KIND_FLUSH: {
+        this.records.push({ seq: rec.seq, time: rec.time, kind: rec.kind });
+        this.flushes.push({ seq: rec.seq, inflight: rec.inflight });
+        if (this.flushes.length > 2) {
+          // forget writes older than the flush before the last, unless still named in flight
+          const keepAfter = this.flushes[this.flushes.length - 3]!.seq;
+          const named = new Set(this.flushes.flatMap((f) => f.inflight));
+          for (const s of this.recent.keys()) if (s < keepAfter && !named.has(s)) this.recent.delete(s);
+          this.flushes.shift();
+        }
+        break;
+      }
+      case KIND_MARK:
+        this.markList.push({ label: rec.label, point: rec.point, seq: rec.seq, time: rec.time });
+        this.records.push({ seq: rec.seq, time: rec.time, kind: rec.kind });
+        break;
+      case KIND_VOID:
+        this.history.voidRecord(rec.voided);
+        this.recent.delete(rec.voided);
+        break;
+    }
+  }
+
+  private addPieces(seq: number, kind: number, pieces: readonly Piece[], segment: number, dataAt: number): void {
+    const bs = this.volume.blockSize;
+    this.history.beginRecord(seq);
+    let pos = dataAt;
+    for (const p of pieces) {
+      const block = Math.floor(p.offset / bs);
+      const flags = (p.whole ? FLAG_WHOLE : 0) | (kind === KIND_ZERO ? FLAG_ZERO : 0);
+      this.history.add(block, seq, segment, pos, p.offset - block * bs, p.length, flags, kind === KIND_ZERO ? null : p.hash);
+      if (kind === KIND_WRITE) pos += p.length;
+    }
+  }
+
+  /**
+   * After a crash the volume holds the writes of its last flush or of the one before (its map
+   * record may not have landed after the log synced). Redo, in log order, every write of the
+   * last flush interval and those the flush before it named in flight: then the volume equals
+   * the log's view at its last flush. Idempotent. Returns how many records were redone.
+   */
+  private async recover(): Promise<number> {
+    const last = this.flushes[this.flushes.length - 1];
+    if (!last) return 0;
+    const prev = this.flushes.length > 1 ? this.flushes[0]! : null;
+    const after = prev ? prev.seq : 0;
+    const named = new Set(prev ? prev.inflight : []);
+    const redo = [...this.recent.entries()].filter(([s]) => (s > after && s < last.seq) || named.has(s)).sort((a, b) => a[0] - b[0]);
+    let buf = new Uint8Array(0);
+    for (const [seq, r] of redo) {
+      if (r.kind === KIND_ZERO) {
+        for (const p of r.pieces) await this.volume.writeZeroes(p.offset, p.length);
+        continue;
+      }
+      let pos = r.dataAt;
+      for (const p of r.pieces) {
+        if (buf.length < p.length) buf = new Uint8Array(p.length);
+        const part = buf.subarray(0, p.length);
+        await this.log.readData(r.place.segment, pos, part);
+        if (!sameHash(xxh3_128(part), p.hash)) {
+          throw new StrataError('corrupt', `Record ${seq} of the write log, which the volume may lack after a crash, is damaged; the volume and its log may disagree at ${p.offset}. Restore the log from a copy, or disable it.`);
+        }
+        await this.volume.write(p.offset, part);
+        pos += p.length;
+      }
+    }
+    if (redo.length > 0) await this.volume.flush();
+    this.recent.clear();
+    this.flushes = [];
+    return redo.length;
+  }
+
+  private attach(): void {
+    const self = this;
+    const observer: WriteObserver = {
+      mode: 'sync',
+      onFailure: 'detach',
+      observe(event: VolumeEvent) {
+        if (event.type === 'write') return self.logWrite(event);
+        return undefined;
+      },
+      ended(seq: number, ok: boolean) {
+        const logSeq = self.inflight.get(seq);
+        if (logSeq === undefined) return;
+        self.inflight.delete(seq);
+        if (!ok) {
+          self.history.voidRecord(logSeq);
+          const vseq = self.log.nextSeq++;
+          self.log.append(encodeVoid(vseq, Date.now(), logSeq)).written.catch((e: unknown) => self.fail(e));
+        }
+      },
+      commit() {
+        return self.commitNow();
+      },
+      async detached() {
+        await self.closeLog();
+      },
+    };
+    this.handle = this.volume.observe(observer);
+  }
+
+  /** Append the record of a write; resolves when it is on the log's store. */
+  private async logWrite(ev: WriteEvent): Promise<void> {
+    if (this.failure) throw this.failure;
+    const bs = this.volume.blockSize;
+    const zero = ev.kind === 'zero';
+    // pieces: the caller's ranges cut at block boundaries; a partial piece of a block with a long
+    // run of partial pieces is logged as the whole block instead (from the event's copy-up)
+    const pieces: Piece[] = [];
+    const sources: { from: number; len: number }[] = [];
+    const runStart = blockPositions(ev.runs);
+    for (const r of ev.ranges) {
+      let at = r.offset;
+      const end = r.offset + r.length;
+      while (at < end) {
+        const block = Math.floor(at / bs);
+        const bStart = block * bs;
+        const bEnd = Math.min(bStart + bs, this.volume.size);
+        const to = Math.min(end, bEnd);
+        const whole = at === bStart && to === bEnd;
+        const dataPos = zero ? -1 : runStart(block) * bs;
+        if (!whole && !zero && this.history.partialsSinceWhole(block) >= MAX_PARTIALS - 1) {
+          pieces.push({ offset: bStart, length: bEnd - bStart, whole: true, hash: EMPTY_HASH });
+          sources.push({ from: dataPos, len: bEnd - bStart });
+        } else {
+          pieces.push({ offset: at, length: to - at, whole, hash: EMPTY_HASH });
+          sources.push({ from: dataPos + (at - bStart), len: to - at });
+        }
+        at = to;
+      }
+    }
+    const seq = this.log.nextSeq++;
+    const kind = zero ? KIND_ZERO : KIND_WRITE;
+    if (!zero) for (let i = 0; i < pieces.length; i++) pieces[i]!.hash = xxh3_128(ev.data.subarray(sources[i]!.from, sources[i]!.from + sources[i]!.len));
+    const { bytes, dataAt } = encodeWrite(kind, seq, Date.now(), pieces);
+    if (!zero) {
+      let p = dataAt;
+      for (const s of sources) {
+        bytes.set(ev.data.subarray(s.from, s.from + s.len), p);
+        p += s.len;
+      }
+    }
+    this.inflight.set(ev.seq, seq);
+    const { place, written } = this.log.append(bytes);
+    // indexed now, in log order; views only ever read at or before the last durable flush, and
+    // every record before a flush is written before that flush completes
+    this.records.push({ seq, time: Date.now(), kind });
+    this.addPieces(seq, kind, pieces, place.segment, place.pos + dataAt);
+    try {
+      await written;
+    } catch (e) {
+      throw this.fail(e);
+    }
+  }
+
+  /** WriteObserver.commit: a FLUSH record naming the writes still in flight, synced. */
+  private async commitNow(): Promise<void> {
+    if (this.failure) throw this.failure;
+    const inflight = [...this.inflight.values()];
+    const { seq, durable } = this.log.commit(inflight);
+    const time = Date.now();
+    try {
+      await durable;
+    } catch (e) {
+      throw this.fail(e);
+    }
+    this.records.push({ seq, time, kind: KIND_FLUSH });
+    if (seq > this.lastFlushSeq) this.lastFlushSeq = seq;
+  }
+
+  /** The log failed: stop the volume's writes (nothing unlogged may become durable). */
+  private fail(e: unknown): StrataError {
+    if (!this.failure) {
+      const why = e instanceof Error ? e.message : String(e);
+      const code = e instanceof StrataError ? e.code : 'io';
+      this.failure = new StrataError(code, `The write log failed (${why}). The volume accepts no more writes, so that the log keeps every write it has; what was flushed before is in both. Fix the cause (free space?) and open the volume again.`, { cause: e });
+      this.volume.stopWrites(this.failure);
+    }
+    return this.failure;
+  }
+
+  // ---- marks and points ----
+
+  /**
+   * Flush the volume and append a transaction-end mark at that point (durable when this
+   * resolves). Marks are points a restore may go to without --force.
+   */
+  async mark(label: string): Promise<Mark> {
+    this.assertWritable();
+    if (label.length === 0) throw new StrataError('invalid-argument', 'A mark needs a label.');
+    await this.volume.flush();
+    const point = this.lastFlushSeq;
+    const seq = this.log.nextSeq++;
+    const time = Date.now();
+    const { written } = this.log.append(encodeMark(seq, time, point, label));
+    const { durable } = this.log.commit([...this.inflight.values()]);
+    try {
+      await written;
+      await durable;
+    } catch (e) {
+      throw this.fail(e);
+    }
+    const m: Mark = { label, point, seq, time };
+    this.markList.push(m);
+    this.records.push({ seq, time, kind: KIND_MARK });
+    return m;
+  }
+
+  marks(): Mark[] {
+    return this.markList.map((m) => ({ ...m }));
+  }
+
+  /** The log seq a point names: `seq:N`, `time:ISO`, `mark:LABEL`, or `latest` (the last flush). */
+  resolve(point: string | Point): number {
+    return resolvePoint(point, { lastSeq: this.lastFlushSeq, marks: this.markList, records: this.records });
+  }
+
+  /** Is log seq `seq` a mark's point (a transaction end)? */
+  isMarked(seq: number): boolean {
+    return this.markList.some((m) => m.point === seq);
+  }
+
+  /** A read-only view of the volume at a point. */
+  view(point: string | Point): VolumeReader {
+    this.assertOpen();
+    const at = this.resolve(point);
+    return journalView({ at, base: this.base, history: this.history, log: this.log, label: `The view at record ${at}`, assertOpen: () => this.assertOpen() });
+  }
+
+  status(): JournalStatus {
+    return {
+      journal: this.id,
+      lastSeq: this.log.nextSeq - 1,
+      lastFlush: this.lastFlushSeq,
+      records: this.records.length,
+      bytes: this.log.bytes,
+      marks: this.markList.length,
+      blocks: this.history.blockCount,
+      failed: this.failure ? this.failure.message : null,
+      recovered: this.recovered,
+    };
+  }
+
+  /** Blocks changed after `after` up to `upTo` (log seqs), ascending: what a restore or a diff covers. */
+  blocksChanged(after: number, upTo: number = this.log.nextSeq - 1): number[] {
+    return this.history.blocksChanged(after, upTo);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StrataError('closed', 'The write log is closed; open the volume again.');
+  }
+
+  assertWritable(): void {
+    this.assertOpen();
+    if (this.readOnly) throw new StrataError('read-only', 'The volume and its write log are open read-only; open them for writing to add marks or restore.');
+    if (this.failure) throw this.failure;
+  }
+
+  /** Detach from the volume (it keeps requiring the log) and close the log's stores. */
+  async close(): Promise<void> {
+    if (this.handle) await this.handle.detach();
+    else await this.closeLog();
+  }
+
+  private async closeLog(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.log.close();
+  }
+}
+
+const EMPTY_HASH = new Uint8Array(16);
+
+function sameHash(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** For flat [first, count]* runs: a function from a block to its index in the runs' data. */
+function blockPositions(runs: readonly number[]): (block: number) => number {
+  return (block: number) => {
+    let before = 0;
+    for (let r = 0; r < runs.length; r += 2) {
+      const first = runs[r]!;
+      const count = runs[r + 1]!;
+      if (block >= first && block < first + count) return before + (block - first);
+      before += count;
+    }
+    throw new RangeError(`block ${block} is not in the write's runs`);
+  };
+}
+
+function randomId(): string {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+}

@@ -1,0 +1,375 @@
+import { StrataError } from '../errors.js';
+import { newerVersion, readsVersion } from '../format/magic.js';
+import { corrupt } from '../format/record.js';
+import type { Store, StoreNamespace } from '../store/store.js';
+import {
+  KIND_FLUSH,
+  KIND_HEAD,
+  KIND_WRITE,
+  RECORD_HEADER,
+  checksumOk,
+  decodeRecord,
+  encodeFlush,
+  encodeHead,
+  envelopeBytes,
+  readEnvelope,
+  type HeadInfo,
+  type LogRecord,
+} from './record.js';
+
+/**
+ * The write log on its stores: segments `journal.000001.log`, `journal.000002.log`, ... in a
+ * namespace (the volume's own, or another one). Records are appended in log-sequence order;
+ * appends are batched (one store write at a time per segment, carrying everything appended
+ * meanwhile), and `commit` appends a FLUSH record and syncs: everything before it is durable
+ * when it resolves.
+ *
+ * Opening reads every record's description (not the data) and hands it to a visitor. Damage:
+ * - a bad record with no valid FLUSH record after it in the log is a torn tail: a crash during
+ *   writes that no completed sync covered. The log is cut back to its last FLUSH record before
+ *   the damage (writable opens truncate it; read-only opens just stop there);
+ * - a bad record followed by valid FLUSH records is damage in the middle of what was durable:
+ *   `corrupt`, naming the record's sequence number, segment and byte.
+ * Records after the last FLUSH (writes no flush covered) are cut the same way: the volume never
+ * made them durable either (its flush syncs the log first; see journal.ts).
+ */
+export const SEGMENT_PREFIX = 'journal.';
+export const SEGMENT_SUFFIX = '.log';
+const SEGMENT_NAME = /^journal\.([0-9]{6,9})\.log$/;
+const READ_CHUNK = 1 << 20;
+
+export function segmentName(n: number): string {
+  return `${SEGMENT_PREFIX}${String(n).padStart(6, '0')}${SEGMENT_SUFFIX}`;
+}
+
+/** Where a record is: its segment and byte offset there. */
+export interface Place {
+  segment: number;
+  pos: number;
+}
+
+export type Visitor = (rec: LogRecord, place: Place, dataAt: number) => void;
+
+interface Segment {
+  n: number;
+  store: Store;
+  /** bytes appended (assigned), written or not */
+  end: number;
+}
+
+export interface OpenedLog {
+  log: WriteLog;
+  head: HeadInfo;
+  /** log seq of the last record kept (0: none but the head) */
+  lastSeq: number;
+  /** the records cut off as a torn tail (0 when none) and why */
+  cut: { records: number; bytes: number; reason: string } | null;
+}
+
+export class WriteLog {
+  private readonly segments: Segment[] = [];
+  /** next log sequence number */
+  nextSeq: number;
+  /** appended bytes not yet handed to the store (current segment) */
+  private queued: Uint8Array[] = [];
+  private queuedBytes = 0;
+  private queuedAt = 0;
+  private writing: Promise<void> | null = null;
+  private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private commitTail: Promise<void> = Promise.resolve();
+  /** the first failure: every later append and commit fails with it */
+  failure: unknown = null;
+
+  private constructor(readonly ns: StoreNamespace, nextSeq: number) {
+    this.nextSeq = nextSeq;
+  }
+
+  get current(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  /** Bytes of log on the stores (all segments). */
+  get bytes(): number {
+    let n = 0;
+    for (const s of this.segments) n += s.end;
+    return n;
+  }
+
+  /** Create a new log (segment 1 holding only its HEAD record, synced). */
+  static async create(ns: StoreNamespace, head: Omit<HeadInfo, 'segment'>): Promise<WriteLog> {
+    for (const name of await ns.list()) {
+      if (SEGMENT_NAME.test(name)) throw new StrataError('exists', `A write log already exists in ${ns.label ?? 'this namespace'} (${name}); remove it first (\`stratadisk journal disable\`) or choose another place.`);
+    }
+    const log = new WriteLog(ns, 1);
+    const store = await ns.open(segmentName(1), { create: true });
+    const rec = encodeHead(log.nextSeq++, { ...head, segment: 1 });
+    await store.write(0, rec);
+    await store.flush();
+    await ns.sync();
+    log.segments.push({ n: 1, store, end: rec.length });
+    log.queuedAt = rec.length;
+    return log;
+  }
+
+  /** Open the log, handing every kept record to `visit` in order. */
+  static async open(ns: StoreNamespace, readOnly: boolean, visit: Visitor): Promise<OpenedLog> {
+    const names = (await ns.list()).filter((n) => SEGMENT_NAME.test(n)).sort();
+    if (names.length === 0) throw new StrataError('not-found', `No write log in ${ns.label ?? 'this namespace'}: enable one with \`stratadisk journal enable DIR\`.`);
+    const log = new WriteLog(ns, 1);
+    const stores: { n: number; store: Store }[] = [];
+    try {
+      for (const name of names) stores.push({ n: Number(SEGMENT_NAME.exec(name)![1]), store: await ns.open(name, { readOnly }) });
+      return await log.scan(stores, readOnly, visit);
+    } catch (e) {
+      for (const s of stores) await s.store.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  private async scan(stores: { n: number; store: Store }[], readOnly: boolean, visit: Visitor): Promise<OpenedLog> {
+    let head: HeadInfo | null = null;
+    let expect = 1;
+    /** records and places seen since the last FLUSH: delivered only once a FLUSH covers them */
+    let held: { rec: LogRecord; place: Place; dataAt: number }[] = [];
+    let keep: Place | null = null; // where the log ends: just after the last FLUSH
+    let keepSeq = 0;
+    let damage: { place: Place; seq: number; why: string } | null = null;
+    for (let i = 0; i < stores.length && !damage; i++) {
+      const { n, store } = stores[i]!;
+      if (n !== (stores[0]!.n) + i) {
+        damage = { place: { segment: n, pos: 0 }, seq: expect, why: `segment ${segmentName(stores[0]!.n + i)} is missing` };
+        break;
+      }
+      const reader = new ChunkReader(store);
+      let pos = 0;
+      while (pos < store.size) {
+        const place = { segment: n, pos };
+        const r = await readOne(reader, pos, expect);
+        if (typeof r === 'string') {
+          damage = { place, seq: expect, why: r };
+          break;
+        }
+        if (r.rec.kind === KIND_HEAD) {
+          if (pos !== 0 || r.rec.head.segment !== n || (head !== null && r.rec.head.journal !== head.journal)) {
+            damage = { place, seq: expect, why: 'a segment header out of place' };
+            break;
+          }
+          head ??= r.rec.head;
+        } else if (pos === 0) {
+          damage = { place, seq: expect, why: 'the segment does not start with its header' };
+          break;
+        }
+        held.push({ rec: r.rec, place, dataAt: pos + r.envelope });
+        expect = r.rec.seq + 1;
+        pos += r.envelope + r.dataLength;
+        if (r.rec.kind === KIND_FLUSH || (r.rec.kind === KIND_HEAD && keep === null)) {
+          for (const h of held) visit(h.rec, h.place, h.dataAt);
+          held = [];
+          keep = { segment: n, pos };
+          keepSeq = r.rec.seq;
+        }
+      }
+    }
+    if (!head || !keep) throw corrupt(`The write log in ${this.ns.label ?? 'its namespace'}`, 'its first segment has no readable header', 'Disable the log (`stratadisk journal disable DIR --force`) and enable a new one.');
+    if (damage && (await this.flushAfter(stores, damage.place, damage.seq))) {
+      throw new StrataError(
+        'corrupt',
+        `The write log in ${this.ns.label ?? 'its namespace'} is damaged at record ${damage.seq} (${segmentName(damage.place.segment)}, byte ${damage.place.pos}: ${damage.why}), before records that were durable. Points up to record ${keepSeq} can still be read read-only; \`stratadisk journal repair DIR\` cuts the log there (later points are lost), \`stratadisk journal disable DIR\` drops it. The volume itself is not affected.`,
+      );
+    }
+    // keep: cut everything after the last FLUSH (a torn tail, or writes no flush covered)
+    let cutBytes = 0;
+    let cutRecords = held.length;
+    for (const { n, store } of stores) {
+      if (n < keep.segment) continue;
+      const end = n === keep.segment ? keep.pos : 0;
+      cutBytes += store.size - end;
+      if (!readOnly && store.size > end) {
+        await store.truncate(end);
+        await store.flush();
+      }
+    }
+    if (damage) cutRecords++;
+    for (const { n, store } of stores) {
+      if (n <= keep.segment) this.segments.push({ n, store, end: n === keep.segment ? keep.pos : store.size });
+      else if (!readOnly) {
+        await store.close();
+        await this.ns.delete(segmentName(n));
+      } else await store.close();
+    }
+    this.nextSeq = keepSeq + 1;
+    this.queuedAt = keep.pos;
+    const reason = damage ? `damaged at record ${damage.seq} (${damage.why}) after the last flush` : 'written after the last flush';
+    return { log: this, head, lastSeq: keepSeq, cut: cutBytes > 0 || cutRecords > 0 ? { records: cutRecords, bytes: cutBytes, reason } : null };
+  }
+
+  /** Is there a valid FLUSH record anywhere after a damaged place? Looks at every byte (only ever run on damage). */
+  private async flushAfter(stores: { n: number; store: Store }[], from: Place, seq: number): Promise<boolean> {
+    for (const { n, store } of stores) {
+      if (n < from.segment) continue;
+      const reader = new ChunkReader(store);
+      for (let pos = n === from.segment ? from.pos + 1 : 0; pos + RECORD_HEADER <= store.size; pos++) {
+        const bytes = await reader.get(pos, RECORD_HEADER);
+        const env = bytes && readEnvelope(bytes, null);
+        if (!env || env.kind !== KIND_FLUSH || env.seq <= seq) continue;
+        const r = await readOne(reader, pos, env.seq);
+        if (typeof r !== 'string') return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Append a record (its log seq already in it: take it with `nextSeq++` in the same turn).
+   * Resolves once the store write carrying it ended. Returns where it is.
+   */
+  append(bytes: Uint8Array): { place: Place; written: Promise<void> } {
+    if (this.failure !== null) return { place: { segment: this.current.n, pos: -1 }, written: Promise.reject(this.failure) };
+    const seg = this.current;
+    const place = { segment: seg.n, pos: seg.end };
+    seg.end += bytes.length;
+    this.queued.push(bytes);
+    this.queuedBytes += bytes.length;
+    const written = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (this.writing === null) this.writing = this.drain();
+    return { place, written };
+  }
+
+  /** Write what is queued, one store write at a time, until nothing is. */
+  private async drain(): Promise<void> {
+    // let the appends of this turn join the first write
+    await Promise.resolve();
+    while (this.queued.length > 0) {
+      const parts = this.queued;
+      const waiters = this.waiters;
+      const at = this.queuedAt;
+      const total = this.queuedBytes;
+      this.queued = [];
+      this.waiters = [];
+      this.queuedBytes = 0;
+      this.queuedAt = at + total;
+      let buf: Uint8Array;
+      if (parts.length === 1) buf = parts[0]!;
+      else {
+        buf = new Uint8Array(total);
+        let p = 0;
+        for (const x of parts) {
+          buf.set(x, p);
+          p += x.length;
+        }
+      }
+      try {
+        if (this.failure !== null) throw this.failure;
+        await this.current.store.write(at, buf);
+        for (const w of waiters) w.resolve();
+      } catch (e) {
+        this.failure ??= e;
+        for (const w of waiters) w.reject(this.failure);
+      }
+    }
+    this.writing = null;
+  }
+
+  /** Resolves when everything appended so far was handed to the store (or failed). */
+  private async written(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  /**
+   * Append a FLUSH record naming `inflight` (taken in this same turn) and make the log durable
+   * up to it. Commits run one at a time, in order. Returns the FLUSH's log seq at once and the
+   * promise of its durability.
+   */
+  commit(inflight: readonly number[]): { seq: number; durable: Promise<void> } {
+    const seq = this.nextSeq++;
+    const { written } = this.append(encodeFlush(seq, Date.now(), inflight));
+    const prev = this.commitTail;
+    const durable = prev.then(async () => {
+      await written;
+      await this.written();
+      if (this.failure !== null) throw this.failure;
+      try {
+        await this.current.store.flush();
+      } catch (e) {
+        this.failure ??= e;
+        throw e;
+      }
+    });
+    this.commitTail = durable.catch(() => {});
+    return { seq, durable };
+  }
+
+  /** Read `target.length` data bytes at a place. */
+  async readData(segment: number, pos: number, target: Uint8Array): Promise<void> {
+    const seg = this.segments.find((s) => s.n === segment);
+    if (!seg) throw new StrataError('not-found', `Segment ${segmentName(segment)} of the write log is no longer there (folded into the base?); open the view again.`);
+    await seg.store.readInto(pos, target);
+  }
+
+  async close(): Promise<void> {
+    await this.written();
+    for (const s of this.segments) await s.store.close().catch(() => {});
+    this.segments.length = 0;
+  }
+
+  /** Delete every segment (the log is being disabled): closes it first. */
+  async destroy(): Promise<void> {
+    const ns = this.ns;
+    await this.close();
+    for (const name of await ns.list()) if (SEGMENT_NAME.test(name)) await ns.delete(name);
+    await ns.sync();
+  }
+}
+
+/** Every segment of the log in a namespace, deleted (whatever state it is in). */
+export async function deleteLog(ns: StoreNamespace): Promise<number> {
+  let n = 0;
+  for (const name of await ns.list()) {
+    if (SEGMENT_NAME.test(name)) {
+      await ns.delete(name);
+      n++;
+    }
+  }
+  await ns.sync();
+  return n;
+}
+
+/** One record's description at `pos` (not its data), or a reason it is not a valid record there. */
+async function readOne(reader: ChunkReader, pos: number, expect: number): Promise<{ rec: LogRecord; envelope: number; dataLength: number } | string> {
+  const headBytes = await reader.get(pos, RECORD_HEADER);
+  if (!headBytes) return 'the segment ends inside a record header';
+  const env = readEnvelope(headBytes, null);
+  if (!env) return 'not a record header';
+  if (env.seq !== expect) return `record number ${env.seq} where ${expect} was expected`;
+  if (!readsVersion('writeLog', env.version)) throw newerVersion('writeLog', 'The write log', env.version);
+  const size = envelopeBytes(env.descLength);
+  const whole = await reader.get(pos, size);
+  if (!whole) return 'the segment ends inside a record';
+  if (!checksumOk(whole, env.descLength)) return 'the record checksum does not match';
+  let rec: LogRecord;
+  try {
+    rec = decodeRecord(whole, env.kind, env.seq, env.descLength);
+  } catch (e) {
+    return `the record description is malformed (${(e as Error).message})`;
+  }
+  const dataLength = rec.kind === KIND_WRITE ? rec.dataLength : 0;
+  if (pos + size + dataLength > reader.store.size) return 'the segment ends inside the record data';
+  return { rec, envelope: size, dataLength };
+}
+
+/** Sequential reads in large chunks, so opening a log costs few store calls. */
+class ChunkReader {
+  private buf: Uint8Array = new Uint8Array(0);
+  private bufAt = 0;
+  constructor(readonly store: Store) {}
+
+  /** Bytes [at, at+len), or null when the store ends first. */
+  async get(at: number, len: number): Promise<Uint8Array | null> {
+    if (at + len > this.store.size) return null;
+    if (at >= this.bufAt && at + len <= this.bufAt + this.buf.length) return this.buf.subarray(at - this.bufAt, at - this.bufAt + len);
+    const n = Math.min(this.store.size - at, Math.max(len, READ_CHUNK));
+    this.buf = await this.store.read(at, n);
+    this.bufAt = at;
+    return this.buf.subarray(0, len);
+  }
+}
