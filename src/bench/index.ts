@@ -12,7 +12,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'publish', 'copy', 'edge', 'v86', 'v86-sync', 'flush'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'publish', 'copy', 'edge', 'v86', 'v86-sync', 'flush', 'journal'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -101,6 +101,10 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
   if (want('flush')) {
     const { benchFlush } = await import('./flush.js');
     for (const r of await benchFlush({ quick })) emit(r);
+  }
+  if (want('journal')) {
+    const { benchJournal } = await import('./journal.js');
+    for (const r of await benchJournal({ quick })) emit(r);
   }
   // v86 boots a real guest three times (minutes): only when asked for by name.
   if (only?.has('v86')) {

@@ -23,6 +23,8 @@ const LAYER: Record<string, number> = {
   jobs: 5,
   consistency: 5,
   transfer: 5,
+  /** the write log: above volume (it observes writes), below the CLI */
+  journal: 5,
   interop: 6,
   edge: 6,
   v86: 6,

@@ -30,6 +30,7 @@ describe('format registry', () => {
       ['MAGIC_SHADOW_CATALOG', 'SDSC'],
       ['MAGIC_DIFF_AREA', 'SDSA'],
       ['MAGIC_JOBS', 'SDJJ'],
+      ['MAGIC_WRITE_LOG', 'SDWL'],
     ]);
     const all = Object.values(FORMATS).map((f) => f.magic).filter((m) => typeof m === 'number');
     expect(new Set(all).size).toBe(all.length);
