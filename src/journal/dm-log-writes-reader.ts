@@ -35,6 +35,11 @@ export interface DmLogOpenOptions {
   label?: string;
   /** Bytes per read while walking entries, and the largest batch {@link DmLogReader.batches} returns. Default 1 MiB. */
   chunkBytes?: number;
+  /**
+   * How a user asks for scan mode, for messages: a CLI passes its flag ("--scan"). Default
+   * "entries 'scan'".
+   */
+  scanHint?: string;
   signal?: AbortSignal;
 }
 
@@ -87,9 +92,10 @@ export class DmLogReader {
   readonly size: number;
   readonly mode: DmLogEntriesMode;
   private readonly chunkBytes: number;
+  private readonly scanHint: string;
   private readonly signal: AbortSignal | undefined;
 
-  private constructor(store: Store, label: string, sectorSize: number, claimed: number, size: number, mode: DmLogEntriesMode, chunkBytes: number, signal?: AbortSignal) {
+  private constructor(store: Store, label: string, sectorSize: number, claimed: number, size: number, mode: DmLogEntriesMode, chunkBytes: number, scanHint: string, signal?: AbortSignal) {
     this.store = store;
     this.label = label;
     this.sectorSize = sectorSize;
@@ -97,6 +103,7 @@ export class DmLogReader {
     this.size = size;
     this.mode = mode;
     this.chunkBytes = chunkBytes;
+    this.scanHint = scanHint;
     this.signal = signal;
   }
 
@@ -112,8 +119,9 @@ export class DmLogReader {
     if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 65536 || chunkBytes > 1 << 30) {
       throw new StrataError('invalid-argument', `chunkBytes must be an integer from 65536 to 2^30, not ${chunkBytes}.`);
     }
+    const scanHint = options.scanHint ?? "entries 'scan'";
     const size = store.size;
-    if (size === 0) return new DmLogReader(store, label, 512, 0, 0, mode, chunkBytes, options.signal);
+    if (size === 0) return new DmLogReader(store, label, 512, 0, 0, mode, chunkBytes, scanHint, options.signal);
     if (size < DM_LOG_SUPER_BYTES) {
       throw new StrataError('corrupt', `${label} is ${size} bytes long, shorter than a dm-log-writes super block (${DM_LOG_SUPER_BYTES} bytes): it is truncated. Copy it again in full.`);
     }
@@ -127,13 +135,16 @@ export class DmLogReader {
     if (mode === 'claimed' && sb.nrEntries > fit) {
       throw new StrataError(
         'corrupt',
-        `${label}: its super block claims ${sb.nrEntries} entries, but ${size} bytes hold at most ${fit} ${sb.sectorSize}-byte entries; the log is truncated or its super block is damaged. Copy it again in full, or read it with entries 'scan' to take the entries that are complete.`,
+        `${label}: its super block claims ${sb.nrEntries} entries, but ${size} bytes hold at most ${fit} ${sb.sectorSize}-byte entries; the log is truncated or its super block is damaged. Copy it again in full, or read it with ${scanHint} to take the entries that are complete.`,
       );
     }
-    return new DmLogReader(store, label, sb.sectorSize, sb.nrEntries, size, mode, chunkBytes, options.signal);
+    return new DmLogReader(store, label, sb.sectorSize, sb.nrEntries, size, mode, chunkBytes, scanHint, options.signal);
   }
 
-  /** The entries in file order (headers only; their data is read with {@link readData} or {@link batches}). */
+  /**
+   * The entries in file order, without their data (read it with {@link readData}, or use
+   * {@link batches}). The file is still read sequentially a chunk at a time.
+   */
   async *entries(): AsyncGenerator<DmLogEntry, void, undefined> {
     for await (const batch of this.batches()) yield* batch.entries;
   }
@@ -176,7 +187,10 @@ export class DmLogReader {
 
   private failClaimed(s: WalkEnd): never {
     const at = `entry ${s.found} at byte ${s.endOffset}`;
-    const keep = `The ${s.found} entries before it are intact: read them with entries 'scan'${s.found > 0 ? ` (entries 0..${s.found - 1})` : ''}, or copy the log again in full.`;
+    const keep =
+      s.found > 0
+        ? `The ${s.found} entries before it (0..${s.found - 1}) are intact: read them with ${this.scanHint}, or copy the log again in full.`
+        : 'No entry before it is intact: copy the log again in full.';
     const what =
       s.stop === 'torn-entry'
         ? `the file ends inside ${at} (${s.detail}), but the super block claims ${this.claimedEntries} entries: the log is truncated.`
