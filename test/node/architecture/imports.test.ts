@@ -22,7 +22,6 @@ const LAYER: Record<string, number> = {
   shadow: 4,
   jobs: 5,
   consistency: 5,
-  journal: 5,
   transfer: 5,
   /** the write log: above volume (it observes writes), below the CLI */
   journal: 5,
