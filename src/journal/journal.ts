@@ -5,7 +5,7 @@ import type { VolumeReader } from '../volume/volume-reader.js';
 import type { ObserverHandle, VolumeEvent, WriteEvent, WriteObserver } from '../volume/write-observer.js';
 import { xxh3_128 } from '../wasm/index.js';
 import { BlockHistory, FLAG_WHOLE, FLAG_ZERO, MAX_PARTIALS } from './block-history.js';
-import { resolvePoint, type Mark, type Point } from './points.js';
+import { BASE_SEQ, resolvePoint, type Mark, type Point } from './points.js';
 import { KIND_FLUSH, KIND_HEAD, KIND_MARK, KIND_VOID, KIND_WRITE, KIND_ZERO, encodeMark, encodeVoid, encodeWrite, type LogRecord, type Piece } from './record.js';
 import { journalView } from './view.js';
 import { WriteLog, deleteLog, type Place } from './write-log.js';
@@ -30,9 +30,9 @@ export const BASE_SNAPSHOT = 'journal.base';
 
 export interface JournalStatus {
   journal: string;
-  /** log seq of the last record */
+  /** log seq of the last record (-1: none yet) */
   lastSeq: number;
-  /** log seq of the last durable flush */
+  /** log seq of the last durable flush (-1: none yet; the base) */
   lastFlush: number;
   records: number;
   bytes: number;
@@ -59,7 +59,7 @@ export class Journal {
   private readonly inflight = new Map<number, number>();
   private handle: ObserverHandle | null = null;
   private failure: StrataError | null = null;
-  private lastFlushSeq = 0;
+  private lastFlushSeq = BASE_SEQ;
   private closed = false;
   recovered: JournalStatus['recovered'] = null;
 
@@ -96,7 +96,7 @@ export class Journal {
       throw e;
     }
     const j = new Journal(volume, log, id, volume.openSnapshot(BASE_SNAPSHOT), false);
-    j.lastFlushSeq = log.nextSeq - 1;
+    j.lastFlushSeq = BASE_SEQ;
     j.attach();
     return j;
   }
@@ -195,7 +195,7 @@ export class Journal {
     const last = this.flushes[this.flushes.length - 1];
     if (!last) return 0;
     const prev = this.flushes.length > 1 ? this.flushes[0]! : null;
-    const after = prev ? prev.seq : 0;
+    const after = prev ? prev.seq : BASE_SEQ;
     const named = new Set(prev ? prev.inflight : []);
     const redo = [...this.recent.entries()].filter(([s]) => (s > after && s < last.seq) || named.has(s)).sort((a, b) => a[0] - b[0]);
     let buf = new Uint8Array(0);
@@ -362,7 +362,7 @@ export class Journal {
     return this.markList.map((m) => ({ ...m }));
   }
 
-  /** The log seq a point names: `seq:N`, `time:ISO`, `mark:LABEL`, or `latest` (the last flush). */
+  /** The log seq a point names: `seq:N`, `time:ISO`, `mark:LABEL`, `base` (-1) or `latest` (the last flush). */
   resolve(point: string | Point): number {
     return resolvePoint(point, { lastSeq: this.lastFlushSeq, marks: this.markList, records: this.records });
   }

@@ -1,11 +1,16 @@
 import { StrataError } from '../errors.js';
 
 /**
- * Points in time of a write log, as users name them: `seq:N` (after log record N), `time:ISO`
- * (after the last record logged at or before that time), `mark:LABEL` (the newest mark with
- * that label), `latest` (the last durable flush). A view reads the volume as it was at the point.
+ * Points in time of a write log, as users name them: `seq:N` (after log record N; records are
+ * numbered from 0, as dm-log-writes numbers its entries), `time:ISO` (after the last record
+ * logged at or before that time), `mark:LABEL` (the newest mark with that label), `base` (before
+ * the first record: the log's base snapshot) and `latest` (the last durable flush). A view reads
+ * the volume as it was at the point. Internally the base is seq -1.
  */
-export type Point = { seq: number } | { time: Date } | { mark: string } | 'latest';
+export type Point = { seq: number } | { time: Date } | { mark: string } | 'latest' | 'base';
+
+/** The point before the first record. */
+export const BASE_SEQ = -1;
 
 export interface Mark {
   label: string;
@@ -27,9 +32,9 @@ export interface PointContext {
 
 /** Parse `seq:N`, `time:ISO`, `mark:LABEL` or `latest`. */
 export function parsePoint(text: string): Point {
-  if (text === 'latest') return 'latest';
+  if (text === 'latest' || text === 'base') return text;
   const m = /^(seq|time|mark):(.+)$/s.exec(text);
-  if (!m) throw new StrataError('invalid-argument', `"${text}" is not a point in the write log; use seq:N, time:ISO-TIME, mark:LABEL or latest.`);
+  if (!m) throw new StrataError('invalid-argument', `"${text}" is not a point in the write log; use seq:N, time:ISO-TIME, mark:LABEL, base or latest.`);
   const v = m[2]!;
   if (m[1] === 'seq') {
     if (!/^[0-9]{1,15}$/.test(v)) throw new StrataError('invalid-argument', `"${text}": a sequence number is a whole number (see \`stratadisk marks DIR\` or \`journal status\`).`);
@@ -47,6 +52,7 @@ export function parsePoint(text: string): Point {
 export function resolvePoint(point: string | Point, ctx: PointContext): number {
   const p = typeof point === 'string' ? parsePoint(point) : point;
   if (p === 'latest') return ctx.lastSeq;
+  if (p === 'base') return BASE_SEQ;
   if ('seq' in p) {
     if (!Number.isSafeInteger(p.seq) || p.seq < 0) throw new StrataError('invalid-argument', `seq:${p.seq} is not a sequence number.`);
     if (p.seq > ctx.lastSeq) throw new StrataError('out-of-range', `seq:${p.seq} is after the last durable point of the log (seq:${ctx.lastSeq}).`);
@@ -61,8 +67,8 @@ export function resolvePoint(point: string | Point, ctx: PointContext): number {
       if (ctx.records[mid]!.time <= t) lo = mid + 1;
       else hi = mid;
     }
-    // before the first record: the base (seq 0 reads the base snapshot)
-    const seq = lo === 0 ? 0 : ctx.records[lo - 1]!.seq;
+    // before the first record: the base
+    const seq = lo === 0 ? BASE_SEQ : ctx.records[lo - 1]!.seq;
     return Math.min(seq, ctx.lastSeq);
   }
   for (let i = ctx.marks.length - 1; i >= 0; i--) if (ctx.marks[i]!.label === p.mark) return ctx.marks[i]!.point;

@@ -60,7 +60,7 @@ interface Segment {
 export interface OpenedLog {
   log: WriteLog;
   head: HeadInfo;
-  /** log seq of the last record kept (0: none but the head) */
+  /** log seq of the last FLUSH kept (-1: none, only the head: the base) */
   lastSeq: number;
   /** the records cut off as a torn tail (0 when none) and why */
   cut: { records: number; bytes: number; reason: string } | null;
@@ -100,9 +100,10 @@ export class WriteLog {
     for (const name of await ns.list()) {
       if (SEGMENT_NAME.test(name)) throw new StrataError('exists', `A write log already exists in ${ns.label ?? 'this namespace'} (${name}); remove it first (\`stratadisk journal disable\`) or choose another place.`);
     }
-    const log = new WriteLog(ns, 1);
+    const log = new WriteLog(ns, 0);
     const store = await ns.open(segmentName(1), { create: true });
-    const rec = encodeHead(log.nextSeq++, { ...head, segment: 1 });
+    // a HEAD shares its number with the record after it: it is not a point (record 0 is the first write)
+    const rec = encodeHead(log.nextSeq, { ...head, segment: 1 });
     await store.write(0, rec);
     await store.flush();
     await ns.sync();
@@ -115,7 +116,7 @@ export class WriteLog {
   static async open(ns: StoreNamespace, readOnly: boolean, visit: Visitor): Promise<OpenedLog> {
     const names = (await ns.list()).filter((n) => SEGMENT_NAME.test(n)).sort();
     if (names.length === 0) throw new StrataError('not-found', `No write log in ${ns.label ?? 'this namespace'}: enable one with \`stratadisk journal enable DIR\`.`);
-    const log = new WriteLog(ns, 1);
+    const log = new WriteLog(ns, 0);
     const stores: { n: number; store: Store }[] = [];
     try {
       for (const name of names) stores.push({ n: Number(SEGMENT_NAME.exec(name)![1]), store: await ns.open(name, { readOnly }) });
@@ -128,11 +129,12 @@ export class WriteLog {
 
   private async scan(stores: { n: number; store: Store }[], readOnly: boolean, visit: Visitor): Promise<OpenedLog> {
     let head: HeadInfo | null = null;
-    let expect = 1;
+    let expect = 0;
     /** records and places seen since the last FLUSH: delivered only once a FLUSH covers them */
     let held: { rec: LogRecord; place: Place; dataAt: number }[] = [];
     let keep: Place | null = null; // where the log ends: just after the last FLUSH
-    let keepSeq = 0;
+    /** the last point kept: the seq of the last FLUSH (-1: only the head, the base) */
+    let keepSeq = -1;
     let damage: { place: Place; seq: number; why: string } | null = null;
     for (let i = 0; i < stores.length && !damage; i++) {
       const { n, store } = stores[i]!;
@@ -160,13 +162,13 @@ export class WriteLog {
           break;
         }
         held.push({ rec: r.rec, place, dataAt: pos + r.envelope });
-        expect = r.rec.seq + 1;
+        expect = r.rec.kind === KIND_HEAD ? r.rec.seq : r.rec.seq + 1;
         pos += r.envelope + r.dataLength;
         if (r.rec.kind === KIND_FLUSH || (r.rec.kind === KIND_HEAD && keep === null)) {
           for (const h of held) visit(h.rec, h.place, h.dataAt);
           held = [];
           keep = { segment: n, pos };
-          keepSeq = r.rec.seq;
+          keepSeq = r.rec.kind === KIND_HEAD ? r.rec.seq - 1 : r.rec.seq;
         }
       }
     }

@@ -26,7 +26,7 @@ describe('write log (journal mode)', () => {
     await v.writeZeroes(BS, BS);
     const m2 = await j.mark('two');
     const at = async (p: string, off: number, len: number) => j.view(p).read(off, len);
-    expect((await at('seq:0', 0, 4))).toEqual(fill(4, 1));
+    expect((await at('base', 0, 4))).toEqual(fill(4, 1));
     expect((await at('mark:one', 0, 100))).toEqual(fill(100, 2));
     expect((await at('mark:one', 100, 4))).toEqual(fill(4, 1));
     expect((await at('mark:one', BS, 8))).toEqual(fill(8, 3));
