@@ -141,6 +141,16 @@ export class BlockHistory {
     return [...set].sort((a, b) => a - b);
   }
 
+  /** The pieces of record `seq` in order, with their blocks (voided ones included: check FLAG_VOID). */
+  recordPieces(seq: number): { block: number; piece: PieceRef }[] {
+    const r = lastAtOrBefore(this.recSeq, seq);
+    if (r < 0 || this.recSeq[r] !== seq) return [];
+    const to = r + 1 < this.recFirst.length ? this.recFirst[r + 1]! : this.count;
+    const out: { block: number; piece: PieceRef }[] = [];
+    for (let i = this.recFirst[r]!; i < to; i++) out.push({ block: this.blockOf[i]!, piece: this.ref(i) });
+    return out;
+  }
+
   /** Every block with any piece (any seq). */
   allBlocks(): IterableIterator<number> {
     return this.blocks.keys();

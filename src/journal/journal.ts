@@ -4,7 +4,7 @@ import type { Volume } from '../volume/volume.js';
 import type { VolumeReader } from '../volume/volume-reader.js';
 import type { ObserverHandle, VolumeEvent, WriteEvent, WriteObserver } from '../volume/write-observer.js';
 import { xxh3_128 } from '../wasm/index.js';
-import { BlockHistory, FLAG_WHOLE, FLAG_ZERO, MAX_PARTIALS } from './block-history.js';
+import { BlockHistory, FLAG_WHOLE, FLAG_ZERO, MAX_PARTIALS, type PieceRef } from './block-history.js';
 import { BASE_SEQ, resolvePoint, type Mark, type Point } from './points.js';
 import { KIND_FLUSH, KIND_HEAD, KIND_MARK, KIND_VOID, KIND_WRITE, KIND_ZERO, encodeMark, encodeVoid, encodeWrite, type LogRecord, type Piece } from './record.js';
 import { journalView } from './view.js';
@@ -391,6 +391,53 @@ export class Journal {
       failed: this.failure ? this.failure.message : null,
       recovered: this.recovered,
     };
+  }
+
+  /** The records with seq in (after, upTo], in log order (writes, zeroes, flushes, marks; voids are not records of their own here). */
+  recordsBetween(after: number, upTo: number): { seq: number; time: number; kind: 'write' | 'zero' | 'flush' | 'mark'; label?: string }[] {
+    const names = { [KIND_WRITE]: 'write', [KIND_ZERO]: 'zero', [KIND_FLUSH]: 'flush', [KIND_MARK]: 'mark' } as const;
+    const labels = new Map(this.markList.map((m) => [m.seq, m.label]));
+    const out: { seq: number; time: number; kind: 'write' | 'zero' | 'flush' | 'mark'; label?: string }[] = [];
+    for (const r of [...this.records].sort((a, b) => a.seq - b.seq)) {
+      if (r.seq <= after || r.seq > upTo) continue;
+      const kind = names[r.kind as keyof typeof names];
+      if (!kind) continue;
+      out.push(kind === 'mark' ? { seq: r.seq, time: r.time, kind, label: labels.get(r.seq) ?? '' } : { seq: r.seq, time: r.time, kind });
+    }
+    return out;
+  }
+
+  /** Read the bytes of a logged piece (checked against its hash). */
+  async readPiece(seq: number, piece: PieceRef, target: Uint8Array): Promise<void> {
+    await this.log.readData(piece.segment, piece.pos, target);
+    if (!sameHash(xxh3_128(target), piece.hash)) {
+      throw new StrataError('checksum-mismatch', `Record ${seq} of the write log (${piece.length} bytes) does not match its checksum: the log is damaged there.`);
+    }
+  }
+
+  /**
+   * For an import (dm-log.ts): append a MARK record at the current point without a flush (a
+   * dm-log-writes mark is one entry, so one record). Its point is its own seq.
+   */
+  async appendMark(label: string): Promise<Mark> {
+    this.assertWritable();
+    const seq = this.log.nextSeq++;
+    const time = Date.now();
+    const { written } = this.log.append(encodeMark(seq, time, seq, label));
+    this.records.push({ seq, time, kind: KIND_MARK });
+    const m: Mark = { label, point: seq, seq, time };
+    this.markList.push(m);
+    try {
+      await written;
+    } catch (e) {
+      throw this.fail(e);
+    }
+    return m;
+  }
+
+  /** The seq the next record will get. */
+  get nextSeq(): number {
+    return this.log.nextSeq;
   }
 
   /** Blocks changed after `after` up to `upTo` (log seqs), ascending: what a restore or a diff covers. */
