@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { serveNbd } from '../../interop/nbd/index.js';
 import { readCertificateDir, readPskFile, readableByOthers, type NbdTls } from '../../interop/nbd/tls.js';
 import { serveNbdControl, type NbdControl } from '../../interop/nbd/control.js';
+import { StrataError } from '../../errors.js';
 import type { Command } from '../command.js';
 import { line, UsageError } from '../io.js';
 import { parseTarget } from '../target.js';
@@ -58,6 +59,7 @@ export const serveNbdCommand: Command = {
   positionals: { min: 1, max: 1 },
   async run({ io, args, values, signal }) {
     const target = parseTarget(args[0]!, true, 'serve-nbd');
+    if (target.point !== undefined) throw new StrataError('unsupported', `serve-nbd cannot serve a point of the write log yet; export it (\`stratadisk export ${args[0]!} OUT.raw\`) and serve that, or name a snapshot.`);
     if (values.port !== undefined && values.socket !== undefined) throw new UsageError('give --port or --socket, not both', 'serve-nbd');
     let port: number | undefined;
     if (typeof values.port === 'string') {

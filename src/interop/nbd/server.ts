@@ -7,6 +7,7 @@ import { basename, resolve } from 'node:path';
 import { StrataError } from '../../errors.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { listenOnSocket } from '../../util/unix-socket.js';
+import { openJournaled } from '../../journal/open.js';
 import { Volume } from '../../volume/volume.js';
 import { ExportRegistry } from './exports.js';
 import { negotiate, type Conn } from './handshake.js';
@@ -148,7 +149,9 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     snapshot = source.snapshot;
     // A snapshot is read-only, so serving one needs no writer lock on the volume.
     const readOnly = options.readOnly === true || snapshot !== undefined;
-    volume = await Volume.open(new NodeDirNamespace(source.dir, { readOnly, syncMaxBytes: SYNC_MAX_BYTES }), { readOnly });
+    const ns = new NodeDirNamespace(source.dir, { readOnly, syncMaxBytes: SYNC_MAX_BYTES });
+    // a writer attaches the volume's write log, if it keeps one (closing the volume closes it)
+    volume = readOnly ? await Volume.open(ns, { readOnly }) : (await openJournaled(ns, { logNamespace: (where) => new NodeDirNamespace(where, { create: false }) })).volume;
     ownsVolume = true;
     name ??= basename(resolve(source.dir));
     if (snapshot !== undefined && !volume.snapshots().some((s) => s.name === snapshot)) {
