@@ -6,6 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StrataError } from '../../../src/errors.js';
 import { NodeDirNamespace } from '../../../src/store/node-dir.js';
 import { Volume } from '../../../src/volume/volume.js';
+import { serveNbd } from '../../../src/interop/nbd/index.js';
+import { have, run as runTool, runOk } from '../interop/nbd-helpers.js';
 import { cli, KiB, pattern, tempDir } from './harness.js';
 
 const BIN = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
@@ -171,6 +173,45 @@ describe('restore cancelled', () => {
       const ro = await Volume.open(new NodeDirNamespace(vol, { readOnly: true }), { readOnly: true });
       expect(await ro.read(0, 64 * KiB)).toEqual(new Uint8Array(64 * KiB));
       await ro.close();
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
+describe.skipIf(!have('nbdcopy') || !have('qemu-io'))('serve-nbd and the write log', () => {
+  it('serves DIR@mark:X read-only, and a writable server logs the NBD writes', async () => {
+    const tmp = tempDir();
+    try {
+      const vol = join(tmp.dir, 'vol');
+      const file = join(tmp.dir, 'a.bin');
+      const a = pattern(64 * KiB, 4);
+      writeFileSync(file, a);
+      expect((await cli(['create', vol, '--size', '1M'])).code).toBe(0);
+      expect((await cli(['journal', 'enable', vol])).code).toBe(0);
+      expect((await cli(['write', vol, '--offset', '0', file])).code).toBe(0);
+      expect((await cli(['mark', vol, 'first'])).code).toBe(0);
+      // a writable server attaches the log: its writes are logged
+      const w = await serveNbd({ dir: vol }, { socket: join(tmp.dir, 'w.sock') });
+      try {
+        await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5a 0 64k', '-c', 'flush', w.uri]);
+      } finally {
+        await w.close();
+      }
+      expect((await cli(['mark', vol, 'second'])).code).toBe(0);
+      // the point, served: reads the data at the mark, refuses writes
+      const p = await serveNbd({ dir: vol, point: 'mark:first' }, { socket: join(tmp.dir, 'p.sock') });
+      try {
+        const out = join(tmp.dir, 'p.raw');
+        await runOk('nbdcopy', [p.uri, out]);
+        expect(new Uint8Array(readFileSync(out)).subarray(0, 64 * KiB)).toEqual(a);
+        expect((await runTool('qemu-io', ['-f', 'raw', '-c', 'write 0 4k', p.uri])).code).not.toBe(0);
+      } finally {
+        await p.close();
+      }
+      const out2 = join(tmp.dir, 'second.raw');
+      expect((await cli(['export', `${vol}@mark:second`, out2])).code).toBe(0);
+      expect(new Uint8Array(readFileSync(out2)).subarray(0, 64 * KiB)).toEqual(new Uint8Array(64 * KiB).fill(0x5a));
     } finally {
       tmp.cleanup();
     }
