@@ -217,3 +217,26 @@ describe.skipIf(!have('nbdcopy') || !have('qemu-io'))('serve-nbd and the write l
     }
   });
 });
+
+describe('the base snapshot of the log', () => {
+  it('delete-snapshot journal.base and commit --drop-snapshot are refused while the log is on', async () => {
+    const tmp = tempDir();
+    try {
+      const vol = join(tmp.dir, 'vol');
+      expect((await cli(['create', vol, '--size', '1M'])).code).toBe(0);
+      expect((await cli(['journal', 'enable', vol])).code).toBe(0);
+      const d = await cli(['delete-snapshot', vol, 'journal.base']);
+      expect(d.code).toBe(2);
+      expect(d.stderr).toMatch(/^stratadisk: invalid-argument: Deleting snapshot journal\.base .*journal disable/);
+      const c = await cli(['commit', vol, '--drop-snapshot']);
+      expect(c.code).toBe(2);
+      expect(c.stderr).toMatch(/^stratadisk: invalid-argument: commit --drop-snapshot could delete snapshot journal\.base/);
+      // the log still works
+      expect((await cli(['mark', vol, 'still'])).code).toBe(0);
+      expect((await cli(['journal', 'disable', vol])).code).toBe(0);
+      expect((await cli(['delete-snapshot', vol, 'journal.base'])).code).toBe(0);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
