@@ -36,6 +36,8 @@ export const journalCommand: Command = {
     '      last open had to cut or redo after a crash. Read-only (works while DIR is served).',
     'Points of the log: DIR@seq:N, DIR@time:ISO-TIME, DIR@mark:LABEL (see `stratadisk marks DIR`),',
     'read by export, map, compare and serve-nbd like DIR@SNAPSHOT. Roll back with `stratadisk restore`.',
+    'After the @, a text starting with seq:, time: or mark: is always a point, never a snapshot name',
+    '(a snapshot named like that cannot be read as DIR@NAME; rename it by snapshotting again).',
   ].join('\n'),
   options: { store: { type: 'string' }, force: { type: 'boolean' }, ...JSON_OPTION },
   positionals: { min: 2, max: 2 },
@@ -211,12 +213,14 @@ export const restoreCommand: Command = {
           },
         });
       } catch (e) {
+        bar?.finish();
         if (e instanceof StrataError && e.code === 'aborted') {
           const undo = journal.marks().filter((m) => m.label.startsWith('before-restore-')).pop();
           throw new Interrupted(`${dir} is part way to ${point}; run the restore again to finish it${undo ? `, or \`stratadisk restore ${dir} mark:${undo.label}\` to go back` : ''}`, { cause: e });
         }
         throw e;
       }
+      bar?.finish();
       line(io.stdout, `Restored ${dir} to seq:${r.to} (${point}): ${r.blocks} blocks, ${formatBytes(r.bytes)} rewritten. Undo with \`stratadisk restore ${dir} mark:${r.undo}\`.`);
       return 0;
     } finally {
