@@ -12,6 +12,7 @@ import { groupSnapshotCommand } from './group-snapshot.js';
 import { importCommand } from './import.js';
 import { info } from './info.js';
 import { jobs } from './jobs.js';
+import { journalCommand, markCommand, marksCommand, restoreCommand } from './journal.js';
 import { map } from './map.js';
 import { reset } from './reset.js';
 import { salvage } from './salvage.js';
@@ -46,6 +47,10 @@ export const COMMANDS: readonly Command[] = [
   deleteSnapshot,
   commit,
   jobs,
+  journalCommand,
+  markCommand,
+  marksCommand,
+  restoreCommand,
   mirrorCommand,
   map,
   check,
