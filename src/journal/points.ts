@@ -54,7 +54,7 @@ export function resolvePoint(point: string | Point, ctx: PointContext): number {
   if (p === 'latest') return ctx.lastSeq;
   if (p === 'base') return BASE_SEQ;
   if ('seq' in p) {
-    if (!Number.isSafeInteger(p.seq) || p.seq < 0) throw new StrataError('invalid-argument', `seq:${p.seq} is not a sequence number.`);
+    if (!Number.isSafeInteger(p.seq) || p.seq < BASE_SEQ) throw new StrataError('invalid-argument', `seq:${p.seq} is not a sequence number.`);
     if (p.seq > ctx.lastSeq) throw new StrataError('out-of-range', `seq:${p.seq} is after the last durable point of the log (seq:${ctx.lastSeq}).`);
     return p.seq;
   }

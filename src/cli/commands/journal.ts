@@ -196,7 +196,7 @@ export const restoreCommand: Command = {
   async run({ io, args, values, signal, progress }) {
     const { dir } = parseTarget(args[0]!, false, 'restore');
     const point = args[1]!;
-    if (!/^(seq|time|mark):/.test(point) && point !== 'latest') throw new UsageError(`"${point}" is not a point of the write log; use mark:LABEL, seq:N or time:ISO-TIME`, 'restore');
+    if (!/^(seq|time|mark):/.test(point) && point !== 'latest' && point !== 'base') throw new UsageError(`"${point}" is not a point of the write log; use mark:LABEL, seq:N, time:ISO-TIME, base or latest`, 'restore');
     const { volume: v, journal } = await openJournaledVolume(dir, false);
     let bar: Progress | undefined;
     try {

@@ -64,7 +64,7 @@ describe.skipIf(!built)('journal commands (built CLI)', () => {
     expect(st.lastFlush).toBeGreaterThan(marks[0]!.point);
   });
 
-  it('export DIR@mark:X equals the data at the mark; DIR@seq:0 is the volume before the log', () => {
+  it('export DIR@mark:X equals the data at the mark; DIR@journal.base is the volume before the log', () => {
     history();
     const atMark = join(tmp.dir, 'mark.raw');
     ok('export', `${vol}@mark:first`, atMark);
@@ -73,7 +73,7 @@ describe.skipIf(!built)('journal commands (built CLI)', () => {
     ok('export', vol, live);
     expect(region(live)).toEqual(b);
     const base = join(tmp.dir, 'base.raw');
-    ok('export', `${vol}@seq:0`, base);
+    ok('export', `${vol}@journal.base`, base);
     expect(region(base)).toEqual(new Uint8Array(64 * KiB));
     // compare reads points too
     expect(run('compare', `${vol}@mark:first`, atMark).code).toBe(0);
@@ -95,12 +95,12 @@ describe.skipIf(!built)('journal commands (built CLI)', () => {
 
   it('restore to a point that is not a mark needs --force', () => {
     history();
-    const r = run('restore', vol, 'seq:1');
+    const r = run('restore', vol, 'base');
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^stratadisk: invalid-argument: Record 1 is not a mark: .*--force/);
+    expect(r.stderr).toMatch(/^stratadisk: invalid-argument: The base of the log is not a mark: .*--force/);
     // nothing was changed, not even a mark added
     expect(JSON.parse(ok('marks', vol, '--json'))).toHaveLength(1);
-    ok('restore', vol, 'seq:1', '--force');
+    ok('restore', vol, 'base', '--force');
     const live = join(tmp.dir, 'live.raw');
     ok('export', vol, live);
     expect(region(live)).toEqual(new Uint8Array(64 * KiB));
