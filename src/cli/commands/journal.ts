@@ -11,6 +11,7 @@ import { Interrupted, line, table, UsageError } from '../io.js';
 import type { Progress } from '../progress.js';
 import { formatBytes } from '../size.js';
 import { logNamespace, openJournaledVolume, openVolume, parseTarget } from '../target.js';
+import { exportLog, importLog } from './journal-dm-log.js';
 
 /**
  * The write log commands: `journal enable|disable|status`, `mark`, `marks`, `restore`. A
@@ -18,12 +19,12 @@ import { logNamespace, openJournaledVolume, openVolume, parseTarget } from '../t
  * their log); points of the log are read as `DIR@seq:N`, `DIR@time:ISO`, `DIR@mark:LABEL`.
  */
 
-const SUBCOMMANDS = ['enable', 'disable', 'status'] as const;
+const SUBCOMMANDS = ['enable', 'disable', 'status', 'export', 'import'] as const;
 
 export const journalCommand: Command = {
   name: 'journal',
-  summary: 'keep a write log of the volume, to read, export or restore any earlier point (enable, disable, status)',
-  usage: 'journal enable|disable|status DIR [--store LOGDIR] [--json] [--force]',
+  summary: 'keep a write log of the volume, to read, export or restore any earlier point (enable, disable, status, export, import)',
+  usage: 'journal enable|disable|status DIR [--store LOGDIR] [--json] [--force] | journal export|import DIR LOG',
   details: [
     '  journal enable DIR [--store LOGDIR]  start logging every write, write-zeroes and flush of',
     '      DIR (the volume as it is now is kept as snapshot journal.base). The log lives in DIR,',
@@ -34,19 +35,33 @@ export const journalCommand: Command = {
     '      ordinary snapshot). --force: even when the log cannot be read.',
     '  journal status DIR [--json]    records, bytes, marks, the last durable flush, and what the',
     '      last open had to cut or redo after a crash. Read-only (works while DIR is served).',
+    '  journal export DIR LOG [--from P] [--to P] [--sector-size N]  write the log (after point P,',
+    '      default the base, up to P, default the last flush) as a Linux dm-log-writes file LOG;',
+    '      replay it (replay-log) onto the state at --from (`stratadisk export DIR@seq:N`).',
+    '  journal import DIR LOG [--scan]  read a dm-log-writes file (the kernel\'s log-writes target,',
+    '      QEMU\'s blklogwrites) onto DIR, whose log must be new and whose data must be the log\'s',
+    '      start state: entry N becomes DIR@seq:N. Only the entries its super block counts are read;',
+    '      --scan reads every valid entry (a log whose writer stopped uncleanly).',
     'Points of the log: DIR@seq:N, DIR@time:ISO-TIME, DIR@mark:LABEL (see `stratadisk marks DIR`),',
     'read by export, map, compare and serve-nbd like DIR@SNAPSHOT. Roll back with `stratadisk restore`.',
     'After the @, a text starting with seq:, time: or mark: is always a point, never a snapshot name',
     '(a snapshot named like that cannot be read as DIR@NAME; rename it by snapshotting again).',
   ].join('\n'),
-  options: { store: { type: 'string' }, force: { type: 'boolean' }, ...JSON_OPTION },
-  positionals: { min: 2, max: 2 },
-  async run({ io, args, values }) {
+  options: { store: { type: 'string' }, force: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' }, 'sector-size': { type: 'string' }, scan: { type: 'boolean' }, ...JSON_OPTION },
+  positionals: { min: 2, max: 3 },
+  async run({ io, args, values, signal, progress }) {
     const sub = args[0] as (typeof SUBCOMMANDS)[number];
     if (!(SUBCOMMANDS as readonly string[]).includes(sub)) throw new UsageError(`unknown journal subcommand '${args[0]}' (use ${SUBCOMMANDS.join(', ')})`, 'journal');
     const { dir } = parseTarget(args[1]!, false, `journal ${sub}`);
     if (values.store !== undefined && sub !== 'enable') throw new UsageError('--store goes with `journal enable`', 'journal');
     if (values.force !== undefined && sub !== 'disable') throw new UsageError('--force goes with `journal disable`', 'journal');
+    const logFile = args[2];
+    if ((sub === 'export' || sub === 'import') !== (logFile !== undefined)) throw new UsageError(sub === 'export' || sub === 'import' ? `journal ${sub} needs DIR and LOG` : `journal ${sub} takes only DIR`, 'journal');
+    for (const [k, only] of [['from', 'export'], ['to', 'export'], ['sector-size', 'export'], ['scan', 'import']] as const) {
+      if (values[k] !== undefined && sub !== only) throw new UsageError(`--${k} goes with \`journal ${only}\``, 'journal');
+    }
+    if (sub === 'export') return exportLog({ io, signal, progress }, dir, logFile!, { from: values.from as string | undefined, to: values.to as string | undefined, sectorSize: values['sector-size'] as string | undefined });
+    if (sub === 'import') return importLog({ io, signal, progress }, dir, logFile!, values.scan === true);
     if (sub === 'enable') return enable(io, dir, values.store as string | undefined);
     if (sub === 'disable') return disable(io, dir, values.force === true);
     return status(io, dir, values.json === true);
