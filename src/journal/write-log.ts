@@ -413,6 +413,23 @@ export class WriteLog {
     await ns.sync();
   }
 
+  /** Cut the log after `end` (the end of a FLUSH record): later bytes and segments go. Before any append. */
+  async truncateAfter(end: Place): Promise<void> {
+    for (const seg of [...this.segments]) {
+      if (seg.n < end.segment) continue;
+      if (seg.n === end.segment) {
+        await seg.store.truncate(end.pos);
+        await seg.store.flush();
+        seg.end = end.pos;
+      } else {
+        await seg.store.close();
+        await this.ns.delete(segmentName(seg.n));
+        this.segments.splice(this.segments.indexOf(seg), 1);
+      }
+    }
+    await this.ns.sync();
+  }
+
   // ---- segments and folds (checkpoint.ts) ----
 
   /** Segments as [number, first seq, bytes], oldest first. */

@@ -44,7 +44,7 @@ async function makeImage(seed: number, steps: number, tail: number): Promise<Ima
   await vol.write(0, first);
   model.set(first, 0);
   const j = await enableJournal(vol, ns, '');
-  const flushes = new Map<number, Uint8Array>([[0, model.slice()]]);
+  const flushes = new Map<number, Uint8Array>([[-1, model.slice()]]);
   const marks = new Map<string, Uint8Array>();
   const write = async (): Promise<void> => {
     const len = LENGTHS[int(LENGTHS.length)]!;
@@ -138,33 +138,38 @@ describe('write log: torn and truncated tails', () => {
 });
 
 describe('write log: damage before durable records', () => {
-  // DEFECT (open): a log that lost durable records at its end (cut at a record boundary just
-  // after a FLUSH, or a few bytes later) looks like a clean or torn end, and a writable open
-  // "recovers" by redoing the last kept flush interval's writes onto a volume that is already
-  // past them: the volume becomes a mix of old and new bytes, equal neither to what it held nor
-  // to the view at latest. Recovery cannot tell "the volume lacks the last flush" from "the log
-  // lacks later flushes". it.fails until Journal.recover checks the volume before redoing
-  // (e.g. every redone block must read view(prev) or view(last); otherwise `corrupt`).
-  it.fails('a log cut short inside durable records (lost tail) opens; the volume keeps what it had and latest equals it (fails: stale redo)', async () => {
+  // A log that lost durable records at its end (cut at a record boundary just after a FLUSH, or
+  // a few bytes later) looks like a clean or torn end. A writable open must never redo its last
+  // flush interval over a volume that is past it (old bytes over new): Journal.checkBeforeRedo
+  // refuses with `corrupt` when a block to redo reads as neither of the log's last two flushes.
+  // (Loss that touches no block of the redo goes unnoticed: the log is then behind the volume
+  // for those blocks. See the issue note.)
+  it('a log cut short inside durable records (lost tail): the open refuses with corrupt or keeps the volume as it was; never a stale redo', async () => {
     const img = await makeImage(12, 60, 0);
     const full = img.files.get(SEG)!;
     const flushes = img.records.filter((r) => r.rec.kind === KIND_FLUSH && r.pos > 0);
     expect(flushes.length).toBeGreaterThan(4);
-    // cut just after each flush: to the log it looks like a clean end (or a torn tail)
+    let refused = 0;
     for (const f of flushes.slice(0, -1)) {
       const next = img.records.find((r) => r.pos > f.pos)!;
       const cut = next.pos + (f.rec.seq % 2 === 0 ? 0 : 5);
       const ns = nsOf(img, full.slice(0, cut));
-      const { volume, journal } = await openJournaled(ns);
       try {
-        expect(journal!.status().lastFlush).toBe(f.rec.seq);
-        const live = await volume.read(0, SIZE);
-        expect(same(live, img.final), `cut at ${cut} (after flush ${f.rec.seq}): the volume changed on open (${JSON.stringify(journal!.status().recovered)})`).toBe(true);
-        expect(same(await journal!.view('latest').read(0, SIZE), live), `cut at ${cut}: latest vs volume`).toBe(true);
-      } finally {
-        await volume.close();
+        const { volume } = await openJournaled(ns);
+        try {
+          expect(same(await volume.read(0, SIZE), img.final), `cut at ${cut} (after flush ${f.rec.seq}): the volume changed on open`).toBe(true);
+        } finally {
+          await volume.close();
+        }
+      } catch (e) {
+        expect(isStrataError(e) && e.code === 'corrupt', String(e)).toBe(true);
+        refused++;
+        const ro = await Volume.open(ns, { readOnly: true });
+        expect(same(await ro.read(0, SIZE), img.final), `cut at ${cut}: the refused open changed the volume`).toBe(true);
+        await ro.close();
       }
     }
+    expect(refused).toBeGreaterThan(0);
   });
 
   it('a damaged record header followed by durable flushes is corrupt, naming the record', async () => {
@@ -211,7 +216,7 @@ describe('write log: damage before durable records', () => {
         for (const [seq, m] of img.flushes) {
           let got: Uint8Array;
           try {
-            got = await journal!.view(`seq:${seq}`).read(0, SIZE);
+            got = await journal!.view(seq < 0 ? 'base' : `seq:${seq}`).read(0, SIZE);
           } catch (e) {
             expect(isStrataError(e) && e.code === 'checksum-mismatch', String(e)).toBe(true);
             expect(seq).toBeGreaterThanOrEqual(rec.seq);
@@ -303,7 +308,7 @@ describe('write log: fuzzed damage', () => {
         }
         const last = journal.status().lastFlush;
         const points: [string, Uint8Array][] = [];
-        for (const [seq, m] of img.flushes) if (seq <= last) points.push([`seq:${seq}`, m]);
+        for (const [seq, m] of img.flushes) if (seq <= last) points.push([seq < 0 ? 'base' : `seq:${seq}`, m]);
         for (const [label, m] of img.marks) if (journal.marks().some((x) => x.label === label)) points.push([`mark:${label}`, m]);
         // a few points per case (each read is a whole view), the latest flush always
         const chosen = points.length <= 4 ? points : [points[points.length - 1]!, ...Array.from({ length: 3 }, () => points[Math.floor(rnd() * points.length)]!)];
