@@ -144,6 +144,28 @@ describe('write log over the worker protocol', () => {
     await client.close();
   });
 
+  it('keeps the log in another namespace of the backend (logPath) and finds it again on open', async () => {
+    const { client, backend } = connect();
+    const spec = { backend: 'memory' as const, path: 'vol' };
+    const v = await client.createVolume(spec, { size: 1 << 20, blockSize: BS });
+    await expect(code(v.journal.enable({ logPath: 7 as never }))).resolves.toBe('invalid-argument');
+    await v.journal.enable({ logPath: 'vol.log' });
+    await v.write(0, fill(BS, 6));
+    await v.journal.mark('a');
+    await v.write(0, fill(BS, 7));
+    await v.close();
+    const logNs = await backend.open('vol.log', { create: false, readOnly: true });
+    expect((await logNs.list()).length).toBeGreaterThan(0);
+    const again = await client.openVolume(spec);
+    expect((await again.journal.marks()).map((m) => m.label)).toEqual(['a']);
+    expect(await (await again.journal.view('mark:a')).read(0, BS)).toEqual(fill(BS, 6));
+    expect(await again.read(0, BS)).toEqual(fill(BS, 7));
+    await again.journal.disable();
+    expect(await logNs.list()).toEqual([]);
+    await again.close();
+    await client.close();
+  });
+
   it('refuses to mirror a journaled volume (the log would stay behind)', async () => {
     const { client } = connect();
     const v = await client.createVolume({ backend: 'memory', path: 'm' }, { size: 1 << 20, blockSize: BS });
