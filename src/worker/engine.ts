@@ -33,7 +33,7 @@ import type {
   StreamOptions,
 } from './protocol.js';
 import { StreamJob } from '../jobs/stream.js';
-import { disableJournal, enableJournal, restoreTo, type Journal, type JournalStatus, type Mark, type RestoreReport } from '../journal/index.js';
+import { BASE_SNAPSHOT, disableJournal, enableJournal, restoreTo, type Journal, type JournalStatus, type Mark, type RestoreReport } from '../journal/index.js';
 import { checkLabel, checkLogPath, closeNamespace, noJournal, openLogged, toPoint } from './journal-calls.js';
 
 type Entry =
@@ -272,7 +272,13 @@ export class Engine implements EngineApi {
   }
 
   deleteSnapshot(h: HandleId, name: string): Promise<void> {
-    return settle(() => this.volume(h).deleteSnapshot(name));
+    return settle(() => {
+      const entry = this.volumeEntry(h);
+      if (entry.journal && name === BASE_SNAPSHOT) {
+        throw new StrataError('locked', `Snapshot ${name} is the base of the write log: every point of the log reads through it. Disable the log first (disableJournal); it stays as an ordinary snapshot.`);
+      }
+      return entry.volume.deleteSnapshot(name);
+    });
   }
 
   // ---- write log (src/journal) ----

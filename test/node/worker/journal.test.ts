@@ -166,6 +166,21 @@ describe('write log over the worker protocol', () => {
     await client.close();
   });
 
+  it('keeps the base snapshot of the log while it is on (deleting it would leave no point readable)', async () => {
+    const { client } = connect();
+    const spec = { backend: 'memory' as const, path: 'b' };
+    const v = await client.createVolume(spec, { size: 1 << 20, blockSize: BS });
+    await v.journal.enable();
+    expect((await v.snapshots()).map((s) => s.name)).toEqual(['journal.base']);
+    await expect(code(v.deleteSnapshot('journal.base'))).resolves.toBe('locked');
+    await v.close();
+    const again = await client.openVolume(spec);
+    expect(await again.journal.status()).not.toBeNull();
+    await again.journal.disable();
+    await again.deleteSnapshot('journal.base'); // an ordinary snapshot once the log is off
+    await client.close();
+  });
+
   it('refuses to mirror a journaled volume (the log would stay behind)', async () => {
     const { client } = connect();
     const v = await client.createVolume({ backend: 'memory', path: 'm' }, { size: 1 << 20, blockSize: BS });
