@@ -90,7 +90,7 @@ export class Journal {
     const id = randomId();
     const log = await WriteLog.create(logNs, { journal: id, volume: volume.info().uuid, blockSize: volume.blockSize, size: volume.size, base: BASE_SNAPSHOT });
     try {
-      await volume.setRequirement(REQUIREMENT, where);
+      await volume.setRequirement(REQUIREMENT, where, [BASE_SNAPSHOT]);
     } catch (e) {
       await log.destroy().catch(() => {});
       throw e;
