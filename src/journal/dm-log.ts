@@ -90,7 +90,7 @@ export async function importDmLog(
 ): Promise<DmLogImportReport> {
   journal.assertWritable();
   if (journal.nextSeq !== 0) {
-    throw new StrataError('invalid-argument', `The write log already has ${journal.nextSeq} records; import a dm-log-writes log onto a volume whose log is new (\`stratadisk journal enable\` right after restoring the log's start state), so that entry N becomes record N.`);
+    throw new StrataError('invalid-argument', `The write log already has ${journal.nextSeq} record${journal.nextSeq === 1 ? '' : 's'}; import a dm-log-writes log onto a volume whose log is new (\`stratadisk journal enable\` right after restoring the log's start state), so that entry N becomes record N.`);
   }
   const reader = await DmLogReader.open(store, { entries: options.entries ?? 'claimed', scanHint: '--scan' });
   const vol = journal.volume;
@@ -107,6 +107,7 @@ export async function importDmLog(
         await journal.appendMark(e.mark ?? '');
         report.marks++;
       } else if (hasFlag(e, DmLogFlag.FLUSH) && e.length === 0) {
+        journal.forceFlushRecord = true;
         await vol.flush();
         report.flushes++;
       } else if (hasFlag(e, DmLogFlag.DISCARD)) {

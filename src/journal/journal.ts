@@ -97,6 +97,7 @@ export class Journal {
     }
     const j = new Journal(volume, log, id, volume.openSnapshot(BASE_SNAPSHOT), false);
     j.lastFlushSeq = BASE_SEQ;
+    j.flushedThrough = log.nextSeq;
     j.attach();
     return j;
   }
@@ -133,6 +134,7 @@ export class Journal {
         again.recovered = { cutRecords: (again.recovered?.cutRecords ?? 0) + 1, cutBytes: again.recovered?.cutBytes ?? 0, redone: again.recovered?.redone ?? 0, reason: `the last flush interval (after record ${cutTo.seq}) was torn by a crash during its sync` };
         return again;
       }
+      j.flushedThrough = log.nextSeq;
       if (!readOnly) {
         const redone = await j.recover();
         if (opened.cut || redone > 0) j.recovered = { cutRecords: opened.cut?.records ?? 0, cutBytes: opened.cut?.bytes ?? 0, redone, reason: opened.cut?.reason ?? '' };
@@ -423,6 +425,9 @@ export class Journal {
   /** WriteObserver.commit: a FLUSH record naming the writes still in flight, synced. */
   private async commitNow(): Promise<void> {
     if (this.failure) throw this.failure;
+    // nothing logged since the last FLUSH: an idle flush adds no record (unless an import needs one)
+    if (!this.forceFlushRecord && this.log.nextSeq === this.flushedThrough && this.inflight.size === 0) return;
+    this.forceFlushRecord = false;
     const inflight = [...this.inflight.values()];
     const { seq, durable } = this.log.commit(inflight);
     const time = Date.now();
@@ -433,7 +438,13 @@ export class Journal {
     }
     this.records.push({ seq, time, kind: KIND_FLUSH });
     if (seq > this.lastFlushSeq) this.lastFlushSeq = seq;
+    if (seq + 1 > this.flushedThrough) this.flushedThrough = seq + 1;
   }
+
+  /** nextSeq when the last FLUSH was made durable: nothing logged since when they are equal */
+  private flushedThrough = -1;
+  /** the next commit appends a FLUSH even with nothing logged (a dm-log-writes flush entry is one record) */
+  forceFlushRecord = false;
 
   /** The log failed: stop the volume's writes (nothing unlogged may become durable). */
   private fail(e: unknown): StrataError {

@@ -10,7 +10,7 @@ import { openJournaledVolume } from '../target.js';
  * `journal export DIR LOG [--from P] [--to P] [--sector-size N]` and `journal import DIR LOG
  * [--scan]`: the write log as a Linux dm-log-writes file (src/journal/dm-log.ts).
  */
-interface Ctx {
+export interface Ctx {
   io: { stdout: { write(s: string): unknown } };
   signal: AbortSignal;
   progress(label: string, total: number): Progress;

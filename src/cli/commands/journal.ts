@@ -9,9 +9,10 @@ import { Volume } from '../../volume/volume.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { Interrupted, line, table, UsageError } from '../io.js';
 import type { Progress } from '../progress.js';
-import { formatBytes } from '../size.js';
+import { formatBytes, parseSize } from '../size.js';
 import { logNamespace, openJournaledVolume, openVolume, parseTarget } from '../target.js';
 import { exportLog, importLog } from './journal-dm-log.js';
+import { checkpointLog, parseDuration } from './journal-checkpoint.js';
 
 /**
  * The write log commands: `journal enable|disable|status`, `mark`, `marks`, `restore`. A
@@ -19,7 +20,7 @@ import { exportLog, importLog } from './journal-dm-log.js';
  * their log); points of the log are read as `DIR@seq:N`, `DIR@time:ISO`, `DIR@mark:LABEL`.
  */
 
-const SUBCOMMANDS = ['enable', 'disable', 'status', 'export', 'import'] as const;
+const SUBCOMMANDS = ['enable', 'disable', 'status', 'export', 'import', 'checkpoint'] as const;
 
 export const journalCommand: Command = {
   name: 'journal',
@@ -42,12 +43,17 @@ export const journalCommand: Command = {
     '      QEMU\'s blklogwrites) onto DIR, whose log must be new and whose data must be the log\'s',
     '      start state: entry N becomes DIR@seq:N. Only the entries its super block counts are read;',
     '      --scan reads every valid entry (a log whose writer stopped uncleanly).',
+    '  journal checkpoint DIR [--to POINT | --keep-bytes SIZE | --keep-age DURATION]  fold the oldest',
+    '      (default: as far as the last flush)',
+    '      part of the log into its base and delete it: points before the fold are gone, later ones',
+    '      read exactly as before. The log is cut at segment ends (a segment closes at 64 MiB).',
+    '      --keep-bytes 1G keeps at least the newest 1 GiB of log; --keep-age 7d the last 7 days.',
     'Points of the log: DIR@seq:N, DIR@time:ISO-TIME, DIR@mark:LABEL (see `stratadisk marks DIR`),',
     'read by export, map, compare and serve-nbd like DIR@SNAPSHOT. Roll back with `stratadisk restore`.',
     'After the @, a text starting with seq:, time: or mark: is always a point, never a snapshot name',
     '(a snapshot named like that cannot be read as DIR@NAME; rename it by snapshotting again).',
   ].join('\n'),
-  options: { store: { type: 'string' }, force: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' }, 'sector-size': { type: 'string' }, scan: { type: 'boolean' }, ...JSON_OPTION },
+  options: { store: { type: 'string' }, force: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' }, 'sector-size': { type: 'string' }, scan: { type: 'boolean' }, 'keep-bytes': { type: 'string' }, 'keep-age': { type: 'string' }, ...JSON_OPTION },
   positionals: { min: 2, max: 3 },
   async run({ io, args, values, signal, progress }) {
     const sub = args[0] as (typeof SUBCOMMANDS)[number];
@@ -57,8 +63,17 @@ export const journalCommand: Command = {
     if (values.force !== undefined && sub !== 'disable') throw new UsageError('--force goes with `journal disable`', 'journal');
     const logFile = args[2];
     if ((sub === 'export' || sub === 'import') !== (logFile !== undefined)) throw new UsageError(sub === 'export' || sub === 'import' ? `journal ${sub} needs DIR and LOG` : `journal ${sub} takes only DIR`, 'journal');
-    for (const [k, only] of [['from', 'export'], ['to', 'export'], ['sector-size', 'export'], ['scan', 'import']] as const) {
-      if (values[k] !== undefined && sub !== only) throw new UsageError(`--${k} goes with \`journal ${only}\``, 'journal');
+    for (const [k, only] of [['from', ['export']], ['to', ['export', 'checkpoint']], ['sector-size', ['export']], ['scan', ['import']], ['keep-bytes', ['checkpoint']], ['keep-age', ['checkpoint']]] as const) {
+      if (values[k] !== undefined && !(only as readonly string[]).includes(sub)) throw new UsageError(`--${k} goes with \`journal ${only.join('` or `journal ')}\``, 'journal');
+    }
+    if (sub === 'checkpoint') {
+      const n = ['to', 'keep-bytes', 'keep-age'].filter((k) => values[k] !== undefined).length;
+      if (n > 1) throw new UsageError('journal checkpoint takes one of --to POINT, --keep-bytes SIZE, --keep-age DURATION (none: fold as far as the last flush)', 'journal');
+      return checkpointLog({ io, signal, progress }, dir, {
+        to: n === 0 ? 'latest' : (values.to as string | undefined),
+        keepBytes: values['keep-bytes'] !== undefined ? parseSize(values['keep-bytes'] as string, '--keep-bytes') : undefined,
+        keepMs: values['keep-age'] !== undefined ? parseDuration(values['keep-age'] as string) : undefined,
+      });
     }
     if (sub === 'export') return exportLog({ io, signal, progress }, dir, logFile!, { from: values.from as string | undefined, to: values.to as string | undefined, sectorSize: values['sector-size'] as string | undefined });
     if (sub === 'import') return importLog({ io, signal, progress }, dir, logFile!, values.scan === true);
