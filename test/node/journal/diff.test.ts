@@ -1,3 +1,6 @@
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prng } from '../../../src/bench/prng.js';
 import { StrataError } from '../../../src/errors.js';
@@ -5,6 +8,7 @@ import { diffBlocks, diffPoints, type DiffExtent, type DiffPoint } from '../../.
 import { enableJournal, openJournaled } from '../../../src/journal/open.js';
 import type { Journal } from '../../../src/journal/journal.js';
 import { MemoryNamespace } from '../../../src/store/memory.js';
+import { NodeDirNamespace } from '../../../src/store/node-dir.js';
 import { Volume } from '../../../src/volume/volume.js';
 
 const BS = 4096;
@@ -120,6 +124,40 @@ describe('diff between points (changed-block tracking)', () => {
       expect(diffBlocks(ro.volume, ro.journal, { log: 'mark:m1' }, 'live').basis).toBe('log+layers');
       await ro.journal!.close();
       await ro.volume.close();
+    }
+  });
+
+  it('a read-only log over a volume that lags its last flush (a crash before the volume recorded it): live vs a log point still covers the difference', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stratadisk-jdiff-'));
+    try {
+      const vol = join(dir, 'v');
+      const ns = new NodeDirNamespace(vol, { create: true });
+      const v = await Volume.create(ns, { size: SIZE, blockSize: BS });
+      await v.write(0, new Uint8Array(BS).fill(1));
+      const j = await enableJournal(v, ns, '');
+      await v.write(2 * BS, new Uint8Array(BS).fill(2));
+      await j.mark('one');
+      // the volume's own files as they are at this flush
+      const saved = join(dir, 'saved');
+      cpSync(vol, saved, { recursive: true });
+      await v.write(4 * BS, new Uint8Array(BS).fill(4));
+      await v.write(0, new Uint8Array(10).fill(5));
+      await j.mark('two');
+      await v.close();
+      // the crash: the log kept flush two, the volume's files only reached mark one
+      for (const f of readdirSync(saved)) if (!f.startsWith('journal.')) cpSync(join(saved, f), join(vol, f));
+      const ro = await openJournaled(new NodeDirNamespace(vol, { readOnly: true }), { readOnly: true });
+      const live = await ro.volume.read(0, SIZE);
+      const two = await ro.journal!.view('mark:two').read(0, SIZE);
+      expect(Buffer.from(live).equals(two)).toBe(false);
+      for (const [x, y] of [[{ log: 'mark:two' }, 'live'], ['live', { log: 'mark:two' }]] as [DiffPoint, DiffPoint][]) {
+        expectCovers(diffPoints(ro.volume, ro.journal, x, y), live, two, 'lagging volume: mark:two vs live');
+      }
+      expectCovers(diffPoints(ro.volume, ro.journal, { log: 'mark:one' }, 'live'), live, await ro.journal!.view('mark:one').read(0, SIZE), 'lagging volume: mark:one vs live');
+      await ro.journal!.close();
+      await ro.volume.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
