@@ -4,6 +4,7 @@ import { isNoControlSocket, requestControl, type ControlRequest } from '../jobs/
 import type { Job, JobInfo } from '../jobs/job.js';
 import type { Context } from './command.js';
 import type { Progress } from './progress.js';
+import { BASE_SNAPSHOT, JOURNAL_REQUIREMENT } from '../journal/index.js';
 import { openVolume } from './target.js';
 
 /** Draws a job's progress events as a bar on stderr (created once the total is known). */
@@ -41,6 +42,7 @@ export async function followJob(ctx: Context, job: Job, label: string): Promise<
  * through the control socket of the process holding it (online, while it serves I/O).
  */
 export async function runConsolidation(ctx: Context, dir: string, req: ConsolidateRequest, direction: 'auto' | Direction = 'auto'): Promise<{ where: 'here' | 'remote'; info: JobInfo }> {
+  await refuseDroppingLogBase(dir, req);
   let v;
   try {
     v = await openVolume(dir, false);
@@ -75,4 +77,21 @@ export async function runRemote(ctx: Context, dir: string, req: ControlRequest, 
   } finally {
     bar.finish();
   }
+}
+
+/**
+ * The snapshot journal.base is what every point of a write log reads through: deleting it (or
+ * committing with --drop-snapshot, which may delete it) would leave a log no point can be read
+ * from, and a volume no writer can open. Checked read-only, so also while a server holds it.
+ */
+async function refuseDroppingLogBase(dir: string, req: ConsolidateRequest): Promise<void> {
+  const drops = (req.op === 'delete-snapshot' && req.name === BASE_SNAPSHOT) || (req.op === 'commit' && req.dropSnapshot === true);
+  if (!drops) return;
+  const v = await openVolume(dir, true);
+  try {
+    if (!v.requirements().some((r) => r.name === JOURNAL_REQUIREMENT) || !v.snapshots().some((s) => s.name === BASE_SNAPSHOT)) return;
+  } finally {
+    await v.close();
+  }
+  throw new StrataError('invalid-argument', `${req.op === 'commit' ? 'commit --drop-snapshot could delete' : 'Deleting'} snapshot ${BASE_SNAPSHOT} of ${dir}, the base of its write log: no point of the log could be read after. Stop the log first (\`stratadisk journal disable ${dir}\`).`);
 }

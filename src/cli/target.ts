@@ -4,23 +4,43 @@ import { SNAPSHOT_NAME } from '../format/manifest.js';
 import { NodeDirNamespace } from '../store/node-dir.js';
 import { NodeFileStore } from '../store/node-file.js';
 import { Volume, type VolumeReader } from '../volume/volume.js';
+import { openJournaled, parsePoint, type Journal } from '../journal/index.js';
 import { ObjectNamespace } from '../transfer/object-namespace.js';
 import { openObjectStore } from '../transfer/open-objects.js';
 import { redactUrl } from '../util/redact.js';
 import { UsageError } from './io.js';
 
-/** A volume directory, optionally naming one of its snapshots (`DIR@NAME`). */
+/**
+ * A volume directory, optionally naming one of its snapshots (`DIR@NAME`) or a point of its
+ * write log (`DIR@seq:N`, `DIR@time:ISO`, `DIR@mark:LABEL`; `point` holds the text after `@`).
+ */
 export interface Target {
   dir: string;
   snapshot?: string;
+  point?: string;
 }
 
+/** `seq:`, `time:` and `mark:` after the `@` name a point of the write log, never a snapshot. */
+const POINT_PREFIX = /^(seq|time|mark):/;
+
 /**
- * Splits `DIR@NAME`. A path may itself contain `@`, so the split happens only when the whole
- * text is not an existing path and what follows the last `@` is a valid snapshot name.
+ * Splits `DIR@NAME` / `DIR@POINT`. A path may itself contain `@`, so the split happens only when
+ * the whole text is not an existing path and what follows the `@` is a snapshot name or a point.
+ * A point is found at the first `@` followed by `seq:`, `time:` or `mark:` (a mark's label may
+ * hold `@`); otherwise the last `@` splits off a snapshot name. A snapshot whose name starts with
+ * one of those prefixes cannot be named this way (the point wins).
  */
 export function parseTarget(spec: string, allowSnapshot: boolean, command: string): Target {
   if (spec === '') throw new UsageError('the volume directory is empty', command);
+  if (!existsSync(spec)) {
+    for (let at = spec.indexOf('@'); at > 0; at = spec.indexOf('@', at + 1)) {
+      const rest = spec.slice(at + 1);
+      if (!POINT_PREFIX.test(rest)) continue;
+      if (!allowSnapshot) throw new UsageError(`${spec} names a point of the write log, which is read-only; \`${command}\` needs the volume itself (DIR)`, command);
+      parsePoint(rest);
+      return { dir: spec.slice(0, at), point: rest };
+    }
+  }
   const at = spec.lastIndexOf('@');
   if (at > 0 && !existsSync(spec)) {
     const name = spec.slice(at + 1);
@@ -32,12 +52,27 @@ export function parseTarget(spec: string, allowSnapshot: boolean, command: strin
   return { dir: spec };
 }
 
+/** The namespace of a write log the manifest places at `where` (an absolute directory; '' is handled by openJournaled). */
+export function logNamespace(readOnly: boolean): (where: string) => NodeDirNamespace {
+  return (where) => new NodeDirNamespace(where, { create: false, readOnly });
+}
+
 /**
  * Opens the volume in `dir` with messages that speak CLI. Read-only opens never write (no
  * repair, no garbage collection), so they work on read-only media and on a volume being inspected.
  */
 export async function openVolume(dir: string, readOnly: boolean): Promise<Volume> {
-  if (dir.startsWith('s3://')) return openObjectVolume(dir, readOnly);
+  return (await openJournaledVolume(dir, readOnly, !readOnly)).volume;
+}
+
+/**
+ * Opens the volume in `dir`, with its write log when it keeps one and `withLog` (always for a
+ * writer: every write is logged, and closing the volume closes the log). A read-only open reads
+ * the log only for points; close that journal yourself. `journal` is null for a volume without
+ * a log (and for object-store volumes).
+ */
+export async function openJournaledVolume(dir: string, readOnly: boolean, withLog = true): Promise<{ volume: Volume; journal: Journal | null }> {
+  if (dir.startsWith('s3://')) return { volume: await openObjectVolume(dir, readOnly), journal: null };
   let st;
   try {
     st = statSync(dir);
@@ -47,7 +82,8 @@ export async function openVolume(dir: string, readOnly: boolean): Promise<Volume
   if (!st.isDirectory()) throw new StrataError('invalid-argument', `${dir} is not a directory; a volume is a directory (create one with \`stratadisk create DIR --size 1G\`).`);
   const ns = new NodeDirNamespace(dir, { readOnly });
   try {
-    return await Volume.open(ns, { readOnly });
+    if (!withLog && readOnly) return { volume: await Volume.open(ns, { readOnly }), journal: null };
+    return await openJournaled(ns, { readOnly, logNamespace: logNamespace(readOnly) });
   } catch (e) {
     if (e instanceof StrataError && e.code === 'corrupt' && e.message.includes('`stratadisk salvage DIR OUT`')) {
       throw new StrataError('corrupt', e.message.replaceAll('`stratadisk salvage DIR OUT`', `\`stratadisk salvage ${dir} OUT\``), { cause: e });
@@ -97,14 +133,23 @@ export interface Source {
   close(): Promise<void>;
 }
 
-/** Opens `DIR` or `DIR@NAME` read-only. */
+/** Opens `DIR`, `DIR@NAME` or `DIR@POINT` (seq:N, time:ISO, mark:LABEL) read-only. */
 export async function openVolumeSource(spec: string, command: string): Promise<Source & { reader: VolumeReader }> {
   const t = parseTarget(spec, true, command);
-  const v = await openVolume(t.dir, true);
+  const { volume: v, journal } = await openJournaledVolume(t.dir, true);
   try {
-    const reader = t.snapshot === undefined ? v : v.openSnapshot(t.snapshot);
-    return { label: spec, size: reader.size, readInto: (o, b) => reader.readInto(o, b), reader, close: () => v.close() };
+    let reader: VolumeReader;
+    if (t.point !== undefined) {
+      if (!journal) throw new StrataError('not-found', `${t.dir} keeps no write log, so it has no point ${t.point}; start one with \`stratadisk journal enable ${t.dir}\`, or name a snapshot (${t.dir}@NAME).`);
+      reader = journal.view(t.point);
+    } else reader = t.snapshot === undefined ? v : v.openSnapshot(t.snapshot);
+    const close = async () => {
+      await journal?.close();
+      await v.close();
+    };
+    return { label: spec, size: reader.size, readInto: (o, b) => reader.readInto(o, b), reader, close };
   } catch (e) {
+    await journal?.close();
     await v.close();
     throw e;
   }

@@ -141,6 +141,34 @@ export class BlockHistory {
     return [...set].sort((a, b) => a - b);
   }
 
+  /** The pieces of record `seq` in order, with their blocks (voided ones included: check FLAG_VOID). */
+  recordPieces(seq: number): { block: number; piece: PieceRef }[] {
+    const r = lastAtOrBefore(this.recSeq, seq);
+    if (r < 0 || this.recSeq[r] !== seq) return [];
+    const to = r + 1 < this.recFirst.length ? this.recFirst[r + 1]! : this.count;
+    const out: { block: number; piece: PieceRef }[] = [];
+    for (let i = this.recFirst[r]!; i < to; i++) out.push({ block: this.blockOf[i]!, piece: this.ref(i) });
+    return out;
+  }
+
+  /**
+   * A new history: the pieces `first` adds (a fold at seq c), then every piece of this one with
+   * seq after c, in order (checkpoint.ts).
+   */
+  foldedCopy(c: number, first: (h: BlockHistory) => void): BlockHistory {
+    const h = new BlockHistory(this.blockSize);
+    first(h);
+    const r0 = lastAtOrBefore(this.recSeq, c) + 1;
+    for (let r = r0; r < this.recSeq.length; r++) {
+      h.beginRecord(this.recSeq[r]!);
+      const to = r + 1 < this.recFirst.length ? this.recFirst[r + 1]! : this.count;
+      for (let i = this.recFirst[r]!; i < to; i++) {
+        h.add(this.blockOf[i]!, this.seq[i]!, this.seg[i]!, this.pos[i]!, this.start[i]!, this.len[i]!, this.flags[i]!, this.hashes.subarray(i * 16, i * 16 + 16));
+      }
+    }
+    return h;
+  }
+
   /** Every block with any piece (any seq). */
   allBlocks(): IterableIterator<number> {
     return this.blocks.keys();

@@ -4,11 +4,11 @@ import type { Volume } from '../volume/volume.js';
 import type { VolumeReader } from '../volume/volume-reader.js';
 import type { ObserverHandle, VolumeEvent, WriteEvent, WriteObserver } from '../volume/write-observer.js';
 import { xxh3_128 } from '../wasm/index.js';
-import { BlockHistory, FLAG_WHOLE, FLAG_ZERO, MAX_PARTIALS } from './block-history.js';
+import { BlockHistory, FLAG_WHOLE, FLAG_ZERO, MAX_PARTIALS, type PieceRef } from './block-history.js';
 import { BASE_SEQ, resolvePoint, type Mark, type Point } from './points.js';
-import { KIND_FLUSH, KIND_HEAD, KIND_MARK, KIND_VOID, KIND_WRITE, KIND_ZERO, encodeMark, encodeVoid, encodeWrite, type LogRecord, type Piece } from './record.js';
+import { KIND_FLUSH, KIND_FOLD, KIND_HEAD, KIND_MARK, KIND_VOID, KIND_WRITE, KIND_ZERO, encodeMark, encodeVoid, encodeWrite, type LogRecord, type Piece } from './record.js';
 import { journalView } from './view.js';
-import { WriteLog, deleteLog, type Place } from './write-log.js';
+import { FOLD_SEGMENT, WriteLog, deleteLog, type Place } from './write-log.js';
 
 /**
  * The write log of a volume (journal mode): every write, write-zeroes and flush of the live
@@ -51,7 +51,7 @@ interface RecordInfo {
 }
 
 export class Journal {
-  readonly history: BlockHistory;
+  history: BlockHistory;
   /** records in log order: seq, time, kind (writes, zeroes, flushes, marks) */
   private readonly records: RecordInfo[] = [];
   private readonly markList: Mark[] = [];
@@ -136,12 +136,43 @@ export class Journal {
     }
   }
 
+  private foldBegun = false;
+
+  /**
+   * Replace the index by one that starts with a fold at `c` (checkpoint.ts): `pieces` (whole
+   * blocks in the fold store at their places) then every piece after c. Synchronous: views made
+   * from now on read the fold; records and marks at or before c are dropped.
+   */
+  switchToFold(c: number, pieces: { piece: Piece; pos: number }[]): void {
+    this.history = this.history.foldedCopy(c, (h) => {
+      h.beginRecord(c);
+      for (const { piece, pos } of pieces) this.addPieces(c, KIND_FOLD, [piece], FOLD_SEGMENT, pos, h);
+    });
+    const keep = <T extends { seq: number }>(xs: T[]): T[] => xs.filter((x) => x.seq > c);
+    this.records.splice(0, this.records.length, ...keep(this.records));
+    this.markList.splice(0, this.markList.length, ...keep(this.markList).filter((m) => m.point >= c));
+  }
+
   /** The flushes seen while opening: [seq, inflight] of the last two (for recover). */
   private flushes: { seq: number; inflight: number[] }[] = [];
   /** write records of the last two flush intervals: seq -> pieces with places (for recover) */
   private recent = new Map<number, { kind: number; pieces: Piece[]; dataAt: number; place: Place }>();
 
+  /** The oldest point the log keeps: the base, or the point it was folded to. */
+  get oldest(): number {
+    return this.log.fold?.c ?? BASE_SEQ;
+  }
+
   private index(rec: LogRecord, place: Place, dataAt: number): void {
+    const fold = this.log.fold;
+    if (rec.kind === KIND_FOLD) {
+      if (!this.foldBegun) this.history.beginRecord(rec.seq);
+      this.foldBegun = true;
+      this.addPieces(rec.seq, KIND_FOLD, rec.pieces, place.segment, dataAt);
+      return;
+    }
+    // records a fold already holds (their segment outlived the fold by a crash)
+    if (fold && rec.kind !== KIND_HEAD && rec.seq <= fold.c) return;
     switch (rec.kind) {
       case KIND_WRITE:
       case KIND_ZERO: {
@@ -173,15 +204,15 @@ export class Journal {
     }
   }
 
-  private addPieces(seq: number, kind: number, pieces: readonly Piece[], segment: number, dataAt: number): void {
+  private addPieces(seq: number, kind: number, pieces: readonly Piece[], segment: number, dataAt: number, into: BlockHistory = this.history): void {
     const bs = this.volume.blockSize;
-    this.history.beginRecord(seq);
+    if (kind !== KIND_FOLD) into.beginRecord(seq);
     let pos = dataAt;
     for (const p of pieces) {
       const block = Math.floor(p.offset / bs);
       const flags = (p.whole ? FLAG_WHOLE : 0) | (kind === KIND_ZERO ? FLAG_ZERO : 0);
-      this.history.add(block, seq, segment, pos, p.offset - block * bs, p.length, flags, kind === KIND_ZERO ? null : p.hash);
-      if (kind === KIND_WRITE) pos += p.length;
+      into.add(block, seq, segment, pos, p.offset - block * bs, p.length, flags, kind === KIND_ZERO ? null : p.hash);
+      if (kind !== KIND_ZERO) pos += p.length;
     }
   }
 
@@ -364,7 +395,7 @@ export class Journal {
 
   /** The log seq a point names: `seq:N`, `time:ISO`, `mark:LABEL`, `base` (-1) or `latest` (the last flush). */
   resolve(point: string | Point): number {
-    return resolvePoint(point, { lastSeq: this.lastFlushSeq, marks: this.markList, records: this.records });
+    return resolvePoint(point, { lastSeq: this.lastFlushSeq, oldest: this.oldest, marks: this.markList, records: this.records });
   }
 
   /** Is log seq `seq` a mark's point (a transaction end)? */
@@ -391,6 +422,53 @@ export class Journal {
       failed: this.failure ? this.failure.message : null,
       recovered: this.recovered,
     };
+  }
+
+  /** The records with seq in (after, upTo], in log order (writes, zeroes, flushes, marks; voids are not records of their own here). */
+  recordsBetween(after: number, upTo: number): { seq: number; time: number; kind: 'write' | 'zero' | 'flush' | 'mark'; label?: string }[] {
+    const names = { [KIND_WRITE]: 'write', [KIND_ZERO]: 'zero', [KIND_FLUSH]: 'flush', [KIND_MARK]: 'mark' } as const;
+    const labels = new Map(this.markList.map((m) => [m.seq, m.label]));
+    const out: { seq: number; time: number; kind: 'write' | 'zero' | 'flush' | 'mark'; label?: string }[] = [];
+    for (const r of [...this.records].sort((a, b) => a.seq - b.seq)) {
+      if (r.seq <= after || r.seq > upTo) continue;
+      const kind = names[r.kind as keyof typeof names];
+      if (!kind) continue;
+      out.push(kind === 'mark' ? { seq: r.seq, time: r.time, kind, label: labels.get(r.seq) ?? '' } : { seq: r.seq, time: r.time, kind });
+    }
+    return out;
+  }
+
+  /** Read the bytes of a logged piece (checked against its hash). */
+  async readPiece(seq: number, piece: PieceRef, target: Uint8Array): Promise<void> {
+    await this.log.readData(piece.segment, piece.pos, target);
+    if (!sameHash(xxh3_128(target), piece.hash)) {
+      throw new StrataError('checksum-mismatch', `Record ${seq} of the write log (${piece.length} bytes) does not match its checksum: the log is damaged there.`);
+    }
+  }
+
+  /**
+   * For an import (dm-log.ts): append a MARK record at the current point without a flush (a
+   * dm-log-writes mark is one entry, so one record). Its point is its own seq.
+   */
+  async appendMark(label: string): Promise<Mark> {
+    this.assertWritable();
+    const seq = this.log.nextSeq++;
+    const time = Date.now();
+    const { written } = this.log.append(encodeMark(seq, time, seq, label));
+    this.records.push({ seq, time, kind: KIND_MARK });
+    const m: Mark = { label, point: seq, seq, time };
+    this.markList.push(m);
+    try {
+      await written;
+    } catch (e) {
+      throw this.fail(e);
+    }
+    return m;
+  }
+
+  /** The seq the next record will get. */
+  get nextSeq(): number {
+    return this.log.nextSeq;
   }
 
   /** Blocks changed after `after` up to `upTo` (log seqs), ascending: what a restore or a diff covers. */

@@ -25,6 +25,8 @@ export interface Mark {
 export interface PointContext {
   /** the newest point a view may be at (the last durable flush) */
   lastSeq: number;
+  /** the oldest point kept (the base, or the point the log was folded to) */
+  oldest: number;
   marks: readonly Mark[];
   /** records in log order with their times */
   records: readonly { seq: number; time: number }[];
@@ -52,10 +54,11 @@ export function parsePoint(text: string): Point {
 export function resolvePoint(point: string | Point, ctx: PointContext): number {
   const p = typeof point === 'string' ? parsePoint(point) : point;
   if (p === 'latest') return ctx.lastSeq;
-  if (p === 'base') return BASE_SEQ;
+  if (p === 'base') return ctx.oldest;
   if ('seq' in p) {
-    if (!Number.isSafeInteger(p.seq) || p.seq < 0) throw new StrataError('invalid-argument', `seq:${p.seq} is not a sequence number.`);
+    if (!Number.isSafeInteger(p.seq) || p.seq < BASE_SEQ) throw new StrataError('invalid-argument', `seq:${p.seq} is not a sequence number.`);
     if (p.seq > ctx.lastSeq) throw new StrataError('out-of-range', `seq:${p.seq} is after the last durable point of the log (seq:${ctx.lastSeq}).`);
+    if (p.seq < ctx.oldest) throw new StrataError('out-of-range', `seq:${p.seq} was folded into the log's base (points from seq:${ctx.oldest} on are kept).`);
     return p.seq;
   }
   if ('time' in p) {
@@ -68,7 +71,8 @@ export function resolvePoint(point: string | Point, ctx: PointContext): number {
       else hi = mid;
     }
     // before the first record: the base
-    const seq = lo === 0 ? BASE_SEQ : ctx.records[lo - 1]!.seq;
+    const seq = lo === 0 ? ctx.oldest : ctx.records[lo - 1]!.seq;
+    if (seq < ctx.oldest) throw new StrataError('out-of-range', `${p.time.toISOString()} is before the oldest point the log keeps (seq:${ctx.oldest}); it was folded into the base.`);
     return Math.min(seq, ctx.lastSeq);
   }
   for (let i = ctx.marks.length - 1; i >= 0; i--) if (ctx.marks[i]!.label === p.mark) return ctx.marks[i]!.point;

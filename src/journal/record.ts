@@ -19,6 +19,8 @@ import { RECORD_HEADER, RECORD_OVERHEAD, checksumOk, decodeHead, encodeRecord } 
  *   (write-log.ts uses them to redo after a crash).
  * - MARK: f64 time, u64 the point it marks (a FLUSH's log seq), u32 label length, label (UTF-8).
  * - VOID: f64 time, u64 the log seq of a write the volume failed to store (views skip it).
+ * - FOLD: see KIND_FOLD.
+ * A HEAD carries `folded` when it starts a fold store.
  *
  * A record's data is checked by the pieces' hashes when a view reads it, not by the envelope:
  * opening a log reads only the descriptions.
@@ -29,6 +31,11 @@ export const KIND_ZERO = 3;
 export const KIND_FLUSH = 4;
 export const KIND_MARK = 5;
 export const KIND_VOID = 6;
+/**
+ * FOLD (only in a fold store, `journal.fold-<C>.log`): like WRITE, every piece a whole block,
+ * holding the block as it was at point C, the point the log was folded to. Its envelope seq is C.
+ */
+export const KIND_FOLD = 7;
 export const WRITE_LOG_VERSION = FORMATS.writeLog.writes;
 
 export const PIECE_BYTES = 32;
@@ -55,11 +62,13 @@ export interface HeadInfo {
   segment: number;
   /** the snapshot holding the state before the log's first record */
   base: string;
+  /** in a fold store's HEAD: the point C it holds the blocks at */
+  folded?: number;
 }
 
 export type LogRecord =
   | { kind: typeof KIND_HEAD; seq: number; head: HeadInfo }
-  | { kind: typeof KIND_WRITE | typeof KIND_ZERO; seq: number; time: number; pieces: Piece[]; dataLength: number }
+  | { kind: typeof KIND_WRITE | typeof KIND_ZERO | typeof KIND_FOLD; seq: number; time: number; pieces: Piece[]; dataLength: number }
   | { kind: typeof KIND_FLUSH; seq: number; time: number; inflight: number[] }
   | { kind: typeof KIND_MARK; seq: number; time: number; point: number; label: string }
   | { kind: typeof KIND_VOID; seq: number; time: number; voided: number };
@@ -89,7 +98,7 @@ export function encodeHead(seq: number, head: HeadInfo): Uint8Array {
  * A WRITE or ZERO record with room for its data: the caller copies the pieces' bytes to
  * `out.subarray(dataAt)` (WRITE only). Returns the record bytes and where the data goes.
  */
-export function encodeWrite(kind: typeof KIND_WRITE | typeof KIND_ZERO, seq: number, time: number, pieces: readonly Piece[]): { bytes: Uint8Array; dataAt: number } {
+export function encodeWrite(kind: typeof KIND_WRITE | typeof KIND_ZERO | typeof KIND_FOLD, seq: number, time: number, pieces: readonly Piece[]): { bytes: Uint8Array; dataAt: number } {
   const d = new Uint8Array(16 + pieces.length * PIECE_BYTES);
   const v = new DataView(d.buffer);
   v.setFloat64(0, time, true);
@@ -102,7 +111,7 @@ export function encodeWrite(kind: typeof KIND_WRITE | typeof KIND_ZERO, seq: num
     v.setUint32(at + 8, p.length, true);
     v.setUint32(at + 12, p.whole ? PIECE_WHOLE : 0, true);
     d.set(p.hash, at + 16);
-    if (kind === KIND_WRITE) dataLength += p.length;
+    if (kind !== KIND_ZERO) dataLength += p.length;
   }
   v.setUint32(12, dataLength, true);
   const bytes = envelope(kind, seq, d, dataLength);
@@ -169,6 +178,7 @@ export function decodeRecord(bytes: Uint8Array, kind: number, seq: number, descL
       return { kind, seq, head: h };
     }
     case KIND_WRITE:
+    case KIND_FOLD:
     case KIND_ZERO: {
       const time = v.getFloat64(0, true);
       const n = v.getUint32(8, true);
@@ -183,7 +193,8 @@ export function decodeRecord(bytes: Uint8Array, kind: number, seq: number, descL
         sum += p.length;
         pieces.push(p);
       }
-      if (kind === KIND_WRITE && sum !== dataLength) throw new RangeError('data length disagrees with the pieces');
+      if (kind !== KIND_ZERO && sum !== dataLength) throw new RangeError('data length disagrees with the pieces');
+      if (kind === KIND_FOLD && pieces.some((p) => !p.whole)) throw new RangeError('a fold piece that is not a whole block');
       if (kind === KIND_ZERO && dataLength !== 0) throw new RangeError('a zero record with data');
       return { kind, seq, time, pieces, dataLength };
     }

@@ -1,6 +1,6 @@
 import { StrataError } from '../errors.js';
 import type { Journal } from './journal.js';
-import type { Point } from './points.js';
+import { BASE_SEQ, type Point } from './points.js';
 
 export interface RestoreReport {
   /** the log seq restored to */
@@ -28,7 +28,8 @@ export async function restoreTo(journal: Journal, point: string | Point, options
   journal.assertWritable();
   const to = journal.resolve(point);
   if (!options.force && !journal.isMarked(to)) {
-    throw new StrataError('invalid-argument', `Record ${to} is not a mark: the volume may have been inside a transaction there. Restore to a mark (\`stratadisk marks DIR\`), or add --force.`);
+    const what = to === BASE_SEQ ? 'The base of the log' : `Record ${to}`;
+    throw new StrataError('invalid-argument', `${what} is not a mark: the volume may have been inside a transaction there. Restore to a mark (\`stratadisk marks DIR\`), or add --force.`);
   }
   const undo = `before-restore-${new Date().toISOString()}`;
   const before = await journal.mark(undo);

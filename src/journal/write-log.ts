@@ -4,6 +4,7 @@ import { corrupt } from '../format/record.js';
 import type { Store, StoreNamespace } from '../store/store.js';
 import {
   KIND_FLUSH,
+  KIND_FOLD,
   KIND_HEAD,
   KIND_WRITE,
   RECORD_HEADER,
@@ -36,6 +37,21 @@ import {
 export const SEGMENT_PREFIX = 'journal.';
 export const SEGMENT_SUFFIX = '.log';
 const SEGMENT_NAME = /^journal\.([0-9]{6,9})\.log$/;
+/** A fold store: the blocks the log touched up to point C, at C (checkpoint.ts). */
+const FOLD_NAME = /^journal\.fold-([0-9]{15})\.log$/;
+/** Segment number under which the fold store's data is read. */
+export const FOLD_SEGMENT = 0;
+/** A segment is closed and the next one started at the first commit after it reaches this size. */
+export const SEGMENT_BYTES = 64 << 20;
+
+export function foldName(c: number): string {
+  return `journal.fold-${String(c).padStart(15, '0')}.log`;
+}
+
+/** Is this store name part of a write log (a segment or a fold)? */
+export function isLogStore(name: string): boolean {
+  return SEGMENT_NAME.test(name) || FOLD_NAME.test(name);
+}
 const READ_CHUNK = 1 << 20;
 
 export function segmentName(n: number): string {
@@ -55,6 +71,10 @@ interface Segment {
   store: Store;
   /** bytes appended (assigned), written or not */
   end: number;
+  /** seq of its HEAD (= of its first record) */
+  first: number;
+  /** written since its last sync */
+  dirty?: boolean;
 }
 
 export interface OpenedLog {
@@ -79,6 +99,11 @@ export class WriteLog {
   private commitTail: Promise<void> = Promise.resolve();
   /** the first failure: every later append and commit fails with it */
   failure: unknown = null;
+  /** the fold store (checkpoint.ts): the blocks at point `c`; null when the log was never folded */
+  fold: { c: number; store: Store } | null = null;
+  /** roll over to a new segment once the current one reaches this many bytes */
+  segmentBytes = SEGMENT_BYTES;
+  private head!: HeadInfo;
 
   private constructor(readonly ns: StoreNamespace, nextSeq: number) {
     this.nextSeq = nextSeq;
@@ -98,48 +123,88 @@ export class WriteLog {
   /** Create a new log (segment 1 holding only its HEAD record, synced). */
   static async create(ns: StoreNamespace, head: Omit<HeadInfo, 'segment'>): Promise<WriteLog> {
     for (const name of await ns.list()) {
-      if (SEGMENT_NAME.test(name)) throw new StrataError('exists', `A write log already exists in ${ns.label ?? 'this namespace'} (${name}); remove it first (\`stratadisk journal disable\`) or choose another place.`);
+      if (isLogStore(name)) throw new StrataError('exists', `A write log already exists in ${ns.label ?? 'this namespace'} (${name}); remove it first (\`stratadisk journal disable\`) or choose another place.`);
     }
     const log = new WriteLog(ns, 0);
     const store = await ns.open(segmentName(1), { create: true });
     // a HEAD shares its number with the record after it: it is not a point (record 0 is the first write)
-    const rec = encodeHead(log.nextSeq, { ...head, segment: 1 });
+    log.head = { ...head, segment: 1 };
+    const rec = encodeHead(log.nextSeq, log.head);
     await store.write(0, rec);
     await store.flush();
     await ns.sync();
-    log.segments.push({ n: 1, store, end: rec.length });
+    log.segments.push({ n: 1, store, end: rec.length, first: 0 });
     log.queuedAt = rec.length;
     return log;
   }
 
   /** Open the log, handing every kept record to `visit` in order. */
   static async open(ns: StoreNamespace, readOnly: boolean, visit: Visitor): Promise<OpenedLog> {
-    const names = (await ns.list()).filter((n) => SEGMENT_NAME.test(n)).sort();
+    const all = await ns.list();
+    const names = all.filter((n) => SEGMENT_NAME.test(n)).sort();
     if (names.length === 0) throw new StrataError('not-found', `No write log in ${ns.label ?? 'this namespace'}: enable one with \`stratadisk journal enable DIR\`.`);
     const log = new WriteLog(ns, 0);
     const stores: { n: number; store: Store }[] = [];
     try {
+      await log.openFold(all.filter((n) => FOLD_NAME.test(n)).sort().reverse(), readOnly, visit);
       for (const name of names) stores.push({ n: Number(SEGMENT_NAME.exec(name)![1]), store: await ns.open(name, { readOnly }) });
       return await log.scan(stores, readOnly, visit);
     } catch (e) {
       for (const s of stores) await s.store.close().catch(() => {});
+      await log.fold?.store.close().catch(() => {});
       throw e;
+    }
+  }
+
+  /**
+   * Take the newest complete fold store (HEAD, FOLD records, a FLUSH of seq C); an incomplete
+   * newer one (a fold interrupted by a crash) and older ones are deleted on writable opens.
+   */
+  private async openFold(names: string[], readOnly: boolean, visit: Visitor): Promise<void> {
+    for (const name of names) {
+      const store = await this.ns.open(name, { readOnly });
+      const recs: { rec: LogRecord; place: Place; dataAt: number }[] = [];
+      const reader = new ChunkReader(store);
+      let pos = 0;
+      let complete = false;
+      let c = -1;
+      while (pos < store.size) {
+        const r = await readOne(reader, pos, null);
+        if (typeof r === 'string') break;
+        if (pos === 0) {
+          if (r.rec.kind !== KIND_HEAD || r.rec.head.folded === undefined) break;
+          c = r.rec.head.folded;
+        } else if (r.rec.kind === KIND_FLUSH && r.rec.seq === c) {
+          complete = pos + r.envelope === store.size;
+          break;
+        } else if (r.rec.kind !== KIND_FOLD || r.rec.seq !== c) break;
+        recs.push({ rec: r.rec, place: { segment: FOLD_SEGMENT, pos }, dataAt: pos + r.envelope });
+        pos += r.envelope + r.dataLength;
+      }
+      if (complete && this.fold === null) {
+        this.fold = { c, store };
+        for (const x of recs) visit(x.rec, x.place, x.dataAt);
+        continue;
+      }
+      await store.close();
+      if (!readOnly) await this.ns.delete(name);
     }
   }
 
   private async scan(stores: { n: number; store: Store }[], readOnly: boolean, visit: Visitor): Promise<OpenedLog> {
     let head: HeadInfo | null = null;
-    let expect = 0;
+    let expect: number | null = null;
     /** records and places seen since the last FLUSH: delivered only once a FLUSH covers them */
     let held: { rec: LogRecord; place: Place; dataAt: number }[] = [];
     let keep: Place | null = null; // where the log ends: just after the last FLUSH
     /** the last point kept: the seq of the last FLUSH (-1: only the head, the base) */
     let keepSeq = -1;
+    const firsts = new Map<number, number>();
     let damage: { place: Place; seq: number; why: string } | null = null;
     for (let i = 0; i < stores.length && !damage; i++) {
       const { n, store } = stores[i]!;
       if (n !== (stores[0]!.n) + i) {
-        damage = { place: { segment: n, pos: 0 }, seq: expect, why: `segment ${segmentName(stores[0]!.n + i)} is missing` };
+        damage = { place: { segment: n, pos: 0 }, seq: expect ?? 0, why: `segment ${segmentName(stores[0]!.n + i)} is missing` };
         break;
       }
       const reader = new ChunkReader(store);
@@ -148,17 +213,22 @@ export class WriteLog {
         const place = { segment: n, pos };
         const r = await readOne(reader, pos, expect);
         if (typeof r === 'string') {
-          damage = { place, seq: expect, why: r };
+          damage = { place, seq: expect ?? 0, why: r };
           break;
         }
         if (r.rec.kind === KIND_HEAD) {
           if (pos !== 0 || r.rec.head.segment !== n || (head !== null && r.rec.head.journal !== head.journal)) {
-            damage = { place, seq: expect, why: 'a segment header out of place' };
+            damage = { place, seq: expect ?? 0, why: 'a segment header out of place' };
             break;
           }
           head ??= r.rec.head;
+          firsts.set(n, r.rec.seq);
+          // the log starts where the fold ends (a fold covers whole segments)
+          if (i === 0 && this.fold && r.rec.seq > this.fold.c + 1) {
+            throw corrupt(`The write log in ${this.ns.label ?? 'its namespace'}`, `records ${this.fold.c + 1} to ${r.rec.seq - 1} are missing after its fold`, 'Disable the log (`stratadisk journal disable DIR --force`) and enable a new one.');
+          }
         } else if (pos === 0) {
-          damage = { place, seq: expect, why: 'the segment does not start with its header' };
+          damage = { place, seq: expect ?? 0, why: 'the segment does not start with its header' };
           break;
         }
         held.push({ rec: r.rec, place, dataAt: pos + r.envelope });
@@ -168,10 +238,11 @@ export class WriteLog {
           for (const h of held) visit(h.rec, h.place, h.dataAt);
           held = [];
           keep = { segment: n, pos };
-          keepSeq = r.rec.kind === KIND_HEAD ? r.rec.seq - 1 : r.rec.seq;
+          keepSeq = r.rec.kind === KIND_HEAD ? Math.max(r.rec.seq - 1, this.fold?.c ?? -1) : r.rec.seq;
         }
       }
     }
+    if (head) this.head = head;
     if (!head || !keep) throw corrupt(`The write log in ${this.ns.label ?? 'its namespace'}`, 'its first segment has no readable header', 'Disable the log (`stratadisk journal disable DIR --force`) and enable a new one.');
     if (damage && (await this.flushAfter(stores, damage.place, damage.seq))) {
       throw new StrataError(
@@ -193,7 +264,7 @@ export class WriteLog {
     }
     if (damage) cutRecords++;
     for (const { n, store } of stores) {
-      if (n <= keep.segment) this.segments.push({ n, store, end: n === keep.segment ? keep.pos : store.size });
+      if (n <= keep.segment) this.segments.push({ n, store, end: n === keep.segment ? keep.pos : store.size, first: firsts.get(n) ?? 0 });
       else if (!readOnly) {
         await store.close();
         await this.ns.delete(segmentName(n));
@@ -201,6 +272,7 @@ export class WriteLog {
     }
     this.nextSeq = keepSeq + 1;
     this.queuedAt = keep.pos;
+    if (this.fold && !readOnly) await this.dropFolded(this.fold.c);
     const reason = damage ? `damaged at record ${damage.seq} (${damage.why}) after the last flush` : 'written after the last flush';
     return { log: this, head, lastSeq: keepSeq, cut: cutBytes > 0 || cutRecords > 0 ? { records: cutRecords, bytes: cutBytes, reason } : null };
   }
@@ -262,7 +334,9 @@ export class WriteLog {
       }
       try {
         if (this.failure !== null) throw this.failure;
-        await this.current.store.write(at, buf);
+        const seg = this.current;
+        seg.dirty = true;
+        await seg.store.write(at, buf);
         for (const w of waiters) w.resolve();
       } catch (e) {
         this.failure ??= e;
@@ -291,7 +365,13 @@ export class WriteLog {
       await this.written();
       if (this.failure !== null) throw this.failure;
       try {
-        await this.current.store.flush();
+        // every segment written since its last sync (the one before a roll may still be)
+        for (const seg of this.segments) {
+          if (!seg.dirty) continue;
+          seg.dirty = false;
+          await seg.store.flush();
+        }
+        if (this.current.end >= this.segmentBytes) await this.roll();
       } catch (e) {
         this.failure ??= e;
         throw e;
@@ -303,6 +383,7 @@ export class WriteLog {
 
   /** Read `target.length` data bytes at a place. */
   async readData(segment: number, pos: number, target: Uint8Array): Promise<void> {
+    if (segment === FOLD_SEGMENT && this.fold) return this.fold.store.readInto(pos, target);
     const seg = this.segments.find((s) => s.n === segment);
     if (!seg) throw new StrataError('not-found', `Segment ${segmentName(segment)} of the write log is no longer there (folded into the base?); open the view again.`);
     await seg.store.readInto(pos, target);
@@ -312,14 +393,101 @@ export class WriteLog {
     await this.written();
     for (const s of this.segments) await s.store.close().catch(() => {});
     this.segments.length = 0;
+    await this.fold?.store.close().catch(() => {});
+    this.fold = null;
   }
 
   /** Delete every segment (the log is being disabled): closes it first. */
   async destroy(): Promise<void> {
     const ns = this.ns;
     await this.close();
-    for (const name of await ns.list()) if (SEGMENT_NAME.test(name)) await ns.delete(name);
+    for (const name of await ns.list()) if (isLogStore(name)) await ns.delete(name);
     await ns.sync();
+  }
+
+  // ---- segments and folds (checkpoint.ts) ----
+
+  /** Segments as [number, first seq, bytes], oldest first. */
+  segmentList(): { n: number; first: number; bytes: number }[] {
+    return this.segments.map((s) => ({ n: s.n, first: s.first, bytes: s.end }));
+  }
+
+  /**
+   * Start the next segment (after a commit): its HEAD takes the next seq. Appends made meanwhile
+   * stay in the old segment, before the switch, which happens in one turn once they are written.
+   */
+  private async roll(): Promise<void> {
+    const n = this.current.n + 1;
+    const store = await this.ns.open(segmentName(n), { create: true });
+    try {
+      if (store.size > 0) await store.truncate(0);
+      while (this.writing || this.queued.length > 0) await (this.writing ?? Promise.resolve());
+      // no await from here to the switch: no append can slip between
+      const first = this.nextSeq;
+      const rec = encodeHead(first, { ...this.head, segment: n });
+      this.segments.push({ n, store, end: rec.length, first });
+      this.queued.push(rec);
+      this.queuedBytes += rec.length;
+      this.queuedAt = 0;
+      this.writing ??= this.drain();
+    } catch (e) {
+      await store.close().catch(() => {});
+      throw e;
+    }
+    await this.written();
+    await store.flush();
+    await this.ns.sync();
+  }
+
+  /**
+   * Write a fold store for point `c` (HEAD, the FOLD records `produce` appends, a FLUSH of seq c), durable,
+   * then drop every segment whose records are all at or before c and any older fold.
+   */
+  async writeFold(c: number, produce: (append: (record: Uint8Array) => Promise<number>) => Promise<void>, switched: () => void): Promise<void> {
+    const name = foldName(c);
+    const store = await this.ns.open(name, { create: true });
+    try {
+      if (store.size > 0) await store.truncate(0);
+      let pos = 0;
+      const head = encodeHead(c, { ...this.head, segment: FOLD_SEGMENT, folded: c });
+      await store.write(pos, head);
+      pos += head.length;
+      // `append` returns where the record starts in the fold store
+      await produce(async (r) => {
+        const at = pos;
+        pos += r.length;
+        await store.write(at, r);
+        return at;
+      });
+      await store.write(pos, encodeFlush(c, Date.now(), []));
+      await store.flush();
+      await this.ns.sync();
+    } catch (e) {
+      await store.close().catch(() => {});
+      await this.ns.delete(name).catch(() => {});
+      throw e;
+    }
+    const old = this.fold;
+    this.fold = { c, store };
+    // in the same turn: the index moves to the new fold before any read can use the old one
+    switched();
+    if (old) {
+      await old.store.close().catch(() => {});
+      await this.ns.delete(foldName(old.c));
+    }
+    await this.dropFolded(c);
+  }
+
+  /** Delete the segments whose records are all at or before c (the next one starts at or before c + 1). */
+  private async dropFolded(c: number): Promise<void> {
+    let dropped = false;
+    while (this.segments.length > 1 && this.segments[1]!.first <= c + 1) {
+      const s = this.segments.shift()!;
+      await s.store.close().catch(() => {});
+      await this.ns.delete(segmentName(s.n));
+      dropped = true;
+    }
+    if (dropped) await this.ns.sync();
   }
 }
 
@@ -327,7 +495,7 @@ export class WriteLog {
 export async function deleteLog(ns: StoreNamespace): Promise<number> {
   let n = 0;
   for (const name of await ns.list()) {
-    if (SEGMENT_NAME.test(name)) {
+    if (isLogStore(name)) {
       await ns.delete(name);
       n++;
     }
@@ -337,12 +505,12 @@ export async function deleteLog(ns: StoreNamespace): Promise<number> {
 }
 
 /** One record's description at `pos` (not its data), or a reason it is not a valid record there. */
-async function readOne(reader: ChunkReader, pos: number, expect: number): Promise<{ rec: LogRecord; envelope: number; dataLength: number } | string> {
+async function readOne(reader: ChunkReader, pos: number, expect: number | null): Promise<{ rec: LogRecord; envelope: number; dataLength: number } | string> {
   const headBytes = await reader.get(pos, RECORD_HEADER);
   if (!headBytes) return 'the segment ends inside a record header';
   const env = readEnvelope(headBytes, null);
   if (!env) return 'not a record header';
-  if (env.seq !== expect) return `record number ${env.seq} where ${expect} was expected`;
+  if (expect !== null && env.seq !== expect) return `record number ${env.seq} where ${expect} was expected`;
   if (!readsVersion('writeLog', env.version)) throw newerVersion('writeLog', 'The write log', env.version);
   const size = envelopeBytes(env.descLength);
   const whole = await reader.get(pos, size);
@@ -354,7 +522,7 @@ async function readOne(reader: ChunkReader, pos: number, expect: number): Promis
   } catch (e) {
     return `the record description is malformed (${(e as Error).message})`;
   }
-  const dataLength = rec.kind === KIND_WRITE ? rec.dataLength : 0;
+  const dataLength = rec.kind === KIND_WRITE || rec.kind === KIND_FOLD ? rec.dataLength : 0;
   if (pos + size + dataLength > reader.store.size) return 'the segment ends inside the record data';
   return { rec, envelope: size, dataLength };
 }

@@ -133,6 +133,14 @@ async function writeLocked(core: VolumeCore, offset: number, data: Uint8Array, k
   const bs = core.blockSize;
   const end = offset + data.length;
   let at = offset;
+  // With observers, a write that is not block-aligned but fits in one batch is one event (the
+  // write log records it as one record: a view never shows half of it)
+  const firstBlock = Math.floor(offset / bs);
+  const blocks = Math.ceil(end / bs) - firstBlock;
+  if (core.observers.any && blocks > 1 && (offset % bs !== 0 || end % bs !== 0) && blocks * bs <= WRITE_BATCH) {
+    await writeAround(core, firstBlock, blocks, offset, data, kind);
+    return;
+  }
   // Head: a partial first block is copied up (old content + new bytes) and written whole.
   if (at % bs !== 0 || end - at < bs) {
     const block = Math.floor(at / bs);
@@ -152,6 +160,22 @@ async function writeLocked(core: VolumeCore, offset: number, data: Uint8Array, k
     const block = at / bs;
     await writePartial(core, block, 0, data.subarray(at - offset), kind);
   }
+}
+
+/** Blocks [first, first+count) written as one event: the partial head and tail copied up around `data`. */
+async function writeAround(core: VolumeCore, first: number, count: number, offset: number, data: Uint8Array, kind: WriteKind): Promise<void> {
+  const bs = core.blockSize;
+  const start = first * bs;
+  const buf = new Uint8Array(count * bs);
+  const end = offset + data.length;
+  if (offset % bs !== 0) await core.chain.readInto(start, buf.subarray(0, bs));
+  if (end % bs !== 0) {
+    const tail = (first + count - 1) * bs;
+    const readable = Math.min(bs, core.size - tail);
+    await core.chain.readInto(tail, buf.subarray(tail - start, tail - start + readable));
+  }
+  buf.set(data, offset - start);
+  await writeBlocks(core, [first, count], buf, undefined, kind, { offset, length: data.length });
 }
 
 async function writePartial(core: VolumeCore, block: number, within: number, bytes: Uint8Array, kind: WriteKind): Promise<void> {
@@ -195,7 +219,7 @@ async function writeBlocks(core: VolumeCore, runs: readonly number[], buf: Uint8
   // A slot taken since the last flush is overwritten in place (only the changed bytes of a
   // copied-up block); consecutive slots over consecutive bytes of `buf` make one store write
   // (new slots are handed out in order).
-  const options: PutOptions = { inPlace: 'fresh', changed: partial && partialWithin(partial, runs[0]! * bs, bs) };
+  const options: PutOptions = { inPlace: 'fresh', changed: partial && n === 1 ? partialWithin(partial, runs[0]! * bs, bs) : undefined };
   if (core.observers.any) return writeObserved(core, runs, buf, batch, options, kind, partial);
   if (batch.blocks.length === 0) return;
   const put = active.stageBlocks(batch, options);

@@ -13,6 +13,7 @@ import { groupSnapshotCommand } from './group-snapshot.js';
 import { importCommand } from './import.js';
 import { info } from './info.js';
 import { jobs } from './jobs.js';
+import { journalCommand, markCommand, marksCommand, restoreCommand } from './journal.js';
 import { map } from './map.js';
 import { reset } from './reset.js';
 import { salvage } from './salvage.js';
@@ -47,6 +48,10 @@ export const COMMANDS: readonly Command[] = [
   deleteSnapshot,
   commit,
   jobs,
+  journalCommand,
+  markCommand,
+  marksCommand,
+  restoreCommand,
   mirrorCommand,
   map,
   check,

@@ -10,7 +10,8 @@ import { line, table, UsageError } from '../io.js';
 import { followJob } from '../job-runner.js';
 import { formatBytes } from '../size.js';
 import { redactUrl } from '../../util/redact.js';
-import { parseTarget } from '../target.js';
+import { openJournaled } from '../../journal/index.js';
+import { logNamespace, parseTarget } from '../target.js';
 
 export interface JobRow {
   id: string;
@@ -48,7 +49,7 @@ export const jobs: Command = {
       return 0;
     }
     if (values.resume) {
-      const v = await Volume.open(new NodeDirNamespace(dir), { deferMerges: true });
+      const { volume: v } = await openJournaled(new NodeDirNamespace(dir), { deferMerges: true, logNamespace: logNamespace(false) });
       const n = { consolidate: 0, stream: 0 };
       try {
         const dropped = await resumeJobs(v, {

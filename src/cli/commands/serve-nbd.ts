@@ -9,13 +9,15 @@ import { parseTarget } from '../target.js';
 export const serveNbdCommand: Command = {
   name: 'serve-nbd',
   summary: 'serve the volume (or a snapshot) over NBD to QEMU, nbdcopy, nbdinfo',
-  usage: 'serve-nbd DIR[@NAME] [--socket PATH | --port P [--host ADDR] (--tls-certificates DIR | --tls-psk FILE | --insecure)] [--read-only] [--processes N]',
+  usage: 'serve-nbd DIR[@NAME|@POINT] [--socket PATH | --port P [--host ADDR] (--tls-certificates DIR | --tls-psk FILE | --insecure)] [--read-only] [--processes N]',
   details: [
     'Prints the URI to connect to, then serves until Ctrl-C or SIGTERM, and then flushes and',
     'closes the volume. Exports: "" (the default) and the directory\'s name are the live volume;',
     'each snapshot is an export of its own name, read-only. DIR@NAME serves that snapshot as the',
-    'default export (read-only). `stratadisk mirror DIR DST` run meanwhile moves the volume: at the',
-    'end of the job this server serves DST instead, without dropping its clients.',
+    'default export (read-only); DIR@seq:N, DIR@time:ISO or DIR@mark:LABEL serves that point of the',
+    'volume\'s write log (read-only; see `stratadisk journal --help`). `stratadisk mirror DIR DST`',
+    'run meanwhile moves the volume: at the end of the job this server serves DST instead, without',
+    'dropping its clients.',
     'By default it listens on a Unix socket only you can reach (mode 0600, in a 0700 directory under',
     '$XDG_RUNTIME_DIR/stratadisk, or $TMPDIR/stratadisk-UID). TCP requires TLS, or --insecure.',
     '  --socket PATH   this Unix socket (made 0600; a stale one, left by a server that died, is',
@@ -69,6 +71,7 @@ export const serveNbdCommand: Command = {
       processes = Number(values.processes);
       if (!/^[0-9]+$/.test(values.processes) || processes > 64) throw new UsageError(`--processes: "${values.processes}" is not a number from 0 to 64`, 'serve-nbd');
     }
+    if (target.point !== undefined && processes !== undefined && processes > 0) throw new UsageError('--processes serves snapshots and the live volume; a point of the write log is served from this process (drop --processes)', 'serve-nbd');
     const certDir = values['tls-certificates'];
     const pskFile = values['tls-psk'];
     const insecure = values.insecure === true;

@@ -29,6 +29,8 @@ export class ExportRegistry {
     /** the snapshot served as the default export, if any */
     private readonly defaultSnapshot: string | undefined,
     private readonly readOnly: boolean,
+    /** a point of the write log served as the default export instead (read-only): its name (`mark:X`) and view */
+    private readonly defaultView?: { name: string; reader: VolumeReader },
   ) {}
 
   /**
@@ -55,8 +57,9 @@ export class ExportRegistry {
 
   /** The export named `name`, or undefined. */
   lookup(name: string): NbdExport | undefined {
+    if (this.defaultView && (name === '' || name === this.defaultView.name)) return this.view(this.defaultView.name, this.defaultView.reader);
     if (name === '') return this.defaultSnapshot === undefined ? this.live() : this.snapshot(this.defaultSnapshot);
-    if (name === this.volumeName && this.defaultSnapshot === undefined) return this.live();
+    if (name === this.volumeName && this.defaultSnapshot === undefined && !this.defaultView) return this.live();
     if (this.volume.snapshots().some((s) => s.name === name)) return this.snapshot(name);
     return undefined;
   }
@@ -66,7 +69,8 @@ export class ExportRegistry {
     const out: NbdExport[] = [];
     const def = this.lookup('')!;
     out.push({ ...def, name: '' });
-    if (this.defaultSnapshot === undefined) out.push(this.live());
+    if (this.defaultView) out.push(this.view(this.defaultView.name, this.defaultView.reader));
+    else if (this.defaultSnapshot === undefined) out.push(this.live());
     for (const s of this.volume.snapshots()) {
       if (s.name !== this.volumeName || this.defaultSnapshot !== undefined) out.push(this.snapshot(s.name));
     }
@@ -84,6 +88,10 @@ export class ExportRegistry {
       volume: this.volume,
       ...(writable ? { writer: this.volume } : {}),
     };
+  }
+
+  private view(name: string, reader: VolumeReader): NbdExport {
+    return { name, description: `${this.volumeName} at ${name} of its write log (read-only)`, size: reader.size, blockSize: reader.blockSize, reader, volume: this.volume };
   }
 
   private snapshot(name: string): NbdExport {

@@ -7,6 +7,9 @@ import { basename, resolve } from 'node:path';
 import { StrataError } from '../../errors.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { listenOnSocket } from '../../util/unix-socket.js';
+import type { Journal } from '../../journal/journal.js';
+import { openJournaled } from '../../journal/open.js';
+import type { VolumeReader } from '../../volume/volume-reader.js';
 import { Volume } from '../../volume/volume.js';
 import { ExportRegistry } from './exports.js';
 import { negotiate, type Conn } from './handshake.js';
@@ -18,7 +21,8 @@ import { BufferPool, Transmission } from './transmission.js';
 import type { WorkerMessage, WorkerReply } from './process-worker.js';
 
 /** What to serve: an open volume, or a volume directory (optionally one of its snapshots). */
-export type NbdSource = Volume | { dir: string; snapshot?: string };
+/** A volume, or a directory with a snapshot or a point of its write log (`seq:N`, `time:ISO`, `mark:LABEL`; read-only) to serve as the default export. */
+export type NbdSource = Volume | { dir: string; snapshot?: string; point?: string };
 
 export interface ServeNbdOptions {
   /**
@@ -139,6 +143,9 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
   let ownsVolume: boolean;
   let snapshot: string | undefined;
   let name = options.name;
+  /** the read-only log and view when serving a point of the write log */
+  let pointJournal: Journal | null = null;
+  let pointView: { name: string; reader: VolumeReader } | undefined;
   if (source instanceof Volume) {
     volume = source;
     ownsVolume = !options.keepOpen;
@@ -146,9 +153,26 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     name ??= ns instanceof NodeDirNamespace ? basename(resolve(ns.dir)) : 'volume';
   } else {
     snapshot = source.snapshot;
-    // A snapshot is read-only, so serving one needs no writer lock on the volume.
-    const readOnly = options.readOnly === true || snapshot !== undefined;
-    volume = await Volume.open(new NodeDirNamespace(source.dir, { readOnly, syncMaxBytes: SYNC_MAX_BYTES }), { readOnly });
+    // A snapshot (or a point of the log) is read-only, so serving one needs no writer lock on the volume.
+    const readOnly = options.readOnly === true || snapshot !== undefined || source.point !== undefined;
+    const ns = new NodeDirNamespace(source.dir, { readOnly, syncMaxBytes: SYNC_MAX_BYTES });
+    const logNamespace = (where: string) => new NodeDirNamespace(where, { create: false, readOnly });
+    if (source.point !== undefined) {
+      const opened = await openJournaled(ns, { readOnly: true, logNamespace });
+      volume = opened.volume;
+      pointJournal = opened.journal;
+      try {
+        if (!pointJournal) throw new StrataError('not-found', `${source.dir} keeps no write log, so it has no point ${source.point}; start one with \`stratadisk journal enable ${source.dir}\`.`);
+        pointView = { name: source.point, reader: pointJournal.view(source.point) };
+      } catch (e) {
+        await pointJournal?.close();
+        await volume.close();
+        throw e;
+      }
+    } else {
+      // a writer attaches the volume's write log, if it keeps one (closing the volume closes it)
+      volume = readOnly ? await Volume.open(ns, { readOnly }) : (await openJournaled(ns, { logNamespace })).volume;
+    }
     ownsVolume = true;
     name ??= basename(resolve(source.dir));
     if (snapshot !== undefined && !volume.snapshots().some((s) => s.name === snapshot)) {
@@ -156,7 +180,11 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
       throw new StrataError('not-found', `No snapshot named "${snapshot}" in ${source.dir}. List them with \`stratadisk snapshots ${source.dir}\`.`);
     }
   }
-  const registry = new ExportRegistry(volume, name, snapshot, options.readOnly === true);
+  const registry = new ExportRegistry(volume, name, snapshot, options.readOnly === true || pointView !== undefined, pointView);
+  const closeOwned = async (): Promise<void> => {
+    await pointJournal?.close();
+    await volume.close();
+  };
   const limits = resolveLimits(options);
   let tls: ReturnType<typeof tlsConfig> | undefined;
   let socketPath = options.socket;
@@ -166,13 +194,13 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     if (tcp && !tls && options.insecure !== true) {
       throw new StrataError('invalid-argument', `Serving NBD over TCP without TLS lets whoever reaches ${options.host ?? '127.0.0.1'} (every local user, at least) read and write the volume. Configure TLS (certificates or pre-shared keys), serve on a Unix socket, or pass insecure: true (--insecure) if that is what you want.`);
     }
-    if (!tcp && socketPath === undefined) socketPath = defaultNbdSocket(snapshot === undefined ? name : `${name}@${snapshot}`);
+    if (!tcp && socketPath === undefined) socketPath = defaultNbdSocket(pointView ? `${name}@${pointView.name}` : snapshot === undefined ? name : `${name}@${snapshot}`);
   } catch (e) {
-    if (ownsVolume) await volume.close();
+    if (ownsVolume) await closeOwned();
     throw e;
   }
-  const children = source instanceof Volume || !volume.readOnly ? [] : await startChildren(source.dir, name, snapshot, options.processes ?? 0, { idleTimeoutMs: limits.idleTimeoutMs, handshakeTimeoutMs: limits.handshakeTimeoutMs, tls: options.tls ? toWire(options.tls) : null }).catch(async (e) => {
-    if (ownsVolume) await volume.close();
+  const children = source instanceof Volume || !volume.readOnly || pointView ? [] : await startChildren(source.dir, name, snapshot, options.processes ?? 0, { idleTimeoutMs: limits.idleTimeoutMs, handshakeTimeoutMs: limits.handshakeTimeoutMs, tls: options.tls ? toWire(options.tls) : null }).catch(async (e) => {
+    if (ownsVolume) await closeOwned();
     throw e;
   });
   let nextChild = 0;
@@ -313,7 +341,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     }
   } catch (e) {
     await stopChildren(children);
-    if (ownsVolume) await volume.close();
+    if (ownsVolume) await closeOwned();
     if (e instanceof StrataError) throw e;
     const err = e as NodeJS.ErrnoException;
     const where = socketPath ?? `${options.host ?? '127.0.0.1'}:${options.port ?? 0}`;
@@ -385,6 +413,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
         if (socketPath !== undefined) await unlink(socketPath).catch(() => {});
         await switching?.catch(() => {});
         if (!volume.readOnly) await volume.flush();
+        await pointJournal?.close();
         if (ownsVolume || retired.length > 0) await volume.close();
         for (const [i, old] of retired.entries()) if (i > 0 || ownsVolume) await old.close().catch(() => {});
       })();
