@@ -1,21 +1,16 @@
-import { existsSync, realpathSync, statSync } from 'node:fs';
-import { StrataError } from '../errors.js';
+import { realpathSync } from 'node:fs';
 import { SNAPSHOT_NAME } from '../format/manifest.js';
 import type { DiffPoint } from '../journal/diff.js';
-import { openJournaled, parsePoint, type Journal } from '../journal/index.js';
-import { NodeDirNamespace } from '../store/node-dir.js';
+import { parsePoint, type Journal } from '../journal/index.js';
 import type { Volume } from '../volume/volume.js';
 import { UsageError } from './io.js';
+import { openJournaledVolume, parseTarget } from './target.js';
 
 /**
- * `DIR`, `DIR@SNAPSHOT` or `DIR@POINT` (`seq:N`, `time:ISO`, `mark:LABEL`) for `diff` and
- * `export --since`, opened read-only with the write log when the volume keeps one. The same
- * rule as the journal commands' targets: `seq:`, `time:` and `mark:` after an `@` name a log
- * point, never a snapshot (a point is found at the first such `@`, as a label may hold `@`);
- * otherwise the last `@` splits off a snapshot name; a whole text that exists as a path is a DIR.
+ * Points of one volume for `diff` and `export --since`: `DIR` (live), `DIR@SNAPSHOT`, or a point
+ * of its write log `DIR@seq:N`, `DIR@time:ISO`, `DIR@mark:LABEL` (split by target.ts's
+ * parseTarget: a `seq:`/`time:`/`mark:` text after `@` is always a log point).
  */
-const POINT_PREFIX = /^(seq|time|mark):/;
-
 export interface PointTarget {
   dir: string;
   point: DiffPoint;
@@ -24,17 +19,13 @@ export interface PointTarget {
 }
 
 export function parsePointTarget(spec: string, command: string): PointTarget {
-  if (spec === '') throw new UsageError('the volume directory is empty', command);
-  if (!existsSync(spec)) {
-    for (let at = spec.indexOf('@'); at > 0; at = spec.indexOf('@', at + 1)) {
-      const rest = spec.slice(at + 1);
-      if (POINT_PREFIX.test(rest)) return { dir: spec.slice(0, at), point: { log: rest }, name: rest };
-    }
-    const at = spec.lastIndexOf('@');
-    if (at > 0 && SNAPSHOT_NAME.test(spec.slice(at + 1))) return { dir: spec.slice(0, at), point: { snapshot: spec.slice(at + 1) }, name: spec.slice(at + 1) };
-  }
-  return { dir: spec, point: 'live', name: '' };
+  const t = parseTarget(spec, true, command);
+  if (t.point !== undefined) return { dir: t.dir, point: { log: t.point }, name: t.point };
+  if (t.snapshot !== undefined) return { dir: t.dir, point: { snapshot: t.snapshot }, name: t.snapshot };
+  return { dir: t.dir, point: 'live', name: '' };
 }
+
+const POINT_PREFIX = /^(seq|time|mark):/;
 
 /** A point named without its DIR (`--since`): `seq:N`, `time:ISO`, `mark:LABEL` or a snapshot name. */
 export function parseBarePoint(text: string, option: string, command: string): DiffPoint {
@@ -44,11 +35,6 @@ export function parseBarePoint(text: string, option: string, command: string): D
   }
   if (SNAPSHOT_NAME.test(text)) return { snapshot: text };
   throw new UsageError(`${option} takes a snapshot name or a point of the write log (seq:N, time:ISO, mark:LABEL), not "${text}"`, command);
-}
-
-/** Check a log point's text early (a usage mistake is reported before anything opens). */
-export function checkPoint(p: DiffPoint): void {
-  if (typeof p === 'object' && 'log' in p && typeof p.log === 'string') parsePoint(p.log);
 }
 
 /** The same directory? (symlinks and `./` resolved; a missing one compares by text) */
@@ -65,15 +51,7 @@ export function sameDir(a: string, b: string): boolean {
 
 /** Open the volume in `dir` read-only, with its write log if it keeps one (close both with the returned close). */
 export async function openForPoints(dir: string): Promise<{ volume: Volume; journal: Journal | null; close: () => Promise<void> }> {
-  let st;
-  try {
-    st = statSync(dir);
-  } catch {
-    throw new StrataError('not-found', `No volume at ${dir}: the directory does not exist.`);
-  }
-  if (!st.isDirectory()) throw new StrataError('invalid-argument', `${dir} is not a directory; a volume is a directory.`);
-  const ns = new NodeDirNamespace(dir, { readOnly: true });
-  const { volume, journal } = await openJournaled(ns, { readOnly: true, logNamespace: (where) => new NodeDirNamespace(where, { readOnly: true }) });
+  const { volume, journal } = await openJournaledVolume(dir, true);
   return {
     volume,
     journal,

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { prng } from '../../../src/bench/prng.js';
 import { StrataError } from '../../../src/errors.js';
 import { diffBlocks, diffPoints, type DiffExtent, type DiffPoint } from '../../../src/journal/diff.js';
+import { foldLog } from '../../../src/journal/checkpoint.js';
 import { enableJournal, openJournaled } from '../../../src/journal/open.js';
 import type { Journal } from '../../../src/journal/journal.js';
 import { MemoryNamespace } from '../../../src/store/memory.js';
@@ -159,6 +160,43 @@ describe('diff between points (changed-block tracking)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('after a checkpoint (the oldest log folded into the base): the kept points, snapshots and live still diff as supersets', async () => {
+    const rnd = prng(4242);
+    const ns = new MemoryNamespace();
+    const v = await Volume.create(ns, { size: SIZE, blockSize: BS });
+    const model = new Uint8Array(SIZE);
+    await randomOps(v, model, rnd, 8, () => {});
+    const j = await enableJournal(v, ns, '');
+    j.log.segmentBytes = 2 * BS; // roll often, so that there are segment ends to fold to
+    const known: Known[] = [];
+    for (let round = 0; round < 6; round++) {
+      await randomOps(v, model, rnd, 10, () => {});
+      await j.mark(`m${round}`);
+      known.push({ point: { log: `mark:m${round}` }, name: `mark:m${round}`, bytes: model.slice() });
+      if (round === 2) {
+        await v.snapshot('s2');
+        known.push({ point: { snapshot: 's2' }, name: 's2', bytes: model.slice() });
+      }
+    }
+    const folded = await foldLog(j, 'mark:m3');
+    expect(folded.c).not.toBeNull();
+    await randomOps(v, model, rnd, 6, () => {});
+    known.push({ point: 'live', name: 'live', bytes: model.slice() });
+    const kept = known.filter((k) => typeof k.point !== 'object' || !('log' in k.point) || j.marks().some((m) => `mark:${m.label}` === k.name));
+    expect(kept.length).toBeLessThan(known.length);
+    kept.push({ point: { log: 'base' }, name: 'base (the fold)', bytes: Buffer.from(await j.view('base').read(0, SIZE)) });
+    for (const x of kept) {
+      for (const y of kept) expectCovers(diffPoints(v, j, x.point, y.point), x.bytes, y.bytes, `after a fold: ${x.name} vs ${y.name}`);
+    }
+    await v.close();
+    const ro = await openJournaled(ns, { readOnly: true });
+    for (const x of kept) {
+      for (const y of kept) expectCovers(diffPoints(ro.volume, ro.journal, x.point, y.point), x.bytes, y.bytes, `after a fold, read-only: ${x.name} vs ${y.name}`);
+    }
+    await ro.journal!.close();
+    await ro.volume.close();
   });
 
   it('layers: a tree with reverts and a deleted snapshot (no log)', async () => {
