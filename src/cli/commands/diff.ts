@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { StrataError } from '../../errors.js';
 import { blocksToExtents, diffBlocks, type DiffBasis } from '../../journal/diff.js';
 import { JSON_OPTION, type Command } from '../command.js';
@@ -31,6 +32,7 @@ export const diffCommand: Command = {
   async run({ io, args, values }) {
     const a = parsePointTarget(args[0]!, 'diff');
     const b = parsePointTarget(args[1]!, 'diff');
+    for (const d of [a.dir, b.dir]) if (!existsSync(d)) throw new StrataError('not-found', `No volume at ${d}: the directory does not exist.`);
     if (!sameDir(a.dir, b.dir)) {
       throw new StrataError('invalid-argument', `${args[0]} and ${args[1]} are in different volumes; diff lists changes between points of one volume. Compare two volumes byte for byte with \`stratadisk compare A B\`.`);
     }
@@ -44,7 +46,7 @@ export const diffCommand: Command = {
         line(io.stdout, JSON.stringify({ a: args[0], b: args[1], size: volume.size, blockSize: volume.blockSize, basis: r.basis, seqs: r.seqs, bytes, extents }));
         return 0;
       }
-      const seq = (i: 0 | 1) => (r.seqs[i] === null ? '' : ` (log seq ${r.seqs[i]})`);
+      const seq = (i: 0 | 1) => (r.seqs[i] === null ? '' : r.seqs[i]! < 0 ? " (the log's base)" : ` (log seq ${r.seqs[i]})`);
       line(io.stdout, `${args[0]}${seq(0)} vs ${args[1]}${seq(1)}: ${extents.length} extent${extents.length === 1 ? '' : 's'}, ${formatBytes(bytes)} may differ (of ${formatBytes(volume.size)}), ${BASIS[r.basis]}.`);
       if (extents.length > 0) line(io.stdout, `${'OFFSET'.padStart(16)} ${'LENGTH'.padStart(16)}`);
       for (const e of extents) line(io.stdout, `${String(e.offset).padStart(16)} ${String(e.length).padStart(16)}`);

@@ -112,6 +112,8 @@ describe('stratadisk diff', () => {
     const nolog = await cli(['diff', `${join(dir, 'w')}@seq:1`, join(dir, 'w')]);
     expect(nolog.code).toBe(2);
     expect(nolog.stderr).toContain('not-found');
+    const missing = await cli(['diff', join(dir, 'nope'), vol]);
+    expect(missing.stderr).toContain('not-found');
     const bad = await cli(['diff', `${vol}@seq:x`, vol]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('invalid-argument');
