@@ -99,6 +99,8 @@ export interface Requirement {
   name: string;
   /** where its data lives, as the capability understands it (empty: in the volume's own namespace) */
   where: string;
+  /** snapshots it reads through (a write log's base): no commit may drop them while it is recorded */
+  keeps?: string[];
 }
 
 export const REQUIREMENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
@@ -183,6 +185,7 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
     for (const r of req as Requirement[]) {
       if (typeof r !== 'object' || r === null || typeof r.name !== 'string' || !REQUIREMENT_NAME.test(r.name) || seen.has(r.name)) bad('bad requirement');
       if (typeof r.where !== 'string' || r.where.length > 4096) bad(`bad place of requirement ${r.name}`);
+      if (r.keeps !== undefined && (!Array.isArray(r.keeps) || r.keeps.length > 8 || r.keeps.some((k) => typeof k !== 'string' || !SNAPSHOT_NAME.test(k)))) bad(`bad snapshots kept by requirement ${r.name}`);
       seen.add(r.name);
     }
   }
@@ -271,6 +274,13 @@ export class ManifestStore {
     next = { ...next, version: manifestVersion(next) };
     if (next.requires !== undefined && next.requires.length === 0) delete next.requires;
     validateManifest(next, 'The new manifest');
+    for (const r of next.requires ?? []) {
+      for (const k of r.keeps ?? []) {
+        if (!next.snapshots.some((x) => x.name === k)) {
+          throw new StrataError('locked', `Snapshot ${k} is what the volume's ${r.name === 'journal' ? 'write log' : r.name} reads through; it cannot be deleted or dropped while that is on${r.name === 'journal' ? ' (stop the log first: `stratadisk journal disable DIR`)' : ''}.`);
+        }
+      }
+    }
     const gen = this.generation + 1;
     const payload = new TextEncoder().encode(JSON.stringify(next));
     if (payload.length > MAX_MANIFEST_BYTES) throw new StrataError('quota', `The manifest would be ${payload.length} bytes; delete some snapshots first.`);

@@ -90,7 +90,7 @@ export class Journal {
     const id = randomId();
     const log = await WriteLog.create(logNs, { journal: id, volume: volume.info().uuid, blockSize: volume.blockSize, size: volume.size, base: BASE_SNAPSHOT });
     try {
-      await volume.setRequirement(REQUIREMENT, where);
+      await volume.setRequirement(REQUIREMENT, where, [BASE_SNAPSHOT]);
     } catch (e) {
       await log.destroy().catch(() => {});
       throw e;
@@ -122,6 +122,17 @@ export class Journal {
       j = new Journal(volume, log, head.journal, volume.openSnapshot(head.base), readOnly);
       for (const p of pending) j.index(p.rec, p.place, p.dataAt);
       j.lastFlushSeq = opened.lastSeq;
+      const cutTo = await j.unsyncedTail();
+      if (cutTo && readOnly) j.lastFlushSeq = cutTo.seq;
+      else if (cutTo) {
+        // the last flush interval was never synced (its data is torn): the volume never flushed
+        // it either; cut the log back to the flush before and open again
+        await log.truncateAfter(cutTo.end);
+        await log.close();
+        const again = await Journal.open(volume, logNs, options);
+        again.recovered = { cutRecords: (again.recovered?.cutRecords ?? 0) + 1, cutBytes: again.recovered?.cutBytes ?? 0, redone: again.recovered?.redone ?? 0, reason: `the last flush interval (after record ${cutTo.seq}) was torn by a crash during its sync` };
+        return again;
+      }
       if (!readOnly) {
         const redone = await j.recover();
         if (opened.cut || redone > 0) j.recovered = { cutRecords: opened.cut?.records ?? 0, cutBytes: opened.cut?.bytes ?? 0, redone, reason: opened.cut?.reason ?? '' };
@@ -154,7 +165,7 @@ export class Journal {
   }
 
   /** The flushes seen while opening: [seq, inflight] of the last two (for recover). */
-  private flushes: { seq: number; inflight: number[] }[] = [];
+  private flushes: { seq: number; inflight: number[]; end: Place }[] = [];
   /** write records of the last two flush intervals: seq -> pieces with places (for recover) */
   private recent = new Map<number, { kind: number; pieces: Piece[]; dataAt: number; place: Place }>();
 
@@ -183,10 +194,10 @@ export class Journal {
       }
       case KIND_FLUSH: {
         this.records.push({ seq: rec.seq, time: rec.time, kind: rec.kind });
-        this.flushes.push({ seq: rec.seq, inflight: rec.inflight });
+        this.flushes.push({ seq: rec.seq, inflight: rec.inflight, end: { segment: place.segment, pos: dataAt } });
         if (this.flushes.length > 2) {
           // forget writes older than the flush before the last, unless still named in flight
-          const keepAfter = this.flushes[this.flushes.length - 3]!.seq;
+          const keepAfter = this.flushes[0]!.seq;
           const named = new Set(this.flushes.flatMap((f) => f.inflight));
           for (const s of this.recent.keys()) if (s < keepAfter && !named.has(s)) this.recent.delete(s);
           this.flushes.shift();
@@ -217,6 +228,31 @@ export class Journal {
   }
 
   /**
+   * The data of the writes in the last flush interval, checked: torn data there means that
+   * flush's sync never completed (a crash kept its FLUSH record and lost some of the writes
+   * before it), so the volume never recorded that flush either. Returns the flush before it (to
+   * cut back to), or null when the interval is whole.
+   */
+  private async unsyncedTail(): Promise<{ seq: number; end: Place } | null> {
+    const last = this.flushes[this.flushes.length - 1];
+    const prev = this.flushes.length > 1 ? this.flushes[this.flushes.length - 2]! : null;
+    if (!last || !prev) return null;
+    let buf = new Uint8Array(0);
+    for (const [seq, r] of this.recent) {
+      if (seq <= prev.seq || seq >= last.seq || r.kind === KIND_ZERO) continue;
+      let pos = r.dataAt;
+      for (const p of r.pieces) {
+        if (buf.length < p.length) buf = new Uint8Array(p.length);
+        const part = buf.subarray(0, p.length);
+        await this.log.readData(r.place.segment, pos, part);
+        if (!sameHash(xxh3_128(part), p.hash)) return { seq: prev.seq, end: prev.end };
+        pos += p.length;
+      }
+    }
+    return null;
+  }
+
+  /**
    * After a crash the volume holds the writes of its last flush or of the one before (its map
    * record may not have landed after the log synced). Redo, in log order, every write of the
    * last flush interval and those the flush before it named in flight: then the volume equals
@@ -225,10 +261,22 @@ export class Journal {
   private async recover(): Promise<number> {
     const last = this.flushes[this.flushes.length - 1];
     if (!last) return 0;
-    const prev = this.flushes.length > 1 ? this.flushes[0]! : null;
+    const prev = this.flushes.length > 1 ? this.flushes[this.flushes.length - 2]! : null;
     const after = prev ? prev.seq : BASE_SEQ;
     const named = new Set(prev ? prev.inflight : []);
     const redo = [...this.recent.entries()].filter(([s]) => (s > after && s < last.seq) || named.has(s)).sort((a, b) => a[0] - b[0]);
+    // a write named in flight at a flush may be missing from the volume's state there: its
+    // block then reads as just before it
+    const unended = new Map<number, number[]>();
+    for (const s of [...named, ...last.inflight]) {
+      const r = this.recent.get(s);
+      if (!r) continue;
+      for (const p of r.pieces) {
+        const b = Math.floor(p.offset / this.volume.blockSize);
+        unended.set(b, [...(unended.get(b) ?? []), s - 1]);
+      }
+    }
+    await this.checkBeforeRedo(redo.map(([, r]) => r), after, last.seq, unended);
     let buf = new Uint8Array(0);
     for (const [seq, r] of redo) {
       if (r.kind === KIND_ZERO) {
@@ -251,6 +299,42 @@ export class Journal {
     this.recent.clear();
     this.flushes = [];
     return redo.length;
+  }
+
+  /**
+   * Before redoing, every block the redo touches must read, in the volume, as the log has it at
+   * one of the two flushes the volume can be at (the earlier one, or the last). Anything else
+   * means the log lost durable records at its end (it is behind the volume): redoing would
+   * write old data over newer, so the open fails with `corrupt` instead, changing nothing.
+   */
+  private async checkBeforeRedo(redo: { pieces: Piece[] }[], earlier: number, last: number, unended: Map<number, number[]>): Promise<void> {
+    const bs = this.volume.blockSize;
+    const blocks = new Set<number>();
+    for (const r of redo) for (const p of r.pieces) blocks.add(Math.floor(p.offset / bs));
+    if (blocks.size === 0) return;
+    const before = this.view({ seq: Math.max(earlier, this.oldest) });
+    const after = this.view({ seq: last });
+    const a = new Uint8Array(bs);
+    const b = new Uint8Array(bs);
+    const v = new Uint8Array(bs);
+    for (const block of blocks) {
+      const len = Math.min(bs, this.volume.size - block * bs);
+      await this.volume.readInto(block * bs, v.subarray(0, len));
+      await after.readInto(block * bs, a.subarray(0, len));
+      if (equalBytes(v, a, len)) continue;
+      await before.readInto(block * bs, b.subarray(0, len));
+      if (equalBytes(v, b, len)) continue;
+      let ok = false;
+      for (const seq of unended.get(block) ?? []) {
+        await this.view({ seq: Math.max(seq, this.oldest) }).readInto(block * bs, b.subarray(0, len));
+        if ((ok = equalBytes(v, b, len))) break;
+      }
+      if (ok) continue;
+      throw new StrataError(
+        'corrupt',
+        `The write log is behind the volume: block ${block} holds data the log has at neither of its last two flushes (records ${earlier} and ${last}), so the log lost durable records at its end. Nothing was changed. Restore the log from a copy, or disable it (\`stratadisk journal disable DIR --force\`) and enable a new one.`,
+      );
+    }
   }
 
   private attach(): void {
@@ -500,6 +584,11 @@ export class Journal {
 }
 
 const EMPTY_HASH = new Uint8Array(16);
+
+function equalBytes(a: Uint8Array, b: Uint8Array, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 function sameHash(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return false;

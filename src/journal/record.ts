@@ -14,9 +14,12 @@ import { RECORD_HEADER, RECORD_OVERHEAD, checksumOk, decodeHead, encodeRecord } 
  *   {u64 volume offset, u32 length, u32 flags (1 = whole block), 16-byte XXH3-128 of its bytes
  *   (zero for ZERO)}. A piece never crosses a block boundary, so a view reads and checks at most
  *   one block per piece. WRITE's data follows the envelope: the pieces' bytes back to back.
- * - FLUSH: f64 time, u32 count, then count u64: log sequence numbers of writes logged before
- *   this record whose volume write had not ended when the flush fixed what it made durable
- *   (write-log.ts uses them to redo after a crash).
+ * - FLUSH: f64 time, u32 count, u64 durable, then count u64: log sequence numbers of writes
+ *   logged before this record whose volume write had not ended when the flush fixed what it
+ *   made durable (journal.ts uses them to redo after a crash). `durable` (stored plus one; 0:
+ *   none) is the log seq of the last FLUSH whose sync had completed when this one was written: only such a FLUSH proves
+ *   that the records before it were durable (a disk may keep an unsynced FLUSH record and lose
+ *   the unsynced records before it; write-log.ts, scan).
  * - MARK: f64 time, u64 the point it marks (a FLUSH's log seq), u32 label length, label (UTF-8).
  * - VOID: f64 time, u64 the log seq of a write the volume failed to store (views skip it).
  * - FOLD: see KIND_FOLD.
@@ -69,7 +72,7 @@ export interface HeadInfo {
 export type LogRecord =
   | { kind: typeof KIND_HEAD; seq: number; head: HeadInfo }
   | { kind: typeof KIND_WRITE | typeof KIND_ZERO | typeof KIND_FOLD; seq: number; time: number; pieces: Piece[]; dataLength: number }
-  | { kind: typeof KIND_FLUSH; seq: number; time: number; inflight: number[] }
+  | { kind: typeof KIND_FLUSH; seq: number; time: number; inflight: number[]; durable: number }
   | { kind: typeof KIND_MARK; seq: number; time: number; point: number; label: string }
   | { kind: typeof KIND_VOID; seq: number; time: number; voided: number };
 
@@ -118,12 +121,13 @@ export function encodeWrite(kind: typeof KIND_WRITE | typeof KIND_ZERO | typeof 
   return { bytes, dataAt: RECORD_OVERHEAD + d.length };
 }
 
-export function encodeFlush(seq: number, time: number, inflight: readonly number[]): Uint8Array {
-  const d = new Uint8Array(12 + inflight.length * 8);
+export function encodeFlush(seq: number, time: number, inflight: readonly number[], durable: number): Uint8Array {
+  const d = new Uint8Array(20 + inflight.length * 8);
   const v = new DataView(d.buffer);
   v.setFloat64(0, time, true);
   v.setUint32(8, inflight.length, true);
-  inflight.forEach((s, i) => u64(v, 12 + i * 8, s));
+  u64(v, 12, durable + 1);
+  inflight.forEach((s, i) => u64(v, 20 + i * 8, s));
   return envelope(KIND_FLUSH, seq, d);
 }
 
@@ -200,10 +204,12 @@ export function decodeRecord(bytes: Uint8Array, kind: number, seq: number, descL
     }
     case KIND_FLUSH: {
       const n = v.getUint32(8, true);
-      if (12 + n * 8 !== d.length) throw new RangeError('bad flush');
+      if (20 + n * 8 !== d.length) throw new RangeError('bad flush');
+      const durable = getU64(v, 12) - 1;
+      if (durable >= seq) throw new RangeError('a flush naming itself or a later one durable');
       const inflight: number[] = [];
-      for (let i = 0; i < n; i++) inflight.push(getU64(v, 12 + i * 8));
-      return { kind, seq, time: v.getFloat64(0, true), inflight };
+      for (let i = 0; i < n; i++) inflight.push(getU64(v, 20 + i * 8));
+      return { kind, seq, time: v.getFloat64(0, true), inflight, durable };
     }
     case KIND_MARK: {
       const n = v.getUint32(16, true);

@@ -29,8 +29,10 @@ import {
  * - a bad record with no valid FLUSH record after it in the log is a torn tail: a crash during
  *   writes that no completed sync covered. The log is cut back to its last FLUSH record before
  *   the damage (writable opens truncate it; read-only opens just stop there);
- * - a bad record followed by valid FLUSH records is damage in the middle of what was durable:
- *   `corrupt`, naming the record's sequence number, segment and byte.
+ * - a bad record followed by a valid FLUSH record that names, as synced when it was written, a
+ *   FLUSH at or after the bad record is damage in the middle of what was durable: `corrupt`,
+ *   naming the record's sequence number, segment and byte. A later FLUSH alone proves nothing:
+ *   a crash during a sync may keep the FLUSH record's write and lose earlier unsynced ones.
  * Records after the last FLUSH (writes no flush covered) are cut the same way: the volume never
  * made them durable either (its flush syncs the log first; see journal.ts).
  */
@@ -97,6 +99,8 @@ export class WriteLog {
   private writing: Promise<void> | null = null;
   private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private commitTail: Promise<void> = Promise.resolve();
+  /** log seq of the last FLUSH (or head) known synced: each FLUSH record names it */
+  private durableSeq = -1;
   /** the first failure: every later append and commit fails with it */
   failure: unknown = null;
   /** the fold store (checkpoint.ts): the blocks at point `c`; null when the log was never folded */
@@ -135,6 +139,7 @@ export class WriteLog {
     await ns.sync();
     log.segments.push({ n: 1, store, end: rec.length, first: 0 });
     log.queuedAt = rec.length;
+    log.durableSeq = -1;
     return log;
   }
 
@@ -271,6 +276,7 @@ export class WriteLog {
       } else await store.close();
     }
     this.nextSeq = keepSeq + 1;
+    this.durableSeq = keepSeq;
     this.queuedAt = keep.pos;
     if (this.fold && !readOnly) await this.dropFolded(this.fold.c);
     const reason = damage ? `damaged at record ${damage.seq} (${damage.why}) after the last flush` : 'written after the last flush';
@@ -287,7 +293,8 @@ export class WriteLog {
         const env = bytes && readEnvelope(bytes, null);
         if (!env || env.kind !== KIND_FLUSH || env.seq <= seq) continue;
         const r = await readOne(reader, pos, env.seq);
-        if (typeof r !== 'string') return true;
+        // only a FLUSH written after a sync that covered the damaged record proves it was durable
+        if (typeof r !== 'string' && r.rec.kind === KIND_FLUSH && r.rec.durable >= seq) return true;
       }
     }
     return false;
@@ -358,7 +365,7 @@ export class WriteLog {
    */
   commit(inflight: readonly number[]): { seq: number; durable: Promise<void> } {
     const seq = this.nextSeq++;
-    const { written } = this.append(encodeFlush(seq, Date.now(), inflight));
+    const { written } = this.append(encodeFlush(seq, Date.now(), inflight, this.durableSeq));
     const prev = this.commitTail;
     const durable = prev.then(async () => {
       await written;
@@ -376,6 +383,7 @@ export class WriteLog {
         this.failure ??= e;
         throw e;
       }
+      if (seq > this.durableSeq) this.durableSeq = seq;
     });
     this.commitTail = durable.catch(() => {});
     return { seq, durable };
@@ -403,6 +411,23 @@ export class WriteLog {
     await this.close();
     for (const name of await ns.list()) if (isLogStore(name)) await ns.delete(name);
     await ns.sync();
+  }
+
+  /** Cut the log after `end` (the end of a FLUSH record): later bytes and segments go. Before any append. */
+  async truncateAfter(end: Place): Promise<void> {
+    for (const seg of [...this.segments]) {
+      if (seg.n < end.segment) continue;
+      if (seg.n === end.segment) {
+        await seg.store.truncate(end.pos);
+        await seg.store.flush();
+        seg.end = end.pos;
+      } else {
+        await seg.store.close();
+        await this.ns.delete(segmentName(seg.n));
+        this.segments.splice(this.segments.indexOf(seg), 1);
+      }
+    }
+    await this.ns.sync();
   }
 
   // ---- segments and folds (checkpoint.ts) ----
@@ -459,7 +484,7 @@ export class WriteLog {
         await store.write(at, r);
         return at;
       });
-      await store.write(pos, encodeFlush(c, Date.now(), []));
+      await store.write(pos, encodeFlush(c, Date.now(), [], -1));
       await store.flush();
       await this.ns.sync();
     } catch (e) {

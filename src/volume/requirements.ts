@@ -13,8 +13,8 @@ export function listRequirements(core: VolumeCore): Requirement[] {
   return (core.manifest.requires ?? []).map((r) => ({ ...r }));
 }
 
-/** Record (`where` a string) or drop (`where` null) requirement `name`: one manifest commit. */
-export async function setRequirement(core: VolumeCore, name: string, where: string | null): Promise<void> {
+/** Record (`where` a string) or drop (`where` null) requirement `name`: one manifest commit. `keeps`: snapshots no commit may drop while it is recorded. */
+export async function setRequirement(core: VolumeCore, name: string, where: string | null, keeps?: string[]): Promise<void> {
   if (!REQUIREMENT_NAME.test(name)) throw new StrataError('invalid-argument', `"${name}" is not a requirement name (lowercase letters, digits and '-').`);
   core.assertOpen();
   if (core.readOnly) throw new StrataError('read-only', 'This volume is open read-only; open it for writing to change what it requires.');
@@ -22,7 +22,7 @@ export async function setRequirement(core: VolumeCore, name: string, where: stri
     core.assertOpen();
     const m = cloneManifest(core.manifest);
     const rest = (m.requires ?? []).filter((r) => r.name !== name);
-    if (where !== null) rest.push({ name, where });
+    if (where !== null) rest.push(keeps && keeps.length > 0 ? { name, where, keeps: [...keeps] } : { name, where });
     if (rest.length > 0) m.requires = rest;
     else delete m.requires;
     await core.commit(m);

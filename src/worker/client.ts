@@ -21,6 +21,7 @@ import { registerErrorTransfer } from './errors.js';
 import { guardedRemote, Liveness, type ConnectOptions } from './liveness.js';
 import { isNodeMessageTarget, nodeEndpoint, type NodeMessageTarget } from './node-endpoint.js';
 import type { BackendSpec, EngineApi, HandleId, HostMessage, OpenedHandle, ProgressEvent, StorageReport } from './protocol.js';
+import { RemoteJournal, type RemotePointView } from './client-journal.js';
 
 export type { BackendSpec, BackendName, ProgressEvent, StorageReport } from './protocol.js';
 export type { Extent } from '../volume/map.js';
@@ -28,6 +29,9 @@ export type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 export type { CheckReport, CheckProblem } from '../volume/check.js';
 export { StrataError, isStrataError, type ErrorCode } from '../errors.js';
 export type { ConnectOptions } from './liveness.js';
+export type { JournalStatus, Mark, Point, RestoreReport } from '../journal/index.js';
+export type { EnableJournalOptions, LogPoint } from './protocol.js';
+export { RemoteJournal, type RemotePointView } from './client-journal.js';
 
 /**
  * A connection to one worker host, over a MessageChannel of its own. Several clients may share a
@@ -195,6 +199,17 @@ export class RemoteSnapshot implements RemoteReader {
   }
 }
 
+/** A read-only view of a journaled volume at a point of its log, served by the worker. */
+class RemoteLogView extends RemoteSnapshot implements RemotePointView {
+  readonly seq: number;
+
+  /** @internal */
+  constructor(engine: Remote<EngineApi>, h: OpenedHandle, forget: Forget) {
+    super(engine, h, forget);
+    this.seq = h.kind === 'view' ? h.seq : 0;
+  }
+}
+
 /**
  * A volume open in the worker: the Volume API, all async. (The in-process Volume answers
  * `info()` and `snapshots()` synchronously; here they are promises like everything else.)
@@ -209,6 +224,11 @@ export class RemoteVolume implements RemoteReader {
   onSnapshotOpened: ((s: RemoteSnapshot) => void) | undefined;
   private readonly views = new Set<RemoteSnapshot>();
   private closed = false;
+  /**
+   * The volume's write log: `enable()`, `mark(label)`, `marks()`, `status()`, `view(point)`,
+   * `restore(point, { force, onProgress, signal })`, `disable()`. See client-journal.ts.
+   */
+  readonly journal: RemoteJournal;
 
   /** @internal */
   constructor(private readonly engine: Remote<EngineApi>, h: OpenedHandle, private readonly forget: Forget) {
@@ -216,6 +236,31 @@ export class RemoteVolume implements RemoteReader {
     this.size = h.size;
     this.blockSize = h.blockSize;
     this.readOnly = h.readOnly;
+    this.journal = new RemoteJournal({
+      handle: this.handle,
+      api: () => this.api(),
+      adoptView: (v) => this.adopt(new RemoteLogView(this.engine, v, (s) => this.dropView(s))),
+      closeLogViews: () => {
+        for (const v of this.views) {
+          if (v instanceof RemoteLogView) this.dropView(v);
+        }
+      },
+      cancellable: (what, options, call) => this.cancellable(what, options, call),
+    });
+  }
+
+  private adopt<T extends RemoteSnapshot>(view: T): T {
+    this.views.add(view);
+    this.onSnapshotOpened?.(view);
+    return view;
+  }
+
+  /** A view closed by itself, or by the worker (its log disabled). */
+  private dropView(v: RemoteReader & { readonly handle: HandleId }): void {
+    if (!(v instanceof RemoteSnapshot)) return;
+    v.markClosed();
+    this.views.delete(v);
+    this.forget(v);
   }
 
   /** The engine, or a `closed` error (a rejection, like every other failure) once closed. */
@@ -264,13 +309,7 @@ export class RemoteVolume implements RemoteReader {
   /** A read-only view of snapshot `name`; it is closed when this volume closes. */
   async openSnapshot(name: string): Promise<RemoteReader> {
     const h = await this.api().openSnapshot(this.handle, name);
-    const view: RemoteSnapshot = new RemoteSnapshot(this.engine, h, (s) => {
-      this.views.delete(view);
-      this.forget(s);
-    });
-    this.views.add(view);
-    this.onSnapshotOpened?.(view);
-    return view;
+    return this.adopt(new RemoteSnapshot(this.engine, h, (s) => this.dropView(s)));
   }
 
   /** Throw away changes since snapshot `name` and continue from it (the snapshot is kept). */

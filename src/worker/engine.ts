@@ -22,14 +22,19 @@ import type {
   CreateOptions,
   EngineApi,
   HandleId,
+  EnableJournalOptions,
+  LogPoint,
   OpId,
   OpenOptions,
   OpenedHandle,
   ProgressEvent,
+  RestoreOptions,
   StorageReport,
   StreamOptions,
 } from './protocol.js';
 import { StreamJob } from '../jobs/stream.js';
+import { BASE_SNAPSHOT, disableJournal, enableJournal, restoreTo, type Journal, type JournalStatus, type Mark, type RestoreReport } from '../journal/index.js';
+import { checkLabel, checkLogPath, closeNamespace, noJournal, openLogged, toPoint } from './journal-calls.js';
 
 type Entry =
   | {
@@ -38,12 +43,20 @@ type Entry =
       ns: StoreNamespace;
       key: string;
       views: Set<HandleId>;
+      backend: Backend;
+      /** the write log, when the volume keeps one (closed with the volume) */
+      journal: Journal | null;
+      /** the log's namespace when it is not the volume's own */
+      logNs: StoreNamespace | null;
+      /** handles of views of the log (a subset of views; closed when the log is disabled) */
+      logViews: Set<HandleId>;
       /** while a mirror job runs: settles once the handle has switched over (or the job failed) */
       moving?: Promise<unknown>;
       /** volumes this handle switched away from (still read by snapshot views opened before) */
       retired?: { volume: Volume; ns: StoreNamespace }[];
     }
   | { kind: 'snapshot'; reader: VolumeReader; parent: HandleId; name: string };
+// (views of the write log are 'snapshot' entries too: a reader closed with its volume)
 
 export interface EngineOptions {
   /** Backends by name; default: memory, opfs, idb (Node's entry adds node-dir). */
@@ -75,21 +88,25 @@ export class Engine implements EngineApi {
       await closeNamespace(ns);
       throw e;
     }
-    return this.add(spec, ns, volume);
+    return this.add(spec, backend, ns, { volume, journal: null, logNs: null });
   }
 
+  /**
+   * Open an existing volume. Writers go through openJournaled: a volume that keeps a write log
+   * opens with it attached (its writes are logged), and a plain one opens as before.
+   */
   async openVolume(spec: BackendSpec, options: OpenOptions = {}): Promise<OpenedHandle> {
     const backend = this.backend(spec);
     const readOnly = options.readOnly ?? false;
     const ns = await backend.open(spec.path, { create: false, readOnly });
-    let volume: Volume;
+    let logged;
     try {
-      volume = await Volume.open(ns, { readOnly });
+      logged = await openLogged(ns, backend, readOnly);
     } catch (e) {
       await closeNamespace(ns);
       throw e;
     }
-    return this.add(spec, ns, volume);
+    return this.add(spec, backend, ns, logged);
   }
 
   /**
@@ -176,6 +193,7 @@ export class Engine implements EngineApi {
   async mirror(h: HandleId, target: BackendSpec, options: { flatten?: boolean; rateLimit?: number } = {}, op?: OpId, onProgress?: (info: JobInfo) => void): Promise<JobInfo> {
     const entry = this.volumeEntry(h);
     if (entry.moving) throw new StrataError('locked', 'This volume is already being mirrored.');
+    if (entry.journal) throw new StrataError('unsupported', 'This volume keeps a write log, which a mirror would leave behind; disable the log first (disableJournal) or copy the volume closed.');
     const backend = this.backend(target);
     const ns = await backend.open(target.path, { create: true, readOnly: false });
     let job;
@@ -254,7 +272,100 @@ export class Engine implements EngineApi {
   }
 
   deleteSnapshot(h: HandleId, name: string): Promise<void> {
-    return settle(() => this.volume(h).deleteSnapshot(name));
+    return settle(() => {
+      const entry = this.volumeEntry(h);
+      if (entry.journal && name === BASE_SNAPSHOT) {
+        throw new StrataError('locked', `Snapshot ${name} is the base of the write log: every point of the log reads through it. Disable the log first (disableJournal); it stays as an ordinary snapshot.`);
+      }
+      return entry.volume.deleteSnapshot(name);
+    });
+  }
+
+  // ---- write log (src/journal) ----
+
+  /**
+   * Start a write log for volume `h` (open for writing). `logPath` keeps it in another namespace
+   * of the volume's backend; by default it lives with the volume's stores.
+   */
+  async enableJournal(h: HandleId, options: EnableJournalOptions = {}): Promise<JournalStatus> {
+    const entry = this.volumeEntry(h);
+    const where = checkLogPath(options.logPath);
+    if (entry.journal) throw new StrataError('exists', 'This volume already keeps a write log.');
+    const logNs = where === '' ? null : await entry.backend.open(where, { create: true, readOnly: false });
+    try {
+      entry.journal = await enableJournal(entry.volume, logNs ?? entry.ns, where);
+      entry.logNs = logNs;
+    } catch (e) {
+      if (logNs) await closeNamespace(logNs).catch(() => {});
+      throw e;
+    }
+    return entry.journal.status();
+  }
+
+  /** Stop logging volume `h` and delete its log; views of the log close. */
+  async disableJournal(h: HandleId): Promise<void> {
+    const entry = this.volumeEntry(h);
+    if (!entry.journal) throw noJournal(h);
+    const journal = entry.journal;
+    const logNs = entry.logNs ?? entry.ns;
+    this.dropLogViews(entry);
+    await disableJournal(entry.volume, journal, logNs);
+    entry.journal = null;
+    if (entry.logNs) {
+      await closeNamespace(entry.logNs);
+      entry.logNs = null;
+    }
+  }
+
+  async journalStatus(h: HandleId): Promise<JournalStatus | null> {
+    return this.volumeEntry(h).journal?.status() ?? null;
+  }
+
+  mark(h: HandleId, label: string): Promise<Mark> {
+    return settle(() => this.journal(h).mark(checkLabel(label)));
+  }
+
+  async marks(h: HandleId): Promise<Mark[]> {
+    return this.journal(h).marks();
+  }
+
+  /** A read-only view of volume `h` at a point of its log; closed with the volume (or the log). */
+  async openView(h: HandleId, point: LogPoint): Promise<OpenedHandle> {
+    const entry = this.volumeEntry(h);
+    const journal = this.journal(h);
+    const p = toPoint(point);
+    const seq = journal.resolve(p);
+    const reader = journal.view({ seq });
+    const handle = this.nextHandle++;
+    this.handles.set(handle, { kind: 'snapshot', reader, parent: h, name: `seq:${seq}` });
+    entry.views.add(handle);
+    entry.logViews.add(handle);
+    return { kind: 'view', handle, size: reader.size, blockSize: reader.blockSize, readOnly: true, seq, volume: h };
+  }
+
+  /**
+   * Roll volume `h` back (or forward) to a point of its log: only to a mark unless `force`.
+   * Progress in blocks rewritten; `op` cancels it like a check (the volume is then part way;
+   * the report of a finished restore names the undo mark).
+   */
+  async restore(h: HandleId, point: LogPoint, options: RestoreOptions = {}, op?: OpId, onProgress?: (e: ProgressEvent) => void): Promise<RestoreReport> {
+    const journal = this.journal(h);
+    const p = toPoint(point);
+    return this.runOp(op, onProgress, (signal, progress) => restoreTo(journal, p, { force: options.force === true, signal, onProgress: onProgress ? progress : undefined }));
+  }
+
+  private journal(h: HandleId): Journal {
+    const j = this.volumeEntry(h).journal;
+    if (!j) throw noJournal(h);
+    return j;
+  }
+
+  private dropLogViews(entry: Extract<Entry, { kind: 'volume' }>): void {
+    for (const v of entry.logViews) {
+      this.handles.delete(v);
+      entry.views.delete(v);
+    }
+    entry.logViews.clear();
   }
 
   // ---- inspection ----
@@ -344,7 +455,10 @@ export class Engine implements EngineApi {
     this.handles.delete(h);
     if (entry.kind === 'snapshot') {
       const parent = this.handles.get(entry.parent);
-      if (parent?.kind === 'volume') parent.views.delete(h);
+      if (parent?.kind === 'volume') {
+        parent.views.delete(h);
+        parent.logViews.delete(h);
+      }
       return;
     }
     for (const v of entry.views) this.handles.delete(v);
@@ -353,9 +467,11 @@ export class Engine implements EngineApi {
       await closeNamespace(r.ns).catch(() => {});
     }
     try {
+      // closing the volume closes its write log
       await entry.volume.close();
     } finally {
       await closeNamespace(entry.ns);
+      if (entry.logNs) await closeNamespace(entry.logNs);
     }
   }
 
@@ -410,9 +526,10 @@ export class Engine implements EngineApi {
     return b;
   }
 
-  private add(spec: BackendSpec, ns: StoreNamespace, volume: Volume): OpenedHandle {
+  private add(spec: BackendSpec, backend: Backend, ns: StoreNamespace, logged: { volume: Volume; journal: Journal | null; logNs: StoreNamespace | null }): OpenedHandle {
+    const { volume, journal, logNs } = logged;
     const handle = this.nextHandle++;
-    this.handles.set(handle, { kind: 'volume', volume, ns, key: specKey(spec), views: new Set() });
+    this.handles.set(handle, { kind: 'volume', volume, ns, key: specKey(spec), views: new Set(), backend, journal, logNs, logViews: new Set() });
     return { kind: 'volume', handle, size: volume.size, blockSize: volume.blockSize, readOnly: volume.readOnly };
   }
 
@@ -451,11 +568,6 @@ function specKey(spec: BackendSpec): string {
   return `${spec.backend}:${spec.path}`;
 }
 
-/** Some namespaces (IndexedDB) hold a connection; release it when the last user is done. */
-async function closeNamespace(ns: StoreNamespace): Promise<void> {
-  const closable = ns as StoreNamespace & { close?: () => Promise<void> | void };
-  if (typeof closable.close === 'function') await closable.close();
-}
 
 function browserStorage(): StorageManager | undefined {
   const nav = (globalThis as { navigator?: Navigator }).navigator;

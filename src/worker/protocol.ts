@@ -9,6 +9,7 @@ import type { CheckReport } from '../volume/check.js';
 import type { JobInfo } from '../jobs/job.js';
 import type { Extent } from '../volume/map.js';
 import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
+import type { JournalStatus, Mark, Point, RestoreReport } from '../journal/index.js';
 
 /**
  * Messages of our own on the worker's main endpoint (everything else there is comlink's).
@@ -69,7 +70,28 @@ export type OpId = string;
 /** What the worker answers when it opens something. */
 export type OpenedHandle =
   | { kind: 'volume'; handle: HandleId; size: number; blockSize: number; readOnly: boolean }
-  | { kind: 'snapshot'; handle: HandleId; size: number; blockSize: number; readOnly: true; name: string; volume: HandleId };
+  | { kind: 'snapshot'; handle: HandleId; size: number; blockSize: number; readOnly: true; name: string; volume: HandleId }
+  /** a point-in-time view of a journaled volume: the volume as it was after log record `seq` */
+  | { kind: 'view'; handle: HandleId; size: number; blockSize: number; readOnly: true; seq: number; volume: HandleId };
+
+/**
+ * A point of a volume's write log: `seq:N`, `time:ISO`, `mark:LABEL` or `latest` as text, or the
+ * parsed form (`{ seq }`, `{ time: Date }`, `{ mark }`); see src/journal/points.ts.
+ */
+export type LogPoint = string | Point;
+
+export interface EnableJournalOptions {
+  /**
+   * Keep the log in another namespace of the same backend (an OPFS directory, an IndexedDB
+   * database name). Default: the volume's own namespace, next to its stores.
+   */
+  logPath?: string;
+}
+
+export interface RestoreOptions {
+  /** allow a point that is not a mark (it may be inside a transaction) */
+  force?: boolean;
+}
 
 export interface StorageReport {
   /** bytes used by this origin (0 where unknown, e.g. Node) */
@@ -139,6 +161,19 @@ export interface EngineApi {
   cancel(op: OpId): Promise<boolean>;
   controlJob(op: OpId, action: 'pause' | 'resume'): Promise<boolean>;
   mirror(h: HandleId, target: BackendSpec, options?: { flatten?: boolean; rateLimit?: number }, op?: OpId, onProgress?: (info: JobInfo) => void): Promise<JobInfo>;
+  /** Start a write log for the writable volume `h` (`exists` if it keeps one). */
+  enableJournal(h: HandleId, options?: EnableJournalOptions): Promise<JournalStatus>;
+  /** Stop logging and delete the log (its base snapshot stays, as an ordinary snapshot). */
+  disableJournal(h: HandleId): Promise<void>;
+  /** The log's state, or null when the volume keeps none. */
+  journalStatus(h: HandleId): Promise<JournalStatus | null>;
+  /** Flush and append a transaction-end mark. */
+  mark(h: HandleId, label: string): Promise<Mark>;
+  marks(h: HandleId): Promise<Mark[]>;
+  /** Open a read-only view of the volume at a point of its log (a handle, like openSnapshot). */
+  openView(h: HandleId, point: LogPoint): Promise<OpenedHandle>;
+  /** Roll the live volume to a point (progress in blocks); cancel with `op`. */
+  restore(h: HandleId, point: LogPoint, options?: RestoreOptions, op?: OpId, onProgress?: (e: ProgressEvent) => void): Promise<RestoreReport>;
   close(h: HandleId): Promise<void>;
   storage(): Promise<StorageReport>;
   persist(): Promise<boolean>;

@@ -84,3 +84,19 @@ describe('write log (journal mode)', () => {
     expect(StrataError).toBeDefined();
   });
 });
+
+describe('the base snapshot of a write log', () => {
+  it('cannot be deleted while the log is on, by any path; after disable it can', async () => {
+    const ns = new MemoryNamespace();
+    const v = await Volume.create(ns, { size: 16 * BS, blockSize: BS });
+    const j = await enableJournal(v, ns, '');
+    await v.write(0, fill(BS, 7));
+    await j.mark('m');
+    await expect(v.deleteSnapshot('journal.base')).rejects.toMatchObject({ code: 'locked', message: expect.stringContaining('journal disable') });
+    expect(v.snapshots().some((s) => s.name === 'journal.base')).toBe(true);
+    expect(await j.view('base').read(0, 4)).toEqual(fill(4, 0));
+    await disableJournal(v, j, ns);
+    await v.deleteSnapshot('journal.base');
+    await v.close();
+  });
+});
