@@ -8,11 +8,12 @@ import { Interrupted, line, throwIfAborted, UsageError, withKept } from '../io.j
 import type { Progress } from '../progress.js';
 import { formatBytes, parseSize } from '../size.js';
 import { openVolume, openVolumeSource, parseTarget } from '../target.js';
+import { namesLogPoint, runViewExport } from '../export-view.js';
 
 export const exportCommand: Command = {
   name: 'export',
   summary: 'write the volume (or a snapshot) to a sparse raw or qcow2 image file',
-  usage: 'export DIR[@NAME] FILE [--format raw|qcow2] [--chain] [--cluster-size SIZE]',
+  usage: 'export DIR[@NAME|@POINT] FILE [--format raw|qcow2] [--chain] [--cluster-size SIZE] [--since POINT --backing PREV.qcow2]',
   details: [
     'raw (the default): only extents that hold data are written; the file is then sized to the',
     'volume, so zero ranges are holes. FILE is written under a temporary name beside it and renamed',
@@ -25,8 +26,12 @@ export const exportCommand: Command = {
     '                       FILE-STEM.LAYER.qcow2 beside it, backed by the next one down',
     '  --cluster-size SIZE  512 to 2M (default: the block size, at least 4K); a chain export',
     '                       needs it equal to the block size',
+    'DIR@seq:N, DIR@time:ISO, DIR@mark:LABEL export a point of the write log (qcow2).',
+    '  --since POINT --backing PREV.qcow2  incremental qcow2: only the clusters that may differ',
+    '                       from POINT (a snapshot name, seq:N, time:ISO, mark:LABEL; see `diff`),',
+    '                       backed by PREV.qcow2, which must be the export of POINT',
   ].join('\n'),
-  options: { format: { type: 'string' }, chain: { type: 'boolean' }, 'cluster-size': { type: 'string' } },
+  options: { format: { type: 'string' }, chain: { type: 'boolean' }, 'cluster-size': { type: 'string' }, since: { type: 'string' }, backing: { type: 'string' } },
   positionals: { min: 2, max: 2 },
   async run(ctx) {
     const { io, args, signal, progress, values } = ctx;
@@ -35,6 +40,7 @@ export const exportCommand: Command = {
     if (format === 'raw' && (values.chain || values['cluster-size'] !== undefined)) {
       throw new UsageError('--chain and --cluster-size apply to qcow2 exports (add --format qcow2)', 'export');
     }
+    if (values.since !== undefined || values.backing !== undefined || (format === 'qcow2' && namesLogPoint(args[0]!))) return runViewExport(ctx, format);
     if (format === 'qcow2') return runQcow2(ctx);
     const src = await openVolumeSource(args[0]!, 'export');
     try {

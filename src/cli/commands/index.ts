@@ -6,6 +6,7 @@ import { compare } from './compare.js';
 import { copyCommand } from './copy.js';
 import { create } from './create.js';
 import { deleteSnapshot } from './delete-snapshot.js';
+import { diffCommand } from './diff.js';
 import { exportCommand } from './export.js';
 import { gcCommand } from './gc.js';
 import { groupSnapshotCommand } from './group-snapshot.js';
@@ -56,6 +57,7 @@ export const COMMANDS: readonly Command[] = [
   check,
   salvage,
   compare,
+  diffCommand,
   publishCommand,
   versionsCommand,
   gcCommand,

@@ -5,11 +5,13 @@ import { serveNbdControl, type NbdControl } from '../../interop/nbd/control.js';
 import type { Command } from '../command.js';
 import { line, UsageError } from '../io.js';
 import { parseTarget } from '../target.js';
+import type { DiffPoint } from '../../journal/diff.js';
+import { parseBarePoint } from '../point-target.js';
 
 export const serveNbdCommand: Command = {
   name: 'serve-nbd',
   summary: 'serve the volume (or a snapshot) over NBD to QEMU, nbdcopy, nbdinfo',
-  usage: 'serve-nbd DIR[@NAME|@POINT] [--socket PATH | --port P [--host ADDR] (--tls-certificates DIR | --tls-psk FILE | --insecure)] [--read-only] [--processes N]',
+  usage: 'serve-nbd DIR[@NAME|@POINT] [--socket PATH | --port P [--host ADDR] (--tls-certificates DIR | --tls-psk FILE | --insecure)] [--read-only] [--processes N] [--dirty-since POINT [--bitmap NAME]]',
   details: [
     'Prints the URI to connect to, then serves until Ctrl-C or SIGTERM, and then flushes and',
     'closes the volume. Exports: "" (the default) and the directory\'s name are the live volume;',
@@ -39,6 +41,11 @@ export const serveNbdCommand: Command = {
     '                  (default 10)',
     '  --idle-timeout S  close a connection idle for S seconds (default: never)',
     '  --max-connections N  connections open at once; more are closed at once (default 64)',
+    '  --dirty-since POINT  serve what changed since POINT (a snapshot name, seq:N, time:ISO,',
+    '                  mark:LABEL; see `diff`) as the meta context qemu:dirty-bitmap:NAME of the',
+    '                  default export (read `nbdinfo --map=qemu:dirty-bitmap:NAME URI`). Needs a',
+    '                  fixed view: --read-only, DIR@NAME or DIR@POINT; not with --processes',
+    '  --bitmap NAME   the NAME of that context (default: POINT as written)',
     'Examples: stratadisk serve-nbd vol   (then: qemu-img info "nbd+unix:///?socket=PATH")',
     '  stratadisk serve-nbd vol --port 10809 --tls-certificates /etc/pki/stratadisk',
     '  nbdcopy "nbds://localhost:10809/?tls-certificates=/etc/pki/client" out.raw',
@@ -56,6 +63,8 @@ export const serveNbdCommand: Command = {
     'handshake-timeout': { type: 'string' },
     'idle-timeout': { type: 'string' },
     'max-connections': { type: 'string' },
+    'dirty-since': { type: 'string' },
+    bitmap: { type: 'string' },
   },
   positionals: { min: 1, max: 1 },
   async run({ io, args, values, signal }) {
@@ -72,6 +81,7 @@ export const serveNbdCommand: Command = {
       if (!/^[0-9]+$/.test(values.processes) || processes > 64) throw new UsageError(`--processes: "${values.processes}" is not a number from 0 to 64`, 'serve-nbd');
     }
     if (target.point !== undefined && processes !== undefined && processes > 0) throw new UsageError('--processes serves snapshots and the live volume; a point of the write log is served from this process (drop --processes)', 'serve-nbd');
+    const dirtySince = dirtySinceOption(values['dirty-since'], values.bitmap);
     const certDir = values['tls-certificates'];
     const pskFile = values['tls-psk'];
     const insecure = values.insecure === true;
@@ -118,6 +128,7 @@ export const serveNbdCommand: Command = {
       ...(typeof values.host === 'string' ? { host: values.host } : {}),
       ...(typeof values.socket === 'string' ? { socket: values.socket } : {}),
       readOnly: values['read-only'] === true,
+      ...(dirtySince ? { dirtySince } : {}),
       onConnectionError: (e) => line(io.stderr, `stratadisk: serve-nbd: a connection was closed: ${e.message}`),
       onDamage: (e) => line(io.stderr, `stratadisk: serve-nbd: ${e.message} (the client got EIO)`),
       onRequestError: (e) => line(io.stderr, `stratadisk: serve-nbd: a request failed: ${e.message} (the client got EIO)`),
@@ -154,3 +165,12 @@ export const serveNbdCommand: Command = {
     return 0;
   },
 };
+
+/** `--dirty-since POINT [--bitmap NAME]` as serveNbd's dirtySince. */
+function dirtySinceOption(since: string | boolean | undefined, bitmap: string | boolean | undefined): { point: DiffPoint; name: string } | undefined {
+  if (typeof bitmap === 'string' && typeof since !== 'string') throw new UsageError('--bitmap names the dirty bitmap of --dirty-since POINT', 'serve-nbd');
+  if (typeof since !== 'string') return undefined;
+  const name = typeof bitmap === 'string' ? bitmap : since;
+  if (!/^[\x21-\x7e]{1,256}$/.test(name)) throw new UsageError(`--bitmap: "${name}" must be 1 to 256 printable characters without spaces`, 'serve-nbd');
+  return { point: parseBarePoint(since, '--dirty-since', 'serve-nbd'), name };
+}

@@ -1,4 +1,5 @@
 import type { Volume, VolumeReader } from '../../volume/volume.js';
+import type { DirtyBitmap } from './dirty-bitmap.js';
 
 /** One NBD export: a view of the volume that clients attach to by name. */
 export interface NbdExport {
@@ -13,6 +14,8 @@ export interface NbdExport {
   writer?: Volume;
   /** the volume this export views (the live one, or the one its snapshot belongs to) */
   volume: Volume;
+  /** a dirty bitmap served as the `qemu:dirty-bitmap:NAME` meta context (dirty-bitmap.ts) */
+  bitmap?: DirtyBitmap;
 }
 
 /**
@@ -55,8 +58,17 @@ export class ExportRegistry {
     }
   }
 
+  /** The dirty bitmap of the default export (and of the export of its own name), if any. */
+  bitmap: DirtyBitmap | undefined;
+
   /** The export named `name`, or undefined. */
   lookup(name: string): NbdExport | undefined {
+    const e = this.find(name);
+    if (e && this.bitmap && (name === '' || e.name === this.find('')!.name)) e.bitmap = this.bitmap;
+    return e;
+  }
+
+  private find(name: string): NbdExport | undefined {
     if (this.defaultView && (name === '' || name === this.defaultView.name)) return this.view(this.defaultView.name, this.defaultView.reader);
     if (name === '') return this.defaultSnapshot === undefined ? this.live() : this.snapshot(this.defaultSnapshot);
     if (name === this.volumeName && this.defaultSnapshot === undefined && !this.defaultView) return this.live();

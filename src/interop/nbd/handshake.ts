@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { ExportRegistry, NbdExport } from './exports.js';
 import {
   BASE_ALLOCATION,
+  QEMU_DIRTY_BITMAP,
   FLAG_C_FIXED_NEWSTYLE,
   FLAG_C_NO_ZEROES,
   IHAVEOPT,
@@ -27,12 +28,16 @@ export interface Session {
   structuredReplies: boolean;
   /** the id of base:allocation when the client selected it for this export, else 0 */
   baseAllocationId: number;
+  /** the id of the export's qemu:dirty-bitmap:NAME when the client selected it, else 0 */
+  dirtyBitmapId: number;
 }
 
 /** A client that haggles forever is cut off after this many options. */
 const MAX_OPTIONS = 256;
 /** The context id we hand out for base:allocation (any nonzero value would do). */
 const BASE_ALLOCATION_ID = 1;
+/** ... and for the export's dirty bitmap. */
+const DIRTY_BITMAP_ID = 2;
 
 /** A connection being negotiated: its socket and reader are replaced by TLS ones after STARTTLS. */
 export interface Conn {
@@ -73,7 +78,11 @@ export async function negotiate(conn: Conn, registry: ExportRegistry, isClosing:
   if ((clientFlags & ~(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES)) !== 0) throw new ProtocolViolation(`unknown client flags 0x${clientFlags.toString(16)}`);
   const noZeroes = (clientFlags & FLAG_C_NO_ZEROES) !== 0;
   let structured = false;
-  let meta: { exportName: string; id: number } | null = null;
+  let meta: { exportName: string; base: boolean; dirty: boolean } | null = null;
+  const selected = (name: string) => ({
+    baseAllocationId: meta && meta.exportName === name && meta.base ? BASE_ALLOCATION_ID : 0,
+    dirtyBitmapId: meta && meta.exportName === name && meta.dirty ? DIRTY_BITMAP_ID : 0,
+  });
 
   const lookup = (name: string): NbdExport | undefined => {
     try {
@@ -133,7 +142,7 @@ export async function negotiate(conn: Conn, registry: ExportRegistry, isClosing:
       b.writeBigUInt64BE(BigInt(e.size), 0);
       b.writeUInt16BE(flags, 8);
       socket.write(b);
-      return { export: e, flags, structuredReplies: structured, baseAllocationId: meta && meta.exportName === name ? meta.id : 0 };
+      return { export: e, flags, structuredReplies: structured, ...selected(name) };
     }
     if (option === OPT.ABORT) {
       reply(REP.ACK);
@@ -194,7 +203,7 @@ export async function negotiate(conn: Conn, registry: ExportRegistry, isClosing:
         reply(REP.INFO, bs);
         reply(REP.ACK);
         if (option === OPT.GO) {
-          return { export: e, flags, structuredReplies: structured, baseAllocationId: meta && meta.exportName === name ? meta.id : 0 };
+          return { export: e, flags, structuredReplies: structured, ...selected(name) };
         }
         break;
       }
@@ -227,21 +236,25 @@ export async function negotiate(conn: Conn, registry: ExportRegistry, isClosing:
           fail(REP.ERR_INVALID, 'malformed meta context payload');
           break;
         }
-        if (!lookup(name!)) {
+        const e = lookup(name!);
+        if (!e) {
           fail(REP.ERR_UNKNOWN, `no export named "${name}"`);
           break;
         }
-        // LIST with no query lists everything; "base:" lists the namespace; SET needs the exact name.
-        const match = set
-          ? queries.includes(BASE_ALLOCATION)
-          : queries.length === 0 || queries.some((q) => q === BASE_ALLOCATION || q === 'base:');
-        if (match) {
-          const p = Buffer.allocUnsafe(4 + BASE_ALLOCATION.length);
-          p.writeUInt32BE(set ? BASE_ALLOCATION_ID : 0, 0);
-          p.write(BASE_ALLOCATION, 4, 'utf8');
+        // LIST with no query lists everything; "base:" / "qemu:" / "qemu:dirty-bitmap:" list a
+        // namespace; SET needs exact names (unknown ones are skipped, as the protocol says).
+        const dirtyName = e.bitmap ? QEMU_DIRTY_BITMAP + e.bitmap.name : null;
+        const base = set ? queries.includes(BASE_ALLOCATION) : queries.length === 0 || queries.some((q) => q === BASE_ALLOCATION || q === 'base:');
+        const dirty = dirtyName !== null && (set ? queries.includes(dirtyName) : queries.length === 0 || queries.some((q) => q === dirtyName || q === 'qemu:' || q === QEMU_DIRTY_BITMAP));
+        const context = (id: number, text: string): void => {
+          const p = Buffer.allocUnsafe(4 + Buffer.byteLength(text));
+          p.writeUInt32BE(set ? id : 0, 0);
+          p.write(text, 4, 'utf8');
           reply(REP.META_CONTEXT, p);
-          if (set) meta = { exportName: name!, id: BASE_ALLOCATION_ID };
-        }
+        };
+        if (base) context(BASE_ALLOCATION_ID, BASE_ALLOCATION);
+        if (dirty) context(DIRTY_BITMAP_ID, dirtyName);
+        if (set && (base || dirty)) meta = { exportName: name!, base, dirty };
         reply(REP.ACK);
         break;
       }

@@ -84,7 +84,7 @@ async function serve(socket: Socket, m: Extract<WorkerMessage, { type: 'conn' }>
     const e = registry?.lookup(m.exportName);
     if (!e) throw new Error(`export "${m.exportName}" is gone`);
     const reader = new SocketReader(socket, Buffer.from(m.pending, 'base64'));
-    const t = new Transmission(socket, reader, { export: e, flags: m.flags, structuredReplies: m.structuredReplies, baseAllocationId: m.baseAllocationId }, pool);
+    const t = new Transmission(socket, reader, { export: e, flags: m.flags, structuredReplies: m.structuredReplies, baseAllocationId: m.baseAllocationId, dirtyBitmapId: 0 }, pool);
     closeWhenIdle(socket, idleTimeoutMs, () => t.busy, () => socket.destroy());
     t.onDamage = (err) => process.stderr.write(`stratadisk: serve-nbd: ${err.message} (the client got EIO)\n`);
     t.onRequestError = (err) => process.stderr.write(`stratadisk: serve-nbd: a request failed: ${err.message} (the client got EIO)\n`);

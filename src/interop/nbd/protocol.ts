@@ -81,6 +81,9 @@ export const NBD_ERR = { EPERM: 1, EIO: 5, ENOMEM: 12, EINVAL: 22, ENOSPC: 28, E
 export const BASE_ALLOCATION = 'base:allocation';
 export const STATE_HOLE = 1 << 0;
 export const STATE_ZERO = 1 << 1;
+/** QEMU's dirty bitmap contexts (docs/interop/nbd.rst): `qemu:dirty-bitmap:NAME`, one state bit. */
+export const QEMU_DIRTY_BITMAP = 'qemu:dirty-bitmap:';
+export const STATE_DIRTY = 1 << 0;
 
 /** Largest READ or WRITE payload we accept (the spec's default maximum block size). */
 export const MAX_PAYLOAD = 32 << 20;
@@ -195,8 +198,8 @@ export function errorChunk(cookie: bigint, error: number, message: string): Buff
 }
 
 /** One BLOCK_STATUS chunk: context id and (length, flags) descriptors. */
-export function blockStatusChunk(cookie: bigint, contextId: number, descriptors: readonly [length: number, flags: number][]): Buffer {
-  const b = chunk(cookie, REPLY_FLAG_DONE, REPLY_TYPE.BLOCK_STATUS, 4 + 8 * descriptors.length);
+export function blockStatusChunk(cookie: bigint, contextId: number, descriptors: readonly [length: number, flags: number][], flags = REPLY_FLAG_DONE): Buffer {
+  const b = chunk(cookie, flags, REPLY_TYPE.BLOCK_STATUS, 4 + 8 * descriptors.length);
   b.writeUInt32BE(contextId, 20);
   let at = 24;
   for (const [length, flags] of descriptors) {

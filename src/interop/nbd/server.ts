@@ -9,6 +9,7 @@ import { NodeDirNamespace } from '../../store/node-dir.js';
 import { listenOnSocket } from '../../util/unix-socket.js';
 import type { Journal } from '../../journal/journal.js';
 import { openJournaled } from '../../journal/open.js';
+import { diffPoints, type DiffPoint } from '../../journal/diff.js';
 import type { VolumeReader } from '../../volume/volume-reader.js';
 import { Volume } from '../../volume/volume.js';
 import { ExportRegistry } from './exports.js';
@@ -71,6 +72,12 @@ export interface ServeNbdOptions {
    * processes); the credentials reach them over the IPC channel.
    */
   processes?: number;
+  /**
+   * Serve the changes of the default export since `point` (a snapshot, a log point) as the meta
+   * context `qemu:dirty-bitmap:NAME` (see dirty-bitmap.ts, src/journal/diff.ts). Only for a
+   * directory served read-only (or a snapshot or log point of it), without `processes`.
+   */
+  dirtySince?: { point: DiffPoint; name: string };
   /** Called with each connection-level failure (bad magic, client gone); for logging. */
   onConnectionError?: (e: Error) => void;
   /** Called when a request is refused because stored data failed its checksum (the client got EIO); for logging. */
@@ -170,8 +177,13 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
         throw e;
       }
     } else {
-      // a writer attaches the volume's write log, if it keeps one (closing the volume closes it)
-      volume = readOnly ? await Volume.open(ns, { readOnly }) : (await openJournaled(ns, { logNamespace })).volume;
+      // a writer attaches the volume's write log, if it keeps one (closing the volume closes it);
+      // a dirty bitmap since a log point needs the log read-only
+      if (readOnly && options.dirtySince) {
+        const opened = await openJournaled(ns, { readOnly: true, logNamespace });
+        volume = opened.volume;
+        pointJournal = opened.journal;
+      } else volume = readOnly ? await Volume.open(ns, { readOnly }) : (await openJournaled(ns, { logNamespace })).volume;
     }
     ownsVolume = true;
     name ??= basename(resolve(source.dir));
@@ -185,6 +197,17 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     await pointJournal?.close();
     await volume.close();
   };
+  if (options.dirtySince) {
+    try {
+      if (source instanceof Volume || !volume.readOnly) throw new StrataError('invalid-argument', 'A dirty bitmap describes a fixed view: serve the directory read-only (--read-only), or a snapshot or point of it.');
+      if ((options.processes ?? 0) > 0) throw new StrataError('invalid-argument', 'A dirty bitmap is served from this process; leave out processes (--processes).');
+      const served: DiffPoint = pointView ? { log: pointView.name } : snapshot !== undefined ? { snapshot } : 'live';
+      registry.bitmap = { name: options.dirtySince.name, changed: diffPoints(volume, pointJournal, options.dirtySince.point, served) };
+    } catch (e) {
+      if (ownsVolume) await closeOwned();
+      throw e;
+    }
+  }
   const limits = resolveLimits(options);
   let tls: ReturnType<typeof tlsConfig> | undefined;
   let socketPath = options.socket;

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { isStrataError } from '../../errors.js';
 import type { Extent } from '../../volume/map.js';
 import { Volume, type VolumeReader } from '../../volume/volume.js';
+import { dirtyDescriptors } from './dirty-bitmap.js';
 import type { NbdExport } from './exports.js';
 import { ProtocolViolation, type Session } from './handshake.js';
 import {
@@ -357,19 +358,30 @@ export class Transmission {
     }
   }
 
-  /** base:allocation from the volume map: data → 0; zero (known-zero or unallocated) → HOLE|ZERO. */
+  /**
+   * One BLOCK_STATUS chunk per selected context, the last one DONE: base:allocation from the
+   * volume map (data → 0; zero, known-zero or unallocated → HOLE|ZERO), and the export's dirty
+   * bitmap (qemu:dirty-bitmap:NAME; dirty → 1).
+   */
   private async blockStatus(req: Request): Promise<void> {
-    const id = this.session.baseAllocationId;
-    if (!this.session.structuredReplies || id === 0) throw new NbdError(NBD_ERR.EINVAL, 'select base:allocation with NBD_OPT_SET_META_CONTEXT first');
+    const { baseAllocationId: id, dirtyBitmapId } = this.session;
+    if (!this.session.structuredReplies || (id === 0 && dirtyBitmapId === 0)) throw new NbdError(NBD_ERR.EINVAL, 'select base:allocation with NBD_OPT_SET_META_CONTEXT first');
     if (req.length === 0) throw new NbdError(NBD_ERR.EINVAL, 'block status of an empty range');
     const offset = this.range(req, false);
-    const extents = await this.session.export.reader.map(offset, req.length);
-    const descriptors: [number, number][] = [];
-    for (const [, length, zero] of mergeExtents(extents)) {
-      descriptors.push([length, zero ? STATE_HOLE | STATE_ZERO : 0]);
-      if (descriptors.length >= MAX_DESCRIPTORS || req.flags & CMD_FLAG.REQ_ONE) break;
+    const max = req.flags & CMD_FLAG.REQ_ONE ? 1 : MAX_DESCRIPTORS;
+    const chunks: [id: number, descriptors: [number, number][]][] = [];
+    if (id !== 0) {
+      const extents = await this.session.export.reader.map(offset, req.length);
+      const descriptors: [number, number][] = [];
+      for (const [, length, zero] of mergeExtents(extents)) {
+        descriptors.push([length, zero ? STATE_HOLE | STATE_ZERO : 0]);
+        if (descriptors.length >= max) break;
+      }
+      chunks.push([id, descriptors]);
     }
-    this.send(blockStatusChunk(req.cookie, id, descriptors));
+    const bitmap = this.session.export.bitmap;
+    if (dirtyBitmapId !== 0 && bitmap) chunks.push([dirtyBitmapId, dirtyDescriptors(bitmap, offset, req.length, max)]);
+    for (let i = 0; i < chunks.length; i++) this.send(blockStatusChunk(req.cookie, chunks[i]![0], chunks[i]![1], i === chunks.length - 1 ? REPLY_FLAG_DONE : 0));
   }
 }
 
