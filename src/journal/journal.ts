@@ -278,7 +278,12 @@ export class Journal {
         unended.set(b, [...(unended.get(b) ?? []), s - 1]);
       }
     }
-    await this.checkBeforeRedo(redo.map(([, r]) => r), after, last.seq, unended);
+    // a volume already at the last flush (a clean close) needs nothing redone
+    if (!(await this.checkBeforeRedo(redo.map(([, r]) => r), after, last.seq, unended))) {
+      this.recent.clear();
+      this.flushes = [];
+      return 0;
+    }
     let buf = new Uint8Array(0);
     for (const [seq, r] of redo) {
       if (r.kind === KIND_ZERO) {
@@ -305,15 +310,17 @@ export class Journal {
 
   /**
    * Before redoing, every block the redo touches must read, in the volume, as the log has it at
-   * one of the two flushes the volume can be at (the earlier one, or the last). Anything else
+   * one of the two flushes the volume can be at (the earlier one, or the last). Returns whether
+   * any block is behind the last flush (false: nothing to redo). Anything else
    * means the log lost durable records at its end (it is behind the volume): redoing would
    * write old data over newer, so the open fails with `corrupt` instead, changing nothing.
    */
-  private async checkBeforeRedo(redo: { pieces: Piece[] }[], earlier: number, last: number, unended: Map<number, number[]>): Promise<void> {
+  private async checkBeforeRedo(redo: { pieces: Piece[] }[], earlier: number, last: number, unended: Map<number, number[]>): Promise<boolean> {
     const bs = this.volume.blockSize;
     const blocks = new Set<number>();
     for (const r of redo) for (const p of r.pieces) blocks.add(Math.floor(p.offset / bs));
-    if (blocks.size === 0) return;
+    if (blocks.size === 0) return false;
+    let behind = false;
     const before = this.view({ seq: Math.max(earlier, this.oldest) });
     const after = this.view({ seq: last });
     const a = new Uint8Array(bs);
@@ -324,6 +331,7 @@ export class Journal {
       await this.volume.readInto(block * bs, v.subarray(0, len));
       await after.readInto(block * bs, a.subarray(0, len));
       if (equalBytes(v, a, len)) continue;
+      behind = true;
       await before.readInto(block * bs, b.subarray(0, len));
       if (equalBytes(v, b, len)) continue;
       let ok = false;
@@ -337,6 +345,7 @@ export class Journal {
         `The write log is behind the volume: block ${block} holds data the log has at neither of its last two flushes (records ${earlier} and ${last}), so the log lost durable records at its end. Nothing was changed. Restore the log from a copy, or disable it (\`stratadisk journal disable DIR --force\`) and enable a new one.`,
       );
     }
+    return behind;
   }
 
   private attach(): void {
@@ -590,6 +599,17 @@ export class Journal {
   private async closeLog(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // a last FLUSH naming the last synced one: the next open can tell damage before it from a
+    // torn tail, and finds nothing to redo
+    if (!this.readOnly && this.failure === null && this.handle !== null) {
+      try {
+        const { seq, durable } = this.log.commit([...this.inflight.values()]);
+        await durable;
+        this.lastFlushSeq = Math.max(this.lastFlushSeq, seq);
+      } catch {
+        // the volume's own flush already succeeded or failed on its own; the next open cuts a torn tail
+      }
+    }
     await this.log.close();
   }
 }

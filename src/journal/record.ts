@@ -20,7 +20,8 @@ import { RECORD_HEADER, RECORD_OVERHEAD, checksumOk, decodeHead, encodeRecord } 
  *   none) is the log seq of the last FLUSH whose sync had completed when this one was written: only such a FLUSH proves
  *   that the records before it were durable (a disk may keep an unsynced FLUSH record and lose
  *   the unsynced records before it; write-log.ts, scan).
- * - MARK: f64 time, u64 the point it marks (a FLUSH's log seq), u32 label length, label (UTF-8).
+ * - MARK: f64 time, u64 the point it marks plus one (a FLUSH's log seq; 0: the base), u32 label
+ *   length, label (UTF-8).
  * - VOID: f64 time, u64 the log seq of a write the volume failed to store (views skip it).
  * - FOLD: see KIND_FOLD.
  * A HEAD carries `folded` when it starts a fold store.
@@ -137,7 +138,7 @@ export function encodeMark(seq: number, time: number, point: number, label: stri
   const d = new Uint8Array(20 + l.length);
   const v = new DataView(d.buffer);
   v.setFloat64(0, time, true);
-  u64(v, 8, point);
+  u64(v, 8, point + 1);
   v.setUint32(16, l.length, true);
   d.set(l, 20);
   return envelope(KIND_MARK, seq, d);
@@ -214,7 +215,7 @@ export function decodeRecord(bytes: Uint8Array, kind: number, seq: number, descL
     case KIND_MARK: {
       const n = v.getUint32(16, true);
       if (n > MAX_LABEL_BYTES || 20 + n !== d.length) throw new RangeError('bad mark');
-      return { kind, seq, time: v.getFloat64(0, true), point: getU64(v, 8), label: new TextDecoder('utf-8', { fatal: true }).decode(d.subarray(20)) };
+      return { kind, seq, time: v.getFloat64(0, true), point: getU64(v, 8) - 1, label: new TextDecoder('utf-8', { fatal: true }).decode(d.subarray(20)) };
     }
     case KIND_VOID:
       if (d.length !== 16) throw new RangeError('bad void');
