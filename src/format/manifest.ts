@@ -101,6 +101,8 @@ export interface Requirement {
   where: string;
   /** snapshots it reads through (a write log's base): no commit may drop them while it is recorded */
   keeps?: string[];
+  /** its settings, opaque to the volume (a write log's quota policy): short names, strings or numbers */
+  settings?: Record<string, string | number>;
 }
 
 export const REQUIREMENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
@@ -185,6 +187,12 @@ export function validateManifest(m: unknown, what = 'The volume manifest'): asse
     for (const r of req as Requirement[]) {
       if (typeof r !== 'object' || r === null || typeof r.name !== 'string' || !REQUIREMENT_NAME.test(r.name) || seen.has(r.name)) bad('bad requirement');
       if (typeof r.where !== 'string' || r.where.length > 4096) bad(`bad place of requirement ${r.name}`);
+      if (r.settings !== undefined) {
+        const st = r.settings as unknown;
+        if (typeof st !== 'object' || st === null || Array.isArray(st)) bad(`bad settings of requirement ${r.name}`);
+        const entries = Object.entries(st as Record<string, unknown>);
+        if (entries.length > 16 || entries.some(([k, v]) => !/^[a-zA-Z][a-zA-Z0-9]{0,31}$/.test(k) || !((typeof v === 'string' && v.length <= 256) || (typeof v === 'number' && Number.isFinite(v))))) bad(`bad settings of requirement ${r.name}`);
+      }
       if (r.keeps !== undefined && (!Array.isArray(r.keeps) || r.keeps.length > 8 || r.keeps.some((k) => typeof k !== 'string' || !SNAPSHOT_NAME.test(k)))) bad(`bad snapshots kept by requirement ${r.name}`);
       seen.add(r.name);
     }

@@ -81,6 +81,8 @@ export async function foldLog(journal: Journal, upTo: string | Point, options: {
     },
     () => journal.switchToFold(at, placed),
   );
+  // under the limit again? (a `refuse` policy lets writes in; a `fold` one may fold further)
+  queueMicrotask(() => journal.checkQuota());
   return { c: at, blocks: blocks.length, bytesBefore, bytesAfter: log.bytes };
 }
 

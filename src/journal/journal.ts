@@ -8,6 +8,8 @@ import { BlockHistory, FLAG_WHOLE, FLAG_ZERO, MAX_PARTIALS, type PieceRef } from
 import { BASE_SEQ, resolvePoint, type Mark, type Point } from './points.js';
 import { KIND_FLUSH, KIND_FOLD, KIND_HEAD, KIND_MARK, KIND_VOID, KIND_WRITE, KIND_ZERO, encodeMark, encodeVoid, encodeWrite, type LogRecord, type Piece } from './record.js';
 import { journalView } from './view.js';
+import { checkPolicy, policyFromSettings, quotaError, segmentBytesFor, settingsOf, type LogPolicy } from './quota.js';
+import { foldLog, retentionPoint } from './checkpoint.js';
 import { FOLD_SEGMENT, WriteLog, deleteLog, type Place } from './write-log.js';
 
 /**
@@ -40,6 +42,12 @@ export interface JournalStatus {
   blocks: number;
   /** set when the log failed: the volume takes no more writes */
   failed: string | null;
+  /** the size limit and what happens at it */
+  policy: LogPolicy;
+  /** over the limit with policy `refuse`: writes are refused */
+  full: boolean;
+  /** the last background fold's failure */
+  foldError: string | null;
   /** what opening cut or redid */
   recovered: { cutRecords: number; cutBytes: number; redone: number; reason: string } | null;
 }
@@ -71,6 +79,65 @@ export class Journal {
     readonly readOnly: boolean,
   ) {
     this.history = new BlockHistory(volume.blockSize);
+    this.policy = policyFromSettings(volume.requirements().find((r) => r.name === REQUIREMENT)?.settings);
+    log.segmentBytes = segmentBytesFor(this.policy, log.segmentBytes);
+  }
+
+  // ---- size limit (quota.ts) ----
+
+  policy: LogPolicy;
+  /** over the limit with policy `refuse`: writes are refused until it is not */
+  private full = false;
+  /** a background fold started by the `fold` policy */
+  private folding: Promise<void> | null = null;
+  /** the last background fold's failure, shown in status */
+  private foldError: string | null = null;
+
+  /** Set the size limit and what happens at it (one manifest commit). */
+  async setPolicy(p: LogPolicy): Promise<void> {
+    this.assertWritable();
+    checkPolicy(p);
+    const req = this.volume.requirements().find((r) => r.name === REQUIREMENT);
+    if (!req) throw new StrataError('not-found', 'This volume keeps no write log.');
+    await this.volume.setRequirement(REQUIREMENT, req.where, req.keeps, settingsOf(p));
+    this.policy = { ...p };
+    this.log.segmentBytes = segmentBytesFor(p, this.log.segmentBytes);
+    this.checkQuota();
+  }
+
+  /** After a commit or a fold: over the limit, fold in the background or refuse writes. */
+  checkQuota(): void {
+    const max = this.policy.maxBytes;
+    if (max === undefined || this.readOnly) {
+      this.full = false;
+      return;
+    }
+    const over = this.log.bytes > max;
+    if (this.policy.onFull === 'refuse') {
+      this.full = over;
+      return;
+    }
+    this.full = false;
+    if (!over || this.folding || this.closed) return;
+    const c = retentionPoint(this, { keepBytes: Math.floor(max / 2) });
+    if (c === null) return;
+    this.folding = foldLog(this, { seq: c })
+      .then(
+        () => {
+          this.foldError = null;
+        },
+        (e: unknown) => {
+          this.foldError = e instanceof Error ? e.message : String(e);
+        },
+      )
+      .finally(() => {
+        this.folding = null;
+      });
+  }
+
+  /** Waits for a background fold (tests, close). */
+  async settled(): Promise<void> {
+    while (this.folding) await this.folding;
   }
 
   // ---- enable / open ----
@@ -370,6 +437,9 @@ export class Journal {
       commit() {
         return self.commitNow();
       },
+      admit() {
+        if (self.full) throw quotaError(self.policy, self.log.bytes);
+      },
       async detached() {
         await self.closeLog();
       },
@@ -448,7 +518,9 @@ export class Journal {
     this.records.push({ seq, time, kind: KIND_FLUSH });
     if (seq > this.lastFlushSeq) this.lastFlushSeq = seq;
     if (seq + 1 > this.flushedThrough) this.flushedThrough = seq + 1;
+    this.checkQuota();
   }
+
 
   /** nextSeq when the last FLUSH was made durable: nothing logged since when they are equal */
   private flushedThrough = -1;
@@ -524,6 +596,9 @@ export class Journal {
       marks: this.markList.length,
       blocks: this.history.blockCount,
       failed: this.failure ? this.failure.message : null,
+      policy: { ...this.policy },
+      full: this.full,
+      foldError: this.foldError,
       recovered: this.recovered,
     };
   }
@@ -598,6 +673,7 @@ export class Journal {
 
   private async closeLog(): Promise<void> {
     if (this.closed) return;
+    await this.settled();
     this.closed = true;
     // a last FLUSH naming the last synced one: the next open can tell damage before it from a
     // torn tail, and finds nothing to redo

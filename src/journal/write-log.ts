@@ -239,11 +239,14 @@ export class WriteLog {
         held.push({ rec: r.rec, place, dataAt: pos + r.envelope });
         expect = r.rec.kind === KIND_HEAD ? r.rec.seq : r.rec.seq + 1;
         pos += r.envelope + r.dataLength;
-        if (r.rec.kind === KIND_FLUSH || (r.rec.kind === KIND_HEAD && keep === null)) {
+        // a FLUSH keeps all before it; so does the first HEAD, and a later segment's HEAD when
+        // nothing unflushed comes before it (a roll right after a commit)
+        if (r.rec.kind === KIND_FLUSH || (r.rec.kind === KIND_HEAD && (keep === null || held.length === 1))) {
           for (const h of held) visit(h.rec, h.place, h.dataAt);
           held = [];
           keep = { segment: n, pos };
-          keepSeq = r.rec.kind === KIND_HEAD ? Math.max(r.rec.seq - 1, this.fold?.c ?? -1) : r.rec.seq;
+          if (r.rec.kind === KIND_FLUSH) keepSeq = r.rec.seq;
+          else if (i === 0) keepSeq = Math.max(r.rec.seq - 1, this.fold?.c ?? -1);
         }
       }
     }
@@ -257,7 +260,7 @@ export class WriteLog {
     }
     // keep: cut everything after the last FLUSH (a torn tail, or writes no flush covered)
     let cutBytes = 0;
-    let cutRecords = held.length;
+    let cutRecords = held.filter((h) => h.rec.kind !== KIND_HEAD).length;
     for (const { n, store } of stores) {
       if (n < keep.segment) continue;
       const end = n === keep.segment ? keep.pos : 0;

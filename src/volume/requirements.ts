@@ -14,7 +14,7 @@ export function listRequirements(core: VolumeCore): Requirement[] {
 }
 
 /** Record (`where` a string) or drop (`where` null) requirement `name`: one manifest commit. `keeps`: snapshots no commit may drop while it is recorded. */
-export async function setRequirement(core: VolumeCore, name: string, where: string | null, keeps?: string[]): Promise<void> {
+export async function setRequirement(core: VolumeCore, name: string, where: string | null, keeps?: string[], settings?: Record<string, string | number>): Promise<void> {
   if (!REQUIREMENT_NAME.test(name)) throw new StrataError('invalid-argument', `"${name}" is not a requirement name (lowercase letters, digits and '-').`);
   core.assertOpen();
   if (core.readOnly) throw new StrataError('read-only', 'This volume is open read-only; open it for writing to change what it requires.');
@@ -22,7 +22,11 @@ export async function setRequirement(core: VolumeCore, name: string, where: stri
     core.assertOpen();
     const m = cloneManifest(core.manifest);
     const rest = (m.requires ?? []).filter((r) => r.name !== name);
-    if (where !== null) rest.push(keeps && keeps.length > 0 ? { name, where, keeps: [...keeps] } : { name, where });
+    if (where !== null) {
+      const old = (m.requires ?? []).find((r) => r.name === name);
+      const st = settings ?? old?.settings;
+      rest.push({ name, where, ...(keeps && keeps.length > 0 ? { keeps: [...keeps] } : old?.keeps ? { keeps: old.keeps } : {}), ...(st && Object.keys(st).length > 0 ? { settings: { ...st } } : {}) });
+    }
     if (rest.length > 0) m.requires = rest;
     else delete m.requires;
     await core.commit(m);

@@ -26,7 +26,7 @@ export function isReferenced(m: Manifest, id: string): boolean {
 }
 
 export function cloneManifest(m: Manifest): Manifest {
-  return { ...m, layers: m.layers.map((l) => ({ ...l })), snapshots: m.snapshots.map((s) => ({ ...s })), ...(m.requires ? { requires: m.requires.map((r) => ({ ...r, ...(r.keeps ? { keeps: [...r.keeps] } : {}) })) } : {}) };
+  return { ...m, layers: m.layers.map((l) => ({ ...l })), snapshots: m.snapshots.map((s) => ({ ...s })), ...(m.requires ? { requires: m.requires.map((r) => ({ ...r, ...(r.keeps ? { keeps: [...r.keeps] } : {}), ...(r.settings ? { settings: { ...r.settings } } : {}) })) } : {}) };
 }
 
 /**

@@ -205,8 +205,8 @@ export class Volume implements VolumeReader {
   }
 
   /** Record (`where` a string) or drop (`where` null) a requirement: one manifest commit. src/journal/ uses it. */
-  setRequirement(name: string, where: string | null, keeps?: string[]): Promise<void> {
-    return setRequirement(this.core, name, where, keeps);
+  setRequirement(name: string, where: string | null, keeps?: string[], settings?: Record<string, string | number>): Promise<void> {
+    return setRequirement(this.core, name, where, keeps, settings);
   }
 
   // ---- snapshots (snapshots.ts) ----

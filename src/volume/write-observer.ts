@@ -102,6 +102,12 @@ export interface WriteObserver {
    * store write failed, so the write it saw did not happen; a write log voids it).
    */
   ended?(seq: number, ok: boolean): void;
+  /**
+   * Optional: asked before a write of [offset, offset+length) starts; a throw refuses the write
+   * (the caller gets the error, nothing is written, the observer stays attached). A write log at
+   * its quota refuses this way.
+   */
+  admit?(offset: number, length: number): void;
   /** Optional: called once when the observer is detached (also when the volume closes); detach() waits for it. */
   detached?(): void | Promise<void>;
 }
@@ -214,6 +220,11 @@ export class WriteObservers {
     }
     if (ps === null) return null;
     return ps.length === 1 ? ps[0]! : Promise.all(ps).then(noop);
+  }
+
+  /** Ask every observer with `admit` whether a write may start; the first refusal throws. */
+  admit(offset: number, length: number): void {
+    for (const e of this.list) e.observer.admit?.(offset, length);
   }
 
   /**

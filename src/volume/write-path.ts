@@ -42,6 +42,8 @@ export async function writeData(core: VolumeCore, offset: number, data: Uint8Arr
 async function observed(core: VolumeCore, from: number, to: number, fn: () => Promise<void>): Promise<void> {
   const before = core.observers.gate;
   if (before) await before;
+  // an observer may refuse a write before anything is written (a write log at its quota)
+  if (core.observers.any) core.observers.admit(from, to - from);
   const bs = core.blockSize;
   const run = core.locks.run(Math.floor(from / bs), Math.ceil(to / bs), true, fn);
   const tracked = run.then(noop, noop);

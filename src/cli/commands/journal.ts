@@ -20,7 +20,7 @@ import { checkpointLog, parseDuration } from './journal-checkpoint.js';
  * their log); points of the log are read as `DIR@seq:N`, `DIR@time:ISO`, `DIR@mark:LABEL`.
  */
 
-const SUBCOMMANDS = ['enable', 'disable', 'status', 'export', 'import', 'checkpoint'] as const;
+const SUBCOMMANDS = ['enable', 'disable', 'status', 'export', 'import', 'checkpoint', 'policy'] as const;
 
 export const journalCommand: Command = {
   name: 'journal',
@@ -48,12 +48,15 @@ export const journalCommand: Command = {
     '      part of the log into its base and delete it: points before the fold are gone, later ones',
     '      read exactly as before. The log is cut at segment ends (a segment closes at 64 MiB).',
     '      --keep-bytes 1G keeps at least the newest 1 GiB of log; --keep-age 7d the last 7 days.',
+    '  journal policy DIR --max-bytes SIZE [--on-full fold|refuse]  limit the log\'s size: at the',
+    '      limit it folds its oldest part in the background (fold, the default) or refuses writes',
+    '      with `quota` until you checkpoint (refuse). --max-bytes 0 removes the limit.',
     'Points of the log: DIR@seq:N, DIR@time:ISO-TIME, DIR@mark:LABEL (see `stratadisk marks DIR`),',
     'read by export, map, compare and serve-nbd like DIR@SNAPSHOT. Roll back with `stratadisk restore`.',
     'After the @, a text starting with seq:, time: or mark: is always a point, never a snapshot name',
     '(a snapshot named like that cannot be read as DIR@NAME; rename it by snapshotting again).',
   ].join('\n'),
-  options: { store: { type: 'string' }, force: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' }, 'sector-size': { type: 'string' }, scan: { type: 'boolean' }, 'keep-bytes': { type: 'string' }, 'keep-age': { type: 'string' }, ...JSON_OPTION },
+  options: { store: { type: 'string' }, force: { type: 'boolean' }, from: { type: 'string' }, to: { type: 'string' }, 'sector-size': { type: 'string' }, scan: { type: 'boolean' }, 'keep-bytes': { type: 'string' }, 'keep-age': { type: 'string' }, 'max-bytes': { type: 'string' }, 'on-full': { type: 'string' }, ...JSON_OPTION },
   positionals: { min: 2, max: 3 },
   async run({ io, args, values, signal, progress }) {
     const sub = args[0] as (typeof SUBCOMMANDS)[number];
@@ -63,8 +66,23 @@ export const journalCommand: Command = {
     if (values.force !== undefined && sub !== 'disable') throw new UsageError('--force goes with `journal disable`', 'journal');
     const logFile = args[2];
     if ((sub === 'export' || sub === 'import') !== (logFile !== undefined)) throw new UsageError(sub === 'export' || sub === 'import' ? `journal ${sub} needs DIR and LOG` : `journal ${sub} takes only DIR`, 'journal');
-    for (const [k, only] of [['from', ['export']], ['to', ['export', 'checkpoint']], ['sector-size', ['export']], ['scan', ['import']], ['keep-bytes', ['checkpoint']], ['keep-age', ['checkpoint']]] as const) {
+    for (const [k, only] of [['from', ['export']], ['to', ['export', 'checkpoint']], ['sector-size', ['export']], ['scan', ['import']], ['keep-bytes', ['checkpoint']], ['keep-age', ['checkpoint']], ['max-bytes', ['policy']], ['on-full', ['policy']]] as const) {
       if (values[k] !== undefined && !(only as readonly string[]).includes(sub)) throw new UsageError(`--${k} goes with \`journal ${only.join('` or `journal ')}\``, 'journal');
+    }
+    if (sub === 'policy') {
+      if (values['max-bytes'] === undefined) throw new UsageError('journal policy needs --max-bytes SIZE (0: no limit)', 'journal');
+      const onFull = values['on-full'] as string | undefined;
+      if (onFull !== undefined && onFull !== 'fold' && onFull !== 'refuse') throw new UsageError('--on-full is fold or refuse', 'journal');
+      const max = (values['max-bytes'] as string) === '0' ? undefined : parseSize(values['max-bytes'] as string, '--max-bytes');
+      const { volume: v, journal } = await openJournaledVolume(dir, false);
+      try {
+        if (!journal) throw new StrataError('not-found', `${dir} keeps no write log; start one with \`stratadisk journal enable ${dir}\`.`);
+        await journal.setPolicy({ ...(max !== undefined ? { maxBytes: max } : {}), ...(onFull ? { onFull: onFull as 'fold' | 'refuse' } : {}) });
+        line(io.stdout, max === undefined ? `The write log of ${dir} has no size limit now.` : `The write log of ${dir} is limited to ${formatBytes(max)}; at the limit it ${onFull === 'refuse' ? 'refuses writes (quota) until you run `stratadisk journal checkpoint`' : 'folds its oldest part in the background'}.`);
+        return 0;
+      } finally {
+        await v.close();
+      }
     }
     if (sub === 'checkpoint') {
       const n = ['to', 'keep-bytes', 'keep-age'].filter((k) => values[k] !== undefined).length;
@@ -149,6 +167,8 @@ async function status(io: { stdout: { write(s: string): unknown } }, dir: string
       ['last durable flush', `seq:${s.lastFlush}`],
       ['recovery', s.recovered ? `${s.recovered.cutRecords} records (${s.recovered.cutBytes} bytes) past the last flush to cut${s.recovered.reason ? ` (${s.recovered.reason})` : ''}; the next writer cuts them` : 'none needed'],
     ];
+    rows.push(['size limit', s.policy.maxBytes === undefined ? 'none' : `${formatBytes(s.policy.maxBytes)}, then ${s.policy.onFull === 'refuse' ? 'refuse writes' : 'fold'}${s.full ? ' (full: writes are refused)' : ''}`]);
+    if (s.foldError) rows.push(['last fold failed', s.foldError]);
     if (s.failed) rows.push(['failed', s.failed]);
     line(io.stdout, table(['', ''], rows).split('\n').slice(1).join('\n'));
     return 0;
