@@ -2,6 +2,7 @@ import { StrataError } from '../errors.js';
 import type { StoreNamespace } from '../store/store.js';
 import { Volume, type OpenVolumeOptions } from '../volume/volume.js';
 import { Journal, REQUIREMENT } from './journal.js';
+import { deleteLog } from './write-log.js';
 
 /**
  * Open a volume with its write log, if it keeps one: the way every writer of a journaled volume
@@ -41,7 +42,6 @@ export async function disableJournal(volume: Volume, journal: Journal | null, lo
   await volume.flush();
   if (journal) await journal.close();
   await volume.setRequirement(REQUIREMENT, null);
-  const { deleteLog } = await import('./write-log.js');
   await deleteLog(logNs);
 }
 
