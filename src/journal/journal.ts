@@ -206,8 +206,8 @@ export class Journal {
         const redone = await j.recover();
         if (opened.cut || redone > 0) j.recovered = { cutRecords: opened.cut?.records ?? 0, cutBytes: opened.cut?.bytes ?? 0, redone, reason: opened.cut?.reason ?? '' };
         j.attach();
-      } else if (opened.cut) {
-        j.recovered = { cutRecords: opened.cut.records, cutBytes: opened.cut.bytes, redone: 0, reason: opened.cut.reason };
+      } else if (opened.cut || opened.damaged) {
+        j.recovered = { cutRecords: opened.cut?.records ?? 0, cutBytes: opened.cut?.bytes ?? 0, redone: 0, reason: opened.damaged ?? opened.cut!.reason };
       }
       return j;
     } catch (e) {

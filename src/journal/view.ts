@@ -87,7 +87,7 @@ export function journalView(opts: { at: number; base: VolumeReader; history: Blo
       const h = xxh3_128(part);
       for (let i = 0; i < 16; i++) {
         if (h[i] !== p.hash[i]) {
-          throw new StrataError('checksum-mismatch', `${label}: record ${p.seq} of the write log (block ${block}, ${p.length} bytes) does not match its checksum: the log is damaged there. Points before record ${p.seq} still read correctly; restore the log from a copy, or cut it with \`stratadisk journal repair\`.`);
+          throw new StrataError('checksum-mismatch', `${label}: record ${p.seq} of the write log (block ${block}, ${p.length} bytes) does not match its checksum: the log is damaged there. Points before record ${p.seq} still read correctly; restore the log from a copy, or drop it (\`stratadisk journal disable DIR --force\`) and enable a new one.`);
         }
       }
     }

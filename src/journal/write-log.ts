@@ -86,6 +86,8 @@ export interface OpenedLog {
   lastSeq: number;
   /** the records cut off as a torn tail (0 when none) and why */
   cut: { records: number; bytes: number; reason: string } | null;
+  /** read-only opens of a log damaged before durable records: where, and what can be read */
+  damaged?: string;
 }
 
 export class WriteLog {
@@ -253,10 +255,21 @@ export class WriteLog {
     if (head) this.head = head;
     if (!head || !keep) throw corrupt(`The write log in ${this.ns.label ?? 'its namespace'}`, 'its first segment has no readable header', 'Disable the log (`stratadisk journal disable DIR --force`) and enable a new one.');
     if (damage && (await this.flushAfter(stores, damage.place, damage.seq))) {
-      throw new StrataError(
-        'corrupt',
-        `The write log in ${this.ns.label ?? 'its namespace'} is damaged at record ${damage.seq} (${segmentName(damage.place.segment)}, byte ${damage.place.pos}: ${damage.why}), before records that were durable. Points up to record ${keepSeq} can still be read read-only; \`stratadisk journal repair DIR\` cuts the log there (later points are lost), \`stratadisk journal disable DIR\` drops it. The volume itself is not affected.`,
-      );
+      const where = `record ${damage.seq} (${segmentName(damage.place.segment)}, byte ${damage.place.pos}: ${damage.why})`;
+      if (!readOnly) {
+        throw new StrataError(
+          'corrupt',
+          `The write log in ${this.ns.label ?? 'its namespace'} is damaged at ${where}, before records that were durable. The volume itself is not affected. Points up to record ${keepSeq} can still be read (read-only: \`stratadisk export DIR@seq:${keepSeq} OUT\`); to go on writing, drop the log (\`stratadisk journal disable DIR --force\`) and enable a new one.`,
+        );
+      }
+      // read-only: the points before the damage stay readable; nothing is cut
+      for (const { n, store } of stores) {
+        if (n <= keep.segment) this.segments.push({ n, store, end: n === keep.segment ? keep.pos : store.size, first: firsts.get(n) ?? 0 });
+        else await store.close();
+      }
+      this.nextSeq = keepSeq + 1;
+      this.queuedAt = keep.pos;
+      return { log: this, head, lastSeq: keepSeq, cut: null, damaged: `damaged at ${where}; points after record ${keepSeq} cannot be read` };
     }
     // keep: cut everything after the last FLUSH (a torn tail, or writes no flush covered)
     let cutBytes = 0;
