@@ -2,6 +2,7 @@ import { StrataError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { FORMATS, MAGIC_MAP, newerVersion, readsVersion } from './magic.js';
 import { RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, decodeHead, encodeRecord } from './record.js';
+import { ChunkReader } from './chunk-reader.js';
 
 /**
  * The block map of one layer, kept as an append-only log of checksummed records on its own
@@ -95,7 +96,7 @@ export class MapLog {
    * store is writable; a bad record followed by a valid one is corruption and throws `corrupt`.
    */
   static async open(store: Store, expect: MapHeader, sink: EntrySink, what: string): Promise<MapLog> {
-    const reader = new ChunkReader(store);
+    const reader = new ChunkReader(store, READ_CHUNK);
     const first = await readRecord(reader, 0, -1);
     if (!first) {
       const version = await wholeRecordVersion(reader);
@@ -158,22 +159,6 @@ export class MapLog {
   }
 }
 
-/** Sequential reads in large chunks, so replaying a log costs few store calls. */
-class ChunkReader {
-  private buf: Uint8Array = new Uint8Array(0);
-  private bufAt = 0;
-  constructor(readonly store: Store) {}
-
-  /** Bytes [at, at+len), or null when the store ends first. `len` is bounded by the caller. */
-  async get(at: number, len: number): Promise<Uint8Array | null> {
-    if (at + len > this.store.size) return null;
-    if (at >= this.bufAt && at + len <= this.bufAt + this.buf.length) return this.buf.subarray(at - this.bufAt, at - this.bufAt + len);
-    const n = Math.min(this.store.size - at, Math.max(len, READ_CHUNK));
-    this.buf = await this.store.read(at, n);
-    this.bufAt = at;
-    return this.buf.subarray(0, len);
-  }
-}
 
 interface ReadRecord {
   kind: number;
@@ -251,7 +236,7 @@ export interface MapScan {
  * before the last gap may have changed). `sink` gets each entry record with its index.
  */
 export async function scanMapLog(store: Store, sink: (packed: Uint8Array, count: number, record: number) => void): Promise<MapScan> {
-  const reader = new ChunkReader(store);
+  const reader = new ChunkReader(store, READ_CHUNK);
   const scan: MapScan = { header: null, records: 0, gaps: [], certainFrom: 0, tailBytes: 0 };
   let at = 0;
   let seq = 0;

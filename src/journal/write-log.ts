@@ -1,6 +1,7 @@
 import { StrataError } from '../errors.js';
 import { newerVersion, readsVersion } from '../format/magic.js';
 import { corrupt } from '../format/record.js';
+import { ChunkReader } from '../format/chunk-reader.js';
 import type { Store, StoreNamespace } from '../store/store.js';
 import {
   KIND_FLUSH,
@@ -171,7 +172,7 @@ export class WriteLog {
     for (const name of names) {
       const store = await this.ns.open(name, { readOnly });
       const recs: { rec: LogRecord; place: Place; dataAt: number }[] = [];
-      const reader = new ChunkReader(store);
+      const reader = new ChunkReader(store, READ_CHUNK);
       let pos = 0;
       let complete = false;
       let c = -1;
@@ -214,7 +215,7 @@ export class WriteLog {
         damage = { place: { segment: n, pos: 0 }, seq: expect ?? 0, why: `segment ${segmentName(stores[0]!.n + i)} is missing` };
         break;
       }
-      const reader = new ChunkReader(store);
+      const reader = new ChunkReader(store, READ_CHUNK);
       let pos = 0;
       while (pos < store.size) {
         const place = { segment: n, pos };
@@ -303,7 +304,7 @@ export class WriteLog {
   private async flushAfter(stores: { n: number; store: Store }[], from: Place, seq: number): Promise<boolean> {
     for (const { n, store } of stores) {
       if (n < from.segment) continue;
-      const reader = new ChunkReader(store);
+      const reader = new ChunkReader(store, READ_CHUNK);
       for (let pos = n === from.segment ? from.pos + 1 : 0; pos + RECORD_HEADER <= store.size; pos++) {
         const bytes = await reader.get(pos, RECORD_HEADER);
         const env = bytes && readEnvelope(bytes, null);
@@ -568,19 +569,3 @@ async function readOne(reader: ChunkReader, pos: number, expect: number | null):
   return { rec, envelope: size, dataLength };
 }
 
-/** Sequential reads in large chunks, so opening a log costs few store calls. */
-class ChunkReader {
-  private buf: Uint8Array = new Uint8Array(0);
-  private bufAt = 0;
-  constructor(readonly store: Store) {}
-
-  /** Bytes [at, at+len), or null when the store ends first. */
-  async get(at: number, len: number): Promise<Uint8Array | null> {
-    if (at + len > this.store.size) return null;
-    if (at >= this.bufAt && at + len <= this.bufAt + this.buf.length) return this.buf.subarray(at - this.bufAt, at - this.bufAt + len);
-    const n = Math.min(this.store.size - at, Math.max(len, READ_CHUNK));
-    this.buf = await this.store.read(at, n);
-    this.bufAt = at;
-    return this.buf.subarray(0, len);
-  }
-}
