@@ -3,7 +3,8 @@
  * by test/fixtures/formats/generate.mjs; see the README there) open with this stratadisk and hold
  * what was written: a shadow catalog with its diff areas, a copy-on-read volume partly
  * provisioned, a job journal with a stream job stopped mid-way, an import cut short (staging
- * mark) and a saved v86 machine state. Each test works on a copy.
+ * mark), a saved v86 machine state and a journaled volume (write log with marks, a policy and a
+ * fold). Each test works on a copy.
  * (The plain volumes, volume/v1 and volume/v2, are test/node/volume/format-fixtures.test.ts.)
  */
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FORMATS, readsVersion } from '../../../src/format/magic.js';
 import { JobJournal } from '../../../src/jobs/job-journal.js';
+import { openJournaled } from '../../../src/journal/open.js';
 import { resumeJobs } from '../../../src/jobs/resume.js';
 import { CatalogStore } from '../../../src/shadow/catalog.js';
 import { ShadowVolume } from '../../../src/shadow/index.js';
@@ -83,6 +85,7 @@ describe('format fixtures', () => {
       'job-journal': { file: 'jobs.1', format: 'jobJournal' },
       staging: { file: 'staging.mark', format: 'stagingMark' },
       'v86-state': { file: 'v86-state.boot', format: 'v86State' },
+      journal: { file: 'journal.000002.log', format: 'writeLog' },
     };
     const found = readdirSync(FIXTURES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
     expect(found).toEqual(Object.keys(want).sort());
@@ -235,6 +238,112 @@ describe('format fixtures', () => {
       await v.close();
       expect((await JobJournal.open(new NodeDirNamespace(dir, { readOnly: true }))).records()).toEqual([]);
       expect(existsSync(join(dir, 'jobs.0'))).toBe(true);
+    });
+  });
+
+  describe('journal/v1: a journaled volume with marks, a policy and a fold', () => {
+    const SIZE = 1024 * KiB;
+    // generate.mjs journal(): the base (before the log), then each point
+    const base = new Uint8Array(SIZE);
+    base.fill(0x11, 0, 16 * KiB);
+    base.fill(0x12, 40 * KiB + 7, 40 * KiB + 107);
+    const one = base.slice();
+    one.fill(0x21, 4 * KiB + 100, 4 * KiB + 300);
+    one.fill(0x22, 64 * KiB, 72 * KiB);
+    one.fill(0, 8 * KiB, 12 * KiB);
+    one.fill(0, 40 * KiB + 20, 40 * KiB + 70);
+    const two = one.slice();
+    two.fill(0x31, 14 * KiB, 20 * KiB);
+    two.fill(0x32, 64 * KiB + 500, 64 * KiB + 3500);
+    const afterPolicy = two.slice();
+    afterPolicy.fill(0x41, 512 * KiB, 520 * KiB);
+    afterPolicy.fill(0, 64 * KiB, 80 * KiB);
+    const latest = afterPolicy.slice();
+    latest.fill(0x51, SIZE - 100, SIZE);
+    latest.fill(0x52, 0, 4 * KiB);
+    const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
+    const FILES = [
+      'L000001.data', 'L000001.map', 'L000002.data', 'L000002.map',
+      'journal.000002.log', 'journal.000003.log', 'journal.000004.log', 'journal.000005.log', 'journal.fold-000000000000004.log',
+      'manifest.0', 'manifest.1',
+    ];
+    const MARKS = [
+      { label: 'one', point: 4, seq: 5, time: Date.parse('2026-12-01T12:00:00.000Z') },
+      { label: 'two', point: 9, seq: 10, time: Date.parse('2026-12-01T12:00:00.000Z') },
+    ];
+    const listing = (dir: string) => readdirSync(dir).filter((f) => !f.startsWith('.')).sort();
+
+    it('holds segments 2-5 and the fold store at seq 4, every one a write log record of the version this stratadisk reads', () => {
+      const dir = copyOf('journal/v1');
+      expect(listing(dir)).toEqual(FILES);
+      for (const f of FILES.filter((n) => n.startsWith('journal.'))) {
+        const head = recordHead(join(dir, f));
+        expect(head.magic, f).toBe(FORMATS.writeLog.magic);
+        expect(readsVersion('writeLog', head.version), f).toBe(true);
+      }
+      // the fold store's HEAD names the point it holds the blocks at
+      expect(readFileSync(join(dir, 'journal.fold-000000000000004.log')).toString('latin1')).toContain('"folded":4');
+    });
+
+    it('read-only: its marks, policy and every kept point read as written, and nothing on the store changes', async () => {
+      const dir = copyOf('journal/v1');
+      const before = new Map(FILES.map((f) => [f, readFileSync(join(dir, f))]));
+      const { volume, journal } = await openJournaled(new NodeDirNamespace(dir, { readOnly: true }), { readOnly: true });
+      const j = journal!;
+      expect(j.readOnly).toBe(true);
+      expect(volume.manifest.version).toBe(3);
+      expect(volume.requirements()).toEqual([{ name: 'journal', where: '', keeps: ['journal.base'], settings: { maxBytes: 8 * 1024 * KiB, onFull: 'refuse' } }]);
+      expect(volume.snapshots().map((s) => s.name)).toEqual(['journal.base']);
+      expect(j.marks()).toEqual(MARKS);
+      expect(j.status()).toMatchObject({ lastFlush: 18, marks: 2, policy: { maxBytes: 8 * 1024 * KiB, onFull: 'refuse' }, full: false, failed: null, recovered: null });
+      // the log was folded to mark one: `base` names it now; points before it are gone
+      expect(j.resolve('base')).toBe(4);
+      expect(j.resolve('mark:one')).toBe(4);
+      expect(() => j.view({ seq: 3 })).toThrow(expect.objectContaining({ code: 'out-of-range' }));
+      expect(same(await j.view('base').read(0, SIZE), one)).toBe(true);
+      expect(same(await j.view('mark:one').read(0, SIZE), one)).toBe(true);
+      expect(same(await j.view('mark:two').read(0, SIZE), two)).toBe(true);
+      expect(same(await j.view({ seq: 14 }).read(0, SIZE), afterPolicy)).toBe(true);
+      expect(same(await j.view('latest').read(0, SIZE), latest)).toBe(true);
+      expect(same(await volume.read(0, SIZE), latest)).toBe(true);
+      // the log's base snapshot is the volume before the log began
+      expect(same(await volume.openSnapshot('journal.base').read(0, SIZE), base)).toBe(true);
+      await expect(j.mark('three')).rejects.toMatchObject({ code: 'read-only' });
+      // a read-only journal is not attached to the volume: closing the volume leaves its log open
+      await j.close();
+      await volume.close();
+      expect(listing(dir)).toEqual(FILES);
+      for (const [f, b] of before) expect(readFileSync(join(dir, f)).equals(b), f).toBe(true);
+    });
+
+    it('writable: opens without recovery, keeps taking writes and marks through the log, and they are there after reopening', async () => {
+      const dir = copyOf('journal/v1');
+      const { volume, journal } = await openJournaled(new NodeDirNamespace(dir));
+      const j = journal!;
+      expect(j.readOnly).toBe(false);
+      expect(j.recovered).toBeNull();
+      expect(j.policy).toEqual({ maxBytes: 8 * 1024 * KiB, onFull: 'refuse' });
+      expect(j.marks()).toEqual(MARKS);
+      expect(same(await j.view('mark:two').read(0, SIZE), two)).toBe(true);
+      await volume.write(100 * KiB + 1, fill(5000, 0x61));
+      await volume.writeZeroes(0, 2 * KiB);
+      const three = await j.mark('three');
+      expect(three.point).toBeGreaterThan(18);
+      const now = latest.slice();
+      now.fill(0x61, 100 * KiB + 1, 100 * KiB + 5001);
+      now.fill(0, 0, 2 * KiB);
+      expect(same(await j.view('mark:three').read(0, SIZE), now)).toBe(true);
+      expect(same(await j.view('mark:two').read(0, SIZE), two)).toBe(true);
+      expect((await volume.check()).ok).toBe(true);
+      await volume.close();
+
+      const again = await openJournaled(new NodeDirNamespace(dir, { readOnly: true }), { readOnly: true });
+      expect(again.journal!.marks().map((m) => m.label)).toEqual(['one', 'two', 'three']);
+      expect(same(await again.volume.read(0, SIZE), now)).toBe(true);
+      expect(same(await again.journal!.view('latest').read(0, SIZE), now)).toBe(true);
+      expect(same(await again.journal!.view('mark:one').read(0, SIZE), one)).toBe(true);
+      await again.journal!.close();
+      await again.volume.close();
     });
   });
 });

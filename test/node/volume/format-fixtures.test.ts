@@ -2,7 +2,9 @@
  * Checked-in volumes of each manifest record version (test/fixtures/formats/): version 1 (written
  * by stratadisk before layer links) and version 2 (links recorded). Both open and read what was
  * written; the first commit on a version-1 volume writes version 2, with links for new layers;
- * a record version this stratadisk does not know is `unsupported`, never guessed at.
+ * a record version this stratadisk does not know is `unsupported`, never guessed at. A volume
+ * that keeps a write log (journal/v1) has manifest JSON version 3 with its requirement: read-only
+ * it opens as any volume, but a plain writable open is refused (its writes would pass the log by).
  *
  * Each fixture: 256 KiB, 4 KiB blocks; snapshot `base` = 8 KiB of 0x11 at 0; snapshot `s1` adds
  * 4 KiB of 0x22 at 16 KiB and zeros block 1 (4 KiB); the live view adds 100 bytes of 0x33 at 32 KiB.
@@ -13,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeRecord } from '../../../src/format/record.js';
+import { openJournaled } from '../../../src/journal/open.js';
 import { NodeDirNamespace } from '../../../src/store/node-dir.js';
 import { Volume } from '../../../src/volume/volume.js';
 
@@ -82,4 +85,42 @@ it('a manifest record of a version this stratadisk does not know is unsupported'
     writeFileSync(join(dir, slot), encodeRecord(head, payload));
   }
   await expect(Volume.open(new NodeDirNamespace(dir, { readOnly: true }), { readOnly: true })).rejects.toMatchObject({ code: 'unsupported', message: expect.stringMatching(/format version 3; this stratadisk reads versions 1 and 2\. Upgrade stratadisk: it was written by a release newer than \d+\.\d+\.\d+/) });
+});
+
+describe('fixture journal/v1 (manifest JSON version 3: a write log required)', () => {
+  const want = new Uint8Array(1024 * 1024);
+  // generate.mjs journal(): the volume as it was closed
+  want.fill(0x11, 0, 16384);
+  want.fill(0x12, 40 * 1024 + 7, 40 * 1024 + 107);
+  want.fill(0x21, 4096 + 100, 4096 + 300);
+  want.fill(0, 8192, 12288);
+  want.fill(0, 40 * 1024 + 20, 40 * 1024 + 70);
+  want.fill(0x31, 14 * 1024, 20 * 1024);
+  want.fill(0x41, 512 * 1024, 520 * 1024);
+  want.fill(0, 64 * 1024, 80 * 1024);
+  want.fill(0x51, want.length - 100);
+  want.fill(0x52, 0, 4096);
+
+  it('is manifest record version 2, JSON version 3 with the journal requirement, and reads read-only', async () => {
+    const dir = copyOf('journal/v1');
+    expect(recordVersions(dir)).toEqual([2, 2]);
+    const v = await Volume.open(new NodeDirNamespace(dir, { readOnly: true }), { readOnly: true });
+    expect(v.manifest.version).toBe(3);
+    expect(v.manifest.requires).toEqual([{ name: 'journal', where: '', keeps: ['journal.base'], settings: { maxBytes: 8 * 1024 * 1024, onFull: 'refuse' } }]);
+    expect(Buffer.from(await v.read(0, v.size)).equals(Buffer.from(want))).toBe(true);
+    expect((await v.check()).ok).toBe(true);
+    await v.close();
+  });
+
+  it('a plain writable open is refused with unsupported, changing nothing', async () => {
+    const dir = copyOf('journal/v1');
+    const slots = ['manifest.0', 'manifest.1'].map((s) => readFileSync(join(dir, s)));
+    await expect(Volume.open(new NodeDirNamespace(dir))).rejects.toMatchObject({ code: 'unsupported', message: expect.stringContaining('write log') });
+    expect(['manifest.0', 'manifest.1'].map((s) => readFileSync(join(dir, s)))).toEqual(slots);
+    // the refusal released the volume: a writer that attaches the log opens it and writes
+    const { volume, journal } = await openJournaled(new NodeDirNamespace(dir));
+    expect(journal).not.toBeNull();
+    await volume.write(0, new Uint8Array(100).fill(0x99));
+    await volume.close();
+  });
 });
