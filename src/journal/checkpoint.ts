@@ -1,8 +1,25 @@
 import { StrataError } from '../errors.js';
 import { xxh3_128 } from '../wasm/index.js';
-import type { Journal } from './journal.js';
+import type { Volume } from '../volume/volume.js';
+import type { VolumeReader } from '../volume/volume-reader.js';
 import type { Point } from './points.js';
 import { KIND_FOLD, encodeWrite, type Piece } from './record.js';
+import type { WriteLog } from './write-log.js';
+
+/** What a fold needs of a write log's journal (journal.ts implements it; no import back). */
+export interface FoldTarget {
+  readonly volume: Volume;
+  readonly log: WriteLog;
+  readonly oldest: number;
+  assertWritable(): void;
+  resolve(point: string | Point): number;
+  view(point: string | Point): VolumeReader;
+  blocksChanged(after: number, upTo?: number): number[];
+  recordsBetween(after: number, upTo: number): { seq: number; time: number }[];
+  status(): { lastFlush: number };
+  switchToFold(c: number, pieces: { piece: Piece; pos: number }[]): void;
+  checkQuota(): void;
+}
 
 /**
  * Checkpoints and retention: fold the oldest part of the write log into its base and delete it.
@@ -30,7 +47,7 @@ export interface FoldReport {
 /** Largest data one fold record carries. */
 const RECORD_DATA = 8 << 20;
 
-export async function foldLog(journal: Journal, upTo: string | Point, options: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<FoldReport> {
+export async function foldLog(journal: FoldTarget, upTo: string | Point, options: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<FoldReport> {
   journal.assertWritable();
   const want = journal.resolve(upTo);
   const log = journal.log;
@@ -90,7 +107,7 @@ export async function foldLog(journal: Journal, upTo: string | Point, options: {
  * The point a retention policy folds to: keep the newest `keepBytes` of log (whole segments), or
  * the records of the last `keepMs` milliseconds. null: nothing to fold.
  */
-export function retentionPoint(journal: Journal, policy: { keepBytes?: number; keepMs?: number; now?: number }): number | null {
+export function retentionPoint(journal: FoldTarget, policy: { keepBytes?: number; keepMs?: number; now?: number }): number | null {
   const segs = journal.log.segmentList();
   let c: number | null = null;
   if (policy.keepBytes !== undefined) {

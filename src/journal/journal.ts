@@ -206,8 +206,10 @@ export class Journal {
         const redone = await j.recover();
         if (opened.cut || redone > 0) j.recovered = { cutRecords: opened.cut?.records ?? 0, cutBytes: opened.cut?.bytes ?? 0, redone, reason: opened.cut?.reason ?? '' };
         j.attach();
-      } else if (opened.cut || opened.damaged) {
-        j.recovered = { cutRecords: opened.cut?.records ?? 0, cutBytes: opened.cut?.bytes ?? 0, redone: 0, reason: opened.damaged ?? opened.cut!.reason };
+      } else {
+        if (opened.cut || opened.damaged) j.recovered = { cutRecords: opened.cut?.records ?? 0, cutBytes: opened.cut?.bytes ?? 0, redone: 0, reason: opened.damaged ?? opened.cut!.reason };
+        // a read-only volume has no writes to observe; this only closes the log with the volume
+        j.handle = volume.observe({ mode: 'async', observe() {}, detached: () => j!.closeLog() });
       }
       return j;
     } catch (e) {

@@ -141,7 +141,9 @@ export class Volume implements VolumeReader {
    * writes) are refused with `locked`.
    */
   observe(observer: WriteObserver): ObserverHandle {
-    this.core.assertWritable();
+    // a read-only volume has no writes: an async observer there only hears of the close (detached)
+    if (observer.mode === 'async' && this.core.readOnly) this.core.assertOpen();
+    else this.core.assertWritable();
     return this.core.observers.attach(observer);
   }
 
