@@ -481,7 +481,15 @@ export class Journal {
     }
     const seq = this.log.nextSeq++;
     const kind = zero ? KIND_ZERO : KIND_WRITE;
-    if (!zero) for (let i = 0; i < pieces.length; i++) pieces[i]!.hash = xxh3_128(ev.data.subarray(sources[i]!.from, sources[i]!.from + sources[i]!.len));
+    if (!zero) {
+      // a whole block the layer recorded with data has its XXH3-128 already (the same bytes)
+      const layerHash = wholeBlockHashes(ev);
+      for (let i = 0; i < pieces.length; i++) {
+        const p = pieces[i]!;
+        const known = p.whole ? layerHash.get(Math.floor(p.offset / bs)) : undefined;
+        p.hash = known ?? xxh3_128(ev.data.subarray(sources[i]!.from, sources[i]!.from + sources[i]!.len));
+      }
+    }
     const { bytes, dataAt } = encodeWrite(kind, seq, Date.now(), pieces);
     if (!zero) {
       let p = dataAt;
@@ -702,6 +710,18 @@ function equalBytes(a: Uint8Array, b: Uint8Array, n: number): boolean {
 function sameHash(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** block -> the XXH3-128 the layer recorded for it in this write (blocks stored with data only). */
+function wholeBlockHashes(ev: WriteEvent): Map<number, Uint8Array> {
+  const l = ev.layer;
+  const out = new Map<number, Uint8Array>();
+  for (let k = 0; k < l.blocks.length; k++) {
+    if (l.zero?.[k]) continue;
+    const i = l.dataIndex[k]!;
+    out.set(l.blocks[k]!, l.hashes.subarray(i * 16, i * 16 + 16));
+  }
+  return out;
 }
 
 /** For flat [first, count]* runs: a function from a block to its index in the runs' data. */
