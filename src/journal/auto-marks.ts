@@ -1,5 +1,3 @@
-import type { Journal } from './journal.js';
-
 /**
  * Marks that other parts add by themselves (issue 16, item 2): a consistency-group snapshot
  * marks the write log of each journaled volume of the set, and a VM snapshot marks its disk's
@@ -20,9 +18,10 @@ export function vmMarkLabel(snapshot: string): string {
 /**
  * A consistency group's `onSnapshot` hook (CoordinatorOptions, GroupHostOptions) that marks
  * the log of each journaled volume with `group:NAME` while the set is still frozen. `journals`
- * maps the group's volume names to their logs (null or missing: the volume keeps none).
+ * maps the group's volume names to their logs (null or missing: the volume keeps none): a
+ * Journal (openJournaled), or a RemoteVolume's `journal` for a host whose volumes are in a worker.
  */
-export function markGroupSnapshots(journals: Readonly<Record<string, Journal | null | undefined>>): (volume: string, snapshot: string) => Promise<void> {
+export function markGroupSnapshots(journals: Readonly<Record<string, { mark(label: string): Promise<unknown> } | null | undefined>>): (volume: string, snapshot: string) => Promise<void> {
   return async (volume, snapshot) => {
     const j = journals[volume];
     if (j) await j.mark(groupMarkLabel(snapshot));
