@@ -40,6 +40,14 @@ export interface CoordinatorOptions {
   /** nobody stays frozen longer than this, counted from the freeze (default 60 s) */
   freezeLimitMs?: number;
   clock?: Clock;
+  /**
+   * Runs once per volume after every snapshot of the set is taken, while every writer is still
+   * frozen (before the thaw): for work that must land at the snapshot's instant, such as a
+   * transaction mark in the volume's write log (the CLI's serve-group registers one for each
+   * journaled volume). A hook that fails aborts the attempt like a failed volume snapshot: the
+   * set's snapshots are deleted and everyone thaws.
+   */
+  onSnapshot?: (volume: string, snapshot: string) => Promise<void>;
 }
 
 export type AttemptState = 'preparing' | 'freezing' | 'snapshotting' | 'done' | 'aborted';
@@ -74,6 +82,7 @@ export class Coordinator {
   private readonly members = new Set<ParticipantHandle>();
   private readonly targets: [string, SnapshotTarget][];
   private readonly clock: Clock;
+  private readonly onSnapshot: CoordinatorOptions['onSnapshot'];
   readonly freezeTimeoutMs: number;
   readonly freezeLimitMs: number;
   private current: Attempt | undefined;
@@ -87,6 +96,7 @@ export class Coordinator {
   constructor(volumes: Record<string, SnapshotTarget> | Map<string, SnapshotTarget>, options: CoordinatorOptions = {}) {
     this.targets = volumes instanceof Map ? [...volumes] : Object.entries(volumes);
     this.clock = options.clock ?? realClock;
+    this.onSnapshot = options.onSnapshot;
     this.freezeTimeoutMs = options.freezeTimeoutMs ?? DEFAULT_FREEZE_TIMEOUT_MS;
     this.freezeLimitMs = options.freezeLimitMs ?? DEFAULT_FREEZE_LIMIT_MS;
     if (!(this.freezeTimeoutMs > 0 && this.freezeLimitMs > 0)) throw new StrataError('invalid-argument', 'freezeTimeoutMs and freezeLimitMs must be positive.');
@@ -236,6 +246,17 @@ export class Coordinator {
       const e = (results[failed] as PromiseRejectedResult).reason;
       const code: ErrorCode = isStrataError(e) ? e.code : 'io';
       this.abort(a, code, `Snapshotting volume "${this.targets[failed]![0]}" failed (${e instanceof Error ? e.message : String(e)}); the snapshots of the other volumes were deleted.`);
+    }
+    const hook = this.onSnapshot;
+    if (a.state === 'snapshotting' && hook) {
+      // still frozen: what the hook does lands at the snapshot's instant
+      const done = await Promise.allSettled(this.targets.map(([n]) => hook(n, a.name)));
+      const bad = done.findIndex((r) => r.status === 'rejected');
+      if (a.state === 'snapshotting' && bad >= 0) {
+        const e = (done[bad] as PromiseRejectedResult).reason;
+        const code: ErrorCode = isStrataError(e) ? e.code : 'io';
+        this.abort(a, code, `After snapshotting volume "${this.targets[bad]![0]}", its snapshot hook failed (${e instanceof Error ? e.message : String(e)}); the snapshots of the set were deleted.`);
+      }
     }
     if (a.state !== 'snapshotting') {
       // Aborted meanwhile (limit, veto, a participant died) or failed: leave nothing behind.

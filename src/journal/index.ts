@@ -4,3 +4,4 @@ export { restoreTo, type RestoreReport } from './restore.js';
 export { parsePoint, type Point, type Mark } from './points.js';
 export { exportDmLog, importDmLog, type DmLogExportReport, type DmLogImportReport } from './dm-log.js';
 export { foldLog, retentionPoint, type FoldReport } from './checkpoint.js';
+export { markGroupSnapshots, groupMarkLabel, vmMarkLabel } from './auto-marks.js';

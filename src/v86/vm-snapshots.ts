@@ -11,8 +11,14 @@
  * left waiting for a callback), save the machine state, write the guest's buffered writes to the
  * volume and make them durable, snapshot the volume, then store the state. A crash between the
  * last two steps leaves a disk-only snapshot, never a state without its disk.
+ *
+ * When the disk keeps a write log (journal mode), each snapshot also marks the log `vm:NAME`
+ * while the CPU is still stopped (after the volume snapshot, the same flushed instant), so the
+ * disk can be restored to it (`restore DIR mark:vm:NAME`) or viewed there. A mark that fails
+ * undoes the snapshot (the log failing stops the volume's writes anyway).
  */
 import { StrataError } from '../errors.js';
+import { vmMarkLabel } from '../journal/auto-marks.js';
 import type { SnapshotInfo } from '../volume/volume.js';
 import type { DiskVolume, V86Disk } from './disk-adapter.js';
 import { decodeState, encodeState } from './state-file.js';
@@ -34,6 +40,22 @@ export interface SnapshotVolume extends DiskVolume {
   snapshots(): SnapshotInfo[] | Promise<SnapshotInfo[]>;
   revert(name: string): Promise<void>;
   deleteSnapshot(name: string): Promise<void>;
+  /** The volume's write log, when it can have one (RemoteVolume.journal): marked when status() is not null. */
+  readonly journal?: { status(): Promise<unknown>; mark(label: string): Promise<unknown> };
+}
+
+/** A write log to mark at each snapshot: a Journal (openJournaled) or RemoteVolume.journal. */
+export interface SnapshotMarker {
+  mark(label: string): Promise<unknown>;
+}
+
+export interface VmSnapshotsOptions {
+  /**
+   * The disk's write log, marked `vm:NAME` at each snapshot. Default: the volume's own
+   * `journal` (RemoteVolume) when it keeps a log; pass the Journal from openJournaled() for an
+   * in-process Volume, or null never to mark.
+   */
+  journal?: SnapshotMarker | null;
 }
 
 export interface VmSnapshotInfo {
@@ -58,14 +80,24 @@ export interface VmRevertResult {
 export class VmSnapshots {
   private emulator: V86Machine | undefined;
   private busy: Promise<unknown> = Promise.resolve();
+  private readonly journal: SnapshotMarker | null | undefined;
 
   constructor(
     readonly volume: SnapshotVolume,
     readonly disk: V86Disk,
     readonly states: MachineStateStore,
     emulator?: V86Machine,
+    options: VmSnapshotsOptions = {},
   ) {
     this.emulator = emulator;
+    this.journal = options.journal;
+  }
+
+  /** The log to mark, if the disk keeps one. */
+  private async marker(): Promise<SnapshotMarker | null> {
+    if (this.journal !== undefined) return this.journal;
+    const own = this.volume.journal;
+    return own && (await own.status()) !== null ? own : null;
   }
 
   /** Attach (or replace) the emulator whose state is saved and restored. */
@@ -86,7 +118,16 @@ export class VmSnapshots {
         await this.disk.settle();
         if (machine && emu) state = await encodeState(await emu.save_state());
         await this.disk.flush();
+        const marker = await this.marker();
         const info = await this.volume.snapshot(name);
+        if (marker) {
+          try {
+            await marker.mark(vmMarkLabel(name));
+          } catch (e) {
+            await this.volume.deleteSnapshot(name).catch(() => {});
+            throw e;
+          }
+        }
         if (state) await this.states.put(name, state);
         return { name, created: info.created, machine: state !== undefined, stateBytes: state?.length ?? 0 };
       } finally {

@@ -3,10 +3,12 @@ import { basename } from 'node:path';
 import { GroupHost } from '../../consistency/host.js';
 import { listenGroup } from '../../consistency/node-socket.js';
 import { repairSnapshotSets } from '../../consistency/repair.js';
+import { markGroupSnapshots } from '../../journal/auto-marks.js';
+import type { Journal } from '../../journal/journal.js';
 import type { Volume } from '../../volume/volume.js';
 import type { Command } from '../command.js';
 import { line, UsageError } from '../io.js';
-import { openVolume } from '../target.js';
+import { openJournaledVolume } from '../target.js';
 
 function positiveMs(v: string | boolean | undefined, option: string): number | undefined {
   if (typeof v !== 'string') return undefined;
@@ -30,6 +32,8 @@ export const serveGroupCommand: Command = {
     'A stale SOCKET left by a host that died is replaced; one a process listens on, or anything',
     'that is not a socket (a regular file, a directory, a symbolic link), is refused and left alone.',
     'At start, a set snapshot (default name cg-...) that a crash left on some volumes only is removed.',
+    'A volume that keeps a write log gets a mark group:NAME at each set snapshot NAME (taken while',
+    'the set is frozen), so `stratadisk restore DIR mark:group:NAME` goes back to it.',
     '  --freeze-timeout MS  each participant must freeze within this (default 10000)',
     '  --freeze-limit MS    nobody stays frozen longer (default 60000)',
   ].join('\n'),
@@ -46,11 +50,16 @@ export const serveGroupCommand: Command = {
     const freezeTimeoutMs = positiveMs(values['freeze-timeout'], 'freeze-timeout');
     const freezeLimitMs = positiveMs(values['freeze-limit'], 'freeze-limit');
     const volumes: Record<string, Volume> = {};
+    const journals: Record<string, Journal | null> = {};
     try {
-      for (const { name, dir } of named) volumes[name] = await openVolume(dir, false);
+      for (const { name, dir } of named) {
+        const opened = await openJournaledVolume(dir, false);
+        volumes[name] = opened.volume;
+        journals[name] = opened.journal;
+      }
       // A crash of an earlier host during a set snapshot may have left it on some volumes only.
       for (const n of await repairSnapshotSets(volumes)) line(io.stderr, `stratadisk: serve-group: removed ${n}, a set snapshot that a crash left on some volumes only`);
-      const host = new GroupHost(volumes, { ...(freezeTimeoutMs ? { freezeTimeoutMs } : {}), ...(freezeLimitMs ? { freezeLimitMs } : {}) });
+      const host = new GroupHost(volumes, { onSnapshot: markGroupSnapshots(journals), ...(freezeTimeoutMs ? { freezeTimeoutMs } : {}), ...(freezeLimitMs ? { freezeLimitMs } : {}) });
       host.coordinator.onEvent = (e) => {
         if (e.state === 'done' || e.state === 'aborted') line(io.stderr, `stratadisk: serve-group: attempt ${e.attempt} ${e.state}${e.reason ? `: ${e.reason}` : ''}`);
       };
