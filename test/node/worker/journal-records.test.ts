@@ -73,8 +73,9 @@ describe('journal.records over the worker protocol', () => {
     const v = await client.createVolume({ backend: 'memory', path: 'bad' }, { size: 1 << 20, blockSize: BS });
     await expect(v.journal.records(-1)).rejects.toMatchObject({ code: 'not-found' });
     await v.journal.enable();
-    for (const args of [[0.5, 3], [0, Number.NaN], [0, 3, 0], [0, 3, 1.5]] as const) {
-      const e = await v.journal.records(...(args as [number, number, number?])).catch((x: unknown) => x);
+    const cases: [number, number, number?][] = [[0.5, 3], [0, Number.NaN], [0, 3, 0], [0, 3, 1.5]];
+    for (const args of cases) {
+      const e = await v.journal.records(...args).catch((x: unknown) => x);
       expect(e).toBeInstanceOf(StrataError);
       expect((e as StrataError).code).toBe('invalid-argument');
     }
