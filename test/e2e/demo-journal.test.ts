@@ -3,11 +3,18 @@
  * add a mark, write more, move the time slider to the mark (the block map and the hex view show
  * the old content), restore to it (progress, the undo mark shown), undo, and turn the log off.
  * Saves test/.tmp/demo-journal-<backend>.png with the slider at the mark.
+ *
+ * Then vm.html (when the v86 guest is built: build/guest/): a guest on OPFS with the write log
+ * on writes a file, takes a VM snapshot (which adds a mark with its machine state), writes
+ * again and marks the disk only, writes a third time; "Rewind the VM to here" on the snapshot's
+ * mark brings the running guest and its disk back, and on the disk-only mark reboots the guest
+ * on the disk as it was. Saves test/.tmp/vm-rewind.png after the first rewind.
  */
 import type { Browser, BrowserContext, Page } from 'playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { act, chooseVolume, launchBrowser, openDemo, pageProblems, serveDemo, TMP, type DemoServer } from './harness.js';
+import { guestMissing } from '../../src/v86/guest-node.ts';
+import { act, chooseVolume, idle, launchBrowser, openDemo, openVmPage, pageProblems, serveDemo, status, TMP, type DemoServer } from './harness.js';
 
 let server: DemoServer;
 let browser: Browser;
@@ -169,6 +176,64 @@ describe.each(['opfs', 'idb'] as const)('the write log card on %s', (backend) =>
     expect(await page.locator('#jl-state').textContent()).toContain('off');
     expect(await page.isDisabled('#jl-slider')).toBe(true);
     expect(await page.locator('#jl-ticks li').count()).toBe(0);
+    expect(pageProblems.get(page)).toEqual([]);
+  });
+});
+
+const missing = guestMissing();
+
+describe.skipIf(missing !== undefined)(`vm.html: rewind the VM to a mark${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  let context: BrowserContext;
+
+  beforeAll(async () => {
+    context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  });
+  afterAll(async () => {
+    await context?.close();
+  });
+
+  it("rewinds to a snapshot's mark (machine state) and to a disk-only mark (reboot)", { timeout: 1_800_000 }, async () => {
+    const page = await openVmPage(context, server.url);
+    await page.selectOption('#backend', 'opfs');
+    await page.fill('#vm-name', 'jl');
+    await page.evaluate(() => window.__vm!.attach());
+    expect(await page.isDisabled('#btn-rewind')).toBe(true);
+    expect(await page.isDisabled('#btn-mark')).toBe(true);
+    await page.locator('#btn-log-on').click();
+    await idle(page);
+    expect((await status(page)).kind).toBe('ok');
+    expect(await page.locator('#log-state').textContent()).toContain('write log on');
+
+    await page.evaluate(() => window.__vm!.boot());
+    const run = (cmd: string) => page.evaluate((c) => window.__vm!.run(c), cmd);
+    await run('echo first > /mnt/note.txt && sync');
+    // A snapshot with the log on adds a mark of its name, with the machine state.
+    expect(await page.evaluate(() => window.__vm!.snapshot('s1', true))).toMatchObject({ machine: true });
+    await run('echo second > /mnt/note.txt && sync');
+    await page.evaluate(() => window.__vm!.mark('disk-only', false));
+    await run('echo third > /mnt/note.txt && sync');
+    expect((await page.evaluate(() => window.__vm!.marks())).map((m) => m.label)).toEqual(['s1', 'disk-only']);
+    expect(await page.locator('#vm-marks option').allTextContents()).toEqual([expect.stringMatching(/^disk-only · .* · disk$/), expect.stringMatching(/^s1 · .* · disk \+ machine$/)]);
+
+    // Rewind to s1 from the page: disk and machine state; the guest continues from that instant.
+    await page.selectOption('#vm-marks', 's1');
+    await page.locator('#btn-rewind').click();
+    await idle(page, 600_000);
+    let s = await status(page);
+    expect(s.kind, s.text).toBe('ok');
+    expect(await page.locator('#rewind-result').textContent()).toMatch(/Rewound to mark s1 \(record \d+\): \d+ disk blocks? restored; machine state restored.*To undo, rewind to before-restore-/);
+    await page.screenshot({ path: join(TMP, 'vm-rewind.png'), fullPage: true });
+    expect(await run('sync; echo 3 > /proc/sys/vm/drop_caches; cat /mnt/note.txt')).toBe('first\n');
+
+    // Rewind to the disk-only mark: the disk as it was, the machine rebooted on it.
+    await page.selectOption('#vm-marks', 'disk-only');
+    await page.locator('#btn-rewind').click();
+    await idle(page, 1_200_000);
+    s = await status(page);
+    expect(s.kind, s.text).toBe('ok');
+    expect(await page.locator('#rewind-result').textContent()).toContain('rebooted on the rewound disk');
+    expect(await run('cat /mnt/note.txt')).toBe('second\n');
+    await page.evaluate(() => window.__vm!.stop());
     expect(pageProblems.get(page)).toEqual([]);
   });
 });
