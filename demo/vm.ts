@@ -324,7 +324,7 @@ async function rewind(label: string): Promise<string> {
   result.innerHTML =
     `Rewound to mark <b>${escapeHtml(label)}</b> (record ${report.to}): ${report.blocks} disk block${report.blocks === 1 ? '' : 's'} restored; ${escapeHtml(how)}. ` +
     `To undo, rewind to <b class="undo-mark">${escapeHtml(report.undo)}</b>.`;
-  return `rewound to mark ${label}: disk (${report.blocks} blocks) and ${state ? 'machine state' : 'a reboot'}`;
+  return `rewound to mark ${label}: disk (${report.blocks} block${report.blocks === 1 ? '' : 's'}) and ${state ? 'machine state' : 'a reboot'}`;
 }
 
 async function refreshMarks(): Promise<Mark[]> {
@@ -389,9 +389,12 @@ async function refreshSnapshots(): Promise<VmSnapshotInfo[]> {
     return [];
   }
   const list = await current.vm.list();
+  // With the write log on the volume refuses revert (it would cut the log): rewind to a mark.
+  const revertOff = current.logOn ? ' disabled title="the write log is on: rewind to the snapshot\'s mark instead"' : '';
+  // (data-needs="nolog": setBusy keeps them disabled while the log is on)
   body.innerHTML = list
     .map((s) => `<tr><td>${escapeHtml(s.name)}</td><td>${s.machine ? `disk + machine (${formatBytes(s.stateBytes)})` : 'disk'}</td><td>${escapeHtml(formatTime(s.created))}</td>` +
-      `<td><button data-revert="${escapeHtml(s.name)}">Revert</button></td></tr>`)
+      `<td><button data-revert="${escapeHtml(s.name)}" data-needs="nolog"${revertOff}>Revert</button></td></tr>`)
     .join('');
   for (const b of body.querySelectorAll<HTMLButtonElement>('button[data-revert]')) {
     b.addEventListener('click', () => void action(`revert ${b.dataset.revert}`, () => revert(b.dataset.revert!)));

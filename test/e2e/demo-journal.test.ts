@@ -213,6 +213,8 @@ describe.skipIf(missing !== undefined)(`vm.html: rewind the VM to a mark${missin
     await page.evaluate(() => window.__vm!.mark('disk-only', false));
     await run('echo third > /mnt/note.txt && sync');
     expect((await page.evaluate(() => window.__vm!.marks())).map((m) => m.label)).toEqual(['s1', 'disk-only']);
+    // With the log on, the volume refuses revert: the table's Revert buttons wait, rewind acts.
+    expect(await page.locator('#vm-snaps button[data-revert="s1"]').isDisabled()).toBe(true);
     expect(await page.locator('#vm-marks option').allTextContents()).toEqual([expect.stringMatching(/^disk-only · .* · disk$/), expect.stringMatching(/^s1 · .* · disk \+ machine$/)]);
 
     // Rewind to s1 from the page: disk and machine state; the guest continues from that instant.
@@ -222,8 +224,8 @@ describe.skipIf(missing !== undefined)(`vm.html: rewind the VM to a mark${missin
     let s = await status(page);
     expect(s.kind, s.text).toBe('ok');
     expect(await page.locator('#rewind-result').textContent()).toMatch(/Rewound to mark s1 \(record \d+\): \d+ disk blocks? restored; machine state restored.*To undo, rewind to before-restore-/);
-    await page.screenshot({ path: join(TMP, 'vm-rewind.png'), fullPage: true });
     expect(await run('sync; echo 3 > /proc/sys/vm/drop_caches; cat /mnt/note.txt')).toBe('first\n');
+    await page.screenshot({ path: join(TMP, 'vm-rewind.png'), fullPage: true });
 
     // Rewind to the disk-only mark: the disk as it was, the machine rebooted on it.
     await page.selectOption('#vm-marks', 'disk-only');
