@@ -15,6 +15,8 @@ export const REMOTE_COLOUR = '#f3d9a4';
 /** The chain id the engine gives a volume's remote image. */
 const REMOTE_LAYER = 'remote';
 const GRID_COLOUR = '#ffffff';
+/** Legend words for owners that are not layers of the chain. */
+const OTHER_OWNERS: Record<string, string> = { journal: 'journal (written in the log up to this point)' };
 
 /** At most this many cells; bigger volumes group blocks per cell. */
 const MAX_CELLS = 4096;
@@ -129,6 +131,11 @@ export function drawBlockMap(canvas: HTMLCanvasElement, info: VolumeInfo, extent
     const role = id === info.active.layer ? 'active' : names ? `snapshot ${names.join(', ')}` : 'sealed';
     const label = id === cacheLayer ? `${id} (local: fetched from the image, clean)` : `${id} (${role}${info.remote ? ', modified' : ''})`;
     legend.push({ key: id, label, colour: layerColour(info, id), blocks: blocksByKey.get(id) ?? 0 });
+  }
+  // Owners outside the chain: a view of the write log marks the blocks the log decides at its point.
+  for (const [key, blocks] of blocksByKey) {
+    if (key === 'zero' || key === 'empty' || key === REMOTE_LAYER || chain.includes(key)) continue;
+    legend.push({ key, label: OTHER_OWNERS[key] ?? key, colour: layerColour(info, key), blocks });
   }
   legend.push({ key: 'zero', label: 'zero', colour: ZERO_COLOUR, blocks: blocksByKey.get('zero') ?? 0 });
   legend.push({ key: 'empty', label: 'unallocated', colour: EMPTY_COLOUR, blocks: blocksByKey.get('empty') ?? 0 });

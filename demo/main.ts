@@ -8,6 +8,7 @@ import { clearBlockMap, drawBlockMap, layerColour, renderLegend } from './blockm
 import { asText, escapeHtml, formatBytes, formatTime, hexdump, parseSize } from './format.js';
 import { checkVolumeName, forgetVolume, loadKnown, rememberVolume, volumePath, type DemoBackend, type KnownVolume } from './known.js';
 import { chunks, parseByte, randomBlockIndexes, randomBytes } from './patterns.js';
+import { JournalPanel } from './journal.js';
 import { ProvisionPanel } from './provision.js';
 import { $, errorCode, errorMessage, inputValue, setProgress, setStatus } from './ui.js';
 
@@ -56,6 +57,7 @@ function updateButtons(): void {
   $<HTMLButtonElement>('btn-job-cancel').disabled = job === null;
   $('btn-job-pause').textContent = job?.paused ? 'Resume' : 'Pause';
   document.body.dataset.busy = busy > 0 ? 'yes' : 'no';
+  journal?.updateButtons();
 }
 
 /**
@@ -478,6 +480,19 @@ const provision = new ProvisionPanel($('provision'), {
   },
 });
 
+// ---- write log ------------------------------------------------------------------------------
+
+const journal: JournalPanel = new JournalPanel({
+  volume: () => current?.volume ?? null,
+  pageBusy: () => busy > 0,
+  run: action,
+  drawMap: async (extents, caption) => {
+    if (!current || !lastInfo) return;
+    $('map-when').textContent = caption;
+    drawMap(lastInfo, extents ?? (await current.volume.map()));
+  },
+});
+
 // ---- redraw ---------------------------------------------------------------------------------
 
 async function refresh(): Promise<void> {
@@ -490,6 +505,8 @@ async function refresh(): Promise<void> {
     clearBlockMap(canvas, $('legend'));
     provision.show(null);
     $('map-scale').textContent = '';
+    $('map-when').textContent = '';
+    await journal.refresh();
     await storage;
     return;
   }
@@ -501,8 +518,13 @@ async function refresh(): Promise<void> {
     `${v.readOnly ? ' · <b>read-only</b>' : ''} · ${formatBytes(info.size)} · ${formatBytes(info.blockSize)} blocks · ` +
     `${info.chain.length} layer(s) in chain · ${formatBytes(info.allocatedBytes)} allocated · generation ${info.generation}`;
   renderSnapshots(snaps, info);
-  drawMap(info, extents);
   provision.show(info);
+  // The write log's card draws the map when the volume keeps a log (from a view when its slider
+  // is at an earlier point); otherwise the live map is drawn here.
+  if (!(await journal.refresh())) {
+    drawMap(info, extents);
+    $('map-when').textContent = 'live';
+  }
   await storage;
 }
 
@@ -514,7 +536,8 @@ function drawMap(info: VolumeInfo, extents: Extent[]): void {
 }
 
 window.addEventListener('resize', () => {
-  if (current && lastInfo) void current.volume.map().then((m) => lastInfo && drawMap(lastInfo, m));
+  // refresh: the map may show the write log's slider point rather than the live volume
+  if (current && lastInfo && busy === 0) void refresh().catch((e) => console.warn('refresh failed', e));
 });
 
 // ---- start ----------------------------------------------------------------------------------

@@ -12,11 +12,13 @@ import { installFlushBarrier } from '../src/v86/flush-barrier.js';
 import { fetchGuest, GUEST_READY, guestOptions, type GuestImages } from '../src/v86/guest.js';
 import { SerialConsole } from '../src/v86/serial-console.js';
 import { MemoryStateStore, OpfsStateStore, type MachineStateStore } from '../src/v86/state-store.js';
+import { decodeState, encodeState } from '../src/v86/state-file.js';
 import { VmSnapshots, type V86Machine, type VmSnapshotInfo } from '../src/v86/vm-snapshots.js';
+import type { Mark } from '../src/worker/client.js';
 import { drawBlockMap, renderLegend } from './blockmap.js';
 import { ProvisionPanel } from './provision.js';
 import { escapeHtml, formatBytes, formatTime } from './format.js';
-import { $, errorCode, errorMessage, inputValue, setStatus } from './ui.js';
+import { $, errorCode, errorMessage, inputValue, setProgress, setStatus } from './ui.js';
 
 const worker = new Worker(new URL('../src/worker/entry.ts', import.meta.url), { type: 'module' });
 const client = StrataClient.connect(worker);
@@ -29,6 +31,8 @@ interface Running {
   emulator: (V86Machine & { destroy(): Promise<void> }) | undefined;
   console: SerialConsole | undefined;
   booted: number;
+  /** the disk keeps a write log (marks, rewind) */
+  logOn: boolean;
 }
 
 let current: Running | undefined;
@@ -44,7 +48,13 @@ function setBusy(delta: number): void {
   for (const b of document.querySelectorAll<HTMLButtonElement>('button')) {
     if (b.dataset.own !== undefined) continue; // the copy-on-read panel's own buttons
     const needs = b.dataset.needs;
-    b.disabled = busy > 0 || (needs === 'volume' && !current) || (needs === 'vm' && !current?.emulator);
+    b.disabled =
+      busy > 0 ||
+      (needs === 'volume' && !current) ||
+      (needs === 'vm' && !current?.emulator) ||
+      (needs === 'log' && !current?.logOn) ||
+      (needs === 'nolog' && (!current || current.logOn)) ||
+      (needs === 'rewind' && (!current?.logOn || inputValue('vm-marks') === ''));
   }
 }
 
@@ -104,9 +114,11 @@ async function attach(): Promise<Running> {
   // 11–43 MB where the guest read 8.5 MB (test/browser/bench/v86-edge.test.ts); 1 MiB fetched 11 MB.
   const readAhead = info.remote ? { readAheadBytes: 1 << 20 } : {};
   const disk = new V86Disk(volume, { ...readAhead, flushIntervalMs: diskConfig.flushIntervalMs, onError: (e) => setStatus('error', `disk: ${errorMessage(e)}`, errorCode(e)) });
-  current = { spec, volume, disk, vm: new VmSnapshots(volume, disk, statesFor(spec)), emulator: undefined, console: undefined, booted: 0 };
+  const logOn = (await volume.journal.status()) !== null;
+  current = { spec, volume, disk, vm: new VmSnapshots(volume, disk, statesFor(spec)), emulator: undefined, console: undefined, booted: 0, logOn };
   $('vm-state').textContent = `${created ? 'new' : 'existing'} disk: ${formatBytes(volume.size)} on ${spec.backend}${info.remote ? `, copy on read from ${info.remote.url}` : ''}`;
   await refreshSnapshots();
+  await refreshMarks();
   return current;
 }
 
@@ -187,11 +199,150 @@ async function snapshot(): Promise<string> {
   const r = await attach();
   const name = inputValue('snap-name').trim();
   const machine = $<HTMLInputElement>('snap-machine').checked && r.emulator !== undefined;
-  const info = await r.vm.snapshot(name, { machine });
-  await refreshSnapshots();
+  const { info, mark } = await snapshotAndMark(r, name, machine);
   const next = /^(.*?)(\d+)$/.exec(name);
   if (next) $<HTMLInputElement>('snap-name').value = `${next[1]}${Number(next[2]) + 1}`;
-  return `snapshot ${name}: disk${info.machine ? ` + machine state (${formatBytes(info.stateBytes)})` : ' only'}`;
+  return `snapshot ${name}: disk${info.machine ? ` + machine state (${formatBytes(info.stateBytes)})` : ' only'}${mark ? `; mark "${mark.label}" in the write log at the same instant` : ''}`;
+}
+
+/**
+ * A VM snapshot; with the write log on, also a mark at the same instant (the machine stays
+ * stopped between the two), holding the same machine state, so a rewind to the mark restores
+ * the disk and the running guest as the snapshot would.
+ */
+async function snapshotAndMark(r: Running, name: string, machine: boolean): Promise<{ info: VmSnapshotInfo; mark?: Mark }> {
+  const emu = r.logOn ? r.emulator : undefined;
+  const wasRunning = emu?.is_running() ?? false;
+  if (emu && wasRunning) await emu.stop();
+  try {
+    const info = await r.vm.snapshot(name, { machine });
+    if (!r.logOn) return { info };
+    const state = info.machine ? await r.vm.states.get(name) : undefined;
+    const mark = await markDisk(r, name, state);
+    return { info, mark };
+  } finally {
+    if (emu && wasRunning) await emu.run();
+    await refreshSnapshots();
+    await refreshMarks();
+  }
+}
+
+// ---- write log: marks and rewind ------------------------------------------------------------
+
+/** Where a mark's machine state is kept: by the mark's own record (labels may repeat). */
+function markStateName(m: Mark): string {
+  return `+mark+${m.seq}`;
+}
+
+/** The guest's buffered writes made durable, then a mark; `state` is kept with it. */
+async function markDisk(r: Running, label: string, state?: Uint8Array): Promise<Mark> {
+  await r.disk.settle();
+  await r.disk.flush();
+  const m = await r.volume.journal.mark(label);
+  if (state) await r.vm.states.put(markStateName(m), state);
+  return m;
+}
+
+/** A mark now; with `machine` and a running guest, its machine state too (the CPU waits meanwhile). */
+async function markVm(label: string, machine: boolean): Promise<Mark> {
+  const r = await attach();
+  if (!r.logOn) throw Object.assign(new Error('the disk keeps no write log: turn it on first'), { code: 'not-found' });
+  if (!label) throw Object.assign(new Error('give the mark a label'), { code: 'invalid-argument' });
+  const emu = machine ? r.emulator : undefined;
+  const wasRunning = emu?.is_running() ?? false;
+  try {
+    if (emu && wasRunning) await emu.stop();
+    await r.disk.settle();
+    const state = emu ? await encodeState(await emu.save_state()) : undefined;
+    return await markDisk(r, label, state);
+  } finally {
+    if (emu && wasRunning) await emu.run();
+    await refreshMarks();
+  }
+}
+
+async function setLog(on: boolean): Promise<string> {
+  const r = await attach();
+  if (on) {
+    await r.disk.settle();
+    await r.disk.flush();
+    await r.volume.journal.enable();
+  } else {
+    await r.volume.journal.disable();
+  }
+  r.logOn = on;
+  await refreshSnapshots();
+  await refreshMarks();
+  return on ? 'write log on: every write of the guest is kept; marks are points to rewind to' : 'write log off and deleted';
+}
+
+/**
+ * Rewind the VM to mark `label` (the newest of that name): stop the machine, restore the disk
+ * to the mark through the worker (logged, so undoable: the report names the undo mark), then
+ * restore the mark's machine state, or reboot when it has none.
+ */
+async function rewind(label: string): Promise<string> {
+  const r = await attach();
+  if (!r.logOn) throw Object.assign(new Error('the disk keeps no write log'), { code: 'not-found' });
+  const mark = (await r.volume.journal.marks()).filter((m) => m.label === label).at(-1);
+  if (!mark) throw Object.assign(new Error(`no mark "${label}"`), { code: 'not-found' });
+  // Decode the state first: a damaged one must not leave a stopped VM on a rewound disk.
+  const bytes = await r.vm.states.get(markStateName(mark));
+  const state = bytes ? await decodeState(bytes, `of mark "${label}"`) : undefined;
+  const result = $('rewind-result');
+  result.textContent = 'stopping the machine…';
+  await stop();
+  setProgress('rewind-progress', 0, 1);
+  const report = await r.volume.journal.restore({ seq: mark.point }, {
+    onProgress: (p) => {
+      setProgress('rewind-progress', p.done, Math.max(1, p.total));
+      result.textContent = `restoring the disk: ${p.done} of ${p.total} changed blocks`;
+    },
+  });
+  setProgress('rewind-progress', 1, 1);
+  r.disk.invalidate();
+  await r.disk.prime();
+  $('console').textContent = '';
+  let how: string;
+  if (state) {
+    await startMachine(r, 'restore');
+    await r.emulator!.restore_state(state);
+    await r.emulator!.run();
+    r.console?.send('\n');
+    how = 'machine state restored: the guest continues from the mark';
+    $('vm-state').textContent = `running · rewound to mark ${label}`;
+  } else {
+    $('vm-state').textContent = `rebooting on the disk of mark ${label}`;
+    result.textContent = `disk rewound to mark ${label} (${report.blocks} blocks); the mark has no machine state: rebooting…`;
+    await startMachine(r, 'boot');
+    await r.console!.waitFor(GUEST_READY, 900_000);
+    await r.console!.waitFor('# ', 60_000);
+    how = 'the mark has no machine state: the machine rebooted on the rewound disk';
+    $('vm-state').textContent = `running · rebooted on the disk of mark ${label}`;
+  }
+  await refreshMarks();
+  result.innerHTML =
+    `Rewound to mark <b>${escapeHtml(label)}</b> (record ${report.to}): ${report.blocks} disk block${report.blocks === 1 ? '' : 's'} restored; ${escapeHtml(how)}. ` +
+    `To undo, rewind to <b class="undo-mark">${escapeHtml(report.undo)}</b>.`;
+  return `rewound to mark ${label}: disk (${report.blocks} block${report.blocks === 1 ? '' : 's'}) and ${state ? 'machine state' : 'a reboot'}`;
+}
+
+async function refreshMarks(): Promise<Mark[]> {
+  const select = $<HTMLSelectElement>('vm-marks');
+  const keep = select.value;
+  const r = current;
+  const marks = r?.logOn ? await r.volume.journal.marks() : [];
+  const withState = new Set(r ? (await r.vm.states.list()).map((s) => s.name) : []);
+  // Newest first; a label that repeats names its newest mark.
+  const seen = new Set<string>();
+  const rows = [...marks].reverse().filter((m) => !seen.has(m.label) && seen.add(m.label));
+  select.innerHTML = rows
+    .map((m) => `<option value="${escapeHtml(m.label)}">${escapeHtml(m.label)} · ${escapeHtml(formatTime(new Date(m.time).toISOString()))}${withState.has(markStateName(m)) ? ' · disk + machine' : ' · disk'}</option>`)
+    .join('');
+  if (rows.some((m) => m.label === keep)) select.value = keep;
+  $('log-state').textContent = !r ? 'no disk attached' : r.logOn ? `write log on · ${marks.length} mark${marks.length === 1 ? '' : 's'}` : 'write log off';
+  setBusy(0);
+  return marks;
 }
 
 async function revert(name: string): Promise<string> {
@@ -226,6 +377,7 @@ async function discard(): Promise<string> {
     if (errorCode(e) !== 'not-found') throw e;
   });
   await refreshSnapshots();
+  await refreshMarks();
   $('vm-state').textContent = 'disk deleted';
   return 'disk and machine states deleted';
 }
@@ -237,9 +389,12 @@ async function refreshSnapshots(): Promise<VmSnapshotInfo[]> {
     return [];
   }
   const list = await current.vm.list();
+  // With the write log on the volume refuses revert (it would cut the log): rewind to a mark.
+  const revertOff = current.logOn ? ' disabled title="the write log is on: rewind to the snapshot\'s mark instead"' : '';
+  // (data-needs="nolog": setBusy keeps them disabled while the log is on)
   body.innerHTML = list
     .map((s) => `<tr><td>${escapeHtml(s.name)}</td><td>${s.machine ? `disk + machine (${formatBytes(s.stateBytes)})` : 'disk'}</td><td>${escapeHtml(formatTime(s.created))}</td>` +
-      `<td><button data-revert="${escapeHtml(s.name)}">Revert</button></td></tr>`)
+      `<td><button data-revert="${escapeHtml(s.name)}" data-needs="nolog"${revertOff}>Revert</button></td></tr>`)
     .join('');
   for (const b of body.querySelectorAll<HTMLButtonElement>('button[data-revert]')) {
     b.addEventListener('click', () => void action(`revert ${b.dataset.revert}`, () => revert(b.dataset.revert!)));
@@ -290,6 +445,21 @@ $('btn-stop').addEventListener('click', () => void action('stop', stop));
 $('btn-snapshot').addEventListener('click', () => void action('snapshot', snapshot));
 $('btn-list').addEventListener('click', () => void action('list', async () => `${(await refreshSnapshots()).length} snapshot(s)`));
 $('btn-discard').addEventListener('click', () => void action('delete disk', discard));
+$('btn-log-on').addEventListener('click', () => void action('write log on', () => setLog(true)));
+$('btn-log-off').addEventListener('click', () => {
+  if (confirm('Stop the write log and delete it? Its marks are gone; the disk keeps its data.')) void action('write log off', () => setLog(false));
+});
+$('btn-mark').addEventListener('click', () =>
+  void action('mark', async () => {
+    const label = inputValue('mark-label').trim();
+    const m = await markVm(label, $<HTMLInputElement>('mark-machine').checked);
+    const next = /^(.*?)(\d+)$/.exec(label);
+    if (next) $<HTMLInputElement>('mark-label').value = `${next[1]}${Number(next[2]) + 1}`;
+    return `mark "${m.label}" at record ${m.point}`;
+  }),
+);
+$('vm-marks').addEventListener('change', () => setBusy(0));
+$('btn-rewind').addEventListener('click', () => void action('rewind', () => rewind(inputValue('vm-marks'))));
 $<HTMLInputElement>('console-input').addEventListener('keydown', (e) => {
   if (e.key !== 'Enter' || !current?.console) return;
   current.console.send(`${(e.target as HTMLInputElement).value}\n`);
@@ -321,6 +491,13 @@ export interface VmHook {
   configure(config: DiskConfig): void;
   /** Make everything the guest wrote durable (what stop and snapshots do first). */
   flush(): Promise<void>;
+  /** Turn the disk's write log on or off. */
+  log(on: boolean): Promise<string>;
+  /** A mark in the write log, with the machine state when `machine` and the guest runs. */
+  mark(label: string, machine: boolean): Promise<Mark>;
+  marks(): Promise<Mark[]>;
+  /** Rewind the VM to mark `label`: disk restored, then machine state or reboot. */
+  rewind(label: string): Promise<string>;
 }
 declare global {
   interface Window {
@@ -339,9 +516,7 @@ window.__vm = {
   attach: async () => void (await attach()),
   snapshot: async (name, machine) => {
     const r = await attach();
-    const info = await r.vm.snapshot(name, { machine });
-    await refreshSnapshots();
-    return info;
+    return (await snapshotAndMark(r, name, machine)).info;
   },
   revert,
   list: async () => (current ? current.vm.list() : []),
@@ -359,4 +534,8 @@ window.__vm = {
     if (!current) throw new Error('no disk is attached');
     await current.disk.flush();
   },
+  log: setLog,
+  mark: markVm,
+  marks: async () => (current?.logOn ? current.volume.journal.marks() : []),
+  rewind,
 };

@@ -4,7 +4,7 @@
  */
 import type { Remote } from 'comlink';
 import type { JournalStatus, Mark, RestoreReport } from '../journal/index.js';
-import type { EngineApi, EnableJournalOptions, HandleId, LogPoint, OpenedHandle, ProgressEvent } from './protocol.js';
+import type { EngineApi, EnableJournalOptions, HandleId, LogPoint, LogRecordPage, OpenedHandle, ProgressEvent } from './protocol.js';
 
 /** What RemoteJournal needs from its volume (kept there: the closed check, views, cancellation). */
 export interface JournalHost {
@@ -58,6 +58,15 @@ export class RemoteJournal {
   /** Marks in log order, with the log record each marks (`point`) and its time. */
   async marks(): Promise<Mark[]> {
     return this.host.api().marks(this.host.handle);
+  }
+
+  /**
+   * The log's records with seq in (after, upTo] (writes, zeroes, flushes, marks with their
+   * times), at most `limit` per call (default and most 10,000; `more` says to ask again after
+   * the last one), with the range a view may be at (`oldest`..`lastFlush`).
+   */
+  async records(after: number, upTo: number = Number.MAX_SAFE_INTEGER, limit?: number): Promise<LogRecordPage> {
+    return this.host.api().journalRecords(this.host.handle, after, upTo, limit);
   }
 
   /**

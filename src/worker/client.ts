@@ -30,7 +30,7 @@ export type { CheckReport, CheckProblem } from '../volume/check.js';
 export { StrataError, isStrataError, type ErrorCode } from '../errors.js';
 export type { ConnectOptions } from './liveness.js';
 export type { JournalStatus, Mark, Point, RestoreReport } from '../journal/index.js';
-export type { EnableJournalOptions, LogPoint } from './protocol.js';
+export type { EnableJournalOptions, LogPoint, LogRecordInfo, LogRecordPage } from './protocol.js';
 export { RemoteJournal, type RemotePointView } from './client-journal.js';
 
 /**

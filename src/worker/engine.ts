@@ -24,6 +24,7 @@ import type {
   HandleId,
   EnableJournalOptions,
   LogPoint,
+  LogRecordPage,
   OpId,
   OpenOptions,
   OpenedHandle,
@@ -34,7 +35,7 @@ import type {
 } from './protocol.js';
 import { StreamJob } from '../jobs/stream.js';
 import { BASE_SNAPSHOT, disableJournal, enableJournal, restoreTo, type Journal, type JournalStatus, type Mark, type RestoreReport } from '../journal/index.js';
-import { checkLabel, checkLogPath, closeNamespace, noJournal, openLogged, toPoint } from './journal-calls.js';
+import { MAX_RECORDS_PER_PAGE, checkLabel, checkLogPath, checkRecordRange, closeNamespace, noJournal, openLogged, toPoint } from './journal-calls.js';
 
 type Entry =
   | {
@@ -327,6 +328,14 @@ export class Engine implements EngineApi {
 
   async marks(h: HandleId): Promise<Mark[]> {
     return this.journal(h).marks();
+  }
+
+  /** A bounded page of the log's records in (after, upTo], for a page's time slider. */
+  async journalRecords(h: HandleId, after: number, upTo: number, limit: number = MAX_RECORDS_PER_PAGE): Promise<LogRecordPage> {
+    const journal = this.journal(h);
+    const { after: a, upTo: u, limit: n } = checkRecordRange(after, upTo, limit);
+    const all = journal.recordsBetween(a, u);
+    return { records: all.slice(0, n), more: all.length > n, oldest: journal.oldest, lastFlush: journal.status().lastFlush };
   }
 
   /** A read-only view of volume `h` at a point of its log; closed with the volume (or the log). */

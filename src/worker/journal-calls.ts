@@ -62,6 +62,16 @@ export function checkLogPath(path: unknown): string {
   return path;
 }
 
+/** Most records one journalRecords call answers (the page asks again for more). */
+export const MAX_RECORDS_PER_PAGE = 10_000;
+
+/** The range and page size of a journalRecords call, checked (numbers from the page). */
+export function checkRecordRange(after: unknown, upTo: unknown, limit: unknown): { after: number; upTo: number; limit: number } {
+  if (!Number.isSafeInteger(after) || !Number.isSafeInteger(upTo)) throw new StrataError('invalid-argument', 'journalRecords takes whole sequence numbers: (after, upTo].');
+  if (!Number.isSafeInteger(limit) || (limit as number) < 1) throw new StrataError('invalid-argument', `journalRecords: limit is a whole number from 1 to ${MAX_RECORDS_PER_PAGE}.`);
+  return { after: after as number, upTo: upTo as number, limit: Math.min(limit as number, MAX_RECORDS_PER_PAGE) };
+}
+
 export function noJournal(h: number): StrataError {
   return new StrataError('not-found', `The volume of handle ${h} keeps no write log; start one with enableJournal().`);
 }

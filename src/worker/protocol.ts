@@ -88,6 +88,28 @@ export interface EnableJournalOptions {
   logPath?: string;
 }
 
+/** A record of the write log as the page sees it (see EngineApi.journalRecords). */
+export interface LogRecordInfo {
+  seq: number;
+  /** ms since 1970 */
+  time: number;
+  kind: 'write' | 'zero' | 'flush' | 'mark';
+  /** a mark's label */
+  label?: string;
+}
+
+/** One bounded page of log records, with the range a view may be at. */
+export interface LogRecordPage {
+  /** records with seq in (after, upTo], in log order, at most `limit` of them */
+  records: LogRecordInfo[];
+  /** true when more records follow in the range: ask again after the last one */
+  more: boolean;
+  /** the oldest point kept (the base, or the point the log was folded to) */
+  oldest: number;
+  /** the newest point a view may be at (the last durable flush) */
+  lastFlush: number;
+}
+
 export interface RestoreOptions {
   /** allow a point that is not a mark (it may be inside a transaction) */
   force?: boolean;
@@ -170,6 +192,8 @@ export interface EngineApi {
   /** Flush and append a transaction-end mark. */
   mark(h: HandleId, label: string): Promise<Mark>;
   marks(h: HandleId): Promise<Mark[]>;
+  /** Records of the log with seq in (after, upTo], at most `limit` (default and most: 10,000) per call. */
+  journalRecords(h: HandleId, after: number, upTo: number, limit?: number): Promise<LogRecordPage>;
   /** Open a read-only view of the volume at a point of its log (a handle, like openSnapshot). */
   openView(h: HandleId, point: LogPoint): Promise<OpenedHandle>;
   /** Roll the live volume to a point (progress in blocks); cancel with `op`. */
