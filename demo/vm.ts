@@ -206,9 +206,9 @@ async function snapshot(): Promise<string> {
 }
 
 /**
- * A VM snapshot; with the write log on, also a mark at the same instant (the machine stays
- * stopped between the two), holding the same machine state, so a rewind to the mark restores
- * the disk and the running guest as the snapshot would.
+ * A VM snapshot; with the write log on, VmSnapshots marks it `vm:NAME` at the same instant (the
+ * machine stays stopped), and the page keeps the same machine state with that mark, so a rewind
+ * to the mark restores the disk and the running guest as the snapshot would.
  */
 async function snapshotAndMark(r: Running, name: string, machine: boolean): Promise<{ info: VmSnapshotInfo; mark?: Mark }> {
   const emu = r.logOn ? r.emulator : undefined;
@@ -218,6 +218,13 @@ async function snapshotAndMark(r: Running, name: string, machine: boolean): Prom
     const info = await r.vm.snapshot(name, { machine });
     if (!r.logOn) return { info };
     const state = info.machine ? await r.vm.states.get(name) : undefined;
+    // VmSnapshots marks the disk's log `vm:NAME` itself, while the CPU is stopped; keep the
+    // machine state with that mark (a page without it gets a mark of its own)
+    const auto = (await r.volume.journal.marks()).filter((m) => m.label === `vm:${name}`).at(-1);
+    if (auto) {
+      if (state) await r.vm.states.put(markStateName(auto), state);
+      return { info, mark: auto };
+    }
     const mark = await markDisk(r, name, state);
     return { info, mark };
   } finally {

@@ -107,6 +107,8 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
     for (const r of await benchJournal({ quick })) emit(r);
     const { benchJournalDiff } = await import('./journal-diff.js');
     for (const r of await benchJournalDiff({ quick })) emit(r);
+    const { benchJournalRestore } = await import('./journal-restore.js');
+    for (const r of await benchJournalRestore({ quick })) emit(r);
   }
   // v86 boots a real guest three times (minutes): only when asked for by name.
   if (only?.has('v86')) {

@@ -212,18 +212,19 @@ describe.skipIf(missing !== undefined)(`vm.html: rewind the VM to a mark${missin
     await run('echo second > /mnt/note.txt && sync');
     await page.evaluate(() => window.__vm!.mark('disk-only', false));
     await run('echo third > /mnt/note.txt && sync');
-    expect((await page.evaluate(() => window.__vm!.marks())).map((m) => m.label)).toEqual(['s1', 'disk-only']);
+    // the VM snapshot's own mark (VmSnapshots: vm:NAME), no second one from the page
+    expect((await page.evaluate(() => window.__vm!.marks())).map((m) => m.label)).toEqual(['vm:s1', 'disk-only']);
     // With the log on, the volume refuses revert: the table's Revert buttons wait, rewind acts.
     expect(await page.locator('#vm-snaps button[data-revert="s1"]').isDisabled()).toBe(true);
-    expect(await page.locator('#vm-marks option').allTextContents()).toEqual([expect.stringMatching(/^disk-only · .* · disk$/), expect.stringMatching(/^s1 · .* · disk \+ machine$/)]);
+    expect(await page.locator('#vm-marks option').allTextContents()).toEqual([expect.stringMatching(/^disk-only · .* · disk$/), expect.stringMatching(/^vm:s1 · .* · disk \+ machine$/)]);
 
     // Rewind to s1 from the page: disk and machine state; the guest continues from that instant.
-    await page.selectOption('#vm-marks', 's1');
+    await page.selectOption('#vm-marks', 'vm:s1');
     await page.locator('#btn-rewind').click();
     await idle(page, 600_000);
     let s = await status(page);
     expect(s.kind, s.text).toBe('ok');
-    expect(await page.locator('#rewind-result').textContent()).toMatch(/Rewound to mark s1 \(record \d+\): \d+ disk blocks? restored; machine state restored.*To undo, rewind to before-restore-/);
+    expect(await page.locator('#rewind-result').textContent()).toMatch(/Rewound to mark vm:s1 \(record \d+\): \d+ disk blocks? restored; machine state restored.*To undo, rewind to before-restore-/);
     expect(await run('sync; echo 3 > /proc/sys/vm/drop_caches; cat /mnt/note.txt')).toBe('first\n');
     await page.screenshot({ path: join(TMP, 'vm-rewind.png'), fullPage: true });
 
