@@ -502,7 +502,7 @@ export class Journal {
     const { place, written } = this.log.append(bytes);
     // indexed now, in log order; views only ever read at or before the last durable flush, and
     // every record before a flush is written before that flush completes
-    this.records.push({ seq, time: Date.now(), kind });
+    this.noteRecord(seq, Date.now(), kind);
     this.addPieces(seq, kind, pieces, place.segment, place.pos + dataAt);
     try {
       await written;
@@ -519,13 +519,12 @@ export class Journal {
     this.forceFlushRecord = false;
     const inflight = [...this.inflight.values()];
     const { seq, durable } = this.log.commit(inflight);
-    const time = Date.now();
+    this.noteRecord(seq, Date.now(), KIND_FLUSH);
     try {
       await durable;
     } catch (e) {
       throw this.fail(e);
     }
-    this.records.push({ seq, time, kind: KIND_FLUSH });
     if (seq > this.lastFlushSeq) this.lastFlushSeq = seq;
     if (seq + 1 > this.flushedThrough) this.flushedThrough = seq + 1;
     this.checkQuota();
@@ -562,16 +561,17 @@ export class Journal {
     const seq = this.log.nextSeq++;
     const time = Date.now();
     const { written } = this.log.append(encodeMark(seq, time, point, label));
-    const { durable } = this.log.commit([...this.inflight.values()]);
+    this.noteRecord(seq, time, KIND_MARK);
+    const flush = this.log.commit([...this.inflight.values()]);
+    this.noteRecord(flush.seq, time, KIND_FLUSH);
     try {
       await written;
-      await durable;
+      await flush.durable;
     } catch (e) {
       throw this.fail(e);
     }
     const m: Mark = { label, point, seq, time };
     this.markList.push(m);
-    this.records.push({ seq, time, kind: KIND_MARK });
     return m;
   }
 
@@ -613,13 +613,39 @@ export class Journal {
     };
   }
 
+  /** Keep `records` in seq order (a FLUSH or mark may be taken while earlier writes are logged: rarely out of order). */
+  private noteRecord(seq: number, time: number, kind: number): void {
+    const rs = this.records;
+    if (rs.length === 0 || rs[rs.length - 1]!.seq < seq) {
+      rs.push({ seq, time, kind });
+      return;
+    }
+    let lo = 0;
+    let hi = rs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (rs[mid]!.seq < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    rs.splice(lo, 0, { seq, time, kind });
+  }
+
   /** The records with seq in (after, upTo], in log order (writes, zeroes, flushes, marks; voids are not records of their own here). */
   recordsBetween(after: number, upTo: number): { seq: number; time: number; kind: 'write' | 'zero' | 'flush' | 'mark'; label?: string }[] {
     const names = { [KIND_WRITE]: 'write', [KIND_ZERO]: 'zero', [KIND_FLUSH]: 'flush', [KIND_MARK]: 'mark' } as const;
     const labels = new Map(this.markList.map((m) => [m.seq, m.label]));
     const out: { seq: number; time: number; kind: 'write' | 'zero' | 'flush' | 'mark'; label?: string }[] = [];
-    for (const r of [...this.records].sort((a, b) => a.seq - b.seq)) {
-      if (r.seq <= after || r.seq > upTo) continue;
+    // records are kept in seq order (noteRecord): start by binary search
+    let lo = 0;
+    let hi = this.records.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.records[mid]!.seq <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.records.length; i++) {
+      const r = this.records[i]!;
+      if (r.seq > upTo) break;
       const kind = names[r.kind as keyof typeof names];
       if (!kind) continue;
       out.push(kind === 'mark' ? { seq: r.seq, time: r.time, kind, label: labels.get(r.seq) ?? '' } : { seq: r.seq, time: r.time, kind });
@@ -644,7 +670,7 @@ export class Journal {
     const seq = this.log.nextSeq++;
     const time = Date.now();
     const { written } = this.log.append(encodeMark(seq, time, seq, label));
-    this.records.push({ seq, time, kind: KIND_MARK });
+    this.noteRecord(seq, time, KIND_MARK);
     const m: Mark = { label, point: seq, seq, time };
     this.markList.push(m);
     try {
