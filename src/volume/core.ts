@@ -30,7 +30,10 @@ export class VolumeCore implements MergeContext, RemoteContext {
   /** writes started and not yet ended (a flush waits for those that started before it) */
   readonly inflight = new Set<Promise<void>>();
   /** every layer of the volume; each one's flush asks the write-ahead observers first (LayerSet) */
-  readonly layers: Map<string, Layer> = new LayerSet(() => this.observers.commitAhead());
+  readonly layers: Map<string, Layer> = new LayerSet(() =>
+    // stopped: no flush of any layer (a job's, a merge's) may make what the log missed durable
+    this.stopped ? Promise.reject(new StrataError(this.stopped.code, this.stopped.message, { cause: this.stopped })) : this.observers.commitAhead(),
+  );
   chain!: Chain;
   closed = false;
   compactMapBytes = 1 << 20;

@@ -100,3 +100,30 @@ describe('the base snapshot of a write log', () => {
     await v.close();
   });
 });
+
+describe('a write log that fails', () => {
+  it('stops the volume: later writes and flushes fail, no layer flush records what the log missed, and a reopen reads the last flush', async () => {
+    const { FaultController, FaultNamespace } = await import('../../../src/store/fault.js');
+    const inner = new MemoryNamespace();
+    const ctl = new FaultController();
+    const ns = new FaultNamespace(inner, ctl);
+    const v = await Volume.create(ns, { size: 16 * BS, blockSize: BS });
+    const j = await enableJournal(v, ns, '');
+    await v.write(0, fill(BS, 1));
+    await j.mark('one');
+    // the next store writes fail (the layer's and the log's): the write fails, and so does the log
+    const failing = new Set<number>();
+    for (let k = 0; k < 8; k++) failing.add(ctl.writes + k);
+    ctl.plan = { ...ctl.plan, failAt: failing };
+    await expect(v.write(BS, fill(BS, 2))).rejects.toMatchObject({ code: 'io' });
+    expect(j.status().failed).toContain('write log failed');
+    ctl.plan = { ...ctl.plan, failAt: new Set() };
+    await expect(v.write(2 * BS, fill(BS, 3))).rejects.toMatchObject({ message: expect.stringContaining('write log failed') });
+    await expect(v.flush()).rejects.toMatchObject({ message: expect.stringContaining('write log failed') });
+    await v.close();
+    const { volume, journal } = await openJournaled(inner);
+    expect(await volume.read(0, 3 * BS)).toEqual(new Uint8Array([...fill(BS, 1), ...fill(2 * BS, 0)]));
+    expect(await journal!.view('latest').read(0, 3 * BS)).toEqual(await volume.read(0, 3 * BS));
+    await volume.close();
+  });
+});
