@@ -94,45 +94,56 @@ export async function importDmLog(
   }
   const reader = await DmLogReader.open(store, { entries: options.entries ?? 'claimed', scanHint: '--scan' });
   const vol = journal.volume;
+  // read every entry header first: a damaged or foreign log is refused before anything is applied
+  for await (const e of reader.entries()) {
+    if (options.signal?.aborted) throw new StrataError('aborted', 'The import was cancelled while checking the log; nothing was applied.');
+    if (e.offset + e.length > vol.size) throw new StrataError('out-of-range', `Entry ${e.index} of the log writes ${e.length} bytes at ${e.offset}, past the end of the volume (${vol.size} bytes); nothing was applied.`);
+    if (!hasFlag(e, DmLogFlag.MARK) && !hasFlag(e, DmLogFlag.DISCARD) && e.length > 0 && e.dataLength < e.length) throw new StrataError('corrupt', `Entry ${e.index} of the log writes ${e.length} bytes but carries ${e.dataLength}; nothing was applied.`);
+  }
   const report: DmLogImportReport = { entries: 0, writes: 0, discards: 0, flushes: 0, marks: 0, bytes: 0, shifted: [] };
   const total = reader.mode === 'claimed' ? reader.claimedEntries : 0;
   let scratch = new Uint8Array(0);
-  for await (const batch of reader.batches()) {
-    for (const e of batch.entries) {
-      if (options.signal?.aborted) throw new StrataError('aborted', `The import was cancelled after ${report.entries} entries; the volume and its log hold those (records 0..${report.entries - 1}).`);
-      const seq = journal.nextSeq;
-      if (seq !== e.index) report.shifted.push({ entry: e.index, seq });
-      if (e.offset + e.length > vol.size) throw new StrataError('out-of-range', `Entry ${e.index} of the log writes ${e.length} bytes at ${e.offset}, past the end of the volume (${vol.size} bytes).`);
-      if (hasFlag(e, DmLogFlag.MARK)) {
-        await journal.appendMark(e.mark ?? '');
-        report.marks++;
-      } else if (hasFlag(e, DmLogFlag.FLUSH) && e.length === 0) {
-        journal.forceFlushRecord = true;
-        await vol.flush();
-        report.flushes++;
-      } else if (hasFlag(e, DmLogFlag.DISCARD)) {
-        if (e.length > 0) await vol.writeZeroes(e.offset, e.length);
-        report.discards++;
-      } else if (e.length > 0) {
-        let data: Uint8Array;
-        if (batch.bytes) data = batch.bytes.subarray(e.dataOffset - batch.offset, e.dataOffset - batch.offset + e.length);
-        else {
-          if (scratch.length < e.length) scratch = new Uint8Array(e.length);
-          data = scratch.subarray(0, e.length);
-          await reader.readData(e, data);
+  try {
+    for await (const batch of reader.batches()) {
+      for (const e of batch.entries) {
+        if (options.signal?.aborted) throw new StrataError('aborted', `The import was cancelled after ${report.entries} entries; the volume and its log hold those (records 0..${report.entries - 1}).`);
+        const seq = journal.nextSeq;
+        if (seq !== e.index) report.shifted.push({ entry: e.index, seq });
+        if (hasFlag(e, DmLogFlag.MARK)) {
+          await journal.appendMark(e.mark ?? '');
+          report.marks++;
+        } else if (hasFlag(e, DmLogFlag.FLUSH) && e.length === 0) {
+          journal.forceFlushRecord = true;
+          await vol.flush();
+          report.flushes++;
+        } else if (hasFlag(e, DmLogFlag.DISCARD)) {
+          if (e.length > 0) await vol.writeZeroes(e.offset, e.length);
+          report.discards++;
+        } else if (e.length > 0) {
+          let data: Uint8Array;
+          if (batch.bytes) data = batch.bytes.subarray(e.dataOffset - batch.offset, e.dataOffset - batch.offset + e.length);
+          else {
+            if (scratch.length < e.length) scratch = new Uint8Array(e.length);
+            data = scratch.subarray(0, e.length);
+            await reader.readData(e, data);
+          }
+          await vol.write(e.offset, data);
+          report.writes++;
+          report.bytes += e.length;
+        } else {
+          // an entry with no data and no action (METADATA only): nothing to apply, but keep the numbering
+          await journal.appendMark('');
+          report.marks++;
         }
-        if (e.dataLength < e.length) throw new StrataError('corrupt', `Entry ${e.index} of the log writes ${e.length} bytes but carries ${e.dataLength}.`);
-        await vol.write(e.offset, data);
-        report.writes++;
-        report.bytes += e.length;
-      } else {
-        // an entry with no data and no action (METADATA only): nothing to apply, but keep the numbering
-        await journal.appendMark('');
-        report.marks++;
+        report.entries++;
+        options.onProgress?.(report.entries, total);
       }
-      report.entries++;
-      options.onProgress?.(report.entries, total);
     }
+  } catch (e) {
+    if (e instanceof StrataError && e.code === 'aborted') throw e;
+    // a failure of the store or the volume mid-way: say exactly what is kept
+    const code = e instanceof StrataError ? e.code : 'io';
+    throw new StrataError(code, `${(e instanceof Error ? e.message : String(e)).replace(/\.?\s*$/, '.')} The volume and its log hold the first ${report.entries} entries (records 0..${report.entries - 1}); the rest were not applied.`, { cause: e });
   }
   await vol.flush();
   return report;

@@ -1,7 +1,7 @@
 import { StrataError } from '../../errors.js';
 import { exportDmLog, importDmLog } from '../../journal/index.js';
 import { NodeFileStore } from '../../store/node-file.js';
-import { FILE_MODE } from '../../store/node-modes.js';
+import { stageFile } from '../../store/node-staged-file.js';
 import { Interrupted, line } from '../io.js';
 import type { Progress } from '../progress.js';
 import { openJournaledVolume } from '../target.js';
@@ -23,9 +23,10 @@ export async function exportLog(ctx: Ctx, dir: string, file: string, opts: { fro
   let bar: Progress | undefined;
   try {
     if (!journal) throw new StrataError('not-found', `${dir} keeps no write log to export; start one with \`stratadisk journal enable ${dir}\`.`);
-    const store = await NodeFileStore.open(file, { create: true, mode: FILE_MODE });
+    // written beside the target and renamed into place only when whole (node-staged-file.ts)
+    const staged = await stageFile(file, { io: 'sync' });
     try {
-      const r = await exportDmLog(journal, store, {
+      const r = await exportDmLog(journal, staged.store, {
         from: opts.from,
         to: opts.to,
         sectorSize: ss as 512,
@@ -35,14 +36,16 @@ export async function exportLog(ctx: Ctx, dir: string, file: string, opts: { fro
           bar.update(done);
         },
       });
+      await staged.commit();
       bar?.finish();
       line(ctx.io.stdout, `Wrote ${file}: ${r.entries} dm-log-writes entries (${r.records} records after seq:${r.from} up to seq:${r.to}, ${r.bytes} bytes of writes). Replay it onto \`stratadisk export ${dir}@${r.from < 0 ? 'journal.base' : `seq:${r.from}`}\`.`);
       return 0;
     } catch (e) {
-      if (e instanceof StrataError && e.code === 'aborted') throw new Interrupted(`${file} holds a partial log; delete it or export again`, { cause: e });
-      throw e;
-    } finally {
-      await store.close();
+      await staged.discard();
+      if (e instanceof StrataError && e.code === 'aborted') throw new Interrupted(staged.keptMessage(), { cause: e });
+      const code = e instanceof StrataError ? e.code : 'io';
+      const kept = staged.keptMessage();
+      throw new StrataError(code, `${(e instanceof Error ? e.message : String(e)).replace(/\.?\s*$/, '.')} ${kept[0]!.toUpperCase()}${kept.slice(1)}.`, { cause: e });
     }
   } finally {
     bar?.finish();

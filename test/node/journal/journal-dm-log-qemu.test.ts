@@ -70,3 +70,23 @@ describe.skipIf(!qemu)(`journal import of QEMU blklogwrites logs${qemu ? '' : ' 
     await vol.close();
   });
 });
+
+describe('journal import refuses a log it cannot apply whole, changing nothing', () => {
+  it('an entry past the end of the volume: out-of-range, no record, the volume as it was', async () => {
+    const { DmLogWriter } = await import('../../../src/journal/dm-log-writes-writer.js');
+    const { MemoryStore } = await import('../../../src/store/memory.js');
+    const store = new MemoryStore();
+    const w = await DmLogWriter.create(store);
+    await w.write(0, new Uint8Array(4096).fill(5));
+    await w.flush();
+    await w.write(IMAGE, new Uint8Array(512).fill(6));
+    await w.finish();
+    const ns = new MemoryNamespace();
+    const vol = await Volume.create(ns, { size: IMAGE, blockSize: 4096 });
+    const journal = await enableJournal(vol, ns, '');
+    await expect(importDmLog(journal, store)).rejects.toMatchObject({ code: 'out-of-range', message: expect.stringContaining('nothing was applied') });
+    expect(journal.nextSeq).toBe(0);
+    expect((await vol.read(0, 4096)).every((b) => b === 0)).toBe(true);
+    await vol.close();
+  });
+});
