@@ -4,7 +4,7 @@ import type { DiffPoint } from '../journal/diff.js';
 import { parsePoint, type Journal } from '../journal/index.js';
 import type { Volume } from '../volume/volume.js';
 import { UsageError } from './io.js';
-import { openJournaledVolume, parseTarget } from './target.js';
+import { POINT_PREFIX, openJournaledVolume, parseTarget } from './target.js';
 
 /**
  * Points of one volume for `diff` and `export --since`: `DIR` (live), `DIR@SNAPSHOT`, or a point
@@ -25,7 +25,6 @@ export function parsePointTarget(spec: string, command: string): PointTarget {
   return { dir: t.dir, point: 'live', name: '' };
 }
 
-const POINT_PREFIX = /^(seq|time|mark):/;
 
 /** A point named without its DIR (`--since`): `seq:N`, `time:ISO`, `mark:LABEL` or a snapshot name. */
 export function parseBarePoint(text: string, option: string, command: string): DiffPoint {

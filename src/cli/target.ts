@@ -21,7 +21,7 @@ export interface Target {
 }
 
 /** `seq:`, `time:` and `mark:` after the `@` name a point of the write log, never a snapshot. */
-const POINT_PREFIX = /^(seq|time|mark):/;
+export const POINT_PREFIX = /^(seq|time|mark):/;
 
 /**
  * Splits `DIR@NAME` / `DIR@POINT`. A path may itself contain `@`, so the split happens only when

@@ -10,7 +10,7 @@ import { JSON_OPTION, type Command } from '../command.js';
 import { Interrupted, line, table, UsageError } from '../io.js';
 import type { Progress } from '../progress.js';
 import { formatBytes, parseSize } from '../size.js';
-import { logNamespace, openJournaledVolume, openVolume, parseTarget } from '../target.js';
+import { POINT_PREFIX, logNamespace, openJournaledVolume, openVolume, parseTarget } from '../target.js';
 import { exportLog, importLog } from './journal-dm-log.js';
 import { checkpointLog, parseDuration } from './journal-checkpoint.js';
 
@@ -106,6 +106,8 @@ async function enable(io: { stdout: { write(s: string): unknown } }, dir: string
   try {
     let where = '';
     let logNs: StoreNamespace = v.ns;
+    // refused before anything is created (the --store directory included)
+    if (v.requirements().some((r) => r.name === JOURNAL_REQUIREMENT)) throw new StrataError('exists', `${dir} already keeps a write log; see it with \`stratadisk journal status ${dir}\`.`);
     if (store !== undefined) {
       if (store === '') throw new UsageError('--store: give a directory', 'journal');
       const abs = resolve(store);
@@ -246,7 +248,7 @@ export const restoreCommand: Command = {
   async run({ io, args, values, signal, progress }) {
     const { dir } = parseTarget(args[0]!, false, 'restore');
     const point = args[1]!;
-    if (!/^(seq|time|mark):/.test(point) && point !== 'latest' && point !== 'base') throw new UsageError(`"${point}" is not a point of the write log; use mark:LABEL, seq:N, time:ISO-TIME, base or latest`, 'restore');
+    if (!POINT_PREFIX.test(point) && point !== 'latest' && point !== 'base') throw new UsageError(`"${point}" is not a point of the write log; use mark:LABEL, seq:N, time:ISO-TIME, base or latest`, 'restore');
     const { volume: v, journal } = await openJournaledVolume(dir, false);
     let bar: Progress | undefined;
     try {

@@ -153,6 +153,12 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
   /** the read-only log and view when serving a point of the write log */
   let pointJournal: Journal | null = null;
   let pointView: { name: string; reader: VolumeReader } | undefined;
+  // refused before anything is opened (a writable open would take the lock and recover the log)
+  if (options.dirtySince) {
+    const fixed = !(source instanceof Volume) && (options.readOnly === true || source.snapshot !== undefined || source.point !== undefined);
+    if (!fixed) throw new StrataError('invalid-argument', 'A dirty bitmap describes a fixed view: serve the directory read-only (--read-only), or a snapshot or point of it.');
+    if ((options.processes ?? 0) > 0) throw new StrataError('invalid-argument', 'A dirty bitmap is served from this process; leave out processes (--processes).');
+  }
   if (source instanceof Volume) {
     volume = source;
     ownsVolume = !options.keepOpen;
@@ -188,6 +194,7 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
     ownsVolume = true;
     name ??= basename(resolve(source.dir));
     if (snapshot !== undefined && !volume.snapshots().some((s) => s.name === snapshot)) {
+      await pointJournal?.close();
       await volume.close();
       throw new StrataError('not-found', `No snapshot named "${snapshot}" in ${source.dir}. List them with \`stratadisk snapshots ${source.dir}\`.`);
     }
@@ -199,8 +206,6 @@ export async function serveNbd(source: NbdSource, options: ServeNbdOptions = {})
   };
   if (options.dirtySince) {
     try {
-      if (source instanceof Volume || !volume.readOnly) throw new StrataError('invalid-argument', 'A dirty bitmap describes a fixed view: serve the directory read-only (--read-only), or a snapshot or point of it.');
-      if ((options.processes ?? 0) > 0) throw new StrataError('invalid-argument', 'A dirty bitmap is served from this process; leave out processes (--processes).');
       const served: DiffPoint = pointView ? { log: pointView.name } : snapshot !== undefined ? { snapshot } : 'live';
       registry.bitmap = { name: options.dirtySince.name, changed: diffPoints(volume, pointJournal, options.dirtySince.point, served) };
     } catch (e) {
