@@ -713,7 +713,8 @@ export class Journal {
     this.closed = true;
     // a last FLUSH naming the last synced one: the next open can tell damage before it from a
     // torn tail, and finds nothing to redo
-    if (!this.readOnly && this.failure === null && this.handle !== null) {
+    // (an empty log has nothing to prove: a log just enabled stays empty, so an import can number from 0)
+    if (!this.readOnly && this.failure === null && this.handle !== null && this.log.nextSeq > 0) {
       try {
         const { seq, durable } = this.log.commit([...this.inflight.values()]);
         await durable;

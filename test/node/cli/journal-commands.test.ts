@@ -80,6 +80,26 @@ describe.skipIf(!built)('journal commands (built CLI)', () => {
     expect(run('compare', `${vol}@mark:first`, live).code).toBe(1);
   });
 
+  it('journal export then import into a volume just enabled from the CLI: entry N is seq N, and the volumes are identical', () => {
+    history();
+    const log = join(tmp.dir, 'log.bin');
+    ok('journal', 'export', vol, log);
+    const w = join(tmp.dir, 'w');
+    ok('create', w, '--size', '1M');
+    ok('journal', 'enable', w);
+    expect(ok('journal', 'import', w, log)).toMatch(/Entry N is .*@seq:N\./);
+    expect(run('compare', vol, w).code).toBe(0);
+  });
+
+  it('a refused enable creates nothing (no --store directory left behind)', () => {
+    history();
+    const logs = join(tmp.dir, 'logs');
+    const r = run('journal', 'enable', vol, '--store', logs);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^stratadisk: exists: /);
+    expect(existsSync(logs)).toBe(false);
+  });
+
   it('restore to a mark rolls the live volume back, and can be undone', () => {
     history();
     const out = ok('restore', vol, 'mark:first');
