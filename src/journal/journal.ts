@@ -315,8 +315,7 @@ export class Journal {
       for (const p of r.pieces) {
         if (buf.length < p.length) buf = new Uint8Array(p.length);
         const part = buf.subarray(0, p.length);
-        await this.log.readData(r.place.segment, pos, part);
-        if (!sameHash(xxh3_128(part), p.hash)) return { seq: prev.seq, end: prev.end };
+        if (!(await this.log.readChecked(r.place.segment, pos, part, p.hash))) return { seq: prev.seq, end: prev.end };
         pos += p.length;
       }
     }
@@ -363,8 +362,7 @@ export class Journal {
       for (const p of r.pieces) {
         if (buf.length < p.length) buf = new Uint8Array(p.length);
         const part = buf.subarray(0, p.length);
-        await this.log.readData(r.place.segment, pos, part);
-        if (!sameHash(xxh3_128(part), p.hash)) {
+        if (!(await this.log.readChecked(r.place.segment, pos, part, p.hash))) {
           throw new StrataError('corrupt', `Record ${seq} of the write log, which the volume may lack after a crash, is damaged; the volume and its log may disagree at ${p.offset}. Restore the log from a copy, or disable it.`);
         }
         await this.volume.write(p.offset, part);
@@ -655,8 +653,7 @@ export class Journal {
 
   /** Read the bytes of a logged piece (checked against its hash). */
   async readPiece(seq: number, piece: PieceRef, target: Uint8Array): Promise<void> {
-    await this.log.readData(piece.segment, piece.pos, target);
-    if (!sameHash(xxh3_128(target), piece.hash)) {
+    if (!(await this.log.readChecked(piece.segment, piece.pos, target, piece.hash))) {
       throw new StrataError('checksum-mismatch', `Record ${seq} of the write log (${piece.length} bytes) does not match its checksum: the log is damaged there.`);
     }
   }
@@ -731,11 +728,6 @@ const EMPTY_HASH = new Uint8Array(16);
 
 function equalBytes(a: Uint8Array, b: Uint8Array, n: number): boolean {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function sameHash(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < 16; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 

@@ -1,7 +1,6 @@
 import { StrataError } from '../errors.js';
 import type { Extent } from '../volume/map.js';
 import type { VolumeReader } from '../volume/volume-reader.js';
-import { xxh3_128 } from '../wasm/index.js';
 import { FLAG_WHOLE, FLAG_ZERO, type BlockHistory, type PieceRef } from './block-history.js';
 import type { WriteLog } from './write-log.js';
 
@@ -83,12 +82,8 @@ export function journalView(opts: { at: number; base: VolumeReader; history: Blo
         part.fill(0);
         continue;
       }
-      await log.readData(p.segment, p.pos, part);
-      const h = xxh3_128(part);
-      for (let i = 0; i < 16; i++) {
-        if (h[i] !== p.hash[i]) {
-          throw new StrataError('checksum-mismatch', `${label}: record ${p.seq} of the write log (block ${block}, ${p.length} bytes) does not match its checksum: the log is damaged there. Points before record ${p.seq} still read correctly; restore the log from a copy, or drop it (\`stratadisk journal disable DIR --force\`) and enable a new one.`);
-        }
+      if (!(await log.readChecked(p.segment, p.pos, part, p.hash))) {
+        throw new StrataError('checksum-mismatch', `${label}: record ${p.seq} of the write log (block ${block}, ${p.length} bytes) does not match its checksum: the log is damaged there. Points before record ${p.seq} still read correctly; restore the log from a copy, or drop it (\`stratadisk journal disable DIR --force\`) and enable a new one.`);
       }
     }
   }

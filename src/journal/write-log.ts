@@ -2,6 +2,7 @@ import { StrataError } from '../errors.js';
 import { newerVersion, readsVersion } from '../format/magic.js';
 import { corrupt } from '../format/record.js';
 import { ChunkReader } from '../format/chunk-reader.js';
+import { xxh3_128 } from '../wasm/index.js';
 import type { Store, StoreNamespace } from '../store/store.js';
 import {
   KIND_FLUSH,
@@ -414,6 +415,14 @@ export class WriteLog {
     await seg.store.readInto(pos, target);
   }
 
+  /** Read logged bytes and check them against their XXH3-128: false when they do not match (damage). */
+  async readChecked(segment: number, pos: number, target: Uint8Array, hash: Uint8Array): Promise<boolean> {
+    await this.readData(segment, pos, target);
+    const h = xxh3_128(target);
+    for (let i = 0; i < 16; i++) if (h[i] !== hash[i]) return false;
+    return true;
+  }
+
   async close(): Promise<void> {
     await this.written();
     for (const s of this.segments) await s.store.close().catch(() => {});
@@ -424,10 +433,8 @@ export class WriteLog {
 
   /** Delete every segment (the log is being disabled): closes it first. */
   async destroy(): Promise<void> {
-    const ns = this.ns;
     await this.close();
-    for (const name of await ns.list()) if (isLogStore(name)) await ns.delete(name);
-    await ns.sync();
+    await deleteLog(this.ns);
   }
 
   /** Cut the log after `end` (the end of a FLUSH record): later bytes and segments go. Before any append. */
