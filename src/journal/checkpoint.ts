@@ -1,5 +1,5 @@
 import { StrataError } from '../errors.js';
-import { xxh3_128 } from '../wasm/index.js';
+import { hashSegments128 } from '../wasm/index.js';
 import type { Volume } from '../volume/volume.js';
 import type { VolumeReader } from '../volume/volume-reader.js';
 import type { Point } from './points.js';
@@ -44,6 +44,8 @@ export interface FoldReport {
   reason?: string;
 }
 
+const EMPTY = new Uint8Array(16);
+
 /** Largest data one fold record carries. */
 const RECORD_DATA = 8 << 20;
 
@@ -80,11 +82,13 @@ export async function foldLog(journal: FoldTarget, upTo: string | Point, options
         let used = 0;
         for (const b of batch) {
           const len = Math.min(bs, vol.size - b * bs);
-          const part = buf.subarray(used, used + len);
-          await view.readInto(b * bs, part);
-          pieces.push({ offset: b * bs, length: len, whole: true, hash: xxh3_128(part) });
+          await view.readInto(b * bs, buf.subarray(used, used + len));
+          pieces.push({ offset: b * bs, length: len, whole: true, hash: EMPTY });
           used += len;
         }
+        // the batch's hashes in one kernel call (every block whole; only the volume's last may be short)
+        const hashes = hashSegments128(buf.subarray(0, used), bs);
+        pieces.forEach((p, k) => (p.hash = hashes.subarray(k * 16, k * 16 + 16)));
         const { bytes, dataAt } = encodeWrite(KIND_FOLD, at, Date.now(), pieces);
         bytes.set(buf.subarray(0, used), dataAt);
         const start = await append(bytes);
