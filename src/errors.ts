@@ -25,7 +25,9 @@ export type ErrorCode =
   /** an HTTP peer is not trusted: a redirect to another origin or from https to http, a TLS certificate no trusted CA signed */
   | 'untrusted'
   /** a path that would leave its directory: a symbolic link (or a non-regular file) where a store or a namespace must be */
-  | 'unsafe-path';
+  | 'unsafe-path'
+  /** both sides of a replication pair were written apart: neither holds what the other wrote (never merged silently) */
+  | 'split-brain';
 
 export class StrataError extends Error {
   override name = 'StrataError';
