@@ -57,7 +57,10 @@ describe.each(['tcp', 'websocket'] as const)('replication link security: %s', (k
   it('refuses a wrong token on both sides, and no message shows either token', async () => {
     const r = refusals();
     const server = await servers[kind]({ token: TOKEN, onRefused: r.onRefused });
-    const e = await connects[kind](server.url, OTHER).catch((x: unknown) => x as Error & { code: string });
+    const e = (await connects[kind](server.url, OTHER).then(
+      () => new Error('accepted'),
+      (x: unknown) => x as Error,
+    )) as Error & { code?: string };
     expect(e).toMatchObject({ code: 'permission-denied' });
     await r.next();
     expect(r.seen[0]).toMatch(/Authentication with the peer failed/);
