@@ -112,6 +112,9 @@ export class ReplicationManager {
     this.regate();
     const gname = group;
     session.hooks = {
+      beforeConnect: (s) => {
+        if (this.frozen) throw new StrataError('frozen', `Replication is frozen (${this.freezeReason}); session ${s.name} reconnects only when every session resumes (\`stratadisk replication resume\`, or ReplicationManager.resume).`);
+      },
       onFailure: (s, e) => {
         this.emit({ type: 'failed', session: s.name, group: gname, code: e.code, message: e.message });
         void this.freezeAll(`session ${s.name} failed: ${e.message}`);
@@ -165,7 +168,7 @@ export class ReplicationManager {
       this.frozen = true;
       this.freezeReason = reason;
     }
-    const all = this.sessions.map((s) => s.freeze(reason).catch(() => {}));
+    const all = this.sessions.map((s) => s.freeze(reason, this.released).catch(() => {}));
     return Promise.all(all).then(() => {
       const ms = performance.now() - t0;
       this.lastFreeze = { at: t0, ms };
@@ -211,6 +214,8 @@ export class ReplicationManager {
     if (!a.every((s) => s.state === 'syncing' || s.state === 'replicating')) return;
     // at most a few cuts outstanding: a slow secondary must not pile them up
     if (this.cut - this.released >= 8) return;
+    // nothing written since the last cut: nothing to cut
+    if (!a.some((s) => s.sentSinceCut)) return;
     this.cut++;
     for (const s of a) s.sendCut(this.cut);
   }

@@ -76,6 +76,8 @@ export interface SessionStatus {
 }
 
 export interface SessionHooks {
+  /** asked before connecting; a throw refuses (a frozen manager connects only through `resume`) */
+  beforeConnect?(session: PrimarySession): void;
   /** a copy failed: the manager freezes everything (default: this session freezes alone) */
   onFailure?(session: PrimarySession, error: StrataError): void;
   /** gated sessions: the secondary has received cut `cut` */
@@ -115,12 +117,17 @@ class Conn {
   waiters: Waiter[] = [];
   welcome: ((m: Extract<ToPrimary, { t: 'welcome' }>) => void) | null = null;
   refused: ((e: StrataError) => void) | null = null;
-  oldestSentAt = 0;
+  /** highest stream number the secondary says it received, and when that last moved (or the stream was caught up) */
+  received = 0;
+  progressAt = 0;
 
   constructor(readonly link: Link<ToSecondary>) {}
 
   send(m: ToSecondary): void {
-    if (!this.ended) this.link.send(m);
+    if (this.ended) return;
+    // the clock for "not receiving" starts when the secondary had everything before this message
+    if ('n' in m && this.received >= m.n - 1) this.progressAt = performance.now();
+    this.link.send(m);
   }
 }
 
@@ -273,13 +280,14 @@ export class PrimarySession {
         bytes += len;
       }
     }
+    // a send can fail the link at once (and freeze): then this write was never tracked
+    if (c.ended) return this.apart(e.runs);
     this.track(c, { n: c.n, runs: e.runs as number[], bytes, token, volSeq: e.seq });
     if (this.mode === 'sync') return this.waitDurable(c, c.n);
     if (c.unapplied > this.o.maxQueueBytes) return new Promise<void>((r) => this.roomWaiters.push(r));
   }
 
   private track(c: Conn, entry: Entry): void {
-    if (c.entries.length === c.head) c.oldestSentAt = performance.now();
     c.entries.push(entry);
     c.unapplied += entry.bytes;
     this.sentBytes += entry.bytes;
@@ -302,6 +310,8 @@ export class PrimarySession {
 
   private waitDurable(c: Conn, n: number): Promise<void> {
     if (c.durable >= n) return Promise.resolve();
+    // the connection ended (a freeze): what waited is released as the freeze says
+    if (c.ended) return this.frozenReady.then(() => (this.policy === 'block' ? new Promise<void>((r) => this.held.push(r)) : undefined));
     return new Promise<void>((resolve) => c.waiters.push({ n, resolve }));
   }
 
@@ -338,7 +348,11 @@ export class PrimarySession {
   // ---- acknowledgements ----------------------------------------------------------------------
 
   private onAck(c: Conn, m: Extract<ToPrimary, { t: 'ack' }>): void {
-    if (m.a > c.n || m.d > c.n || m.d > m.a) throw new StrataError('corrupt', `The secondary acknowledged message ${Math.max(m.a, m.d)} of ${c.n} sent.`);
+    if (m.r > c.received) {
+      c.received = m.r;
+      c.progressAt = performance.now();
+    }
+    if (m.r > c.n || m.a > m.r || m.d > m.a) throw new StrataError('corrupt', `The secondary acknowledged message ${Math.max(m.a, m.d)} of ${c.n} sent.`);
     if (m.a > c.applied) {
       c.applied = m.a;
       while (c.appliedIdx < c.entries.length && c.entries[c.appliedIdx]!.n <= m.a) c.unapplied -= c.entries[c.appliedIdx++]!.bytes;
@@ -366,7 +380,6 @@ export class PrimarySession {
         c.appliedIdx -= c.head;
         c.head = 0;
       }
-      c.oldestSentAt = performance.now();
       let i = 0;
       while (i < c.waiters.length && c.waiters[i]!.n <= m.d) c.waiters[i++]!.resolve();
       if (i > 0) c.waiters = c.waiters.slice(i);
@@ -405,8 +418,15 @@ export class PrimarySession {
    * generations forbid it (`split-brain`). `synced()` resolves when the resync is complete.
    */
   async connect(link: Link<ToSecondary>): Promise<void> {
-    if (this.state === 'closed') throw new StrataError('closed', `${this.label} is closed.`);
-    if (this.state === 'connecting' || this.connected) throw new StrataError('invalid-argument', `${this.label} is already ${this.state}.`);
+    try {
+      if (this.state === 'closed') throw new StrataError('closed', `${this.label} is closed.`);
+      if (this.state === 'connecting' || this.connected) throw new StrataError('invalid-argument', `${this.label} is already ${this.state}.`);
+      this.hooks.beforeConnect?.(this);
+    } catch (e) {
+      // the link was handed over: a refused connect does not leave the peer waiting
+      link.close();
+      throw e;
+    }
     await this.frozenReady;
     const c = new Conn(link);
     this.conn = c;
@@ -420,7 +440,7 @@ export class PrimarySession {
       close: (reason) => this.lost(c, new StrataError('closed', `The link to the secondary of ${this.label} closed: ${reason}`)),
     });
     const gen = this.role.state.gen;
-    c.send({ t: 'hello', v: REPLICATION_PROTOCOL, session: this.name, size: this.volume.size, blockSize: this.volume.blockSize, uuid: this.volume.manifest.uuid, mode: this.mode, gated: this.gated, gen });
+    c.send({ t: 'hello', v: REPLICATION_PROTOCOL, session: this.name, size: this.volume.size, blockSize: this.volume.blockSize, uuid: this.volume.manifest.uuid, mode: this.mode, gated: this.gated, gen, decided: this.decided });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new StrataError('timeout', `The secondary of ${this.label} did not answer within ${this.o.helloTimeoutMs} ms.`)), this.o.helloTimeoutMs);
@@ -439,7 +459,7 @@ export class PrimarySession {
     const verdict = compareGenerations(gen, w.gen);
     const refusal = verdictError(verdict, 'this primary', 'the secondary');
     if (refusal) {
-      c.send({ t: 'stop', reason: 'data generations forbid replication (split brain or stale primary)' });
+      c.send({ t: 'stop', reason: 'data generations forbid replication (split brain or stale primary)', released: this.decided });
       this.endConn(c, 'refused');
       this.setState('refused');
       this.lastError = refusal;
@@ -630,15 +650,17 @@ export class PrimarySession {
    * durable; writes that waited for the secondary are then acknowledged (policy `run`) or held
    * until a resync completes (policy `block`).
    */
-  freeze(reason: string): Promise<void> {
+  freeze(reason: string, decided?: number): Promise<void> {
     if (this.state === 'frozen' || this.state === 'closed') return this.frozenReady;
     const c = this.conn;
+    // gated: the last cut released (by the manager for every session) is final for this connection
+    if (c && this.gated && (this.connected || this.state === 'connecting')) this.decided = decided ?? this.releasedSent;
     const wasApart = !this.connected;
     this.setState('frozen');
     this.inStep = false;
     const waiting: Waiter[] = [];
     if (c) {
-      if (!c.ended) c.send({ t: 'stop', reason: reason.slice(0, 512) });
+      if (!c.ended) c.send({ t: 'stop', reason: reason.slice(0, 512), released: this.decided });
       const unconfirmed: number[] = [];
       for (let k = c.head; k < c.entries.length; k++) for (const x of c.entries[k]!.runs) unconfirmed.push(x);
       if (unconfirmed.length > 0) {
@@ -696,17 +718,30 @@ export class PrimarySession {
   sendCut(cut: number): void {
     const c = this.conn;
     if (!this.connected || !c) return;
+    this.lastCutAt = c.n + 1;
     const n = ++c.n;
     this.cutsSent = cut;
     c.send({ t: 'cut', n, cut });
     this.track(c, { n, runs: [], bytes: 0, token: NO_TOKEN, volSeq: 0 });
   }
   private cutsSent = 0;
+  private lastCutAt = 0;
+
+  /** Has anything entered the stream since the last cut marker? (An idle group takes no cuts.) */
+  get sentSinceCut(): boolean {
+    const c = this.conn;
+    return c !== null && !c.ended && c.n > this.lastCutAt;
+  }
 
   /** Gated sessions: the secondary may apply everything up to cut `cut`. */
   releaseCut(cut: number): void {
-    if (this.connected) this.conn?.send({ t: 'rel', cut });
+    if (!this.connected) return;
+    this.releasedSent = cut;
+    this.conn?.send({ t: 'rel', cut });
   }
+  private releasedSent = 0;
+  /** the final cut of the previous connection (told to the secondary in the next hello) */
+  private decided = 0;
 
   /** Cut numbering restarts with each connection (the secondary's does). */
   get cutReceived(): number {
@@ -728,8 +763,9 @@ export class PrimarySession {
   private tick(): void {
     const c = this.conn;
     if (!c || c.ended || !this.connected) return;
-    if (c.head < c.entries.length && performance.now() - c.oldestSentAt > this.o.ackTimeoutMs) {
-      this.lost(c, new StrataError('timeout', `The secondary of ${this.label} has not confirmed message ${c.entries[c.head]!.n} within ${this.o.ackTimeoutMs} ms.`));
+    // a secondary that stops receiving is gone (one that holds writes for a cut, or flushes slowly, is not)
+    if (c.received < c.n && performance.now() - c.progressAt > this.o.ackTimeoutMs) {
+      this.lost(c, new StrataError('timeout', `The secondary of ${this.label} has not confirmed receiving message ${c.received + 1} within ${this.o.ackTimeoutMs} ms.`));
       return;
     }
     c.send({ t: 'ping' });

@@ -47,6 +47,8 @@ export type ToSecondary =
       /** async in a group: apply only up to released cuts */
       gated: boolean;
       gen: Generations;
+      /** gated sessions: the last cut released before the previous connection of this session ended (what a secondary still holding cuts from it may apply); 0 none */
+      decided: number;
     }
   /** bytes of whole blocks at `offset` */
   | { t: 'w'; n: number; offset: number; data: Uint8Array }
@@ -63,7 +65,8 @@ export type ToSecondary =
   /** the resync is complete: after this and a flush, the secondary holds generation `gen` */
   | { t: 'sync-end'; n: number; gen: Generations }
   /** the session stops here (freeze or orderly end); the secondary drops what it has not applied */
-  | { t: 'stop'; reason: string }
+  /** `released`: gated sessions apply held cuts up to this one, then drop the rest */
+  | { t: 'stop'; reason: string; released: number }
   | { t: 'ping' };
 
 /** Secondary → primary. */
@@ -71,8 +74,8 @@ export type ToPrimary =
   /** `uuid`: the secondary volume's; `empty`: nothing allocated (a fresh copy needs only the primary's allocated blocks) */
   | { t: 'welcome'; v: number; gen: Generations; consistent: boolean; uuid: string; empty: boolean }
   | { t: 'refuse'; code: ErrorCode; message: string }
-  /** `a`: highest stream number applied (or held for a release), `d`: highest durable, `c`: highest cut fully received */
-  | { t: 'ack'; a: number; d: number; c: number }
+  /** `r`: highest stream number received, `a`: applied, `d`: durable, `c`: highest cut fully received */
+  | { t: 'ack'; r: number; a: number; d: number; c: number }
   | { t: 'err'; code: ErrorCode; message: string }
   | { t: 'pong' };
 
@@ -146,7 +149,7 @@ export function parseToSecondary(x: unknown): ToSecondary {
       const size = int(o, 'size', LIMITS.maxSize);
       const blockSize = int(o, 'blockSize', 1 << 20);
       if (blockSize < 512 || (blockSize & (blockSize - 1)) !== 0) throw bad('field blockSize');
-      return { t: 'hello', v: int(o, 'v'), session: str(o, 'session'), size, blockSize, uuid: str(o, 'uuid'), mode: mode(o), gated: bool(o, 'gated'), gen: gens(o.gen) };
+      return { t: 'hello', v: int(o, 'v'), session: str(o, 'session'), size, blockSize, uuid: str(o, 'uuid'), mode: mode(o), gated: bool(o, 'gated'), gen: gens(o.gen), decided: int(o, 'decided') };
     }
     case 'w':
       return { t: 'w', n: int(o, 'n'), offset: int(o, 'offset', LIMITS.maxSize), data: bytes(o, 'data') };
@@ -163,7 +166,7 @@ export function parseToSecondary(x: unknown): ToSecondary {
     case 'sync-end':
       return { t: 'sync-end', n: int(o, 'n'), gen: gens(o.gen) };
     case 'stop':
-      return { t: 'stop', reason: str(o, 'reason') };
+      return { t: 'stop', reason: str(o, 'reason'), released: int(o, 'released') };
     case 'ping':
       return { t: 'ping' };
     default:
@@ -180,7 +183,7 @@ export function parseToPrimary(x: unknown): ToPrimary {
     case 'refuse':
       return { t: 'refuse', code: code(o), message: str(o, 'message') };
     case 'ack':
-      return { t: 'ack', a: int(o, 'a'), d: int(o, 'd'), c: int(o, 'c') };
+      return { t: 'ack', r: int(o, 'r'), a: int(o, 'a'), d: int(o, 'd'), c: int(o, 'c') };
     case 'err':
       return { t: 'err', code: code(o), message: str(o, 'message') };
     case 'pong':

@@ -31,6 +31,13 @@ type Stream = Extract<ToSecondary, { n: number }>;
 export interface SecondaryOptions {
   /** name in messages (the directory, say) */
   label?: string;
+  /**
+   * Called when a new connection has settled what the previous one left (held cuts applied up
+   * to the decided one, the rest dropped) and before anything of the new one is applied: the
+   * volume is then at the point in time the group stopped at. Tests read it; an operator could
+   * snapshot it.
+   */
+  onSettled?: (volume: Volume) => void | Promise<void>;
 }
 
 export interface SecondaryStatus {
@@ -52,11 +59,19 @@ export interface SecondaryStatus {
 export class Secondary {
   private current: Connection | null = null;
   lastEnd: string | null = null;
+  /**
+   * Gated: cuts received but not released when the link was lost. Whether the group released
+   * them is only known to the primary, which says so in its next hello (`decided`); until then
+   * they are kept (in memory: a restart of this process drops them, and the primary's bitmap
+   * resends what they held).
+   */
+  prepared: Stream[] | null = null;
 
   private constructor(
     readonly volume: Volume,
     readonly role: RoleRecord,
     readonly label: string,
+    readonly options: SecondaryOptions,
   ) {}
 
   static async open(volume: Volume, options: SecondaryOptions = {}): Promise<Secondary> {
@@ -66,7 +81,7 @@ export class Secondary {
     if (role.state.role === 'primary') {
       throw new StrataError('invalid-argument', `${label} is a replication primary. Demote it first (\`stratadisk replication demote\`) to serve it as a secondary.`);
     }
-    return new Secondary(volume, role, label);
+    return new Secondary(volume, role, label, options);
   }
 
   /** Take a primary's link. A second primary while one is connected is refused (`locked`). */
@@ -126,10 +141,9 @@ class Connection {
   private chain: Promise<void> = Promise.resolve();
   private flushing = false;
   private ackQueued = false;
-  private lastAck = { a: -1, d: -1, c: -1 };
+  private lastAck = { r: -1, a: -1, d: -1, c: -1 };
   private helloDone = false;
   private helloSeen = false;
-  private syncing = false;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -140,7 +154,7 @@ class Connection {
     this.done = new Promise((r) => (this.resolveDone = r));
     link.listen({
       message: (m) => this.onMessage(m),
-      close: (reason) => this.end(`the link closed: ${reason}`),
+      close: (reason) => this.end(`the link closed: ${reason}`, true),
     });
   }
 
@@ -150,10 +164,12 @@ class Connection {
     this.end(err.message);
   }
 
-  end(reason: string): void {
+  end(reason: string, lost = false): void {
     if (this.ended) return;
     this.ended = true;
     this.owner.lastEnd = reason;
+    // cuts held when the link is lost wait for the primary's decision (next hello)
+    if (lost && this.gated && this.held.some((m) => m.t === 'cut')) this.owner.prepared = this.held;
     this.held = [];
     this.heldBytes = 0;
     this.link.close();
@@ -196,6 +212,11 @@ class Connection {
           }
           return;
         case 'stop':
+          // the group's final cut: apply what is held up to it, drop the rest
+          if (this.gated && m.released > this.released) {
+            this.released = Math.min(m.released, this.cutReceived);
+            this.drainHeld();
+          }
           this.end(`the primary stopped the session: ${m.reason}`);
           return;
         default:
@@ -218,6 +239,8 @@ class Connection {
     this.session = m.session;
     this.mode = m.mode;
     this.gated = m.gated;
+    await this.settlePrepared(m.decided);
+    await this.owner.options.onSettled?.(vol);
     if (role.role !== 'secondary' || role.peer !== m.uuid) {
       await this.owner.role.update((s) => ({ ...s, role: 'secondary', peer: m.uuid }));
     }
@@ -226,6 +249,31 @@ class Connection {
     this.helloDone = true;
     this.link.send({ t: 'welcome', v: REPLICATION_PROTOCOL, gen: now.gen, consistent: now.consistent, uuid: vol.manifest.uuid, empty });
     this.ack();
+  }
+
+  /** Apply the previous connection's held cuts up to `decided` (in stream order), drop the rest. */
+  private async settlePrepared(decided: number): Promise<void> {
+    const held = this.owner.prepared;
+    this.owner.prepared = null;
+    if (!held) return;
+    let upTo = -1;
+    for (let i = 0; i < held.length; i++) {
+      const m = held[i]!;
+      if (m.t === 'cut') {
+        if (m.cut > decided) break;
+        upTo = i;
+      }
+    }
+    const vol = this.owner.volume;
+    for (let i = 0; i <= upTo; i++) {
+      const m = held[i]!;
+      if (m.t === 'w') await vol.write(m.offset, m.data);
+      else if (m.t === 'z') await vol.writeZeroes(m.offset, m.length);
+      else if (m.t === 'f') await vol.flush();
+      else if (m.t === 'sync-begin') await this.beginResync(m.blocks);
+      else if (m.t === 'sync-end') await this.endResync(m.gen);
+    }
+    await vol.flush();
   }
 
   private onStream(m: Stream): void {
@@ -300,35 +348,39 @@ class Connection {
         });
         return;
       }
-      case 'sync-begin': {
-        this.syncing = true;
-        this.step(m.n, async () => {
-          if (m.blocks === 0) return;
-          const role = this.owner.role.state;
-          let snapshot = role.resyncSnapshot;
-          if (role.consistent || snapshot === null) {
-            // keep the last consistent state while blocks arrive out of order
-            snapshot = `replication-resync-${Date.now().toString(36)}`;
-            await vol.snapshot(snapshot);
-          }
-          await this.owner.role.update((s) => ({ ...s, consistent: false, resyncSnapshot: snapshot }));
-        });
+      case 'sync-begin':
+        this.step(m.n, () => this.beginResync(m.blocks));
         return;
-      }
-      case 'sync-end': {
+      case 'sync-end':
         this.step(m.n, async () => {
-          await vol.flush();
+          await this.endResync(m.gen);
           if (m.n > this.durable) this.durable = m.n;
-          const before = this.owner.role.state.resyncSnapshot;
-          await this.owner.role.update((s) => ({ ...s, consistent: true, resyncSnapshot: null, gen: adopt(m.gen) }));
-          this.syncing = false;
-          if (before) await vol.deleteSnapshot(before).catch(() => {});
         });
         return;
-      }
       case 'cut':
         return this.done1(m.n);
     }
+  }
+
+  /** A resync starts: keep the last consistent state in a snapshot while blocks arrive out of order. */
+  private async beginResync(blocks: number): Promise<void> {
+    if (blocks === 0) return;
+    const role = this.owner.role.state;
+    let snapshot = role.resyncSnapshot;
+    if (role.consistent || snapshot === null) {
+      snapshot = `replication-resync-${Date.now().toString(36)}`;
+      await this.owner.volume.snapshot(snapshot);
+    }
+    await this.owner.role.update((s) => ({ ...s, consistent: false, resyncSnapshot: snapshot }));
+  }
+
+  /** A resync ended: durable, consistent again, holding the primary's generation. */
+  private async endResync(gen: Generations): Promise<void> {
+    const vol = this.owner.volume;
+    await vol.flush();
+    const before = this.owner.role.state.resyncSnapshot;
+    await this.owner.role.update((s) => ({ ...s, consistent: true, resyncSnapshot: null, gen: adopt(gen) }));
+    if (before) await vol.deleteSnapshot(before).catch(() => {});
   }
 
   /**
@@ -384,11 +436,11 @@ class Connection {
     queueMicrotask(() => {
       this.ackQueued = false;
       if (this.ended) return;
-      const { applied: a, cutReceived: c } = this;
+      const { received: r, applied: a, cutReceived: c } = this;
       const d = Math.min(this.durable, a);
-      if (a === this.lastAck.a && d === this.lastAck.d && c === this.lastAck.c) return;
-      this.lastAck = { a, d, c };
-      this.link.send({ t: 'ack', a, d, c });
+      if (r === this.lastAck.r && a === this.lastAck.a && d === this.lastAck.d && c === this.lastAck.c) return;
+      this.lastAck = { r, a, d, c };
+      this.link.send({ t: 'ack', r, a, d, c });
     });
   }
 }
