@@ -25,6 +25,8 @@ const LAYER: Record<string, number> = {
   transfer: 5,
   /** the write log: above volume (it observes writes), below the CLI */
   journal: 5,
+  /** replication sessions and their transports: above volume, consistency and jobs */
+  replication: 6,
   interop: 6,
   edge: 6,
   v86: 6,
