@@ -4,10 +4,12 @@
  * the command line is refused with the argv warning, and not echoed.
  */
 import { randomBytes } from 'node:crypto';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../cli/harness.js';
-import { built, env, killAll, run, runOk, start, TOKEN } from './cli-helpers.js';
+import { makeTestTls } from '../helpers/tls-certs.js';
+import { built, env, killAll, run, runOk, start, TOKEN, until } from './cli-helpers.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -75,5 +77,36 @@ describe.skipIf(!built)('replication CLI: tokens and transport security', () => 
     const none = await run(['replicate', p, 'tcp://127.0.0.1:9'], noEnv);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/STRATADISK_REPLICA_TOKEN/);
+  });
+
+  it('TLS: the server\'s certificate is verified (--ca), and a token file must be 0600', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const tls = makeTestTls();
+    cleanups.push(() => rmSync(tls.dir, { recursive: true, force: true }));
+    const p = join(dir, 'p');
+    await runOk(['create', p, '--size', '4M']);
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, TOKEN + '\n', { mode: 0o600 });
+    const noEnv = { ...process.env };
+    delete noEnv.STRATADISK_REPLICA_TOKEN;
+    const sec = start(['serve-replica', join(dir, 's'), '--port', '0', '--tls-cert', tls.serverCert, '--tls-key', tls.serverKey, '--token-file', tokenFile, '--create', '--size', '4M'], noEnv);
+    const url = (await sec.waitFor(/tls:\/\/127\.0\.0\.1:\d+/)).trim();
+    const untrusted = await run(['replicate', p, url, '--token-file', tokenFile], noEnv);
+    expect(untrusted.code).toBe(2);
+    expect(untrusted.stderr).toMatch(/untrusted: The replica server at tls:.* presented a certificate we do not trust/);
+    chmodSync(tokenFile, 0o644);
+    const loose = await run(['replicate', p, url, '--token-file', tokenFile, '--ca', tls.caCert], noEnv);
+    expect(loose.code).toBe(2);
+    expect(loose.stderr).toMatch(/is readable or writable by others \(mode 0644\); the replication token is refused/);
+    expect(loose.stderr).not.toContain(TOKEN);
+    chmodSync(tokenFile, 0o600);
+    const pri = start(['replicate', p, url, '--token-file', tokenFile, '--ca', tls.caCert], noEnv);
+    await pri.waitFor(/nbd\+unix:/);
+    await until(p, (x) => x.sessions[0]?.state === 'replicating', 'replicating over TLS');
+    pri.kill('SIGINT');
+    expect(await pri.exited).toBe(0);
+    sec.kill('SIGINT');
+    expect(await sec.exited).toBe(0);
   });
 });
