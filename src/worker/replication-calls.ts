@@ -15,7 +15,10 @@ import type { Volume } from '../volume/volume.js';
 import { ReplicationManager, type ManagerEvent } from '../replication/manager.js';
 import { PrimarySession } from '../replication/primary.js';
 import { Secondary } from '../replication/secondary.js';
-import { nextGeneration, RoleRecord } from '../replication/roles.js';
+import { RoleRecord } from '../replication/roles.js';
+import { demote as demoteRole, promote as promoteRole } from '../replication/role-change.js';
+import { OutOfSync } from '../replication/out-of-sync.js';
+import { ActivityLog } from '../replication/activity-log.js';
 import type { ToPrimary, ToSecondary } from '../replication/protocol.js';
 import { authenticateLink, broadcastLink, connectReplicaWs } from '../replication/links/index.js';
 import type { HandleId } from './protocol.js';
@@ -55,14 +58,40 @@ interface PerVolume {
   listeners: Set<Listener>;
 }
 
+/** session names: also file names in the volume's namespace (the CLI's rule, src/replication/node-host.ts) */
+const SESSION_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** names of the ends on a BroadcastChannel, and of groups */
 const NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/**
+ * Files a session keeps in the volume's namespace: the same names as the CLI's (node-host.ts
+ * `sessionFiles`, not imported: that module is Node's), so a volume keeps its bitmap whichever
+ * side replicates it.
+ */
+function sessionFiles(name: string): { oos: string; al: string } {
+  return { oos: `replication.${name}.oos`, al: `replication.${name}.al` };
+}
+
+/** The default session name: the channel, or the server's host and port. */
+function defaultName(t: ReplicationTarget): string {
+  let raw = 'replica';
+  if ('websocket' in t) {
+    try {
+      const u = new URL(t.websocket);
+      raw = `${u.hostname.replace(/^\[|\]$/g, '')}${u.port ? `-${u.port}` : ''}`;
+    } catch {
+      // checked when the link is opened
+    }
+  } else raw = t.broadcast;
+  const name = raw.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '');
+  return (name || 'replica').slice(0, 64);
+}
 
 /** The replication part of one engine: every volume of the worker. */
 export class EngineReplication {
   private manager: ReplicationManager | null = null;
   private readonly sessions = new Map<string, Managed>();
   private readonly volumes = new Map<HandleId, PerVolume>();
-  private unnamed = 0;
 
   /** `volumeOf(h)`: the writable volume of handle `h` (throws for a closed or read-only handle). */
   constructor(private readonly volumeOf: (h: HandleId) => Volume) {}
@@ -127,10 +156,21 @@ export class EngineReplication {
     const o = checkReplicateOptions(options);
     const p = this.per(h);
     if (p.serving) throw new StrataError('locked', 'This volume serves as a replication secondary; stop serving (stop()) and promote it before replicating from it.');
-    const name = o.name ?? `vol${h}-${++this.unnamed}`;
+    const name = o.name ?? defaultName(t);
     if (this.sessions.has(name)) throw new StrataError('exists', `A replication session named ${name} already runs in this worker; choose another name.`);
     const role = await this.roleOf(h, volume);
-    const session = await PrimarySession.open(volume, { name, mode: o.mode, policy: o.policy, role, ackTimeoutMs: o.ackTimeoutMs, label: `session ${name}` });
+    if (role.state.role === 'secondary') {
+      throw new StrataError('invalid-argument', 'This volume is a replication secondary: it takes writes only from its primary. Promote it first (volume.replication.promote()) to replicate from it.');
+    }
+    const { oos, al } = await openTracking(volume, name);
+    let session: PrimarySession;
+    try {
+      session = await PrimarySession.open(volume, { name, mode: o.mode, policy: o.policy, role, oos, al, ackTimeoutMs: o.ackTimeoutMs, label: `session ${name}` });
+    } catch (e) {
+      await oos.close().catch(() => {});
+      await al.close().catch(() => {});
+      throw e;
+    }
     const manager = this.theManager();
     try {
       manager.add(session, o.group);
@@ -258,16 +298,19 @@ export class EngineReplication {
   async promote(h: HandleId, options: PromoteOptions = {}): Promise<VolumeReplicationStatus> {
     const volume = this.volumeOf(h);
     const role = await this.roleOf(h, volume);
-    const state = role.state;
-    if (state.role === 'primary') return this.status(h);
-    if (state.role === 'secondary' && !state.consistent && options.force !== true) {
-      const snap = state.resyncSnapshot ? ` Its last consistent state is snapshot ${state.resyncSnapshot}: revert to it first, or resume the primary so the resync completes.` : '';
-      throw new StrataError('invalid-argument', `This secondary is part way through a resync, so its content is no single point in time.${snap} Pass { force: true } to promote it as it is.`);
+    // checked before serving stops: a refused promotion leaves the secondary serving
+    if (role.state.role === 'secondary' && !role.state.consistent && options.force !== true && options.revertToConsistent !== true) {
+      const snap = role.state.resyncSnapshot;
+      throw new StrataError(
+        'invalid-argument',
+        'This secondary is part way through a resync, so its blocks belong to no single point in time. ' +
+          (snap ? `Promote with { revertToConsistent: true } to go back to its last consistent state (snapshot ${snap}), or ` : '') +
+          'resume the primary so the resync completes, or promote with { force: true } to take it as it is.',
+      );
     }
     await this.stopServing(h);
-    const p = this.per(h);
-    p.role = role;
-    await role.update((s) => ({ ...s, role: 'primary', gen: s.role === 'secondary' ? nextGeneration(s.gen) : s.gen, consistent: true, resyncSnapshot: null }));
+    this.per(h).role = role;
+    await promoteRole(volume, role, 'This volume', { force: options.force === true, revertToConsistent: options.revertToConsistent === true });
     return this.status(h);
   }
 
@@ -275,8 +318,7 @@ export class EngineReplication {
   async demote(h: HandleId): Promise<VolumeReplicationStatus> {
     const volume = this.volumeOf(h);
     for (const m of [...this.sessions.values()].filter((x) => x.h === h)) await this.drop(m);
-    const role = await this.roleOf(h, volume);
-    if (role.state.role !== 'secondary') await role.update((s) => ({ ...s, role: 'secondary', consistent: true }));
+    await demoteRole(await this.roleOf(h, volume), 'This volume');
     return this.status(h);
   }
 
@@ -313,6 +355,29 @@ export class EngineReplication {
       const release = (l as { [releaseProxy]?: unknown })[releaseProxy];
       if (typeof release === 'function') release.call(l);
     }
+  }
+}
+
+/**
+ * A session's out-of-sync bitmap and activity log, persisted in the volume's namespace (OPFS,
+ * IndexedDB): after the page reloads, or its tab crashed, only what the bitmap holds and the
+ * regions hot in the activity log are resynchronised. Damage to either resyncs everything.
+ */
+async function openTracking(volume: Volume, name: string): Promise<{ oos: OutOfSync; al: ActivityLog }> {
+  const geometry = { size: volume.size, blockSize: volume.blockSize };
+  const files = sessionFiles(name);
+  const { oos } = await OutOfSync.openOrReset(volume.ns, files.oos, geometry);
+  try {
+    return { oos, al: await ActivityLog.open(volume.ns, files.al, geometry) };
+  } catch (e) {
+    if (!(e instanceof StrataError && e.code === 'corrupt')) {
+      await oos.close();
+      throw e;
+    }
+    await ActivityLog.remove(volume.ns, files.al);
+    oos.markAll();
+    await oos.persist();
+    return { oos, al: await ActivityLog.open(volume.ns, files.al, geometry) };
   }
 }
 
@@ -400,5 +465,6 @@ function checkReplicateOptions(x: unknown): { name?: string; mode: 'sync' | 'asy
   if (mode !== 'sync' && mode !== 'async') throw bad("mode is 'sync' or 'async'.");
   const policy = o.policy ?? 'run';
   if (policy !== 'run' && policy !== 'block') throw bad("policy is 'run' or 'block'.");
-  return { name: checkName(o.name, 'name'), mode, group: checkName(o.group, 'group') ?? 'default', policy, ackTimeoutMs: checkMs(o.ackTimeoutMs, 'ackTimeoutMs') };
+  if (o.name !== undefined && (typeof o.name !== 'string' || !SESSION_NAME.test(o.name))) throw bad('A session name is 1 to 64 letters, digits, . _ or -, starting with a letter or digit (it names files in the volume).');
+  return { name: o.name as string | undefined, mode, group: checkName(o.group, 'group') ?? 'default', policy, ackTimeoutMs: checkMs(o.ackTimeoutMs, 'ackTimeoutMs') };
 }

@@ -40,7 +40,11 @@ export type ReplicationTarget =
 export type ReplicaSource = { broadcast: string; self?: string; peer?: string; token?: string } & LinkTiming;
 
 export interface ReplicateOptions {
-  /** the session's name, unique in the worker (default: derived from the volume and target) */
+  /**
+   * the session's name, unique in the worker: 1 to 64 letters, digits, . _ - (default: the
+   * channel, or the server's host-port). Its out-of-sync bitmap and activity log are kept in
+   * the volume under this name, so the same name after a reload resyncs only what is missing.
+   */
   name?: string;
   /** `sync` (a write completes when the secondary has it durably; default) or `async` */
   mode?: Mode;
@@ -53,8 +57,10 @@ export interface ReplicateOptions {
 }
 
 export interface PromoteOptions {
-  /** promote a secondary whose resync was interrupted (its content is then no single point in time) */
+  /** promote a secondary whose resync was interrupted, as it is (its content is then no single point in time) */
   force?: boolean;
+  /** promote such a secondary after going back to its last consistent state (the snapshot the resync kept) */
+  revertToConsistent?: boolean;
 }
 
 /** A session as the page sees it: the session's status plus its group and where it goes (no token). */

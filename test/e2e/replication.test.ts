@@ -14,7 +14,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright';
 import { build, preview, type PreviewServer } from 'vite';
@@ -89,6 +89,17 @@ interface Status {
   sessions: Session[];
   serving: { connected: boolean } | null;
 }
+
+describe('the browser build of a page that replicates', () => {
+  it('has no Node-only import in the page or its worker (the ws package stays out too)', async () => {
+    const files = (await readdir(join(outDir, 'assets'))).filter((f) => f.endsWith('.js'));
+    expect(files.some((f) => f.startsWith('entry'))).toBe(true); // the worker's chunk
+    for (const f of files) {
+      const text = await readFile(join(outDir, 'assets', f), 'utf8');
+      expect(text, f).not.toMatch(/(?:from|import)\s*\(?\s*["'](?:node:[a-z_/]+|ws|fs|net|tls|http|https)["']/);
+    }
+  });
+});
 
 const session = async (page: Page): Promise<Session> => (await call<Status>(page, 'status')).sessions[0]!;
 
