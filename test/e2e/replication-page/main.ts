@@ -86,6 +86,13 @@ function startLoad(seed: number, blocks: number, first = 0, whenFrozen?: { first
   })();
 }
 
+/** Write the given blocks, one after another, then flush. */
+async function writeBlocks(blocks: number[], seed: number): Promise<void> {
+  const v = vol!;
+  for (const b of blocks) await v.write(b * v.blockSize, bytes(seed + b, v.blockSize));
+  await v.flush();
+}
+
 async function stopLoad(): Promise<{ written: number; errors: string[] }> {
   load.running = false;
   await load.done;
@@ -110,6 +117,7 @@ window.__rep = {
   serve,
   replicate,
   startLoad,
+  writeBlocks,
   stopLoad,
   written: () => load.written,
   /** writes into the frozen region so far (-1: the load has not seen the freeze) */
