@@ -393,11 +393,23 @@ async function waitClosed(secondary: Secondary): Promise<void> {
 
 async function openPrimaryLink(t: ReplicationTarget): Promise<Link<ToSecondary>> {
   if ('websocket' in t) {
-    return connectReplicaWs<ToSecondary>(t.websocket, { token: t.token, heartbeatMs: t.heartbeatMs, deadAfterMs: t.deadAfterMs, connectTimeoutMs: t.connectTimeoutMs });
+    return connectReplicaWs<ToSecondary>(t.websocket, { token: t.token, heartbeatMs: t.heartbeatMs, deadAfterMs: t.deadAfterMs, connectTimeoutMs: t.connectTimeoutMs }).catch((e: unknown) => {
+      throw withOriginHint(e);
+    });
   }
   let link = await broadcastLink<ToSecondary>(t.broadcast, { self: t.self ?? 'primary', peer: t.peer ?? 'replica', heartbeatMs: t.heartbeatMs, deadAfterMs: t.deadAfterMs, connectTimeoutMs: t.connectTimeoutMs });
   if (t.token !== undefined) link = await authenticateLink<ToSecondary>(link, { token: t.token, role: 'client' });
   return link;
+}
+
+/**
+ * A browser says nothing of why a WebSocket did not open (nothing listening, a refused origin,
+ * a certificate it does not trust all look alike): say what to check, with this page's origin.
+ */
+function withOriginHint(e: unknown): unknown {
+  const origin = (globalThis as { location?: { origin?: string } }).location?.origin;
+  if (!(e instanceof StrataError) || e.code !== 'io' || typeof origin !== 'string' || origin === 'null') return e;
+  return new StrataError('io', `${e.message.replace(/\.?$/, '.')} The browser does not say why: check that the replica server runs at that address, that its certificate is trusted (wss), and that it allows this page's origin ${origin} (\`listenReplicaWs({ origins })\`).`, { cause: e });
 }
 
 /** A target without its token, for status and messages. */

@@ -220,14 +220,18 @@ describe.skipIf(noDist !== undefined)('replication from a Chromium page to a Nod
   let dir: string;
   let child: ChildProcess | undefined;
   const token = 'e2e-replica-token-0123456789abcdef';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(TMP, 'e2e-rep-server-'));
+    context = await browser.newContext();
+  });
   afterAll(async () => {
     child?.kill('SIGKILL');
     await context?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  async function startServer(port: number): Promise<ChildProcess> {
-    const c = fork(SERVER, [join(dir, 'vol'), String(port), origin, String(SIZE), String(BS)], { env: { ...process.env, STRATADISK_REPLICA_TOKEN: token }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  async function startServer(port: number, allowed = origin): Promise<ChildProcess> {
+    const c = fork(SERVER, [join(dir, 'vol'), String(port), allowed, String(SIZE), String(BS)], { env: { ...process.env, STRATADISK_REPLICA_TOKEN: token }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise<void>((ok, fail) => {
       c.once('exit', (code, signal) => fail(new Error(`the replica server exited (${code ?? signal}) before it was ready`)));
       c.on('message', (m: { t?: string }) => m?.t === 'ready' && ok());
@@ -249,10 +253,8 @@ describe.skipIf(noDist !== undefined)('replication from a Chromium page to a Nod
   }
 
   it('replicates, survives a kill -9 of the server mid-load, resumes, and the volumes are equal', async () => {
-    dir = await mkdtemp(join(TMP, 'e2e-rep-server-'));
     const port = await freePort();
     child = await startServer(port);
-    context = await browser.newContext();
     const a = await openPage(context, 'rep/ws');
     await call(a, 'startLoad', 3, 32);
     await expect.poll(() => call<number>(a, 'written')).toBeGreaterThanOrEqual(20);
@@ -289,7 +291,29 @@ describe.skipIf(noDist !== undefined)('replication from a Chromium page to a Nod
     const statusText = JSON.stringify(await call<Status>(a, 'status')) + JSON.stringify(await call<unknown[]>(a, 'events'));
     expect(statusText).not.toContain(token);
     expect(problems.get(a)).toEqual([]);
-    await ask(child, 'stop', 'stopped');
     console.info(`websocket: out of sync after kill -9: ${frozen.outOfSyncBytes} B, resync sent ${after.sentBytes - frozen.sentBytes} B`);
+    await ask(child, 'stop', 'stopped');
+    child = undefined;
+  });
+
+  it('refusals reach the page with a code, never with the token: a wrong token, an origin the server does not list', async () => {
+    const port = await freePort();
+    child = await startServer(port);
+    const a = await openPage(context, 'rep/ws-refused');
+    const wrong = 'not-the-token-but-long-enough-0000';
+    const badToken = await call<{ ok: boolean; code?: string; message?: string }>(a, 'tryReplicate', { websocket: `ws://127.0.0.1:${port}/replica`, token: wrong, ...TIMING }, { name: 'bad' });
+    expect(badToken).toMatchObject({ ok: false, code: 'permission-denied' });
+    expect(badToken.message).not.toContain(wrong);
+    expect((await call<Status>(a, 'status')).sessions).toEqual([]);
+    await ask(child, 'stop', 'stopped');
+    // a server that lists another origin: the browser is refused (403) before any byte of ours
+    child = await startServer(port, 'http://elsewhere.example');
+    const badOrigin = await call<{ ok: boolean; code?: string; message?: string }>(a, 'tryReplicate', { websocket: `ws://127.0.0.1:${port}/replica`, token, ...TIMING }, { name: 'bad' });
+    expect(badOrigin).toMatchObject({ ok: false, code: 'io' });
+    expect(badOrigin.message).toContain(`allows this page's origin ${origin}`);
+    expect(badOrigin.message).not.toContain(token);
+    console.info(`refused origin, as the page sees it: ${badOrigin.code}: ${badOrigin.message}`);
+    await ask(child, 'stop', 'stopped');
+    child = undefined;
   });
 });

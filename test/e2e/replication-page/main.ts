@@ -43,6 +43,16 @@ async function replicate(target: ReplicationTarget, options: ReplicateOptions) {
   return vol!.replication.replicateTo(target, { ...options, onEvent });
 }
 
+/** replicateTo, answering how it failed (code and message) instead of throwing */
+async function tryReplicate(target: ReplicationTarget, options: ReplicateOptions): Promise<{ ok: boolean; code?: string; message?: string }> {
+  try {
+    await vol!.replication.replicateTo(target, options);
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, code: (e as { code?: string }).code, message: String((e as Error)?.message ?? e) };
+  }
+}
+
 /** xorshift bytes: never all zero, so every block moves as data (its bytes are counted) */
 function bytes(seed: number, n: number): Uint8Array {
   const d = new Uint8Array(n);
@@ -116,6 +126,7 @@ window.__rep = {
   open,
   serve,
   replicate,
+  tryReplicate,
   startLoad,
   writeBlocks,
   stopLoad,
