@@ -181,7 +181,11 @@ export class Engine implements EngineApi {
   private writing(h: HandleId, fn: (v: Volume) => Promise<void>): Promise<void> {
     const first = this.handles.get(h);
     const v0 = first?.kind === 'volume' ? first.volume : undefined;
-    return settle(() => fn(this.volume(h))).catch(async (e) => {
+    return settle(() => {
+      // a replication secondary takes writes only from its primary
+      this.replication.checkWritable(h);
+      return fn(this.volume(h));
+    }).catch(async (e) => {
       const entry = this.handles.get(h);
       if (!(e instanceof StrataError && e.code === 'closed') || entry?.kind !== 'volume') throw e;
       if (entry.volume === v0 && entry.moving) await entry.moving.catch(() => {});
@@ -274,7 +278,10 @@ export class Engine implements EngineApi {
   }
 
   revert(h: HandleId, name: string): Promise<void> {
-    return settle(() => this.volume(h).revert(name));
+    return settle(() => {
+      this.replication.checkWritable(h);
+      return this.volume(h).revert(name);
+    });
   }
 
   deleteSnapshot(h: HandleId, name: string): Promise<void> {

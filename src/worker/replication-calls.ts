@@ -101,6 +101,20 @@ export class EngineReplication {
     return this.volumes.get(h)?.serving != null || [...this.sessions.values()].some((m) => m.h === h);
   }
 
+  /**
+   * Refuse the page's own writes to a volume known here as a secondary (serving, or demoted):
+   * they would differ from its primary without a new data generation, so the next pairing could
+   * not see it. (A volume opened afresh is known once a replication call has read its role.)
+   */
+  checkWritable(h: HandleId): void {
+    const p = this.volumes.get(h);
+    if (!p) return;
+    const role = p.serving ? p.serving.secondary.role : p.role;
+    if (p.serving || role?.state.role === 'secondary') {
+      throw new StrataError('read-only', 'This volume is a replication secondary: it takes writes only from its primary. Promote it (volume.replication.promote()) to write to it.');
+    }
+  }
+
   private per(h: HandleId): PerVolume {
     let p = this.volumes.get(h);
     if (!p) {

@@ -115,6 +115,9 @@ describe('volume.replication between two engines over a BroadcastChannel', () =>
     await b.replication.serveReplica({ broadcast: 'disk-3', ...TIMING });
     await expect(b.replication.replicateTo({ broadcast: 'x' })).rejects.toMatchObject({ code: 'locked' });
     await expect(b.replication.serveReplica({ broadcast: 'disk-3' })).rejects.toMatchObject({ code: 'exists' });
+    // the page's own writes to a secondary are refused (they would differ from the primary unseen)
+    await expect(b.write(0, new Uint8Array(BS))).rejects.toMatchObject({ code: 'read-only' });
+    await expect(b.writeZeroes(0, BS)).rejects.toMatchObject({ code: 'read-only' });
     await a.replication.replicateTo({ broadcast: 'disk-3', ...TIMING }, { name: 's3' });
     await a.replication.synced();
     await a.write(0, new Uint8Array(BS).fill(7));
@@ -123,9 +126,11 @@ describe('volume.replication between two engines over a BroadcastChannel', () =>
     expect(promoted).toMatchObject({ role: 'primary', serving: null });
     expect(promoted.generation).not.toBe(gen);
     expect((await b.read(0, BS))[0]).toBe(7);
+    await b.write(BS, new Uint8Array(BS).fill(8)); // a primary now: writable
     await until('the old primary froze', async () => (await a.replication.status()).frozen);
     const demoted = await a.replication.demote();
     expect(demoted).toMatchObject({ role: 'secondary', sessions: [] });
+    await expect(a.write(0, new Uint8Array(BS))).rejects.toMatchObject({ code: 'read-only' });
     await expect(a.replication.replicateTo({ broadcast: 'y' })).rejects.toMatchObject({ code: 'invalid-argument' });
     // targets and options are checked in the worker
     await expect(b.replication.replicateTo({ websocket: 'ws://127.0.0.1:1/replica', token: 'short' })).rejects.toMatchObject({ code: 'invalid-argument' });
