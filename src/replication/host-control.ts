@@ -72,7 +72,7 @@ export function primaryReplicationControl(volume: () => Volume, options: HostOpt
           const prev = session.hooks.onProgress;
           session.hooks.onProgress = (s, done, total) => {
             prev?.(s, done, total);
-            if (!gone.aborted) send({ type: 'replication', progress: { session: s.name, done, total } });
+            if (!gone.aborted) send({ type: 'replication', progress: { session: s.name, done: done * h.volume.blockSize, total: total * h.volume.blockSize } });
           };
           const goneP = new Promise<void>((r) => gone.addEventListener('abort', () => r(), { once: true }));
           await Promise.race([session.synced().catch(() => {}), goneP]);
