@@ -46,7 +46,8 @@ export default mergeConfig(
             include: ['test/browser/**/*.test.ts'],
             // Local image servers for the copy-on-read tests (test/browser/remote).
             // The edge boot benchmark's servers (test/browser/bench; only in npm run bench:browser).
-            globalSetup: ['test/browser/remote/servers.global.ts', 'test/browser/jobs/store-server.global.ts', 'test/browser/bench/edge-boot.global.ts'],
+            // A replica WebSocket server (test/browser/replication/websocket.test.ts).
+            globalSetup: ['test/browser/remote/servers.global.ts', 'test/browser/jobs/store-server.global.ts', 'test/browser/bench/edge-boot.global.ts', 'test/browser/replication/ws-server.global.ts'],
             testTimeout: long ? 3_600_000 : 120_000,
             hookTimeout: 120_000,
             browser: {

@@ -48,3 +48,5 @@ export { openPublishedVersion, type PublishedVersion, type VersionRef, type Open
 export { listVersions, type StoreVersions, type VersionInfo, type TagInfo } from './transfer/versions.js';
 export { gc, type GcOptions, type GcResult } from './transfer/gc.js';
 export * from './journal/index.js';
+// Replication transports: token handshake, heartbeats, WebSocket client, tab-to-tab links, fault injection.
+export * from './replication/links/index.js';

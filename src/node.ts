@@ -12,3 +12,4 @@ export { serveControl, requestControl, CONTROL_SOCKET, type ControlRequest, type
 export { DirObjectStore } from './transfer/dir-objects.js';
 export { openObjectStore } from './transfer/open-objects.js';
 export { storeObjectArea } from './transfer/store-server-objects.js';
+export * from './replication/links/node.js';

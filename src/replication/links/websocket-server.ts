@@ -23,8 +23,8 @@ import { MAX_WS_MESSAGE, webSocketLink, type WebSocketLike } from './websocket.j
 export interface ListenReplicaWsOptions extends ListenReplicaOptions {
   /** the WebSocket's path (default '/replica') */
   path?: string;
-  /** page origins allowed to connect (e.g. 'https://app.example'); default none */
-  origins?: readonly string[];
+  /** page origins allowed to connect (e.g. 'https://app.example'), or a test of one; default none */
+  origins?: readonly string[] | ((origin: string) => boolean);
 }
 
 export const DEFAULT_WS_PATH = '/replica';
@@ -37,10 +37,12 @@ function reject(socket: Duplex, status: number, text: string): void {
 /** Accept replication links over WebSocket on `host:port` at `path`. */
 export async function listenReplicaWs(options: ListenReplicaWsOptions): Promise<ReplicaServer> {
   const host = options.host ?? '127.0.0.1';
-  if (!options.tls) refusePlain(host, 'Listening for replication', 'wss');
+  if (!options.tls) refusePlain(host, 'server', 'wss');
   if (typeof options.token !== 'string' || options.token.length < 16) throw new StrataError('invalid-argument', 'A replication listener needs a token of at least 16 characters (from the environment or a 0600 file).');
   const path = options.path ?? DEFAULT_WS_PATH;
-  const origins = new Set((options.origins ?? []).map((o) => o.toLowerCase()));
+  const allowed = options.origins;
+  const listed = new Set((typeof allowed === 'function' ? [] : (allowed ?? [])).map((o) => o.toLowerCase()));
+  const originAllowed = (o: string) => (typeof allowed === 'function' ? allowed(o) : listed.has(o.toLowerCase()));
   const maxPending = options.maxPending ?? MAX_PENDING;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const sockets = new Set<Duplex>();
@@ -76,7 +78,7 @@ export async function listenReplicaWs(options: ListenReplicaWsOptions): Promise<
     }
     if (pathname !== path) return refuse(404, 'Not Found', `a WebSocket to ${pathname.slice(0, 200)}, not ${path}`);
     const origin = req.headers.origin;
-    if (origin !== undefined && !origins.has(origin.toLowerCase())) return refuse(403, 'Forbidden', `a page of origin ${origin.slice(0, 200)} (not allowed: list it in origins)`);
+    if (origin !== undefined && !originAllowed(origin)) return refuse(403, 'Forbidden', `a page of origin ${origin.slice(0, 200)} (not allowed: list it in origins)`);
     if (closing) return refuse(503, 'Service Unavailable', 'the server is closing');
     if (pending >= maxPending) return refuse(503, 'Service Unavailable', `too many connections (${maxPending}) are authenticating`);
     pending++;
