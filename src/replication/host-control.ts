@@ -38,6 +38,10 @@ export function primaryReplicationControl(volume: () => Volume, options: HostOpt
     adopt(h) {
       host = h;
     },
+    pinned() {
+      const n = host?.sessions.length ?? 0;
+      return n > 0 ? `This volume replicates (${n} session${n === 1 ? '' : 's'}).` : null;
+    },
     async handle(req: ReplicationRequest, send: (m: ControlMessage) => void, gone: AbortSignal): Promise<void> {
       switch (req.op) {
         case 'replication-status':
