@@ -66,6 +66,8 @@ export interface ReplicationControl {
   handle(req: ReplicationRequest, send: (m: ControlMessage) => void, gone: AbortSignal): Promise<void>;
   /** Refuse block jobs (a secondary takes writes from its primary only). */
   refuseJobs?: boolean;
+  /** Why the served volume must not move to a mirror's copy now (its sessions would be left behind), or null. */
+  pinned?(): string | null;
 }
 
 export interface ControlOptions {
@@ -222,6 +224,8 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
       // A served volume follows a mirror to a local directory (serve-nbd switches over); a copy
       // on a store server is a point-in-time copy as of the job's end.
       const switchOver = options.onSwitchOver !== undefined && !remote;
+      const pinned = switchOver ? options.replication?.pinned?.() : null;
+      if (pinned) throw new StrataError('locked', `${pinned} A mirror would move the served volume away from them: stop replication first (stop its \`replicate\` sessions by stopping this server), or mirror to a store server for a point-in-time copy.`);
       const job = registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver, targetLabel: req.target.split('#')[0]! }));
       if (switchOver) moved.set(job, Promise.resolve(options.onSwitchOver?.(job, req.target)).catch(() => {}));
       return job;

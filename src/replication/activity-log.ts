@@ -24,6 +24,9 @@ import { blocksOf, type Geometry } from './bitmap-pages.js';
  * only lazily, when its writes are released and its slot is needed (least recently used first),
  * or at `close()`. When every slot holds an extent still in use, `enter` waits for a release.
  *
+ * A new log writes an empty record (generation 0) before `open` resolves; a log whose files hold
+ * bytes but no whole record is `corrupt`, never taken for a new one.
+ *
  * Protocol for the caller: after `open`, mark `recovered` out of sync and persist the
  * out-of-sync bitmap before the first `enter`, because recovered extents leave the log as soon as
  * their slots are needed. A damaged log is `corrupt`; then treat the whole volume as out of sync.
@@ -95,6 +98,8 @@ export class ActivityLog {
   #token = 0;
   #released = 0;
   #generation = 0;
+  /** a record of #generation exists (false only before a new log's first record) */
+  #written = false;
   /** commits started, and done (flushed) */
   #commits = 0;
   #done = 0;
@@ -163,7 +168,13 @@ export class ActivityLog {
       }
       const log = new ActivityLog(ns, name, geometry, blocks, extentBytes, maxExtents, recovered);
       log.#stores = stores;
+      if (!best && !ns.readOnly) {
+        // A new log: an empty record in slot 0 (generation 0) before open resolves, so that from
+        // now on the log always has bytes; only a creation that never finished looks new.
+        await log.#write([]);
+      }
       if (best) {
+        log.#written = true;
         log.#generation = best.generation;
         // Recovered extents stay in the log (released) until their slots are needed.
         if (best.extentBytes === extentBytes) for (const e of best.extents) log.#entries.set(e, { extent: e, durable: true, written: 0, pins: 0, last: 0 });
@@ -356,7 +367,8 @@ export class ActivityLog {
     v.setUint32(12, this.#extentBytes, true);
     v.setUint32(16, extents.length, true);
     for (let i = 0; i < extents.length; i++) v.setUint32(AL_HEAD + 4 * i, extents[i]!, true);
-    const generation = this.#generation + 1;
+    const generation = this.#written ? this.#generation + 1 : this.#generation;
+    this.#written = true;
     const rec = encodeRecord({ magic: MAGIC_ACTIVITY_LOG, kind: KIND_AL, version: FORMATS.activityLog.writes, seq: generation, length: payload.length }, payload);
     // Whatever happens to this write, the next one must be newer than anything it left.
     this.#generation = generation;

@@ -38,6 +38,10 @@ export function primaryReplicationControl(volume: () => Volume, options: HostOpt
     adopt(h) {
       host = h;
     },
+    pinned() {
+      const n = host?.sessions.length ?? 0;
+      return n > 0 ? `This volume replicates (${n} session${n === 1 ? '' : 's'}).` : null;
+    },
     async handle(req: ReplicationRequest, send: (m: ControlMessage) => void, gone: AbortSignal): Promise<void> {
       switch (req.op) {
         case 'replication-status':
@@ -72,7 +76,7 @@ export function primaryReplicationControl(volume: () => Volume, options: HostOpt
           const prev = session.hooks.onProgress;
           session.hooks.onProgress = (s, done, total) => {
             prev?.(s, done, total);
-            if (!gone.aborted) send({ type: 'replication', progress: { session: s.name, done, total } });
+            if (!gone.aborted) send({ type: 'replication', progress: { session: s.name, done: done * h.volume.blockSize, total: total * h.volume.blockSize } });
           };
           const goneP = new Promise<void>((r) => gone.addEventListener('abort', () => r(), { once: true }));
           await Promise.race([session.synced().catch(() => {}), goneP]);

@@ -116,7 +116,7 @@ export class ReplicationHost {
       options.onEvent?.(e);
       if (e.type === 'state') this.log(`session ${e.session} (group ${e.group}): ${describeState(e.state)}`);
       else if (e.type === 'failed') this.log(`session ${e.session} (group ${e.group}) failed: ${e.code}: ${e.message}`);
-      else if (e.type === 'frozen') this.log(`replication frozen (${e.sessions} session${e.sessions === 1 ? '' : 's'}, ${e.ms.toFixed(1)} ms): ${e.reason}. Writes go on and are recorded out of sync; \`stratadisk replication resume\` resynchronises them.`);
+      else if (e.type === 'frozen') this.log(`replication frozen (${e.sessions} session${e.sessions === 1 ? '' : 's'}, ${e.ms.toFixed(1)} ms): ${e.reason}. ${this.holdsWrites ? 'Writes wait (policy block)' : 'Writes go on, recorded out of sync'}; \`stratadisk replication resume\` resynchronises what the secondaries lack.`);
     });
   }
 
@@ -148,6 +148,7 @@ export class ReplicationHost {
     const ca = full.caFile !== undefined ? await readCa(full.caFile) : undefined;
     const geometry = { size: this.volume.size, blockSize: this.volume.blockSize };
     const files = sessionFiles(name);
+    const fresh = !(await this.volume.ns.exists(`${files.oos}.0`)) && !(await this.volume.ns.exists(`${files.oos}.1`));
     const { oos, reset } = await OutOfSync.openOrReset(this.volume.ns, files.oos, geometry);
     if (reset) this.log(`session ${name}: its out-of-sync bitmap was damaged (${reset}); the whole volume is resynchronised.`);
     let al: ActivityLog;
@@ -198,7 +199,13 @@ export class ReplicationHost {
     } catch (e) {
       this.manager.remove(session);
       this.entries.delete(name);
+      const nothingMissed = session.oos.dirtyBlocks === 0;
       await session.close().catch(() => {});
+      // a first attempt that never connected and missed nothing leaves no files behind
+      if (fresh && nothingMissed && session.oos.dirtyBlocks === 0) {
+        await OutOfSync.remove(this.volume.ns, files.oos).catch(() => {});
+        await ActivityLog.remove(this.volume.ns, files.al).catch(() => {});
+      }
       throw e;
     }
     return session;

@@ -31,7 +31,10 @@ import {
  * file and flushes: a crash before the header's flush leaves the previous header, so a persist
  * either happened or did not. When the log has grown past twice the live pages, a persist
  * compacts instead: it writes every live page into the other file (a new epoch), flushes, then
- * that file's header. No rename and no truncate is relied on.
+ * that file's header, flushes, and zeroes the header slots of the file it left (so a current file
+ * cut short or damaged later is `corrupt`, never an old epoch read as the truth). No rename and no
+ * truncate is relied on. A bitmap whose files hold bytes but no valid header is `corrupt`, never
+ * taken for a new one; only missing or empty files are (a creation that never finished).
  *
  * A damaged file gives `corrupt` (never a "clean" it cannot vouch for); the caller then treats
  * the whole volume as out of sync ({@link OutOfSync.openOrReset}). One case cannot be told from a
@@ -119,6 +122,10 @@ export class OutOfSync {
   #headerStale = false;
   #compactNext = false;
   #compactMin = COMPACT_MIN;
+  /** the other file still holds a valid header (a crash came between a compaction and its #invalidate) */
+  #otherValid = false;
+  /** true when open found no bitmap and made a new one (all clean) */
+  #created = false;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -169,6 +176,11 @@ export class OutOfSync {
   static async remove(ns: StoreNamespace, name: string): Promise<void> {
     for (const n of [`${name}.0`, `${name}.1`]) if (await ns.exists(n)) await ns.delete(n);
     await ns.sync();
+  }
+
+  /** open found no bitmap and made a new one, all clean: a session that existed before should markAll() (its bitmap was lost while being created). */
+  get created(): boolean {
+    return this.#created;
   }
 
   get blocks(): number {
@@ -435,6 +447,7 @@ export class OutOfSync {
         this.#liveBytes = total;
         this.#headerStale = false;
         this.#compactNext = false;
+        await this.#invalidate((1 - file) as 0 | 1);
         // Only to give the space back: what lies past logLength is never read.
         if (store.resizable && store.size > this.#logLength) await store.truncate(this.#logLength).catch(() => undefined);
       } else {
@@ -461,6 +474,19 @@ export class OutOfSync {
       this.#compactNext = true;
       throw e;
     }
+  }
+
+  /**
+   * Zero the header slots of the file that is no longer current, so that if the current one is
+   * ever cut short or damaged, opening finds no header at all (corrupt) instead of falling back to
+   * an old epoch (a wrong "clean"). The zeros keep the file non-empty: a bitmap that has bytes
+   * but no header is never taken for a new one.
+   */
+  async #invalidate(file: 0 | 1): Promise<void> {
+    const store = await this.#store(file);
+    await store.write(0, new Uint8Array(LOG_START));
+    await store.flush();
+    this.#otherValid = false;
   }
 
   async #writeAll(store: Store, offset: number, records: readonly Uint8Array[]): Promise<void> {
@@ -540,9 +566,11 @@ export class OutOfSync {
       if (written) throw this.#corrupt(this.#name, 'no valid header in either file');
       // A new bitmap: all clean, written whole before open resolves.
       this.#headerStale = true;
+      this.#created = true;
       await this.#persistNow();
       return;
     }
+    this.#otherValid = headers.some((h) => h.file !== best.file);
     const name = this.#names[best.file];
     if (best.pageBits !== PAGE_BITS || best.epoch === 0) throw this.#corrupt(name, `its header describes pages of ${best.pageBits} bits`);
     if (best.size !== this.#size || best.blockSize !== this.#blockSize) {
@@ -565,6 +593,7 @@ export class OutOfSync {
     if (dirty !== best.dirtyBlocks) throw this.#corrupt(name, `its pages hold ${dirty} blocks out of sync but its header counts ${best.dirtyBlocks}`);
     this.#dirty = dirty;
     this.#sorted = null;
+    if (this.#otherValid && !this.#ns.readOnly) await this.#invalidate((1 - best.file) as 0 | 1);
   }
 
   async #readLog(store: Store, name: string, h: Header): Promise<void> {
@@ -582,11 +611,11 @@ export class OutOfSync {
       if (h.logLength - pos < RECORD_OVERHEAD) throw this.#corrupt(name, `a record at ${pos} is cut short`);
       const head = decodeHead(await view(pos, RECORD_HEADER), MAGIC_OUT_OF_SYNC, MAX_PAGE_PAYLOAD);
       if (!head || head.kind !== KIND_PAGE || head.length < PAGE_HEAD) throw this.#corrupt(name, `no page record at ${pos}`);
-      if (!readsVersion('outOfSync', head.version)) throw newerVersion('outOfSync', `Out-of-sync bitmap ${name}`, head.version);
       const total = RECORD_OVERHEAD + head.length;
       if (pos + total > h.logLength) throw this.#corrupt(name, `a record at ${pos} is cut short`);
       const rec = await view(pos, total);
       if (!checksumOk(rec, head.length)) throw this.#corrupt(name, `checksum mismatch in the record at ${pos}`);
+      if (!readsVersion('outOfSync', head.version)) throw newerVersion('outOfSync', `Out-of-sync bitmap ${name}`, head.version);
       if (head.seq !== h.epoch) throw this.#corrupt(name, `the record at ${pos} is from epoch ${head.seq}, not ${h.epoch}`);
       this.#applyRecord(rec.subarray(RECORD_HEADER, RECORD_HEADER + head.length), name, pos);
       const p = new DataView(rec.buffer, rec.byteOffset + RECORD_HEADER, 4).getUint32(0, true);

@@ -8,7 +8,14 @@ import type { ControlMessage, ReplicationControl, ReplicationRequest } from '../
 import { promote } from './role-change.js';
 import type { Secondary } from './secondary.js';
 
-export function secondaryReplicationControl(secondary: Secondary, url: string, onPromoted: () => void): ReplicationControl {
+export interface SecondaryControlHooks {
+  /** stop taking primaries (called before a promotion ends the session) */
+  stopListening(): Promise<void>;
+  /** the volume is a primary now: the server ends */
+  onPromoted(): void;
+}
+
+export function secondaryReplicationControl(secondary: Secondary, url: string, hooks: SecondaryControlHooks): ReplicationControl {
   return {
     refuseJobs: true,
     async handle(req: ReplicationRequest, send: (m: ControlMessage) => void): Promise<void> {
@@ -22,10 +29,12 @@ export function secondaryReplicationControl(secondary: Secondary, url: string, o
           if (secondary.status().connected && req.force !== true) {
             throw new StrataError('locked', `${secondary.label} is connected to its primary (session ${secondary.status().session ?? '?'}). Stop that session first (stop \`replicate\`, or \`stratadisk replication freeze\` on the primary), or promote with --force to cut it off.`);
           }
+          // no primary may connect between the end of this session and the new role
+          await hooks.stopListening();
           await secondary.close();
           const change = await promote(secondary.volume, secondary.role, secondary.label, { force: req.force === true, revertToConsistent: req.revertToConsistent === true });
           send({ type: 'replication', status: { role: change.after.role, generation: change.after.gen.current, notes: change.notes } });
-          onPromoted();
+          hooks.onPromoted();
           return;
         }
         case 'replicate':

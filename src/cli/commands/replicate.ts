@@ -64,7 +64,7 @@ export const replicateCommand: Command = {
     // the URL is checked before anything opens: plain transport stays on loopback
     const scheme = replicaScheme(url);
     const { host } = parseReplicaUrl(url, [scheme]);
-    if (scheme === 'tcp' || scheme === 'ws') refusePlain(host, 'Replicating to a server', scheme === 'tcp' ? 'tls' : 'wss');
+    if (scheme === 'tcp' || scheme === 'ws') refusePlain(host, 'client', scheme === 'tcp' ? 'tls' : 'wss');
     const token = await readReplicaToken(values, io, 'replicate');
     const caFile = typeof values.ca === 'string' ? resolve(values.ca) : undefined;
     const spec = {

@@ -48,7 +48,7 @@ export const replicationCommand: Command = {
       case 'freeze':
       case 'resume': {
         const st = await online(dir, { op: action === 'freeze' ? 'replication-freeze' : 'replication-resume' }, action);
-        line(io.stdout, action === 'freeze' ? `Froze every session of ${dir}: writes go on and are recorded out of sync (\`stratadisk replication resume ${dir}\` resynchronises them).` : `Resumed the sessions of ${dir}; they resynchronise what their secondaries lack (\`stratadisk replication status ${dir}\`).`);
+        line(io.stdout, action === 'freeze' ? `Froze every session of ${dir}: writes go on recorded out of sync (policy run) or wait (policy block) until \`stratadisk replication resume ${dir}\` resynchronises them.` : `Resumed the sessions of ${dir}; they resynchronise what their secondaries lack (\`stratadisk replication status ${dir}\`).`);
         printSessions(io, st as OnlineStatus);
         return 0;
       }

@@ -10,8 +10,7 @@ import { secondaryReplicationControl } from '../../replication/secondary-control
 import { watchSecondaryLink } from '../../replication/secondary-log.js';
 import type { Command } from '../command.js';
 import { line, UsageError, withKept } from '../io.js';
-import { readTlsOptions } from '../server-options.js';
-import { parsePort } from '../server-options.js';
+import { parsePort, readTlsOptions } from '../server-options.js';
 import { parseSize } from '../size.js';
 import { openVolume } from '../target.js';
 import { readReplicaToken, REPLICA_TOKEN_ENV, REPLICA_TOKEN_OPTIONS } from '../replica-token.js';
@@ -57,6 +56,7 @@ export const serveReplicaCommand: Command = {
     if (values.port === undefined) throw new UsageError('--port is required (0 picks a free one)', 'serve-replica');
     const port = parsePort(values.port, 'serve-replica');
     const host = typeof values.host === 'string' ? values.host : '127.0.0.1';
+    if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together', 'serve-replica');
     const tls = await readTlsOptions({ cert: values['tls-cert'], key: values['tls-key'] }, 'serve-replica');
     if (!tls && !isLoopback(host)) {
       throw new UsageError(`listening on ${host} without TLS would let anyone on the network read and change the replicated data: give --tls-cert FILE --tls-key FILE (clients then use tls://), or listen on 127.0.0.1`, 'serve-replica');
@@ -90,7 +90,7 @@ export const serveReplicaCommand: Command = {
         onRefused: (reason, remote) => say(`refused a connection from ${remote}: ${reason}`),
       });
       control = await serveControl(volume, dir, undefined, {
-        replication: secondaryReplicationControl(secondary, server.url, () => promoted.abort()),
+        replication: secondaryReplicationControl(secondary, server.url, { stopListening: () => server!.close(), onPromoted: () => promoted.abort() }),
         onRefused: (reason) => say(reason),
       }).catch((e: Error) => {
         say(`no control socket (${e.message}); \`replication status\` and \`promote\` cannot reach this server.`);

@@ -85,7 +85,7 @@ export function guardPreAuth(socket: Socket, onExceed: () => void): () => void {
  */
 export async function listenReplicaTcp(options: ListenReplicaOptions): Promise<ReplicaServer> {
   const host = options.host ?? '127.0.0.1';
-  if (!options.tls) refusePlain(host, 'Listening for replication', 'tls');
+  if (!options.tls) refusePlain(host, 'server', 'tls');
   if (typeof options.token !== 'string' || options.token.length < 16) throw new StrataError('invalid-argument', 'A replication listener needs a token of at least 16 characters (from the environment or a 0600 file).');
   const maxPending = options.maxPending ?? MAX_PENDING;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
@@ -200,7 +200,7 @@ export function connectError(e: NodeJS.ErrnoException, url: string): StrataError
 /** Connect to a replica server at `tcp://host:port` (loopback only) or `tls://host:port`, and authenticate. */
 export async function connectReplicaTcp<Out = unknown>(url: string, options: ConnectReplicaOptions): Promise<Link<Out>> {
   const { scheme, host, port } = parseReplicaUrl(url, ['tcp', 'tls']);
-  if (scheme === 'tcp') refusePlain(host, 'Replicating to a server', 'tls');
+  if (scheme === 'tcp') refusePlain(host, 'client', 'tls');
   if (typeof options.token !== 'string' || options.token.length < 16) throw new StrataError('invalid-argument', 'Connecting to a replica server needs a token of at least 16 characters (from the environment or a 0600 file).');
   const where = `${scheme}://${hostPort(host, port)}`;
   const timeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;

@@ -10,14 +10,16 @@ export function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host.replace(/^\[|\]$/g, '')}]` : host}:${port}`;
 }
 
-/** Refuse plain (unencrypted) transport beyond loopback. */
-export function refusePlain(host: string, what: string, secureScheme: string): void {
-  if (!isLoopback(host)) {
-    throw new StrataError(
-      'invalid-argument',
-      `${what} on ${host} without TLS would let anyone on the network read and change the replicated data: give a certificate and key (TLS, then clients use ${secureScheme}://), or use a loopback address (127.0.0.1).`,
-    );
-  }
+/** Refuse plain (unencrypted) transport beyond loopback: a listener (`server`) or a client. */
+export function refusePlain(host: string, side: 'server' | 'client', secureScheme: string): void {
+  if (isLoopback(host)) return;
+  const risk = 'without TLS would let anyone on the network read and change the replicated data';
+  throw new StrataError(
+    'invalid-argument',
+    side === 'server'
+      ? `Listening for replication on ${host} ${risk}: give a certificate and key (TLS; clients then use ${secureScheme}://), or listen on a loopback address (127.0.0.1).`
+      : `Replicating to ${host} ${risk}: use ${secureScheme}://${host}:PORT (the server needs a certificate), or a loopback address (127.0.0.1).`,
+  );
 }
 
 /** Parse `scheme://host:port[/path]` for one of `schemes`; no credentials, query or fragment. */

@@ -37,7 +37,7 @@ function reject(socket: Duplex, status: number, text: string): void {
 /** Accept replication links over WebSocket on `host:port` at `path`. */
 export async function listenReplicaWs(options: ListenReplicaWsOptions): Promise<ReplicaServer> {
   const host = options.host ?? '127.0.0.1';
-  if (!options.tls) refusePlain(host, 'Listening for replication', 'wss');
+  if (!options.tls) refusePlain(host, 'server', 'wss');
   if (typeof options.token !== 'string' || options.token.length < 16) throw new StrataError('invalid-argument', 'A replication listener needs a token of at least 16 characters (from the environment or a 0600 file).');
   const path = options.path ?? DEFAULT_WS_PATH;
   const allowed = options.origins;

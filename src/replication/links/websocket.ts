@@ -119,7 +119,7 @@ async function loadWsPackage(): Promise<WsPackageCtor> {
 /** Open `ws://host:port/path` (loopback only) or `wss://...`, then authenticate. */
 export async function connectReplicaWs<Out = unknown>(url: string, options: ConnectReplicaWsOptions): Promise<Link<Out>> {
   const { scheme, host, port } = parseReplicaUrl(url, ['ws', 'wss']);
-  if (scheme === 'ws') refusePlain(host, 'Replicating to a server', 'wss');
+  if (scheme === 'ws') refusePlain(host, 'client', 'wss');
   if (typeof options.token !== 'string' || options.token.length < 16) throw new StrataError('invalid-argument', 'Connecting to a replica server needs a token of at least 16 characters (from the environment or a 0600 file).');
   const where = `${scheme}://${hostPort(host, port)}`;
   const timeoutMs = options.connectTimeoutMs ?? 10_000;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../cli/harness.js';
 import { have } from '../interop/nbd-helpers.js';
-import { built, killAll, runOk, runTool, sameVolumes, start, status, until } from './cli-helpers.js';
+import { built, killAll, run, runOk, runTool, sameVolumes, start, status, until } from './cli-helpers.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -103,6 +103,10 @@ describe.skipIf(!built || !have('nbdcopy'))('replication CLI: serve-replica + re
     await runOk(['replicate', p, urlB, '--group', 'g', '--name', 'ws']);
     const st = await until(p, (x) => x.sessions.length === 2 && x.sessions.every((y) => y.state === 'replicating'), 'both replicating');
     expect(st.sessions.map((x) => [x.name, x.group]).sort()).toEqual([['tcp', 'g'], ['ws', 'g']]);
+    // a mirror would move the served volume away from its sessions: refused
+    const mirror = await run(['mirror', p, join(dir, 'moved')]);
+    expect(mirror.code).toBe(2);
+    expect(mirror.stderr).toMatch(/locked: This volume replicates \(2 sessions\)/);
 
     const img = join(dir, 'img.raw');
     const data = new Uint8Array(16 << 20);

@@ -49,7 +49,7 @@ describe.skipIf(!built)('replication CLI: tokens and transport security', () => 
     for (const u of ['tcp://192.0.2.10:7788', 'ws://192.0.2.10:7788/replica']) {
       const r = await run(['replicate', p, u]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/invalid-argument: Replicating to a server on 192\.0\.2\.10 without TLS/);
+      expect(r.stderr).toMatch(/invalid-argument: Replicating to 192\.0\.2\.10 without TLS would let anyone on the network read and change the replicated data: use (tls|wss):\/\/192\.0\.2\.10:PORT/);
     }
     const s = await run(['serve-replica', join(dir, 's'), '--port', '0', '--host', '0.0.0.0', '--create', '--size', '4M']);
     expect(s.code).toBe(2);
