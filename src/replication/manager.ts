@@ -13,11 +13,18 @@
  *   application wrote after seeing an acknowledgement (a dependent write) comes after something
  *   every secondary already holds. Freezing stops the rest.
  * - Async groups (writes acknowledged before the secondary has them): the manager puts a *cut*
- *   into every session's stream at one instant, every `cutIntervalMs` (one JavaScript turn: no
- *   write is between two streams' cut markers). Secondaries hold what follows the last released
- *   cut; the manager releases cut k when every secondary of the group has received it. A
- *   failure freezes everyone before the next release, so each secondary drops what it holds:
- *   every secondary stops at the same cut. All sessions of one group share a mode.
+ *   into the stream of every async session of every group at one instant, every `cutIntervalMs`
+ *   (one JavaScript turn: no write is between two streams' cut markers). Secondaries hold what
+ *   follows the last released cut; the manager releases cut k when every async secondary has
+ *   received it. A failure freezes everyone before the next release, so each secondary drops
+ *   what it holds: every async secondary of every group stops at the same cut.
+ * - All sessions of one group share a mode. A manager with both sync and async groups keeps
+ *   each kind at one point in time; across the two kinds the sync secondaries may hold writes
+ *   made after the async ones' last released cut (a sync write cannot wait for a cut).
+ * - Not covered: a secondary that crashes and loses data it had not flushed falls back to its
+ *   last flush (a prefix of its own stream) while the others keep what they applied; in async
+ *   groups that can be past the crashed one's point. Sync secondaries acknowledge only durable
+ *   writes, so there a crash loses nothing acknowledged.
  */
 import { StrataError } from '../errors.js';
 import type { Link } from '../consistency/link.js';
@@ -39,15 +46,15 @@ export type ManagerEvent =
 export interface GroupStatus {
   name: string;
   mode: Mode;
-  /** cut numbers (async groups of more than one session): last taken, last released */
-  cut: number;
-  released: number;
   sessions: SessionStatus[];
 }
 
 export interface ManagerStatus {
   /** frozen: a failure stopped replication; `resume` restarts it */
   frozen: boolean;
+  /** consistency cuts of the async sessions (when more than one): last taken, last released */
+  cut: number;
+  released: number;
   freezeReason: string | null;
   groups: GroupStatus[];
 }
@@ -56,8 +63,6 @@ interface Group {
   name: string;
   mode: Mode;
   sessions: PrimarySession[];
-  cut: number;
-  released: number;
 }
 
 export class ReplicationManager {
@@ -93,7 +98,7 @@ export class ReplicationManager {
   add(session: PrimarySession, group = 'default'): void {
     let g = this.groups.get(group);
     if (!g) {
-      g = { name: group, mode: session.mode, sessions: [], cut: 0, released: 0 };
+      g = { name: group, mode: session.mode, sessions: [] };
       this.groups.set(group, g);
     }
     if (g.mode !== session.mode) {
@@ -104,14 +109,14 @@ export class ReplicationManager {
       throw new StrataError('invalid-argument', `Add session ${session.name} to its group before connecting it.`);
     }
     g.sessions.push(session);
-    this.regate(g);
+    this.regate();
     const gname = group;
     session.hooks = {
       onFailure: (s, e) => {
         this.emit({ type: 'failed', session: s.name, group: gname, code: e.code, message: e.message });
         void this.freezeAll(`session ${s.name} failed: ${e.message}`);
       },
-      onCutReceived: () => this.maybeRelease(g!),
+      onCutReceived: () => this.maybeRelease(),
       onState: (s, state) => this.emit({ type: 'state', session: s.name, group: gname, state }),
       onProgress: (s, done, total) => this.emit({ type: 'progress', session: s.name, group: gname, done, total }),
     };
@@ -125,7 +130,7 @@ export class ReplicationManager {
     g.sessions = g.sessions.filter((s) => s !== session);
     session.hooks = {};
     if (g.sessions.length === 0) this.groups.delete(g.name);
-    else this.regate(g);
+    this.regate();
   }
 
   private sessionGroup(session: PrimarySession): Group | undefined {
@@ -133,10 +138,17 @@ export class ReplicationManager {
     return undefined;
   }
 
-  /** Async groups of several sessions apply only released cuts. */
-  private regate(g: Group): void {
-    const gated = g.mode === 'async' && g.sessions.length > 1;
-    for (const s of g.sessions) s.gated = gated;
+  private cut = 0;
+  private released = 0;
+
+  private get asyncSessions(): PrimarySession[] {
+    return this.sessions.filter((s) => s.mode === 'async');
+  }
+
+  /** When there are several async sessions, they apply only released cuts. */
+  private regate(): void {
+    const a = this.asyncSessions;
+    for (const s of a) s.gated = a.length > 1;
   }
 
   get sessions(): PrimarySession[] {
@@ -171,10 +183,8 @@ export class ReplicationManager {
   async resume(connect: (session: PrimarySession) => Promise<Link<ToSecondary>>): Promise<void> {
     this.frozen = false;
     this.freezeReason = null;
-    for (const g of this.groups.values()) {
-      // cut numbering restarts from what each secondary will accept: always upward
-      g.released = g.cut;
-    }
+    // a reconnected secondary starts from the next cut taken
+    this.released = this.cut;
     const todo = this.sessions.filter((s) => s.state !== 'syncing' && s.state !== 'replicating' && s.state !== 'connecting' && s.state !== 'closed');
     const results = await Promise.allSettled(todo.map(async (s) => s.connect(await connect(s))));
     const bad = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
@@ -192,34 +202,36 @@ export class ReplicationManager {
     (this.timer as { unref?: () => void }).unref?.();
   }
 
-  /** One instant: a cut marker into the stream of every session of every gated group. */
+  /** One instant: a cut marker into the stream of every async session (when there are several). */
   takeCuts(): void {
     if (this.frozen) return;
-    for (const g of this.groups.values()) {
-      if (!(g.mode === 'async' && g.sessions.length > 1)) continue;
-      // only while every member streams: a member that is not would leave the cut incomplete
-      if (!g.sessions.every((s) => s.state === 'syncing' || s.state === 'replicating')) continue;
-      // at most a few cuts outstanding: a slow secondary must not pile them up
-      if (g.cut - g.released >= 8) continue;
-      g.cut++;
-      for (const s of g.sessions) s.sendCut(g.cut);
-    }
+    const a = this.asyncSessions;
+    if (a.length < 2) return;
+    // only while every one streams: a member that does not would leave the cut incomplete
+    if (!a.every((s) => s.state === 'syncing' || s.state === 'replicating')) return;
+    // at most a few cuts outstanding: a slow secondary must not pile them up
+    if (this.cut - this.released >= 8) return;
+    this.cut++;
+    for (const s of a) s.sendCut(this.cut);
   }
 
-  private maybeRelease(g: Group): void {
+  private maybeRelease(): void {
     if (this.frozen) return;
     let min = Number.MAX_SAFE_INTEGER;
-    for (const s of g.sessions) min = Math.min(min, s.cutReceived);
-    if (min <= g.released) return;
-    g.released = min;
-    for (const s of g.sessions) s.releaseCut(min);
+    const a = this.asyncSessions;
+    for (const s of a) min = Math.min(min, s.cutReceived);
+    if (min <= this.released) return;
+    this.released = min;
+    for (const s of a) s.releaseCut(min);
   }
 
   status(): ManagerStatus {
     return {
       frozen: this.frozen,
       freezeReason: this.freezeReason,
-      groups: [...this.groups.values()].map((g) => ({ name: g.name, mode: g.mode, cut: g.cut, released: g.released, sessions: g.sessions.map((s) => s.status()) })),
+      cut: this.cut,
+      released: this.released,
+      groups: [...this.groups.values()].map((g) => ({ name: g.name, mode: g.mode, sessions: g.sessions.map((s) => s.status()) })),
     };
   }
 

@@ -682,9 +682,12 @@ export class PrimarySession {
     for (const r of h) r();
   }
 
-  private endConn(c: Conn, _reason: string): void {
+  private endConn(c: Conn, reason: string): void {
     if (c.ended) return;
     c.ended = true;
+    // a connect still waiting for the welcome learns why at once
+    c.refused?.(new StrataError('frozen', `${this.label} stopped connecting: ${reason}`));
+    c.refused = null;
     c.link.close();
     this.stopTimer();
   }

@@ -128,6 +128,7 @@ class Connection {
   private ackQueued = false;
   private lastAck = { a: -1, d: -1, c: -1 };
   private helloDone = false;
+  private helloSeen = false;
   private syncing = false;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -175,7 +176,9 @@ class Connection {
     }
     try {
       if (!this.helloDone) {
+        if (this.helloSeen) throw new StrataError('corrupt', `The primary sent "${m.t}" before the secondary answered its hello.`);
         if (m.t !== 'hello') throw new StrataError('corrupt', `The primary sent "${m.t}" before its hello.`);
+        this.helloSeen = true;
         void this.hello(m).catch((e) => this.fail(e));
         return;
       }
