@@ -28,6 +28,8 @@ export const MAGIC_DIFF_AREA = 0x41534453; // "SDSA": a shadow copy's diff area 
 export const MAGIC_JOBS = 0x4a4a4453; // "SDJJ": job journal slots (jobs.0/1)
 export const MAGIC_WRITE_LOG = 0x4c574453; // "SDWL": write log records (journal.<n>.log, src/journal/)
 export const MAGIC_REPLICATION_ROLE = 0x52524453; // "SDRR": replication role slots (replication.0/1, src/replication/)
+export const MAGIC_OUT_OF_SYNC = 0x534f4453; // "SDOS": replication out-of-sync bitmap (<name>.0/1, src/replication/out-of-sync.ts)
+export const MAGIC_ACTIVITY_LOG = 0x4c414453; // "SDAL": replication activity log (<name>.0/1, src/replication/activity-log.ts)
 /** The ASCII tag opening a saved v86 machine state (src/v86/state-file.ts). */
 export const MAGIC_V86_STATE = 'V86STATE';
 
@@ -82,6 +84,8 @@ export const FORMATS = {
   writeLog: { title: 'write log', files: 'journal.<n>.log', magic: MAGIC_WRITE_LOG, reads: [1], writes: 1 },
   jobJournal: { title: 'job journal', files: 'jobs.0, jobs.1', magic: MAGIC_JOBS, reads: [1], writes: 1 },
   replicationRole: { title: 'replication role', files: 'replication.0, replication.1', magic: MAGIC_REPLICATION_ROLE, reads: [1], writes: 1 },
+  outOfSync: { title: 'out-of-sync bitmap', files: '<name>.0, <name>.1 (replication.<session>.oos)', magic: MAGIC_OUT_OF_SYNC, reads: [1], writes: 1 },
+  activityLog: { title: 'activity log', files: '<name>.0, <name>.1 (replication.<session>.al)', magic: MAGIC_ACTIVITY_LOG, reads: [1], writes: 1 },
   v86State: { title: 'saved v86 machine state', files: 'v86 state store', magic: MAGIC_V86_STATE, reads: [1], writes: 1 },
   segment: { title: 'block table segment', files: 'segments/<hash> (chunk store)', magic: MAGIC_SEGMENT, reads: [1], writes: 1 },
   packIndex: { title: 'pack index', files: 'packs/<hash>.idx (chunk store)', magic: MAGIC_PACK_INDEX, reads: [1], writes: 1 },

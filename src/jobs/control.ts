@@ -39,14 +39,36 @@ export type ControlRequest =
   /** copy the served volume to directory `target`: a point-in-time copy as of the job's end, or, where the server switches over (ControlOptions.onSwitchOver), the volume it serves from then on */
   | { op: 'mirror'; target: string; flatten?: boolean }
   | { op: 'pause' | 'resume' | 'cancel'; id: string }
-  | { op: 'rate'; id: string; bytesPerSecond: number | null };
+  | { op: 'rate'; id: string; bytesPerSecond: number | null }
+  | ReplicationRequest;
+
+/** Replication requests (answered by ControlOptions.replication; see src/replication/control.ts). */
+export type ReplicationRequest =
+  /** start a session from the served volume to `url`; `token` is the requester's (never logged or echoed) */
+  | { op: 'replicate'; url: string; token: string; mode?: 'sync' | 'async'; group?: string; policy?: 'run' | 'block'; name?: string; caFile?: string }
+  | { op: 'replication-status' }
+  | { op: 'replication-freeze' }
+  | { op: 'replication-resume' }
+  | { op: 'replication-promote'; force?: boolean; revertToConsistent?: boolean };
 
 export type ControlMessage =
   | { type: 'jobs'; jobs: JobInfo[] }
   | { type: 'progress'; info: JobInfo }
   | { type: 'end'; info: JobInfo }
   | { type: 'ok' }
+  /** replication: a status snapshot, or a line of what happened (a session's progress, state) */
+  | { type: 'replication'; status?: unknown; text?: string; progress?: { session: string; done: number; total: number } }
   | { type: 'error'; code: ErrorCode; message: string };
+
+/** How a process that replicates answers replication requests on its control socket. */
+export interface ReplicationControl {
+  /** Answer `req`, sending messages with `send`; resolves when the answer is complete. `gone` fires when the requester hangs up. */
+  handle(req: ReplicationRequest, send: (m: ControlMessage) => void, gone: AbortSignal): Promise<void>;
+  /** Refuse block jobs (a secondary takes writes from its primary only). */
+  refuseJobs?: boolean;
+  /** Why the served volume must not move to a mirror's copy now (its sessions would be left behind), or null. */
+  pinned?(): string | null;
+}
 
 export interface ControlOptions {
   /**
@@ -61,6 +83,8 @@ export interface ControlOptions {
   targetOptions?: Omit<NodeDirOptions, 'create' | 'readOnly'>;
   /** Told of each connection refused (a peer that is not the server's user), for the server's log. */
   onRefused?: (reason: string) => void;
+  /** Replication requests (replicate, replication-*); without it they are refused. */
+  replication?: ReplicationControl;
 }
 
 export interface ControlServer {
@@ -144,6 +168,15 @@ function handle(sock: Socket, volume: Volume, registry: JobRegistry, options: Co
     } catch {
       return fail(new StrataError('invalid-argument', 'The control request is not JSON.'));
     }
+    if (typeof req?.op === 'string' && (req.op === 'replicate' || req.op.startsWith('replication-'))) {
+      const gone = new AbortController();
+      sock.on('close', () => gone.abort());
+      const r = options.replication;
+      if (!r) return fail(new StrataError('unsupported', 'The process holding this volume does not replicate (it is not a `serve-nbd`, `replicate` or `serve-replica` of this release).'));
+      void r.handle(req as ReplicationRequest, send, gone.signal).then(() => sock.end(), fail);
+      return;
+    }
+    if (options.replication?.refuseJobs) return fail(new StrataError('locked', 'This volume is a replication secondary served by `stratadisk serve-replica`: it takes writes from its primary only. Run block jobs on the primary, or promote this side first.'));
     void (async () => {
       // A mirror's target is checked (and created) before the job starts.
       if (req?.op === 'mirror' && typeof req.target === 'string' && isAbsolute(req.target)) await checkMirrorTarget(req.target, { create: true });
@@ -191,6 +224,8 @@ function dispatch(req: ControlRequest, volume: Volume, registry: JobRegistry, se
       // A served volume follows a mirror to a local directory (serve-nbd switches over); a copy
       // on a store server is a point-in-time copy as of the job's end.
       const switchOver = options.onSwitchOver !== undefined && !remote;
+      const pinned = switchOver ? options.replication?.pinned?.() : null;
+      if (pinned) throw new StrataError('locked', `${pinned} A mirror would move the served volume away from them: stop replication first (stop its \`replicate\` sessions by stopping this server), or mirror to a store server for a point-in-time copy.`);
       const job = registry.add(mirror(volume, ns, { flatten: req.flatten === true, switchOver, targetLabel: req.target.split('#')[0]! }));
       if (switchOver) moved.set(job, Promise.resolve(options.onSwitchOver?.(job, req.target)).catch(() => {}));
       return job;

@@ -22,6 +22,7 @@ import { guardedRemote, Liveness, type ConnectOptions } from './liveness.js';
 import { isNodeMessageTarget, nodeEndpoint, type NodeMessageTarget } from './node-endpoint.js';
 import type { BackendSpec, EngineApi, HandleId, HostMessage, OpenedHandle, ProgressEvent, StorageReport } from './protocol.js';
 import { RemoteJournal, type RemotePointView } from './client-journal.js';
+import { RemoteReplication } from './client-replication.js';
 
 export type { BackendSpec, BackendName, ProgressEvent, StorageReport } from './protocol.js';
 export type { Extent } from '../volume/map.js';
@@ -32,6 +33,9 @@ export type { ConnectOptions } from './liveness.js';
 export type { JournalStatus, Mark, Point, RestoreReport } from '../journal/index.js';
 export type { EnableJournalOptions, LogPoint, LogRecordInfo, LogRecordPage } from './protocol.js';
 export { RemoteJournal, type RemotePointView } from './client-journal.js';
+export { RemoteReplication } from './client-replication.js';
+export type * from './replication-protocol.js';
+export type { SessionState, SessionStatus, FreezePolicy } from '../replication/primary.js';
 
 /**
  * A connection to one worker host, over a MessageChannel of its own. Several clients may share a
@@ -229,6 +233,12 @@ export class RemoteVolume implements RemoteReader {
    * `restore(point, { force, onProgress, signal })`, `disable()`. See client-journal.ts.
    */
   readonly journal: RemoteJournal;
+  /**
+   * Replication of this volume, run in its worker: `replicateTo(target, options)`,
+   * `serveReplica(source)`, `status()`, `synced()`, `freeze()`, `resume()`, `stop()`,
+   * `promote()`, `demote()`. See client-replication.ts.
+   */
+  readonly replication: RemoteReplication;
 
   /** @internal */
   constructor(private readonly engine: Remote<EngineApi>, h: OpenedHandle, private readonly forget: Forget) {
@@ -247,6 +257,7 @@ export class RemoteVolume implements RemoteReader {
       },
       cancellable: (what, options, call) => this.cancellable(what, options, call),
     });
+    this.replication = new RemoteReplication({ handle: this.handle, api: () => this.api() });
   }
 
   private adopt<T extends RemoteSnapshot>(view: T): T {

@@ -35,6 +35,8 @@ import type {
 } from './protocol.js';
 import { StreamJob } from '../jobs/stream.js';
 import { BASE_SNAPSHOT, disableJournal, enableJournal, restoreTo, type Journal, type JournalStatus, type Mark, type RestoreReport } from '../journal/index.js';
+import { EngineReplication } from './replication-calls.js';
+import type { PromoteOptions, ReplicaSource, ReplicateOptions, ReplicationEvent, ReplicationSessionInfo, ReplicationTarget, VolumeReplicationStatus } from './replication-protocol.js';
 import { MAX_RECORDS_PER_PAGE, checkLabel, checkLogPath, checkRecordRange, closeNamespace, noJournal, openLogged, toPoint } from './journal-calls.js';
 
 type Entry =
@@ -70,6 +72,8 @@ export class Engine implements EngineApi {
   private readonly ops = new Map<OpId, AbortController>();
   private readonly jobs = new Map<OpId, Job>();
   private nextHandle = 1;
+  /** replication sessions of this worker's volumes (./replication-calls.ts) */
+  private readonly replication = new EngineReplication((h) => this.writable(h));
 
   constructor(options: EngineOptions = {}) {
     this.backends = options.backends ?? browserBackends();
@@ -177,7 +181,11 @@ export class Engine implements EngineApi {
   private writing(h: HandleId, fn: (v: Volume) => Promise<void>): Promise<void> {
     const first = this.handles.get(h);
     const v0 = first?.kind === 'volume' ? first.volume : undefined;
-    return settle(() => fn(this.volume(h))).catch(async (e) => {
+    return settle(() => {
+      // a replication secondary takes writes only from its primary
+      this.replication.checkWritable(h);
+      return fn(this.volume(h));
+    }).catch(async (e) => {
       const entry = this.handles.get(h);
       if (!(e instanceof StrataError && e.code === 'closed') || entry?.kind !== 'volume') throw e;
       if (entry.volume === v0 && entry.moving) await entry.moving.catch(() => {});
@@ -194,6 +202,7 @@ export class Engine implements EngineApi {
   async mirror(h: HandleId, target: BackendSpec, options: { flatten?: boolean; rateLimit?: number } = {}, op?: OpId, onProgress?: (info: JobInfo) => void): Promise<JobInfo> {
     const entry = this.volumeEntry(h);
     if (entry.moving) throw new StrataError('locked', 'This volume is already being mirrored.');
+    if (this.replication.active(h)) throw new StrataError('locked', 'This volume replicates (or serves as a replica); stop replication before mirroring it.');
     if (entry.journal) throw new StrataError('unsupported', 'This volume keeps a write log, which a mirror would leave behind; disable the log first (disableJournal) or copy the volume closed.');
     const backend = this.backend(target);
     const ns = await backend.open(target.path, { create: true, readOnly: false });
@@ -269,7 +278,10 @@ export class Engine implements EngineApi {
   }
 
   revert(h: HandleId, name: string): Promise<void> {
-    return settle(() => this.volume(h).revert(name));
+    return settle(() => {
+      this.replication.checkWritable(h);
+      return this.volume(h).revert(name);
+    });
   }
 
   deleteSnapshot(h: HandleId, name: string): Promise<void> {
@@ -377,6 +389,51 @@ export class Engine implements EngineApi {
     entry.logViews.clear();
   }
 
+  // ---- replication (./replication-calls.ts) ----
+
+  replicateTo(h: HandleId, target: ReplicationTarget, options?: ReplicateOptions, onEvent?: (e: ReplicationEvent) => void): Promise<ReplicationSessionInfo> {
+    return settle(() => this.replication.replicateTo(h, target, options, onEvent));
+  }
+
+  serveReplica(h: HandleId, source: ReplicaSource, onEvent?: (e: ReplicationEvent) => void): Promise<void> {
+    return settle(() => this.replication.serveReplica(h, source, onEvent));
+  }
+
+  replicationStatus(h: HandleId): Promise<VolumeReplicationStatus> {
+    return settle(() => this.replication.status(h));
+  }
+
+  replicationSynced(h: HandleId, name?: string): Promise<void> {
+    return settle(() => this.replication.synced(h, name));
+  }
+
+  replicationFreeze(h: HandleId, reason?: string): Promise<void> {
+    return settle(() => this.replication.freeze(h, reason));
+  }
+
+  replicationResume(h: HandleId): Promise<void> {
+    return settle(() => this.replication.resume(h));
+  }
+
+  replicationStop(h: HandleId, name?: string): Promise<void> {
+    return settle(() => this.replication.stop(h, name));
+  }
+
+  replicationPromote(h: HandleId, options?: PromoteOptions): Promise<VolumeReplicationStatus> {
+    return settle(() => this.replication.promote(h, options));
+  }
+
+  replicationDemote(h: HandleId): Promise<VolumeReplicationStatus> {
+    return settle(() => this.replication.demote(h));
+  }
+
+  /** The volume of `h`, open for writing (replication needs a writer). */
+  private writable(h: HandleId): Volume {
+    const v = this.volume(h);
+    if (v.readOnly) throw new StrataError('read-only', 'Replication needs the volume open for writing; this handle is read-only.');
+    return v;
+  }
+
   // ---- inspection ----
 
   map(h: HandleId): Promise<Extent[]> {
@@ -470,6 +527,8 @@ export class Engine implements EngineApi {
       }
       return;
     }
+    // sessions end in order and detach from the volume before it closes
+    await this.replication.closeVolume(h);
     for (const v of entry.views) this.handles.delete(v);
     for (const r of entry.retired ?? []) {
       await r.volume.close().catch(() => {});

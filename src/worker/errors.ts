@@ -9,7 +9,7 @@ import type { SerializedError, ThrownValue } from './protocol.js';
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'out-of-range', 'invalid-argument', 'corrupt', 'checksum-mismatch', 'quota', 'locked', 'read-only',
-  'frozen', 'timeout', 'unsupported', 'aborted', 'not-found', 'exists', 'closed', 'io', 'image-changed', 'untrusted', 'unsafe-path', 'permission-denied',
+  'frozen', 'timeout', 'unsupported', 'aborted', 'not-found', 'exists', 'closed', 'io', 'image-changed', 'untrusted', 'unsafe-path', 'permission-denied', 'split-brain',
 ]);
 
 let registered = false;

@@ -10,6 +10,7 @@ import type { JobInfo } from '../jobs/job.js';
 import type { Extent } from '../volume/map.js';
 import type { SnapshotInfo, VolumeInfo } from '../volume/volume.js';
 import type { JournalStatus, Mark, Point, RestoreReport } from '../journal/index.js';
+import type { ReplicationApi } from './replication-protocol.js';
 
 /**
  * Messages of our own on the worker's main endpoint (everything else there is comlink's).
@@ -157,7 +158,7 @@ export interface OpenOptions {
  * The methods the worker exposes (see engine.ts). Every method is async across the boundary.
  * `read` answers with a buffer transferred to the caller; `write` expects its buffer transferred.
  */
-export interface EngineApi {
+export interface EngineApi extends ReplicationApi {
   createVolume(spec: BackendSpec, options: CreateOptions): Promise<OpenedHandle>;
   openVolume(spec: BackendSpec, options?: OpenOptions): Promise<OpenedHandle>;
   deleteVolume(spec: BackendSpec): Promise<void>;

@@ -16,6 +16,9 @@ import { jobs } from './jobs.js';
 import { journalCommand, markCommand, marksCommand, restoreCommand } from './journal.js';
 import { map } from './map.js';
 import { reset } from './reset.js';
+import { replicateCommand } from './replicate.js';
+import { replicationCommand } from './replication.js';
+import { serveReplicaCommand } from './serve-replica.js';
 import { salvage } from './salvage.js';
 import { mirrorCommand } from './mirror.js';
 import { publishCommand } from './publish.js';
@@ -62,6 +65,9 @@ export const COMMANDS: readonly Command[] = [
   versionsCommand,
   gcCommand,
   serveNbdCommand,
+  serveReplicaCommand,
+  replicateCommand,
+  replicationCommand,
   serveGroupCommand,
   serveStoreCommand,
   serveEdgeCommand,

@@ -7,6 +7,8 @@ import { line, UsageError } from '../io.js';
 import { parseTarget } from '../target.js';
 import type { DiffPoint } from '../../journal/diff.js';
 import { parseBarePoint } from '../point-target.js';
+import { primaryReplicationControl, type PrimaryControl } from '../../replication/host-control.js';
+import { closeReplicatedServer } from '../replication-shutdown.js';
 
 export const serveNbdCommand: Command = {
   name: 'serve-nbd',
@@ -141,9 +143,12 @@ export const serveNbdCommand: Command = {
     // other `stratadisk` processes, through a control socket in the volume directory; after a
     // mirror it serves the copy (and the socket moves to the copy's directory).
     let control: NbdControl | undefined;
+    // `stratadisk replicate DIR URL` run meanwhile starts replication sessions in this process
+    let replication: PrimaryControl | undefined;
     if (!server.volume.readOnly && target.snapshot === undefined) {
+      replication = primaryReplicationControl(() => server.volume, { log: (text) => line(io.stderr, `stratadisk: serve-nbd: ${text}`) });
       try {
-        control = await serveNbdControl(server, target.dir, (e) => line(io.stderr, `stratadisk: serve-nbd: ${e.message}`));
+        control = await serveNbdControl(server, target.dir, (e) => line(io.stderr, `stratadisk: serve-nbd: ${e.message}`), { replication });
       } catch (e) {
         line(io.stderr, `stratadisk: serve-nbd: no control socket (${(e as Error).message}); online jobs are unavailable.`);
       }
@@ -159,7 +164,7 @@ export const serveNbdCommand: Command = {
     } finally {
       process.off('SIGTERM', onTerm);
       await control?.close();
-      await server.close();
+      await closeReplicatedServer(server, replication?.host ?? null, (text) => line(io.stderr, `stratadisk: serve-nbd: ${text}`));
     }
     line(io.stderr, 'stratadisk: serve-nbd: stopped; the volume was flushed and closed.');
     return 0;

@@ -1,4 +1,4 @@
-import { serveControl, type ControlServer } from '../../jobs/control.js';
+import { serveControl, type ControlOptions, type ControlServer } from '../../jobs/control.js';
 import { SYNC_MAX_BYTES, type NbdServer } from './server.js';
 
 /** How long a moved control socket waits for the mirror's own request to be answered before closing. */
@@ -17,7 +17,7 @@ export interface NbdControl {
  * copy (NbdServer.switchOver; clients stay connected), and the control socket moves with it to
  * the copy's directory, so `stratadisk jobs DST` and later jobs reach the volume now served.
  */
-export async function serveNbdControl(server: NbdServer, dir: string, onError: (e: Error) => void = () => {}): Promise<NbdControl> {
+export async function serveNbdControl(server: NbdServer, dir: string, onError: (e: Error) => void = () => {}, extra: Pick<ControlOptions, 'replication'> = {}): Promise<NbdControl> {
   let current: ControlServer;
   let currentDir = dir;
   let closing = false;
@@ -25,6 +25,7 @@ export async function serveNbdControl(server: NbdServer, dir: string, onError: (
 
   const start = (d: string): Promise<ControlServer> =>
     serveControl(server.volume, d, undefined, {
+      ...extra,
       targetOptions: { syncMaxBytes: SYNC_MAX_BYTES },
       onRefused: (reason) => onError(new Error(reason)),
       // Resolves once the control socket answers in the copy's directory (or will not move), so

@@ -30,7 +30,8 @@ const LAYER: Record<string, number> = {
   interop: 6,
   edge: 6,
   v86: 6,
-  worker: 6,
+  /** the engine in a worker: runs replication sessions for the page */
+  worker: 7,
   bench: 7,
   cli: 8,
 };
