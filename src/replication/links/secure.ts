@@ -28,3 +28,24 @@ export async function secureLink<Out = unknown>(raw: Link, role: AuthRole, optio
 
 /** Bytes a peer may send before its proof checks out: the handshake needs a few hundred. */
 export const PRE_AUTH_BYTES = 16 << 10;
+
+/** `link`, kept in `links` until it closes (a server closes what it handed over when it stops). */
+export function trackedLink(link: Link, links: Set<Link>): Link {
+  const tracked: Link = {
+    send: (m) => link.send(m),
+    listen: (h) =>
+      link.listen({
+        message: h.message,
+        close: (reason) => {
+          links.delete(tracked);
+          h.close(reason);
+        },
+      }),
+    close: () => {
+      links.delete(tracked);
+      link.close();
+    },
+  };
+  links.add(tracked);
+  return tracked;
+}

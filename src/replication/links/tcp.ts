@@ -15,7 +15,7 @@ import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls
 import { StrataError } from '../../errors.js';
 import type { Link } from '../../consistency/link.js';
 import { socketLink } from '../../consistency/node-socket.js';
-import { PRE_AUTH_BYTES, secureLink, type LinkSecurityOptions } from './secure.js';
+import { PRE_AUTH_BYTES, secureLink, trackedLink, type LinkSecurityOptions } from './secure.js';
 import { hostPort, parseReplicaUrl, refusePlain } from './url.js';
 
 export interface ReplicaTlsServerOptions {
@@ -119,23 +119,7 @@ export async function listenReplicaTcp(options: ListenReplicaOptions): Promise<R
         authenticating.delete(socket);
         stopGuard();
         if (closing) return link.close();
-        const tracked: Link = {
-          send: (m) => link.send(m),
-          listen: (h) =>
-            link.listen({
-              message: h.message,
-              close: (reason) => {
-                links.delete(tracked);
-                h.close(reason);
-              },
-            }),
-          close: () => {
-            links.delete(tracked);
-            link.close();
-          },
-        };
-        links.add(tracked);
-        options.onLink(tracked, remote);
+        options.onLink(trackedLink(link, links), remote);
       },
       (e: unknown) => {
         pending--;

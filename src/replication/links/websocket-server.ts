@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { StrataError } from '../../errors.js';
 import type { Link } from '../../consistency/link.js';
-import { PRE_AUTH_BYTES, secureLink } from './secure.js';
+import { PRE_AUTH_BYTES, secureLink, trackedLink } from './secure.js';
 import { MAX_PENDING, type ListenReplicaOptions, type ReplicaServer } from './tcp.js';
 import { hostPort, refusePlain } from './url.js';
 import { MAX_WS_MESSAGE, webSocketLink, type WebSocketLike } from './websocket.js';
@@ -103,23 +103,7 @@ export async function listenReplicaWs(options: ListenReplicaWsOptions): Promise<
           authenticating.delete(ws);
           stopGuard();
           if (closing) return link.close();
-          const tracked: Link = {
-            send: (m) => link.send(m),
-            listen: (h) =>
-              link.listen({
-                message: h.message,
-                close: (reason) => {
-                  links.delete(tracked);
-                  h.close(reason);
-                },
-              }),
-            close: () => {
-              links.delete(tracked);
-              link.close();
-            },
-          };
-          links.add(tracked);
-          options.onLink(tracked, remote);
+          options.onLink(trackedLink(link, links), remote);
         },
         (e: unknown) => {
           pending--;
