@@ -218,11 +218,19 @@ export class ReplicationHost {
 
   /** Reconnect every session that is not streaming and resynchronise what it lacks. */
   async resume(): Promise<void> {
+    const reason = this.manager.freezeReason;
     await this.manager.resume(async (s) => {
       const e = this.entries.get(s.name)!;
       const ca = e.spec.caFile !== undefined ? await readCa(e.spec.caFile) : undefined;
       this.log(`session ${s.name}: reconnecting to ${e.spec.url}`);
       return dialReplica(e.spec.url, { token: e.spec.token, ...(ca !== undefined ? { ca } : {}) });
+    }).catch((e: unknown) => {
+      // the manager clears its frozen flag before reconnecting: a session still stopped keeps it frozen
+      if (this.sessions.some((s) => s.state !== 'syncing' && s.state !== 'replicating' && s.state !== 'connecting')) {
+        this.manager.frozen = true;
+        this.manager.freezeReason = `${reason ?? 'frozen'}; resume failed: ${(e as Error)?.message ?? e}`;
+      }
+      throw e;
     });
   }
 

@@ -4,7 +4,7 @@ import { RECORD_HEADER, RECORD_OVERHEAD, checksumOk, corrupt, decodeHead, encode
 import { checkName, type Store, type StoreNamespace } from '../store/store.js';
 import { loadKernels } from '../wasm/index.js';
 import {
-  PAGE_BITS, PAGE_BYTES, PAGE_SHIFT, PAGE_WORDS, blocksOf, checkRuns, clearBits, countRuns, eachRun, nextSet, popcount32, setBits, testBit, type Geometry,
+  PAGE_BITS, PAGE_BYTES, PAGE_SHIFT, PAGE_WORDS, blocksOf, checkRuns, clearBits, eachRun, nextSet, popcount32, setBits, testBit, type Geometry,
 } from './bitmap-pages.js';
 
 /**
@@ -56,6 +56,45 @@ const ENC_FULL = 3;
 const MAX_PAGE_PAYLOAD = PAGE_HEAD + PAGE_BYTES;
 /** Largest run count worth the runs encoding (4 bytes a run against 4096 bytes of bits). */
 const MAX_RUNS = PAGE_BYTES / 4 - PAGE_HEAD / 4;
+/** Payloads up to this size are kept (sparse pages: a few runs); raw pages are cheap to encode again. */
+const CACHE_PAYLOAD = 1024;
+const RUN_SCRATCH = new Uint16Array(2 * MAX_RUNS);
+
+/**
+ * The runs of set bits of a page as (first, count - 1) u16 pairs into `out`; their number, or -1
+ * when there are more than `max` (the page is then stored raw). Skips clear words a word at a time.
+ */
+function pageRuns(w: Uint32Array, out: Uint16Array, max: number): number {
+  let n = 0;
+  let b = 0;
+  while (b < PAGE_BITS) {
+    let i = b >>> 5;
+    let word = w[i]! & (-1 << (b & 31));
+    while (word === 0) {
+      if (++i >= PAGE_WORDS) return n;
+      word = w[i]!;
+    }
+    const s = (i << 5) + (31 - Math.clz32(word & -word));
+    i = s >>> 5;
+    word = ~w[i]! & (-1 << (s & 31));
+    let e = PAGE_BITS;
+    for (;;) {
+      if (word !== 0) {
+        e = (i << 5) + (31 - Math.clz32(word & -word));
+        break;
+      }
+      if (++i >= PAGE_WORDS) break;
+      word = ~w[i]!;
+    }
+    if (n >= max) return -1;
+    out[2 * n] = s;
+    out[2 * n + 1] = e - s - 1;
+    n++;
+    b = e;
+  }
+  return n;
+}
+
 /** Log reads and writes go in pieces of at most this many bytes. */
 const IO_CHUNK = 1 << 20;
 /** The log is compacted once it is longer than this and than twice the live pages. */
@@ -114,6 +153,8 @@ export class OutOfSync {
   /** bytes of each page's newest record in the current log, and their sum (what a compaction writes) */
   #recordBytes = new Map<number, number>();
   #liveBytes = 0;
+  /** encoded payloads of pages unchanged since their last record (small ones only) */
+  #payloads = new Map<number, Uint8Array>();
   #generation = 0;
   #epoch = 0;
   #file: 0 | 1 = 0;
@@ -348,15 +389,18 @@ export class OutOfSync {
     return run;
   }
 
-  #encodePage(p: number): Uint8Array {
+  /** The payload of page p's record (cached for small ones until the page changes: a compaction then costs a copy, not a scan). */
+  #payloadOf(p: number): Uint8Array {
+    const cached = this.#payloads.get(p);
+    if (cached !== undefined) return cached;
     const page = this.#pages.get(p);
     let enc = ENC_EMPTY, count = 0, runs = 0, dataBytes = 0;
     if (page !== undefined) {
       count = page.count;
       if (page.bits === null) enc = ENC_FULL;
       else {
-        runs = countRuns(page.bits, MAX_RUNS + 1);
-        if (runs <= MAX_RUNS) {
+        runs = pageRuns(page.bits, RUN_SCRATCH, MAX_RUNS);
+        if (runs >= 0) {
           enc = ENC_RUNS;
           dataBytes = runs * 4;
         } else {
@@ -373,19 +417,20 @@ export class OutOfSync {
     v.setUint32(8, count, true);
     v.setUint32(12, runs, true);
     if (enc === ENC_RUNS) {
-      let at = PAGE_HEAD;
-      eachRun(page!.bits!, 0, PAGE_BITS, (s, n) => {
-        v.setUint16(at, s, true);
-        v.setUint16(at + 2, n - 1, true);
-        at += 4;
-        return true;
-      });
+      for (let i = 0; i < runs * 2; i++) v.setUint16(PAGE_HEAD + i * 2, RUN_SCRATCH[i]!, true);
     } else if (enc === ENC_RAW) {
       const bits = page!.bits!;
       for (let i = 0; i < PAGE_WORDS; i++) v.setUint32(PAGE_HEAD + i * 4, bits[i]!, true);
     }
+    if (payload.length <= CACHE_PAYLOAD) this.#payloads.set(p, payload);
+    return payload;
+  }
+
+  #encodePage(p: number): Uint8Array {
+    const payload = this.#payloadOf(p);
     return encodeRecord({ magic: MAGIC_OUT_OF_SYNC, kind: KIND_PAGE, version: FORMATS.outOfSync.writes, seq: this.#epoch, length: payload.length }, payload);
   }
+
 
   #encodeHeader(generation: number, epoch: number, logLength: number, dirty: number): Uint8Array {
     const payload = new Uint8Array(HEADER_PAYLOAD);
@@ -404,23 +449,25 @@ export class OutOfSync {
     // Everything below up to the first await is one snapshot of the memory state.
     const changed = this.#changed;
     this.#changed = new Set();
+    for (const p of changed) this.#payloads.delete(p);
     const dirty = this.#dirty;
     const priorEpoch = this.#epoch;
     const sizes = new Map<number, number>();
     let live = this.#liveBytes;
-    const appendRecords: Uint8Array[] = [];
     let appendBytes = 0;
     for (const p of changed) {
-      const r = this.#encodePage(p);
-      appendRecords.push(r);
-      appendBytes += r.length;
+      const n = RECORD_OVERHEAD + this.#payloadOf(p).length;
+      appendBytes += n;
       const present = this.#pages.has(p);
       const old = this.#recordBytes.get(p) ?? 0;
-      sizes.set(p, present ? r.length : 0);
-      live += (present ? r.length : 0) - old;
+      sizes.set(p, present ? n : 0);
+      live += (present ? n : 0) - old;
     }
     const logUsed = this.#logLength - LOG_START + appendBytes;
     const compact = this.#compactNext || this.#headerStale || logUsed > Math.max(this.#compactMin, 2 * live);
+    // (still synchronous: the records are the memory state as of this call)
+    const appendRecords: Uint8Array[] = [];
+    if (!compact) for (const p of changed) appendRecords.push(this.#encodePage(p));
     try {
       if (compact) {
         this.#epoch = priorEpoch + 1;

@@ -63,6 +63,7 @@ async function workload(ns: FaultNamespace, seed: number, steps: number): Promis
         if (required().size > 4) {
           released = Math.max(released, ...resolved.keys());
           al.releaseUpTo(released);
+          out.required = required(); // before the enters below, which may crash
         }
         const group: number[][] = [];
         for (let k = 1 + int(2); k > 0; k--) {

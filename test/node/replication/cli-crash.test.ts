@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../cli/harness.js';
 import { have } from '../interop/nbd-helpers.js';
-import { built, killAll, runOk, runTool, sameVolumes, start, until } from './cli-helpers.js';
+import { built, killAll, run, runOk, runTool, sameVolumes, start, status, until } from './cli-helpers.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -65,6 +65,12 @@ describe.skipIf(!built || !have('nbdcopy'))('replication CLI: kill -9 mid-load, 
     // written while frozen: recorded out of sync
     expect((await runTool('nbdcopy', [image(join(dir, 'c.raw'), 8 << 20, 3), uri])).code).toBe(0);
     expect((await until(p, (x) => x.sessions[0]!.outOfSyncBytes > 0, 'out of sync')).sessions[0]!.outOfSyncBytes).toBeGreaterThan(0);
+
+    // resuming while the secondary is down: refused, and the primary stays frozen
+    const early = await run(['replication', 'resume', p]);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toMatch(/not-found: Nothing listens at tcp:/);
+    expect(await status(p)).toMatchObject({ frozen: true, sessions: [{ state: 'frozen' }] });
 
     const sec2 = start(['serve-replica', s, '--port', port]);
     await sec2.waitFor(/serving .* as a secondary/);
