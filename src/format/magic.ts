@@ -27,6 +27,8 @@ export const MAGIC_SHADOW_CATALOG = 0x43534453; // "SDSC": shadow catalog slots 
 export const MAGIC_DIFF_AREA = 0x41534453; // "SDSA": a shadow copy's diff area (<id>.diff)
 export const MAGIC_JOBS = 0x4a4a4453; // "SDJJ": job journal slots (jobs.0/1)
 export const MAGIC_WRITE_LOG = 0x4c574453; // "SDWL": write log records (journal.<n>.log, src/journal/)
+export const MAGIC_RESYNC_SUMS = 0x53524453; // "SDRS": segment checksums with valid flags (resync-sums.0/1, src/resync/)
+export const MAGIC_RESYNC_PROGRESS = 0x50524453; // "SDRP": a resync's progress at its destination (resync-progress.0/1, src/resync/)
 /** The ASCII tag opening a saved v86 machine state (src/v86/state-file.ts). */
 export const MAGIC_V86_STATE = 'V86STATE';
 
@@ -49,6 +51,8 @@ export const AREA_FORMAT = 'stratadisk-shadow-area';
 export const KIND_MANIFEST = 2;
 export const KIND_SHADOW_CATALOG = 1;
 export const KIND_JOBS = 3;
+export const KIND_RESYNC_SUMS = 4;
+export const KIND_RESYNC_PROGRESS = 5;
 
 export interface FormatSpec {
   /** what it is, in messages */
@@ -79,6 +83,8 @@ export const FORMATS = {
   diffArea: { title: 'shadow diff area', files: '<id>.diff', magic: MAGIC_DIFF_AREA, reads: [1], writes: 1 },
   writeLog: { title: 'write log', files: 'journal.<n>.log', magic: MAGIC_WRITE_LOG, reads: [1], writes: 1 },
   jobJournal: { title: 'job journal', files: 'jobs.0, jobs.1', magic: MAGIC_JOBS, reads: [1], writes: 1 },
+  resyncSums: { title: 'segment checksums', files: 'resync-sums.0, resync-sums.1', magic: MAGIC_RESYNC_SUMS, reads: [1], writes: 1 },
+  resyncProgress: { title: 'resync progress', files: 'resync-progress.0, resync-progress.1', magic: MAGIC_RESYNC_PROGRESS, reads: [1], writes: 1 },
   v86State: { title: 'saved v86 machine state', files: 'v86 state store', magic: MAGIC_V86_STATE, reads: [1], writes: 1 },
   segment: { title: 'block table segment', files: 'segments/<hash> (chunk store)', magic: MAGIC_SEGMENT, reads: [1], writes: 1 },
   packIndex: { title: 'pack index', files: 'packs/<hash>.idx (chunk store)', magic: MAGIC_PACK_INDEX, reads: [1], writes: 1 },

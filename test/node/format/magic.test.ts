@@ -31,6 +31,8 @@ describe('format registry', () => {
       ['MAGIC_DIFF_AREA', 'SDSA'],
       ['MAGIC_JOBS', 'SDJJ'],
       ['MAGIC_WRITE_LOG', 'SDWL'],
+      ['MAGIC_RESYNC_SUMS', 'SDRS'],
+      ['MAGIC_RESYNC_PROGRESS', 'SDRP'],
     ]);
     const all = Object.values(FORMATS).map((f) => f.magic).filter((m) => typeof m === 'number');
     expect(new Set(all).size).toBe(all.length);
