@@ -1,4 +1,5 @@
 import { StrataError } from '../errors.js';
+import { loadKernels } from '../wasm/index.js';
 import type { ProgressStore } from './progress.js';
 import type { ResyncSide } from './side.js';
 
@@ -40,8 +41,10 @@ export interface ResyncResult {
   segmentsCompared: number;
   /** segments whose checksums differed in this run */
   segmentsDiffering: number;
-  /** byte offsets of those segments (copied unless verify), ascending */
+  /** byte offsets of those segments, ascending */
   differingOffsets: number[];
+  /** byte offsets of the segments this run copied to the destination (durable: flushed), ascending; [] in verify */
+  copiedOffsets: number[];
   /** the segment this run started at (a resumed run starts after what an earlier one finished) */
   resumedFrom: number;
   /** the first segment not finished: everything below it is equal (or was listed, in verify) */
@@ -65,6 +68,7 @@ const HASH = 16;
 
 export async function resync(src: ResyncSide, dst: ResyncSide, options: ResyncOptions = {}): Promise<ResyncResult> {
   const verify = options.verify ?? false;
+  await loadKernels();
   if (src.segmentSize !== dst.segmentSize) {
     throw new StrataError('invalid-argument', `${src.label} uses ${src.segmentSize}-byte segments and ${dst.label} ${dst.segmentSize}-byte ones; both sides of a resync must use the same segment size.`);
   }
@@ -98,6 +102,7 @@ export async function resync(src: ResyncSide, dst: ResyncSide, options: ResyncOp
     segmentsCompared: 0,
     segmentsDiffering: 0,
     differingOffsets: [],
+    copiedOffsets: [],
     resumedFrom: start,
     next: start,
     copiedBefore,
@@ -127,13 +132,13 @@ export async function resync(src: ResyncSide, dst: ResyncSide, options: ResyncOp
       const differ = await compareWindow(src, dst, first, n, r);
       r.segmentsCompared += n;
       r.segmentsDiffering += differ.length;
+      for (const i of differ) r.differingOffsets.push(i * seg);
       if (!verify && differ.length > 0) {
         await copySegments(src, dst, differ, runBytes, inFlight, options.signal, r);
         await dst.flush();
       }
-      for (const i of differ) r.differingOffsets.push(i * seg);
       r.next = first + n;
-      if (progress && r.next < count) await progress.save({ src: src.identity, dst: dst.identity, size: src.size, segmentSize: seg, next: r.next, copiedBefore: copiedBefore + r.differingOffsets.length });
+      if (progress && r.next < count) await progress.save({ src: src.identity, dst: dst.identity, size: src.size, segmentSize: seg, next: r.next, copiedBefore: copiedBefore + r.copiedOffsets.length });
       options.onProgress?.(r.next, count);
     }
     if (!verify) await dst.flush();
@@ -142,14 +147,16 @@ export async function resync(src: ResyncSide, dst: ResyncSide, options: ResyncOp
   } catch (e) {
     const err = e instanceof StrataError ? e : new StrataError('io', e instanceof Error ? e.message : String(e));
     r.error = { code: err.code, message: err.message };
-    // what was copied before the stop is durable (the window's flush) only up to `next`;
-    // a copy in the unfinished window may or may not have landed: the rerun compares it again
+    // what this run copied is durable once flushed: `copiedOffsets` lists it (the rerun starts at
+    // `next` and compares the unfinished window again)
     try {
       if (!verify && dst.writable) await dst.flush();
     } catch {
-      // the destination failed: the rerun starts at `next`
+      // the destination failed: what it holds of the copies after `next` is unknown
+      r.copiedOffsets = r.copiedOffsets.filter((o) => o < r.next * seg);
     }
   }
+  r.copiedOffsets.sort((x, y) => x - y);
   return done();
 }
 
@@ -203,6 +210,7 @@ async function copySegments(src: ResyncSide, dst: ResyncSide, list: readonly num
       const data = await src.read(off, len);
       await dst.write(off, data);
       r.bytesSentSrcToDst += len;
+      for (let o = off; o < off + len; o += seg) r.copiedOffsets.push(o);
     }
   };
   const ws = Array.from({ length: Math.min(inFlight, runs.length) }, () =>

@@ -16,6 +16,7 @@ import { jobs } from './jobs.js';
 import { journalCommand, markCommand, marksCommand, restoreCommand } from './journal.js';
 import { map } from './map.js';
 import { reset } from './reset.js';
+import { resyncCommand } from './resync.js';
 import { salvage } from './salvage.js';
 import { mirrorCommand } from './mirror.js';
 import { publishCommand } from './publish.js';
@@ -57,6 +58,7 @@ export const COMMANDS: readonly Command[] = [
   check,
   salvage,
   compare,
+  resyncCommand,
   diffCommand,
   publishCommand,
   versionsCommand,

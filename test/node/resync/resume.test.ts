@@ -41,13 +41,13 @@ describe('resync resumes', () => {
     expect(first.error?.code).toBe('aborted');
     expect(first.next).toBe(3 * WINDOW);
     // the result says exactly what was copied: the diverged segments below `next`
-    expect(first.differingOffsets).toEqual(DIVERGED.filter((i) => i < first.next).map((i) => i * SEG));
+    expect(first.copiedOffsets).toEqual(DIVERGED.filter((i) => i < first.next).map((i) => i * SEG));
     const second = await resync(src, dst, { window: WINDOW, progress });
     expect(second.complete).toBe(true);
     expect(second.resumedFrom).toBe(3 * WINDOW);
     expect(second.segmentsCompared).toBe(COUNT - 3 * WINDOW);
-    expect(second.copiedBefore).toBe(first.differingOffsets.length);
-    expect(second.differingOffsets).toEqual(DIVERGED.filter((i) => i >= first.next).map((i) => i * SEG));
+    expect(second.copiedBefore).toBe(first.copiedOffsets.length);
+    expect(second.copiedOffsets).toEqual(DIVERGED.filter((i) => i >= first.next).map((i) => i * SEG));
     expect(equalBytes(await dstStore.read(0, SIZE), base)).toBe(true);
     // finished: the progress record is gone, a third run compares everything and finds nothing
     expect(await progress.load()).toBeNull();
@@ -104,7 +104,7 @@ describe('resync resumes', () => {
       if (r) expect(again.resumedFrom).toBeLessThanOrEqual(r.next);
       if (again.resumedFrom > 0) resumed++;
       // it copied nothing the crashed run had finished (beyond the window in progress)
-      expect(again.differingOffsets.every((o) => o / SEG >= again.resumedFrom)).toBe(true);
+      expect(again.copiedOffsets.every((o) => o / SEG >= again.resumedFrom)).toBe(true);
       const v = await Volume.open(inner, { readOnly: true });
       expect(equalBytes(await v.read(0, SIZE), base), `crash at ${k}: not equal after the rerun`).toBe(true);
       await v.close();

@@ -74,6 +74,7 @@ describe('resync', () => {
         const r = await resync(s.side, dstSide, { window: 32 });
         expect(r).toMatchObject({ complete: true, segmentsCompared: COUNT, segmentsDiffering: DIVERGED.length });
         expect(r.differingOffsets).toEqual(DIVERGED.map((i) => i * SEG));
+        expect(r.copiedOffsets).toEqual(r.differingOffsets);
         const moved = DIVERGED.reduce((n, i) => n + Math.min(SEG, SIZE - i * SEG), 0);
         if (remote) {
           // what the link carried towards the destination: the segments plus small requests
