@@ -26,6 +26,8 @@ const LAYER: Record<string, number> = {
   /** the write log: above volume (it observes writes), below the CLI */
   journal: 5,
   interop: 6,
+  /** resync by segment checksums: keeps checksums per volume (a write observer), sides over a consistency Link */
+  resync: 6,
   edge: 6,
   v86: 6,
   worker: 6,
