@@ -260,7 +260,10 @@ export class SegmentSums {
         }
       }
     }
-    if (this.idle) this.idle.last = Date.now();
+    if (this.idle) {
+      this.idle.last = Date.now();
+      if (!this.idle.timer && !this.idle.running) this.armIdle();
+    }
   }
 
   /**
@@ -312,7 +315,9 @@ export class SegmentSums {
       idle.timer = null;
       if (this.closed) return;
       const quiet = Date.now() - idle.last;
-      if (quiet < idle.ms || idle.running || this.validCount === this.count) return this.armIdle();
+      // nothing to do: the next write arms the timer again
+      if (!idle.running && this.validCount === this.count) return;
+      if (quiet < idle.ms || idle.running) return this.armIdle();
       idle.abort = new AbortController();
       idle.running = this.refresh({ signal: idle.abort.signal })
         .catch((e: unknown) => {

@@ -43,7 +43,8 @@ abstract class HashingSide implements ResyncSide {
   abstract readonly writable: boolean;
   abstract readonly identity: string;
   bytesHashed = 0;
-  private buf: Uint8Array | null = null;
+  private bufs: [Uint8Array, Uint8Array] | null = null;
+  private hashing = false;
 
   constructor(readonly segmentSize: number) {}
 
@@ -64,19 +65,48 @@ abstract class HashingSide implements ResyncSide {
     const count = Math.ceil(this.size / seg);
     const out = new Uint8Array(list.length * 16);
     const per = Math.max(1, Math.floor(HASH_BATCH / seg));
-    this.buf ??= new Uint8Array(per * seg);
+    // runs of consecutive segments, at most one batch each
+    const runs: [k: number, n: number][] = [];
     for (let k = 0; k < list.length; ) {
       let n = 1;
       while (k + n < list.length && n < per && list[k + n] === list[k]! + n) n++;
       const first = list[k]!;
       if (!Number.isInteger(first) || first < 0 || first + n > count) throw new StrataError('out-of-range', `${this.label}: segment ${first} is beyond its end.`);
-      const off = first * seg;
-      const len = Math.min(n * seg, this.size - off);
-      const view = this.buf.subarray(0, len);
-      await this.readInto(off, view);
-      hashSegments128(view, seg, out.subarray(k * 16, (k + n) * 16));
-      this.bytesHashed += len;
+      runs.push([k, n]);
       k += n;
+    }
+    // two buffers: the next run is read while this one is hashed (reused, unless a call overlaps)
+    const size = Math.min(per * seg, Math.max(seg, list.length * seg));
+    const bufs: [Uint8Array, Uint8Array] = this.bufs && !this.hashing && this.bufs[0].length >= size ? this.bufs : [new Uint8Array(size), new Uint8Array(size)];
+    if (!this.hashing) this.bufs = bufs;
+    this.hashing = true;
+    try {
+      return await this.hashRuns(list, runs, bufs, out);
+    } finally {
+      if (this.bufs === bufs) this.hashing = false;
+    }
+  }
+
+  private async hashRuns(list: readonly number[], runs: [number, number][], bufs: [Uint8Array, Uint8Array], out: Uint8Array): Promise<Uint8Array> {
+    const seg = this.segmentSize;
+    const start = (j: number): Promise<Uint8Array> => {
+      const [k, n] = runs[j]!;
+      const off = list[k]! * seg;
+      const view = bufs[j % 2]!.subarray(0, Math.min(n * seg, this.size - off));
+      return this.readInto(off, view).then(() => view);
+    };
+    let next = runs.length > 0 ? start(0) : null;
+    for (let j = 0; j < runs.length; j++) {
+      const view = await next!;
+      next = j + 1 < runs.length ? start(j + 1) : null;
+      const [k, n] = runs[j]!;
+      try {
+        hashSegments128(view, seg, out.subarray(k * 16, (k + n) * 16));
+      } catch (e) {
+        await next?.catch(() => {});
+        throw e;
+      }
+      this.bytesHashed += view.length;
     }
     return out;
   }

@@ -26,8 +26,8 @@ import type { StoreNamespace } from '../store/store.js';
 export const SUMS_SLOTS = ['resync-sums.0', 'resync-sums.1'] as const;
 const FIXED = 20;
 export const MAX_BINDING = 16 * 1024;
-/** Largest segment count a sums file may describe (a 1 TiB volume at 64 KiB segments: 16 Mi). */
-export const MAX_SEGMENTS = 2 ** 24;
+/** Largest segment count a sums file may describe (4 Mi: 4 TiB at 1 MiB segments; ~21 bytes of memory each). */
+export const MAX_SEGMENTS = 2 ** 22;
 
 /** What the checksums describe: the live view of one volume, as of a layer chain and content. */
 export interface SumsBinding {

@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryNamespace } from '../../../src/store/memory.js';
+import { SegmentSums } from '../../../src/resync/segment-sums.js';
+import { Volume } from '../../../src/volume/volume.js';
+import { hashSegments128, loadKernels } from '../../../src/wasm/index.js';
+import { randomBytes } from './helpers.js';
+
+/** Segment checksums: what a write clears, what refresh computes, the idle scheduler, sizes. */
+const BS = 4096;
+const SEG = 16 * 1024;
+const SEGS = 20;
+const SIZE = SEG * SEGS - BS; // the last segment is short
+
+async function setup(): Promise<{ ns: MemoryNamespace; v: Volume; content: Uint8Array }> {
+  await loadKernels();
+  const ns = new MemoryNamespace();
+  const v = await Volume.create(ns, { size: SIZE, blockSize: BS });
+  const content = randomBytes(SIZE, 3);
+  await v.write(0, content);
+  return { ns, v, content };
+}
+
+describe('segment checksums', () => {
+  it('refresh hashes every invalid segment in batches, equal to a plain hash of the content', async () => {
+    const { v, content } = await setup();
+    const s = await SegmentSums.open(v, { segmentSize: SEG, batchBytes: 3 * SEG });
+    expect(s.validCount).toBe(0);
+    const seen: number[] = [];
+    const r = await s.refresh({ onProgress: (d) => seen.push(d) });
+    expect(r).toMatchObject({ segments: SEGS, bytesHashed: SIZE, invalid: 0 });
+    expect(seen.at(-1)).toBe(SEGS);
+    expect(Buffer.compare(Buffer.from(s.hashes), Buffer.from(hashSegments128(content, SEG)))).toBe(0);
+    await s.close();
+    await v.close();
+  });
+
+  it('a write clears exactly the segments it touches (a write across a boundary clears both)', async () => {
+    const { v } = await setup();
+    const s = await SegmentSums.open(v, { segmentSize: SEG });
+    await s.refresh();
+    await v.write(SEG * 3 - 10, new Uint8Array(20));
+    await v.writeZeroes(SEG * 10, BS);
+    await v.write(SIZE - 1, new Uint8Array(1));
+    const invalid = [...s.valid].flatMap((x, i) => (x ? [] : [i]));
+    expect(invalid).toEqual([2, 3, 10, SEGS - 1]);
+    // refresh after hashes only those
+    expect((await s.refresh()).segments).toBe(4);
+    await s.close();
+    await v.close();
+  });
+
+  it('a refresh cancelled part way keeps what it finished', async () => {
+    const { v } = await setup();
+    const s = await SegmentSums.open(v, { segmentSize: SEG, batchBytes: 2 * SEG });
+    const ac = new AbortController();
+    await s.refresh({ signal: ac.signal, onProgress: (d) => d >= 6 && ac.abort() });
+    expect(s.validCount).toBe(6);
+    await s.close();
+    await v.close();
+  });
+
+  it('the idle scheduler brings the checksums up to date after writes stop', async () => {
+    const { v } = await setup();
+    const s = await SegmentSums.open(v, { segmentSize: SEG, idleMs: 5 });
+    await v.write(0, new Uint8Array(10));
+    // wait for the background refresh (a condition, not a time: the bound only stops a hang)
+    for (let i = 0; i < 2000 && s.validCount < SEGS; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(s.validCount).toBe(SEGS);
+    expect(s.backgroundError).toBeNull();
+    await s.close();
+    await v.close();
+  });
+
+  it('a read-only volume lends its trusted checksums and persists nothing', async () => {
+    const { ns, v } = await setup();
+    const s = await SegmentSums.open(v, { segmentSize: SEG });
+    await s.refresh();
+    await s.close();
+    await v.close();
+    const ro = await Volume.open(ns, { readOnly: true });
+    const r = await SegmentSums.open(ro, { segmentSize: SEG });
+    expect(r.validCount).toBe(SEGS);
+    await r.close();
+    await ro.close();
+  });
+
+  it('refuses a segment size that is not a power of two, below the block size, or too many segments', async () => {
+    const { v } = await setup();
+    await expect(SegmentSums.open(v, { segmentSize: 3 * BS })).rejects.toMatchObject({ code: 'invalid-argument' });
+    const big = await Volume.create(new MemoryNamespace(), { size: 2 ** 40, blockSize: 64 * 1024 });
+    await expect(SegmentSums.open(big, { segmentSize: 64 * 1024 })).rejects.toMatchObject({ code: 'invalid-argument' });
+    await big.close();
+    const bigBlocks = await Volume.create(new MemoryNamespace(), { size: 4 * 1024 * 1024, blockSize: 1024 * 1024 });
+    await expect(SegmentSums.open(bigBlocks, { segmentSize: 64 * 1024 })).rejects.toMatchObject({ code: 'invalid-argument' });
+    await bigBlocks.close();
+    await v.close();
+  });
+});
