@@ -84,6 +84,7 @@ export class SegmentSums {
   private closed = false;
   private failed: unknown = null;
   private readonly batchBytes: number;
+  private offered: { i: number; gen: number; hash: Uint8Array }[] = [];
   private idle: { ms: number; timer: ReturnType<typeof setTimeout> | null; last: number; abort: AbortController | null; running: Promise<unknown> | null } | null = null;
   /** the background refresh's last failure, if any */
   backgroundError: unknown = null;
@@ -192,6 +193,31 @@ export class SegmentSums {
     }
     if (pending.length > 0) await this.settle(pending);
     return { segments: done, bytesHashed: hashed, invalid: this.count - this.validCount };
+  }
+
+  /** The generations of segments `list` now: take them before reading the segments to hash them. */
+  generations(list: readonly number[]): Uint32Array {
+    const out = new Uint32Array(list.length);
+    list.forEach((i, k) => (out[k] = this.gen[i]!));
+    return out;
+  }
+
+  /**
+   * Checksums someone else computed from this volume (a resync side hashing on the fly), with
+   * the generations taken before the read: they become valid at the next `settleOffered()`, as
+   * a refresh's would (after a flush, only where no write came since).
+   */
+  offer(list: readonly number[], hashes: Uint8Array, gens: Uint32Array): void {
+    if (this.volume.readOnly || !this.handle) return;
+    list.forEach((i, k) => this.offered.push({ i, gen: gens[k]!, hash: hashes.slice(k * 16, k * 16 + 16) }));
+  }
+
+  /** Flush the volume, then make the offered checksums valid and persist them. */
+  async settleOffered(): Promise<void> {
+    const pending = this.offered;
+    this.offered = [];
+    if (pending.length > 0) await this.settle(pending);
+    else if (!this.volume.readOnly) await this.volume.flush();
   }
 
   /** Mark hashed segments valid once what was hashed is durable, then persist the flags. */

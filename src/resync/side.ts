@@ -152,6 +152,14 @@ export class VolumeSide extends HashingSide {
     return { valid, hashes };
   }
 
+  /** Hashing on the fly also feeds the volume's checksums (valid after the next flush, if unwritten meanwhile). */
+  override async hash(list: readonly number[]): Promise<Uint8Array> {
+    const gens = this.sums?.generations(list);
+    const out = await super.hash(list);
+    if (gens) this.sums!.offer(list, out, gens);
+    return out;
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (!this.writable) throw new StrataError('read-only', `${this.label} is open read-only.`);
     checkRange(this, offset, data.length);
@@ -159,7 +167,9 @@ export class VolumeSide extends HashingSide {
   }
 
   async flush(): Promise<void> {
-    if (this.writable) await this.volume.flush();
+    if (!this.writable) return;
+    if (this.sums) await this.sums.settleOffered();
+    else await this.volume.flush();
   }
 }
 

@@ -79,6 +79,8 @@ export const resyncCommand: Command = {
       } finally {
         bar.finish();
       }
+      // a volume destination: checksum what was copied, so its checksums are all valid again
+      if (!verify && result.complete && dst.sums && !signal.aborted) await dst.sums.refresh({ signal });
     } finally {
       await closeAll();
     }
@@ -112,6 +114,7 @@ function printResult(out: { write(s: string): void }, r: ResyncResult, a: string
 
 interface OpenedSide {
   side: ResyncSide;
+  sums?: SegmentSums;
   progress(stateDir?: string): ProgressStore | null;
 }
 
@@ -130,7 +133,7 @@ async function openSide(path: string, writable: boolean, seg: number | undefined
     opened.pop();
     opened.push(() => closeVolume(volume, journal, sums));
     const ns = volume.ns;
-    return { side: new VolumeSide(volume, sums), progress: () => progressIn(ns) };
+    return { side: new VolumeSide(volume, sums), sums, progress: () => progressIn(ns) };
   }
   if (!st.isFile() && !st.isBlockDevice()) throw new StrataError('invalid-argument', `${path} is neither a volume directory nor a raw image file or block device.`);
   const store = await NodeFileStore.open(path, { readOnly: !writable, io: 'async' });

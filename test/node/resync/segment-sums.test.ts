@@ -4,6 +4,7 @@ import { SegmentSums } from '../../../src/resync/segment-sums.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { hashSegments128, loadKernels } from '../../../src/wasm/index.js';
 import { randomBytes } from './helpers.js';
+import { VolumeSide } from '../../../src/resync/side.js';
 
 /** Segment checksums: what a write clears, what refresh computes, the idle scheduler, sizes. */
 const BS = 4096;
@@ -67,6 +68,31 @@ describe('segment checksums', () => {
     for (let i = 0; i < 2000 && s.validCount < SEGS; i++) await new Promise((r) => setTimeout(r, 5));
     expect(s.validCount).toBe(SEGS);
     expect(s.backgroundError).toBeNull();
+    await s.close();
+    await v.close();
+  });
+
+  it('checksums a resync side computed are adopted after a flush, except for segments written after they were read', async () => {
+    const { v, content } = await setup();
+    const s = await SegmentSums.open(v, { segmentSize: SEG });
+    const side = new VolumeSide(v, s);
+    // a write lands right after the side read segment 1 (before its checksum is offered)
+    const readInto = v.readInto.bind(v);
+    let raced = false;
+    v.readInto = async (offset: number, target: Uint8Array) => {
+      await readInto(offset, target);
+      if (!raced && offset <= SEG && offset + target.length > SEG) {
+        raced = true;
+        await v.write(SEG + 100, new Uint8Array([1, 2, 3]));
+      }
+    };
+    const hashes = await side.hash([0, 1, 2]);
+    expect(raced).toBe(true);
+    expect(s.validCount).toBe(0); // nothing before the flush
+    await side.flush();
+    expect([...s.valid.subarray(0, 3)]).toEqual([1, 0, 1]);
+    expect(Buffer.compare(Buffer.from(s.hashes.subarray(0, 16)), Buffer.from(hashSegments128(content.subarray(0, SEG), SEG)))).toBe(0);
+    expect(Buffer.compare(Buffer.from(hashes.subarray(32, 48)), Buffer.from(s.hashes.subarray(32, 48)))).toBe(0);
     await s.close();
     await v.close();
   });

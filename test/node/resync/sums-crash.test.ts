@@ -4,6 +4,9 @@ import { FaultController, FaultNamespace, type CrashMode, type TearMode } from '
 import { MemoryNamespace } from '../../../src/store/memory.js';
 import type { StoreNamespace } from '../../../src/store/store.js';
 import { SegmentSums } from '../../../src/resync/segment-sums.js';
+import { resync } from '../../../src/resync/resync.js';
+import { StoreSide, VolumeSide } from '../../../src/resync/side.js';
+import { MemoryStore } from '../../../src/store/memory.js';
 import { SUMS_SLOTS, decodeSums, type SumsTable } from '../../../src/resync/sums-format.js';
 import { Volume } from '../../../src/volume/volume.js';
 import { hashSegments128, loadKernels } from '../../../src/wasm/index.js';
@@ -49,6 +52,16 @@ async function run(ns: StoreNamespace, seed: number, steps: number, arm: () => v
         await vol.writeZeroes(int(SEGS) * SEG, BS);
       } else if (r < 0.75) {
         await vol.flush();
+      } else if (r < 0.85) {
+        // a resync into the volume: its on-the-fly hashes are offered to the checksums, its copies clear them
+        const src = new Uint8Array(SIZE);
+        src.fill(1 + int(3), 0, SIZE);
+        src.fill(9, int(SEGS) * SEG, int(SEGS) * SEG + 100);
+        const p = resync(new StoreSide(new MemoryStore(src), 'src', 'src', SEG, false), new VolumeSide(vol, sums), { window: 4 });
+        // a write racing the resync's hashing: its segment must not come out valid
+        if (rnd() < 0.5) await vol.write(int(SIZE - 10), new Uint8Array(10).fill(2 + int(200)));
+        const res = await p;
+        if (res.error) throw new Error(`${res.error.message}`, { cause: new Error(res.error.message) });
       } else {
         // a refresh racing a write: the write's segment must not come out valid
         const p = sums.refresh();
