@@ -1,4 +1,4 @@
-import { mkdirSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync, rmdirSync, statSync } from 'node:fs';
 import { StrataError } from '../../errors.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { NodeFileStore } from '../../store/node-file.js';
@@ -81,6 +81,14 @@ export const resyncCommand: Command = {
       }
       // a volume destination: checksum what was copied, so its checksums are all valid again
       if (!verify && result.complete && dst.sums && !signal.aborted) await dst.sums.refresh({ signal });
+      // the progress directory beside a raw destination is empty once the resync is complete
+      if (result.complete && dst.defaultStateDir) {
+        try {
+          rmdirSync(dst.defaultStateDir);
+        } catch {
+          // not empty (something else is in it) or already gone: leave it
+        }
+      }
     } finally {
       await closeAll();
     }
@@ -115,11 +123,13 @@ function printResult(out: { write(s: string): void }, r: ResyncResult, a: string
 interface OpenedSide {
   side: ResyncSide;
   sums?: SegmentSums;
+  /** the progress directory made beside a raw destination (`progress` without --state) */
+  defaultStateDir?: string;
   progress(stateDir?: string): ProgressStore | null;
 }
 
 /** A volume directory or a raw file / block device. */
-async function openSide(path: string, writable: boolean, seg: number | undefined, opened: (() => Promise<void>)[]): Promise<OpenedSide> {
+async function openSide(path: string, writable: boolean, seg: number | undefined, toClose: (() => Promise<void>)[]): Promise<OpenedSide> {
   let st;
   try {
     st = statSync(path);
@@ -128,30 +138,32 @@ async function openSide(path: string, writable: boolean, seg: number | undefined
   }
   if (st.isDirectory()) {
     const { volume, journal } = await openJournaledVolume(path, !writable, true);
-    opened.push(() => closeVolume(volume, journal, null));
+    toClose.push(() => closeVolume(volume, journal, null));
     const sums = await SegmentSums.open(volume, seg === undefined ? {} : { segmentSize: seg });
-    opened.pop();
-    opened.push(() => closeVolume(volume, journal, sums));
+    toClose.pop();
+    toClose.push(() => closeVolume(volume, journal, sums));
     const ns = volume.ns;
     return { side: new VolumeSide(volume, sums), sums, progress: () => progressIn(ns) };
   }
   if (!st.isFile() && !st.isBlockDevice()) throw new StrataError('invalid-argument', `${path} is neither a volume directory nor a raw image file or block device.`);
   const store = await NodeFileStore.open(path, { readOnly: !writable, io: 'async' });
-  opened.push(() => store.close());
+  toClose.push(() => store.close());
   const side = new StoreSide(store, path, `file:${realpathSync(path)}`, seg ?? DEFAULT_SEGMENT_SIZE, writable);
-  return {
+  const opened: OpenedSide = {
     side,
     progress: (stateDir) => {
       let dir = stateDir;
       if (dir === undefined) {
         if (st.isBlockDevice()) return null; // nowhere to keep it beside a device: --state DIR
         dir = `${path}.resync`;
+        opened.defaultStateDir = dir;
       }
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const ns: StoreNamespace = new NodeDirNamespace(dir, {});
+      // the namespace refuses a symbolic link there; it creates the directory 0700
+      const ns: StoreNamespace = new NodeDirNamespace(dir, { create: true });
       return progressIn(ns);
     },
   };
+  return opened;
 }
 
 async function closeVolume(volume: Volume, journal: Journal | null, sums: SegmentSums | null): Promise<void> {

@@ -4,7 +4,7 @@
  * first finished window by the progress hook), then a rerun that continues and ends equal.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -106,13 +106,31 @@ describe('stratadisk resync', () => {
     const want = diverged.map((i) => i * seg);
     expect(r1.copiedOffsets.filter((o) => o < 64 * seg)).toEqual(want.filter((o) => o < 64 * seg));
     expect(r1.copiedOffsets.every((o) => want.includes(o))).toBe(true);
+    // the progress waits beside the destination, private
+    expect(statSync(`${b}.resync`).mode & 0o777).toBe(0o700);
     const r2 = JSON.parse(await ok(['resync', a, b, '--json', '--segment-size', '64K'])) as { resumedFrom: number; copiedOffsets: number[]; copiedBefore: number; segmentsCompared: number };
     expect(r2).toMatchObject({ resumedFrom: 64, segmentsCompared: 64 });
     // the two runs together copied every diverged segment exactly once
     expect([...r1.copiedOffsets, ...r2.copiedOffsets].sort((x, y) => x - y)).toEqual(want);
     expect(r2.copiedBefore).toBe(diverged.filter((i) => i < 64).length);
     expect(Buffer.compare(readFileSync(b), Buffer.from(base))).toBe(0);
+    // complete: the progress directory is gone
+    expect(existsSync(`${b}.resync`)).toBe(false);
   }, 60_000);
+
+  it('refuses a symbolic link where the progress directory goes, before writing anything', async () => {
+    const seg = 64 * 1024;
+    const { a, b } = pair(MiB, seg, [3], 11);
+    const before = readFileSync(b);
+    const elsewhere = p('elsewhere');
+    mkdirSync(elsewhere);
+    symlinkSync(elsewhere, `${b}.resync`);
+    const r = await cli(['resync', a, b, '--segment-size', '64K']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('stratadisk: unsafe-path:');
+    expect(Buffer.compare(readFileSync(b), before)).toBe(0);
+    expect(readdirSync(elsewhere)).toEqual([]);
+  });
 });
 
 /** Spawn the CLI paused at its first progress bar (after the first window), send SIGINT, let it go on. */
