@@ -86,6 +86,7 @@ describe('format fixtures', () => {
       staging: { file: 'staging.mark', format: 'stagingMark' },
       'v86-state': { file: 'v86-state.boot', format: 'v86State' },
       journal: { file: 'journal.000002.log', format: 'writeLog' },
+      resync: { file: 'resync-sums.0', format: 'resyncSums' },
     };
     const found = readdirSync(FIXTURES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
     expect(found).toEqual(Object.keys(want).sort());
