@@ -3,7 +3,7 @@ import type { Store } from '../store/store.js';
 import type { Volume } from '../volume/volume.js';
 import { hashSegments128, loadKernels } from '../wasm/index.js';
 import type { SegmentSums } from './segment-sums.js';
-import { DEFAULT_SEGMENT_SIZE } from './segment-sums.js';
+import { bindingOf, DEFAULT_SEGMENT_SIZE } from './segment-sums.js';
 import { checkSegmentSize } from './sums-format.js';
 
 /**
@@ -134,7 +134,10 @@ export class VolumeSide extends HashingSide {
     this.label = volume.label;
     this.size = volume.size;
     this.writable = !volume.readOnly;
-    this.identity = `volume:${volume.info().uuid}`;
+    // a side that is only read names its content too: a resync resumed after the source changed
+    // starts again from the beginning (the destination's own writes must not change its name)
+    const b = bindingOf(volume);
+    this.identity = volume.readOnly ? `volume:${b.uuid}@${b.contentId}/${b.chain.join(',')}` : `volume:${b.uuid}`;
   }
 
   readInto(offset: number, target: Uint8Array): Promise<void> {

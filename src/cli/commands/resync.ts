@@ -26,7 +26,7 @@ export const resyncCommand: Command = {
     '(DST is flushed at the end); --verify copies nothing and lists them (DRBD online verify).',
     'Ctrl-C stops after the batch in flight and says what was copied; running the same resync',
     'again continues where it stopped (the progress lives in DST\'s volume directory, or in',
-    'DST.resync/ beside a raw file, or in --state DIR). Resume assumes SRC did not change meanwhile.',
+    'DST.resync/ beside a raw file, or in --state DIR); if SRC changed meanwhile, it starts over.',
     'Exit: 0 done (--verify: identical); 1 (--verify) segments differ; 2 an error; 130 interrupted.',
     '  --segment-size SIZE  a power of two from 4K to 1G, at least a volume\'s block size (default 1M)',
     '  --state DIR  where a raw DST keeps its progress (needed for a block device to resume)',
@@ -148,7 +148,10 @@ async function openSide(path: string, writable: boolean, seg: number | undefined
   if (!st.isFile() && !st.isBlockDevice()) throw new StrataError('invalid-argument', `${path} is neither a volume directory nor a raw image file or block device.`);
   const store = await NodeFileStore.open(path, { readOnly: !writable, io: 'async' });
   toClose.push(() => store.close());
-  const side = new StoreSide(store, path, `file:${realpathSync(path)}`, seg ?? DEFAULT_SEGMENT_SIZE, writable);
+  // a source file is named with its size and modification time: a resumed resync whose source
+  // changed meanwhile starts again from the beginning
+  const identity = `file:${realpathSync(path)}${writable ? '' : `@${st.size}:${st.mtimeMs}`}`;
+  const side = new StoreSide(store, path, identity, seg ?? DEFAULT_SEGMENT_SIZE, writable);
   const opened: OpenedSide = {
     side,
     progress: (stateDir) => {

@@ -55,6 +55,33 @@ describe('resync resumes', () => {
     expect(third).toMatchObject({ resumedFrom: 0, segmentsCompared: COUNT, segmentsDiffering: 0 });
   });
 
+  it('starts over when the source volume changed since the interrupted run', async () => {
+    await loadKernels();
+    const base = randomBytes(SIZE, 8);
+    const srcNs = new MemoryNamespace();
+    const w = await Volume.create(srcNs, { size: SIZE, blockSize: 4096 });
+    await w.write(0, base);
+    await w.close();
+    const dstStore = new MemoryStore(diverge(base, DIVERGED, SEG, 9));
+    const dst = new StoreSide(dstStore, 'dst', 'dst', SEG);
+    const progress = progressIn(new MemoryNamespace());
+    let src = await Volume.open(srcNs, { readOnly: true });
+    const ac = new AbortController();
+    const first = await resync(new VolumeSide(src, null, SEG), dst, { window: WINDOW, progress, signal: ac.signal, onProgress: (d) => d >= 2 * WINDOW && ac.abort() });
+    expect(first.next).toBe(2 * WINDOW);
+    await src.close();
+    // the source changes below where the first run got to
+    const w2 = await Volume.open(srcNs);
+    await w2.write(5, new Uint8Array([1, 2, 3]));
+    base.set([1, 2, 3], 5);
+    await w2.close();
+    src = await Volume.open(srcNs, { readOnly: true });
+    const second = await resync(new VolumeSide(src, null, SEG), dst, { window: WINDOW, progress });
+    expect(second).toMatchObject({ complete: true, resumedFrom: 0, copiedBefore: 0 });
+    expect(equalBytes(await dstStore.read(0, SIZE), base)).toBe(true);
+    await src.close();
+  });
+
   const MODES: [CrashMode, TearMode][] = [
     ['drop-unflushed', 'prefix'],
     ['keep-unflushed', 'sectors'],
