@@ -137,7 +137,8 @@ async function openSide(path: string, writable: boolean, seg: number | undefined
     throw new StrataError('not-found', `${path} does not exist; give a volume directory or a raw image file (or block device) of the same size as the other side.`);
   }
   if (st.isDirectory()) {
-    const { volume, journal } = await openJournaledVolume(path, !writable, true);
+    // a writer opens the write log too (every write is logged); a reader needs none
+    const { volume, journal } = await openJournaledVolume(path, !writable, writable);
     toClose.push(() => closeVolume(volume, journal, null));
     const sums = await SegmentSums.open(volume, seg === undefined ? {} : { segmentSize: seg });
     toClose.pop();
