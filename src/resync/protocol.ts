@@ -1,4 +1,5 @@
 import { StrataError, type ErrorCode } from '../errors.js';
+import { MAX_SEGMENT_SIZE } from './sums-format.js';
 
 /**
  * The messages of a resync side served over a Link (src/consistency/link.ts): the client
@@ -93,7 +94,7 @@ export function parseReply(m: unknown): Reply {
   const id = int(o, 'id');
   switch (o.t) {
     case 'info': {
-      const segmentSize = int(o, 'segmentSize', 2 ** 30);
+      const segmentSize = int(o, 'segmentSize', MAX_SEGMENT_SIZE);
       if (segmentSize < 4096 || (segmentSize & (segmentSize - 1)) !== 0) throw bad('segment size');
       if (typeof o.writable !== 'boolean') throw bad('field writable');
       return { t: 'info', id, size: int(o, 'size'), segmentSize, writable: o.writable, identity: str(o, 'identity'), label: str(o, 'label') };

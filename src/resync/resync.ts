@@ -25,7 +25,7 @@ export interface ResyncOptions {
   progress?: ProgressStore | null;
   /** segments per window (default 64: 64 MiB at 1 MiB segments) */
   window?: number;
-  /** largest copy run in bytes (default 8 MiB) */
+  /** largest copy run in bytes (default 8 MiB; at least one segment, at most 64 MiB: memory is inFlight x this) */
   runBytes?: number;
   /** copy runs in flight (default 4) */
   inFlight?: number;
@@ -79,7 +79,7 @@ export async function resync(src: ResyncSide, dst: ResyncSide, options: ResyncOp
   const seg = src.segmentSize;
   const count = Math.ceil(src.size / seg);
   const window = Math.max(1, options.window ?? 64);
-  const runBytes = Math.max(seg, options.runBytes ?? 8 * 1024 * 1024);
+  const runBytes = Math.max(seg, Math.min(64 * 1024 * 1024, options.runBytes ?? 8 * 1024 * 1024));
   const inFlight = Math.max(1, options.inFlight ?? 4);
   const progress = verify ? null : (options.progress ?? null);
 

@@ -159,7 +159,7 @@ export class SegmentSums {
     const total = todo.length;
     const seg = this.segmentSize;
     const perBatch = this.batchBytes / seg;
-    const buf = new Uint8Array(Math.min(this.batchBytes, Math.max(seg, todo.length * seg)));
+    const buf = new Uint8Array(Math.min(this.batchBytes, todo.length * seg, this.volumeSize));
     const out = new Uint8Array(perBatch * 16);
     let pending: { i: number; gen: number; hash: Uint8Array }[] = [];
     let pendingBytes = 0;

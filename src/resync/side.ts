@@ -76,7 +76,7 @@ abstract class HashingSide implements ResyncSide {
       k += n;
     }
     // two buffers: the next run is read while this one is hashed (reused, unless a call overlaps)
-    const size = Math.min(per * seg, Math.max(seg, list.length * seg));
+    const size = Math.min(per * seg, list.length * seg, this.size);
     const bufs: [Uint8Array, Uint8Array] = this.bufs && !this.hashing && this.bufs[0].length >= size ? this.bufs : [new Uint8Array(size), new Uint8Array(size)];
     if (!this.hashing) this.bufs = bufs;
     this.hashing = true;

@@ -53,9 +53,12 @@ export function segmentCountOf(volumeSize: number, segmentSize: number): number 
 }
 
 /** Check a segment size against a volume's block size (power of two, >= the block size, <= 1 GiB). */
+/** Largest segment: one is read and hashed whole, in a buffer of its size (two, double-buffered). */
+export const MAX_SEGMENT_SIZE = 64 * 1024 * 1024;
+
 export function checkSegmentSize(segmentSize: number, blockSize: number): void {
-  if (!Number.isSafeInteger(segmentSize) || segmentSize < 4096 || segmentSize > 2 ** 30 || (segmentSize & (segmentSize - 1)) !== 0) {
-    throw new StrataError('invalid-argument', `The segment size must be a power of two from 4 KiB to 1 GiB, not ${segmentSize}.`);
+  if (!Number.isSafeInteger(segmentSize) || segmentSize < 4096 || segmentSize > MAX_SEGMENT_SIZE || (segmentSize & (segmentSize - 1)) !== 0) {
+    throw new StrataError('invalid-argument', `The segment size must be a power of two from 4 KiB to 64 MiB, not ${segmentSize}.`);
   }
   if (segmentSize < blockSize) {
     throw new StrataError('invalid-argument', `The segment size (${segmentSize}) must be at least the volume's block size (${blockSize}), so that no block straddles two segments.`);

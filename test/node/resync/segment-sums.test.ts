@@ -113,6 +113,7 @@ describe('segment checksums', () => {
   it('refuses a segment size that is not a power of two, below the block size, or too many segments', async () => {
     const { v } = await setup();
     await expect(SegmentSums.open(v, { segmentSize: 3 * BS })).rejects.toMatchObject({ code: 'invalid-argument' });
+    await expect(SegmentSums.open(v, { segmentSize: 128 * 1024 * 1024 })).rejects.toMatchObject({ code: 'invalid-argument' });
     const big = await Volume.create(new MemoryNamespace(), { size: 2 ** 40, blockSize: 64 * 1024 });
     await expect(SegmentSums.open(big, { segmentSize: 64 * 1024 })).rejects.toMatchObject({ code: 'invalid-argument' });
     await big.close();
