@@ -128,10 +128,25 @@ export class SegmentSums {
     if (!volume.readOnly) {
       sums.handle = volume.observe(sums.observer());
       // the open mark is durable before any write of this open can be (a flush waits for it in commit)
-      await sums.persist(true, true);
+      try {
+        await sums.persist(true, true);
+      } catch (e) {
+        // nowhere to keep them: the volume goes on without (its flushes must not fail for this)
+        await sums.handle.detach();
+        sums.handle = null;
+        throw e;
+      }
       if (options.idleMs !== undefined) sums.startIdle(options.idleMs);
     }
     return sums;
+  }
+
+  /**
+   * Can the flags be relied on now? Not after a failure to write them, once closed, or on a
+   * writable volume whose observer is gone (writes would no longer clear them).
+   */
+  get usable(): boolean {
+    return this.failed === null && !this.closed && (this.volume.readOnly || (this.handle?.attached ?? false));
   }
 
   /** Segments whose flag is valid. */

@@ -148,7 +148,7 @@ export class VolumeSide extends HashingSide {
     const valid = new Uint8Array(count);
     const hashes = new Uint8Array(count * 16);
     const s = this.sums;
-    if (s) {
+    if (s?.usable) {
       valid.set(s.valid.subarray(first, first + count));
       hashes.set(s.hashes.subarray(first * 16, (first + count) * 16));
     }

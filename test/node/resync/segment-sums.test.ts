@@ -97,6 +97,42 @@ describe('segment checksums', () => {
     await v.close();
   });
 
+  it('a failure to write the checksums fails that flush (the write is not recorded ahead of them), then they are not used', async () => {
+    await loadKernels();
+    const inner = new MemoryNamespace();
+    let failSums = false;
+    const ns = new Proxy(inner, {
+      get(t, k) {
+        if (k !== 'open') return Reflect.get(t, k, t) as unknown;
+        return async (name: string, o?: object) => {
+          const st = await t.open(name, o);
+          if (!name.startsWith('resync-sums')) return st;
+          const write = st.write.bind(st);
+          st.write = (off: number, d: Uint8Array) => (failSums ? Promise.reject(new Error('disk full')) : write(off, d));
+          return st;
+        };
+      },
+    });
+    const v = await Volume.create(ns, { size: SIZE, blockSize: BS });
+    const s = await SegmentSums.open(v, { segmentSize: SEG });
+    await s.refresh();
+    expect(s.usable).toBe(true);
+    failSums = true;
+    await v.write(0, new Uint8Array(10).fill(1));
+    await expect(v.flush()).rejects.toThrow(/disk full/);
+    expect(s.usable).toBe(false);
+    const side = new VolumeSide(v, s);
+    expect([...(await side.known(0, SEGS)).valid].every((x) => x === 0)).toBe(true);
+    // the volume goes on without them
+    await v.flush();
+    await s.close();
+    // a volume whose checksums cannot be written at all: open refuses, the volume still works
+    await expect(SegmentSums.open(v, { segmentSize: SEG })).rejects.toThrow(/disk full/);
+    await v.write(0, new Uint8Array(10).fill(2));
+    await v.flush();
+    await v.close();
+  });
+
   it('a read-only volume lends its trusted checksums and persists nothing', async () => {
     const { ns, v } = await setup();
     const s = await SegmentSums.open(v, { segmentSize: SEG });
