@@ -51,8 +51,8 @@ export const AREA_FORMAT = 'stratadisk-shadow-area';
 export const KIND_MANIFEST = 2;
 export const KIND_SHADOW_CATALOG = 1;
 export const KIND_JOBS = 3;
-export const KIND_RESYNC_SUMS = 4;
-export const KIND_RESYNC_PROGRESS = 5;
+export const KIND_RESYNC_SUMS = 5;
+export const KIND_RESYNC_PROGRESS = 6;
 
 export interface FormatSpec {
   /** what it is, in messages */
