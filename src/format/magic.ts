@@ -30,6 +30,8 @@ export const MAGIC_WRITE_LOG = 0x4c574453; // "SDWL": write log records (journal
 export const MAGIC_REPLICATION_ROLE = 0x52524453; // "SDRR": replication role slots (replication.0/1, src/replication/)
 export const MAGIC_OUT_OF_SYNC = 0x534f4453; // "SDOS": replication out-of-sync bitmap (<name>.0/1, src/replication/out-of-sync.ts)
 export const MAGIC_ACTIVITY_LOG = 0x4c414453; // "SDAL": replication activity log (<name>.0/1, src/replication/activity-log.ts)
+export const MAGIC_RESYNC_SUMS = 0x53524453; // "SDRS": segment checksums with valid flags (resync-sums.0/1, src/resync/)
+export const MAGIC_RESYNC_PROGRESS = 0x50524453; // "SDRP": a resync's progress at its destination (resync-progress.0/1, src/resync/)
 /** The ASCII tag opening a saved v86 machine state (src/v86/state-file.ts). */
 export const MAGIC_V86_STATE = 'V86STATE';
 
@@ -53,6 +55,8 @@ export const KIND_MANIFEST = 2;
 export const KIND_SHADOW_CATALOG = 1;
 export const KIND_JOBS = 3;
 export const KIND_REPLICATION_ROLE = 4;
+export const KIND_RESYNC_SUMS = 5;
+export const KIND_RESYNC_PROGRESS = 6;
 
 export interface FormatSpec {
   /** what it is, in messages */
@@ -86,6 +90,8 @@ export const FORMATS = {
   replicationRole: { title: 'replication role', files: 'replication.0, replication.1', magic: MAGIC_REPLICATION_ROLE, reads: [1], writes: 1 },
   outOfSync: { title: 'out-of-sync bitmap', files: '<name>.0, <name>.1 (replication.<session>.oos)', magic: MAGIC_OUT_OF_SYNC, reads: [1], writes: 1 },
   activityLog: { title: 'activity log', files: '<name>.0, <name>.1 (replication.<session>.al)', magic: MAGIC_ACTIVITY_LOG, reads: [1], writes: 1 },
+  resyncSums: { title: 'segment checksums', files: 'resync-sums.0, resync-sums.1', magic: MAGIC_RESYNC_SUMS, reads: [1], writes: 1 },
+  resyncProgress: { title: 'resync progress', files: 'resync-progress.0, resync-progress.1', magic: MAGIC_RESYNC_PROGRESS, reads: [1], writes: 1 },
   v86State: { title: 'saved v86 machine state', files: 'v86 state store', magic: MAGIC_V86_STATE, reads: [1], writes: 1 },
   segment: { title: 'block table segment', files: 'segments/<hash> (chunk store)', magic: MAGIC_SEGMENT, reads: [1], writes: 1 },
   packIndex: { title: 'pack index', files: 'packs/<hash>.idx (chunk store)', magic: MAGIC_PACK_INDEX, reads: [1], writes: 1 },

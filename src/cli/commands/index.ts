@@ -19,6 +19,7 @@ import { reset } from './reset.js';
 import { replicateCommand } from './replicate.js';
 import { replicationCommand } from './replication.js';
 import { serveReplicaCommand } from './serve-replica.js';
+import { resyncCommand } from './resync.js';
 import { salvage } from './salvage.js';
 import { mirrorCommand } from './mirror.js';
 import { publishCommand } from './publish.js';
@@ -60,6 +61,7 @@ export const COMMANDS: readonly Command[] = [
   check,
   salvage,
   compare,
+  resyncCommand,
   diffCommand,
   publishCommand,
   versionsCommand,

@@ -28,6 +28,8 @@ const LAYER: Record<string, number> = {
   /** replication sessions and their transports: above volume, consistency and jobs */
   replication: 6,
   interop: 6,
+  /** resync by segment checksums: keeps checksums per volume (a write observer), sides over a consistency Link */
+  resync: 6,
   edge: 6,
   v86: 6,
   /** the engine in a worker: runs replication sessions for the page */

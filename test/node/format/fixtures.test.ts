@@ -87,6 +87,7 @@ describe('format fixtures', () => {
       'v86-state': { file: 'v86-state.boot', format: 'v86State' },
       journal: { file: 'journal.000002.log', format: 'writeLog' },
       'replication-oos': { file: 'replication.s1.oos.0', format: 'outOfSync' },
+      resync: { file: 'resync-sums.0', format: 'resyncSums' },
     };
     const found = readdirSync(FIXTURES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
     expect(found).toEqual(Object.keys(want).sort());

@@ -33,6 +33,8 @@ describe('format registry', () => {
       ['MAGIC_WRITE_LOG', 'SDWL'],
       ['MAGIC_OUT_OF_SYNC', 'SDOS'],
       ['MAGIC_ACTIVITY_LOG', 'SDAL'],
+      ['MAGIC_RESYNC_SUMS', 'SDRS'],
+      ['MAGIC_RESYNC_PROGRESS', 'SDRP'],
     ]);
     const all = Object.values(FORMATS).map((f) => f.magic).filter((m) => typeof m === 'number');
     expect(new Set(all).size).toBe(all.length);
