@@ -191,7 +191,11 @@ export class ReplicationManager {
     const todo = this.sessions.filter((s) => s.state !== 'syncing' && s.state !== 'replicating' && s.state !== 'connecting' && s.state !== 'closed');
     const results = await Promise.allSettled(todo.map(async (s) => s.connect(await connect(s))));
     const bad = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-    if (bad) throw bad.reason;
+    if (bad) {
+      // one could not come back: everyone stays frozen (the others stop again), so no group runs half
+      await this.freezeAll(`resume failed: ${(bad.reason as Error)?.message ?? bad.reason}`);
+      throw bad.reason;
+    }
   }
 
   /** Resolves when every session has finished its resync. */

@@ -120,6 +120,8 @@ class Conn {
   /** highest stream number the secondary says it received, and when that last moved (or the stream was caught up) */
   received = 0;
   progressAt = 0;
+  /** stream number of the last cut marker */
+  lastCutAt = 0;
 
   constructor(readonly link: Link<ToSecondary>) {}
 
@@ -150,6 +152,8 @@ export class PrimarySession {
   /** a data generation was started for the current time apart */
   private apartGen: Promise<void> | null = null;
   private inStep = false;
+  /** the bitmap says what the secondary lacks (false when it was just created: before the first complete sync) */
+  private bitmapKnown: boolean;
   private oosChanged = false;
   private frozenReady: Promise<void> = Promise.resolve();
   /** held writes (policy block, or until a freeze is durable) */
@@ -174,6 +178,7 @@ export class PrimarySession {
     private readonly o: Required<Pick<PrimaryOptions, 'ackTimeoutMs' | 'helloTimeoutMs' | 'maxQueueBytes' | 'resyncBatchBytes' | 'resyncWindowBytes'>>,
     options: PrimaryOptions,
   ) {
+    this.bitmapKnown = oos.created !== true;
     this.mode = options.mode ?? 'sync';
     this.policy = options.policy ?? 'run';
     this.label = options.label ?? `session ${name}`;
@@ -466,8 +471,8 @@ export class PrimarySession {
       throw refusal;
     }
     const peer = this.role.state.peer;
-    if (verdict === 'fresh-secondary' || (peer !== null && peer !== w.uuid)) {
-      // a new secondary: everything it should hold
+    if (verdict === 'fresh-secondary' || (peer !== null && peer !== w.uuid) || !this.bitmapKnown) {
+      // a new secondary, or a bitmap that was not kept (what the secondary lacks is unknown): everything
       await this.markEverything(w.empty);
     } else if (!w.consistent) {
       // an interrupted resync: the bitmap still holds what it lacks (nothing was cleared without its acknowledgement)
@@ -546,16 +551,23 @@ export class PrimarySession {
           }
           let e = s;
           while (e < count && !touched.has(first + e)) e++;
-          const part = data.subarray(s * bs, e * bs);
-          const n = ++c.n;
-          const offset = (first + s) * bs;
-          let bytes = 0;
-          if (isZero(part)) c.send({ t: 'z', n, offset, length: part.length });
-          else {
-            c.send({ t: 'w', n, offset, data: part });
-            bytes = part.length;
+          // zero blocks go as zero ranges, the others as data (a sparse extent sends only what it holds)
+          let k = s;
+          while (k < e) {
+            const zero = isZero(data.subarray(k * bs, (k + 1) * bs));
+            let j = k + 1;
+            while (j < e && isZero(data.subarray(j * bs, (j + 1) * bs)) === zero) j++;
+            const n = ++c.n;
+            const offset = (first + k) * bs;
+            let bytes = 0;
+            if (zero) c.send({ t: 'z', n, offset, length: (j - k) * bs });
+            else {
+              c.send({ t: 'w', n, offset, data: data.subarray(k * bs, j * bs) });
+              bytes = (j - k) * bs;
+            }
+            this.track(c, { n, runs: [first + k, j - k], bytes, token: NO_TOKEN, volSeq: 0 });
+            k = j;
           }
-          this.track(c, { n, runs: [first + s, e - s], bytes, token: NO_TOKEN, volSeq: 0 });
           s = e;
         }
         cursor = first + count;
@@ -577,6 +589,7 @@ export class PrimarySession {
     if (c.ended) return;
     await this.oos.persist();
     this.resyncProgress = null;
+    this.bitmapKnown = true;
     this.inStep = true;
     this.apartGen = null;
     this.setState('replicating');
@@ -659,10 +672,12 @@ export class PrimarySession {
     this.setState('frozen');
     this.inStep = false;
     const waiting: Waiter[] = [];
+    let unconfirmedRuns = 0;
     if (c) {
       if (!c.ended) c.send({ t: 'stop', reason: reason.slice(0, 512), released: this.decided });
       const unconfirmed: number[] = [];
       for (let k = c.head; k < c.entries.length; k++) for (const x of c.entries[k]!.runs) unconfirmed.push(x);
+      unconfirmedRuns = unconfirmed.length;
       if (unconfirmed.length > 0) {
         this.oos.markRuns(unconfirmed);
         this.oosChanged = true;
@@ -675,9 +690,13 @@ export class PrimarySession {
     this.syncedWaiters = [];
     for (const x of rejectSynced) x.reject(this.lastError ?? new StrataError('frozen', `${this.label} froze: ${reason}`));
     this.resyncProgress = null;
+    // writes sent and not confirmed may be on this side only: that is already "written apart".
+    // Otherwise the first write accepted apart starts the new generation (so a planned failback,
+    // with nothing written here after the freeze, is no split brain).
+    const diverged = !wasApart && (unconfirmedRuns > 0 || waiting.length > 0);
     if (!wasApart) this.apartGen = null;
     this.frozenReady = (async () => {
-      if (!wasApart) {
+      if (diverged) {
         await this.newGeneration();
         this.apartGen = Promise.resolve();
       }
@@ -718,19 +737,18 @@ export class PrimarySession {
   sendCut(cut: number): void {
     const c = this.conn;
     if (!this.connected || !c) return;
-    this.lastCutAt = c.n + 1;
+    c.lastCutAt = c.n + 1;
     const n = ++c.n;
     this.cutsSent = cut;
     c.send({ t: 'cut', n, cut });
     this.track(c, { n, runs: [], bytes: 0, token: NO_TOKEN, volSeq: 0 });
   }
   private cutsSent = 0;
-  private lastCutAt = 0;
 
   /** Has anything entered the stream since the last cut marker? (An idle group takes no cuts.) */
   get sentSinceCut(): boolean {
     const c = this.conn;
-    return c !== null && !c.ended && c.n > this.lastCutAt;
+    return c !== null && !c.ended && c.n > c.lastCutAt;
   }
 
   /** Gated sessions: the secondary may apply everything up to cut `cut`. */

@@ -6,6 +6,8 @@
 
 /** Blocks the secondary may lack (flat runs [firstBlock, count]*). */
 export interface OutOfSyncMap {
+  /** opened empty because nothing was kept: it cannot say what an existing secondary lacks */
+  readonly created?: boolean;
   markRuns(runs: readonly number[]): void;
   clearRuns(runs: readonly number[]): void;
   readonly dirtyBlocks: number;
@@ -27,6 +29,7 @@ export interface ActivityLogLike {
 
 /** An out-of-sync map in memory: a sorted set of blocks. */
 export class MemoryOutOfSync implements OutOfSyncMap {
+  readonly created = true;
   private blocks = new Set<number>();
 
   markRuns(runs: readonly number[]): void {
