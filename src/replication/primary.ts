@@ -31,7 +31,7 @@ import { isZero } from '../wasm/index.js';
 import type { Volume } from '../volume/volume.js';
 import type { ObserverHandle, VolumeEvent, WriteEvent } from '../volume/write-observer.js';
 import { parseToPrimary, REPLICATION_PROTOCOL, type Mode, type ToPrimary, type ToSecondary } from './protocol.js';
-import { compareGenerations, FRESH_GENERATION, nextGeneration, RoleRecord, verdictError } from './roles.js';
+import { compareGenerations, contentBinding, FRESH_GENERATION, nextGeneration, RoleRecord, verdictError } from './roles.js';
 import { MemoryOutOfSync, NoActivityLog, type ActivityLogLike, type OutOfSyncMap } from './tracking.js';
 
 export type SessionState = 'idle' | 'connecting' | 'syncing' | 'replicating' | 'frozen' | 'refused' | 'closed';
@@ -153,7 +153,7 @@ export class PrimarySession {
   private apartGen: Promise<void> | null = null;
   private inStep = false;
   /** the bitmap says what the secondary lacks (false when it was just created: before the first complete sync) */
-  private bitmapKnown: boolean;
+  bitmapKnown: boolean;
   private oosChanged = false;
   private frozenReady: Promise<void> = Promise.resolve();
   /** held writes (policy block, or until a freeze is durable) */
@@ -191,9 +191,13 @@ export class PrimarySession {
     if (role.state.role === 'secondary') {
       throw new StrataError('invalid-argument', `This volume is a replication secondary. Promote it first (\`stratadisk replication promote\`) to replicate from it.`);
     }
-    if (role.state.role !== 'primary' || role.state.gen.current === FRESH_GENERATION) {
-      // a primary's data always has a generation of its own (a fresh one is nobody's)
-      await role.update((s) => ({ ...s, role: 'primary', gen: s.gen.current === FRESH_GENERATION ? nextGeneration(s.gen) : s.gen }));
+    // written since its last session closed, by something that does not replicate: apart, and the bitmap is blind to it
+    const content = role.state.content ?? null;
+    const writtenOutside = role.state.role === 'primary' && content !== null && content !== contentBinding(volume);
+    if (role.state.role !== 'primary' || role.state.gen.current === FRESH_GENERATION || writtenOutside || content !== null) {
+      // a primary's data always has a generation of its own (a fresh one is nobody's); while a
+      // session has the volume open, its content binding is unset
+      await role.update((s) => ({ ...s, role: 'primary', content: null, gen: s.gen.current === FRESH_GENERATION || writtenOutside ? nextGeneration(s.gen) : s.gen }));
     }
     const s = new PrimarySession(
       volume,
@@ -210,6 +214,7 @@ export class PrimarySession {
       },
       options,
     );
+    if (writtenOutside) s.bitmapKnown = false;
     // the primary crashed with these extents hot: the secondary may hold writes it lost
     if (s.al.recovered.length > 0) {
       s.oos.markRuns(s.al.recovered);
@@ -828,6 +833,8 @@ export class PrimarySession {
     this.setState('closed');
     this.releaseHeld();
     await this.handle?.detach();
+    // what the volume holds now: a write by anything else before the next session shows as a change
+    await this.role.update((st) => ({ ...st, content: contentBinding(this.volume) })).catch(() => {});
     await this.oos.persist().catch(() => {});
     await this.oos.close();
     await this.al.close();

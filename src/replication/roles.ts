@@ -30,6 +30,12 @@ export interface RoleState {
   resyncSnapshot: string | null;
   /** the peer volume's uuid, once paired */
   peer: string | null;
+  /**
+   * primary: what the volume held when its last session closed in order (uuid, layer chain,
+   * active layer content ID), null while a session has it open. A different value at the next
+   * open means something wrote the volume without replication seeing it.
+   */
+  content?: string | null;
 }
 
 export const ROLE_SLOTS = ['replication.0', 'replication.1'] as const;
@@ -63,7 +69,9 @@ function decodeRole(x: unknown): RoleState {
   if (snap !== null && (typeof snap !== 'string' || snap.length > 256)) throw bad('resyncSnapshot');
   const peer = o.peer;
   if (peer !== null && (typeof peer !== 'string' || peer.length > 64)) throw bad('peer');
-  return { role: o.role, gen: { current: g.current, history: h as string[] }, consistent: o.consistent, resyncSnapshot: snap as string | null, peer: peer as string | null };
+  const content = o.content ?? null;
+  if (content !== null && (typeof content !== 'string' || content.length > 8192)) throw bad('content');
+  return { role: o.role, gen: { current: g.current, history: h as string[] }, consistent: o.consistent, resyncSnapshot: snap as string | null, peer: peer as string | null, content };
 }
 
 export function newGenerationId(): string {
@@ -99,6 +107,12 @@ export function verdictError(v: GenerationVerdict, primaryLabel: string, seconda
     return new StrataError('split-brain', `Split brain: ${primaryLabel} and ${secondaryLabel} were both written while apart, and neither holds what the other wrote. Nothing was copied or merged. Choose the side to keep, then run \`stratadisk resync KEEP OTHER\` (it copies only the segments that differ) and replicate again.`);
   }
   return null;
+}
+
+/** What a volume holds, as far as a content check needs: uuid, layer chain, active layer content ID. */
+export function contentBinding(volume: { info(): { uuid: string; chain: readonly string[]; active: { contentId: string | null } } }): string {
+  const i = volume.info();
+  return JSON.stringify([i.uuid, i.chain, i.active.contentId]);
 }
 
 /** A fresh side: no role, the fresh generation. */

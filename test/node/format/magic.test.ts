@@ -31,6 +31,7 @@ describe('format registry', () => {
       ['MAGIC_DIFF_AREA', 'SDSA'],
       ['MAGIC_JOBS', 'SDJJ'],
       ['MAGIC_WRITE_LOG', 'SDWL'],
+      ['MAGIC_REPLICATION_ROLE', 'SDRR'],
       ['MAGIC_OUT_OF_SYNC', 'SDOS'],
       ['MAGIC_ACTIVITY_LOG', 'SDAL'],
       ['MAGIC_RESYNC_SUMS', 'SDRS'],
