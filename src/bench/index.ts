@@ -12,7 +12,7 @@ export type { BenchResult } from './result.js';
 export { result, rate } from './result.js';
 
 /** Names accepted by `only`. */
-export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'publish', 'copy', 'edge', 'v86', 'v86-sync', 'flush', 'journal'] as const;
+export const BENCH_GROUPS = ['kernels', 'chain', 'sequential', 'qcow2', 'nbd', 'provision', 'commit', 'consistency', 'shadow', 'mirror', 'publish', 'copy', 'edge', 'v86', 'v86-sync', 'flush', 'journal', 'replication'] as const;
 export type BenchGroup = (typeof BENCH_GROUPS)[number];
 
 export interface RunBenchmarksOptions {
@@ -109,6 +109,14 @@ export async function runBenchmarks(opts: RunBenchmarksOptions = {}): Promise<Be
     for (const r of await benchJournalDiff({ quick })) emit(r);
     const { benchJournalRestore } = await import('./journal-restore.js');
     for (const r of await benchJournalRestore({ quick })) emit(r);
+  }
+  if (want('replication')) {
+    const { benchReplication } = await import('./replication.js');
+    for (const r of await benchReplication({ quick })) emit(r);
+    const { benchReplicationLinks } = await import('./replication-links.js');
+    for (const r of await benchReplicationLinks({ quick })) emit(r);
+    const { benchResync } = await import('./resync.js');
+    for (const r of await benchResync({ quick })) emit(r);
   }
   // v86 boots a real guest three times (minutes): only when asked for by name.
   if (only?.has('v86')) {

@@ -8,6 +8,7 @@
  * writes; and in sync mode that prefix holds every write acknowledged while replicating.
  *
  * Every N up to the stream's length is swept with STRATADISK_LONG=1; npm test runs every third.
+ * To replay one failing point: SWEEP_N=<n> SWEEP_V=<victim> SWEEP_DEBUG=1 and `-t '<mode>: <fault>'`.
  */
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
@@ -194,15 +195,6 @@ async function run(cfg: Run): Promise<{ prefix: number; frozen: boolean; ackedRe
         };
       }
       faulty.push(pEnd);
-    }
-    if (process.env.SWEEP_TRACE && i === 0) {
-      const inner = sEnd;
-      const tag = clean ? 'clean' : 'first';
-      sEnd = {
-        send: (m) => { console.log(tag, 's0 ->P', JSON.stringify(m)); inner.send(m); },
-        listen: (h) => inner.listen({ message: (m) => { const x = m as { t: string; data?: Uint8Array; n?: number; offset?: number; cut?: number; released?: number }; console.log(tag, 'P-> s0', x.t, x.n, x.offset !== undefined ? x.offset / BS : '', x.data ? new DataView(x.data.buffer, x.data.byteOffset).getUint32(0) : '', x.cut ?? '', x.released ?? ''); h.message(m); }, close: (r) => { console.log(tag, 's0 closed', r); h.close(r); } }),
-        close: () => inner.close(),
-      };
     }
     secondaries[i]!.accept(sEnd as Link<ToPrimary>);
     return pEnd as Link<ToSecondary>;
