@@ -11,6 +11,7 @@
  */
 import { StrataError } from '../errors.js';
 import type { Volume } from '../volume/volume.js';
+import { LIMITS } from './protocol.js';
 import { FRESH_GENERATION, nextGeneration, type RoleRecord, type RoleState } from './roles.js';
 
 export interface PromoteOptions {
@@ -56,8 +57,14 @@ export async function promote(volume: Volume, role: RoleRecord, label: string, o
   return { before, after, notes };
 }
 
-export async function demote(role: RoleRecord, label: string): Promise<RoleChange> {
+export async function demote(role: RoleRecord, label: string, options: { discardMyData?: boolean } = {}): Promise<RoleChange> {
   const before = role.state;
+  if (options.discardMyData) {
+    // DRBD's split-brain recovery: this side gives up what it wrote apart. Its data generation
+    // becomes the fresh one, so the next primary copies everything over it (nothing is merged).
+    const after = await role.update((s) => ({ ...s, role: 'secondary', consistent: false, peer: null, content: null, gen: { current: FRESH_GENERATION, history: [s.gen.current, ...s.gen.history].slice(0, LIMITS.maxHistory) } }));
+    return { before, after, notes: [`${label} will be overwritten entirely by the next primary that pairs with it.`] };
+  }
   if (before.role === 'secondary') throw new StrataError('invalid-argument', `${label} is a secondary already.`);
   // the demoted side's data is its own generation: a primary that pairs with it finds where they parted
   const after = await role.update((s) => ({ ...s, role: 'secondary', consistent: s.role === 'primary' ? true : s.consistent }));

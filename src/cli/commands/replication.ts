@@ -16,7 +16,7 @@ type Action = (typeof ACTIONS)[number];
 export const replicationCommand: Command = {
   name: 'replication',
   summary: 'replication sessions of a volume: status, freeze, resume, promote, demote',
-  usage: 'replication status [DIR] [--json] | replication freeze|resume DIR | replication promote DIR [--force | --revert-to-consistent] | replication demote DIR',
+  usage: 'replication status [DIR] [--json] | replication freeze|resume DIR | replication promote DIR [--force | --revert-to-consistent] | replication demote DIR [--discard-my-data]',
   details: [
     '  status    each session of the process holding DIR (serve-nbd, replicate, serve-replica):',
     '            state, mode, group, lag (writes and bytes not yet durable on the secondary),',
@@ -29,10 +29,10 @@ export const replicationCommand: Command = {
     '            serve-replica stops. Refused while a resync is interrupted (no single point in',
     '            time): --revert-to-consistent goes back to the snapshot kept of its last',
     '            consistent state, --force takes it as it is',
-    '  demote    make a primary a secondary (nothing may hold it: stop its server first)',
+    '  demote    make a primary a secondary (nothing may hold it: stop its server first);\n            --discard-my-data: after a split brain, give up this side\'s data: the next primary\n            that pairs with it copies everything over it',
     'Exit status 2 with a code on failure (split-brain, locked, not-found, ...).',
   ].join('\n'),
-  options: { ...JSON_OPTION, force: { type: 'boolean' }, 'revert-to-consistent': { type: 'boolean' } },
+  options: { ...JSON_OPTION, force: { type: 'boolean' }, 'revert-to-consistent': { type: 'boolean' }, 'discard-my-data': { type: 'boolean' } },
   positionals: { min: 1, max: 2 },
   async run({ io, args, values }) {
     const action = args[0] as Action;
@@ -42,6 +42,7 @@ export const replicationCommand: Command = {
     if (action !== 'promote' && (values.force === true || values['revert-to-consistent'] === true)) throw new UsageError('--force and --revert-to-consistent go with promote', 'replication');
     if (values.force === true && values['revert-to-consistent'] === true) throw new UsageError('give --force or --revert-to-consistent, not both', 'replication');
     if (action !== 'status' && values.json === true) throw new UsageError('--json goes with status', 'replication');
+    if (action !== 'demote' && values['discard-my-data'] === true) throw new UsageError('--discard-my-data goes with demote', 'replication');
     switch (action) {
       case 'status':
         return status(io, dir, values.json === true);
@@ -55,7 +56,7 @@ export const replicationCommand: Command = {
       case 'promote':
         return promoteCmd(io, dir, values.force === true, values['revert-to-consistent'] === true);
       case 'demote':
-        return demoteCmd(io, dir);
+        return demoteCmd(io, dir, values['discard-my-data'] === true);
     }
   },
 };
@@ -186,7 +187,7 @@ async function promoteCmd(io: CliIo, dir: string, force: boolean, revert: boolea
   }
 }
 
-async function demoteCmd(io: CliIo, dir: string): Promise<number> {
+async function demoteCmd(io: CliIo, dir: string, discardMyData: boolean): Promise<number> {
   let held = false;
   try {
     await requestControl(dir, { op: 'replication-status' });
@@ -198,7 +199,11 @@ async function demoteCmd(io: CliIo, dir: string): Promise<number> {
   const volume = await openVolume(dir, false);
   try {
     const role = await RoleRecord.open(volume.ns);
-    const change = await demote(role, dir);
+    const change = await demote(role, dir, { discardMyData });
+    if (discardMyData) {
+      line(io.stdout, `Demoted ${dir} to secondary and gave up its data generation ${change.before.gen.current}: the next primary that pairs with it (\`stratadisk serve-replica ${dir} --port P\`, then \`stratadisk replicate PRIMARY URL\`) copies everything over it. Its current content stays readable until then.`);
+      return 0;
+    }
     line(io.stdout, `Demoted ${dir} to secondary (generation ${change.after.gen.current}). Serve it with \`stratadisk serve-replica ${dir} --port P\`; a primary whose data it lacks copies it, one that was written apart from it is refused as split brain.`);
     return 0;
   } finally {

@@ -74,6 +74,23 @@ describe.skipIf(!built)('replication CLI: promote, demote, split brain', () => {
     expect(await sec2.exited).toBe(0);
     expect(Buffer.compare(Buffer.from(await readAt(s, 0, 4 << 20)), Buffer.from(sBefore))).toBe(0);
     expect((await readAt(s, 2 << 20, 16))[0]).toBe(0); // the primary's apart write never arrived
+
+    // recovery (DRBD's discard-my-data): keep p; s gives up its data and is copied over entirely
+    const bad = await run(['replication', 'promote', s, '--discard-my-data']);
+    expect(bad.code).toBe(2);
+    const gaveUp = await runOk(['replication', 'demote', s, '--discard-my-data']);
+    expect(gaveUp).toMatch(/gave up its data generation/);
+    const sec3 = start(['serve-replica', s, '--port', port]);
+    await sec3.waitFor(/as a secondary/);
+    const pri3 = start(['replicate', p, url]);
+    await until(p, (x) => x.sessions[0]?.state === 'replicating', 'replicating after the recovery');
+    pri3.kill('SIGINT');
+    expect(await pri3.exited).toBe(0);
+    sec3.kill('SIGINT');
+    expect(await sec3.exited).toBe(0);
+    expect(Buffer.compare(Buffer.from(await readAt(s, 0, 4 << 20)), Buffer.from(await readAt(p, 0, 4 << 20)))).toBe(0);
+    expect((await readAt(s, 1 << 20, 16))[0]).toBe(0); // what s wrote apart is gone
+    expect((await readAt(s, 2 << 20, 16))[0]).toBe(0xcc); // p's apart write arrived
   });
 
   it('a secondary whose resync was interrupted is promoted only with --revert-to-consistent (back to the kept snapshot) or --force', async () => {
