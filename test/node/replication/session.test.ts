@@ -6,6 +6,8 @@ import { PrimarySession } from '../../../src/replication/primary.js';
 import { Secondary } from '../../../src/replication/secondary.js';
 import { ReplicationManager } from '../../../src/replication/manager.js';
 import type { ToPrimary, ToSecondary } from '../../../src/replication/protocol.js';
+import { demote, promote } from '../../../src/replication/role-change.js';
+import { RoleRecord } from '../../../src/replication/roles.js';
 
 const BS = 4096;
 const SIZE = 256 * BS;
@@ -88,5 +90,47 @@ describe('replication session (same thread)', () => {
     expect(primary.sentBytes - before).toBe(3 * BS);
     expect(await same(pv, sv)).toBe(true);
     await m.close();
+  });
+
+  it('a planned failback (nothing written on the old primary after it stopped) is no split brain', async () => {
+    const { pv, sv, primary, secondary, connect, pns, sns } = await pair('sync');
+    await pv.write(0, fill(11, 4 * BS));
+    await primary.connect(await connect());
+    await primary.synced();
+    await primary.close();
+    await secondary.close();
+    // failover: B promoted and written; A demoted without a write since its session closed
+    await promote(sv, await RoleRecord.open(sns), 'B');
+    await demote(await RoleRecord.open(pns), 'A');
+    await sv.write(8 * BS, fill(12, BS));
+    const back = await Secondary.open(pv);
+    const b = await PrimarySession.open(sv, { name: 'back' });
+    const [l1, l2] = localLinkPair<ToSecondary, ToPrimary>();
+    back.accept(l2);
+    await b.connect(l1);
+    await b.synced();
+    expect(await same(pv, sv)).toBe(true);
+    await b.close();
+  });
+
+  it('writes on the old primary after it stopped are split brain with the promoted secondary', async () => {
+    const { pv, sv, primary, secondary, connect, pns, sns } = await pair('sync');
+    await primary.connect(await connect());
+    await primary.synced();
+    await primary.close();
+    await secondary.close();
+    await pv.write(0, fill(13, BS)); // written outside replication
+    await promote(sv, await RoleRecord.open(sns), 'B');
+    await sv.write(8 * BS, fill(14, BS));
+    // A opens a session again (the write above is seen), then is demoted and B pairs with it
+    const again = await PrimarySession.open(pv, { name: 's1' });
+    await again.close();
+    await demote(await RoleRecord.open(pns), 'A');
+    const back = await Secondary.open(pv);
+    const b = await PrimarySession.open(sv, { name: 'back' });
+    const [l1, l2] = localLinkPair<ToSecondary, ToPrimary>();
+    back.accept(l2);
+    await expect(b.connect(l1)).rejects.toMatchObject({ code: 'split-brain' });
+    await b.close();
   });
 });
