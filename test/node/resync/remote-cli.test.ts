@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../cli/harness.js';
-import { built, env, killAll, run, runOk, sameVolumes, start, TOKEN } from '../replication/cli-helpers.js';
+import { built, env, killAll, run, runOk, sameVolumes, start, status, TOKEN, until } from '../replication/cli-helpers.js';
 import { connectReplicaTcp } from '../../../src/replication/links/tcp.js';
 import { remoteSide } from '../../../src/resync/remote.js';
 import { pickSegments, randomBytes } from './helpers.js';
@@ -25,6 +25,7 @@ const MiB = 1 << 20;
 /** 200 segments of 1 MiB (the server's default): 2 diverged are 1 % */
 const SIZE = 200 * MiB;
 const SEGMENTS = 200;
+const FRESH = '0000000000000000';
 
 /** Two volumes with the same content, then `a` changed in 2 seeded segments; the server on `b`. */
 async function setup(): Promise<{ dir: string; a: string; b: string; diverged: number[] }> {
@@ -85,6 +86,25 @@ describe.skipIf(!built)('resync to a serve-replica URL', () => {
     expect(await sameVolumes(a, b)).toBe(true);
   });
 
+  it('over WebSocket with the remote side as SRC: the local volume is repaired, bytes counted as sent', async () => {
+    const { a, b, diverged } = await setup();
+    const sec = start(['serve-replica', b, '--port', '0', '--websocket']);
+    const url = (await sec.waitFor(/ws:\/\/127\.0\.0\.1:\d+\/replica/)).trim();
+    const r = await run(['resync', url, a, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rr = JSON.parse(r.stdout) as { complete: boolean; copiedOffsets: number[]; bytesSentSrcToDst: number };
+    expect(rr.complete).toBe(true);
+    expect(rr.copiedOffsets).toEqual(diverged.map((s) => s * MiB));
+    // WebSocket delivers Buffers: they count as their bytes
+    expect(rr.bytesSentSrcToDst).toBeGreaterThanOrEqual(2 * MiB);
+    expect(rr.bytesSentSrcToDst).toBeLessThanOrEqual(1.1 * 2 * MiB);
+    sec.kill('SIGINT');
+    expect(await sec.exited).toBe(0);
+    expect(sec.stderr()).toMatch(/nothing written/);
+    expect(await sameVolumes(a, b)).toBe(true);
+  });
+
   it('a wrong token is refused (permission-denied) and never echoed; nothing is written', async () => {
     const { a, b, diverged } = await setup();
     const { sec, url } = await serve(b);
@@ -109,7 +129,9 @@ describe.skipIf(!built)('resync to a serve-replica URL', () => {
     const p = join(dir, 'p');
     await runOk(['create', p, '--size', String(SIZE), '--block-size', '64K']);
     const pri = start(['replicate', p, url]);
-    await sec.waitFor(/replication begins/);
+    await until(p, (x) => x.sessions[0]?.state === 'replicating', 'replicating');
+    const paired = (await status(b)) as { generation: string };
+    expect(paired.generation).not.toBe(FRESH);
     const r = await run(['resync', a, url]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^stratadisk: locked: .*a primary is connected/);
@@ -129,7 +151,13 @@ describe.skipIf(!built)('resync to a serve-replica URL', () => {
     side.close();
     await sec.waitFor(/resync from 127\.0\.0\.1:\d+ ended/);
 
+    // a resync that writes: the secondary forgets its generation, so the next primary copies everything
+    expect((await run(['resync', a, url])).code).toBe(0);
     sec.kill('SIGINT');
     expect(await sec.exited).toBe(0);
+    const after = (await status(b)) as { role: string; generation: string; history: string[]; consistent: boolean; peer: string | null };
+    expect(after).toMatchObject({ role: 'secondary', generation: FRESH, consistent: false, peer: null });
+    expect(after.history[0]).toBe(paired.generation);
+    expect(await sameVolumes(a, b)).toBe(true);
   });
 });
