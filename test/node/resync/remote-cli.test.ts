@@ -130,7 +130,7 @@ describe.skipIf(!built)('resync to a serve-replica URL', () => {
     await runOk(['create', p, '--size', String(SIZE), '--block-size', '64K']);
     const pri = start(['replicate', p, url]);
     await until(p, (x) => x.sessions[0]?.state === 'replicating', 'replicating');
-    const paired = (await status(b)) as { generation: string };
+    const paired = (await status(b)) as unknown as { generation: string };
     expect(paired.generation).not.toBe(FRESH);
     const r = await run(['resync', a, url]);
     expect(r.code).toBe(2);
@@ -155,7 +155,7 @@ describe.skipIf(!built)('resync to a serve-replica URL', () => {
     expect((await run(['resync', a, url])).code).toBe(0);
     sec.kill('SIGINT');
     expect(await sec.exited).toBe(0);
-    const after = (await status(b)) as { role: string; generation: string; history: string[]; consistent: boolean; peer: string | null };
+    const after = (await status(b)) as unknown as { role: string; generation: string; history: string[]; consistent: boolean; peer: string | null };
     expect(after).toMatchObject({ role: 'secondary', generation: FRESH, consistent: false, peer: null });
     expect(after.history[0]).toBe(paired.generation);
     expect(await sameVolumes(a, b)).toBe(true);
