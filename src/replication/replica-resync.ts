@@ -12,6 +12,7 @@
  * not see those writes. A `--verify` (no write) changes nothing.
  */
 import type { Link } from '../consistency/link.js';
+import { StrataError } from '../errors.js';
 import { SegmentSums } from '../resync/segment-sums.js';
 import { serveResyncSide } from '../resync/remote.js';
 import { VolumeSide, type ResyncSide } from '../resync/side.js';
@@ -87,17 +88,21 @@ async function serveOne(secondary: Secondary, link: Link, say: (text: string) =>
   }
   let wrote = false;
   const side = new ForgetOnWrite(new VolumeSide(volume, sums), async () => {
-    wrote = true;
-    await secondary.role.update((s) =>
-      s.gen.current === FRESH_GENERATION && s.peer === null && !s.consistent
+    await secondary.role.update((s) => {
+      // promoted meanwhile (`replication promote`): it is nobody's copy to overwrite now
+      if (s.role === 'primary') throw new StrataError('locked', `${secondary.label} was promoted to primary; nothing was written.`);
+      return s.gen.current === FRESH_GENERATION && s.peer === null && !s.consistent
         ? s
-        : { ...s, role: s.role === 'none' ? 'none' : 'secondary', consistent: false, peer: null, content: null, gen: { current: FRESH_GENERATION, history: (s.gen.current === FRESH_GENERATION ? s.gen.history : [s.gen.current, ...s.gen.history]).slice(0, LIMITS.maxHistory) } },
-    );
+        : { ...s, role: s.role === 'none' ? 'none' : 'secondary', consistent: false, peer: null, content: null, gen: { current: FRESH_GENERATION, history: (s.gen.current === FRESH_GENERATION ? s.gen.history : [s.gen.current, ...s.gen.history]).slice(0, LIMITS.maxHistory) } };
+    });
+    wrote = true;
     say(`resync from ${remote}: writing; the next primary copies everything (its data generation is forgotten)`);
   });
   const served = serveResyncSide(link, side, { writable: true });
   const reason = await served.closed;
   try {
+    // a write the link delivered before it closed may still be running
+    await side.stop();
     await volume.flush();
     await sums?.close();
   } catch (e) {
@@ -109,6 +114,8 @@ async function serveOne(secondary: Secondary, link: Link, say: (text: string) =>
 /** A side that runs `before` (once, to completion) ahead of its first write. */
 class ForgetOnWrite implements ResyncSide {
   private marked: Promise<void> | null = null;
+  private stopped = false;
+  private readonly inflight = new Set<Promise<void>>();
 
   constructor(
     private readonly inner: VolumeSide,
@@ -142,8 +149,27 @@ class ForgetOnWrite implements ResyncSide {
   read(offset: number, length: number) {
     return this.inner.read(offset, length);
   }
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    this.marked ??= this.before();
+  /** Refuse writes from now on; resolves when those in flight are done. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.stopped) return Promise.reject(new StrataError('closed', `${this.label} is no longer served.`));
+    const p = this.write1(offset, data);
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private async write1(offset: number, data: Uint8Array): Promise<void> {
+    // a failed mark is retried by the next write (and refuses it meanwhile)
+    this.marked ??= this.before().catch((e: unknown) => {
+      this.marked = null;
+      throw e;
+    });
     await this.marked;
     return this.inner.write(offset, data);
   }

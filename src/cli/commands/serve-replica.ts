@@ -92,7 +92,11 @@ export const serveReplicaCommand: Command = {
         onRefused: (reason, remote) => say(`refused a connection from ${remote}: ${reason}`),
       });
       control = await serveControl(volume, dir, undefined, {
-        replication: secondaryReplicationControl(secondary, server.url, { stopListening: () => server!.close(), onPromoted: () => promoted.abort() }),
+        replication: secondaryReplicationControl(secondary, server.url, { stopListening: async () => {
+          await server!.close();
+          // a resync client is cut off too, and what it was writing has landed
+          await dispatch.idle();
+        }, onPromoted: () => promoted.abort() }),
         onRefused: (reason) => say(reason),
       }).catch((e: Error) => {
         say(`no control socket (${e.message}); \`replication status\` and \`promote\` cannot reach this server.`);

@@ -160,4 +160,29 @@ describe.skipIf(!built)('resync to a serve-replica URL', () => {
     expect(after.history[0]).toBe(paired.generation);
     expect(await sameVolumes(a, b)).toBe(true);
   });
+
+  it('`replication promote` while a resync client is connected cuts it off; the promoted volume stays a primary', async () => {
+    const { dir, b } = await setup();
+    const { sec, url } = await serve(b);
+    // pair b with a primary first (promote needs a data generation), then stop that session
+    const p = join(dir, 'p');
+    await runOk(['create', p, '--size', String(SIZE), '--block-size', '64K']);
+    const pri = start(['replicate', p, url]);
+    await until(p, (x) => x.sessions[0]?.state === 'replicating', 'replicating');
+    pri.kill('SIGINT');
+    await pri.exited;
+    await sec.waitFor(/session \S+: ended/);
+
+    const link = await connectReplicaTcp(url, { token: TOKEN });
+    const side = await remoteSide(link);
+    const pr = await run(['replication', 'promote', b]);
+    expect(pr.stderr).toBe('');
+    expect(pr.code).toBe(0);
+    expect(await sec.exited).toBe(0);
+    expect(sec.stderr()).toMatch(/resync from 127\.0\.0\.1:\d+ ended .*nothing written/);
+    await expect(side.write(0, new Uint8Array(MiB).fill(7))).rejects.toMatchObject({ code: 'io' });
+    const after = (await status(b)) as unknown as { role: string; generation: string };
+    expect(after.role).toBe('primary');
+    expect(after.generation).not.toBe(FRESH);
+  });
 });
