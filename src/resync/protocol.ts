@@ -117,9 +117,12 @@ export function parseReply(m: unknown): Reply {
 /** Bytes a message costs on the wire: its JSON (without the payload) plus the payload. */
 export function wireBytes(msg: Record<string, unknown>): number {
   let payload = 0;
-  const json = JSON.stringify(msg, (k, v: unknown) => {
-    if (k === 'data' && v instanceof Uint8Array) {
-      payload += v.length;
+  // the holder's own value: JSON.stringify hands the replacer a Buffer (what the WebSocket link
+  // delivers) already turned into {type, data: [...]} by its toJSON
+  const json = JSON.stringify(msg, function (this: Record<string, unknown>, k, v: unknown) {
+    const raw = this[k];
+    if (k === 'data' && raw instanceof Uint8Array) {
+      payload += raw.length;
       return undefined;
     }
     return v;

@@ -1,4 +1,5 @@
-import { realpathSync, rmdirSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { StrataError } from '../../errors.js';
 import { NodeDirNamespace } from '../../store/node-dir.js';
 import { NodeFileStore } from '../../store/node-file.js';
@@ -13,11 +14,14 @@ import { JSON_OPTION, type Command } from '../command.js';
 import { EXIT, Interrupted, line, UsageError } from '../io.js';
 import { formatBytes, parseSize } from '../size.js';
 import { openJournaledVolume } from '../target.js';
+import { readReplicaToken, REPLICA_TOKEN_ENV, REPLICA_TOKEN_OPTIONS } from '../replica-token.js';
+import { dialReplica, replicaScheme } from '../../replication/dial.js';
+import { remoteSide } from '../../resync/remote.js';
 
 export const resyncCommand: Command = {
   name: 'resync',
   summary: 'bring DST up to SRC by segment checksums, moving only segments that differ (or --verify them)',
-  usage: 'resync SRC DST [--verify] [--json] [--segment-size SIZE] [--state DIR] | resync --refresh DIR [--json]',
+  usage: 'resync SRC DST [--verify] [--json] [--segment-size SIZE] [--state DIR] [--token-file FILE] [--ca FILE] | resync --refresh DIR [--json]',
   details: [
     'SRC and DST are each a volume DIR or a raw image file / block device of the same size. Each',
     'side is cut into segments (default 1 MiB); a volume offers the XXH3-128 checksums it keeps',
@@ -27,9 +31,16 @@ export const resyncCommand: Command = {
     'Ctrl-C stops after the batch in flight and says what was copied; running the same resync',
     'again continues where it stopped (the progress lives in DST\'s volume directory, or in',
     'DST.resync/ beside a raw file, or in --state DIR); if SRC changed meanwhile, it starts over.',
+    'SRC or DST may also be the URL of a `stratadisk serve-replica` server (tcp://, tls://, ws://,',
+    'wss://, as it printed it): its volume is the side, reached with the replication token',
+    `($${REPLICA_TOKEN_ENV} or --token-file FILE, 0600) and --ca FILE for tls:// and wss://. The server`,
+    'chooses its segment size (1M unless its block size is larger). A remote DST keeps no progress:',
+    'a rerun after Ctrl-C compares everything again (and copies only what still differs).',
     'Exit: 0 done (--verify: identical); 1 (--verify) segments differ; 2 an error; 130 interrupted.',
     '  --segment-size SIZE  a power of two from 4K to 1G, at least a volume\'s block size (default 1M)',
     '  --state DIR  where a raw DST keeps its progress (needed for a block device to resume)',
+    '  --token-file FILE  the replication token, for a URL side (or $' + REPLICA_TOKEN_ENV + ')',
+    '  --ca FILE   PEM CA that signed the server\'s certificate (tls://, wss://)',
     '  --refresh DIR  hash the volume\'s invalid segments and record them (its checksums persist)',
     '  --json   { verify, complete, size, segmentSize, segmentsCompared, segmentsDiffering,',
     '           differingOffsets, copiedOffsets, resumedFrom, next, copiedBefore, bytesSentSrcToDst,',
@@ -41,6 +52,8 @@ export const resyncCommand: Command = {
     refresh: { type: 'boolean' },
     'segment-size': { type: 'string' },
     state: { type: 'string' },
+    ca: { type: 'string' },
+    ...REPLICA_TOKEN_OPTIONS,
   },
   positionals: { min: 1, max: 2 },
   async run({ io, args, values, signal, progress }) {
@@ -53,14 +66,33 @@ export const resyncCommand: Command = {
     if (args.length !== 2) throw new UsageError('missing DST: usage is `stratadisk resync SRC DST`', 'resync');
     const verify = values.verify === true;
     if (sameFile(args[0]!, args[1]!)) throw new StrataError('invalid-argument', `${args[0]} and ${args[1]} are the same; a resync needs two sides.`);
+    // a URL side is reached with the replication token (and a CA for tls:// and wss://)
+    let remote: RemoteOptions | null = null;
+    if (isUrl(args[0]!) || isUrl(args[1]!)) {
+      for (const a of args) if (isUrl(a)) replicaScheme(a);
+      const token = await readReplicaToken(values, io, 'resync');
+      remote = { token, ...(typeof values.ca === 'string' ? { ca: readFileSync(resolvePath(values.ca)) } : {}) };
+    } else if (values.ca !== undefined || values['token-file'] !== undefined) {
+      throw new UsageError('--ca and --token-file go with a URL side (tcp://, tls://, ws://, wss://)', 'resync');
+    }
     const opened: (() => Promise<void>)[] = [];
     const closeAll = async () => {
       for (const c of opened.reverse()) await c().catch(() => {});
     };
     let result: ResyncResult;
+    let remoteDst = false;
     try {
-      const src = await openSide(args[0]!, false, seg, opened);
-      const dst = await openSide(args[1]!, !verify, seg ?? src.side.segmentSize, opened);
+      // a remote side chooses its segment size: open it first and cut the local side alike
+      let src: OpenedSide;
+      let dst: OpenedSide;
+      if (isUrl(args[1]!) && !isUrl(args[0]!)) {
+        dst = await openSide(args[1]!, !verify, seg, opened, remote);
+        src = await openSide(args[0]!, false, seg ?? dst.side.segmentSize, opened, remote);
+      } else {
+        src = await openSide(args[0]!, false, seg, opened, remote);
+        dst = await openSide(args[1]!, !verify, seg ?? src.side.segmentSize, opened, remote);
+      }
+      remoteDst = dst.remote === true;
       const bar = progress(verify ? 'verify' : 'resync', src.side.size);
       const segSize = src.side.segmentSize;
       let first = true;
@@ -95,17 +127,20 @@ export const resyncCommand: Command = {
     if (json) line(io.stdout, JSON.stringify(result));
     else printResult(io.stdout, result, args[0]!, args[1]!);
     if (result.error) {
-      if (result.error.code === 'aborted') throw new Interrupted(kept(result));
-      throw new StrataError(result.error.code as never, `${result.error.message} ${kept(result)[0]!.toUpperCase()}${kept(result).slice(1)}.`);
+      const k = kept(result, remoteDst);
+      if (result.error.code === 'aborted') throw new Interrupted(k);
+      throw new StrataError(result.error.code as never, `${result.error.message} ${k[0]!.toUpperCase()}${k.slice(1)}.`);
     }
     return verify && result.segmentsDiffering > 0 ? EXIT.different : EXIT.ok;
   },
 };
 
-function kept(r: ResyncResult): string {
+function kept(r: ResyncResult, remoteDst: boolean): string {
   const upTo = Math.min(r.size, r.next * r.segmentSize);
   if (r.verify) return `${upTo >= r.size ? 'everything was compared' : upTo === 0 ? 'nothing was compared' : `bytes 0-${upTo - 1} were compared`}; nothing was copied`;
-  return `${r.copiedOffsets.length} segments were copied (copiedOffsets in --json), everything below byte ${upTo} is in sync; run the same resync again to continue from there`;
+  const copied = `${r.copiedOffsets.length} segments were copied (copiedOffsets in --json), everything below byte ${upTo} is in sync`;
+  if (remoteDst) return `${copied}; a remote destination keeps no progress, so running the same resync again compares everything again (it copies only what still differs)`;
+  return `${copied}; run the same resync again to continue from there`;
 }
 
 function printResult(out: { write(s: string): void }, r: ResyncResult, a: string, b: string): void {
@@ -122,14 +157,35 @@ function printResult(out: { write(s: string): void }, r: ResyncResult, a: string
 
 interface OpenedSide {
   side: ResyncSide;
+  /** reached over a link (serve-replica): it keeps no progress */
+  remote?: boolean;
   sums?: SegmentSums;
   /** the progress directory made beside a raw destination (`progress` without --state) */
   defaultStateDir?: string;
   progress(stateDir?: string): ProgressStore | null;
 }
 
-/** A volume directory or a raw file / block device. */
-async function openSide(path: string, writable: boolean, seg: number | undefined, toClose: (() => Promise<void>)[]): Promise<OpenedSide> {
+interface RemoteOptions {
+  token: string;
+  ca?: Buffer;
+}
+
+function isUrl(a: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(a);
+}
+
+/** A volume directory, a raw file / block device, or the URL of a replica server. */
+async function openSide(path: string, writable: boolean, seg: number | undefined, toClose: (() => Promise<void>)[], remote: RemoteOptions | null): Promise<OpenedSide> {
+  if (isUrl(path)) {
+    const link = await dialReplica(path, { token: remote!.token, ...(remote!.ca !== undefined ? { ca: remote!.ca } : {}) });
+    toClose.push(async () => link.close());
+    const side = await remoteSide(link);
+    if (seg !== undefined && seg !== side.segmentSize) {
+      throw new StrataError('invalid-argument', `${path} serves ${side.segmentSize}-byte segments, not ${seg}; leave out --segment-size (the local side then uses the server's).`);
+    }
+    if (writable && !side.writable) throw new StrataError('read-only', `${path} serves its volume read-only; a resync writes to it (use --verify to only compare).`);
+    return { side, remote: true, progress: () => null };
+  }
   let st;
   try {
     st = statSync(path);

@@ -7,7 +7,7 @@ import { listenReplicaTcp, type ReplicaServer } from '../../replication/links/tc
 import { listenReplicaWs } from '../../replication/links/websocket-server.js';
 import { Secondary } from '../../replication/secondary.js';
 import { secondaryReplicationControl } from '../../replication/secondary-control.js';
-import { watchSecondaryLink } from '../../replication/secondary-log.js';
+import { replicaDispatcher } from '../../replication/replica-resync.js';
 import type { Command } from '../command.js';
 import { line, UsageError, withKept } from '../io.js';
 import { parsePort, readTlsOptions } from '../server-options.js';
@@ -25,6 +25,9 @@ export const serveReplicaCommand: Command = {
     'the volume in DIR, in order. Prints the URL to give `replicate`, then logs each session: who',
     'connected, resync begin and end, why it stopped. Ctrl-C or SIGTERM ends the session (what was',
     'applied is flushed) and closes the volume.',
+    'It also serves `stratadisk resync SRC URL` (and `--verify`) on DIR, while no primary is',
+    'connected (each refuses the other with `locked`). A resync that writes makes DIR forget its',
+    'data generation: the next primary copies everything to it.',
     `The token: both sides hold the same secret, from $${REPLICA_TOKEN_ENV} or --token-file FILE`,
     '(mode 0600); never on the command line. Each connection proves it both ways before anything',
     'else crosses. Beyond loopback, TLS is required (--tls-cert/--tls-key; clients: tls:// or wss://).',
@@ -74,6 +77,7 @@ export const serveReplicaCommand: Command = {
     }
     // `replication promote DIR` run meanwhile ends this server (the volume is then a primary)
     const promoted = new AbortController();
+    const dispatch = replicaDispatcher(secondary, say);
     let server: ReplicaServer | undefined;
     let control: ControlServer | undefined;
     try {
@@ -83,14 +87,16 @@ export const serveReplicaCommand: Command = {
         port,
         token,
         ...(tls ? { tls } : {}),
-        onLink: (link, remote) => {
-          say(`a primary connected from ${remote}`);
-          secondary.accept(watchSecondaryLink(link, secondary, say));
-        },
+        // a primary, or a `stratadisk resync` client (told apart by its first message)
+        onLink: (link, remote) => dispatch.onLink(link, remote),
         onRefused: (reason, remote) => say(`refused a connection from ${remote}: ${reason}`),
       });
       control = await serveControl(volume, dir, undefined, {
-        replication: secondaryReplicationControl(secondary, server.url, { stopListening: () => server!.close(), onPromoted: () => promoted.abort() }),
+        replication: secondaryReplicationControl(secondary, server.url, { stopListening: async () => {
+          await server!.close();
+          // a resync client is cut off too, and what it was writing has landed
+          await dispatch.idle();
+        }, onPromoted: () => promoted.abort() }),
         onRefused: (reason) => say(reason),
       }).catch((e: Error) => {
         say(`no control socket (${e.message}); \`replication status\` and \`promote\` cannot reach this server.`);
@@ -112,6 +118,7 @@ export const serveReplicaCommand: Command = {
     } finally {
       // in order: no new primary, end the session (applied writes flushed), then the volume
       await server?.close();
+      await dispatch.idle();
       await secondary.close();
       await control?.close();
       await volume.close();
