@@ -7,7 +7,7 @@ import { listenReplicaTcp, type ReplicaServer } from '../../replication/links/tc
 import { listenReplicaWs } from '../../replication/links/websocket-server.js';
 import { Secondary } from '../../replication/secondary.js';
 import { secondaryReplicationControl } from '../../replication/secondary-control.js';
-import { replicaDispatcher } from '../../replication/replica-resync.js';
+import { replicaDispatcher } from '../replica-resync.js';
 import type { Command } from '../command.js';
 import { line, UsageError, withKept } from '../io.js';
 import { parsePort, readTlsOptions } from '../server-options.js';

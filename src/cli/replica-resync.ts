@@ -16,11 +16,11 @@ import { StrataError } from '../errors.js';
 import { SegmentSums } from '../resync/segment-sums.js';
 import { serveResyncSide } from '../resync/remote.js';
 import { VolumeSide, type ResyncSide } from '../resync/side.js';
-import { isResyncHello, routeByFirstMessage } from './first-message.js';
-import { LIMITS } from './protocol.js';
-import { FRESH_GENERATION } from './roles.js';
-import type { Secondary } from './secondary.js';
-import { watchSecondaryLink } from './secondary-log.js';
+import { isResyncHello, routeByFirstMessage } from '../replication/first-message.js';
+import { LIMITS } from '../replication/protocol.js';
+import { FRESH_GENERATION } from '../replication/roles.js';
+import type { Secondary } from '../replication/secondary.js';
+import { watchSecondaryLink } from '../replication/secondary-log.js';
 
 export interface ReplicaDispatcher {
   /** an authenticated link from the listener */
