@@ -27,7 +27,7 @@
  */
 import { StrataError } from '../errors.js';
 import type { Link } from '../consistency/link.js';
-import { isZero } from '../wasm/index.js';
+import { isZero, scanBlocks } from '../wasm/index.js';
 import type { Volume } from '../volume/volume.js';
 import type { ObserverHandle, VolumeEvent, WriteEvent } from '../volume/write-observer.js';
 import { parseToPrimary, REPLICATION_PROTOCOL, type Mode, type ToPrimary, type ToSecondary } from './protocol.js';
@@ -541,37 +541,32 @@ export class PrimarySession {
         this.touched = null;
         throw e;
       }
-      // (still collecting: a live write observed before the sends below is in the stream before them)
+      // the sends below run in this same turn: no live write can be observed between here and them
       this.touched = null;
       if (c.ended) return;
-      for (let k = 0; k < datas.length; k++) {
-        const first = runs[2 * k]!;
-        const count = runs[2 * k + 1]!;
-        const data = datas[k]!;
+      for (let r = 0; r < datas.length; r++) {
+        const first = runs[2 * r]!;
+        const count = runs[2 * r + 1]!;
+        const data = datas[r]!;
+        // one kernel call says which blocks are zero (they go as zero ranges: a sparse extent sends only what it holds)
+        const { zero } = scanBlocks(data, bs);
+        // each block: skipped (left to a live write), zero, or data; one message per run of a kind
+        const kind = (b: number): number => (touched.has(first + b) ? 0 : zero[b] ? 1 : 2);
         let s = 0;
         while (s < count) {
-          if (touched.has(first + s)) {
-            s++;
-            continue;
-          }
-          let e = s;
-          while (e < count && !touched.has(first + e)) e++;
-          // zero blocks go as zero ranges, the others as data (a sparse extent sends only what it holds)
-          let k = s;
-          while (k < e) {
-            const zero = isZero(data.subarray(k * bs, (k + 1) * bs));
-            let j = k + 1;
-            while (j < e && isZero(data.subarray(j * bs, (j + 1) * bs)) === zero) j++;
+          const what = kind(s);
+          let e = s + 1;
+          while (e < count && kind(e) === what) e++;
+          if (what !== 0) {
             const n = ++c.n;
-            const offset = (first + k) * bs;
+            const offset = (first + s) * bs;
             let bytes = 0;
-            if (zero) c.send({ t: 'z', n, offset, length: (j - k) * bs });
+            if (what === 1) c.send({ t: 'z', n, offset, length: (e - s) * bs });
             else {
-              c.send({ t: 'w', n, offset, data: data.subarray(k * bs, j * bs) });
-              bytes = (j - k) * bs;
+              c.send({ t: 'w', n, offset, data: data.subarray(s * bs, e * bs) });
+              bytes = (e - s) * bs;
             }
-            this.track(c, { n, runs: [first + k, j - k], bytes, token: NO_TOKEN, volSeq: 0 });
-            k = j;
+            this.track(c, { n, runs: [first + s, e - s], bytes, token: NO_TOKEN, volSeq: 0 });
           }
           s = e;
         }
