@@ -144,6 +144,7 @@ class Connection {
   private lastAck = { r: -1, a: -1, d: -1, c: -1 };
   private helloDone = false;
   private helloSeen = false;
+  private primaryUuid: string | null = null;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -241,10 +242,9 @@ class Connection {
     this.gated = m.gated;
     await this.settlePrepared(m.decided);
     await this.owner.options.onSettled?.(vol);
-    if (role.role !== 'secondary' || role.peer !== m.uuid) {
-      await this.owner.role.update((s) => ({ ...s, role: 'secondary', peer: m.uuid }));
-    }
-    const now = this.owner.role.state;
+    // the pairing is recorded at the stream's first message: a primary that refuses (split brain) changes nothing here
+    this.primaryUuid = m.uuid;
+    const now = role;
     const empty = (await vol.map()).every((e) => !e.present);
     this.helloDone = true;
     this.link.send({ t: 'welcome', v: REPLICATION_PROTOCOL, gen: now.gen, consistent: now.consistent, uuid: vol.manifest.uuid, empty });
@@ -349,7 +349,10 @@ class Connection {
         return;
       }
       case 'sync-begin':
-        this.step(m.n, () => this.beginResync(m.blocks));
+        this.step(m.n, async () => {
+          await this.pair();
+          await this.beginResync(m.blocks);
+        });
         return;
       case 'sync-end':
         this.step(m.n, async () => {
@@ -360,6 +363,13 @@ class Connection {
       case 'cut':
         return this.done1(m.n);
     }
+  }
+
+  /** The primary accepted the pairing (it sent its stream): this volume is its secondary. */
+  private async pair(): Promise<void> {
+    const role = this.owner.role.state;
+    const uuid = this.primaryUuid;
+    if (uuid !== null && (role.role !== 'secondary' || role.peer !== uuid)) await this.owner.role.update((s) => ({ ...s, role: 'secondary', peer: uuid }));
   }
 
   /** A resync starts: keep the last consistent state in a snapshot while blocks arrive out of order. */

@@ -133,4 +133,24 @@ describe('replication session (same thread)', () => {
     await expect(b.connect(l1)).rejects.toMatchObject({ code: 'split-brain' });
     await b.close();
   });
+
+  it('a primary refused as split brain leaves the secondary\'s role record as it was', async () => {
+    const { pv, primary, secondary, connect, sns } = await pair('sync');
+    await primary.connect(await connect());
+    await primary.synced();
+    await primary.close();
+    await secondary.close();
+    const before = (await RoleRecord.open(sns)).state;
+    expect(before.peer).toBe(pv.manifest.uuid);
+    // an unrelated primary (its own generations) tries the same secondary
+    const other = await Volume.create(new MemoryNamespace(), { size: SIZE, blockSize: BS });
+    const c = await PrimarySession.open(other, { name: 'other' });
+    const sec = await Secondary.open(secondary.volume);
+    const [l1, l2] = localLinkPair<ToSecondary, ToPrimary>();
+    sec.accept(l2);
+    await expect(c.connect(l1)).rejects.toMatchObject({ code: 'split-brain' });
+    await sec.idle();
+    expect((await RoleRecord.open(sns)).state).toEqual(before);
+    await c.close();
+  });
 });
