@@ -303,7 +303,7 @@ export function requestControl(dir: string, req: ControlRequest, onMessage: (m: 
     });
     sock.once('error', (e: NodeJS.ErrnoException) => {
       signal?.removeEventListener('abort', onAbort);
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED' || e.code === 'ENOTDIR') {
         const none = new StrataError('not-found', `No process serves jobs for ${dir} (no control socket).`);
         noServer.add(none);
         reject(none);
